@@ -1,0 +1,1 @@
+//! Placeholder: membership and ring arrive with the actor issue.
