@@ -1,0 +1,503 @@
+//! The contract every [`Storage`] implementation meets, as a test suite.
+//!
+//! Each case takes a fresh, empty storage and panics if the storage breaks the contract. Run all
+//! of them against a new implementation with [`run_all`]:
+//!
+//! ```
+//! use mortar_storage::{MemStorage, Storage, conformance};
+//!
+//! conformance::run_all(&|| Box::new(MemStorage::new()) as Box<dyn Storage>);
+//! ```
+
+use bytes::Bytes;
+
+use crate::{InstanceKey, Storage, StorageError, WRITE_BATCH_BYTES_MAX, WriteBatch};
+
+/// One contract test.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    pub name: &'static str,
+    /// Runs the case on an empty storage; panics on a violation.
+    pub run: fn(&dyn Storage),
+}
+
+/// Every case, in the order [`run_all`] runs them.
+pub const CASES: &[Case] = &[
+    Case { name: "batch_applies_every_table", run: batch_applies_every_table },
+    Case { name: "missing_keys_are_none", run: missing_keys_are_none },
+    Case { name: "delete_removes", run: delete_removes },
+    Case { name: "later_op_in_batch_wins", run: later_op_in_batch_wins },
+    Case { name: "instances_scan_in_replica_slot_order", run: instances_scan_in_replica_slot_order },
+    Case { name: "executed_scan_in_replica_slot_order", run: executed_scan_in_replica_slot_order },
+    Case { name: "conflicts_scan_in_key_order", run: conflicts_scan_in_key_order },
+    Case { name: "kv_prefix_scan", run: kv_prefix_scan },
+    Case { name: "kv_prefix_scan_pages", run: kv_prefix_scan_pages },
+    Case { name: "meta_round_trip", run: meta_round_trip },
+    Case { name: "scan_callback_error_stops_scan", run: scan_callback_error_stops_scan },
+    Case { name: "scan_sees_state_at_its_start", run: scan_sees_state_at_its_start },
+    Case { name: "large_value_round_trips", run: large_value_round_trips },
+    Case { name: "empty_batch_is_fine", run: empty_batch_is_fine },
+    Case { name: "unsynced_write_is_visible", run: unsynced_write_is_visible },
+    Case { name: "oversize_batch_is_rejected", run: oversize_batch_is_rejected },
+];
+
+/// Runs every case in [`CASES`], each on a new storage from `make`.
+pub fn run_all(make: &dyn Fn() -> Box<dyn Storage>) {
+    for case in CASES {
+        // Shown by the test harness when the case fails.
+        eprintln!("storage conformance case: {}", case.name);
+        let storage = make();
+        (case.run)(&*storage);
+    }
+}
+
+fn ok<T>(result: Result<T, StorageError>, what: &str) -> T {
+    result.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+fn write(storage: &dyn Storage, batch: WriteBatch) {
+    ok(storage.write(batch, true), "write");
+}
+
+fn key(replica: u32, slot: u64) -> InstanceKey {
+    InstanceKey { replica, slot }
+}
+
+fn instances(storage: &dyn Storage) -> Vec<(InstanceKey, Vec<u8>)> {
+    let mut out = Vec::new();
+    let scan = storage.scan_instances(&mut |id, record| {
+        out.push((id, record.to_vec()));
+        Ok(())
+    });
+    ok(scan, "scan_instances");
+    out
+}
+
+fn executed(storage: &dyn Storage) -> Vec<InstanceKey> {
+    let mut out = Vec::new();
+    let scan = storage.scan_executed(&mut |id| {
+        out.push(id);
+        Ok(())
+    });
+    ok(scan, "scan_executed");
+    out
+}
+
+fn conflicts(storage: &dyn Storage) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    let scan = storage.scan_conflicts(&mut |key, record| {
+        out.push((key.to_vec(), record.to_vec()));
+        Ok(())
+    });
+    ok(scan, "scan_conflicts");
+    out
+}
+
+/// Keys from `scan_kv_prefix`, checking each value is `"v:" + key`.
+fn kv_keys(storage: &dyn Storage, prefix: &[u8], start_after: Option<&[u8]>, limit: usize) -> Vec<Vec<u8>> {
+    let found = ok(storage.scan_kv_prefix(prefix, start_after, limit), "scan_kv_prefix");
+    found
+        .into_iter()
+        .map(|(k, v)| {
+            assert_eq!(v, [&b"v:"[..], &k].concat(), "value of kv key {k:?}");
+            k.to_vec()
+        })
+        .collect()
+}
+
+fn keys(list: &[&[u8]]) -> Vec<Vec<u8>> {
+    list.iter().map(|k| k.to_vec()).collect()
+}
+
+fn some(value: &[u8]) -> Option<Bytes> {
+    Some(Bytes::copy_from_slice(value))
+}
+
+/// One batch touching every table is visible in full once written.
+pub fn batch_applies_every_table(storage: &dyn Storage) {
+    let id = key(3, 9);
+    let mut batch = WriteBatch::new();
+    batch.put_instance(id, "record");
+    batch.mark_executed(id);
+    batch.put_conflict("conflict-key", "conflict-record");
+    batch.put_kv("user", "data");
+    batch.put_meta("node_id", "7");
+    assert_eq!(batch.len(), 5);
+    write(storage, batch);
+
+    assert_eq!(ok(storage.get_instance(id), "get_instance"), some(b"record"));
+    assert_eq!(instances(storage), vec![(id, b"record".to_vec())]);
+    assert_eq!(executed(storage), vec![id]);
+    assert_eq!(conflicts(storage), vec![(b"conflict-key".to_vec(), b"conflict-record".to_vec())]);
+    assert_eq!(ok(storage.get_kv(b"user"), "get_kv"), some(b"data"));
+    assert_eq!(ok(storage.get_meta("node_id"), "get_meta"), some(b"7"));
+}
+
+/// Reads of keys never written find nothing, and scans of empty tables visit nothing.
+pub fn missing_keys_are_none(storage: &dyn Storage) {
+    assert_eq!(ok(storage.get_kv(b"nope"), "get_kv"), None);
+    assert_eq!(ok(storage.get_kv(b""), "get_kv empty key"), None);
+    assert_eq!(ok(storage.get_instance(key(0, 0)), "get_instance"), None);
+    assert_eq!(ok(storage.get_meta("nope"), "get_meta"), None);
+    assert!(instances(storage).is_empty());
+    assert!(executed(storage).is_empty());
+    assert!(conflicts(storage).is_empty());
+    assert!(kv_keys(storage, b"", None, 10).is_empty());
+
+    // Neighbours of a stored key are still missing.
+    let mut batch = WriteBatch::new();
+    batch.put_kv("ab", "v:ab");
+    batch.put_instance(key(1, 1), "r");
+    batch.put_meta("a", "m");
+    write(storage, batch);
+    assert_eq!(ok(storage.get_kv(b"a"), "get_kv"), None);
+    assert_eq!(ok(storage.get_kv(b"abc"), "get_kv"), None);
+    assert_eq!(ok(storage.get_instance(key(1, 2)), "get_instance"), None);
+    assert_eq!(ok(storage.get_instance(key(2, 1)), "get_instance"), None);
+    assert_eq!(ok(storage.get_meta("ab"), "get_meta"), None);
+}
+
+/// Deletes remove kv pairs and instance records; deleting a missing key is fine.
+pub fn delete_removes(storage: &dyn Storage) {
+    let (a, b) = (key(1, 1), key(1, 2));
+    let mut batch = WriteBatch::new();
+    batch.put_instance(a, "a");
+    batch.put_instance(b, "b");
+    batch.mark_executed(a);
+    batch.put_kv("k1", "v:k1");
+    batch.put_kv("k2", "v:k2");
+    write(storage, batch);
+
+    let mut batch = WriteBatch::new();
+    batch.delete_instance(a);
+    batch.delete_kv("k1");
+    batch.delete_kv("never-written");
+    batch.delete_instance(key(9, 9));
+    write(storage, batch);
+
+    assert_eq!(ok(storage.get_instance(a), "get_instance"), None);
+    assert_eq!(ok(storage.get_instance(b), "get_instance"), some(b"b"));
+    assert_eq!(instances(storage), vec![(b, b"b".to_vec())]);
+    // Deleting an instance record leaves its executed mark.
+    assert_eq!(executed(storage), vec![a]);
+    assert_eq!(ok(storage.get_kv(b"k1"), "get_kv"), None);
+    assert_eq!(kv_keys(storage, b"k", None, 10), keys(&[b"k2"]));
+}
+
+/// Ops in a batch apply in order: the later one wins on the same key.
+pub fn later_op_in_batch_wins(storage: &dyn Storage) {
+    let id = key(2, 2);
+    let mut batch = WriteBatch::new();
+    batch.put_kv("put-then-delete", "x");
+    batch.delete_kv("put-then-delete");
+    batch.delete_kv("delete-then-put");
+    batch.put_kv("delete-then-put", "second");
+    batch.put_kv("put-twice", "first");
+    batch.put_kv("put-twice", "second");
+    batch.put_instance(id, "first");
+    batch.put_instance(id, "second");
+    batch.put_conflict("c", "first");
+    batch.put_conflict("c", "second");
+    batch.put_meta("m", "first");
+    batch.put_meta("m", "second");
+    write(storage, batch);
+
+    assert_eq!(ok(storage.get_kv(b"put-then-delete"), "get_kv"), None);
+    assert_eq!(ok(storage.get_kv(b"delete-then-put"), "get_kv"), some(b"second"));
+    assert_eq!(ok(storage.get_kv(b"put-twice"), "get_kv"), some(b"second"));
+    assert_eq!(ok(storage.get_instance(id), "get_instance"), some(b"second"));
+    assert_eq!(conflicts(storage), vec![(b"c".to_vec(), b"second".to_vec())]);
+    assert_eq!(ok(storage.get_meta("m"), "get_meta"), some(b"second"));
+
+    // And a later batch overwrites an earlier one.
+    let mut batch = WriteBatch::new();
+    batch.put_kv("put-twice", "third");
+    write(storage, batch);
+    assert_eq!(ok(storage.get_kv(b"put-twice"), "get_kv"), some(b"third"));
+}
+
+/// Keys whose byte order differs from numeric order under a naive (little-endian, varint)
+/// encoding.
+fn awkward_instance_keys() -> Vec<InstanceKey> {
+    vec![
+        key(1, 256),
+        key(0, u64::MAX),
+        key(u32::MAX, 0),
+        key(1, 255),
+        key(256, 1),
+        key(0, 0),
+        key(1, 1 << 32),
+        key(255, u64::MAX),
+        key(1, 0),
+    ]
+}
+
+/// Instance records come back in (replica, slot) order across replicas.
+pub fn instances_scan_in_replica_slot_order(storage: &dyn Storage) {
+    let ids = awkward_instance_keys();
+    let mut batch = WriteBatch::new();
+    for id in &ids {
+        batch.put_instance(*id, id.to_string());
+    }
+    write(storage, batch);
+
+    let mut expected: Vec<(InstanceKey, Vec<u8>)> =
+        ids.iter().map(|id| (*id, id.to_string().into_bytes())).collect();
+    expected.sort();
+    assert_eq!(instances(storage), expected);
+    for id in &ids {
+        let record = ok(storage.get_instance(*id), "get_instance");
+        assert_eq!(record, some(id.to_string().as_bytes()), "instance {id}");
+    }
+}
+
+/// Executed marks come back in (replica, slot) order; marking twice is the same as once.
+pub fn executed_scan_in_replica_slot_order(storage: &dyn Storage) {
+    let ids = awkward_instance_keys();
+    let mut batch = WriteBatch::new();
+    for id in &ids {
+        batch.mark_executed(*id);
+    }
+    write(storage, batch);
+    let mut batch = WriteBatch::new();
+    batch.mark_executed(ids[0]);
+    write(storage, batch);
+
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(executed(storage), expected);
+    // Marks are separate from instance records.
+    assert!(instances(storage).is_empty());
+}
+
+/// Conflict records come back in byte order of their keys.
+pub fn conflicts_scan_in_key_order(storage: &dyn Storage) {
+    let list: [&[u8]; 7] = [b"b", b"a\x00", b"\xff", b"ab", b"a", b"\x00", b"B"];
+    let mut batch = WriteBatch::new();
+    for k in list {
+        batch.put_conflict(k.to_vec(), [&b"r:"[..], k].concat());
+    }
+    write(storage, batch);
+
+    let mut expected: Vec<(Vec<u8>, Vec<u8>)> =
+        list.iter().map(|k| (k.to_vec(), [&b"r:"[..], *k].concat())).collect();
+    expected.sort();
+    assert_eq!(conflicts(storage), expected);
+}
+
+fn put_kv_keys(storage: &dyn Storage, list: &[&[u8]]) {
+    let mut batch = WriteBatch::new();
+    for k in list {
+        batch.put_kv(k.to_vec(), [&b"v:"[..], k].concat());
+    }
+    write(storage, batch);
+}
+
+/// `scan_kv_prefix` honours the prefix, `start_after` and `limit`.
+pub fn kv_prefix_scan(storage: &dyn Storage) {
+    put_kv_keys(
+        storage,
+        &[
+            b"user/2",
+            b"a",
+            b"user",
+            b"user/10",
+            b"users",
+            b"user/1",
+            b"usex",
+            b"usep",
+            b"\xff\xff",
+            b"\xff\xff\x01",
+            b"\xff",
+        ],
+    );
+
+    // The prefix "user/" is itself a prefix of "users"'s neighbours; only "user/..." match.
+    let user_slash = keys(&[b"user/1", b"user/10", b"user/2"]);
+    assert_eq!(kv_keys(storage, b"user/", None, 100), user_slash);
+    // A prefix equal to a stored key includes that key.
+    assert_eq!(
+        kv_keys(storage, b"user", None, 100),
+        keys(&[b"user", b"user/1", b"user/10", b"user/2", b"users"])
+    );
+    assert_eq!(kv_keys(storage, b"user/", None, 2), keys(&[b"user/1", b"user/10"]));
+    assert!(kv_keys(storage, b"user/", None, 0).is_empty());
+    // start_after excludes itself, whether or not it is stored.
+    let after = Some(&b"user/1"[..]);
+    assert_eq!(kv_keys(storage, b"user/", after, 100), keys(&[b"user/10", b"user/2"]));
+    let after = Some(&b"user/15"[..]);
+    assert_eq!(kv_keys(storage, b"user/", after, 100), keys(&[b"user/2"]));
+    let after = Some(&b"user/10"[..]);
+    assert_eq!(kv_keys(storage, b"user/", after, 1), keys(&[b"user/2"]));
+    // start_after before the prefix is no restriction; after it, nothing is left.
+    assert_eq!(kv_keys(storage, b"user/", Some(&b"a"[..]), 100), user_slash);
+    assert_eq!(kv_keys(storage, b"user/", Some(&b"user/"[..]), 100), user_slash);
+    assert!(kv_keys(storage, b"user/", Some(&b"user/2"[..]), 100).is_empty());
+    assert!(kv_keys(storage, b"user/", Some(&b"z"[..]), 100).is_empty());
+    // No match at all.
+    assert!(kv_keys(storage, b"nobody", None, 100).is_empty());
+    assert!(kv_keys(storage, b"user/3", None, 100).is_empty());
+    // Prefixes ending in 0xff have no simple upper bound.
+    assert_eq!(kv_keys(storage, b"\xff", None, 100), keys(&[b"\xff", b"\xff\xff", b"\xff\xff\x01"]));
+    assert_eq!(kv_keys(storage, b"\xff\xff", None, 100), keys(&[b"\xff\xff", b"\xff\xff\x01"]));
+    // The empty prefix matches every key.
+    assert_eq!(kv_keys(storage, b"", None, 100).len(), 11);
+    assert_eq!(kv_keys(storage, b"", None, 3), keys(&[b"a", b"usep", b"user"]));
+}
+
+/// Paging with `start_after` = last key of the previous page visits every key once.
+pub fn kv_prefix_scan_pages(storage: &dyn Storage) {
+    let all: Vec<Vec<u8>> = (0..25u32).map(|i| format!("page/{i:03}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = all.iter().map(|k| k.as_slice()).collect();
+    put_kv_keys(storage, &refs);
+    put_kv_keys(storage, &[b"pagf", b"pag"]);
+
+    let mut seen = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = kv_keys(storage, b"page/", after.as_deref(), 7);
+        assert!(page.len() <= 7, "page of {} keys exceeds limit 7", page.len());
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        seen.extend(page);
+        after = Some(last);
+    }
+    assert_eq!(seen, all);
+}
+
+/// Metadata round-trips and can be overwritten.
+pub fn meta_round_trip(storage: &dyn Storage) {
+    let mut batch = WriteBatch::new();
+    batch.put_meta("cluster_id", "c-1");
+    batch.put_meta("node_id", 3u64.to_be_bytes().to_vec());
+    batch.put_meta("empty", Bytes::new());
+    write(storage, batch);
+    assert_eq!(ok(storage.get_meta("cluster_id"), "get_meta"), some(b"c-1"));
+    assert_eq!(ok(storage.get_meta("node_id"), "get_meta"), some(&3u64.to_be_bytes()));
+    assert_eq!(ok(storage.get_meta("empty"), "get_meta"), some(b""));
+
+    let mut batch = WriteBatch::new();
+    batch.put_meta("cluster_id", "c-2");
+    write(storage, batch);
+    assert_eq!(ok(storage.get_meta("cluster_id"), "get_meta"), some(b"c-2"));
+    // Meta names do not leak into other tables.
+    assert_eq!(ok(storage.get_kv(b"cluster_id"), "get_kv"), None);
+}
+
+/// An error returned by a scan callback stops the scan and is returned by it.
+pub fn scan_callback_error_stops_scan(storage: &dyn Storage) {
+    let mut batch = WriteBatch::new();
+    for slot in 0..5 {
+        batch.put_instance(key(1, slot), "r");
+        batch.mark_executed(key(1, slot));
+        batch.put_conflict(format!("c{slot}"), "r");
+    }
+    write(storage, batch);
+    let stop = || StorageError::Corrupt { what: "stop here".to_owned() };
+    let is_stop = |e: &StorageError| matches!(e, StorageError::Corrupt { what } if what == "stop here");
+
+    let mut calls = 0;
+    let result = storage.scan_instances(&mut |_, _| {
+        calls += 1;
+        if calls == 2 { Err(stop()) } else { Ok(()) }
+    });
+    assert!(result.as_ref().is_err_and(is_stop), "scan_instances returned {result:?}");
+    assert_eq!(calls, 2, "scan_instances kept calling after an error");
+
+    let mut calls = 0;
+    let result = storage.scan_executed(&mut |_| {
+        calls += 1;
+        if calls == 3 { Err(stop()) } else { Ok(()) }
+    });
+    assert!(result.as_ref().is_err_and(is_stop), "scan_executed returned {result:?}");
+    assert_eq!(calls, 3, "scan_executed kept calling after an error");
+
+    let mut calls = 0;
+    let result = storage.scan_conflicts(&mut |_, _| {
+        calls += 1;
+        Err(stop())
+    });
+    assert!(result.as_ref().is_err_and(is_stop), "scan_conflicts returned {result:?}");
+    assert_eq!(calls, 1, "scan_conflicts kept calling after an error");
+}
+
+/// A scan callback may read and write the storage; the scan sees the state at its start.
+pub fn scan_sees_state_at_its_start(storage: &dyn Storage) {
+    let mut batch = WriteBatch::new();
+    batch.put_conflict("a", "r");
+    batch.put_conflict("b", "r");
+    batch.put_instance(key(1, 1), "r");
+    write(storage, batch);
+
+    let mut visited = Vec::new();
+    let scan = storage.scan_conflicts(&mut |k, _| {
+        visited.push(k.to_vec());
+        let mut batch = WriteBatch::new();
+        batch.put_conflict([k, b"-later"].concat(), "r");
+        batch.put_conflict("z", "r");
+        storage.write(batch, false)?;
+        assert_eq!(storage.get_instance(key(1, 1))?, some(b"r"));
+        Ok(())
+    });
+    ok(scan, "scan_conflicts with writes in the callback");
+    assert_eq!(visited, keys(&[b"a", b"b"]));
+    assert_eq!(conflicts(storage).len(), 5);
+}
+
+/// A 1 MiB value round-trips in every table that holds values.
+pub fn large_value_round_trips(storage: &dyn Storage) {
+    let value: Bytes = (0..1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    let id = key(1, 1);
+    let mut batch = WriteBatch::new();
+    batch.put_kv("big", value.clone());
+    batch.put_instance(id, value.clone());
+    batch.put_conflict("big", value.clone());
+    batch.put_meta("big", value.clone());
+    write(storage, batch);
+    assert!(ok(storage.get_kv(b"big"), "get_kv") == Some(value.clone()), "kv value differs");
+    let record = ok(storage.get_instance(id), "get_instance");
+    assert!(record == Some(value.clone()), "instance record differs");
+    assert!(conflicts(storage) == vec![(b"big".to_vec(), value.to_vec())], "conflict differs");
+    assert!(ok(storage.get_meta("big"), "get_meta") == Some(value), "meta differs");
+}
+
+/// An empty batch is accepted, synced or not, and changes nothing.
+pub fn empty_batch_is_fine(storage: &dyn Storage) {
+    ok(storage.write(WriteBatch::new(), true), "empty synced write");
+    ok(storage.write(WriteBatch::new(), false), "empty unsynced write");
+    let mut batch = WriteBatch::new();
+    batch.put_kv("k", "v:k");
+    ok(storage.write(batch, false), "write");
+    ok(storage.write(WriteBatch::new(), true), "empty synced write");
+    assert_eq!(kv_keys(storage, b"", None, 10), keys(&[b"k"]));
+}
+
+/// A write without sync is visible to reads at once.
+pub fn unsynced_write_is_visible(storage: &dyn Storage) {
+    let mut batch = WriteBatch::new();
+    batch.put_kv("k", "v:k");
+    batch.put_instance(key(1, 1), "r");
+    ok(storage.write(batch, false), "unsynced write");
+    assert_eq!(ok(storage.get_kv(b"k"), "get_kv"), some(b"v:k"));
+    assert_eq!(instances(storage).len(), 1);
+}
+
+/// A batch over [`WRITE_BATCH_BYTES_MAX`] fails with `TooLarge` and writes nothing.
+pub fn oversize_batch_is_rejected(storage: &dyn Storage) {
+    let chunk = Bytes::from(vec![7u8; 1024 * 1024]);
+    let mut batch = WriteBatch::new();
+    batch.put_kv("first", "v:first");
+    let mut i = 0;
+    while batch.bytes() <= WRITE_BATCH_BYTES_MAX {
+        // Clones share one buffer: the batch is large only by its byte count.
+        batch.put_kv(format!("chunk/{i}"), chunk.clone());
+        i += 1;
+    }
+    let result = storage.write(batch, true);
+    assert!(
+        matches!(result, Err(StorageError::TooLarge { max: WRITE_BATCH_BYTES_MAX, .. })),
+        "oversize write returned {result:?}"
+    );
+    assert_eq!(ok(storage.get_kv(b"first"), "get_kv"), None);
+}

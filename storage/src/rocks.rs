@@ -1,0 +1,263 @@
+//! [`RocksStorage`]: [`Storage`] in a RocksDB directory, one column family per table.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, DBRecoveryMode,
+    ErrorKind, Options, ReadOptions, WriteOptions,
+};
+use tracing::info;
+
+use crate::{InstanceKey, Op, OpenFailure, Storage, StorageError, WriteBatch};
+
+pub(crate) const CF_INSTANCES: &str = "instances";
+pub(crate) const CF_EXECUTED: &str = "executed";
+const CF_CONFLICTS: &str = "conflicts";
+const CF_KV: &str = "kv";
+const CF_META: &str = "meta";
+pub(crate) const COLUMN_FAMILIES: [&str; 5] = [CF_INSTANCES, CF_EXECUTED, CF_CONFLICTS, CF_KV, CF_META];
+
+const MIB: usize = 1024 * 1024;
+/// Memtable size of one column family; a full memtable is flushed to an SST file.
+const WRITE_BUFFER_BYTES: usize = 16 * MIB;
+/// Memtables of all column families together; reaching it flushes the largest.
+const DB_WRITE_BUFFER_BYTES_MAX: usize = 64 * MIB;
+/// Block cache shared by all column families.
+const BLOCK_CACHE_BYTES: usize = 64 * MIB;
+/// WAL size that forces a flush of the column families still holding the oldest WAL file.
+const WAL_BYTES_MAX: usize = 128 * MIB;
+
+const _: () = assert!(WRITE_BUFFER_BYTES <= DB_WRITE_BUFFER_BYTES_MAX);
+const _: () = assert!(DB_WRITE_BUFFER_BYTES_MAX <= WAL_BYTES_MAX);
+
+/// A node's data in a RocksDB directory.
+///
+/// Tables are column families (`instances`, `executed`, `conflicts`, `kv`, `meta`), so one
+/// RocksDB write batch, and one WAL record, covers a whole [`WriteBatch`]: after a crash it is
+/// recovered entirely or not at all, and every synced write is recovered.
+#[derive(Debug)]
+pub struct RocksStorage {
+    db: DB,
+    path: PathBuf,
+}
+
+impl RocksStorage {
+    /// Opens the data directory at `path`, creating it and any missing table if needed.
+    ///
+    /// Fails with [`StorageError::Open`] if another process holds the directory, if its files
+    /// are damaged, or if it cannot be read or written.
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let column_families =
+            COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, options(&cache)));
+        let db = DB::open_cf_descriptors(&options(&cache), path, column_families)
+            .map_err(|e| open_error(path, e))?;
+        info!(path = %path.display(), "storage opened");
+        Ok(RocksStorage { db, path: path.to_path_buf() })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| panic!("column family {name} missing although open created it"))
+    }
+
+    /// Calls `f` with every entry of a column family in key order.
+    #[allow(clippy::type_complexity)] // the same callback type as `Storage::scan_conflicts`
+    fn scan_cf(
+        &self,
+        name: &str,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let mut read = ReadOptions::default();
+        // Full scans run at recovery; keep them from evicting the working set.
+        read.fill_cache(false);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(name), read);
+        it.seek_to_first();
+        while let Some((key, value)) = it.item() {
+            f(key, value)?;
+            it.next();
+        }
+        it.status().map_err(io_error)
+    }
+}
+
+/// Options for every column family and for the database: a latency-sensitive store of small
+/// values on a machine with 2 cores.
+fn options(cache: &Cache) -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(true);
+    o.create_missing_column_families(true);
+    // One flush and one compaction at a time; the other core serves requests.
+    o.set_max_background_jobs(2);
+    // Modest memtables: flushes stay short and memory bounded. Two per column family so writes
+    // continue while one flushes.
+    o.set_write_buffer_size(WRITE_BUFFER_BYTES);
+    o.set_max_write_buffer_number(2);
+    o.set_db_write_buffer_size(DB_WRITE_BUFFER_BYTES_MAX);
+    // Rarely written column families (meta, executed) would otherwise pin old WAL files forever.
+    o.set_max_total_wal_size(WAL_BYTES_MAX as u64);
+    // Values are small and mostly incompressible records; save the CPU.
+    o.set_compression_type(DBCompressionType::None);
+    // Write SST files out in 1 MiB steps instead of one large burst at the end of a flush, so
+    // the WAL fdatasync of a concurrent write does not wait behind it.
+    o.set_bytes_per_sync(MIB as u64);
+    // After a crash, recover every complete WAL record up to the first damaged one: a torn
+    // last record (never acknowledged, since its sync did not finish) is dropped.
+    o.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
+    // Bound RocksDB's own info LOG files.
+    o.set_keep_log_file_num(4);
+    o.set_max_log_file_size(16 * MIB);
+    // Point lookups (get_kv, get_instance) skip SST files with a bloom filter; one block cache
+    // for all column families.
+    let mut table = BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    table.set_block_cache(cache);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    o.set_block_based_table_factory(&table);
+    o
+}
+
+fn open_error(path: &Path, e: rocksdb::Error) -> StorageError {
+    let kind = e.kind();
+    // RocksDB messages may end in a period; ours continues after a semicolon.
+    let reason = e.into_string().trim_end_matches(['.', ' ']).to_owned();
+    // Look for the lock only outside the path, which may contain "lock" itself.
+    let without_path = reason.replace(&*path.to_string_lossy(), "");
+    let kind = if kind == ErrorKind::Corruption {
+        OpenFailure::Corrupt
+    } else if without_path.to_ascii_lowercase().contains("lock") {
+        OpenFailure::Locked
+    } else {
+        OpenFailure::Other
+    };
+    StorageError::Open { path: path.to_path_buf(), kind, reason }
+}
+
+fn io_error(e: rocksdb::Error) -> StorageError {
+    match e.kind() {
+        ErrorKind::Busy | ErrorKind::TryAgain | ErrorKind::TimedOut | ErrorKind::Incomplete => {
+            StorageError::Busy(e.into_string())
+        }
+        ErrorKind::Corruption => StorageError::Corrupt { what: e.into_string() },
+        _ => StorageError::Io(e.into_string()),
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, if there is one.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|b| *b != u8::MAX)?;
+    let mut end = prefix[..=last].to_vec();
+    end[last] += 1;
+    Some(end)
+}
+
+impl Storage for RocksStorage {
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StorageError> {
+        batch.check_size()?;
+        if batch.is_empty() {
+            // Nothing to apply, but a sync still has to make earlier writes durable.
+            return if sync { self.db.flush_wal(true).map_err(io_error) } else { Ok(()) };
+        }
+        let instances = self.cf(CF_INSTANCES);
+        let executed = self.cf(CF_EXECUTED);
+        let conflicts = self.cf(CF_CONFLICTS);
+        let kv = self.cf(CF_KV);
+        let meta = self.cf(CF_META);
+        let mut rocks_batch = rocksdb::WriteBatch::default();
+        for op in batch {
+            match op {
+                Op::PutInstance { id, record } => rocks_batch.put_cf(instances, id.encode(), record),
+                Op::DeleteInstance { id } => rocks_batch.delete_cf(instances, id.encode()),
+                Op::MarkExecuted { id } => rocks_batch.put_cf(executed, id.encode(), b""),
+                Op::PutConflict { key, record } => rocks_batch.put_cf(conflicts, key, record),
+                Op::PutKv { key, value } => rocks_batch.put_cf(kv, key, value),
+                Op::DeleteKv { key } => rocks_batch.delete_cf(kv, key),
+                Op::PutMeta { name, value } => rocks_batch.put_cf(meta, name, value),
+            }
+        }
+        let mut write = WriteOptions::default();
+        // fdatasync of the WAL; the WAL stays enabled.
+        write.set_sync(sync);
+        self.db.write_opt(rocks_batch, &write).map_err(io_error)
+    }
+
+    fn get_kv(&self, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
+        let value = self.db.get_pinned_cf(self.cf(CF_KV), key);
+        Ok(value.map_err(io_error)?.map(|v| Bytes::copy_from_slice(&v)))
+    }
+
+    fn get_instance(&self, id: InstanceKey) -> Result<Option<Bytes>, StorageError> {
+        let value = self.db.get_pinned_cf(self.cf(CF_INSTANCES), id.encode());
+        Ok(value.map_err(io_error)?.map(|v| Bytes::copy_from_slice(&v)))
+    }
+
+    fn get_meta(&self, name: &str) -> Result<Option<Bytes>, StorageError> {
+        let value = self.db.get_pinned_cf(self.cf(CF_META), name);
+        Ok(value.map_err(io_error)?.map(|v| Bytes::copy_from_slice(&v)))
+    }
+
+    fn scan_instances(
+        &self,
+        f: &mut dyn FnMut(InstanceKey, &[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.scan_cf(CF_INSTANCES, &mut |key, record| f(InstanceKey::decode(key)?, record))
+    }
+
+    fn scan_executed(
+        &self,
+        f: &mut dyn FnMut(InstanceKey) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.scan_cf(CF_EXECUTED, &mut |key, _| f(InstanceKey::decode(key)?))
+    }
+
+    fn scan_conflicts(
+        &self,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.scan_cf(CF_CONFLICTS, f)
+    }
+
+    fn scan_kv_prefix(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        let mut found = Vec::new();
+        if limit == 0 {
+            return Ok(found);
+        }
+        let mut read = ReadOptions::default();
+        if let Some(end) = prefix_end(prefix) {
+            read.set_iterate_upper_bound(end);
+        }
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_KV), read);
+        match start_after {
+            Some(after) if after >= prefix => {
+                it.seek(after);
+                if it.key() == Some(after) {
+                    it.next();
+                }
+            }
+            _ => it.seek(prefix),
+        }
+        while found.len() < limit {
+            let Some((key, value)) = it.item() else { break };
+            if !key.starts_with(prefix) {
+                break;
+            }
+            found.push((Bytes::copy_from_slice(key), Bytes::copy_from_slice(value)));
+            it.next();
+        }
+        it.status().map_err(io_error)?;
+        Ok(found)
+    }
+}
