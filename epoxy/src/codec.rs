@@ -1,0 +1,172 @@
+//! Epoxy's byte encoding of messages and records (postcard, a compact serde format), with the
+//! protocol's bounds checked on decode so that bytes from the network or the disk never allocate
+//! past a limit or reach the state machine malformed.
+
+use crate::config::{
+    BATCH_BYTES_MAX, BATCH_COMMANDS_MAX, COMMAND_KEY_BYTES_MAX, COMMIT_REQUEST_IDS_MAX, DEPS_MAX,
+};
+use crate::message::Message;
+use crate::record::{InstanceRecord, KeyRecord};
+use crate::types::{Attributes, Command};
+
+/// Largest encoded message or record accepted: a full batch plus its dependencies.
+pub const ENCODED_BYTES_MAX: usize = BATCH_BYTES_MAX + DEPS_MAX * 16 + BATCH_COMMANDS_MAX * 16 + 1024;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("{what} is {len} bytes, more than the limit of {max}")]
+    TooLarge { what: &'static str, len: usize, max: usize },
+    #[error("malformed {what}: {reason}")]
+    Malformed { what: &'static str, reason: String },
+    #[error("{what} breaks a bound: {reason}")]
+    OutOfBounds { what: &'static str, reason: String },
+}
+
+impl DecodeError {
+    /// Decoding the same bytes again cannot help.
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
+fn decode<'a, T: serde::Deserialize<'a>>(what: &'static str, bytes: &'a [u8]) -> Result<T, DecodeError> {
+    if bytes.len() > ENCODED_BYTES_MAX {
+        return Err(DecodeError::TooLarge { what, len: bytes.len(), max: ENCODED_BYTES_MAX });
+    }
+    postcard::from_bytes(bytes).map_err(|e| DecodeError::Malformed { what, reason: e.to_string() })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("encoding into a Vec cannot fail")
+}
+
+fn check(what: &'static str, ok: bool, reason: impl FnOnce() -> String) -> Result<(), DecodeError> {
+    if ok { Ok(()) } else { Err(DecodeError::OutOfBounds { what, reason: reason() }) }
+}
+
+fn check_attrs(what: &'static str, attrs: &Attributes) -> Result<(), DecodeError> {
+    check(what, attrs.deps.len() <= DEPS_MAX, || format!("{} deps > {DEPS_MAX}", attrs.deps.len()))?;
+    check(what, attrs.deps.windows(2).all(|w| w[0] < w[1]), || "deps not sorted and unique".into())
+}
+
+fn check_commands(what: &'static str, commands: &[Command]) -> Result<(), DecodeError> {
+    check(what, !commands.is_empty() && commands.len() <= BATCH_COMMANDS_MAX, || {
+        format!("{} commands, want 1..={BATCH_COMMANDS_MAX}", commands.len())
+    })?;
+    let mut total = 0usize;
+    for c in commands {
+        check(what, c.key.len() <= COMMAND_KEY_BYTES_MAX, || format!("key of {} bytes", c.key.len()))?;
+        total += c.bytes();
+    }
+    check(what, total <= BATCH_BYTES_MAX, || format!("{total} command bytes > {BATCH_BYTES_MAX}"))
+}
+
+pub fn encode_message(message: &Message) -> Vec<u8> {
+    encode(message)
+}
+
+pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
+    const WHAT: &str = "epoxy message";
+    let message: Message = decode(WHAT, bytes)?;
+    match &message {
+        Message::PreAccept { attrs, commands, .. }
+        | Message::Accept { attrs, commands, .. }
+        | Message::Commit { attrs, commands, .. } => {
+            check_attrs(WHAT, attrs)?;
+            check_commands(WHAT, commands)?;
+        }
+        Message::PreAcceptOk { attrs, .. } => check_attrs(WHAT, attrs)?,
+        Message::AcceptOk { .. } | Message::Progress { .. } => {}
+        Message::CommitRequest { ids } => {
+            check(WHAT, ids.len() <= COMMIT_REQUEST_IDS_MAX, || format!("{} ids", ids.len()))?
+        }
+    }
+    Ok(message)
+}
+
+pub fn encode_instance(record: &InstanceRecord) -> Vec<u8> {
+    encode(record)
+}
+
+pub fn decode_instance(bytes: &[u8]) -> Result<InstanceRecord, DecodeError> {
+    const WHAT: &str = "instance record";
+    let record: InstanceRecord = decode(WHAT, bytes)?;
+    check_attrs(WHAT, &record.attrs)?;
+    check_commands(WHAT, &record.commands)?;
+    Ok(record)
+}
+
+pub fn encode_key_record(record: &KeyRecord) -> Vec<u8> {
+    encode(record)
+}
+
+pub fn decode_key_record(bytes: &[u8]) -> Result<KeyRecord, DecodeError> {
+    const WHAT: &str = "key record";
+    let record: KeyRecord = decode(WHAT, bytes)?;
+    check(WHAT, record.latest.windows(2).all(|w| w[0].replica < w[1].replica), || {
+        "latest instances not one per replica in order".into()
+    })?;
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Ballot, InstanceId, ReplicaId, Status};
+
+    fn sample() -> Message {
+        Message::PreAccept {
+            id: InstanceId::new(1, 7),
+            ballot: Ballot::initial(ReplicaId(1)),
+            attrs: Attributes { seq: 3, deps: vec![InstanceId::new(2, 1), InstanceId::new(3, 9)] },
+            commands: vec![Command::new("k", "v")],
+        }
+    }
+
+    #[test]
+    fn message_round_trips() {
+        let m = sample();
+        assert_eq!(decode_message(&encode_message(&m)).unwrap(), m);
+    }
+
+    #[test]
+    fn record_round_trips() {
+        let r = InstanceRecord {
+            id: InstanceId::new(1, 1),
+            ballot: Ballot::initial(ReplicaId(1)),
+            accepted_ballot: Ballot::initial(ReplicaId(1)),
+            status: Status::Committed,
+            attrs: Attributes::default(),
+            commands: vec![Command::new("a", "b")],
+        };
+        assert_eq!(decode_instance(&encode_instance(&r)).unwrap(), r);
+        let k = KeyRecord { seq_max: 4, latest: vec![InstanceId::new(1, 2), InstanceId::new(2, 1)] };
+        assert_eq!(decode_key_record(&encode_key_record(&k)).unwrap(), k);
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_errors() {
+        assert!(matches!(decode_message(&[0xff, 0xff, 0xff]), Err(DecodeError::Malformed { .. })));
+        let bytes = encode_message(&sample());
+        assert!(decode_message(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_instance(b"").is_err());
+    }
+
+    #[test]
+    fn unsorted_deps_and_empty_batches_are_refused() {
+        let m = Message::Commit {
+            id: InstanceId::new(1, 1),
+            attrs: Attributes { seq: 1, deps: vec![InstanceId::new(3, 1), InstanceId::new(2, 1)] },
+            commands: vec![Command::new("k", "")],
+        };
+        assert!(matches!(decode_message(&encode_message(&m)), Err(DecodeError::OutOfBounds { .. })));
+        let m = Message::Commit { id: InstanceId::new(1, 1), attrs: Attributes::default(), commands: vec![] };
+        assert!(matches!(decode_message(&encode_message(&m)), Err(DecodeError::OutOfBounds { .. })));
+    }
+
+    #[test]
+    fn oversize_input_is_refused_before_decoding() {
+        let big = vec![0u8; ENCODED_BYTES_MAX + 1];
+        assert!(matches!(decode_message(&big), Err(DecodeError::TooLarge { .. })));
+    }
+}

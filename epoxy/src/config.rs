@@ -1,0 +1,139 @@
+//! Replica configuration, quorum sizes and the named bounds of the protocol.
+
+use crate::types::ReplicaId;
+
+/// Most replicas in a cluster (reply sets are bitmasks; EPaxos is meant for small replica sets).
+pub const REPLICAS_MAX: usize = 7;
+/// Most commands one instance carries (the node batches client commands into one instance).
+pub const BATCH_COMMANDS_MAX: usize = 512;
+/// Most payload bytes of one instance.
+pub const BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Largest interference key.
+pub const COMMAND_KEY_BYTES_MAX: usize = 4096;
+/// Most dependencies of one instance: one per replica for every key it touches.
+pub const DEPS_MAX: usize = BATCH_COMMANDS_MAX * REPLICAS_MAX;
+/// Most of a replica's own instances proposed but not yet committed.
+pub const INFLIGHT_INSTANCES_MAX: usize = 4096;
+/// Most instance ids in one CommitRequest.
+pub const COMMIT_REQUEST_IDS_MAX: usize = 256;
+/// Slots a command leader reserves durably at a time, so that a restart never reuses a slot it may
+/// have sent before crashing.
+pub const SLOT_RESERVATION_CHUNK: u64 = 4096;
+
+const _: () = assert!(REPLICAS_MAX <= 64, "reply sets are u64 bitmasks");
+const _: () = assert!(DEPS_MAX >= REPLICAS_MAX);
+const _: () = assert!(SLOT_RESERVATION_CHUNK as usize >= 2 * INFLIGHT_INSTANCES_MAX / 4);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This replica.
+    pub id: ReplicaId,
+    /// Every replica, this one included.
+    pub replicas: Vec<ReplicaId>,
+    /// Ticks a command leader waits for a phase's replies before resending to the silent ones.
+    pub retry_ticks: u32,
+    /// Ticks a command leader waits for a fast quorum before settling for the slow path with a
+    /// majority of replies.
+    pub fast_path_wait_ticks: u32,
+    /// Ticks the executor waits on an instance it has not seen committed before asking peers.
+    pub commit_request_ticks: u32,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("a cluster has 1 to {REPLICAS_MAX} replicas, not {0}")]
+    ReplicaCount(usize),
+    #[error("replica {0} is listed twice")]
+    Duplicate(ReplicaId),
+    #[error("this replica ({0}) is not in the replica set")]
+    NotAMember(ReplicaId),
+    #[error("timeouts must be at least one tick")]
+    ZeroTimeout,
+}
+
+impl Config {
+    /// A configuration with default timeouts (in ticks of ~10 ms).
+    pub fn new(id: ReplicaId, mut replicas: Vec<ReplicaId>) -> Result<Self, ConfigError> {
+        replicas.sort_unstable();
+        let config =
+            Self { id, replicas, retry_ticks: 20, fast_path_wait_ticks: 5, commit_request_ticks: 20 };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.replicas.is_empty() || self.replicas.len() > REPLICAS_MAX {
+            return Err(ConfigError::ReplicaCount(self.replicas.len()));
+        }
+        for pair in self.replicas.windows(2) {
+            if pair[0] == pair[1] {
+                return Err(ConfigError::Duplicate(pair[0]));
+            }
+        }
+        if !self.replicas.contains(&self.id) {
+            return Err(ConfigError::NotAMember(self.id));
+        }
+        if self.retry_ticks == 0 || self.fast_path_wait_ticks == 0 || self.commit_request_ticks == 0 {
+            return Err(ConfigError::ZeroTimeout);
+        }
+        Ok(())
+    }
+
+    pub fn n(&self) -> usize {
+        self.replicas.len()
+    }
+
+    /// F, the number of failures tolerated: N = 2F + 1.
+    pub fn f(&self) -> usize {
+        (self.n() - 1) / 2
+    }
+
+    /// Slow-path (and recovery) quorum: F + 1 of an odd N, a majority in general.
+    pub fn slow_quorum(&self) -> usize {
+        self.n() / 2 + 1
+    }
+
+    /// Fast-path quorum of optimized EPaxos: F + ⌊(F+1)/2⌋ (N=3→2, 5→3, 7→5), never below a
+    /// majority (which only matters for N < 3).
+    pub fn fast_quorum(&self) -> usize {
+        let f = self.f();
+        (f + f.div_ceil(2)).max(self.slow_quorum()) // ⌊(F+1)/2⌋ = ⌈F/2⌉
+    }
+
+    /// Position of a replica in `replicas`, for reply bitmasks.
+    pub(crate) fn index_of(&self, r: ReplicaId) -> Option<usize> {
+        self.replicas.binary_search(&r).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: u32) -> Vec<ReplicaId> {
+        (1..=n).map(ReplicaId).collect()
+    }
+
+    #[test]
+    fn quorum_sizes_follow_the_paper() {
+        let q = |n| {
+            let c = Config::new(ReplicaId(1), ids(n)).unwrap();
+            (c.fast_quorum(), c.slow_quorum())
+        };
+        assert_eq!(q(1), (1, 1));
+        assert_eq!(q(3), (2, 2));
+        assert_eq!(q(5), (3, 3));
+        assert_eq!(q(7), (5, 4));
+    }
+
+    #[test]
+    fn rejects_bad_sets() {
+        assert_eq!(Config::new(ReplicaId(1), vec![]), Err(ConfigError::ReplicaCount(0)));
+        assert_eq!(Config::new(ReplicaId(9), ids(3)), Err(ConfigError::NotAMember(ReplicaId(9))));
+        assert_eq!(
+            Config::new(ReplicaId(1), vec![ReplicaId(1), ReplicaId(1)]),
+            Err(ConfigError::Duplicate(ReplicaId(1)))
+        );
+        assert_eq!(Config::new(ReplicaId(1), ids(8)), Err(ConfigError::ReplicaCount(8)));
+    }
+}

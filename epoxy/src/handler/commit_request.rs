@@ -1,0 +1,24 @@
+use crate::config::COMMIT_REQUEST_IDS_MAX;
+use crate::message::Message;
+use crate::ready::{LoadRequest, Outbound};
+use crate::replica::Replica;
+use crate::types::{InstanceId, ReplicaId, Status};
+
+impl Replica {
+    /// A peer waits on these instances: send the ones committed here (from memory, or from storage
+    /// through the driver when already executed).
+    pub(crate) fn handle_commit_request(&mut self, from: ReplicaId, ids: Vec<InstanceId>) {
+        for id in ids.into_iter().take(COMMIT_REQUEST_IDS_MAX) {
+            if self.executor.is_executed(id) {
+                self.ready.load_requests.push(LoadRequest { to: from, id });
+            } else if let Some(instance) = self.instances.get(&id).filter(|i| i.status == Status::Committed) {
+                let message = Message::Commit {
+                    id,
+                    attrs: instance.attrs.clone(),
+                    commands: instance.commands.clone(),
+                };
+                self.ready.messages.push(Outbound { to: from, message });
+            }
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Each test builds a replica in a known state, feeds one input, and compares the exact output.
+
+use crate::message::Message;
+use crate::ready::{Executed, LoadRequest, Outbound, Ready};
+use crate::record::{InstanceRecord, KeyRecord, Record};
+use crate::replica::Replica;
+use crate::types::{Attributes, Ballot, Command, InstanceId, ReplicaId, Status};
+use crate::{Config, config::SLOT_RESERVATION_CHUNK};
+
+const R1: ReplicaId = ReplicaId(1);
+const R2: ReplicaId = ReplicaId(2);
+const R3: ReplicaId = ReplicaId(3);
+
+fn replica(id: ReplicaId, n: u32) -> Replica {
+    Replica::new(Config::new(id, (1..=n).map(ReplicaId).collect()).unwrap())
+}
+
+fn cmd(key: &str) -> Command {
+    Command::new(key.to_string(), format!("set {key}"))
+}
+
+fn attrs(seq: u64, deps: &[InstanceId]) -> Attributes {
+    Attributes { seq, deps: deps.to_vec() }
+}
+
+fn record(id: InstanceId, ballot: Ballot, status: Status, a: Attributes, commands: Vec<Command>) -> Record {
+    Record::Instance(InstanceRecord { id, ballot, accepted_ballot: ballot, status, attrs: a, commands })
+}
+
+fn key_record(key: &str, seq_max: u64, latest: &[InstanceId]) -> Record {
+    Record::Key { key: key.to_string().into(), record: KeyRecord { seq_max, latest: latest.to_vec() } }
+}
+
+const I11: InstanceId = InstanceId::new(1, 1);
+const I21: InstanceId = InstanceId::new(2, 1);
+const B1: Ballot = Ballot::initial(R1);
+const B2: Ballot = Ballot::initial(R2);
+
+#[test]
+fn propose_reserves_slots_and_sends_pre_accept_after_the_reservation_is_durable() {
+    let mut r = replica(R1, 3);
+    assert_eq!(r.propose(vec![cmd("a")]).unwrap(), I11);
+    let pre_accept = |to| Outbound {
+        to,
+        message: Message::PreAccept { id: I11, ballot: B1, attrs: attrs(1, &[]), commands: vec![cmd("a")] },
+    };
+    assert_eq!(
+        r.ready(),
+        Ready {
+            persist: vec![
+                Record::SlotReservation(1 + SLOT_RESERVATION_CHUNK),
+                key_record("a", 1, &[I11]),
+                record(I11, B1, Status::PreAccepted, attrs(1, &[]), vec![cmd("a")]),
+            ],
+            messages_after_persist: vec![pre_accept(R2), pre_accept(R3)],
+            ..Ready::default()
+        }
+    );
+    // The next slot is inside the reservation: its PreAccepts leave at once.
+    r.propose(vec![cmd("b")]).unwrap();
+    let out = r.ready();
+    assert_eq!(out.messages.len(), 2);
+    assert!(out.messages_after_persist.is_empty());
+}
+
+#[test]
+fn pre_accept_adds_local_conflicts_and_replies_after_persist() {
+    let mut r2 = replica(R2, 3);
+    r2.propose(vec![cmd("a")]).unwrap(); // 2.1 touches "a"
+    r2.ready();
+    r2.step(R1, Message::PreAccept { id: I11, ballot: B1, attrs: attrs(1, &[]), commands: vec![cmd("a")] });
+    assert_eq!(
+        r2.ready(),
+        Ready {
+            persist: vec![
+                key_record("a", 2, &[I11, I21]),
+                record(I11, B1, Status::PreAccepted, attrs(2, &[I21]), vec![cmd("a")]),
+            ],
+            messages_after_persist: vec![Outbound {
+                to: R1,
+                message: Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(2, &[I21]) },
+            }],
+            ..Ready::default()
+        }
+    );
+}
+
+#[test]
+fn duplicate_pre_accept_repeats_the_vote() {
+    let mut r2 = replica(R2, 3);
+    let pa = Message::PreAccept { id: I11, ballot: B1, attrs: attrs(1, &[]), commands: vec![cmd("a")] };
+    r2.step(R1, pa.clone());
+    r2.ready();
+    r2.step(R1, pa);
+    assert_eq!(
+        r2.ready(),
+        Ready {
+            messages_after_persist: vec![Outbound {
+                to: R1,
+                message: Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(1, &[]) },
+            }],
+            ..Ready::default()
+        }
+    );
+}
+
+#[test]
+fn matching_reply_commits_on_the_fast_path_and_executes() {
+    let mut r1 = replica(R1, 3);
+    r1.propose(vec![cmd("a")]).unwrap();
+    r1.ready();
+    r1.step(R2, Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(1, &[]) });
+    let commit = |to| Outbound {
+        to,
+        message: Message::Commit { id: I11, attrs: attrs(1, &[]), commands: vec![cmd("a")] },
+    };
+    assert_eq!(
+        r1.ready(),
+        Ready {
+            messages: vec![commit(R2), commit(R3)],
+            persist: vec![record(I11, B1, Status::Committed, attrs(1, &[]), vec![cmd("a")])],
+            executed: vec![Executed { id: I11, commands: vec![cmd("a")] }],
+            ..Ready::default()
+        }
+    );
+    assert_eq!(r1.counters().fast_path, 1);
+    assert!(r1.is_executed(I11));
+}
+
+#[test]
+fn differing_reply_runs_accept_on_the_union() {
+    let mut r1 = replica(R1, 3);
+    r1.propose(vec![cmd("a")]).unwrap();
+    r1.ready();
+    r1.step(R2, Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(2, &[I21]) });
+    let accept = |to| Outbound {
+        to,
+        message: Message::Accept { id: I11, ballot: B1, attrs: attrs(2, &[I21]), commands: vec![cmd("a")] },
+    };
+    assert_eq!(
+        r1.ready(),
+        Ready {
+            persist: vec![
+                key_record("a", 2, &[I11]),
+                record(I11, B1, Status::Accepted, attrs(2, &[I21]), vec![cmd("a")]),
+            ],
+            messages_after_persist: vec![accept(R2), accept(R3)],
+            ..Ready::default()
+        }
+    );
+    // A majority (itself and R3) accepts: committed on the slow path, waiting for 2.1 to execute.
+    r1.step(R3, Message::AcceptOk { id: I11, ballot: B1 });
+    let out = r1.ready();
+    assert_eq!(out.persist, vec![record(I11, B1, Status::Committed, attrs(2, &[I21]), vec![cmd("a")])]);
+    assert!(out.executed.is_empty());
+    assert_eq!(r1.counters().slow_path, 1);
+    assert_eq!(r1.blocked_on(), vec![I21]);
+}
+
+#[test]
+fn n7_waits_for_a_fast_quorum_of_five() {
+    let mut r1 = replica(R1, 7);
+    r1.propose(vec![cmd("a")]).unwrap();
+    r1.ready();
+    for from in 2..=4 {
+        r1.step(ReplicaId(from), Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(1, &[]) });
+    }
+    // Four of seven is a majority but not a fast quorum.
+    assert_eq!(r1.status(I11), Some(Status::PreAccepted));
+    r1.step(ReplicaId(5), Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(1, &[]) });
+    assert!(r1.is_executed(I11) || r1.status(I11) == Some(Status::Committed));
+    assert_eq!(r1.counters().fast_path, 1);
+}
+
+#[test]
+fn n7_settles_for_the_slow_path_when_the_fast_quorum_is_late() {
+    let mut r1 = replica(R1, 7);
+    r1.propose(vec![cmd("a")]).unwrap();
+    r1.ready();
+    for from in 2..=4 {
+        r1.step(ReplicaId(from), Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(1, &[]) });
+    }
+    r1.ready();
+    for _ in 0..r1.config().fast_path_wait_ticks {
+        r1.tick();
+    }
+    assert_eq!(r1.status(I11), Some(Status::Accepted));
+}
+
+#[test]
+fn accept_is_persisted_then_acknowledged() {
+    let mut r3 = replica(R3, 3);
+    r3.step(R1, Message::Accept { id: I11, ballot: B1, attrs: attrs(2, &[I21]), commands: vec![cmd("a")] });
+    assert_eq!(
+        r3.ready(),
+        Ready {
+            persist: vec![
+                key_record("a", 2, &[I11]),
+                record(I11, B1, Status::Accepted, attrs(2, &[I21]), vec![cmd("a")]),
+            ],
+            messages_after_persist: vec![Outbound {
+                to: R1,
+                message: Message::AcceptOk { id: I11, ballot: B1 }
+            }],
+            ..Ready::default()
+        }
+    );
+}
+
+#[test]
+fn stale_ballot_accept_is_ignored() {
+    let mut r3 = replica(R3, 3);
+    let high = Ballot { round: 1, replica: R2 };
+    r3.step(R2, Message::Accept { id: I11, ballot: high, attrs: attrs(1, &[]), commands: vec![cmd("a")] });
+    r3.ready();
+    r3.step(R1, Message::Accept { id: I11, ballot: B1, attrs: attrs(5, &[]), commands: vec![cmd("a")] });
+    assert_eq!(r3.ready(), Ready::default());
+}
+
+#[test]
+fn commit_waits_for_dependencies_then_executes_in_order() {
+    let mut r3 = replica(R3, 3);
+    r3.step(R1, Message::Commit { id: I11, attrs: attrs(2, &[I21]), commands: vec![cmd("a")] });
+    let out = r3.ready();
+    assert!(out.executed.is_empty());
+    r3.step(R2, Message::Commit { id: I21, attrs: attrs(1, &[]), commands: vec![cmd("a")] });
+    let out = r3.ready();
+    let order: Vec<_> = out.executed.iter().map(|e| e.id).collect();
+    assert_eq!(order, vec![I21, I11]);
+}
+
+#[test]
+fn a_cycle_executes_in_seq_order() {
+    let mut r3 = replica(R3, 3);
+    r3.step(R1, Message::Commit { id: I11, attrs: attrs(2, &[I21]), commands: vec![cmd("a")] });
+    r3.step(R2, Message::Commit { id: I21, attrs: attrs(1, &[I11]), commands: vec![cmd("a")] });
+    let order: Vec<_> = r3.ready().executed.iter().map(|e| e.id).collect();
+    assert_eq!(order, vec![I21, I11]);
+}
+
+#[test]
+fn blocked_executor_asks_peers_for_the_commit() {
+    let mut r3 = replica(R3, 3);
+    r3.step(R1, Message::Commit { id: I11, attrs: attrs(2, &[I21]), commands: vec![cmd("a")] });
+    r3.ready();
+    for _ in 0..r3.config().commit_request_ticks {
+        r3.tick();
+    }
+    let ask = |to| Outbound { to, message: Message::CommitRequest { ids: vec![I21] } };
+    assert_eq!(r3.ready(), Ready { messages: vec![ask(R1), ask(R2)], ..Ready::default() });
+}
+
+#[test]
+fn commit_request_is_served_from_memory_or_storage() {
+    let mut r2 = replica(R2, 3);
+    r2.step(R1, Message::Commit { id: I11, attrs: attrs(1, &[]), commands: vec![cmd("a")] });
+    r2.ready(); // executed and dropped from memory
+    r2.step(
+        R1,
+        Message::Commit { id: InstanceId::new(1, 2), attrs: attrs(3, &[I21]), commands: vec![cmd("b")] },
+    );
+    r2.ready(); // committed, waiting on 2.1
+    r2.step(R3, Message::CommitRequest { ids: vec![I11, InstanceId::new(1, 2), InstanceId::new(1, 9)] });
+    assert_eq!(
+        r2.ready(),
+        Ready {
+            messages: vec![Outbound {
+                to: R3,
+                message: Message::Commit {
+                    id: InstanceId::new(1, 2),
+                    attrs: attrs(3, &[I21]),
+                    commands: vec![cmd("b")]
+                },
+            }],
+            load_requests: vec![LoadRequest { to: R3, id: I11 }],
+            ..Ready::default()
+        }
+    );
+}
+
+#[test]
+#[should_panic(expected = "agreement violated")]
+fn conflicting_commits_are_a_bug() {
+    let mut r3 = replica(R3, 3);
+    r3.step(R1, Message::Commit { id: I11, attrs: attrs(1, &[I21]), commands: vec![cmd("a")] });
+    r3.step(R1, Message::Commit { id: I11, attrs: attrs(2, &[I21]), commands: vec![cmd("a")] });
+}
+
+#[test]
+fn messages_from_non_members_change_nothing() {
+    let mut r1 = replica(R1, 3);
+    r1.step(ReplicaId(9), Message::Commit { id: I21, attrs: attrs(1, &[]), commands: vec![cmd("a")] });
+    assert_eq!(r1.ready(), Ready::default());
+    let _ = B2;
+}
+
+#[test]
+fn unanswered_pre_accept_is_resent_to_the_silent_replicas_only() {
+    let mut r1 = replica(R1, 5);
+    r1.propose(vec![cmd("a")]).unwrap();
+    r1.ready();
+    r1.step(R2, Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(1, &[]) });
+    r1.ready();
+    for _ in 0..r1.config().retry_ticks {
+        r1.tick();
+    }
+    let to: Vec<_> = r1.ready().messages.iter().map(|m| m.to).collect();
+    assert_eq!(to, vec![R3, ReplicaId(4), ReplicaId(5)]);
+}
+
+#[test]
+fn restart_resumes_own_uncommitted_instances() {
+    let config = Config::new(R1, vec![R1, R2, R3]).unwrap();
+    let recovered = crate::Recovered {
+        instances: vec![InstanceRecord {
+            id: I11,
+            ballot: B1,
+            accepted_ballot: B1,
+            status: Status::PreAccepted,
+            attrs: attrs(1, &[]),
+            commands: vec![cmd("a")],
+        }],
+        executed: vec![],
+        keys: vec![("a".into(), KeyRecord { seq_max: 1, latest: vec![I11] })],
+        slot_reservation: 1 + SLOT_RESERVATION_CHUNK,
+    };
+    let mut r1 = Replica::recover(config, recovered);
+    r1.tick();
+    assert_eq!(r1.ready().messages.len(), 2, "PreAccept resent to both peers");
+    assert_eq!(r1.propose(vec![cmd("b")]).unwrap(), InstanceId::new(1, 1 + SLOT_RESERVATION_CHUNK));
+}

@@ -1,0 +1,11 @@
+//! One file per message handler, named after the message (EPaxos, SOSP'13, Figure 2).
+
+mod accept;
+mod accept_ok;
+mod commit;
+mod commit_request;
+mod pre_accept;
+mod pre_accept_ok;
+
+#[cfg(test)]
+mod handler_test;

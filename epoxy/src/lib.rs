@@ -1,0 +1,60 @@
+//! # epoxy: EPaxos as a pure state machine
+//!
+//! Epoxy replicates commands among a fixed set of replicas without a leader, after Egalitarian
+//! Paxos (Moraru, Andersen, Kaminsky, SOSP'13). Every replica leads the instances it proposes.
+//! Commands interfere only when they touch the same key, so commands on different keys commit on
+//! the fast path in one round trip to a fast quorum (F + ⌊(F+1)/2⌋ replicas: 2 of 3, 3 of 5, 5
+//! of 7), and those on one key are ordered by a dependency graph that every replica executes the
+//! same way.
+//!
+//! There are no sockets, disks, clocks or threads in this crate. A [`Replica`] takes input —
+//! [`Replica::propose`], [`Replica::step`] (a message from a peer), [`Replica::tick`] (time) —
+//! and collects its effects in a [`Ready`] that one driver performs: send, persist with sync,
+//! send what promised durability, apply what executed. The node crate drives it over gRPC and
+//! RocksDB; the [`sim`] module drives several replicas in one thread with a seeded network.
+//!
+//! ```
+//! use mortar_epoxy::{Command, Config, Message, Replica, ReplicaId};
+//!
+//! let ids = vec![ReplicaId(1), ReplicaId(2), ReplicaId(3)];
+//! let mut r1 = Replica::new(Config::new(ReplicaId(1), ids.clone()).unwrap());
+//! let mut r2 = Replica::new(Config::new(ReplicaId(2), ids).unwrap());
+//!
+//! let id = r1.propose(vec![Command::new("k", "set 1")]).unwrap();
+//! // r1's own vote and a slot reservation to persist; PreAccept to 2 and 3 once that is durable.
+//! let out = r1.ready();
+//! let pre_accept = out.messages_after_persist.iter().find(|m| m.to == ReplicaId(2)).unwrap();
+//! let pre_accept = pre_accept.message.clone();
+//!
+//! r2.step(ReplicaId(1), pre_accept);
+//! let reply = r2.ready().messages_after_persist.remove(0).message; // after r2 persisted its vote
+//!
+//! r1.step(ReplicaId(2), reply); // 2 of 3 agree: committed on the fast path, and executed
+//! let out = r1.ready();
+//! assert_eq!(out.executed[0].id, id);
+//! assert_eq!(r1.counters().fast_path, 1);
+//! # let _ = Message::CommitRequest { ids: vec![] };
+//! ```
+//!
+//! Not yet here (next issue): recovery of instances whose leader failed (Prepare, TryPreAccept),
+//! and garbage collection of executed instances.
+
+pub mod codec;
+pub mod config;
+mod exec;
+mod handler;
+pub mod message;
+pub mod ready;
+pub mod record;
+mod replica;
+pub mod sim;
+#[cfg(test)]
+mod sim_test;
+pub mod types;
+
+pub use config::{Config, ConfigError};
+pub use message::Message;
+pub use ready::{Executed, LoadRequest, Outbound, Ready};
+pub use record::{InstanceRecord, KeyRecord, Record, Recovered};
+pub use replica::{Counters, ProposeError, Replica};
+pub use types::{Attributes, Ballot, Command, InstanceId, ReplicaId, Status};

@@ -1,0 +1,56 @@
+//! The output of the state machine, performed by one driver (see the crate docs for the order).
+
+use crate::message::Message;
+use crate::record::Record;
+use crate::types::{Command, InstanceId, ReplicaId};
+
+/// A message for one peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outbound {
+    pub to: ReplicaId,
+    pub message: Message,
+}
+
+/// An executed instance: its commands, to apply in this order, after every earlier `Executed`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Executed {
+    pub id: InstanceId,
+    pub commands: Vec<Command>,
+}
+
+/// Ask the driver to read the committed record of `id` from storage and send it to `to` as a
+/// `Message::Commit` (the instance was executed and dropped from memory; a peer asked for it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadRequest {
+    pub to: ReplicaId,
+    pub id: InstanceId,
+}
+
+/// Everything one round of input produced. A driver performs it in this order:
+/// 1. send `messages` (they promise nothing about this replica's disk);
+/// 2. write `persist` in one atomic write batch, together with the effects of `executed` and a
+///    mark that each of them is executed, and sync it;
+/// 3. send `messages_after_persist` (they promise durability);
+/// 4. answer clients whose commands are in `executed`;
+/// 5. serve `load_requests`.
+///
+/// and only then feeds the replica more input: a command leader counts its own vote only because
+/// its vote was persisted before any reply to it can be handled.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    pub messages: Vec<Outbound>,
+    pub persist: Vec<Record>,
+    pub messages_after_persist: Vec<Outbound>,
+    pub executed: Vec<Executed>,
+    pub load_requests: Vec<LoadRequest>,
+}
+
+impl Ready {
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+            && self.persist.is_empty()
+            && self.messages_after_persist.is_empty()
+            && self.executed.is_empty()
+            && self.load_requests.is_empty()
+    }
+}

@@ -1,0 +1,65 @@
+//! What a replica persists, and what it is rebuilt from after a restart.
+
+use crate::types::{Attributes, Ballot, Command, InstanceId, Status};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// The durable state of one instance at one replica.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    pub id: InstanceId,
+    /// Highest ballot this replica promised for the instance.
+    pub ballot: Ballot,
+    /// Ballot in which this replica last accepted (pre-accepted or accepted) attributes: EPaxos*
+    /// keeps it apart from `ballot` so that recovery picks the latest vote, not the latest promise.
+    pub accepted_ballot: Ballot,
+    pub status: Status,
+    pub attrs: Attributes,
+    pub commands: Vec<Command>,
+}
+
+/// What a replica knows of one interference key: the latest instance of each replica that touched
+/// it, and the largest sequence number among them. New instances on the key depend on these.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub seq_max: u64,
+    /// At most one instance per replica, sorted by replica.
+    pub latest: Vec<InstanceId>,
+}
+
+impl KeyRecord {
+    pub(crate) fn observe(&mut self, id: InstanceId, seq: u64) {
+        self.seq_max = self.seq_max.max(seq);
+        match self.latest.binary_search_by_key(&id.replica, |i| i.replica) {
+            Ok(at) => {
+                if self.latest[at].slot < id.slot {
+                    self.latest[at] = id;
+                }
+            }
+            Err(at) => self.latest.insert(at, id),
+        }
+    }
+}
+
+/// One write the driver must make durable, in order, in one atomic write batch per `Ready`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    Instance(InstanceRecord),
+    Key {
+        key: Bytes,
+        record: KeyRecord,
+    },
+    /// This replica's own slots below this value may have been used; a restart starts here.
+    SlotReservation(u64),
+}
+
+/// The durable state a replica restarts from (loaded by the driver from storage).
+#[derive(Clone, Debug, Default)]
+pub struct Recovered {
+    /// Every instance record not yet executed.
+    pub instances: Vec<InstanceRecord>,
+    /// Every executed instance.
+    pub executed: Vec<InstanceId>,
+    pub keys: Vec<(Bytes, KeyRecord)>,
+    pub slot_reservation: u64,
+}

@@ -1,0 +1,521 @@
+//! The replica: the whole protocol state of one epoxy participant, advanced by `propose`, `step`
+//! and `tick`, whose effects are collected in a [`Ready`].
+
+use crate::config::{
+    BATCH_BYTES_MAX, BATCH_COMMANDS_MAX, COMMAND_KEY_BYTES_MAX, COMMIT_REQUEST_IDS_MAX, Config,
+    INFLIGHT_INSTANCES_MAX, SLOT_RESERVATION_CHUNK,
+};
+use crate::exec::Executor;
+use crate::message::Message;
+use crate::ready::{Outbound, Ready};
+use crate::record::{InstanceRecord, KeyRecord, Record, Recovered};
+use crate::types::{Attributes, Ballot, Command, InstanceId, ReplicaId, Status};
+use bytes::Bytes;
+use std::collections::{BTreeSet, HashMap};
+
+/// An instance held in memory (until it is executed).
+#[derive(Debug)]
+pub(crate) struct Instance {
+    pub(crate) ballot: Ballot,
+    pub(crate) accepted_ballot: Ballot,
+    pub(crate) status: Status,
+    pub(crate) attrs: Attributes,
+    pub(crate) commands: Vec<Command>,
+    /// Present while this replica leads the instance and it is not committed.
+    pub(crate) lead: Option<Box<Lead>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    PreAccept,
+    Accept,
+}
+
+/// A command leader's view of one of its instances.
+#[derive(Debug)]
+pub(crate) struct Lead {
+    pub(crate) phase: Phase,
+    /// The attributes the leader proposed; the fast path needs every reply to equal them.
+    pub(crate) original: Attributes,
+    /// Replicas (bit = index in `Config::replicas`) whose reply to the current phase arrived,
+    /// this replica included.
+    pub(crate) replied: u64,
+    pub(crate) all_equal: bool,
+    pub(crate) ticks: u32,
+}
+
+/// Why a proposal was refused. None of these is retryable as is, except `Busy` later.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    #[error("no commands to propose")]
+    Empty,
+    #[error("{0} commands in one batch, more than {BATCH_COMMANDS_MAX}")]
+    TooManyCommands(usize),
+    #[error("{0} bytes in one batch, more than {BATCH_BYTES_MAX}")]
+    TooLarge(usize),
+    #[error("a key of {0} bytes, more than {COMMAND_KEY_BYTES_MAX}")]
+    KeyTooLarge(usize),
+    #[error("{INFLIGHT_INSTANCES_MAX} instances are in flight: retry when some have committed")]
+    Busy,
+}
+
+impl ProposeError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ProposeError::Busy)
+    }
+}
+
+/// Monotonic counters, for metrics and `admin status`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    pub proposed: u64,
+    pub committed: u64,
+    pub executed: u64,
+    pub fast_path: u64,
+    pub slow_path: u64,
+    pub in_flight: u64,
+}
+
+pub struct Replica {
+    pub(crate) config: Config,
+    pub(crate) me_bit: u64,
+    pub(crate) next_slot: u64,
+    /// Own slots below this are durably reserved.
+    pub(crate) slot_reserved: u64,
+    pub(crate) instances: HashMap<InstanceId, Instance>,
+    pub(crate) keys: HashMap<Bytes, KeyRecord>,
+    pub(crate) executor: Executor,
+    /// Own instances not yet committed.
+    pub(crate) leading: BTreeSet<InstanceId>,
+    pub(crate) ready: Ready,
+    pub(crate) counters: Counters,
+    /// Highest own slot committed here.
+    pub(crate) own_committed_max: u64,
+    /// Highest slot each peer reported committed (`Message::Progress`).
+    pub(crate) peer_committed: HashMap<ReplicaId, u64>,
+    pub(crate) progress_ticks: u32,
+}
+
+impl Replica {
+    /// A replica with no history.
+    pub fn new(config: Config) -> Self {
+        Self::recover(config, Recovered::default())
+    }
+
+    /// A replica restarted from its durable state. Its own uncommitted instances resume where they
+    /// were (same ballot) and are resent on the first tick; committed ones execute.
+    pub fn recover(config: Config, recovered: Recovered) -> Self {
+        config.validate().expect("valid epoxy config");
+        let me = config.index_of(config.id).expect("validated");
+        let mut replica = Self {
+            me_bit: 1 << me,
+            next_slot: recovered.slot_reservation.max(1),
+            slot_reserved: recovered.slot_reservation,
+            instances: HashMap::new(),
+            keys: recovered.keys.into_iter().collect(),
+            executor: Executor::default(),
+            leading: BTreeSet::new(),
+            ready: Ready::default(),
+            counters: Counters::default(),
+            own_committed_max: 0,
+            peer_committed: HashMap::new(),
+            progress_ticks: 0,
+            config,
+        };
+        for id in recovered.executed {
+            replica.executor.mark_executed(id);
+        }
+        for record in recovered.instances {
+            let id = record.id;
+            if replica.executor.is_executed(id) {
+                continue;
+            }
+            if id.replica == replica.config.id {
+                replica.next_slot = replica.next_slot.max(id.slot + 1);
+            }
+            let mut instance = Instance {
+                ballot: record.ballot,
+                accepted_ballot: record.accepted_ballot,
+                status: record.status,
+                attrs: record.attrs,
+                commands: record.commands,
+                lead: None,
+            };
+            match record.status {
+                Status::Committed => {
+                    if id.replica == replica.config.id {
+                        replica.own_committed_max = replica.own_committed_max.max(id.slot);
+                    }
+                    replica.executor.on_committed(id)
+                }
+                _ if id.replica == replica.config.id && record.ballot == Ballot::initial(id.replica) => {
+                    let phase =
+                        if record.status == Status::Accepted { Phase::Accept } else { Phase::PreAccept };
+                    instance.lead = Some(Box::new(Lead {
+                        phase,
+                        original: instance.attrs.clone(),
+                        replied: replica.me_bit,
+                        all_equal: true,
+                        ticks: replica.config.retry_ticks - 1,
+                    }));
+                    replica.leading.insert(id);
+                }
+                _ => {}
+            }
+            replica.instances.insert(id, instance);
+        }
+        replica.counters.in_flight = replica.leading.len() as u64;
+        replica
+    }
+
+    pub fn id(&self) -> ReplicaId {
+        self.config.id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    pub fn is_executed(&self, id: InstanceId) -> bool {
+        self.executor.is_executed(id)
+    }
+
+    /// The status of an instance held in memory (executed instances are not).
+    pub fn status(&self, id: InstanceId) -> Option<Status> {
+        self.instances.get(&id).map(|i| i.status)
+    }
+
+    /// Instances that committed instances wait on, not yet committed here.
+    pub fn blocked_on(&self) -> Vec<InstanceId> {
+        let mut ids: Vec<_> = self.executor.waiting_on().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Proposes a batch of commands as one new instance led by this replica.
+    pub fn propose(&mut self, commands: Vec<Command>) -> Result<InstanceId, ProposeError> {
+        if commands.is_empty() {
+            return Err(ProposeError::Empty);
+        }
+        if commands.len() > BATCH_COMMANDS_MAX {
+            return Err(ProposeError::TooManyCommands(commands.len()));
+        }
+        let mut bytes = 0;
+        for c in &commands {
+            if c.key.len() > COMMAND_KEY_BYTES_MAX {
+                return Err(ProposeError::KeyTooLarge(c.key.len()));
+            }
+            bytes += c.bytes();
+        }
+        if bytes > BATCH_BYTES_MAX {
+            return Err(ProposeError::TooLarge(bytes));
+        }
+        if self.leading.len() >= INFLIGHT_INSTANCES_MAX {
+            return Err(ProposeError::Busy);
+        }
+        let id = InstanceId { replica: self.config.id, slot: self.next_slot };
+        self.next_slot += 1;
+        // A slot is used only once it is durably reserved, so that a restart never reuses a slot
+        // whose PreAccept may have left before a crash. Reservations run ahead in chunks.
+        let reserved_before = id.slot < self.slot_reserved;
+        if id.slot + SLOT_RESERVATION_CHUNK / 2 >= self.slot_reserved {
+            self.slot_reserved = id.slot + SLOT_RESERVATION_CHUNK;
+            self.ready.persist.push(Record::SlotReservation(self.slot_reserved));
+        }
+        let ballot = Ballot::initial(self.config.id);
+        let mut attrs = Attributes { seq: 1, deps: Vec::new() };
+        self.merge_local_attrs(id, &commands, &mut attrs);
+        self.observe_keys(id, &commands, attrs.seq);
+        let instance = Instance {
+            ballot,
+            accepted_ballot: ballot,
+            status: Status::PreAccepted,
+            attrs: attrs.clone(),
+            commands,
+            lead: Some(Box::new(Lead {
+                phase: Phase::PreAccept,
+                original: attrs,
+                replied: self.me_bit,
+                all_equal: true,
+                ticks: 0,
+            })),
+        };
+        self.ready.persist.push(record_of(id, &instance));
+        self.instances.insert(id, instance);
+        self.broadcast_phase(id, None, !reserved_before);
+        self.leading.insert(id);
+        self.counters.proposed += 1;
+        self.counters.in_flight = self.leading.len() as u64;
+        self.check_pre_accept_quorum(id);
+        Ok(id)
+    }
+
+    /// Handles one message from a peer.
+    pub fn step(&mut self, from: ReplicaId, message: Message) {
+        if self.config.index_of(from).is_none() || from == self.config.id {
+            return; // not a peer: a misdirected or forged message changes nothing
+        }
+        match message {
+            Message::PreAccept { id, ballot, attrs, commands } => {
+                self.handle_pre_accept(from, id, ballot, attrs, commands)
+            }
+            Message::PreAcceptOk { id, ballot, attrs } => self.handle_pre_accept_ok(from, id, ballot, attrs),
+            Message::Accept { id, ballot, attrs, commands } => {
+                self.handle_accept(from, id, ballot, attrs, commands)
+            }
+            Message::AcceptOk { id, ballot } => self.handle_accept_ok(from, id, ballot),
+            Message::Commit { id, attrs, commands } => self.handle_commit(id, attrs, commands),
+            Message::CommitRequest { ids } => self.handle_commit_request(from, ids),
+            Message::Progress { committed_up_to } => self.handle_progress(from, committed_up_to),
+        }
+    }
+
+    /// Advances time by one tick: resends unanswered phases, settles for the slow path when a fast
+    /// quorum does not answer in time, and asks peers for commits the executor waits on.
+    pub fn tick(&mut self) {
+        let leading: Vec<InstanceId> = self.leading.iter().copied().collect();
+        for id in leading {
+            let (phase, ticks, replied) = {
+                let lead = self
+                    .instances
+                    .get_mut(&id)
+                    .and_then(|i| i.lead.as_mut())
+                    .expect("leading instance has a lead");
+                lead.ticks += 1;
+                (lead.phase, lead.ticks, lead.replied)
+            };
+            if phase == Phase::PreAccept
+                && ticks >= self.config.fast_path_wait_ticks
+                && replied.count_ones() as usize >= self.config.slow_quorum()
+            {
+                self.start_accept(id);
+                continue;
+            }
+            if ticks >= self.config.retry_ticks {
+                let instance = self.instances.get_mut(&id).expect("leading instance in memory");
+                instance.lead.as_mut().expect("lead").ticks = 0;
+                let after_persist = instance.lead.as_ref().is_some_and(|l| l.phase == Phase::Accept);
+                self.broadcast_phase(id, Some(replied), after_persist);
+            }
+        }
+        // Dependencies the executor waits on: any peer may have them committed.
+        let due = self.executor.tick(self.config.commit_request_ticks);
+        for chunk in due.chunks(COMMIT_REQUEST_IDS_MAX) {
+            for &peer in &self.config.replicas {
+                if peer != self.config.id {
+                    self.ready
+                        .messages
+                        .push(Outbound { to: peer, message: Message::CommitRequest { ids: chunk.to_vec() } });
+                }
+            }
+        }
+        self.progress_ticks += 1;
+        if self.progress_ticks >= self.config.commit_request_ticks {
+            self.progress_ticks = 0;
+            self.exchange_progress();
+        }
+    }
+
+    /// Tells peers how far this replica's own instances are committed, and asks each peer for its
+    /// slots up to what it reported that this replica has not seen committed.
+    fn exchange_progress(&mut self) {
+        let me = self.config.id;
+        for at in 0..self.config.replicas.len() {
+            let peer = self.config.replicas[at];
+            if peer == me {
+                continue;
+            }
+            if self.own_committed_max > 0 {
+                let message = Message::Progress { committed_up_to: self.own_committed_max };
+                self.ready.messages.push(Outbound { to: peer, message });
+            }
+            let reported = self.peer_committed.get(&peer).copied().unwrap_or(0);
+            let mut ids = Vec::new();
+            let first = self.executor.executed_contiguous(peer) + 1;
+            for slot in (first..=reported).take(4 * COMMIT_REQUEST_IDS_MAX) {
+                let id = InstanceId { replica: peer, slot };
+                let committed = self.instances.get(&id).is_some_and(|i| i.status == Status::Committed);
+                if !committed && !self.executor.is_executed(id) {
+                    ids.push(id);
+                    if ids.len() == COMMIT_REQUEST_IDS_MAX {
+                        break;
+                    }
+                }
+            }
+            if !ids.is_empty() {
+                self.ready.messages.push(Outbound { to: peer, message: Message::CommitRequest { ids } });
+            }
+        }
+    }
+
+    pub(crate) fn handle_progress(&mut self, from: ReplicaId, committed_up_to: u64) {
+        let known = self.peer_committed.entry(from).or_insert(0);
+        *known = (*known).max(committed_up_to);
+    }
+
+    /// Takes everything produced since the last call, after executing what can be executed.
+    pub fn ready(&mut self) -> Ready {
+        let before = self.ready.executed.len();
+        self.executor.run(&mut self.instances, &mut self.ready.executed);
+        self.counters.executed += (self.ready.executed.len() - before) as u64;
+        std::mem::take(&mut self.ready)
+    }
+
+    // ---- shared steps of the handlers ----
+
+    /// Adds what this replica knows to `attrs`: every instance of every replica that last touched
+    /// one of the keys (but `id` itself), and a seq above all of theirs.
+    pub(crate) fn merge_local_attrs(&self, id: InstanceId, commands: &[Command], attrs: &mut Attributes) {
+        for c in commands {
+            if let Some(k) = self.keys.get(&c.key) {
+                for dep in &k.latest {
+                    if *dep != id {
+                        attrs.deps.push(*dep);
+                        attrs.seq = attrs.seq.max(k.seq_max + 1);
+                    }
+                }
+            }
+        }
+        attrs.normalize();
+    }
+
+    /// Records that `id` touches the keys of `commands` with sequence number `seq`.
+    pub(crate) fn observe_keys(&mut self, id: InstanceId, commands: &[Command], seq: u64) {
+        let mut keys: Vec<&Bytes> = commands.iter().map(|c| &c.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            let record = self.keys.entry(key.clone()).or_default();
+            let before = (record.seq_max, record.latest.clone());
+            record.observe(id, seq);
+            if (record.seq_max, &record.latest) != (before.0, &before.1) {
+                self.ready.persist.push(Record::Key { key: key.clone(), record: record.clone() });
+            }
+        }
+    }
+
+    pub(crate) fn persist_instance(&mut self, id: InstanceId, instance: &Instance) {
+        self.ready.persist.push(record_of(id, instance));
+    }
+
+    /// Sends the leader's current phase message for `id` to every peer not in `skip`.
+    pub(crate) fn broadcast_phase(&mut self, id: InstanceId, skip: Option<u64>, after_persist: bool) {
+        let instance = &self.instances[&id];
+        let out =
+            if after_persist { &mut self.ready.messages_after_persist } else { &mut self.ready.messages };
+        phase_messages(&self.config, id, instance, skip, out);
+    }
+
+    pub(crate) fn check_pre_accept_quorum(&mut self, id: InstanceId) {
+        let Some(lead) = self.instances.get(&id).and_then(|i| i.lead.as_ref()) else {
+            return;
+        };
+        let replies = lead.replied.count_ones() as usize;
+        if lead.all_equal && replies >= self.config.fast_quorum() {
+            self.commit(id, true);
+        } else if !lead.all_equal && replies >= self.config.slow_quorum() {
+            self.start_accept(id);
+        }
+    }
+
+    /// Phase 2 (Paxos-Accept) of the union of the attributes the leader collected.
+    pub(crate) fn start_accept(&mut self, id: InstanceId) {
+        let instance = self.instances.get_mut(&id).expect("leader's instance in memory");
+        instance.status = Status::Accepted;
+        instance.accepted_ballot = instance.ballot;
+        let lead = instance.lead.as_mut().expect("leader");
+        lead.phase = Phase::Accept;
+        lead.replied = self.me_bit;
+        lead.ticks = 0;
+        let (seq, commands) = (instance.attrs.seq, std::mem::take(&mut instance.commands));
+        self.observe_keys(id, &commands, seq);
+        let instance = self.instances.get_mut(&id).expect("in memory");
+        instance.commands = commands;
+        // Accept messages leave after the leader's own accept is durable, so that a leader that
+        // restarts never finds acceptors a phase ahead of its own record.
+        self.ready.persist.push(record_of(id, &self.instances[&id]));
+        self.broadcast_phase(id, None, true);
+        if self.config.slow_quorum() == 1 {
+            self.commit(id, false);
+        }
+    }
+
+    /// Commits an instance this replica leads, and tells every peer.
+    pub(crate) fn commit(&mut self, id: InstanceId, fast: bool) {
+        let instance = self.instances.get_mut(&id).expect("leader's instance in memory");
+        assert!(instance.status != Status::Committed, "instance committed twice: instance={id}");
+        instance.status = Status::Committed;
+        instance.lead = None;
+        self.leading.remove(&id);
+        if fast {
+            self.counters.fast_path += 1;
+        } else {
+            self.counters.slow_path += 1;
+        }
+        self.counters.committed += 1;
+        self.counters.in_flight = self.leading.len() as u64;
+        self.own_committed_max = self.own_committed_max.max(id.slot);
+        let instance = &self.instances[&id];
+        self.ready.persist.push(record_of(id, instance));
+        for &peer in &self.config.replicas {
+            if peer != self.config.id {
+                self.ready.messages.push(Outbound {
+                    to: peer,
+                    message: Message::Commit {
+                        id,
+                        attrs: instance.attrs.clone(),
+                        commands: instance.commands.clone(),
+                    },
+                });
+            }
+        }
+        self.executor.on_committed(id);
+    }
+}
+
+/// The durable form of an instance.
+pub(crate) fn record_of(id: InstanceId, instance: &Instance) -> Record {
+    Record::Instance(InstanceRecord {
+        id,
+        ballot: instance.ballot,
+        accepted_ballot: instance.accepted_ballot,
+        status: instance.status,
+        attrs: instance.attrs.clone(),
+        commands: instance.commands.clone(),
+    })
+}
+
+/// The leader's current phase message for each peer not in `skip`.
+fn phase_messages(
+    config: &Config,
+    id: InstanceId,
+    instance: &Instance,
+    skip: Option<u64>,
+    out: &mut Vec<Outbound>,
+) {
+    let lead = instance.lead.as_ref().expect("only a leader broadcasts a phase");
+    for (at, &peer) in config.replicas.iter().enumerate() {
+        if peer == config.id || skip.is_some_and(|s| s & (1 << at) != 0) {
+            continue;
+        }
+        let message = match lead.phase {
+            Phase::PreAccept => Message::PreAccept {
+                id,
+                ballot: instance.ballot,
+                attrs: lead.original.clone(),
+                commands: instance.commands.clone(),
+            },
+            Phase::Accept => Message::Accept {
+                id,
+                ballot: instance.ballot,
+                attrs: instance.attrs.clone(),
+                commands: instance.commands.clone(),
+            },
+        };
+        out.push(Outbound { to: peer, message });
+    }
+}
