@@ -1,0 +1,206 @@
+//! `mortar admin`: inspect a running cluster.
+
+use clap::{Args, Subcommand};
+use mortar_proto::v1::admin_client::AdminClient;
+use mortar_proto::v1::{MemberStatus, StatusRequest, StatusResponse};
+
+use super::{ConnectArgs, EXIT_OK, Failure};
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Show every member of the cluster as seen from the node you ask.
+    #[command(long_about = "Show every member of the cluster as seen from the node you ask: its \
+        address, region, whether it answered, and its replication counters (instances committed, \
+        on the fast and the slow path, executed, and still in flight).\n\n\
+        A member that does not answer is shown as unreachable with the reason.")]
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+pub async fn run(args: AdminArgs) -> Result<u8, Failure> {
+    match args.command {
+        AdminCommand::Status(a) => {
+            let mut client = AdminClient::new(a.connect.connect().await?);
+            let request = a.connect.request(StatusRequest {});
+            let status = a.connect.call("the node did not report", client.status(request)).await?;
+            if a.json {
+                println!("{}", status_json(&status));
+            } else {
+                print!("{}", status_table(&status));
+            }
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// The status as one JSON object with every field.
+pub fn status_json(status: &StatusResponse) -> serde_json::Value {
+    let members: Vec<serde_json::Value> = status
+        .members
+        .iter()
+        .map(|m| {
+            let epoxy = m.epoxy.as_ref().map(|e| {
+                serde_json::json!({
+                    "instances_proposed": e.instances_proposed,
+                    "instances_committed": e.instances_committed,
+                    "instances_executed": e.instances_executed,
+                    "fast_path_commits": e.fast_path_commits,
+                    "slow_path_commits": e.slow_path_commits,
+                    "instances_in_flight": e.instances_in_flight,
+                })
+            });
+            serde_json::json!({
+                "id": m.id,
+                "address": m.address,
+                "region": m.region,
+                "reachable": m.reachable,
+                "error": m.error,
+                "epoxy": epoxy,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "cluster_id": status.cluster_id,
+        "answered_by": status.answered_by,
+        "members": members,
+    })
+}
+
+/// The status as a table, one member per row, after a header line.
+pub fn status_table(status: &StatusResponse) -> String {
+    const HEADER: [&str; 9] =
+        ["ID", "ADDRESS", "REGION", "REACHABLE", "COMMITTED", "FAST", "SLOW", "EXECUTED", "IN-FLIGHT"];
+    let rows: Vec<(Vec<String>, &MemberStatus)> = status
+        .members
+        .iter()
+        .map(|m| {
+            let counter = |f: fn(&mortar_proto::v1::EpoxyCounters) -> u64| {
+                m.epoxy.as_ref().map_or_else(|| "-".to_string(), |e| f(e).to_string())
+            };
+            let cells = vec![
+                m.id.to_string(),
+                m.address.clone(),
+                m.region.clone(),
+                if m.reachable { "yes" } else { "no" }.to_string(),
+                counter(|e| e.instances_committed),
+                counter(|e| e.fast_path_commits),
+                counter(|e| e.slow_path_commits),
+                counter(|e| e.instances_executed),
+                counter(|e| e.instances_in_flight),
+            ];
+            (cells, m)
+        })
+        .collect();
+    let mut widths: Vec<usize> = HEADER.iter().map(|h| h.len()).collect();
+    for (cells, _) in &rows {
+        for (w, c) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String], error: &str| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            // Text left-aligned, counters right-aligned.
+            if i < 4 {
+                out.push_str(&format!("{cell:<w$}"));
+            } else {
+                out.push_str(&format!("{cell:>w$}"));
+            }
+        }
+        if !error.is_empty() {
+            out.push_str("  ");
+            out.push_str(&error.replace('\n', " "));
+        }
+        out.trim_end().to_string() + "\n"
+    };
+    let mut out = format!("cluster {:016x}, answered by node {}\n", status.cluster_id, status.answered_by);
+    let header: Vec<String> = HEADER.iter().map(|h| h.to_string()).collect();
+    out.push_str(&line(&header, "ERROR"));
+    for (cells, m) in &rows {
+        out.push_str(&line(cells, &m.error));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mortar_proto::v1::EpoxyCounters;
+
+    fn sample() -> StatusResponse {
+        StatusResponse {
+            cluster_id: 0xdead_beef,
+            answered_by: 1,
+            members: vec![
+                MemberStatus {
+                    id: 1,
+                    address: "127.0.0.1:7100".into(),
+                    region: "default".into(),
+                    reachable: true,
+                    error: String::new(),
+                    epoxy: Some(EpoxyCounters {
+                        instances_proposed: 12,
+                        instances_committed: 10,
+                        instances_executed: 9,
+                        fast_path_commits: 8,
+                        slow_path_commits: 2,
+                        instances_in_flight: 1,
+                    }),
+                },
+                MemberStatus {
+                    id: 2,
+                    address: "127.0.0.1:7101".into(),
+                    region: "default".into(),
+                    reachable: false,
+                    error: "connection refused".into(),
+                    epoxy: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn table_has_one_row_per_member() {
+        let table = status_table(&sample());
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert_eq!(lines[0], "cluster 00000000deadbeef, answered by node 1");
+        assert!(lines[1].starts_with("ID  ADDRESS"), "{table}");
+        assert!(lines[1].ends_with("IN-FLIGHT  ERROR"), "{table}");
+        let row1: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(row1, ["1", "127.0.0.1:7100", "default", "yes", "10", "8", "2", "9", "1"]);
+        let row2: Vec<&str> = lines[3].split_whitespace().collect();
+        assert_eq!(
+            row2,
+            ["2", "127.0.0.1:7101", "default", "no", "-", "-", "-", "-", "-", "connection", "refused"]
+        );
+    }
+
+    #[test]
+    fn json_has_every_field() {
+        let json = status_json(&sample());
+        assert_eq!(json["cluster_id"], 0xdead_beef_u64);
+        assert_eq!(json["answered_by"], 1);
+        assert_eq!(json["members"][0]["epoxy"]["instances_proposed"], 12);
+        assert_eq!(json["members"][0]["reachable"], true);
+        assert_eq!(json["members"][1]["error"], "connection refused");
+        assert!(json["members"][1]["epoxy"].is_null());
+    }
+}

@@ -1,0 +1,786 @@
+//! Configuration of one node: the `mortar node` flags, their `MORTAR_*` environment variables and
+//! the optional TOML file, merged and validated into a [`NodeConfig`].
+//!
+//! Precedence, highest first: command-line flag, environment variable, config file, default.
+//! Every validation error is one line that says what is wrong and what to do about it.
+//!
+//! ```
+//! use mortar_node::config::{NodeArgs, NodeConfig};
+//! let args = NodeArgs {
+//!     id: Some(2),
+//!     data_dir: Some("/var/lib/mortar".into()),
+//!     initial_cluster: Some("1=10.0.0.1:7100,2=10.0.0.2:7100,3=10.0.0.3:7100".into()),
+//!     ..NodeArgs::default()
+//! };
+//! let config = NodeConfig::from_args(args).unwrap();
+//! assert_eq!(config.listen.to_string(), "10.0.0.2:7100");
+//! assert_eq!(config.http.to_string(), "10.0.0.2:7200");
+//! assert_eq!(config.peers().map(|m| m.id).collect::<Vec<_>>(), [1, 3]);
+//! ```
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Most members an initial cluster may list (epoxy's quorum arithmetic is tested up to 7).
+pub const MEMBERS_MAX: usize = 7;
+/// Default for [`NodeConfig::region`].
+pub const REGION_DEFAULT: &str = "default";
+/// Default for [`NodeConfig::request_timeout`].
+pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// Longest accepted `request_timeout` (one hour): anything longer is almost certainly a typo.
+pub const REQUEST_TIMEOUT_MS_MAX: u64 = 60 * 60 * 1000;
+/// Default for [`NodeConfig::tick_interval`].
+pub const TICK_INTERVAL_DEFAULT: Duration = Duration::from_millis(10);
+/// When `--http` is not given, the HTTP port is the gRPC port plus this offset.
+pub const HTTP_PORT_OFFSET: u16 = 100;
+/// Largest config file read (a real one is a few hundred bytes).
+pub const CONFIG_FILE_BYTES_MAX: u64 = 64 * 1024;
+
+const _: () = assert!(MEMBERS_MAX % 2 == 1);
+const _: () = assert!(REQUEST_TIMEOUT_DEFAULT.as_millis() <= REQUEST_TIMEOUT_MS_MAX as u128);
+
+/// One member of the initial cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: u32,
+    /// `host:port` of the member's gRPC listener, as other nodes dial it.
+    pub address: String,
+}
+
+/// The validated configuration of one node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub id: u32,
+    /// gRPC listener (clients and peers).
+    pub listen: SocketAddr,
+    /// HTTP listener: `/metrics`, `/healthz`, `/readyz`.
+    pub http: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Sorted by id, contains `id`, 1..=7 members, ids unique and ≥ 1.
+    pub initial_cluster: Vec<Member>,
+    pub region: String,
+    /// A request that cannot reach a quorum fails with `Unavailable` after this.
+    pub request_timeout: Duration,
+    /// Largest value accepted by `mortar.v1.Kv`; at most [`mortar_proto::VALUE_BYTES_LIMIT`].
+    pub value_bytes_max: usize,
+    /// Period of the protocol timer.
+    pub tick_interval: Duration,
+}
+
+impl NodeConfig {
+    /// Stable 64-bit id of the cluster: FNV-1a over the sorted `"id=address,"` list of
+    /// `initial_cluster`. A data directory remembers it; starting a node on a directory of another
+    /// cluster is refused.
+    pub fn cluster_id(&self) -> u64 {
+        cluster_id_of(&self.initial_cluster)
+    }
+
+    /// Every member but this node.
+    pub fn peers(&self) -> impl Iterator<Item = &Member> {
+        self.initial_cluster.iter().filter(move |m| m.id != self.id)
+    }
+
+    /// This node's entry in `initial_cluster`.
+    pub fn this_member(&self) -> &Member {
+        self.initial_cluster
+            .iter()
+            .find(|m| m.id == self.id)
+            .expect("validated config lists its own id in initial_cluster")
+    }
+
+    /// Merges flags/environment (already in `args`), the config file named by `args.config`,
+    /// and defaults; then validates.
+    pub fn from_args(args: NodeArgs) -> Result<NodeConfig, ConfigError> {
+        let file = match &args.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        Self::from_layers(args, file)
+    }
+
+    /// Merges `args` (flags and environment) over `file` over defaults, then validates.
+    pub fn from_layers(args: NodeArgs, file: FileConfig) -> Result<NodeConfig, ConfigError> {
+        let id = args.id.or(file.id).ok_or(ConfigError::MissingId)?;
+        if id == 0 {
+            return Err(ConfigError::ZeroId);
+        }
+        let cluster_text =
+            args.initial_cluster.or(file.initial_cluster).ok_or(ConfigError::MissingInitialCluster)?;
+        let initial_cluster = parse_initial_cluster(&cluster_text)?;
+        let me = initial_cluster
+            .iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| ConfigError::IdNotInCluster { id, ids: id_list(&initial_cluster) })?;
+
+        let listen = match args.listen.or(file.listen) {
+            Some(text) => parse_socket_addr(&text).ok_or(ConfigError::BadListen(text))?,
+            None => parse_socket_addr(&me.address)
+                .ok_or_else(|| ConfigError::MissingListen { address: me.address.clone() })?,
+        };
+        let http = match args.http.or(file.http) {
+            Some(text) => parse_socket_addr(&text).ok_or(ConfigError::BadHttp(text))?,
+            None => {
+                let port =
+                    listen.port().checked_add(HTTP_PORT_OFFSET).ok_or(ConfigError::MissingHttp { listen })?;
+                SocketAddr::new(listen.ip(), port)
+            }
+        };
+        if http == listen {
+            return Err(ConfigError::SameListenAndHttp(listen));
+        }
+
+        let data_dir = args.data_dir.or(file.data_dir).ok_or(ConfigError::MissingDataDir)?;
+        if data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::MissingDataDir);
+        }
+
+        let region = args.region.or(file.region).unwrap_or_else(|| REGION_DEFAULT.to_string());
+        if region.trim().is_empty() || region.chars().any(char::is_whitespace) {
+            return Err(ConfigError::BadRegion(region));
+        }
+
+        let request_timeout = match args.request_timeout_ms.or(file.request_timeout_ms) {
+            None => REQUEST_TIMEOUT_DEFAULT,
+            Some(ms) if ms == 0 || ms > REQUEST_TIMEOUT_MS_MAX => {
+                return Err(ConfigError::BadRequestTimeout(ms));
+            }
+            Some(ms) => Duration::from_millis(ms),
+        };
+
+        let value_bytes_max =
+            args.value_bytes_max.or(file.value_bytes_max).unwrap_or(mortar_proto::VALUE_BYTES_MAX_DEFAULT);
+        if value_bytes_max == 0 || value_bytes_max > mortar_proto::VALUE_BYTES_LIMIT {
+            return Err(ConfigError::BadValueBytesMax(value_bytes_max));
+        }
+
+        Ok(NodeConfig {
+            id,
+            listen,
+            http,
+            data_dir,
+            initial_cluster,
+            region,
+            request_timeout,
+            value_bytes_max,
+            tick_interval: TICK_INTERVAL_DEFAULT,
+        })
+    }
+}
+
+/// FNV-1a (64-bit) over `"id=address,"` for each member, in id order.
+pub fn cluster_id_of(members: &[Member]) -> u64 {
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut sorted: Vec<&Member> = members.iter().collect();
+    sorted.sort_by_key(|m| m.id);
+    let mut hash = FNV_OFFSET;
+    for m in sorted {
+        for byte in format!("{}={},", m.id, m.address).bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(FNV_PRIME);
+        }
+    }
+    hash
+}
+
+/// The flags of `mortar node`. Each is also read from `MORTAR_<FLAG>`; a flag wins over its
+/// environment variable, and both win over the config file.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(after_help = NODE_AFTER_HELP)]
+pub struct NodeArgs {
+    /// This node's id: a number from 1 up that appears in --initial-cluster.
+    #[arg(long, env = "MORTAR_ID", value_name = "N")]
+    pub id: Option<u32>,
+
+    /// Address of the gRPC listener (clients and peers) [default: this node's address in
+    /// --initial-cluster].
+    #[arg(long, env = "MORTAR_LISTEN", value_name = "IP:PORT")]
+    pub listen: Option<String>,
+
+    /// Address of the HTTP listener for /metrics, /healthz and /readyz [default: the --listen IP
+    /// with port + 100].
+    #[arg(long, env = "MORTAR_HTTP", value_name = "IP:PORT")]
+    pub http: Option<String>,
+
+    /// Directory of this node's durable state. It remembers the cluster it belongs to.
+    #[arg(long, env = "MORTAR_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Every member of the cluster, this node included: 1=host:port,2=host:port,3=host:port
+    /// (1 to 7 members; 3, 5 or 7 tolerate 1, 2 or 3 failures).
+    #[arg(long, env = "MORTAR_INITIAL_CLUSTER", value_name = "ID=HOST:PORT,...")]
+    pub initial_cluster: Option<String>,
+
+    /// Region label of this node, used to place new actors near their callers [default:
+    /// "default"].
+    #[arg(long, env = "MORTAR_REGION", value_name = "NAME")]
+    pub region: Option<String>,
+
+    /// A request that cannot reach a quorum fails with Unavailable after this many milliseconds
+    /// [default: 5000].
+    #[arg(long, env = "MORTAR_REQUEST_TIMEOUT_MS", value_name = "MS")]
+    pub request_timeout_ms: Option<u64>,
+
+    /// Largest value accepted, in bytes [default: 1048576; at most 3145728].
+    #[arg(long, env = "MORTAR_VALUE_BYTES_MAX", value_name = "BYTES")]
+    pub value_bytes_max: Option<usize>,
+
+    /// TOML file with any of: id, listen, http, data_dir, initial_cluster, region,
+    /// request_timeout_ms, value_bytes_max. Flags and environment variables override it.
+    #[arg(long, env = "MORTAR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+const NODE_AFTER_HELP: &str = "\
+Every flag can also be set with an environment variable MORTAR_<FLAG> (MORTAR_ID, MORTAR_LISTEN,
+MORTAR_INITIAL_CLUSTER, ...) or in the --config file. A flag wins over its variable, which wins
+over the file.
+
+Example, a three-node cluster on one machine (one command per terminal):
+  mortar node --id 1 --data-dir data/1 --initial-cluster 1=127.0.0.1:7100,2=127.0.0.1:7101,3=127.0.0.1:7102
+  mortar node --id 2 --data-dir data/2 --initial-cluster 1=127.0.0.1:7100,2=127.0.0.1:7101,3=127.0.0.1:7102
+  mortar node --id 3 --data-dir data/3 --initial-cluster 1=127.0.0.1:7100,2=127.0.0.1:7101,3=127.0.0.1:7102
+(`mortar dev` does exactly this for you.)
+
+Config file example:
+  id = 1
+  data_dir = \"/var/lib/mortar\"
+  initial_cluster = \"1=10.0.0.1:7100,2=10.0.0.2:7100,3=10.0.0.3:7100\"
+  listen = \"0.0.0.0:7100\"
+  http = \"0.0.0.0:7200\"
+
+Logs go to stderr; set MORTAR_LOG (e.g. MORTAR_LOG=debug) to change the level.
+The node stops cleanly on SIGINT or SIGTERM.";
+
+/// The `--config` TOML file. Unknown keys are an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub id: Option<u32>,
+    pub listen: Option<String>,
+    pub http: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub initial_cluster: Option<String>,
+    pub region: Option<String>,
+    pub request_timeout_ms: Option<u64>,
+    pub value_bytes_max: Option<usize>,
+}
+
+impl FileConfig {
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let unreadable = |reason: String| ConfigError::UnreadableFile { path: path.to_path_buf(), reason };
+        let len = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?.len();
+        if len > CONFIG_FILE_BYTES_MAX {
+            return Err(unreadable(format!(
+                "it is {len} bytes, more than the {CONFIG_FILE_BYTES_MAX} bytes a config file may have"
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
+        FileConfig::parse(&text)
+            .map_err(|reason| ConfigError::InvalidFile { path: path.to_path_buf(), reason })
+    }
+
+    /// Parses config file text; the error is one line with the line number.
+    pub fn parse(text: &str) -> Result<FileConfig, String> {
+        toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().replace('\n', " ");
+            match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}: {message}")
+                }
+                None => message,
+            }
+        })
+    }
+}
+
+/// Why a node configuration was refused. Each message is one line that says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing node id: pass --id <N> (or set MORTAR_ID, or `id` in the config file)")]
+    MissingId,
+    #[error("node id 0 is invalid: ids start at 1; pass --id 1 or higher")]
+    ZeroId,
+    #[error(
+        "missing --initial-cluster: list every member with its gRPC address, e.g. \
+         --initial-cluster 1=10.0.0.1:7100,2=10.0.0.2:7100,3=10.0.0.3:7100"
+    )]
+    MissingInitialCluster,
+    #[error(
+        "--initial-cluster entry `{0}` is malformed: write each member as <id>=<host:port>, e.g. \
+         2=10.0.0.2:7100, separated by commas"
+    )]
+    MalformedEntry(String),
+    #[error(
+        "--initial-cluster entry `{entry}`: `{id}` is not a node id; ids are numbers from 1 up, \
+         e.g. 2=10.0.0.2:7100"
+    )]
+    BadMemberId { entry: String, id: String },
+    #[error(
+        "--initial-cluster entry `{entry}`: `{address}` is not a host:port address, e.g. \
+         10.0.0.2:7100 or node-2.example:7100"
+    )]
+    BadMemberAddress { entry: String, address: String },
+    #[error("--initial-cluster lists node id {0} more than once: give each member its own id")]
+    DuplicateId(u32),
+    #[error(
+        "--initial-cluster lists address {0} for more than one member: give each member its own \
+         address"
+    )]
+    DuplicateAddress(String),
+    #[error(
+        "--initial-cluster is empty: list every member, e.g. 1=10.0.0.1:7100,2=10.0.0.2:7100,3=10.0.0.3:7100"
+    )]
+    EmptyCluster,
+    #[error(
+        "--initial-cluster has {0} members but mortar supports at most {MEMBERS_MAX}: list 3, 5 \
+         or 7 members"
+    )]
+    TooManyMembers(usize),
+    #[error(
+        "node id {id} is not in --initial-cluster (it lists {ids}): pass one of those ids as --id, \
+         or add this node to --initial-cluster"
+    )]
+    IdNotInCluster { id: u32, ids: String },
+    #[error("--listen `{0}` is not an address: give ip:port, e.g. 0.0.0.0:7100")]
+    BadListen(String),
+    #[error(
+        "missing --listen: this node's --initial-cluster address `{address}` is not a local \
+         ip:port; pass --listen ip:port, e.g. 0.0.0.0:7100"
+    )]
+    MissingListen { address: String },
+    #[error("--http `{0}` is not an address: give ip:port, e.g. 0.0.0.0:7200")]
+    BadHttp(String),
+    #[error(
+        "missing --http: the default (the --listen port + 100) does not exist for {listen}; pass --http ip:port"
+    )]
+    MissingHttp { listen: SocketAddr },
+    #[error("--listen and --http are both {0}: give the HTTP listener its own port")]
+    SameListenAndHttp(SocketAddr),
+    #[error(
+        "missing --data-dir: pass the directory for this node's durable state, e.g. --data-dir /var/lib/mortar"
+    )]
+    MissingDataDir,
+    #[error("--region `{0}` is invalid: give a non-empty name without spaces, e.g. eu-west")]
+    BadRegion(String),
+    #[error(
+        "--request-timeout-ms {0} is out of range: give 1 to {REQUEST_TIMEOUT_MS_MAX} \
+         milliseconds (the default is 5000)"
+    )]
+    BadRequestTimeout(u64),
+    #[error(
+        "--value-bytes-max {0} is out of range: give 1 to {limit} bytes (the default is {default})",
+        limit = mortar_proto::VALUE_BYTES_LIMIT,
+        default = mortar_proto::VALUE_BYTES_MAX_DEFAULT
+    )]
+    BadValueBytesMax(usize),
+    #[error("cannot read config file {}: {reason}; check the --config path", path.display())]
+    UnreadableFile { path: PathBuf, reason: String },
+    #[error("config file {} is invalid: {reason}", path.display())]
+    InvalidFile { path: PathBuf, reason: String },
+}
+
+/// Parses `1=host:port,2=host:port,...` into members sorted by id, checking every rule.
+pub fn parse_initial_cluster(text: &str) -> Result<Vec<Member>, ConfigError> {
+    let mut members: Vec<Member> = Vec::new();
+    for raw in text.split(',') {
+        let entry = raw.trim();
+        if entry.is_empty() {
+            continue; // Tolerate a trailing comma or doubled separators.
+        }
+        let (id_text, address) =
+            entry.split_once('=').ok_or_else(|| ConfigError::MalformedEntry(entry.to_string()))?;
+        let (id_text, address) = (id_text.trim(), address.trim());
+        if id_text.is_empty() || address.is_empty() {
+            return Err(ConfigError::MalformedEntry(entry.to_string()));
+        }
+        let id = match id_text.parse::<u32>() {
+            Ok(id) if id >= 1 => id,
+            _ => {
+                return Err(ConfigError::BadMemberId { entry: entry.to_string(), id: id_text.to_string() });
+            }
+        };
+        if !is_host_port(address) {
+            return Err(ConfigError::BadMemberAddress {
+                entry: entry.to_string(),
+                address: address.to_string(),
+            });
+        }
+        if members.iter().any(|m| m.id == id) {
+            return Err(ConfigError::DuplicateId(id));
+        }
+        if members.iter().any(|m| m.address == address) {
+            return Err(ConfigError::DuplicateAddress(address.to_string()));
+        }
+        members.push(Member { id, address: address.to_string() });
+        if members.len() > MEMBERS_MAX {
+            let count = text.split(',').filter(|e| !e.trim().is_empty()).count();
+            return Err(ConfigError::TooManyMembers(count));
+        }
+    }
+    if members.is_empty() {
+        return Err(ConfigError::EmptyCluster);
+    }
+    members.sort_by_key(|m| m.id);
+    Ok(members)
+}
+
+/// `host:port` with a non-empty host (a name, an IPv4 address or a bracketed IPv6 address) and a
+/// port from 1 to 65535.
+fn is_host_port(address: &str) -> bool {
+    if address.parse::<SocketAddr>().is_ok() {
+        return !address.ends_with(":0");
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = matches!(port.parse::<u16>(), Ok(p) if p != 0);
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
+    port_ok && host_ok
+}
+
+/// An `ip:port`, or a `host:port` that resolves (first address).
+fn parse_socket_addr(text: &str) -> Option<SocketAddr> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Some(addr);
+    }
+    if !is_host_port(text) {
+        return None;
+    }
+    text.to_socket_addrs().ok()?.next()
+}
+
+fn id_list(members: &[Member]) -> String {
+    let ids: Vec<String> = members.iter().map(|m| m.id.to_string()).collect();
+    format!("ids {}", ids.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLUSTER: &str = "1=127.0.0.1:7100,2=127.0.0.1:7101,3=127.0.0.1:7102";
+
+    fn args(id: u32) -> NodeArgs {
+        NodeArgs {
+            id: Some(id),
+            data_dir: Some("data".into()),
+            initial_cluster: Some(CLUSTER.into()),
+            ..NodeArgs::default()
+        }
+    }
+
+    fn error(args: NodeArgs) -> ConfigError {
+        NodeConfig::from_layers(args, FileConfig::default()).unwrap_err()
+    }
+
+    fn assert_one_line(e: &ConfigError) {
+        let text = e.to_string();
+        assert!(!text.contains('\n'), "error spans lines: {text:?}");
+        assert!(text.len() < 240, "error too long: {text:?}");
+    }
+
+    #[test]
+    fn parses_minimal_flags_with_defaults() {
+        let config = NodeConfig::from_layers(args(2), FileConfig::default()).unwrap();
+        assert_eq!(config.id, 2);
+        assert_eq!(config.listen, "127.0.0.1:7101".parse().unwrap());
+        assert_eq!(config.http, "127.0.0.1:7201".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("data"));
+        assert_eq!(config.region, "default");
+        assert_eq!(config.request_timeout, Duration::from_secs(5));
+        assert_eq!(config.value_bytes_max, mortar_proto::VALUE_BYTES_MAX_DEFAULT);
+        assert_eq!(config.tick_interval, Duration::from_millis(10));
+        assert_eq!(config.initial_cluster.len(), 3);
+        assert_eq!(config.this_member().address, "127.0.0.1:7101");
+        assert_eq!(config.peers().map(|m| m.id).collect::<Vec<_>>(), [1, 3]);
+    }
+
+    #[test]
+    fn parses_every_flag() {
+        let config = NodeConfig::from_layers(
+            NodeArgs {
+                listen: Some("0.0.0.0:9000".into()),
+                http: Some("0.0.0.0:9001".into()),
+                region: Some("eu-west".into()),
+                request_timeout_ms: Some(2000),
+                value_bytes_max: Some(mortar_proto::VALUE_BYTES_LIMIT),
+                ..args(1)
+            },
+            FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(config.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(config.http, "0.0.0.0:9001".parse().unwrap());
+        assert_eq!(config.region, "eu-west");
+        assert_eq!(config.request_timeout, Duration::from_millis(2000));
+        assert_eq!(config.value_bytes_max, mortar_proto::VALUE_BYTES_LIMIT);
+    }
+
+    #[test]
+    fn initial_cluster_is_sorted_and_trimmed() {
+        let members = parse_initial_cluster(" 3=c:3, 1=a:1 ,2=[::1]:2,").unwrap();
+        assert_eq!(
+            members,
+            vec![
+                Member { id: 1, address: "a:1".into() },
+                Member { id: 2, address: "[::1]:2".into() },
+                Member { id: 3, address: "c:3".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn cluster_id_is_stable_and_order_independent() {
+        let a = parse_initial_cluster("1=a:1,2=b:2,3=c:3").unwrap();
+        let b = parse_initial_cluster("3=c:3,2=b:2,1=a:1").unwrap();
+        assert_eq!(cluster_id_of(&a), cluster_id_of(&b));
+        // FNV-1a of "1=a:1,2=b:2,3=c:3,", computed independently.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in b"1=a:1,2=b:2,3=c:3," {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
+        }
+        assert_eq!(cluster_id_of(&a), hash);
+        let c = parse_initial_cluster("1=a:1,2=b:2,3=c:4").unwrap();
+        assert_ne!(cluster_id_of(&a), cluster_id_of(&c));
+        let config = NodeConfig::from_layers(args(1), FileConfig::default()).unwrap();
+        assert_eq!(config.cluster_id(), cluster_id_of(&config.initial_cluster));
+    }
+
+    #[test]
+    fn file_fills_what_flags_do_not_set_and_flags_win() {
+        let file = FileConfig::parse(
+            r#"
+                id = 3
+                listen = "127.0.0.1:8000"
+                http = "127.0.0.1:8001"
+                data_dir = "/from/file"
+                initial_cluster = "1=a:1,2=b:2,3=c:3"
+                region = "file-region"
+                request_timeout_ms = 1234
+                value_bytes_max = 100
+            "#,
+        )
+        .unwrap();
+        // Only the file: every value comes from it.
+        let config = NodeConfig::from_layers(NodeArgs::default(), file.clone()).unwrap();
+        assert_eq!(config.id, 3);
+        assert_eq!(config.listen, "127.0.0.1:8000".parse().unwrap());
+        assert_eq!(config.http, "127.0.0.1:8001".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(config.region, "file-region");
+        assert_eq!(config.request_timeout, Duration::from_millis(1234));
+        assert_eq!(config.value_bytes_max, 100);
+        // Flags (or environment, which clap folds into the same fields) win over the file.
+        let config = NodeConfig::from_layers(
+            NodeArgs {
+                id: Some(1),
+                region: Some("flag-region".into()),
+                request_timeout_ms: Some(99),
+                ..NodeArgs::default()
+            },
+            file,
+        )
+        .unwrap();
+        assert_eq!(config.id, 1);
+        assert_eq!(config.region, "flag-region");
+        assert_eq!(config.request_timeout, Duration::from_millis(99));
+        assert_eq!(config.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(config.value_bytes_max, 100);
+    }
+
+    #[test]
+    fn clap_reads_flags_into_args() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            node: NodeArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "mortar",
+            "--id",
+            "2",
+            "--initial-cluster",
+            CLUSTER,
+            "--data-dir",
+            "d",
+            "--request-timeout-ms",
+            "2000",
+            "--value-bytes-max",
+            "10",
+            "--region",
+            "r",
+            "--listen",
+            "127.0.0.1:1",
+            "--http",
+            "127.0.0.1:2",
+        ])
+        .unwrap();
+        let config = NodeConfig::from_layers(cli.node, FileConfig::default()).unwrap();
+        assert_eq!(config.id, 2);
+        assert_eq!(config.request_timeout, Duration::from_millis(2000));
+        assert_eq!(config.value_bytes_max, 10);
+        assert!(Cli::try_parse_from(["mortar", "--id", "x"]).is_err());
+    }
+
+    #[test]
+    fn missing_id() {
+        let e = error(NodeArgs { id: None, ..args(1) });
+        assert_eq!(e, ConfigError::MissingId);
+        assert!(e.to_string().contains("--id"));
+        assert_one_line(&e);
+    }
+
+    #[test]
+    fn zero_id() {
+        assert_eq!(error(args(0)), ConfigError::ZeroId);
+    }
+
+    #[test]
+    fn id_not_in_cluster() {
+        let e = error(args(4));
+        assert!(matches!(e, ConfigError::IdNotInCluster { id: 4, .. }));
+        assert!(e.to_string().contains("ids 1, 2, 3"), "{e}");
+        assert_one_line(&e);
+    }
+
+    #[test]
+    fn missing_initial_cluster() {
+        let e = error(NodeArgs { initial_cluster: None, ..args(1) });
+        assert_eq!(e, ConfigError::MissingInitialCluster);
+        assert_one_line(&e);
+    }
+
+    #[test]
+    fn duplicate_id() {
+        let e = parse_initial_cluster("1=a:1,2=b:2,1=c:3").unwrap_err();
+        assert_eq!(e, ConfigError::DuplicateId(1));
+        assert_one_line(&e);
+    }
+
+    #[test]
+    fn duplicate_address() {
+        let e = parse_initial_cluster("1=a:1,2=a:1").unwrap_err();
+        assert_eq!(e, ConfigError::DuplicateAddress("a:1".into()));
+    }
+
+    #[test]
+    fn malformed_entries() {
+        for (text, entry) in [("1=a:1,2=", "2="), ("1=a:1,2", "2"), ("=a:1", "=a:1")] {
+            let e = parse_initial_cluster(text).unwrap_err();
+            assert_eq!(e, ConfigError::MalformedEntry(entry.into()), "{text}");
+            assert!(e.to_string().contains(&format!("`{entry}`")), "{e}");
+            assert_one_line(&e);
+        }
+        let e = parse_initial_cluster("1=a:1,x=host:1").unwrap_err();
+        assert_eq!(e, ConfigError::BadMemberId { entry: "x=host:1".into(), id: "x".into() });
+        assert_one_line(&e);
+        let e = parse_initial_cluster("0=a:1").unwrap_err();
+        assert!(matches!(e, ConfigError::BadMemberId { .. }));
+        assert_eq!(parse_initial_cluster(" , "), Err(ConfigError::EmptyCluster));
+    }
+
+    #[test]
+    fn too_many_members() {
+        let text: Vec<String> = (1..=8).map(|i| format!("{i}=h:{i}")).collect();
+        let e = parse_initial_cluster(&text.join(",")).unwrap_err();
+        assert_eq!(e, ConfigError::TooManyMembers(8));
+        assert!(e.to_string().contains("at most 7"));
+        assert_one_line(&e);
+        let seven: Vec<String> = (1..=7).map(|i| format!("{i}=h:{i}")).collect();
+        assert_eq!(parse_initial_cluster(&seven.join(",")).unwrap().len(), 7);
+    }
+
+    #[test]
+    fn unparsable_addresses() {
+        for address in ["a", "a:", ":1", "a:0", "a:70000", "a b:1", "a:x"] {
+            let e = parse_initial_cluster(&format!("1={address}")).unwrap_err();
+            assert!(matches!(e, ConfigError::BadMemberAddress { .. }), "{address}: {e}");
+            assert_one_line(&e);
+        }
+        let e = error(NodeArgs { listen: Some("nonsense".into()), ..args(1) });
+        assert_eq!(e, ConfigError::BadListen("nonsense".into()));
+        assert_one_line(&e);
+        let e = error(NodeArgs { http: Some("1.2.3.4".into()), ..args(1) });
+        assert_eq!(e, ConfigError::BadHttp("1.2.3.4".into()));
+        let e = error(NodeArgs {
+            listen: Some("127.0.0.1:5".into()),
+            http: Some("127.0.0.1:5".into()),
+            ..args(1)
+        });
+        assert!(matches!(e, ConfigError::SameListenAndHttp(_)));
+    }
+
+    #[test]
+    fn value_bytes_max_above_limit() {
+        let too_big = mortar_proto::VALUE_BYTES_LIMIT + 1;
+        let e = error(NodeArgs { value_bytes_max: Some(too_big), ..args(1) });
+        assert_eq!(e, ConfigError::BadValueBytesMax(too_big));
+        assert!(e.to_string().contains(&mortar_proto::VALUE_BYTES_LIMIT.to_string()));
+        assert_one_line(&e);
+        assert_eq!(error(NodeArgs { value_bytes_max: Some(0), ..args(1) }), ConfigError::BadValueBytesMax(0));
+    }
+
+    #[test]
+    fn bad_request_timeout_and_region() {
+        assert_eq!(
+            error(NodeArgs { request_timeout_ms: Some(0), ..args(1) }),
+            ConfigError::BadRequestTimeout(0)
+        );
+        assert!(matches!(error(NodeArgs { region: Some("".into()), ..args(1) }), ConfigError::BadRegion(_)));
+        assert_eq!(error(NodeArgs { data_dir: None, ..args(1) }), ConfigError::MissingDataDir);
+    }
+
+    #[test]
+    fn unreadable_config_file_names_the_path() {
+        let path = PathBuf::from("/nonexistent/mortar/config.toml");
+        let e = NodeConfig::from_args(NodeArgs { config: Some(path), ..args(1) }).unwrap_err();
+        assert!(matches!(e, ConfigError::UnreadableFile { .. }));
+        assert!(e.to_string().contains("/nonexistent/mortar/config.toml"), "{e}");
+        assert_one_line(&e);
+    }
+
+    #[test]
+    fn invalid_config_file_names_the_path_the_line_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mortar.toml");
+        std::fs::write(&path, "id = 1\nregoin = \"eu\"\n").unwrap();
+        let e = NodeConfig::from_args(NodeArgs { config: Some(path.clone()), ..args(1) }).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, ConfigError::InvalidFile { .. }));
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("regoin"), "{text}");
+        assert!(text.contains("line 2"), "{text}");
+        assert_one_line(&e);
+
+        std::fs::write(&path, "id = \"one\"\n").unwrap();
+        let e = NodeConfig::from_args(NodeArgs { config: Some(path.clone()), ..args(1) }).unwrap_err();
+        assert!(matches!(e, ConfigError::InvalidFile { .. }), "{e}");
+        assert_one_line(&e);
+
+        std::fs::write(&path, "id = [\n").unwrap();
+        let e = NodeConfig::from_args(NodeArgs { config: Some(path), ..args(1) }).unwrap_err();
+        assert!(matches!(e, ConfigError::InvalidFile { .. }), "{e}");
+        assert_one_line(&e);
+    }
+
+    #[test]
+    fn config_file_is_used_through_from_args() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mortar.toml");
+        std::fs::write(&path, format!("id = 3\ninitial_cluster = \"{CLUSTER}\"\ndata_dir = \"d\"\n"))
+            .unwrap();
+        let config = NodeConfig::from_args(NodeArgs { config: Some(path), ..NodeArgs::default() }).unwrap();
+        assert_eq!(config.id, 3);
+        assert_eq!(config.listen, "127.0.0.1:7102".parse().unwrap());
+    }
+}

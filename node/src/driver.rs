@@ -1,0 +1,299 @@
+//! The epoxy driver: the one thread that owns the replica. Each round it takes every input that
+//! is queued (client proposals, peer messages, ticks), feeds the replica, and performs the
+//! `Ready` in the order epoxy requires: send, persist with one synced RocksDB write (group commit:
+//! every vote, commit and applied write of the round in one fdatasync), send what promised
+//! durability, answer clients, serve catch-up reads.
+
+use crate::kv::{KvOp, KvOutcome};
+use bytes::Bytes;
+use mortar_epoxy::codec::{decode_instance, encode_instance, encode_key_record, encode_message};
+use mortar_epoxy::config::{BATCH_BYTES_MAX, BATCH_COMMANDS_MAX};
+use mortar_epoxy::{Command, Counters, InstanceId, Message, Outbound, Ready, Record, Replica, ReplicaId};
+use mortar_storage::{InstanceKey, Storage, StorageError, WriteBatch};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, warn};
+
+/// Inputs queued for the driver; senders wait when it is full (backpressure).
+pub const INPUT_QUEUE_MAX: usize = 16 * 1024;
+/// Most inputs handled in one round (one synced write).
+pub const INPUTS_PER_ROUND_MAX: usize = 4096;
+/// Storage metadata key of the durable slot reservation.
+pub const META_SLOT_RESERVATION: &str = "slot_reservation";
+
+const _: () = assert!(INPUTS_PER_ROUND_MAX <= INPUT_QUEUE_MAX);
+
+/// Why a command was not executed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// No quorum answered in time, or the node is overloaded. The outcome is unknown: the command
+    /// may still commit later.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+type Waiter = oneshot::Sender<Result<KvOutcome, ProposeError>>;
+
+pub enum Input {
+    Propose { command: Command, reply: Waiter },
+    Message { from: ReplicaId, message: Message },
+    Tick,
+}
+
+/// A cloneable handle to the driver thread.
+#[derive(Clone)]
+pub struct DriverHandle {
+    tx: mpsc::Sender<Input>,
+    request_timeout: Duration,
+    counters: Arc<Mutex<Counters>>,
+}
+
+impl DriverHandle {
+    /// Proposes one command and waits until it is committed on a quorum, durable, and executed
+    /// here; returns what it saw.
+    pub async fn execute(&self, key: Bytes, payload: Bytes) -> Result<KvOutcome, ProposeError> {
+        let (reply, rx) = oneshot::channel();
+        let command = Command { key, payload };
+        let wait = async {
+            self.tx
+                .send(Input::Propose { command, reply })
+                .await
+                .map_err(|_| ProposeError::Unavailable("the node is shutting down".into()))?;
+            rx.await.map_err(|_| ProposeError::Unavailable("the node is shutting down".into()))?
+        };
+        match tokio::time::timeout(self.request_timeout, wait).await {
+            Ok(result) => result,
+            Err(_) => Err(ProposeError::Unavailable(format!(
+                "not committed within {} ms: a quorum of nodes may be unreachable; the outcome is unknown",
+                self.request_timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// Hands a peer's message to the driver (waits while the driver is saturated).
+    pub async fn deliver(&self, from: ReplicaId, message: Message) -> Result<(), ()> {
+        self.tx.send(Input::Message { from, message }).await.map_err(|_| ())
+    }
+
+    /// Queues a tick unless the driver is saturated (a skipped tick only delays timeouts).
+    pub fn tick(&self) -> bool {
+        !matches!(self.tx.try_send(Input::Tick), Err(mpsc::error::TrySendError::Closed(_)))
+    }
+
+    pub fn counters(&self) -> Counters {
+        *self.counters.lock().expect("counters lock")
+    }
+}
+
+/// Per-peer outbound queues (see `transport`).
+pub type Peers = HashMap<ReplicaId, mpsc::Sender<Bytes>>;
+
+struct Driver {
+    replica: Replica,
+    storage: Arc<dyn Storage>,
+    peers: Peers,
+    pending: HashMap<InstanceId, Vec<Waiter>>,
+    proposals: Vec<(Command, Waiter)>,
+    counters: Arc<Mutex<Counters>>,
+}
+
+/// Starts the driver thread.
+pub fn start(
+    replica: Replica,
+    storage: Arc<dyn Storage>,
+    peers: Peers,
+    request_timeout: Duration,
+) -> std::io::Result<(DriverHandle, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel(INPUT_QUEUE_MAX);
+    let counters = Arc::new(Mutex::new(replica.counters()));
+    let driver = Driver {
+        replica,
+        storage,
+        peers,
+        pending: HashMap::new(),
+        proposals: Vec::new(),
+        counters: counters.clone(),
+    };
+    let thread =
+        std::thread::Builder::new().name("mortar-epoxy-driver".into()).spawn(move || driver.run(rx))?;
+    Ok((DriverHandle { tx, request_timeout, counters }, thread))
+}
+
+impl Driver {
+    fn run(mut self, mut rx: mpsc::Receiver<Input>) {
+        // Whatever recovery left executable (committed before a restart) runs first.
+        self.round();
+        while let Some(first) = rx.blocking_recv() {
+            self.handle(first);
+            for _ in 1..INPUTS_PER_ROUND_MAX {
+                match rx.try_recv() {
+                    Ok(input) => self.handle(input),
+                    Err(_) => break,
+                }
+            }
+            self.round();
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        match input {
+            Input::Propose { command, reply } => {
+                if !reply.is_closed() {
+                    self.proposals.push((command, reply));
+                }
+            }
+            Input::Message { from, message } => self.replica.step(from, message),
+            Input::Tick => self.replica.tick(),
+        }
+    }
+
+    fn round(&mut self) {
+        self.flush_proposals();
+        let ready = self.replica.ready();
+        if !ready.is_empty()
+            && let Err(e) = self.perform(ready)
+        {
+            // A failed synced write leaves durability unknown: stop rather than risk answering.
+            error!(error = %e, "storage write failed; stopping the node: check the disk, then restart");
+            std::process::exit(70);
+        }
+        let counters = self.replica.counters();
+        *self.counters.lock().expect("counters lock") = counters;
+        metrics::gauge!("mortar_epoxy_instances_in_flight").set(counters.in_flight as f64);
+        metrics::counter!("mortar_epoxy_instances_committed_total").absolute(counters.committed);
+        metrics::counter!("mortar_epoxy_instances_executed_total").absolute(counters.executed);
+        metrics::counter!("mortar_epoxy_fast_path_commits_total").absolute(counters.fast_path);
+        metrics::counter!("mortar_epoxy_slow_path_commits_total").absolute(counters.slow_path);
+    }
+
+    /// Proposes the queued client commands, several to an instance.
+    fn flush_proposals(&mut self) {
+        let mut commands = Vec::new();
+        let mut waiters = Vec::new();
+        let mut bytes = 0;
+        let proposals = std::mem::take(&mut self.proposals);
+        for (command, waiter) in proposals {
+            if commands.len() == BATCH_COMMANDS_MAX || bytes + command.bytes() > BATCH_BYTES_MAX {
+                self.propose(std::mem::take(&mut commands), std::mem::take(&mut waiters));
+                bytes = 0;
+            }
+            bytes += command.bytes();
+            commands.push(command);
+            waiters.push(waiter);
+        }
+        if !commands.is_empty() {
+            self.propose(commands, waiters);
+        }
+    }
+
+    fn propose(&mut self, commands: Vec<Command>, waiters: Vec<Waiter>) {
+        metrics::histogram!("mortar_epoxy_batch_commands").record(commands.len() as f64);
+        match self.replica.propose(commands) {
+            Ok(id) => {
+                self.pending.insert(id, waiters);
+            }
+            Err(e) => {
+                let error = if e.is_retryable() {
+                    ProposeError::Unavailable(format!("overloaded: {e}"))
+                } else {
+                    ProposeError::Invalid(e.to_string())
+                };
+                for w in waiters {
+                    let _ = w.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    fn send(&self, out: Outbound) {
+        let Some(queue) = self.peers.get(&out.to) else { return };
+        if queue.try_send(encode_message(&out.message).into()).is_err() {
+            metrics::counter!("mortar_node_peer_messages_dropped_total").increment(1);
+        }
+    }
+
+    fn perform(&mut self, ready: Ready) -> Result<(), StorageError> {
+        for out in ready.messages {
+            self.send(out);
+        }
+        let mut batch = WriteBatch::new();
+        for record in ready.persist {
+            match record {
+                Record::Instance(r) => batch.put_instance(instance_key(r.id), encode_instance(&r)),
+                Record::Key { key, record } => batch.put_conflict(key, encode_key_record(&record)),
+                Record::SlotReservation(slot) => {
+                    batch.put_meta(META_SLOT_RESERVATION, slot.to_be_bytes().to_vec())
+                }
+            }
+        }
+        // Apply executed commands in order; later commands of the round read earlier ones' writes.
+        let mut overlay: HashMap<Bytes, Option<Bytes>> = HashMap::new();
+        let mut replies = Vec::new();
+        for executed in ready.executed {
+            let mut outcomes = Vec::with_capacity(executed.commands.len());
+            for command in executed.commands {
+                let outcome = match KvOp::decode(&command.payload) {
+                    Ok(op) => {
+                        let current = match overlay.get(&command.key) {
+                            Some(value) => value.clone(),
+                            None => self.storage.get_kv(&command.key)?,
+                        };
+                        let (write, outcome) = op.apply(current);
+                        if let Some(value) = write {
+                            match &value {
+                                Some(v) => batch.put_kv(command.key.clone(), v.clone()),
+                                None => batch.delete_kv(command.key.clone()),
+                            }
+                            overlay.insert(command.key, value);
+                        }
+                        Ok(outcome)
+                    }
+                    Err(e) => {
+                        // Committed everywhere alike, so every replica skips it alike.
+                        warn!(instance = %executed.id, error = %e, "skipping a command that does not decode");
+                        Err(ProposeError::Internal(format!("command does not decode: {e}")))
+                    }
+                };
+                outcomes.push(outcome);
+            }
+            batch.mark_executed(instance_key(executed.id));
+            if let Some(waiters) = self.pending.remove(&executed.id) {
+                replies.push((waiters, outcomes));
+            }
+        }
+        if !batch.is_empty() {
+            let started = Instant::now();
+            self.storage.write(batch, true)?;
+            metrics::histogram!("mortar_storage_sync_write_seconds").record(started.elapsed().as_secs_f64());
+        }
+        for out in ready.messages_after_persist {
+            self.send(out);
+        }
+        for (waiters, outcomes) in replies {
+            for (waiter, outcome) in waiters.into_iter().zip(outcomes) {
+                let _ = waiter.send(outcome);
+            }
+        }
+        for load in ready.load_requests {
+            let Some(bytes) = self.storage.get_instance(instance_key(load.id))? else { continue };
+            match decode_instance(&bytes) {
+                Ok(r) => self.send(Outbound {
+                    to: load.to,
+                    message: Message::Commit { id: r.id, attrs: r.attrs, commands: r.commands },
+                }),
+                Err(e) => error!(instance = %load.id, error = %e, "stored instance does not decode"),
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn instance_key(id: InstanceId) -> InstanceKey {
+    InstanceKey { replica: id.replica.0, slot: id.slot }
+}

@@ -1,0 +1,272 @@
+//! Runs one node: opens storage and checks it belongs to this cluster, rebuilds the epoxy replica
+//! from it, starts the driver, the peer transport and the gRPC and HTTP servers, and stops on
+//! SIGINT or SIGTERM.
+
+use crate::admin::AdminService;
+use crate::config::NodeConfig;
+use crate::driver::{self, META_SLOT_RESERVATION, Peers};
+use crate::http::{self, HttpState};
+use crate::kv::KvService;
+use crate::node_info::{self, LocalInfo, Peer};
+use crate::transport::{self, EpoxyService};
+use anyhow::{Context, bail};
+use metrics_exporter_prometheus::PrometheusHandle;
+use mortar_epoxy::codec::{decode_instance, decode_key_record};
+use mortar_epoxy::{Config as EpoxyConfig, InstanceId, Recovered, Replica, ReplicaId};
+use mortar_proto::internal::v1::epoxy_client::EpoxyClient;
+use mortar_proto::internal::v1::epoxy_server::EpoxyServer;
+use mortar_proto::v1::admin_server::AdminServer;
+use mortar_proto::v1::kv_server::KvServer;
+use mortar_storage::{RocksStorage, Storage, StorageError};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::info;
+
+const META_CLUSTER_ID: &str = "cluster_id";
+const META_CLUSTER_MEMBERS: &str = "cluster_members";
+const META_NODE_ID: &str = "node_id";
+/// How long a stopping node waits for requests in progress.
+const SHUTDOWN_DRAIN: Duration = Duration::from_millis(1500);
+/// How often readiness re-probes the peers.
+const READINESS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Runs a node until SIGINT or SIGTERM.
+pub async fn run(config: NodeConfig, metrics: PrometheusHandle) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
+    let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(&config.data_dir)?);
+    check_identity(&*storage, &config)?;
+    let recovered = load(&*storage).context("load epoxy state from the data directory")?;
+    info!(
+        instances = recovered.instances.len(),
+        executed = recovered.executed.len(),
+        "state loaded from {}",
+        config.data_dir.display()
+    );
+    let replicas: Vec<ReplicaId> = config.initial_cluster.iter().map(|m| ReplicaId(m.id)).collect();
+    let epoxy_config = EpoxyConfig::new(ReplicaId(config.id), replicas).context("epoxy configuration")?;
+    let replica = Replica::recover(epoxy_config, recovered);
+
+    let grpc_listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
+        format!("listen for gRPC on {} (is another process using the port?)", config.listen)
+    })?;
+    let http_listener = tokio::net::TcpListener::bind(config.http).await.with_context(|| {
+        format!("listen for HTTP on {} (is another process using the port?)", config.http)
+    })?;
+
+    let cluster_id = config.cluster_id();
+    let mut peer_queues = Peers::new();
+    let mut peers = Vec::new();
+    for member in config.peers() {
+        peer_queues.insert(
+            ReplicaId(member.id),
+            transport::spawn_peer(cluster_id, config.id, member.id, member.address.clone()),
+        );
+        let channel = transport::peer_channel(&member.address)
+            .with_context(|| format!("peer {} has an invalid address {:?}", member.id, member.address))?;
+        peers.push(Peer {
+            id: member.id,
+            address: member.address.clone(),
+            client: EpoxyClient::new(channel),
+        });
+    }
+    let (driver, _driver_thread) = driver::start(replica, storage, peer_queues, config.request_timeout)
+        .context("start the epoxy driver thread")?;
+
+    let ticker = driver.clone();
+    let tick_interval = config.tick_interval;
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if !ticker.tick() {
+                return;
+            }
+        }
+    });
+
+    let local = LocalInfo {
+        id: config.id,
+        address: config.this_member().address.clone(),
+        region: config.region.clone(),
+    };
+    let http_state = HttpState::new(metrics, "starting: no peer probed yet");
+    spawn_readiness(cluster_id, config.initial_cluster.len(), peers.clone(), http_state.clone());
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<KvServer<KvService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(mortar_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("build gRPC reflection")?;
+    let members: Vec<u32> = config.initial_cluster.iter().map(|m| m.id).collect();
+    let kv = KvService { driver: driver.clone(), value_bytes_max: config.value_bytes_max };
+    let admin = AdminService { cluster_id, local: local.clone(), peers, driver: driver.clone() };
+    let epoxy = EpoxyService { cluster_id, me: config.id, members, driver: driver.clone(), local };
+    let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
+    let grpc = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(KvServer::new(kv).max_decoding_message_size(max).max_encoding_message_size(max))
+        .add_service(AdminServer::new(admin))
+        .add_service(EpoxyServer::new(epoxy).max_decoding_message_size(max).max_encoding_message_size(max))
+        .add_service(health_service)
+        .add_service(reflection)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            wait_for(shutdown_rx.clone()),
+        );
+    let http = http::serve(http_listener, http_state, wait_for(shutdown_rx));
+    info!(
+        id = config.id,
+        grpc = %config.listen,
+        http = %config.http,
+        cluster = format!("{cluster_id:016x}"),
+        "node serving"
+    );
+    let serve = async {
+        let (grpc_result, http_result) = tokio::join!(grpc, http);
+        grpc_result.context("gRPC server")?;
+        http_result.context("HTTP server")?;
+        anyhow::Ok(())
+    };
+    tokio::pin!(serve);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("install SIGTERM handler")?;
+    tokio::select! {
+        result = &mut serve => return result,
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    info!("signal received, stopping");
+    let _ = shutdown_tx.send(true);
+    // Peers keep their message streams open; wait a bounded time for requests in progress, then
+    // stop. Everything acknowledged is already durable, so stopping here is always safe.
+    if tokio::time::timeout(SHUTDOWN_DRAIN, &mut serve).await.is_err() {
+        info!(
+            drain_ms = SHUTDOWN_DRAIN.as_millis() as u64,
+            "connections still open after the drain; closing them"
+        );
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for(mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Marks the node ready while it reaches a majority of the cluster (itself included).
+fn spawn_readiness(cluster_id: u64, members: usize, peers: Vec<Peer>, state: HttpState) {
+    let quorum = members / 2 + 1;
+    tokio::spawn(async move {
+        loop {
+            let statuses =
+                futures::future::join_all(peers.iter().map(|p| node_info::probe(cluster_id, p))).await;
+            let reachable = 1 + statuses.iter().filter(|s| s.reachable).count();
+            let ready = reachable >= quorum;
+            metrics::gauge!("mortar_node_members_reachable").set(reachable as f64);
+            if !ready {
+                let down: Vec<String> = statuses
+                    .iter()
+                    .filter(|s| !s.reachable)
+                    .map(|s| format!("{} ({})", s.id, s.error))
+                    .collect();
+                *state.not_ready_reason.lock().expect("reason lock") = format!(
+                    "{reachable} of {members} members reachable, a quorum needs {quorum}; unreachable: {}",
+                    down.join(", ")
+                );
+            }
+            state.ready.store(ready, Ordering::Relaxed);
+            tokio::time::sleep(READINESS_INTERVAL).await;
+        }
+    });
+}
+
+/// A data directory remembers which cluster and node it belongs to; another is refused.
+fn check_identity(storage: &dyn Storage, config: &NodeConfig) -> anyhow::Result<()> {
+    let dir = config.data_dir.display();
+    let members: Vec<String> =
+        config.initial_cluster.iter().map(|m| format!("{}={}", m.id, m.address)).collect();
+    let members = members.join(",");
+    let cluster_id = config.cluster_id();
+    match storage.get_meta(META_CLUSTER_ID)? {
+        Some(stored) => {
+            let stored_id = u64::from_be_bytes(
+                stored[..]
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("data directory {dir}: cluster id is corrupt"))?,
+            );
+            if stored_id != cluster_id {
+                let stored_members = storage
+                    .get_meta(META_CLUSTER_MEMBERS)?
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                bail!(
+                    "data directory {dir} belongs to another cluster ({stored_members}), not the one in \
+                     --initial-cluster ({members}); use a fresh --data-dir, or the --initial-cluster it was \
+                     created with"
+                );
+            }
+            let node = storage.get_meta(META_NODE_ID)?.unwrap_or_default();
+            let node = u32::from_be_bytes(
+                node[..]
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("data directory {dir}: node id is corrupt"))?,
+            );
+            if node != config.id {
+                bail!(
+                    "data directory {dir} belongs to node {node}, not node {}; give each node its own",
+                    config.id
+                );
+            }
+        }
+        None => {
+            let mut batch = mortar_storage::WriteBatch::new();
+            batch.put_meta(META_CLUSTER_ID, cluster_id.to_be_bytes().to_vec());
+            batch.put_meta(META_CLUSTER_MEMBERS, members.into_bytes());
+            batch.put_meta(META_NODE_ID, config.id.to_be_bytes().to_vec());
+            storage.write(batch, true)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads everything a replica restarts from.
+pub fn load(storage: &dyn Storage) -> Result<Recovered, StorageError> {
+    let mut recovered = Recovered::default();
+    storage.scan_executed(&mut |key| {
+        recovered.executed.push(InstanceId { replica: ReplicaId(key.replica), slot: key.slot });
+        Ok(())
+    })?;
+    let executed: HashSet<InstanceId> = recovered.executed.iter().copied().collect();
+    storage.scan_instances(&mut |key, bytes| {
+        let id = InstanceId { replica: ReplicaId(key.replica), slot: key.slot };
+        if !executed.contains(&id) {
+            let record = decode_instance(bytes)
+                .map_err(|e| StorageError::Corrupt { what: format!("instance {id}: {e}") })?;
+            recovered.instances.push(record);
+        }
+        Ok(())
+    })?;
+    storage.scan_conflicts(&mut |key, bytes| {
+        let record = decode_key_record(bytes)
+            .map_err(|e| StorageError::Corrupt { what: format!("key record: {e}") })?;
+        recovered.keys.push((bytes::Bytes::copy_from_slice(key), record));
+        Ok(())
+    })?;
+    if let Some(bytes) = storage.get_meta(META_SLOT_RESERVATION)? {
+        let raw: [u8; 8] =
+            bytes[..].try_into().map_err(|_| StorageError::Corrupt { what: "slot reservation".into() })?;
+        recovered.slot_reservation = u64::from_be_bytes(raw);
+    }
+    Ok(recovered)
+}

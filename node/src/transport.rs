@@ -1,0 +1,167 @@
+//! Node-to-node transport for epoxy: one long-lived client stream per peer carries batches of
+//! encoded messages; the `Epoxy` gRPC service receives them and hands them to the driver.
+
+use crate::driver::DriverHandle;
+use crate::node_info::LocalInfo;
+use bytes::Bytes;
+use mortar_epoxy::ReplicaId;
+use mortar_epoxy::codec::decode_message;
+use mortar_proto::internal::v1::epoxy_client::EpoxyClient;
+use mortar_proto::internal::v1::epoxy_server::Epoxy;
+use mortar_proto::internal::v1::{DeliverAck, MessageBatch, NodeInfoRequest, NodeInfoResponse};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, warn};
+
+/// Messages queued for one peer; when full, new messages are dropped (epoxy resends).
+pub const PEER_QUEUE_MAX: usize = 8192;
+/// Most messages in one batch on the wire.
+pub const PEER_BATCH_MESSAGES_MAX: usize = 1024;
+/// Most bytes in one batch on the wire.
+pub const PEER_BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(20);
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+const _: () = assert!(PEER_BATCH_BYTES_MAX < mortar_proto::GRPC_MESSAGE_BYTES_MAX);
+
+/// A lazily connected channel to a peer, for unary calls (node info) with short timeouts.
+pub fn peer_channel(address: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{address}"))?
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+/// Starts the sender for one peer and returns its queue.
+pub fn spawn_peer(cluster_id: u64, me: u32, peer: u32, address: String) -> mpsc::Sender<Bytes> {
+    let (tx, rx) = mpsc::channel(PEER_QUEUE_MAX);
+    tokio::spawn(peer_loop(cluster_id, me, peer, address, rx));
+    tx
+}
+
+async fn peer_loop(cluster_id: u64, me: u32, peer: u32, address: String, mut rx: mpsc::Receiver<Bytes>) {
+    let endpoint = match Endpoint::from_shared(format!("http://{address}")) {
+        Ok(e) => e
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(1))
+            .keep_alive_timeout(Duration::from_secs(3)),
+        Err(e) => {
+            warn!(peer, %address, error = %e, "peer address is not a valid endpoint");
+            return;
+        }
+    };
+    let mut backoff = RECONNECT_BACKOFF_MIN;
+    loop {
+        let channel = match endpoint.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                debug!(peer, %address, error = %e, "peer unreachable");
+                // Drop what queued up meanwhile: epoxy resends what still matters.
+                while rx.try_recv().is_ok() {}
+                if rx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        backoff = RECONNECT_BACKOFF_MIN;
+        let mut client = EpoxyClient::new(channel)
+            .max_decoding_message_size(mortar_proto::GRPC_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(mortar_proto::GRPC_MESSAGE_BYTES_MAX);
+        let (stream_tx, stream_rx) = mpsc::channel::<MessageBatch>(4);
+        let call = tokio::spawn(async move { client.deliver(ReceiverStream::new(stream_rx)).await });
+        loop {
+            let Some(first) = rx.recv().await else {
+                call.abort();
+                return;
+            };
+            let mut bytes = first.len();
+            let mut messages = vec![first];
+            while messages.len() < PEER_BATCH_MESSAGES_MAX && bytes < PEER_BATCH_BYTES_MAX {
+                match rx.try_recv() {
+                    Ok(m) => {
+                        bytes += m.len();
+                        messages.push(m);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let batch = MessageBatch { cluster_id, from: me, to: peer, messages };
+            if stream_tx.send(batch).await.is_err() {
+                break; // the call ended: reconnect
+            }
+        }
+        if let Ok(Err(status)) = call.await {
+            debug!(peer, %address, %status, "peer stream ended");
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+/// The `mortar.internal.v1.Epoxy` service.
+pub struct EpoxyService {
+    pub cluster_id: u64,
+    pub me: u32,
+    pub members: Vec<u32>,
+    pub driver: DriverHandle,
+    pub local: LocalInfo,
+}
+
+#[tonic::async_trait]
+impl Epoxy for EpoxyService {
+    async fn deliver(
+        &self,
+        request: Request<Streaming<MessageBatch>>,
+    ) -> Result<Response<DeliverAck>, Status> {
+        let mut stream = request.into_inner();
+        while let Some(batch) = stream.message().await? {
+            if batch.cluster_id != self.cluster_id {
+                return Err(Status::failed_precondition(format!(
+                    "messages from cluster {:016x}, but this node is in cluster {:016x}: check --initial-cluster",
+                    batch.cluster_id, self.cluster_id
+                )));
+            }
+            if batch.to != self.me || batch.from == self.me || !self.members.contains(&batch.from) {
+                return Err(Status::invalid_argument(format!(
+                    "batch from {} to {} reached node {}",
+                    batch.from, batch.to, self.me
+                )));
+            }
+            for bytes in batch.messages {
+                match decode_message(&bytes) {
+                    Ok(message) => {
+                        if self.driver.deliver(ReplicaId(batch.from), message).await.is_err() {
+                            return Err(Status::unavailable("node is shutting down"));
+                        }
+                    }
+                    Err(e) => {
+                        metrics::counter!("mortar_node_peer_messages_invalid_total").increment(1);
+                        warn!(from = batch.from, error = %e, "dropping an epoxy message that does not decode");
+                    }
+                }
+            }
+        }
+        Ok(Response::new(DeliverAck {}))
+    }
+
+    async fn node_info(
+        &self,
+        request: Request<NodeInfoRequest>,
+    ) -> Result<Response<NodeInfoResponse>, Status> {
+        if request.get_ref().cluster_id != self.cluster_id {
+            return Err(Status::failed_precondition(format!(
+                "asked by cluster {:016x}, but this node is in cluster {:016x}",
+                request.get_ref().cluster_id,
+                self.cluster_id
+            )));
+        }
+        Ok(Response::new(self.local.response(&self.driver)))
+    }
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the system packages Mortar's build and tests need, when they are missing:
+# libclang (bindgen, for the rocksdb crate), ping and nftables (chaos tests). Safe to re-run.
+set -euo pipefail
+need=()
+if ! ldconfig -p 2>/dev/null | grep -q 'libclang'; then need+=(libclang-dev); fi
+command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is not installed; install Rust from https://rustup.rs and run this again" >&2
+  exit 1
+fi

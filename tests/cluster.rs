@@ -1,0 +1,481 @@
+//! End-to-end tests: three real `mortar node` processes on loopback, driven through gRPC and the
+//! `mortar` CLI. Each test is bounded in time and in the number of operations; cluster tests run
+//! one at a time (see `common::SERIAL`). When a test fails, the end of every node's log is
+//! printed.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{Cluster, bounded, free_addresses, http_get, mortar_cli, retry_unavailable};
+use tonic::Code;
+
+/// Bound on one test once its cluster is up.
+const TEST_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long an availability test retries `Unavailable` before failing.
+const AVAILABILITY_RETRY: Duration = Duration::from_secs(20);
+/// Allowance on top of the node's request timeout for an `Unavailable` answer to arrive.
+const UNAVAILABLE_SLACK: Duration = Duration::from_secs(3);
+
+fn text(bytes: &Option<Bytes>) -> Option<&str> {
+    bytes.as_ref().map(|b| std::str::from_utf8(b).expect("test values are utf-8"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_through_one_node_is_read_through_the_others() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let (n1, n2, n3) = (cluster.kv(1), cluster.kv(2), cluster.kv(3));
+        n1.put("greeting", "hello").await.expect("put through node 1");
+        assert_eq!(text(&n2.get("greeting").await.expect("get through node 2")), Some("hello"));
+        assert_eq!(text(&n3.get("greeting").await.expect("get through node 3")), Some("hello"));
+
+        n3.put("greeting", "hello again").await.expect("overwrite through node 3");
+        assert_eq!(text(&n1.get("greeting").await.unwrap()), Some("hello again"));
+
+        assert!(n2.delete("greeting").await.expect("delete through node 2"), "the key existed");
+        assert_eq!(n3.get("greeting").await.expect("get after delete"), None);
+        assert!(!n1.delete("greeting").await.expect("delete again"), "the key was already gone");
+
+        assert_eq!(n1.get("never-written").await.expect("get of a missing key"), None);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cas_swaps_only_on_the_expected_value() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let (n1, n2, n3) = (cluster.kv(1), cluster.kv(2), cluster.kv(3));
+
+        let r = n1.cas("lock", None, "v1").await.expect("cas expect-absent on a missing key");
+        assert!(r.swapped && !r.found, "expect-absent on a missing key swaps: {r:?}");
+
+        let r = n2.cas("lock", None, "v2").await.expect("cas expect-absent on a present key");
+        assert!(!r.swapped, "expect-absent on a present key fails: {r:?}");
+        assert!(r.found && r.current == "v1", "it returns the current value: {r:?}");
+
+        let r = n3.cas("lock", Some("wrong"), "v3").await.expect("cas with a wrong expectation");
+        assert!(!r.swapped && r.found && r.current == "v1", "a wrong expectation fails: {r:?}");
+
+        let r = n1.cas("lock", Some("v1"), "v4").await.expect("cas with the right expectation");
+        assert!(r.swapped, "the right expectation swaps: {r:?}");
+        assert!(r.found && r.current == "v1", "current is the value before the swap: {r:?}");
+
+        assert_eq!(text(&n2.get("lock").await.unwrap()), Some("v4"));
+        let r = n3.cas("missing", Some("v1"), "x").await.expect("cas expecting a value on a missing key");
+        assert!(!r.swapped && !r.found, "{r:?}");
+        assert_eq!(n1.get("missing").await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_keys_and_values_are_invalid_arguments() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let n1 = cluster.kv(1);
+        let key = vec![b'k'; mortar_proto::KEY_BYTES_MAX + 1];
+        let e = n1.put(key.clone(), "v").await.expect_err("a 1025-byte key is refused");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        let e = n1.get(key).await.expect_err("a 1025-byte key is refused by get too");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+
+        let value = vec![b'v'; mortar_proto::VALUE_BYTES_MAX_DEFAULT + 1];
+        let e = n1.put("big", value.clone()).await.expect_err("a 1 MiB + 1 value is refused");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        let e = n1.cas("big", None, value).await.expect_err("cas checks the value size too");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert_eq!(cluster.kv(2).get("big").await.unwrap(), None, "nothing was written");
+
+        // The limits themselves are accepted.
+        let key = vec![b'k'; mortar_proto::KEY_BYTES_MAX];
+        let value = Bytes::from(vec![b'v'; mortar_proto::VALUE_BYTES_MAX_DEFAULT]);
+        n1.put(key.clone(), value.clone()).await.expect("a 1024-byte key and a 1 MiB value");
+        assert_eq!(cluster.kv(3).get(key).await.unwrap(), Some(value));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_catches_up_after_restart() {
+    const KEYS: usize = 10;
+    const ROUNDS: usize = 3;
+    let mut cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        cluster.kv(3).put("before-kill", "1").await.expect("put before the kill");
+        cluster.kill(3);
+
+        // Two of three nodes are a quorum: writes through either survivor succeed.
+        for round in 0..ROUNDS {
+            for k in 0..KEYS {
+                let node = cluster.kv(1 + (round * KEYS + k) % 2);
+                let (key, value) = (format!("key-{k}"), format!("value-{k}-{round}"));
+                retry_unavailable(AVAILABILITY_RETRY, || node.put(key.clone(), value.clone()))
+                    .await
+                    .unwrap_or_else(|e| panic!("put {key} with node 3 down: {e:?}"));
+            }
+        }
+
+        cluster.restart(3).await;
+        let n3 = cluster.kv(3);
+        for k in 0..KEYS {
+            let key = format!("key-{k}");
+            let got = retry_unavailable(AVAILABILITY_RETRY, || n3.get(key.clone()))
+                .await
+                .unwrap_or_else(|e| panic!("get {key} through the restarted node 3: {e:?}"));
+            let latest = format!("value-{k}-{}", ROUNDS - 1);
+            assert_eq!(text(&got), Some(latest.as_str()), "node 3 returns the latest value of {key}");
+        }
+        assert_eq!(text(&n3.get("before-kill").await.unwrap()), Some("1"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_killing_every_node() {
+    /// Puts attempted at most.
+    const PUTS_MAX: usize = 300;
+    /// Acknowledged puts after which every node is killed.
+    const KILL_AFTER_ACKS: usize = 150;
+    /// Consecutive failures after which the workload stops (every node is dead).
+    const FAILURES_MAX: usize = 3;
+
+    let mut cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let clients = [cluster.kv(1), cluster.kv(2), cluster.kv(3)];
+        let workload = tokio::spawn({
+            let acked = acked.clone();
+            async move {
+                let mut failures = 0;
+                let mut unknown = 0;
+                for i in 0..PUTS_MAX {
+                    match clients[i % 3].put(format!("k{i}"), format!("v{i}")).await {
+                        Ok(()) => {
+                            acked.lock().unwrap().push(i);
+                            failures = 0;
+                        }
+                        // The outcome of a failed write is unknown: it may or may not exist.
+                        Err(_) => {
+                            unknown += 1;
+                            failures += 1;
+                            if failures >= FAILURES_MAX {
+                                break;
+                            }
+                        }
+                    }
+                }
+                unknown
+            }
+        });
+
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while acked.lock().unwrap().len() < KILL_AFTER_ACKS && !workload.is_finished() {
+            assert!(Instant::now() < deadline, "the workload did not reach {KILL_AFTER_ACKS} acks");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for id in 1..=3 {
+            cluster.kill(id);
+        }
+        let unknown = workload.await.expect("the workload does not panic");
+        let acked = acked.lock().unwrap().clone();
+        assert!(acked.len() >= KILL_AFTER_ACKS, "only {} writes were acknowledged", acked.len());
+        eprintln!("{} writes acknowledged, {unknown} unknown, before every node was killed", acked.len());
+
+        for id in 1..=3 {
+            cluster.start_node(id);
+        }
+        cluster.wait_ready(&[1, 2, 3]).await;
+        for &i in &acked {
+            let node = cluster.kv(1 + (i + 1) % 3);
+            let key = format!("k{i}");
+            let got = retry_unavailable(AVAILABILITY_RETRY, || node.get(key.clone()))
+                .await
+                .unwrap_or_else(|e| panic!("get {key} after the restart: {e:?}"));
+            let expected = format!("v{i}");
+            assert_eq!(text(&got), Some(expected.as_str()), "acknowledged write {key} was lost");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_without_quorum_answers_unavailable_then_recovers() {
+    let mut cluster = Cluster::new().await;
+    cluster.start_node(1);
+    cluster.wait_healthy(&[1]).await;
+    bounded(TEST_TIMEOUT, async {
+        // Make sure the gRPC listener itself is up, so Unavailable below comes from the node and
+        // not from a refused connection.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while tokio::net::TcpStream::connect(cluster.node(1).grpc).await.is_err() {
+            assert!(Instant::now() < deadline, "node 1's gRPC port never accepted a connection");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        let n1 = cluster.kv(1);
+        let started = Instant::now();
+        let e = n1.put("alone", "1").await.expect_err("a put without a quorum fails");
+        let elapsed = started.elapsed();
+        assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+        assert!(
+            elapsed <= common::REQUEST_TIMEOUT + UNAVAILABLE_SLACK,
+            "Unavailable took {elapsed:?}, more than the request timeout {:?} + {UNAVAILABLE_SLACK:?}",
+            common::REQUEST_TIMEOUT
+        );
+
+        cluster.start_node(2);
+        cluster.start_node(3);
+        let n1 = cluster.kv(1);
+        retry_unavailable(AVAILABILITY_RETRY, || n1.put("alone", "1"))
+            .await
+            .expect("the put succeeds once the peers are up");
+        let n3 = cluster.kv(3);
+        let got = retry_unavailable(AVAILABILITY_RETRY, || n3.get("alone")).await.unwrap();
+        assert_eq!(text(&got), Some("1"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_talks_to_a_cluster() {
+    let mut cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let endpoint = cluster.node(1).grpc.to_string();
+        let endpoint2 = cluster.node(2).grpc.to_string();
+        let at = |args: &[&str], endpoint: &str| -> Vec<String> {
+            let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            v.extend(["--endpoint".to_string(), endpoint.to_string()]);
+            v
+        };
+        let run = |args: Vec<String>| async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            mortar_cli(&args, &[]).await
+        };
+
+        let out = run(at(&["kv", "put", "cli-key", "cli value"], &endpoint)).await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let out = run(at(&["kv", "get", "cli-key"], &endpoint2)).await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert_eq!(out.stdout, "cli value\n");
+
+        let out = run(at(&["kv", "get", "cli-missing"], &endpoint)).await;
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert_eq!(out.stdout, "");
+        assert!(out.stderr.contains("not found"), "{out:?}");
+
+        let out = run(at(&["kv", "cas", "cli-key", "--absent", "--value", "x"], &endpoint)).await;
+        assert_eq!(out.code, Some(1), "cas --absent on an existing key: {out:?}");
+        assert_eq!(out.stdout, "cli value\n", "it prints the current value");
+        let out =
+            run(at(&["kv", "cas", "cli-key", "--expect", "cli value", "--value", "new"], &endpoint)).await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let out = run(at(&["kv", "delete", "cli-key"], &endpoint2)).await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let out = run(at(&["kv", "get", "cli-key"], &endpoint)).await;
+        assert_eq!(out.code, Some(1), "{out:?}");
+
+        // An oversize key is the node's InvalidArgument, exit 2. (An oversize value does not fit
+        // in one command-line argument: Linux caps those at 128 KiB.)
+        let big = "k".repeat(mortar_proto::KEY_BYTES_MAX + 1);
+        let out = run(at(&["kv", "put", &big, "v"], &endpoint)).await;
+        assert_eq!(out.code, Some(2), "{out:?}");
+        assert!(out.stderr.starts_with("error: InvalidArgument: "), "{out:?}");
+
+        // Every member reports reachable once the peers have exchanged counters.
+        let deadline = Instant::now() + AVAILABILITY_RETRY;
+        loop {
+            let out = run(at(&["admin", "status", "--json"], &endpoint)).await;
+            assert_eq!(out.code, Some(0), "{out:?}");
+            let json: serde_json::Value = serde_json::from_str(&out.stdout)
+                .unwrap_or_else(|e| panic!("admin status --json prints JSON ({e}): {out:?}"));
+            let members = json["members"].as_array().expect("members is an array");
+            assert_eq!(members.len(), 3, "{json}");
+            assert_eq!(json["answered_by"], 1, "{json}");
+            assert!(json["cluster_id"].is_u64(), "{json}");
+            if members.iter().all(|m| m["reachable"] == true) {
+                for m in members {
+                    assert!(m["epoxy"]["instances_committed"].is_u64(), "{json}");
+                }
+                break;
+            }
+            assert!(Instant::now() < deadline, "some member stayed unreachable: {json}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let out = run(at(&["admin", "status"], &endpoint)).await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert_eq!(out.stdout.lines().count(), 5, "header lines and one row per member: {out:?}");
+        assert!(out.stdout.contains("IN-FLIGHT"), "{out:?}");
+
+        // A data dir of this cluster refuses to join a cluster with another membership.
+        cluster.stop_all();
+        let fresh = free_addresses(4);
+        let data_dir = cluster.node(1).data_dir.to_str().expect("utf-8 temp path").to_string();
+        let other_cluster = format!("1={},2={},3={}", fresh[0], fresh[2], fresh[3]);
+        let out = mortar_cli(
+            &[
+                "node",
+                "--id",
+                "1",
+                "--listen",
+                &fresh[0].to_string(),
+                "--http",
+                &fresh[1].to_string(),
+                "--data-dir",
+                &data_dir,
+                "--initial-cluster",
+                &other_cluster,
+            ],
+            &[],
+        )
+        .await;
+        assert_ne!(out.code, Some(0), "{out:?}");
+        assert!(
+            out.stderr.to_lowercase().contains("another cluster"),
+            "the refusal mentions another cluster: {out:?}"
+        );
+        assert!(!out.stderr.contains("panicked"), "{out:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_errors_are_one_clear_line() {
+    bounded(TEST_TIMEOUT, async {
+        // Nobody listens on a just-released port.
+        let closed = free_addresses(1)[0].to_string();
+        for args in [
+            vec!["kv", "get", "k", "--endpoint", &closed],
+            vec!["kv", "put", "k", "v", "--endpoint", &closed],
+            vec!["admin", "status", "--endpoint", &closed],
+        ] {
+            let out = mortar_cli(&args, &[]).await;
+            assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+            assert_eq!(out.stderr_lines().len(), 1, "{args:?}: {out:?}");
+            assert!(out.stderr.contains("cannot reach"), "{args:?}: {out:?}");
+            assert!(out.stderr.contains(&closed), "{args:?}: {out:?}");
+        }
+        // The endpoint also comes from MORTAR_ENDPOINT.
+        let out = mortar_cli(&["kv", "get", "k"], &[("MORTAR_ENDPOINT", &closed)]).await;
+        assert_eq!(out.code, Some(2), "{out:?}");
+        assert!(out.stderr.contains(&closed), "{out:?}");
+
+        let bad = [
+            vec!["node", "--no-such-flag"],
+            vec!["node", "--id", "one"],
+            vec!["node"],
+            vec!["node", "--id", "1", "--data-dir", "x", "--initial-cluster", "1=127.0.0.1:1,2="],
+            vec!["node", "--id", "1", "--data-dir", "x", "--initial-cluster", "1=127.0.0.1:1,x=host:1"],
+            vec!["node", "--id", "4", "--data-dir", "x", "--initial-cluster", "1=127.0.0.1:1"],
+            vec!["node", "--id", "1", "--data-dir", "x", "--initial-cluster", "1=127.0.0.1:1,1=127.0.0.1:2"],
+            vec![
+                "node",
+                "--id",
+                "1",
+                "--data-dir",
+                "x",
+                "--initial-cluster",
+                "1=127.0.0.1:1",
+                "--value-bytes-max",
+                "99999999",
+            ],
+            vec!["node", "--config", "/nonexistent/mortar.toml"],
+            vec!["kv", "cas", "k", "--value", "v"],
+        ];
+        for args in bad {
+            let out = mortar_cli(&args, &[]).await;
+            assert!(matches!(out.code, Some(c) if c != 0), "{args:?} must fail: {out:?}");
+            let lines = out.stderr_lines();
+            assert_eq!(lines.len(), 1, "{args:?} prints one line: {out:?}");
+            assert!(lines[0].starts_with("error: "), "{args:?}: {out:?}");
+            assert!(!out.stderr.contains("panicked"), "{args:?}: {out:?}");
+            assert!(!out.stderr.contains("RUST_BACKTRACE"), "{args:?}: {out:?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_settings_come_from_flag_then_env_then_file() {
+    bounded(TEST_TIMEOUT, async {
+        // An id that is not in --initial-cluster is refused before anything starts, naming the
+        // id in effect: that shows which layer won.
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("mortar.toml");
+        std::fs::write(&config, "id = 7\ninitial_cluster = \"1=127.0.0.1:1\"\ndata_dir = \"x\"\n").unwrap();
+        let config = config.to_str().unwrap();
+
+        let id_in_effect = |out: &common::CliRun| -> String {
+            let line = out.stderr_lines().first().copied().unwrap_or_default().to_string();
+            assert!(line.contains("is not in --initial-cluster"), "{out:?}");
+            line
+        };
+        let file_only = mortar_cli(&["node", "--config", config], &[]).await;
+        assert!(id_in_effect(&file_only).contains("node id 7 "), "{file_only:?}");
+
+        let env_over_file = mortar_cli(&["node", "--config", config], &[("MORTAR_ID", "9")]).await;
+        assert!(id_in_effect(&env_over_file).contains("node id 9 "), "{env_over_file:?}");
+
+        let flag_over_env =
+            mortar_cli(&["node", "--config", config, "--id", "8"], &[("MORTAR_ID", "9")]).await;
+        assert!(id_in_effect(&flag_over_env).contains("node id 8 "), "{flag_over_env:?}");
+
+        let all_env = mortar_cli(
+            &["node"],
+            &[
+                ("MORTAR_ID", "5"),
+                ("MORTAR_INITIAL_CLUSTER", "1=127.0.0.1:1,2=127.0.0.1:2"),
+                ("MORTAR_DATA_DIR", "x"),
+            ],
+        )
+        .await;
+        assert!(id_in_effect(&all_env).contains("node id 5 "), "{all_env:?}");
+
+        let bad_file = dir.path().join("bad.toml");
+        std::fs::write(&bad_file, "id = 1\nbogus_key = 2\n").unwrap();
+        let out = mortar_cli(&["node", "--config", bad_file.to_str().unwrap()], &[]).await;
+        assert_eq!(out.stderr_lines().len(), 1, "{out:?}");
+        assert!(out.stderr.contains("bogus_key") && out.stderr.contains("bad.toml"), "{out:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_endpoints_answer() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        cluster.kv(1).put("m", "1").await.expect("a put, so there is something to count");
+        let http = cluster.node(1).http;
+        assert_eq!(http_get(http, "/healthz").await.map(|r| r.0), Some(200));
+        assert_eq!(http_get(http, "/readyz").await.map(|r| r.0), Some(200));
+        let (status, body) = http_get(http, "/metrics").await.expect("GET /metrics");
+        assert_eq!(status, 200);
+        assert!(body.contains("mortar_"), "metrics carry mortar_ names: {body}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_node_cleanly() {
+    /// A node given SIGTERM exits within this, with status 0, whether or not its peers are up.
+    const GRACE: Duration = Duration::from_secs(10);
+    let mut cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        cluster.kv(1).put("k", "v").await.expect("a put, so peers hold open streams");
+        // Node 3 alone, while its peers stay up.
+        let status = cluster.terminate(3, GRACE);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "node 3 did not exit with status 0 within {GRACE:?} of SIGTERM (its peers up): {status:?}"
+        );
+        // Then the others, the last one with no peer left.
+        let s1 = cluster.terminate(1, GRACE);
+        let s2 = cluster.terminate(2, GRACE);
+        assert!(s1.is_some_and(|s| s.success()), "node 1 after SIGTERM: {s1:?}");
+        assert!(s2.is_some_and(|s| s.success()), "node 2 after SIGTERM: {s2:?}");
+    })
+    .await;
+}

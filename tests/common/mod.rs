@@ -1,0 +1,454 @@
+//! Harness for end-to-end tests: real `mortar node` processes on loopback, gRPC clients with
+//! timeouts, and the `mortar` CLI.
+//!
+//! A [`Cluster`] kills every process it started (by PID) and removes its temporary directory when
+//! dropped, also when a test panics; on a panic it first prints the end of every node's log.
+
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mortar_proto::v1::admin_client::AdminClient;
+use mortar_proto::v1::kv_client::KvClient;
+use mortar_proto::v1::{
+    CasRequest, CasResponse, DeleteRequest, GetRequest, PutRequest, StatusRequest, StatusResponse,
+    cas_request,
+};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// The binary under test.
+pub const MORTAR: &str = env!("CARGO_BIN_EXE_mortar");
+/// Nodes of every test cluster.
+pub const NODES: usize = 3;
+/// `--request-timeout-ms` of every test node.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(2000);
+/// Bound on one client call.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on connecting to a node.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bound on nodes becoming ready after a start.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on a node exiting after SIGTERM before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Bound on one CLI run.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+/// Lines of each node's log printed when a test fails.
+pub const LOG_TAIL_LINES: usize = 40;
+
+/// Cluster tests run one at a time: three RocksDB-backed processes per test are plenty on a small
+/// machine, and timing-sensitive assertions (Unavailable within the request timeout) need the CPU.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs `test` with an overall time bound.
+pub async fn bounded<T>(limit: Duration, test: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, test).await {
+        Ok(value) => value,
+        Err(_) => panic!("test did not finish within {limit:?}"),
+    }
+}
+
+/// `count` loopback addresses nobody listens on right now (bound to port 0, then released).
+pub fn free_addresses(count: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<std::net::TcpListener> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port"))
+        .collect();
+    listeners.iter().map(|l| l.local_addr().expect("read a bound address")).collect()
+}
+
+/// One node of a test cluster (ids are 1-based).
+pub struct Node {
+    pub id: usize,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+/// A three-node cluster of real processes in a temporary directory.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub initial_cluster: String,
+    dir: tempfile::TempDir,
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Cluster {
+    /// Allocates ports and directories for three nodes without starting any.
+    pub async fn new() -> Cluster {
+        let serial = SERIAL.lock().await;
+        let dir = tempfile::Builder::new().prefix("mortar-cluster-").tempdir().expect("create a temp dir");
+        let addresses = free_addresses(2 * NODES);
+        let nodes: Vec<Node> = (1..=NODES)
+            .map(|id| Node {
+                id,
+                grpc: addresses[2 * (id - 1)],
+                http: addresses[2 * (id - 1) + 1],
+                data_dir: dir.path().join(format!("node-{id}")),
+                log: dir.path().join(format!("node-{id}.log")),
+                child: None,
+            })
+            .collect();
+        let initial_cluster: Vec<String> = nodes.iter().map(|n| format!("{}={}", n.id, n.grpc)).collect();
+        Cluster { nodes, initial_cluster: initial_cluster.join(","), dir, _serial: serial }
+    }
+
+    /// Starts all three nodes and waits until each is ready.
+    pub async fn start() -> Cluster {
+        let mut cluster = Cluster::new().await;
+        for id in 1..=NODES {
+            cluster.start_node(id);
+        }
+        cluster.wait_ready(&[1, 2, 3]).await;
+        cluster
+    }
+
+    pub fn node(&self, id: usize) -> &Node {
+        &self.nodes[id - 1]
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts node `id` (its output appended to its log) without waiting for it.
+    pub fn start_node(&mut self, id: usize) {
+        let initial_cluster = self.initial_cluster.clone();
+        let node = &mut self.nodes[id - 1];
+        assert!(node.child.is_none(), "node {id} is already running");
+        std::fs::create_dir_all(&node.data_dir).expect("create a node data dir");
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(&node.log).expect("open a node log");
+        let stderr = log.try_clone().expect("clone a log handle");
+        let mut command = Command::new(MORTAR);
+        command
+            .args(["node", "--id", &id.to_string()])
+            .args(["--listen", &node.grpc.to_string()])
+            .args(["--http", &node.http.to_string()])
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .args(["--initial-cluster", &initial_cluster])
+            .args(["--request-timeout-ms", &REQUEST_TIMEOUT.as_millis().to_string()])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(stderr);
+        clear_mortar_env(&mut command);
+        node.child = Some(command.spawn().expect("spawn mortar node"));
+    }
+
+    /// SIGKILLs node `id` and reaps it.
+    pub fn kill(&mut self, id: usize) {
+        let node = &mut self.nodes[id - 1];
+        let mut child = node.child.take().unwrap_or_else(|| panic!("node {id} is not running"));
+        kill_and_reap(&mut child);
+    }
+
+    /// Starts node `id` again on the same ports and data directory, and waits until it is ready.
+    pub async fn restart(&mut self, id: usize) {
+        self.start_node(id);
+        self.wait_ready(&[id]).await;
+    }
+
+    /// SIGTERMs node `id` and waits up to `grace` for it to exit: its exit status, or `None`
+    /// when it was still running (it is then SIGKILLed).
+    pub fn terminate(&mut self, id: usize, grace: Duration) -> Option<std::process::ExitStatus> {
+        let node = &mut self.nodes[id - 1];
+        let mut child = node.child.take().unwrap_or_else(|| panic!("node {id} is not running"));
+        let _ = kill(pid_of(&child), Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                _ => {
+                    kill_and_reap(&mut child);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// SIGTERMs every running node, waits up to [`STOP_GRACE`], then SIGKILLs what is left.
+    pub fn stop_all(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(child) = &node.child {
+                let _ = kill(pid_of(child), Signal::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                loop {
+                    match child.try_wait() {
+                        Ok(Some(_)) => break,
+                        Ok(None) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(50))
+                        }
+                        _ => {
+                            eprintln!("node {} ignored SIGTERM for {STOP_GRACE:?}; killing it", node.id);
+                            kill_and_reap(&mut child);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether node `id`'s process is running (and has not exited on its own).
+    pub fn is_running(&mut self, id: usize) -> bool {
+        match &mut self.nodes[id - 1].child {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Waits until `GET /readyz` answers 200 on each node in `ids`; panics with the logs when one
+    /// exits or the bound passes.
+    pub async fn wait_ready(&mut self, ids: &[usize]) {
+        self.wait_http(ids, "/readyz").await;
+    }
+
+    /// Waits until `GET /healthz` answers 200 on each node in `ids`.
+    pub async fn wait_healthy(&mut self, ids: &[usize]) {
+        self.wait_http(ids, "/healthz").await;
+    }
+
+    async fn wait_http(&mut self, ids: &[usize], path: &str) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        for &id in ids {
+            loop {
+                if !self.is_running(id) {
+                    panic!("node {id} exited while waiting for {path}:\n{}", self.log_tail(id));
+                }
+                let status = http_get(self.node(id).http, path).await;
+                if matches!(status, Some((200, _))) {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    panic!(
+                        "node {id} did not answer {path} with 200 within {READY_TIMEOUT:?} (last answer: \
+                         {status:?}):\n{}",
+                        self.log_tail(id)
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// The last lines of node `id`'s log.
+    pub fn log_tail(&self, id: usize) -> String {
+        let text = std::fs::read(&self.node(id).log).map(|b| String::from_utf8_lossy(&b).into_owned());
+        match text {
+            Ok(text) => {
+                let lines: Vec<&str> = text.lines().collect();
+                let start = lines.len().saturating_sub(LOG_TAIL_LINES);
+                let mut out = format!("--- last lines of {}\n", self.node(id).log.display());
+                for line in &lines[start..] {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+                out
+            }
+            Err(e) => format!("--- cannot read {}: {e}\n", self.node(id).log.display()),
+        }
+    }
+
+    /// A gRPC client of node `id` (connects lazily, so a stopped node gives Unavailable).
+    pub fn kv(&self, id: usize) -> Kv {
+        Kv { channel: channel(self.node(id).grpc) }
+    }
+
+    pub fn admin(&self, id: usize) -> AdminClient<Channel> {
+        AdminClient::new(channel(self.node(id).grpc))
+    }
+
+    /// `Admin.Status` through node `id`, bounded by [`CALL_TIMEOUT`].
+    pub async fn status(&self, id: usize) -> Result<StatusResponse, Status> {
+        let mut admin = self.admin(id);
+        bounded_call(admin.status(StatusRequest {})).await
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for id in 1..=NODES {
+                eprintln!("{}", self.log_tail(id));
+            }
+        }
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                kill_and_reap(&mut child);
+            }
+        }
+        // `dir` (a TempDir) removes every data dir and log when it drops after this.
+    }
+}
+
+fn pid_of(child: &Child) -> Pid {
+    Pid::from_raw(i32::try_from(child.id()).expect("pid fits in i32"))
+}
+
+/// SIGKILL by PID, then reap (so the PID is never signalled again after it could be reused).
+fn kill_and_reap(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = kill(pid_of(child), Signal::SIGKILL);
+    }
+    let _ = child.wait();
+}
+
+/// Removes every `MORTAR_*` variable, so the caller's environment cannot change a test.
+pub fn clear_mortar_env(command: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("MORTAR_") {
+            command.env_remove(key);
+        }
+    }
+}
+
+fn channel(address: SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{address}"))
+        .expect("a loopback address is a valid URI")
+        .connect_timeout(CONNECT_TIMEOUT)
+        .connect_lazy()
+}
+
+/// Awaits a call for at most [`CALL_TIMEOUT`]; a timeout becomes `DeadlineExceeded` (an unknown
+/// outcome, never a failure).
+pub async fn bounded_call<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+) -> Result<T, Status> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(result) => result.map(tonic::Response::into_inner),
+        Err(_) => Err(Status::deadline_exceeded(format!("client gave up after {CALL_TIMEOUT:?}"))),
+    }
+}
+
+/// A `mortar.v1.Kv` client of one node with bounded calls.
+#[derive(Clone)]
+pub struct Kv {
+    channel: Channel,
+}
+
+impl Kv {
+    fn client(&self) -> KvClient<Channel> {
+        KvClient::new(self.channel.clone())
+    }
+
+    pub async fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<(), Status> {
+        let request = PutRequest { key: key.into(), value: value.into() };
+        bounded_call(self.client().put(request)).await.map(|_| ())
+    }
+
+    /// `Ok(None)` when the key has no value.
+    pub async fn get(&self, key: impl Into<Bytes>) -> Result<Option<Bytes>, Status> {
+        let response = bounded_call(self.client().get(GetRequest { key: key.into() })).await?;
+        Ok(response.found.then_some(response.value))
+    }
+
+    /// Whether the key held a value.
+    pub async fn delete(&self, key: impl Into<Bytes>) -> Result<bool, Status> {
+        let response = bounded_call(self.client().delete(DeleteRequest { key: key.into() })).await?;
+        Ok(response.existed)
+    }
+
+    /// `expect: None` means "expect absent".
+    pub async fn cas(
+        &self,
+        key: impl Into<Bytes>,
+        expect: Option<&'static str>,
+        value: impl Into<Bytes>,
+    ) -> Result<CasResponse, Status> {
+        let expect = match expect {
+            Some(old) => cas_request::Expect::ExpectValue(Bytes::from_static(old.as_bytes())),
+            None => cas_request::Expect::ExpectAbsent(true),
+        };
+        let request = CasRequest { key: key.into(), expect: Some(expect), value: value.into() };
+        bounded_call(self.client().cas(request)).await
+    }
+}
+
+/// Retries `op` while it fails with `Unavailable` or `DeadlineExceeded`, for at most `limit`
+/// (only for tests about availability). Returns the last result.
+pub async fn retry_unavailable<T, F, Fut>(limit: Duration, mut op: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match op().await {
+            Err(status)
+                if matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded)
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// `GET http://<address><path>` over a raw socket: `(status, body)`, or `None` without a valid
+/// answer within two seconds.
+pub async fn http_get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.ok()?;
+        let response = String::from_utf8_lossy(&response).into_owned();
+        let status = response.split(' ').nth(1)?.parse().ok()?;
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        Some((status, body))
+    };
+    tokio::time::timeout(Duration::from_secs(2), probe).await.ok().flatten()
+}
+
+/// The result of one CLI run.
+#[derive(Debug)]
+pub struct CliRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// The non-empty lines of stderr.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| !l.trim().is_empty()).collect()
+    }
+}
+
+/// Runs `mortar <args>` with a clean `MORTAR_*` environment plus `env`, bounded by
+/// [`CLI_TIMEOUT`] (the process is killed when the bound passes).
+pub async fn mortar_cli(args: &[&str], env: &[(&str, &str)]) -> CliRun {
+    let mut command = Command::new(MORTAR);
+    command.args(args);
+    clear_mortar_env(&mut command);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut command = tokio::process::Command::from(command);
+    command.stdin(Stdio::null()).kill_on_drop(true);
+    let output = tokio::time::timeout(CLI_TIMEOUT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("`mortar {}` did not finish within {CLI_TIMEOUT:?}", args.join(" ")))
+        .expect("run the mortar binary");
+    CliRun {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
