@@ -479,3 +479,126 @@ async fn sigterm_stops_a_node_cleanly() {
     })
     .await;
 }
+
+/// Issue 3: SIGKILL the node that leads in-flight writes while 32 clients write to overlapping
+/// keys. Its unfinished instances block those keys until the survivors recover them, which must
+/// take seconds, not forever; and after a whole-cluster restart every acknowledged write is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_of_in_flight_writes_blocks_no_key() {
+    const CLIENTS: usize = 32;
+    const HOT_KEYS: usize = 8;
+    /// Operations per client at most.
+    const OPS_MAX: usize = 400;
+    /// Acknowledged writes through node 1 before it is killed.
+    const KILL_AFTER_ACKS: usize = 200;
+    /// How long the survivors may take to make every hot key writable again.
+    const WRITABLE_WITHIN: Duration = Duration::from_secs(10);
+
+    #[derive(Default)]
+    struct Log {
+        /// Own keys whose write was acknowledged, with their value.
+        acked: Vec<(String, String)>,
+        /// Every value ever sent to each hot key whose outcome is unknown (error or timeout).
+        unknown_hot: Vec<(usize, String)>,
+        acks_via_node1: usize,
+    }
+
+    let mut cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let log: Arc<Mutex<Log>> = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut clients = Vec::new();
+        for c in 0..CLIENTS {
+            // Half the clients go through node 1, so it leads many of the in-flight writes.
+            let node = if c % 2 == 0 { 1 } else { 2 + (c / 2) % 2 };
+            let kv = cluster.kv(node);
+            let (log, stop) = (log.clone(), stop.clone());
+            clients.push(tokio::spawn(async move {
+                for op in 0..OPS_MAX {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let hot = (c + op) % HOT_KEYS;
+                    let value = format!("c{c}-{op}");
+                    let hot_result = kv.put(format!("hot{hot}"), value.clone()).await;
+                    let own_key = format!("own/{c}/{op}");
+                    let own_result = kv.put(own_key.clone(), value.clone()).await;
+                    let mut log = log.lock().unwrap();
+                    if hot_result.is_err() {
+                        log.unknown_hot.push((hot, value.clone()));
+                    }
+                    match own_result {
+                        Ok(()) => {
+                            log.acked.push((own_key, value));
+                            if node == 1 {
+                                log.acks_via_node1 += 1;
+                            }
+                        }
+                        Err(_) if node == 1 => break, // its node is gone
+                        Err(_) => {}
+                    }
+                }
+            }));
+        }
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while log.lock().unwrap().acks_via_node1 < KILL_AFTER_ACKS {
+            assert!(
+                Instant::now() < deadline,
+                "the workload did not reach {KILL_AFTER_ACKS} acks through node 1"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        cluster.kill(1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for client in clients {
+            client.await.expect("a client does not panic");
+        }
+
+        // Every hot key is writable from the survivors within a few seconds.
+        let survivor = cluster.kv(2);
+        let started = Instant::now();
+        for hot in 0..HOT_KEYS {
+            let key = format!("hot{hot}");
+            retry_unavailable(WRITABLE_WITHIN, || survivor.put(key.clone(), format!("final-{hot}")))
+                .await
+                .unwrap_or_else(|e| panic!("{key} not writable from the survivors: {e:?}"));
+        }
+        let took = started.elapsed();
+        eprintln!("every hot key writable again {took:?} after the workload stopped");
+        assert!(took < WRITABLE_WITHIN, "took {took:?}");
+
+        for id in 2..=3 {
+            cluster.kill(id);
+        }
+        for id in 1..=3 {
+            cluster.start_node(id);
+        }
+        cluster.wait_ready(&[1, 2, 3]).await;
+        let log = std::mem::take(&mut *log.lock().unwrap());
+        eprintln!(
+            "{} acknowledged writes, {} hot writes with unknown outcome",
+            log.acked.len(),
+            log.unknown_hot.len()
+        );
+        for (i, (key, value)) in log.acked.iter().enumerate() {
+            let node = cluster.kv(1 + i % 3);
+            let got = retry_unavailable(AVAILABILITY_RETRY, || node.get(key.clone()))
+                .await
+                .unwrap_or_else(|e| panic!("get {key} after the restart: {e:?}"));
+            assert_eq!(text(&got), Some(value.as_str()), "acknowledged write of {key} lost");
+        }
+        // A write whose outcome is unknown may still take effect after the final one.
+        for hot in 0..HOT_KEYS {
+            let got = cluster.kv(3).get(format!("hot{hot}")).await.expect("get a hot key");
+            let got = text(&got).expect("a hot key has a value").to_string();
+            let allowed =
+                got == format!("final-{hot}") || log.unknown_hot.iter().any(|(k, v)| *k == hot && *v == got);
+            assert!(
+                allowed,
+                "hot{hot} holds {got:?}, neither its final write nor a write of unknown outcome"
+            );
+        }
+    })
+    .await;
+}

@@ -49,9 +49,10 @@ fn check_attrs(what: &'static str, attrs: &Attributes) -> Result<(), DecodeError
     check(what, attrs.deps.windows(2).all(|w| w[0] < w[1]), || "deps not sorted and unique".into())
 }
 
+/// An empty batch is a no-op (what recovery commits when no replica holds the commands).
 fn check_commands(what: &'static str, commands: &[Command]) -> Result<(), DecodeError> {
-    check(what, !commands.is_empty() && commands.len() <= BATCH_COMMANDS_MAX, || {
-        format!("{} commands, want 1..={BATCH_COMMANDS_MAX}", commands.len())
+    check(what, commands.len() <= BATCH_COMMANDS_MAX, || {
+        format!("{} commands, more than {BATCH_COMMANDS_MAX}", commands.len())
     })?;
     let mut total = 0usize;
     for c in commands {
@@ -76,7 +77,20 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
             check_commands(WHAT, commands)?;
         }
         Message::PreAcceptOk { attrs, .. } => check_attrs(WHAT, attrs)?,
-        Message::AcceptOk { .. } | Message::Progress { .. } => {}
+        Message::PrepareOk { state, .. } => {
+            check_attrs(WHAT, &state.attrs)?;
+            check_commands(WHAT, &state.commands)?;
+        }
+        Message::TryPreAccept { attrs, commands, .. } => {
+            check_attrs(WHAT, attrs)?;
+            check_commands(WHAT, commands)?;
+        }
+        Message::AcceptOk { .. }
+        | Message::Progress { .. }
+        | Message::Prepare { .. }
+        | Message::TryPreAcceptOk { .. }
+        | Message::TryPreAcceptNack { .. }
+        | Message::Nack { .. } => {}
         Message::CommitRequest { ids } => {
             check(WHAT, ids.len() <= COMMIT_REQUEST_IDS_MAX, || format!("{} ids", ids.len()))?
         }
@@ -138,6 +152,7 @@ mod tests {
             status: Status::Committed,
             attrs: Attributes::default(),
             commands: vec![Command::new("a", "b")],
+            matches_proposal: true,
         };
         assert_eq!(decode_instance(&encode_instance(&r)).unwrap(), r);
         let k = KeyRecord { seq_max: 4, latest: vec![InstanceId::new(1, 2), InstanceId::new(2, 1)] };
@@ -153,15 +168,16 @@ mod tests {
     }
 
     #[test]
-    fn unsorted_deps_and_empty_batches_are_refused() {
+    fn unsorted_deps_are_refused_and_no_ops_accepted() {
         let m = Message::Commit {
             id: InstanceId::new(1, 1),
             attrs: Attributes { seq: 1, deps: vec![InstanceId::new(3, 1), InstanceId::new(2, 1)] },
             commands: vec![Command::new("k", "")],
         };
         assert!(matches!(decode_message(&encode_message(&m)), Err(DecodeError::OutOfBounds { .. })));
-        let m = Message::Commit { id: InstanceId::new(1, 1), attrs: Attributes::default(), commands: vec![] };
-        assert!(matches!(decode_message(&encode_message(&m)), Err(DecodeError::OutOfBounds { .. })));
+        let noop =
+            Message::Commit { id: InstanceId::new(1, 1), attrs: Attributes::default(), commands: vec![] };
+        assert_eq!(decode_message(&encode_message(&noop)).unwrap(), noop);
     }
 
     #[test]

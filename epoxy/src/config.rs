@@ -11,18 +11,23 @@ pub const BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Largest interference key.
 pub const COMMAND_KEY_BYTES_MAX: usize = 4096;
 /// Most dependencies of one instance: one per replica for every key it touches.
-pub const DEPS_MAX: usize = BATCH_COMMANDS_MAX * REPLICAS_MAX;
+pub const DEPS_MAX: usize = BATCH_COMMANDS_MAX * REPLICAS_MAX + SLOT_RESERVATION_CHUNK as usize;
 /// Most of a replica's own instances proposed but not yet committed.
 pub const INFLIGHT_INSTANCES_MAX: usize = 4096;
 /// Most instance ids in one CommitRequest.
 pub const COMMIT_REQUEST_IDS_MAX: usize = 256;
 /// Slots a command leader reserves durably at a time, so that a restart never reuses a slot it may
-/// have sent before crashing.
-pub const SLOT_RESERVATION_CHUNK: u64 = 4096;
+/// have sent before crashing. A restarted leader recovers every slot of its last reservation it has
+/// no record of (committing a no-op where nobody saw it), so the chunk bounds that work.
+pub const SLOT_RESERVATION_CHUNK: u64 = 256;
 
 const _: () = assert!(REPLICAS_MAX <= 64, "reply sets are u64 bitmasks");
 const _: () = assert!(DEPS_MAX >= REPLICAS_MAX);
-const _: () = assert!(SLOT_RESERVATION_CHUNK as usize >= 2 * INFLIGHT_INSTANCES_MAX / 4);
+const _: () = assert!(SLOT_RESERVATION_CHUNK >= 2);
+const _: () = assert!(
+    DEPS_MAX >= SLOT_RESERVATION_CHUNK as usize + REPLICAS_MAX * BATCH_COMMANDS_MAX,
+    "a restarted leader's proposal depends on its whole reservation gap"
+);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -37,6 +42,12 @@ pub struct Config {
     pub fast_path_wait_ticks: u32,
     /// Ticks the executor waits on an instance it has not seen committed before asking peers.
     pub commit_request_ticks: u32,
+    /// Ticks an instance may stay uncommitted here (while this replica does not lead it) before
+    /// this replica recovers it; each wait adds a random 0..recovery_ticks so that competing
+    /// recoverers rarely collide.
+    pub recovery_ticks: u32,
+    /// Seed of the replica's random source (recovery jitter).
+    pub seed: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -55,8 +66,15 @@ impl Config {
     /// A configuration with default timeouts (in ticks of ~10 ms).
     pub fn new(id: ReplicaId, mut replicas: Vec<ReplicaId>) -> Result<Self, ConfigError> {
         replicas.sort_unstable();
-        let config =
-            Self { id, replicas, retry_ticks: 20, fast_path_wait_ticks: 5, commit_request_ticks: 20 };
+        let config = Self {
+            id,
+            replicas,
+            retry_ticks: 20,
+            fast_path_wait_ticks: 5,
+            commit_request_ticks: 20,
+            recovery_ticks: 30,
+            seed: u64::from(id.0),
+        };
         config.validate()?;
         Ok(config)
     }
@@ -73,7 +91,11 @@ impl Config {
         if !self.replicas.contains(&self.id) {
             return Err(ConfigError::NotAMember(self.id));
         }
-        if self.retry_ticks == 0 || self.fast_path_wait_ticks == 0 || self.commit_request_ticks == 0 {
+        if self.retry_ticks == 0
+            || self.fast_path_wait_ticks == 0
+            || self.commit_request_ticks == 0
+            || self.recovery_ticks == 0
+        {
             return Err(ConfigError::ZeroTimeout);
         }
         Ok(())

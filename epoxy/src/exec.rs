@@ -8,31 +8,49 @@
 use crate::ready::Executed;
 use crate::replica::Instance;
 use crate::types::{InstanceId, Status};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
-/// Which of one replica's slots are executed: every slot `<= contiguous`, and those in `above`.
+/// Which of one replica's slots are executed: every slot `<= contiguous`, and the inclusive
+/// ranges in `above` (start -> end), kept disjoint and non-adjacent.
 #[derive(Debug, Default, Clone)]
 struct Watermark {
     contiguous: u64,
-    above: BTreeSet<u64>,
+    above: BTreeMap<u64, u64>,
 }
 
 impl Watermark {
     fn contains(&self, slot: u64) -> bool {
-        slot <= self.contiguous || self.above.contains(&slot)
+        slot <= self.contiguous || self.above.range(..=slot).next_back().is_some_and(|(_, &end)| end >= slot)
+    }
+
+    /// The first slot at or after `slot` that is not executed.
+    fn next_unexecuted(&self, slot: u64) -> u64 {
+        let slot = slot.max(self.contiguous + 1);
+        match self.above.range(..=slot).next_back() {
+            Some((_, &end)) if end >= slot => end + 1,
+            _ => slot,
+        }
     }
 
     fn insert(&mut self, slot: u64) {
-        if slot <= self.contiguous {
+        if self.contains(slot) {
             return;
         }
-        if slot == self.contiguous + 1 {
-            self.contiguous = slot;
-            while self.above.remove(&(self.contiguous + 1)) {
-                self.contiguous += 1;
-            }
+        let mut start = slot;
+        let mut end = slot;
+        if let Some((&s, &e)) = self.above.range(..slot).next_back()
+            && e + 1 == slot
+        {
+            start = s;
+            self.above.remove(&s);
+        }
+        if let Some(e) = self.above.remove(&(slot + 1)) {
+            end = e;
+        }
+        if start == self.contiguous + 1 {
+            self.contiguous = end;
         } else {
-            self.above.insert(slot);
+            self.above.insert(start, end);
         }
     }
 }
@@ -60,13 +78,19 @@ pub(crate) struct Executor {
     // Scratch space for Tarjan's algorithm, kept to avoid allocating per run.
     visits: HashMap<InstanceId, Visit>,
     stack: Vec<InstanceId>,
-    calls: Vec<(InstanceId, usize)>,
+    /// Search frames: instance, index into its deps, next slot of that dependency's prefix.
+    calls: Vec<(InstanceId, usize, u64)>,
     component: Vec<InstanceId>,
 }
 
 impl Executor {
     pub(crate) fn is_executed(&self, id: InstanceId) -> bool {
         self.executed.get(&id.replica).is_some_and(|w| w.contains(id.slot))
+    }
+
+    /// The first slot of `replica` at or after `slot` that is not executed here.
+    pub(crate) fn next_unexecuted(&self, replica: crate::types::ReplicaId, slot: u64) -> u64 {
+        self.executed.get(&replica).map_or(slot.max(1), |w| w.next_unexecuted(slot))
     }
 
     /// Every slot of `replica` up to this one is executed.
@@ -123,6 +147,10 @@ impl Executor {
     /// Tarjan's SCC algorithm from `root` over committed, unexecuted instances. Components are
     /// complete (every instance they reach is committed) when emitted, so they execute at once even
     /// if the search later meets an instance that is not committed, which it then returns.
+    ///
+    /// A dependency `r.s` stands for every instance of replica `r` up to slot `s` (as in the EPaxos
+    /// reference implementation): the "latest instance per replica per key" that attributes record
+    /// then covers the earlier ones on that key even when a no-op or a crash broke the chain.
     fn execute_from(
         &mut self,
         root: InstanceId,
@@ -134,49 +162,67 @@ impl Executor {
         self.calls.clear();
         let mut next_index = 0u32;
         self.open(root, &mut next_index);
-        while let Some(&(v, dep_at)) = self.calls.last() {
+        while let Some(&(v, dep_at, slot_at)) = self.calls.last() {
             let deps = &instances.get(&v).expect("visited instance is in memory").attrs.deps;
-            if dep_at < deps.len() {
-                let w = deps[dep_at];
-                self.calls.last_mut().expect("non-empty").1 += 1;
-                if w == v || self.is_executed(w) {
-                    continue;
-                }
-                match self.visits.get(&w) {
-                    None => {
-                        match instances.get(&w) {
-                            Some(i) if i.status == Status::Committed => {}
-                            _ => return Err(w),
-                        }
-                        self.open(w, &mut next_index);
-                    }
-                    Some(visit) if visit.on_stack => {
-                        let index = visit.index;
-                        let low = &mut self.visits.get_mut(&v).expect("visited").low;
-                        *low = (*low).min(index);
-                    }
-                    Some(_) => {} // in a component already executed by this search
-                }
+            let Some(&dep) = deps.get(dep_at) else {
+                self.close(v, instances, out);
                 continue;
+            };
+            // Next unexecuted slot of this dependency's prefix (an instance never waits on itself).
+            let mut slot = self.next_unexecuted(dep.replica, slot_at);
+            if dep.replica == v.replica && slot == v.slot {
+                slot = self.next_unexecuted(dep.replica, slot + 1);
             }
-            self.calls.pop();
-            let visit = self.visits[&v];
-            if visit.low == visit.index {
-                self.emit_component(v, instances, out);
-            }
-            if let Some(&(parent, _)) = self.calls.last() {
-                let low = &mut self.visits.get_mut(&parent).expect("visited").low;
-                *low = (*low).min(visit.low);
+            let next = (slot <= dep.slot).then_some(slot);
+            let frame = self.calls.last_mut().expect("non-empty");
+            let Some(slot) = next else {
+                frame.1 += 1;
+                frame.2 = 0;
+                continue;
+            };
+            frame.2 = slot + 1;
+            let w = InstanceId { replica: dep.replica, slot };
+            match self.visits.get(&w) {
+                None => {
+                    match instances.get(&w) {
+                        Some(i) if i.status == Status::Committed => {}
+                        _ => return Err(w),
+                    }
+                    self.open(w, &mut next_index);
+                }
+                Some(visit) if visit.on_stack => {
+                    let index = visit.index;
+                    let low = &mut self.visits.get_mut(&v).expect("visited").low;
+                    *low = (*low).min(index);
+                }
+                Some(_) => {} // in a component already executed by this search
             }
         }
         Ok(())
+    }
+
+    fn close(
+        &mut self,
+        v: InstanceId,
+        instances: &mut HashMap<InstanceId, Instance>,
+        out: &mut Vec<Executed>,
+    ) {
+        self.calls.pop();
+        let visit = self.visits[&v];
+        if visit.low == visit.index {
+            self.emit_component(v, instances, out);
+        }
+        if let Some(&(parent, _, _)) = self.calls.last() {
+            let low = &mut self.visits.get_mut(&parent).expect("visited").low;
+            *low = (*low).min(visit.low);
+        }
     }
 
     fn open(&mut self, v: InstanceId, next_index: &mut u32) {
         self.visits.insert(v, Visit { index: *next_index, low: *next_index, on_stack: true });
         *next_index += 1;
         self.stack.push(v);
-        self.calls.push((v, 0));
+        self.calls.push((v, 0, 0));
     }
 
     fn emit_component(
@@ -225,5 +271,31 @@ mod tests {
         w.insert(3);
         assert_eq!(w.contiguous, 3);
         assert!(w.contains(5) && !w.contains(4));
+    }
+
+    #[test]
+    fn watermark_merges_ranges_and_finds_the_next_gap() {
+        let mut w = Watermark::default();
+        for slot in [10, 12, 11, 20, 5, 6, 7, 19] {
+            w.insert(slot);
+        }
+        assert_eq!(
+            w.above.iter().map(|(s, e)| (*s, *e)).collect::<Vec<_>>(),
+            vec![(5, 7), (10, 12), (19, 20)]
+        );
+        assert_eq!(w.next_unexecuted(1), 1);
+        assert_eq!(w.next_unexecuted(5), 8);
+        assert_eq!(w.next_unexecuted(11), 13);
+        assert_eq!(w.next_unexecuted(19), 21);
+        for slot in 1..=4 {
+            w.insert(slot);
+        }
+        assert_eq!(w.contiguous, 7);
+        assert_eq!(w.next_unexecuted(1), 8);
+        for slot in 8..=9 {
+            w.insert(slot);
+        }
+        assert_eq!(w.contiguous, 12);
+        assert!(!w.contains(13) && w.contains(20));
     }
 }

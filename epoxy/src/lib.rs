@@ -46,10 +46,14 @@ mod handler;
 pub mod message;
 pub mod ready;
 pub mod record;
+mod recoverer;
+pub mod recovery;
 mod replica;
+pub mod rng;
 pub mod sim;
 #[cfg(test)]
 mod sim_test;
+mod try_outcome;
 pub mod types;
 
 pub use config::{Config, ConfigError};

@@ -1,6 +1,6 @@
 //! Protocol messages (EPaxos, Moraru et al., SOSP'13, Figure 2 and section 4.3).
 
-use crate::types::{Attributes, Ballot, Command, InstanceId};
+use crate::types::{Attributes, Ballot, Command, InstanceId, Status};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +44,58 @@ pub enum Message {
     Progress {
         committed_up_to: u64,
     },
+    /// Recovery, phase 1 (EPaxos §4.4 "Explicit Prepare"): promise `ballot` and report what you
+    /// hold for the instance.
+    Prepare {
+        id: InstanceId,
+        ballot: Ballot,
+    },
+    PrepareOk {
+        id: InstanceId,
+        ballot: Ballot,
+        state: Vote,
+    },
+    /// Recovery of a possibly fast-committed instance (EPaxos tech report §4.4, TryPreAccept):
+    /// pre-accept exactly these attributes, unless you know an interfering instance they miss.
+    TryPreAccept {
+        id: InstanceId,
+        ballot: Ballot,
+        attrs: Attributes,
+        commands: Vec<Command>,
+    },
+    TryPreAcceptOk {
+        id: InstanceId,
+        ballot: Ballot,
+    },
+    /// `conflict` interferes and is not in the proposed deps; `committed`: it is committed (or
+    /// executed) at the sender.
+    TryPreAcceptNack {
+        id: InstanceId,
+        ballot: Ballot,
+        conflict: InstanceId,
+        committed: bool,
+    },
+    /// `ballot` is below what the sender promised for the instance.
+    Nack {
+        id: InstanceId,
+        promised: Ballot,
+    },
+}
+
+/// What an acceptor holds for an instance, as reported to a recoverer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    pub status: Status,
+    /// The ballot in which `attrs` were last voted for (EPaxos*: not the promised ballot).
+    pub accepted_ballot: Ballot,
+    pub attrs: Attributes,
+    pub commands: Vec<Command>,
+    /// The attributes are exactly those the command leader proposed in ballot 0 (or were
+    /// installed verbatim by TryPreAccept): such votes count towards a possible fast quorum.
+    pub matches_proposal: bool,
+    /// The sender is the command leader, still leading it in ballot 0 since before any restart:
+    /// it would know had it committed on the fast path.
+    pub leading: bool,
 }
 
 impl Message {
@@ -56,6 +108,12 @@ impl Message {
             Message::Commit { .. } => "commit",
             Message::CommitRequest { .. } => "commit_request",
             Message::Progress { .. } => "progress",
+            Message::Prepare { .. } => "prepare",
+            Message::PrepareOk { .. } => "prepare_ok",
+            Message::TryPreAccept { .. } => "try_pre_accept",
+            Message::TryPreAcceptOk { .. } => "try_pre_accept_ok",
+            Message::TryPreAcceptNack { .. } => "try_pre_accept_nack",
+            Message::Nack { .. } => "nack",
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct InstanceRecord {
     pub status: Status,
     pub attrs: Attributes,
     pub commands: Vec<Command>,
+    /// See [`crate::message::Vote::matches_proposal`].
+    pub matches_proposal: bool,
 }
 
 /// What a replica knows of one interference key: the latest instance of each replica that touched

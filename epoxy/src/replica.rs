@@ -6,9 +6,10 @@ use crate::config::{
     INFLIGHT_INSTANCES_MAX, SLOT_RESERVATION_CHUNK,
 };
 use crate::exec::Executor;
-use crate::message::Message;
+use crate::message::{Message, Vote};
 use crate::ready::{Outbound, Ready};
 use crate::record::{InstanceRecord, KeyRecord, Record, Recovered};
+use crate::rng::Rng;
 use crate::types::{Attributes, Ballot, Command, InstanceId, ReplicaId, Status};
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap};
@@ -21,8 +22,38 @@ pub(crate) struct Instance {
     pub(crate) status: Status,
     pub(crate) attrs: Attributes,
     pub(crate) commands: Vec<Command>,
-    /// Present while this replica leads the instance and it is not committed.
+    /// See [`Vote::matches_proposal`].
+    pub(crate) matches_proposal: bool,
+    /// Present while this replica leads the instance (as its command leader, or as a recoverer in
+    /// its Accept or PreAccept phase) and it is not committed.
     pub(crate) lead: Option<Box<Lead>>,
+}
+
+impl Instance {
+    /// A promise and nothing else (a Prepare arrived before any value).
+    pub(crate) fn promise_only(ballot: Ballot, leader: ReplicaId) -> Self {
+        Self {
+            ballot,
+            accepted_ballot: Ballot::initial(leader),
+            status: Status::None,
+            attrs: Attributes::default(),
+            commands: Vec::new(),
+            matches_proposal: false,
+            lead: None,
+        }
+    }
+}
+
+/// A recovery this replica runs (see [`crate::recovery`]).
+#[derive(Debug)]
+pub(crate) struct Recovery {
+    pub(crate) ballot: Ballot,
+    pub(crate) votes: std::collections::BTreeMap<ReplicaId, Vote>,
+    /// During TryPreAccept: the proposal, and the replicas (other than the leader) known to hold
+    /// it unchanged.
+    pub(crate) trying: Option<(Attributes, Vec<Command>)>,
+    pub(crate) holding: u64,
+    pub(crate) ticks: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +105,13 @@ pub struct Counters {
     pub fast_path: u64,
     pub slow_path: u64,
     pub in_flight: u64,
+    pub recoveries_started: u64,
+    /// Recovery decisions by branch (see [`crate::recovery::Decision`]).
+    pub recovered_commit: u64,
+    pub recovered_accept: u64,
+    pub recovered_try_pre_accept: u64,
+    pub recovered_rerun: u64,
+    pub recovered_no_op: u64,
 }
 
 pub struct Replica {
@@ -94,6 +132,18 @@ pub struct Replica {
     /// Highest slot each peer reported committed (`Message::Progress`).
     pub(crate) peer_committed: HashMap<ReplicaId, u64>,
     pub(crate) progress_ticks: u32,
+    pub(crate) recoveries: HashMap<InstanceId, Recovery>,
+    /// Uncommitted instances this replica does not lead: ticks left before it recovers them.
+    pub(crate) stalled: HashMap<InstanceId, u32>,
+    /// Lowest ballot round the next recovery of an instance may use (raised by Nacks).
+    pub(crate) min_round: HashMap<InstanceId, u32>,
+    pub(crate) rng: Rng,
+    /// Own slots of the reservation in force at the last restart that this replica has no record
+    /// of: a PreAccept for some may have escaped before the crash. Dependencies compress to "the
+    /// latest instance of each replica per key", which is sound only while each replica's
+    /// instances on a key form a chain; the state a crash lost breaks that chain, so every new
+    /// proposal depends on these slots explicitly until they have executed.
+    pub(crate) restart_gap: BTreeSet<InstanceId>,
 }
 
 impl Replica {
@@ -102,8 +152,9 @@ impl Replica {
         Self::recover(config, Recovered::default())
     }
 
-    /// A replica restarted from its durable state. Its own uncommitted instances resume where they
-    /// were (same ballot) and are resent on the first tick; committed ones execute.
+    /// A replica restarted from its durable state. Committed instances execute; uncommitted ones,
+    /// its own included, are recovered at a higher ballot after a jittered wait (a restarted leader
+    /// never resumes ballot 0: a Commit it sent may have escaped before the crash).
     pub fn recover(config: Config, recovered: Recovered) -> Self {
         config.validate().expect("valid epoxy config");
         let me = config.index_of(config.id).expect("validated");
@@ -120,6 +171,11 @@ impl Replica {
             own_committed_max: 0,
             peer_committed: HashMap::new(),
             progress_ticks: 0,
+            recoveries: HashMap::new(),
+            stalled: HashMap::new(),
+            min_round: HashMap::new(),
+            rng: Rng::new(config.seed ^ 0x5eed_0000_0000_0000),
+            restart_gap: BTreeSet::new(),
             config,
         };
         for id in recovered.executed {
@@ -133,36 +189,39 @@ impl Replica {
             if id.replica == replica.config.id {
                 replica.next_slot = replica.next_slot.max(id.slot + 1);
             }
-            let mut instance = Instance {
+            let instance = Instance {
                 ballot: record.ballot,
                 accepted_ballot: record.accepted_ballot,
                 status: record.status,
                 attrs: record.attrs,
                 commands: record.commands,
+                matches_proposal: record.matches_proposal,
                 lead: None,
             };
-            match record.status {
-                Status::Committed => {
-                    if id.replica == replica.config.id {
-                        replica.own_committed_max = replica.own_committed_max.max(id.slot);
-                    }
-                    replica.executor.on_committed(id)
+            if record.status == Status::Committed {
+                if id.replica == replica.config.id {
+                    replica.own_committed_max = replica.own_committed_max.max(id.slot);
                 }
-                _ if id.replica == replica.config.id && record.ballot == Ballot::initial(id.replica) => {
-                    let phase =
-                        if record.status == Status::Accepted { Phase::Accept } else { Phase::PreAccept };
-                    instance.lead = Some(Box::new(Lead {
-                        phase,
-                        original: instance.attrs.clone(),
-                        replied: replica.me_bit,
-                        all_equal: true,
-                        ticks: replica.config.retry_ticks - 1,
-                    }));
-                    replica.leading.insert(id);
-                }
-                _ => {}
+                replica.executor.on_committed(id);
+            } else {
+                let wait = replica.jittered_wait();
+                replica.stalled.insert(id, wait);
             }
             replica.instances.insert(id, instance);
+        }
+        // Slots of the last reservation this replica has no record of: a PreAccept may have left
+        // for some before the crash. Recover each (a no-op where nobody saw it) so that no peer
+        // waits on a slot forever.
+        let me = replica.config.id;
+        let own_max = replica.instances.keys().filter(|i| i.replica == me).map(|i| i.slot).max().unwrap_or(0);
+        let own_max = own_max.max(replica.executor.executed_contiguous(me));
+        for slot in own_max + 1..replica.slot_reserved {
+            let id = InstanceId { replica: me, slot };
+            if !replica.executor.is_executed(id) {
+                let wait = 1 + replica.rng.below(u64::from(replica.config.recovery_ticks)) as u32;
+                replica.stalled.insert(id, wait);
+                replica.restart_gap.insert(id);
+            }
         }
         replica.counters.in_flight = replica.leading.len() as u64;
         replica
@@ -228,6 +287,11 @@ impl Replica {
         }
         let ballot = Ballot::initial(self.config.id);
         let mut attrs = Attributes { seq: 1, deps: Vec::new() };
+        if !self.restart_gap.is_empty() {
+            let executor = &self.executor;
+            self.restart_gap.retain(|gap| !executor.is_executed(*gap));
+            attrs.deps.extend(self.restart_gap.iter().copied());
+        }
         self.merge_local_attrs(id, &commands, &mut attrs);
         self.observe_keys(id, &commands, attrs.seq);
         let instance = Instance {
@@ -236,6 +300,7 @@ impl Replica {
             status: Status::PreAccepted,
             attrs: attrs.clone(),
             commands,
+            matches_proposal: true,
             lead: Some(Box::new(Lead {
                 phase: Phase::PreAccept,
                 original: attrs,
@@ -271,6 +336,16 @@ impl Replica {
             Message::Commit { id, attrs, commands } => self.handle_commit(id, attrs, commands),
             Message::CommitRequest { ids } => self.handle_commit_request(from, ids),
             Message::Progress { committed_up_to } => self.handle_progress(from, committed_up_to),
+            Message::Prepare { id, ballot } => self.handle_prepare(from, id, ballot),
+            Message::PrepareOk { id, ballot, state } => self.handle_prepare_ok(from, id, ballot, state),
+            Message::TryPreAccept { id, ballot, attrs, commands } => {
+                self.handle_try_pre_accept(from, id, ballot, attrs, commands)
+            }
+            Message::TryPreAcceptOk { id, ballot } => self.handle_try_pre_accept_ok(from, id, ballot),
+            Message::TryPreAcceptNack { id, ballot, conflict, committed } => {
+                self.handle_try_pre_accept_nack(id, ballot, conflict, committed)
+            }
+            Message::Nack { id, promised } => self.handle_nack(id, promised),
         }
     }
 
@@ -313,6 +388,7 @@ impl Replica {
                 }
             }
         }
+        self.tick_recovery();
         self.progress_ticks += 1;
         if self.progress_ticks >= self.config.commit_request_ticks {
             self.progress_ticks = 0;
@@ -458,12 +534,16 @@ impl Replica {
         }
         self.counters.committed += 1;
         self.counters.in_flight = self.leading.len() as u64;
-        self.own_committed_max = self.own_committed_max.max(id.slot);
+        if id.replica == self.config.id {
+            self.own_committed_max = self.own_committed_max.max(id.slot);
+        }
         let instance = &self.instances[&id];
         self.ready.persist.push(record_of(id, instance));
+        // Only once the commit is durable here may anyone learn of it: a recoverer trusts a
+        // leader that says it has not committed.
         for &peer in &self.config.replicas {
             if peer != self.config.id {
-                self.ready.messages.push(Outbound {
+                self.ready.messages_after_persist.push(Outbound {
                     to: peer,
                     message: Message::Commit {
                         id,
@@ -474,6 +554,104 @@ impl Replica {
             }
         }
         self.executor.on_committed(id);
+        self.forget_recovery(id);
+    }
+
+    /// A random wait before recovering a stalled instance.
+    pub(crate) fn jittered_wait(&mut self) -> u32 {
+        let base = self.config.recovery_ticks;
+        base + self.rng.below(u64::from(base)) as u32
+    }
+
+    /// Notes an uncommitted instance this replica does not lead, so it is recovered if it stalls.
+    pub(crate) fn watch_stall(&mut self, id: InstanceId) {
+        if !self.leading.contains(&id) && !self.stalled.contains_key(&id) {
+            let wait = self.jittered_wait();
+            self.stalled.insert(id, wait);
+        }
+    }
+
+    pub(crate) fn forget_recovery(&mut self, id: InstanceId) {
+        self.recoveries.remove(&id);
+        self.stalled.remove(&id);
+        self.min_round.remove(&id);
+    }
+
+    /// What this replica holds for an instance, as a vote for a recoverer.
+    pub(crate) fn vote_of(&self, id: InstanceId) -> Vote {
+        match self.instances.get(&id) {
+            Some(i) => Vote {
+                status: i.status,
+                accepted_ballot: i.accepted_ballot,
+                attrs: i.attrs.clone(),
+                commands: i.commands.clone(),
+                matches_proposal: i.matches_proposal,
+                leading: id.replica == self.config.id
+                    && i.lead.is_some()
+                    && i.ballot == Ballot::initial(id.replica),
+            },
+            None => Vote {
+                status: Status::None,
+                accepted_ballot: Ballot::initial(id.replica),
+                attrs: Attributes::default(),
+                commands: Vec::new(),
+                matches_proposal: false,
+                leading: false,
+            },
+        }
+    }
+
+    /// Stops leading an instance (a recoverer took over with a higher ballot).
+    pub(crate) fn abandon_lead(&mut self, id: InstanceId) {
+        if let Some(i) = self.instances.get_mut(&id) {
+            i.lead = None;
+        }
+        if self.leading.remove(&id) {
+            self.counters.in_flight = self.leading.len() as u64;
+        }
+    }
+
+    fn tick_recovery(&mut self) {
+        // Instances that committed ones wait on are recovered if they stay uncommitted.
+        let mut waited: Vec<InstanceId> = self.executor.waiting_on().copied().collect();
+        waited.sort_unstable(); // every iteration that draws randomness or sends is in a fixed order
+        for id in waited {
+            self.watch_stall(id);
+        }
+        let mut due = Vec::new();
+        for (id, left) in self.stalled.iter_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                due.push(*id);
+            }
+        }
+        due.sort_unstable();
+        for id in due {
+            let wait = self.jittered_wait();
+            self.stalled.insert(id, wait);
+            if !self.recoveries.contains_key(&id) {
+                self.start_recovery(id);
+            }
+        }
+        let mut retry = Vec::new();
+        let mut give_up = Vec::new();
+        for (id, r) in self.recoveries.iter_mut() {
+            r.ticks += 1;
+            if r.ticks >= 4 * self.config.retry_ticks {
+                give_up.push(*id);
+            } else if r.ticks % self.config.retry_ticks == 0 {
+                retry.push(*id);
+            }
+        }
+        give_up.sort_unstable();
+        retry.sort_unstable();
+        for id in give_up {
+            // The stall timer starts the next attempt, at a higher ballot.
+            self.recoveries.remove(&id);
+        }
+        for id in retry {
+            self.resend_recovery(id);
+        }
     }
 }
 
@@ -486,6 +664,7 @@ pub(crate) fn record_of(id: InstanceId, instance: &Instance) -> Record {
         status: instance.status,
         attrs: instance.attrs.clone(),
         commands: instance.commands.clone(),
+        matches_proposal: instance.matches_proposal,
     })
 }
 

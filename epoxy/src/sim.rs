@@ -1,14 +1,21 @@
 //! Deterministic simulation: several replicas in one thread, each with an in-memory disk, joined
-//! by a network that a seeded random source delays, reorders, duplicates and drops messages on.
-//! A run has a fault phase and a healing phase; one seed decides the whole run, so a failing seed
-//! replays exactly. After every run the checkers must pass:
+//! by a network that a seeded random source delays, reorders, duplicates and drops messages on,
+//! while replicas crash (sometimes half-way through a round: after sending, before persisting),
+//! restart from their disks, pause past the recovery timeout, and get partitioned. A run has a
+//! fault phase and then a healing phase; one seed decides the whole run, so a failing seed replays
+//! exactly. After every run the checkers must pass:
 //!
 //! * **agreement**: every replica that committed an instance committed the same attributes and
 //!   commands (checked at every persist);
 //! * **execution consistency**: for every key, every replica executed the instances touching it in
 //!   the same order;
-//! * **liveness**: every proposed command is committed and executed on every replica after healing;
-//! * **exactly once**: no replica executes an instance twice, and it executes what was committed.
+//! * **linearizability**: that order respects real time — an instance acknowledged (executed by
+//!   its leader, which is when a client hears "ok") before another was proposed comes first;
+//! * **nothing acknowledged is lost**: an acknowledged instance executes everywhere with its
+//!   commands (never replaced by a no-op);
+//! * **liveness**: after healing, every proposed instance is committed (or replaced by a no-op)
+//!   and executed on every replica;
+//! * **exactly once**: no replica executes an instance twice.
 //!
 //! ```
 //! use mortar_epoxy::sim::{Sim, SimConfig};
@@ -20,53 +27,69 @@ use crate::config::Config;
 use crate::message::Message;
 use crate::ready::Ready;
 use crate::record::{InstanceRecord, KeyRecord, Record, Recovered};
-use crate::replica::{ProposeError, Replica};
+use crate::replica::{Counters, ProposeError, Replica};
+pub use crate::rng::Rng;
 use crate::types::{Attributes, Command, InstanceId, ReplicaId, Status};
 use bytes::Bytes;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
-/// SplitMix64: small, fast, and the same on every platform and crate version.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        assert!(n > 0, "below(0)");
-        self.next_u64() % n
-    }
-
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p && p > 0.0
-    }
-}
-
-/// Network faults during the fault phase.
+/// Faults during the fault phase.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Faults {
     pub drop: f64,
     pub duplicate: f64,
     /// Messages take 1..=delay_steps_max steps (the spread reorders them).
     pub delay_steps_max: u64,
+    /// Chance per step that a running replica crashes (half of the crashes happen half-way
+    /// through a round: after its messages left, before its disk write).
+    pub crash: f64,
+    /// Steps a crashed replica stays down.
+    pub down_steps: u64,
+    /// Chance per step that a replica is paused (its process stopped: it neither ticks nor reads).
+    pub pause: f64,
+    pub pause_steps: u64,
+    /// Chance per step that the network splits into two random sides.
+    pub partition: f64,
+    pub partition_steps: u64,
+    /// Most replicas down or paused at once.
+    pub unavailable_max: usize,
 }
 
 impl Faults {
+    /// A reliable network: no faults, short delays.
     pub fn none() -> Self {
-        Self { drop: 0.0, duplicate: 0.0, delay_steps_max: 3 }
+        Self {
+            drop: 0.0,
+            duplicate: 0.0,
+            delay_steps_max: 3,
+            crash: 0.0,
+            down_steps: 0,
+            pause: 0.0,
+            pause_steps: 0,
+            partition: 0.0,
+            partition_steps: 0,
+            unavailable_max: 0,
+        }
+    }
+
+    /// Lossy, duplicating, reordering network; no crashes.
+    pub fn network() -> Self {
+        Self { drop: 0.1, duplicate: 0.05, delay_steps_max: 12, ..Self::none() }
+    }
+
+    /// Everything: the network faults, crashes, pauses and partitions.
+    pub fn all(replicas: usize) -> Self {
+        Self {
+            crash: 0.004,
+            down_steps: 300,
+            pause: 0.003,
+            pause_steps: 400,
+            partition: 0.002,
+            partition_steps: 300,
+            unavailable_max: (replicas - 1) / 2,
+            ..Self::network()
+        }
     }
 }
 
@@ -99,9 +122,9 @@ impl Default for SimConfig {
             batch_max: 3,
             keys: 5,
             propose_chance: 0.3,
-            faults: Faults { drop: 0.1, duplicate: 0.05, delay_steps_max: 12 },
+            faults: Faults::network(),
             fault_steps: 400,
-            heal_steps_max: 20_000,
+            heal_steps_max: 40_000,
             steps_per_tick: 4,
         }
     }
@@ -112,16 +135,20 @@ impl Default for SimConfig {
 pub struct SimReport {
     pub seed: u64,
     pub proposed: usize,
+    pub acknowledged: usize,
     pub executed_everywhere: usize,
-    pub fast_path: u64,
-    pub slow_path: u64,
+    pub no_ops: usize,
     pub messages_sent: u64,
     pub messages_dropped: u64,
-    pub commit_requests: u64,
+    pub crashes: u64,
+    pub pauses: u64,
+    pub partitions: u64,
     pub steps: u64,
+    /// Summed over every replica and every life of it.
+    pub counters: Counters,
 }
 
-/// The disk of one simulated replica.
+/// The disk of one simulated replica: what its driver wrote.
 #[derive(Debug, Default, Clone)]
 struct Disk {
     instances: BTreeMap<InstanceId, InstanceRecord>,
@@ -131,8 +158,7 @@ struct Disk {
 }
 
 impl Disk {
-    /// What a restarted replica would load.
-    #[allow(dead_code)]
+    /// What a restarted replica loads.
     fn recovered(&self) -> Recovered {
         Recovered {
             instances: self.instances.values().filter(|r| !self.executed.contains(&r.id)).cloned().collect(),
@@ -149,22 +175,37 @@ struct Envelope {
     message: Message,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    Up,
+    /// Crashes at its next round, after sending that round's immediate messages.
+    CrashMidRound,
+    Down {
+        until: u64,
+    },
+    Paused {
+        until: u64,
+    },
+}
+
 pub struct Sim {
     config: SimConfig,
     rng: Rng,
     ids: Vec<ReplicaId>,
     replicas: Vec<Replica>,
+    lives: Vec<Life>,
+    restarts: Vec<u64>,
     disks: Vec<Disk>,
     queue: BinaryHeap<Reverse<(u64, u64)>>,
     in_flight: HashMap<u64, Envelope>,
     next_envelope: u64,
+    /// Replica sides while partitioned, until a step.
+    partition: Option<(Vec<bool>, u64)>,
     step: u64,
     healing: bool,
-    /// Every instance proposed, with its commands.
-    proposed: BTreeMap<InstanceId, Vec<Command>>,
-    /// The first commit seen of each instance, anywhere.
+    proposed: BTreeMap<InstanceId, (Vec<Command>, u64)>,
+    acknowledged: BTreeMap<InstanceId, u64>,
     committed: HashMap<InstanceId, (Attributes, Vec<Command>)>,
-    /// Per replica, the instances executed, in order.
     executed: Vec<Vec<InstanceId>>,
     executed_sets: Vec<BTreeSet<InstanceId>>,
     violations: Vec<String>,
@@ -174,41 +215,50 @@ pub struct Sim {
 impl Sim {
     pub fn new(config: SimConfig) -> Self {
         let ids: Vec<ReplicaId> = (1..=config.replicas as u32).map(ReplicaId).collect();
-        let replicas = ids
-            .iter()
-            .map(|&id| Replica::new(Config::new(id, ids.clone()).expect("valid sim config")))
-            .collect();
         let n = ids.len();
-        Self {
+        let mut sim = Self {
             rng: Rng::new(config.seed),
             report: SimReport { seed: config.seed, ..SimReport::default() },
-            config,
             ids,
-            replicas,
+            replicas: Vec::new(),
+            lives: vec![Life::Up; n],
+            restarts: vec![0; n],
             disks: vec![Disk::default(); n],
             queue: BinaryHeap::new(),
             in_flight: HashMap::new(),
             next_envelope: 0,
+            partition: None,
             step: 0,
             healing: false,
             proposed: BTreeMap::new(),
+            acknowledged: BTreeMap::new(),
             committed: HashMap::new(),
             executed: vec![Vec::new(); n],
             executed_sets: vec![BTreeSet::new(); n],
             violations: Vec::new(),
-        }
+            config,
+        };
+        sim.replicas = (0..n).map(|at| sim.boot(at)).collect();
+        sim
+    }
+
+    fn boot(&self, at: usize) -> Replica {
+        let mut config = Config::new(self.ids[at], self.ids.clone()).expect("valid sim config");
+        config.seed = self.config.seed.wrapping_mul(31).wrapping_add(at as u64 * 1009 + self.restarts[at]);
+        Replica::recover(config, self.disks[at].recovered())
     }
 
     /// Runs the fault phase, then heals and runs until every proposed instance executed
-    /// everywhere; returns the report, or every violation found with the seed.
+    /// everywhere; returns the report, or every violation found, with the seed.
     pub fn run(mut self) -> Result<SimReport, String> {
-        while self.step < self.config.fault_steps {
+        while self.step < self.config.fault_steps && self.violations.is_empty() {
             if self.proposed.len() < self.config.instances && self.rng.chance(self.config.propose_chance) {
                 self.propose_random();
             }
+            self.inject_faults();
             self.advance();
         }
-        self.healing = true;
+        self.heal();
         let heal_end = self.step + self.config.heal_steps_max;
         while !self.all_executed() && self.step < heal_end && self.violations.is_empty() {
             self.advance();
@@ -216,24 +266,100 @@ impl Sim {
         self.check_end();
         self.report.steps = self.step;
         for r in &self.replicas {
-            let c = r.counters();
-            self.report.fast_path += c.fast_path;
-            self.report.slow_path += c.slow_path;
+            add_counters(&mut self.report.counters, r.counters());
         }
         self.report.proposed = self.proposed.len();
+        self.report.acknowledged = self.acknowledged.len();
         if self.violations.is_empty() {
             Ok(self.report)
         } else {
-            Err(format!("seed {}: {}", self.config.seed, self.violations.join("; ")))
+            Err(format!(
+                "seed {} ({} replicas): {}",
+                self.config.seed,
+                self.config.replicas,
+                self.violations.join("; ")
+            ))
         }
     }
 
-    fn faults(&self) -> Faults {
-        if self.healing { Faults::none() } else { self.config.faults.clone() }
+    fn network_faults(&self) -> (f64, f64, u64) {
+        let f = &self.config.faults;
+        if self.healing { (0.0, 0.0, 3) } else { (f.drop, f.duplicate, f.delay_steps_max) }
+    }
+
+    fn unavailable(&self) -> usize {
+        self.lives.iter().filter(|l| !matches!(l, Life::Up)).count()
+    }
+
+    fn inject_faults(&mut self) {
+        let f = self.config.faults.clone();
+        for at in 0..self.replicas.len() {
+            match self.lives[at] {
+                Life::Down { until } if self.step >= until => self.restart(at),
+                Life::Paused { until } if self.step >= until => self.lives[at] = Life::Up,
+                _ => {}
+            }
+        }
+        if self.unavailable() < f.unavailable_max {
+            let at = self.rng.below(self.replicas.len() as u64) as usize;
+            if self.lives[at] == Life::Up {
+                if self.rng.chance(f.crash) {
+                    self.report.crashes += 1;
+                    if self.rng.chance(0.5) {
+                        self.lives[at] = Life::CrashMidRound;
+                    } else {
+                        self.crash(at);
+                    }
+                } else if self.rng.chance(f.pause) {
+                    self.report.pauses += 1;
+                    self.lives[at] = Life::Paused { until: self.step + f.pause_steps };
+                }
+            }
+        }
+        match self.partition {
+            Some((_, until)) if self.step >= until => self.partition = None,
+            None if self.rng.chance(f.partition) => {
+                self.report.partitions += 1;
+                let sides = (0..self.replicas.len()).map(|_| self.rng.chance(0.5)).collect();
+                self.partition = Some((sides, self.step + f.partition_steps));
+            }
+            _ => {}
+        }
+    }
+
+    fn crash(&mut self, at: usize) {
+        add_counters(&mut self.report.counters, self.replicas[at].counters());
+        self.lives[at] = Life::Down { until: self.step + self.config.faults.down_steps };
+    }
+
+    fn restart(&mut self, at: usize) {
+        self.restarts[at] += 1;
+        self.replicas[at] = self.boot(at);
+        self.lives[at] = Life::Up;
+        self.perform(at);
+    }
+
+    fn heal(&mut self) {
+        self.healing = true;
+        self.partition = None;
+        for at in 0..self.replicas.len() {
+            match self.lives[at] {
+                Life::Down { .. } => self.restart(at),
+                Life::CrashMidRound => {
+                    self.crash(at);
+                    self.restart(at);
+                }
+                Life::Paused { .. } => self.lives[at] = Life::Up,
+                Life::Up => {}
+            }
+        }
     }
 
     fn propose_random(&mut self) {
         let at = self.rng.below(self.replicas.len() as u64) as usize;
+        if self.lives[at] != Life::Up {
+            return;
+        }
         let count = 1 + self.rng.below(self.config.batch_max as u64) as usize;
         let commands: Vec<Command> = (0..count)
             .map(|_| {
@@ -244,7 +370,7 @@ impl Sim {
             .collect();
         match self.replicas[at].propose(commands.clone()) {
             Ok(id) => {
-                self.proposed.insert(id, commands);
+                self.proposed.insert(id, (commands, self.step));
                 self.perform(at);
             }
             Err(ProposeError::Busy) => {}
@@ -261,13 +387,22 @@ impl Sim {
             self.queue.pop();
             let envelope = self.in_flight.remove(&key).expect("queued envelope exists");
             let to = self.index(envelope.to);
-            self.replicas[to].step(envelope.from, envelope.message);
-            self.perform(to);
+            match self.lives[to] {
+                Life::Up | Life::CrashMidRound => {
+                    self.replicas[to].step(envelope.from, envelope.message);
+                    self.perform(to);
+                }
+                // A stopped process reads its socket when it resumes.
+                Life::Paused { until } => self.enqueue(until + 1, envelope),
+                Life::Down { .. } => {}
+            }
         }
         if self.step.is_multiple_of(self.config.steps_per_tick) {
             for at in 0..self.replicas.len() {
-                self.replicas[at].tick();
-                self.perform(at);
+                if matches!(self.lives[at], Life::Up | Life::CrashMidRound) {
+                    self.replicas[at].tick();
+                    self.perform(at);
+                }
             }
         }
     }
@@ -276,23 +411,28 @@ impl Sim {
         self.ids.binary_search(&id).expect("known replica")
     }
 
+    fn enqueue(&mut self, at: u64, envelope: Envelope) {
+        let key = self.next_envelope;
+        self.next_envelope += 1;
+        self.in_flight.insert(key, envelope);
+        self.queue.push(Reverse((at, key)));
+    }
+
     fn send(&mut self, from: ReplicaId, to: ReplicaId, message: Message) {
-        let faults = self.faults();
+        let (drop, duplicate, delay_max) = self.network_faults();
         self.report.messages_sent += 1;
-        if matches!(message, Message::CommitRequest { .. }) {
-            self.report.commit_requests += 1;
-        }
-        if self.rng.chance(faults.drop) {
+        let cut = self
+            .partition
+            .as_ref()
+            .is_some_and(|(sides, _)| sides[self.index(from)] != sides[self.index(to)]);
+        if cut || self.rng.chance(drop) {
             self.report.messages_dropped += 1;
             return;
         }
-        let copies = if self.rng.chance(faults.duplicate) { 2 } else { 1 };
+        let copies = if self.rng.chance(duplicate) { 2 } else { 1 };
         for _ in 0..copies {
-            let delay = 1 + self.rng.below(faults.delay_steps_max.max(1));
-            let key = self.next_envelope;
-            self.next_envelope += 1;
-            self.in_flight.insert(key, Envelope { from, to, message: message.clone() });
-            self.queue.push(Reverse((self.step + delay, key)));
+            let delay = 1 + self.rng.below(delay_max.max(1));
+            self.enqueue(self.step + delay, Envelope { from, to, message: message.clone() });
         }
     }
 
@@ -302,6 +442,10 @@ impl Sim {
         let me = self.ids[at];
         for out in ready.messages {
             self.send(me, out.to, out.message);
+        }
+        if self.lives[at] == Life::CrashMidRound {
+            self.crash(at); // the disk write of this round never happened
+            return;
         }
         for record in ready.persist {
             self.persist(at, record);
@@ -317,6 +461,9 @@ impl Sim {
             match self.committed.get(&id) {
                 Some((_, commands)) if *commands == executed.commands => {}
                 _ => self.violations.push(format!("replica {me} executed {id}, not what was committed")),
+            }
+            if id.replica == me && !executed.commands.is_empty() {
+                self.acknowledged.entry(id).or_insert(self.step);
             }
             self.disks[at].executed.insert(id);
             self.executed[at].push(id);
@@ -344,23 +491,25 @@ impl Sim {
                         None => {
                             self.committed.insert(r.id, (r.attrs.clone(), r.commands.clone()));
                         }
-                        Some((attrs, commands)) => {
-                            if *attrs != r.attrs || *commands != r.commands {
-                                self.violations.push(format!(
-                                    "agreement: replica {} committed {} with {:?}, another with {:?}",
-                                    self.ids[at], r.id, r.attrs, attrs
-                                ));
-                            }
+                        Some((attrs, commands)) if *attrs != r.attrs || *commands != r.commands => {
+                            self.violations.push(format!(
+                                "agreement: replica {} committed {} with {:?} ({} commands), another with {:?} ({} commands)",
+                                self.ids[at],
+                                r.id,
+                                r.attrs,
+                                r.commands.len(),
+                                attrs,
+                                commands.len()
+                            ));
                         }
+                        Some(_) => {}
                     }
                 }
                 if let Some(old) = disk.instances.get(&r.id)
                     && old.status == Status::Committed
                     && r.status != Status::Committed
                 {
-                    {
-                        self.violations.push(format!("replica {} un-committed {}", self.ids[at], r.id));
-                    }
+                    self.violations.push(format!("replica {} un-committed {}", self.ids[at], r.id));
                 }
                 disk.instances.insert(r.id, r);
             }
@@ -394,16 +543,27 @@ impl Sim {
                 ));
             }
         }
-        // Execution consistency: per key, the same order everywhere.
-        let mut orders: Vec<BTreeMap<&Bytes, Vec<InstanceId>>> = Vec::new();
+        for id in self.acknowledged.keys() {
+            let (commands, _) = &self.proposed[id];
+            match self.committed.get(id) {
+                Some((_, c)) if c == commands => {}
+                _ => self
+                    .violations
+                    .push(format!("acknowledged instance {id} lost (not committed with its commands)")),
+            }
+        }
+        self.report.no_ops = self.committed.values().filter(|(_, c)| c.is_empty()).count();
+        // Execution consistency and real-time order, per key, over what was executed.
+        let mut orders: Vec<BTreeMap<Bytes, Vec<InstanceId>>> = Vec::new();
         for log in &self.executed {
-            let mut per_key: BTreeMap<&Bytes, Vec<InstanceId>> = BTreeMap::new();
+            let mut per_key: BTreeMap<Bytes, Vec<InstanceId>> = BTreeMap::new();
             for id in log {
-                let mut keys: Vec<&Bytes> = self.proposed[id].iter().map(|c| &c.key).collect();
+                let Some((_, commands)) = self.committed.get(id) else { continue };
+                let mut keys: Vec<&Bytes> = commands.iter().map(|c| &c.key).collect();
                 keys.sort_unstable();
                 keys.dedup();
                 for key in keys {
-                    per_key.entry(key).or_default().push(*id);
+                    per_key.entry(key.clone()).or_default().push(*id);
                 }
             }
             orders.push(per_key);
@@ -413,14 +573,58 @@ impl Sim {
                 let first = orders[0].get(key).map(|v| v.as_slice()).unwrap_or(&[]);
                 let common = first.len().min(order.len());
                 if first[..common] != order[..common] {
+                    let split = (0..common).find(|&i| first[i] != order[i]).unwrap_or(common);
+                    let describe = |id: &InstanceId| {
+                        let attrs = self.committed.get(id).map(|(a, _)| a.clone()).unwrap_or_default();
+                        format!(
+                            "{id}(seq {} deps {:?})",
+                            attrs.seq,
+                            attrs.deps.iter().map(|d| d.to_string()).collect::<Vec<_>>()
+                        )
+                    };
+                    let a: Vec<String> =
+                        first[split..(split + 3).min(first.len())].iter().map(describe).collect();
+                    let b: Vec<String> =
+                        order[split..(split + 3).min(order.len())].iter().map(describe).collect();
                     self.violations.push(format!(
-                        "execution order of key {key:?} differs between replica {} and {}",
+                        "execution order of key {key:?} differs between replica {} and {} from position {split}: {a:?} vs {b:?}",
                         self.ids[0], self.ids[at]
                     ));
+                }
+            }
+        }
+        for (key, order) in &orders[0] {
+            for (i, a) in order.iter().enumerate() {
+                for b in &order[i + 1..] {
+                    let (Some((_, a_proposed)), Some(b_acked)) =
+                        (self.proposed.get(a), self.acknowledged.get(b))
+                    else {
+                        continue;
+                    };
+                    if *b_acked < *a_proposed {
+                        self.violations.push(format!(
+                            "linearizability on key {key:?}: {b} was acknowledged at step {b_acked}, before {a} was \
+                             proposed at step {a_proposed}, yet {a} executes first"
+                        ));
+                    }
                 }
             }
         }
         self.report.executed_everywhere =
             self.proposed.keys().filter(|id| self.executed_sets.iter().all(|s| s.contains(id))).count();
     }
+}
+
+fn add_counters(total: &mut Counters, c: Counters) {
+    total.proposed += c.proposed;
+    total.committed += c.committed;
+    total.executed += c.executed;
+    total.fast_path += c.fast_path;
+    total.slow_path += c.slow_path;
+    total.recoveries_started += c.recoveries_started;
+    total.recovered_commit += c.recovered_commit;
+    total.recovered_accept += c.recovered_accept;
+    total.recovered_try_pre_accept += c.recovered_try_pre_accept;
+    total.recovered_rerun += c.recovered_rerun;
+    total.recovered_no_op += c.recovered_no_op;
 }

@@ -28,8 +28,8 @@ fn no_faults_commit_on_the_fast_path_without_conflicts() {
         };
         let report = Sim::new(config).run().unwrap();
         assert_eq!(report.executed_everywhere, report.proposed);
-        assert_eq!(report.slow_path, 0, "replicas={replicas}: {report:?}");
-        assert_eq!(report.fast_path as usize, report.proposed);
+        assert_eq!(report.counters.slow_path, 0, "replicas={replicas}: {report:?}");
+        assert_eq!(report.counters.fast_path as usize, report.proposed);
     }
 }
 
@@ -45,7 +45,7 @@ fn conflicting_commands_take_the_slow_path_and_agree() {
             ..SimConfig::default()
         };
         let report = Sim::new(config).run().unwrap();
-        assert!(report.slow_path > 0, "replicas={replicas}: {report:?}");
+        assert!(report.counters.slow_path > 0, "replicas={replicas}: {report:?}");
         assert_eq!(report.executed_everywhere, report.proposed);
     }
 }
@@ -68,7 +68,7 @@ fn seeds_n7_with_drops_duplicates_and_reordering() {
 #[test]
 fn heavy_loss_still_converges() {
     let base = SimConfig {
-        faults: Faults { drop: 0.4, duplicate: 0.2, delay_steps_max: 30 },
+        faults: Faults { drop: 0.4, duplicate: 0.2, delay_steps_max: 30, ..Faults::none() },
         ..SimConfig::default()
     };
     for replicas in [3, 5, 7] {
@@ -81,4 +81,49 @@ fn same_seed_same_run() {
     let a = Sim::new(SimConfig { seed: 99, ..SimConfig::default() }).run().unwrap();
     let b = Sim::new(SimConfig { seed: 99, ..SimConfig::default() }).run().unwrap();
     assert_eq!(a, b);
+    // With crashes and recovery too (the replicas' own randomness must be seeded as well).
+    let a = Sim::new(crash_config(5, 3)).run();
+    let b = Sim::new(crash_config(5, 3)).run();
+    assert_eq!(a, b);
+}
+
+fn crash_config(replicas: usize, seed: u64) -> SimConfig {
+    SimConfig {
+        replicas,
+        seed,
+        instances: 120,
+        fault_steps: 3000,
+        propose_chance: 0.1,
+        faults: Faults::all(replicas),
+        ..SimConfig::default()
+    }
+}
+
+#[test]
+fn seeds_n3_with_crashes_pauses_and_partitions() {
+    for seed in 0..60 {
+        run(crash_config(3, seed));
+    }
+}
+
+#[test]
+fn seeds_n5_with_crashes_pauses_and_partitions() {
+    for seed in 0..40 {
+        run(crash_config(5, seed));
+    }
+}
+
+#[test]
+fn seeds_n7_with_crashes_pauses_and_partitions() {
+    for seed in 0..25 {
+        run(crash_config(7, seed));
+    }
+}
+
+#[test]
+fn debug_seed() {
+    if let Ok(seed) = std::env::var("EPOXY_SEED") {
+        let replicas = std::env::var("EPOXY_N").map(|n| n.parse().unwrap()).unwrap_or(3);
+        run(crash_config(replicas, seed.parse().unwrap()));
+    }
 }

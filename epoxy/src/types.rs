@@ -91,6 +91,8 @@ impl Attributes {
 /// Where an instance stands at one replica. Execution is tracked apart (see `Replica::is_executed`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Status {
+    /// Only a promise: a recoverer's Prepare reached this replica before any value did.
+    None,
     PreAccepted,
     Accepted,
     Committed,

@@ -34,6 +34,9 @@ pub enum ProposeError {
     Unavailable(String),
     #[error("{0}")]
     Invalid(String),
+    /// Definitely not applied: recovery replaced the command with a no-op after a failure.
+    #[error("{0}")]
+    Aborted(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -264,6 +267,14 @@ impl Driver {
             }
             batch.mark_executed(instance_key(executed.id));
             if let Some(waiters) = self.pending.remove(&executed.id) {
+                if outcomes.len() != waiters.len() {
+                    // Recovery committed a no-op in this instance's place: nothing was applied.
+                    let aborted = ProposeError::Aborted(
+                        "the write was abandoned while recovering from a failure and did not take effect; retry it"
+                            .into(),
+                    );
+                    outcomes = waiters.iter().map(|_| Err(aborted.clone())).collect();
+                }
                 replies.push((waiters, outcomes));
             }
         }

@@ -92,6 +92,7 @@ impl KvService {
         result.map_err(|e| match e {
             ProposeError::Unavailable(why) => Status::unavailable(why),
             ProposeError::Invalid(why) => Status::invalid_argument(why),
+            ProposeError::Aborted(why) => Status::aborted(why),
             ProposeError::Internal(why) => Status::internal(why),
         })
     }

@@ -18,7 +18,12 @@ impl Replica {
             return;
         }
         if let Some(instance) = self.instances.get(&id) {
-            if instance.status == Status::Committed || ballot < instance.ballot {
+            if instance.status == Status::Committed {
+                return;
+            }
+            if ballot < instance.ballot {
+                let nack = Message::Nack { id, promised: instance.ballot };
+                self.ready.messages.push(Outbound { to: from, message: nack });
                 return;
             }
             if instance.status == Status::Accepted && instance.accepted_ballot == ballot {
@@ -32,6 +37,9 @@ impl Replica {
                 return;
             }
         }
+        if self.instances.get(&id).is_some_and(|i| i.lead.is_some() && i.ballot < ballot) {
+            self.abandon_lead(id);
+        }
         self.observe_keys(id, &commands, attrs.seq);
         let instance = Instance {
             ballot,
@@ -39,10 +47,12 @@ impl Replica {
             status: Status::Accepted,
             attrs,
             commands,
+            matches_proposal: false,
             lead: None,
         };
         self.persist_instance(id, &instance);
         self.instances.insert(id, instance);
+        self.watch_stall(id);
         self.ready
             .messages_after_persist
             .push(Outbound { to: from, message: Message::AcceptOk { id, ballot } });

@@ -20,9 +20,7 @@ impl Replica {
             Some(instance) => instance.ballot,
             None => Ballot::initial(id.replica),
         };
-        if self.leading.remove(&id) {
-            self.counters.in_flight = self.leading.len() as u64;
-        }
+        self.abandon_lead(id);
         self.observe_keys(id, &commands, attrs.seq);
         let instance = Instance {
             ballot,
@@ -30,6 +28,7 @@ impl Replica {
             status: Status::Committed,
             attrs,
             commands,
+            matches_proposal: false,
             lead: None,
         };
         self.persist_instance(id, &instance);
@@ -39,5 +38,6 @@ impl Replica {
             self.own_committed_max = self.own_committed_max.max(id.slot);
         }
         self.executor.on_committed(id);
+        self.forget_recovery(id);
     }
 }

@@ -24,7 +24,27 @@ fn attrs(seq: u64, deps: &[InstanceId]) -> Attributes {
 }
 
 fn record(id: InstanceId, ballot: Ballot, status: Status, a: Attributes, commands: Vec<Command>) -> Record {
-    Record::Instance(InstanceRecord { id, ballot, accepted_ballot: ballot, status, attrs: a, commands })
+    record_m(id, ballot, status, a, commands, false)
+}
+
+/// A record whose attributes are the leader's unchanged ballot-0 proposal.
+fn record_m(
+    id: InstanceId,
+    ballot: Ballot,
+    status: Status,
+    a: Attributes,
+    commands: Vec<Command>,
+    m: bool,
+) -> Record {
+    Record::Instance(InstanceRecord {
+        id,
+        ballot,
+        accepted_ballot: ballot,
+        status,
+        attrs: a,
+        commands,
+        matches_proposal: m,
+    })
 }
 
 fn key_record(key: &str, seq_max: u64, latest: &[InstanceId]) -> Record {
@@ -50,7 +70,7 @@ fn propose_reserves_slots_and_sends_pre_accept_after_the_reservation_is_durable(
             persist: vec![
                 Record::SlotReservation(1 + SLOT_RESERVATION_CHUNK),
                 key_record("a", 1, &[I11]),
-                record(I11, B1, Status::PreAccepted, attrs(1, &[]), vec![cmd("a")]),
+                record_m(I11, B1, Status::PreAccepted, attrs(1, &[]), vec![cmd("a")], true),
             ],
             messages_after_persist: vec![pre_accept(R2), pre_accept(R3)],
             ..Ready::default()
@@ -117,8 +137,8 @@ fn matching_reply_commits_on_the_fast_path_and_executes() {
     assert_eq!(
         r1.ready(),
         Ready {
-            messages: vec![commit(R2), commit(R3)],
-            persist: vec![record(I11, B1, Status::Committed, attrs(1, &[]), vec![cmd("a")])],
+            persist: vec![record_m(I11, B1, Status::Committed, attrs(1, &[]), vec![cmd("a")], true)],
+            messages_after_persist: vec![commit(R2), commit(R3)],
             executed: vec![Executed { id: I11, commands: vec![cmd("a")] }],
             ..Ready::default()
         }
@@ -142,7 +162,7 @@ fn differing_reply_runs_accept_on_the_union() {
         Ready {
             persist: vec![
                 key_record("a", 2, &[I11]),
-                record(I11, B1, Status::Accepted, attrs(2, &[I21]), vec![cmd("a")]),
+                record_m(I11, B1, Status::Accepted, attrs(2, &[I21]), vec![cmd("a")], true),
             ],
             messages_after_persist: vec![accept(R2), accept(R3)],
             ..Ready::default()
@@ -151,7 +171,10 @@ fn differing_reply_runs_accept_on_the_union() {
     // A majority (itself and R3) accepts: committed on the slow path, waiting for 2.1 to execute.
     r1.step(R3, Message::AcceptOk { id: I11, ballot: B1 });
     let out = r1.ready();
-    assert_eq!(out.persist, vec![record(I11, B1, Status::Committed, attrs(2, &[I21]), vec![cmd("a")])]);
+    assert_eq!(
+        out.persist,
+        vec![record_m(I11, B1, Status::Committed, attrs(2, &[I21]), vec![cmd("a")], true)]
+    );
     assert!(out.executed.is_empty());
     assert_eq!(r1.counters().slow_path, 1);
     assert_eq!(r1.blocked_on(), vec![I21]);
@@ -208,13 +231,14 @@ fn accept_is_persisted_then_acknowledged() {
 }
 
 #[test]
-fn stale_ballot_accept_is_ignored() {
+fn stale_ballot_accept_is_refused_with_the_promised_ballot() {
     let mut r3 = replica(R3, 3);
     let high = Ballot { round: 1, replica: R2 };
     r3.step(R2, Message::Accept { id: I11, ballot: high, attrs: attrs(1, &[]), commands: vec![cmd("a")] });
     r3.ready();
     r3.step(R1, Message::Accept { id: I11, ballot: B1, attrs: attrs(5, &[]), commands: vec![cmd("a")] });
-    assert_eq!(r3.ready(), Ready::default());
+    let nack = Outbound { to: R1, message: Message::Nack { id: I11, promised: high } };
+    assert_eq!(r3.ready(), Ready { messages: vec![nack], ..Ready::default() });
 }
 
 #[test]
@@ -309,7 +333,7 @@ fn unanswered_pre_accept_is_resent_to_the_silent_replicas_only() {
 }
 
 #[test]
-fn restart_resumes_own_uncommitted_instances() {
+fn restart_recovers_own_uncommitted_instances_at_a_higher_ballot() {
     let config = Config::new(R1, vec![R1, R2, R3]).unwrap();
     let recovered = crate::Recovered {
         instances: vec![InstanceRecord {
@@ -319,13 +343,37 @@ fn restart_resumes_own_uncommitted_instances() {
             status: Status::PreAccepted,
             attrs: attrs(1, &[]),
             commands: vec![cmd("a")],
+            matches_proposal: true,
         }],
         executed: vec![],
         keys: vec![("a".into(), KeyRecord { seq_max: 1, latest: vec![I11] })],
         slot_reservation: 1 + SLOT_RESERVATION_CHUNK,
     };
     let mut r1 = Replica::recover(config, recovered);
-    r1.tick();
-    assert_eq!(r1.ready().messages.len(), 2, "PreAccept resent to both peers");
+    let mut prepares = Vec::new();
+    for _ in 0..2 * r1.config().recovery_ticks {
+        r1.tick();
+        let out = r1.ready();
+        prepares.extend(
+            out.messages_after_persist.into_iter().filter(|m| matches!(m.message, Message::Prepare { .. })),
+        );
+    }
+    let higher = Ballot { round: 1, replica: R1 };
+    let for_i11: Vec<_> =
+        prepares.iter().filter(|m| m.message == Message::Prepare { id: I11, ballot: higher }).collect();
+    assert_eq!(for_i11.iter().map(|m| m.to).collect::<Vec<_>>(), vec![R2, R3]);
+    // Every other slot of the reservation it has no record of is recovered too (once per peer).
+    let gap = SLOT_RESERVATION_CHUNK as usize - 1;
+    assert_eq!(prepares.len(), 2 * (1 + gap), "one Prepare per peer for 1.1 and each gap slot");
     assert_eq!(r1.propose(vec![cmd("b")]).unwrap(), InstanceId::new(1, 1 + SLOT_RESERVATION_CHUNK));
+    // Until they have executed, new proposals depend on every slot it may have lost.
+    let pre_accept = r1
+        .ready()
+        .messages_after_persist
+        .into_iter()
+        .find(|m| matches!(m.message, Message::PreAccept { .. }));
+    let Some(Outbound { message: Message::PreAccept { attrs, .. }, .. }) = pre_accept else {
+        panic!("no PreAccept")
+    };
+    assert_eq!(attrs.deps.len(), gap, "{attrs:?}");
 }

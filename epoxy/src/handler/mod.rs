@@ -4,8 +4,13 @@ mod accept;
 mod accept_ok;
 mod commit;
 mod commit_request;
+mod nack;
 mod pre_accept;
 mod pre_accept_ok;
+mod prepare;
+mod prepare_ok;
+mod try_pre_accept;
+mod try_pre_accept_reply;
 
 #[cfg(test)]
 mod handler_test;

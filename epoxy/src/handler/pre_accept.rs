@@ -18,18 +18,30 @@ impl Replica {
             return;
         }
         if let Some(instance) = self.instances.get(&id) {
-            if ballot < instance.ballot || instance.status != Status::PreAccepted {
-                return; // stale, or this replica is past phase 1 for the instance
+            if ballot < instance.ballot {
+                let nack = Message::Nack { id, promised: instance.ballot };
+                self.ready.messages.push(Outbound { to: from, message: nack });
+                return;
             }
-            if ballot == instance.ballot && instance.accepted_ballot == ballot {
+            if instance.status == Status::Committed
+                || (instance.status == Status::Accepted && instance.accepted_ballot == ballot)
+            {
+                return; // this replica is past phase 1 in this ballot
+            }
+            if instance.status == Status::PreAccepted && instance.accepted_ballot == ballot {
                 // A resend: answer again with the attributes already voted for.
                 let reply = Message::PreAcceptOk { id, ballot, attrs: instance.attrs.clone() };
                 self.ready.messages_after_persist.push(Outbound { to: from, message: reply });
                 return;
             }
         }
-        let mut merged = attrs;
+        if self.instances.get(&id).is_some_and(|i| i.lead.is_some() && i.ballot < ballot) {
+            self.abandon_lead(id); // a recoverer's higher ballot takes over
+        }
+        let mut merged = attrs.clone();
         self.merge_local_attrs(id, &commands, &mut merged);
+        // Only the leader's own ballot-0 proposal, left unchanged, can be part of a fast quorum.
+        let matches_proposal = ballot == Ballot::initial(id.replica) && merged == attrs;
         self.observe_keys(id, &commands, merged.seq);
         let instance = Instance {
             ballot,
@@ -37,10 +49,12 @@ impl Replica {
             status: Status::PreAccepted,
             attrs: merged.clone(),
             commands,
+            matches_proposal,
             lead: None,
         };
         self.persist_instance(id, &instance);
         self.instances.insert(id, instance);
+        self.watch_stall(id);
         let reply = Message::PreAcceptOk { id, ballot, attrs: merged };
         self.ready.messages_after_persist.push(Outbound { to: from, message: reply });
     }

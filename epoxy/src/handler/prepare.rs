@@ -1,0 +1,43 @@
+use crate::message::Message;
+use crate::ready::{LoadRequest, Outbound};
+use crate::replica::{Instance, Replica, record_of};
+use crate::types::{Ballot, InstanceId, ReplicaId, Status};
+
+impl Replica {
+    /// Recovery phase 1 at an acceptor (EPaxos §4.4, Figure 3): promise the higher ballot durably,
+    /// then report the vote. A committed instance answers with its commit instead.
+    pub(crate) fn handle_prepare(&mut self, from: ReplicaId, id: InstanceId, ballot: Ballot) {
+        if self.executor.is_executed(id) {
+            self.ready.load_requests.push(LoadRequest { to: from, id });
+            return;
+        }
+        if let Some(instance) = self.instances.get(&id) {
+            if instance.status == Status::Committed {
+                let commit = Message::Commit {
+                    id,
+                    attrs: instance.attrs.clone(),
+                    commands: instance.commands.clone(),
+                };
+                self.ready.messages.push(Outbound { to: from, message: commit });
+                return;
+            }
+            if ballot <= instance.ballot {
+                self.ready
+                    .messages
+                    .push(Outbound { to: from, message: Message::Nack { id, promised: instance.ballot } });
+                return;
+            }
+        }
+        let state = self.vote_of(id);
+        // The recoverer's higher ballot takes over, whether this replica led the instance as its
+        // command leader (ballot 0 is over) or as an earlier recoverer.
+        self.abandon_lead(id);
+        let instance = self.instances.entry(id).or_insert_with(|| Instance::promise_only(ballot, id.replica));
+        instance.ballot = ballot;
+        let record = record_of(id, instance);
+        self.ready.persist.push(record);
+        self.watch_stall(id);
+        let reply = Message::PrepareOk { id, ballot, state };
+        self.ready.messages_after_persist.push(Outbound { to: from, message: reply });
+    }
+}

@@ -1,0 +1,220 @@
+//! The recoverer's side of recovery: promise a higher ballot to itself and ask every peer
+//! (Prepare), decide with [`crate::recovery::decide`], and carry the decision out at that ballot.
+//! Every message a recoverer sends leaves after its own promise and vote are durable.
+
+use crate::message::Message;
+use crate::ready::Outbound;
+use crate::recovery::{Decision, decide};
+use crate::replica::{Instance, Lead, Phase, Recovery, Replica, record_of};
+use crate::try_outcome::TryOutcome;
+use crate::types::{Attributes, Ballot, Command, InstanceId, Status};
+use std::collections::BTreeMap;
+
+impl Replica {
+    /// Starts recovering an instance this replica does not lead and has not seen committed.
+    pub(crate) fn start_recovery(&mut self, id: InstanceId) {
+        if self.executor.is_executed(id) || self.leading.contains(&id) || self.recoveries.contains_key(&id) {
+            return;
+        }
+        if self.instances.get(&id).is_some_and(|i| i.status == Status::Committed) {
+            return;
+        }
+        let current = self.instances.get(&id).map_or(0, |i| i.ballot.round);
+        let floor = self.min_round.get(&id).copied().unwrap_or(0);
+        let ballot = Ballot { round: (current + 1).max(floor), replica: self.config.id };
+        let vote = self.vote_of(id);
+        let instance = self.instances.entry(id).or_insert_with(|| Instance::promise_only(ballot, id.replica));
+        instance.ballot = ballot;
+        let record = record_of(id, instance);
+        self.ready.persist.push(record);
+        self.counters.recoveries_started += 1;
+        let mut votes = BTreeMap::new();
+        votes.insert(self.config.id, vote);
+        self.recoveries.insert(id, Recovery { ballot, votes, trying: None, holding: 0, ticks: 0 });
+        for &peer in &self.config.replicas {
+            if peer != self.config.id {
+                let prepare = Message::Prepare { id, ballot };
+                self.ready.messages_after_persist.push(Outbound { to: peer, message: prepare });
+            }
+        }
+        self.decide_recovery(id);
+    }
+
+    pub(crate) fn decide_recovery(&mut self, id: InstanceId) {
+        let Some(recovery) = self.recoveries.get(&id) else { return };
+        if recovery.trying.is_some() {
+            return;
+        }
+        match decide(&self.config, id.replica, &recovery.votes) {
+            Decision::Wait => {}
+            Decision::Commit { attrs, commands } => {
+                self.counters.recovered_commit += 1;
+                self.recoveries.remove(&id);
+                self.handle_commit(id, attrs.clone(), commands.clone());
+                for &peer in &self.config.replicas {
+                    if peer != self.config.id {
+                        let commit = Message::Commit { id, attrs: attrs.clone(), commands: commands.clone() };
+                        self.ready.messages_after_persist.push(Outbound { to: peer, message: commit });
+                    }
+                }
+            }
+            Decision::Accept { attrs, commands } => {
+                self.counters.recovered_accept += 1;
+                self.recovery_accept(id, attrs, commands);
+            }
+            Decision::NoOp => {
+                self.counters.recovered_no_op += 1;
+                self.recovery_accept(id, Attributes::default(), Vec::new());
+            }
+            Decision::Rerun { base, commands } => {
+                self.counters.recovered_rerun += 1;
+                self.recovery_rerun(id, base, commands);
+            }
+            Decision::TryPreAccept { attrs, commands } => {
+                self.counters.recovered_try_pre_accept += 1;
+                self.recovery_try(id, attrs, commands);
+            }
+        }
+    }
+
+    /// Paxos-Accept of the decided attributes at the recoverer's ballot, then commit as a leader.
+    fn recovery_accept(&mut self, id: InstanceId, attrs: Attributes, commands: Vec<Command>) {
+        let ballot = self.recoveries.remove(&id).expect("recovering").ballot;
+        self.stalled.remove(&id);
+        self.observe_keys(id, &commands, attrs.seq);
+        let instance = Instance {
+            ballot,
+            accepted_ballot: ballot,
+            status: Status::Accepted,
+            attrs: attrs.clone(),
+            commands,
+            matches_proposal: false,
+            lead: Some(Box::new(Lead {
+                phase: Phase::Accept,
+                original: attrs,
+                replied: self.me_bit,
+                all_equal: false,
+                ticks: 0,
+            })),
+        };
+        self.ready.persist.push(record_of(id, &instance));
+        self.instances.insert(id, instance);
+        self.leading.insert(id);
+        self.counters.in_flight = self.leading.len() as u64;
+        self.broadcast_phase(id, None, true);
+        if self.config.slow_quorum() == 1 {
+            self.commit(id, false);
+        }
+    }
+
+    /// Phase 1 again at the recoverer's ballot, never on the fast path.
+    fn recovery_rerun(&mut self, id: InstanceId, base: Attributes, commands: Vec<Command>) {
+        let ballot = self.recoveries.remove(&id).expect("recovering").ballot;
+        self.stalled.remove(&id);
+        let mut attrs = base;
+        self.merge_local_attrs(id, &commands, &mut attrs);
+        self.observe_keys(id, &commands, attrs.seq);
+        let instance = Instance {
+            ballot,
+            accepted_ballot: ballot,
+            status: Status::PreAccepted,
+            attrs: attrs.clone(),
+            commands,
+            matches_proposal: false,
+            lead: Some(Box::new(Lead {
+                phase: Phase::PreAccept,
+                original: attrs,
+                replied: self.me_bit,
+                all_equal: false,
+                ticks: 0,
+            })),
+        };
+        self.ready.persist.push(record_of(id, &instance));
+        self.instances.insert(id, instance);
+        self.leading.insert(id);
+        self.counters.in_flight = self.leading.len() as u64;
+        self.broadcast_phase(id, None, true);
+        self.check_pre_accept_quorum(id);
+    }
+
+    /// Asks the replicas that do not hold the leader's proposal to pre-accept it verbatim.
+    fn recovery_try(&mut self, id: InstanceId, attrs: Attributes, commands: Vec<Command>) {
+        let leader = id.replica;
+        let mut holding = 0u64;
+        let recovery = self.recoveries.get(&id).expect("recovering");
+        let ballot = recovery.ballot;
+        for (r, v) in &recovery.votes {
+            if *r != leader && v.status == Status::PreAccepted && v.matches_proposal {
+                holding |= 1 << self.config.index_of(*r).expect("member");
+            }
+        }
+        if self.config.id != leader && holding & self.me_bit == 0 {
+            match self.try_pre_accept_here(id, ballot, attrs.clone(), commands.clone()) {
+                TryOutcome::Ok => holding |= self.me_bit,
+                TryOutcome::Conflict { .. } => {
+                    self.recoveries.remove(&id);
+                    return;
+                }
+            }
+        }
+        let recovery = self.recoveries.get_mut(&id).expect("recovering");
+        recovery.trying = Some((attrs, commands));
+        recovery.holding = holding;
+        if !self.check_trying(id) {
+            self.send_try(id, true);
+        }
+    }
+
+    /// Accepts the proposal once the leader and enough others hold it; true when it did.
+    pub(crate) fn check_trying(&mut self, id: InstanceId) -> bool {
+        let Some(recovery) = self.recoveries.get(&id) else { return false };
+        if (recovery.holding.count_ones() as usize) < self.config.fast_quorum() - 1 {
+            return false;
+        }
+        let (attrs, commands) = recovery.trying.clone().expect("trying");
+        self.recovery_accept(id, attrs, commands);
+        true
+    }
+
+    fn send_try(&mut self, id: InstanceId, after_persist: bool) {
+        let recovery = &self.recoveries[&id];
+        let (attrs, commands) = recovery.trying.as_ref().expect("trying");
+        for (at, &peer) in self.config.replicas.iter().enumerate() {
+            if peer == self.config.id || peer == id.replica || recovery.holding & (1 << at) != 0 {
+                continue;
+            }
+            let message = Message::TryPreAccept {
+                id,
+                ballot: recovery.ballot,
+                attrs: attrs.clone(),
+                commands: commands.clone(),
+            };
+            let out = Outbound { to: peer, message };
+            if after_persist {
+                self.ready.messages_after_persist.push(out);
+            } else {
+                self.ready.messages.push(out);
+            }
+        }
+    }
+
+    /// Resends the current recovery phase to the replicas that have not answered.
+    pub(crate) fn resend_recovery(&mut self, id: InstanceId) {
+        let Some(recovery) = self.recoveries.get(&id) else { return };
+        if recovery.trying.is_some() {
+            self.send_try(id, false);
+            return;
+        }
+        let ballot = recovery.ballot;
+        let silent: Vec<_> = self
+            .config
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| *r != self.config.id && !recovery.votes.contains_key(r))
+            .collect();
+        for peer in silent {
+            self.ready.messages.push(Outbound { to: peer, message: Message::Prepare { id, ballot } });
+        }
+    }
+}
