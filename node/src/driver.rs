@@ -4,7 +4,7 @@
 //! every vote, commit and applied write of the round in one fdatasync), send what promised
 //! durability, answer clients, serve catch-up reads.
 
-use crate::kv::{KvOp, KvOutcome};
+use crate::state_machine::{self, Outcome, View};
 use bytes::Bytes;
 use mortar_epoxy::codec::{decode_instance, encode_instance, encode_key_record, encode_message};
 use mortar_epoxy::config::{BATCH_BYTES_MAX, BATCH_COMMANDS_MAX};
@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, warn};
+use tracing::error;
 
 /// Inputs queued for the driver; senders wait when it is full (backpressure).
 pub const INPUT_QUEUE_MAX: usize = 16 * 1024;
@@ -41,7 +41,7 @@ pub enum ProposeError {
     Internal(String),
 }
 
-type Waiter = oneshot::Sender<Result<KvOutcome, ProposeError>>;
+type Waiter = oneshot::Sender<Result<Outcome, ProposeError>>;
 
 pub enum Input {
     Propose { command: Command, reply: Waiter },
@@ -60,7 +60,7 @@ pub struct DriverHandle {
 impl DriverHandle {
     /// Proposes one command and waits until it is committed on a quorum, durable, and executed
     /// here; returns what it saw.
-    pub async fn execute(&self, key: Bytes, payload: Bytes) -> Result<KvOutcome, ProposeError> {
+    pub async fn execute(&self, key: Bytes, payload: Bytes) -> Result<Outcome, ProposeError> {
         let (reply, rx) = oneshot::channel();
         let command = Command { key, payload };
         let wait = async {
@@ -236,36 +236,14 @@ impl Driver {
             }
         }
         // Apply executed commands in order; later commands of the round read earlier ones' writes.
-        let mut overlay: HashMap<Bytes, Option<Bytes>> = HashMap::new();
         let mut replies = Vec::new();
+        let mut view = View::new(&*self.storage, &mut batch);
         for executed in ready.executed {
             let mut outcomes = Vec::with_capacity(executed.commands.len());
-            for command in executed.commands {
-                let outcome = match KvOp::decode(&command.payload) {
-                    Ok(op) => {
-                        let current = match overlay.get(&command.key) {
-                            Some(value) => value.clone(),
-                            None => self.storage.get_kv(&command.key)?,
-                        };
-                        let (write, outcome) = op.apply(current);
-                        if let Some(value) = write {
-                            match &value {
-                                Some(v) => batch.put_kv(command.key.clone(), v.clone()),
-                                None => batch.delete_kv(command.key.clone()),
-                            }
-                            overlay.insert(command.key, value);
-                        }
-                        Ok(outcome)
-                    }
-                    Err(e) => {
-                        // Committed everywhere alike, so every replica skips it alike.
-                        warn!(instance = %executed.id, error = %e, "skipping a command that does not decode");
-                        Err(ProposeError::Internal(format!("command does not decode: {e}")))
-                    }
-                };
-                outcomes.push(outcome);
+            for command in &executed.commands {
+                outcomes.push(state_machine::apply(&command.key, &command.payload, &mut view)?);
             }
-            batch.mark_executed(instance_key(executed.id));
+            view.mark_executed(instance_key(executed.id));
             if let Some(waiters) = self.pending.remove(&executed.id) {
                 if outcomes.len() != waiters.len() {
                     // Recovery committed a no-op in this instance's place: nothing was applied.
@@ -278,6 +256,7 @@ impl Driver {
                 replies.push((waiters, outcomes));
             }
         }
+        drop(view);
         if !batch.is_empty() {
             let started = Instant::now();
             self.storage.write(batch, true)?;

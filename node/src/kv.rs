@@ -4,6 +4,7 @@
 //! with every other operation on that key: linearizable from any node.
 
 use crate::driver::{DriverHandle, ProposeError};
+use crate::state_machine::{Op, Outcome};
 use bytes::Bytes;
 use mortar_proto::v1::kv_server::Kv;
 use mortar_proto::v1::{
@@ -86,10 +87,10 @@ impl KvService {
     async fn run(&self, op: &'static str, key: &[u8], kv_op: KvOp) -> Result<KvOutcome, Status> {
         mortar_proto::check_key(key)?;
         let started = Instant::now();
-        let result = self.driver.execute(storage_key(key), kv_op.encode()).await;
+        let result = self.driver.execute(storage_key(key), Op::Kv(kv_op).encode()).await;
         metrics::histogram!("mortar_node_kv_request_seconds", "op" => op)
             .record(started.elapsed().as_secs_f64());
-        result.map_err(|e| match e {
+        result.map(|Outcome::Kv(outcome)| outcome).map_err(|e| match e {
             ProposeError::Unavailable(why) => Status::unavailable(why),
             ProposeError::Invalid(why) => Status::invalid_argument(why),
             ProposeError::Aborted(why) => Status::aborted(why),

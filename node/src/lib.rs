@@ -8,4 +8,5 @@ pub mod http;
 pub mod kv;
 pub mod node_info;
 pub mod server;
+pub mod state_machine;
 pub mod transport;
