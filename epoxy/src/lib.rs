@@ -50,6 +50,8 @@ mod recoverer;
 pub mod recovery;
 mod replica;
 pub mod rng;
+#[cfg(test)]
+mod scenario_test;
 pub mod sim;
 #[cfg(test)]
 mod sim_test;

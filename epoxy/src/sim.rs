@@ -188,8 +188,12 @@ enum Life {
     },
 }
 
+/// Decides whether a message is delivered (`true`) or dropped, in scenario tests.
+pub type Filter = Box<dyn FnMut(ReplicaId, ReplicaId, &Message) -> bool>;
+
 pub struct Sim {
     config: SimConfig,
+    filter: Option<Filter>,
     rng: Rng,
     ids: Vec<ReplicaId>,
     replicas: Vec<Replica>,
@@ -236,6 +240,7 @@ impl Sim {
             executed: vec![Vec::new(); n],
             executed_sets: vec![BTreeSet::new(); n],
             violations: Vec::new(),
+            filter: None,
             config,
         };
         sim.replicas = (0..n).map(|at| sim.boot(at)).collect();
@@ -258,6 +263,68 @@ impl Sim {
             self.inject_faults();
             self.advance();
         }
+        self.finish()
+    }
+
+    // ---- manual control, for scenario tests ----
+
+    /// Proposes one command on `key` at replica `at` (0-based) and performs its round.
+    pub fn propose_at(&mut self, at: usize, key: &str) -> InstanceId {
+        let commands = vec![Command::new(key.to_string(), format!("op{}", self.rng.next_u64()))];
+        let id = self.replicas[at].propose(commands.clone()).expect("proposal accepted");
+        self.proposed.insert(id, (commands, self.step));
+        self.perform(at);
+        id
+    }
+
+    /// Drops every message for which `filter` returns false, until cleared.
+    pub fn set_filter(&mut self, filter: impl FnMut(ReplicaId, ReplicaId, &Message) -> bool + 'static) {
+        self.filter = Some(Box::new(filter));
+    }
+
+    pub fn clear_filter(&mut self) {
+        self.filter = None;
+    }
+
+    /// Crashes a replica now: what it performed is on its disk, nothing else survives.
+    pub fn crash_now(&mut self, at: usize) {
+        self.report.crashes += 1;
+        self.crash(at);
+        self.lives[at] = Life::Down { until: u64::MAX };
+    }
+
+    /// Crashes a replica during its next round, after that round's messages left and before its
+    /// disk write.
+    pub fn crash_mid_next_round(&mut self, at: usize) {
+        self.report.crashes += 1;
+        self.lives[at] = Life::CrashMidRound;
+    }
+
+    pub fn restart_now(&mut self, at: usize) {
+        self.restart(at);
+    }
+
+    /// Makes a replica start recovering an instance now (as its stall timer would).
+    pub fn recover_at(&mut self, at: usize, id: InstanceId) {
+        self.replicas[at].start_recovery(id);
+        self.perform(at);
+    }
+
+    pub fn status_at(&self, at: usize, id: InstanceId) -> Option<Status> {
+        self.replicas[at].status(id)
+    }
+
+    /// Advances the network and the clocks.
+    pub fn steps(&mut self, count: u64) {
+        for _ in 0..count {
+            self.advance();
+        }
+    }
+
+    /// Heals everything (filters, crashes, pauses, partitions), runs until every proposed
+    /// instance executed everywhere, and checks the whole run.
+    pub fn finish(mut self) -> Result<SimReport, String> {
+        self.filter = None;
         self.heal();
         let heal_end = self.step + self.config.heal_steps_max;
         while !self.all_executed() && self.step < heal_end && self.violations.is_empty() {
@@ -425,7 +492,8 @@ impl Sim {
             .partition
             .as_ref()
             .is_some_and(|(sides, _)| sides[self.index(from)] != sides[self.index(to)]);
-        if cut || self.rng.chance(drop) {
+        let filtered = self.filter.as_mut().is_some_and(|deliver| !deliver(from, to, &message));
+        if cut || filtered || self.rng.chance(drop) {
             self.report.messages_dropped += 1;
             return;
         }

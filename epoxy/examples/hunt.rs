@@ -1,0 +1,79 @@
+//! Long seed hunts for the epoxy simulation: many seeds with crashes, pauses, partitions, drops,
+//! duplicates and reordering, for N = 3, 5 and 7. Prints the seed of the first failure (pin it as
+//! a regression test in `sim_test.rs`) and, at the end, how many times each recovery branch ran.
+//!
+//! ```sh
+//! cargo run --release -p mortar-epoxy --example hunt -- --seeds 5000 [--first 0] [--replicas 3,5,7]
+//! ```
+
+use mortar_epoxy::sim::{Faults, Sim, SimConfig};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str, default: &str| -> String {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| default.into())
+    };
+    let seeds: u64 = value("--seeds", "1000").parse().expect("--seeds takes a number");
+    let first: u64 = value("--first", "0").parse().expect("--first takes a number");
+    let replicas: Vec<usize> = value("--replicas", "3,5,7")
+        .split(',')
+        .map(|n| n.parse().expect("--replicas takes a list like 3,5,7"))
+        .collect();
+    let started = Instant::now();
+    let mut totals = mortar_epoxy::Counters::default();
+    let (mut runs, mut instances, mut crashes) = (0u64, 0usize, 0u64);
+    for &n in &replicas {
+        for seed in first..first + seeds {
+            let config = SimConfig {
+                replicas: n,
+                seed,
+                instances: 120,
+                fault_steps: 3000,
+                propose_chance: 0.1,
+                faults: Faults::all(n),
+                ..SimConfig::default()
+            };
+            match Sim::new(config).run() {
+                Ok(report) => {
+                    runs += 1;
+                    instances += report.proposed;
+                    crashes += report.crashes;
+                    let c = report.counters;
+                    totals.recoveries_started += c.recoveries_started;
+                    totals.recovered_commit += c.recovered_commit;
+                    totals.recovered_accept += c.recovered_accept;
+                    totals.recovered_try_pre_accept += c.recovered_try_pre_accept;
+                    totals.recovered_rerun += c.recovered_rerun;
+                    totals.recovered_no_op += c.recovered_no_op;
+                    totals.fast_path += c.fast_path;
+                    totals.slow_path += c.slow_path;
+                }
+                Err(e) => {
+                    eprintln!("FAILED: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+    println!(
+        "{runs} runs ({seeds} seeds x N={replicas:?}) passed in {:.1} s: {instances} instances proposed, {crashes} crashes",
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "commits: {} fast path, {} slow path; recoveries started: {}; decisions: commit {}, accept {}, \
+         try-pre-accept {}, rerun {}, no-op {}",
+        totals.fast_path,
+        totals.slow_path,
+        totals.recoveries_started,
+        totals.recovered_commit,
+        totals.recovered_accept,
+        totals.recovered_try_pre_accept,
+        totals.recovered_rerun,
+        totals.recovered_no_op
+    );
+}

@@ -1,0 +1,194 @@
+//! Named recovery scenarios: each drives one failure at an exact point of the protocol, then heals
+//! and runs the simulation's checkers (agreement, per-key execution order, real-time order,
+//! nothing acknowledged lost, everything executed everywhere). Each runs with N = 3, 5 and 7.
+
+use crate::Message;
+use crate::sim::{Faults, Sim, SimConfig, SimReport};
+use crate::types::{InstanceId, ReplicaId};
+
+const LEADER: usize = 0;
+const KEY: &str = "x";
+
+fn sim(replicas: usize) -> Sim {
+    Sim::new(SimConfig {
+        replicas,
+        seed: replicas as u64,
+        faults: Faults::none(),
+        fault_steps: 0,
+        ..SimConfig::default()
+    })
+}
+
+fn fast_quorum(n: usize) -> usize {
+    let f = (n - 1) / 2;
+    (f + f.div_ceil(2)).max(n / 2 + 1)
+}
+
+fn check(name: &str, n: usize, sim: Sim) -> SimReport {
+    let report = sim.finish().unwrap_or_else(|e| panic!("{name}, N={n}: {e}"));
+    println!("{name} N={n}: {:?}", report.counters);
+    report
+}
+
+/// A first instance on the key commits normally, so the slot reservation is durable and later
+/// PreAccepts leave at once (before the leader's disk write).
+fn warm_up(sim: &mut Sim) {
+    sim.propose_at(LEADER, KEY);
+    sim.steps(50);
+}
+
+/// The leader's PreAccept for its next instance reaches `reach` peers, then the leader crashes.
+/// `durable`: the leader's own vote was written before the crash (else the round's write is lost).
+fn leader_crash_after_pre_accept(n: usize, reach: usize, durable: bool) -> SimReport {
+    let mut sim = sim(n);
+    warm_up(&mut sim);
+    let reached: Vec<ReplicaId> = (2..=n as u32).map(ReplicaId).take(reach).collect();
+    sim.set_filter(move |from, to, m| match m {
+        Message::PreAccept { .. } if from == ReplicaId(1) => reached.contains(&to),
+        _ => from != ReplicaId(1) && to != ReplicaId(1), // the leader hears nothing back
+    });
+    if durable {
+        sim.propose_at(LEADER, KEY);
+        sim.crash_now(LEADER);
+    } else {
+        sim.crash_mid_next_round(LEADER);
+        sim.propose_at(LEADER, KEY);
+    }
+    sim.clear_filter();
+    // Others keep writing the key; the stalled instance must not block them.
+    sim.propose_at(1, KEY);
+    sim.steps(400);
+    let name = format!("leader crash after PreAccept reached {reach} peers (vote durable: {durable})");
+    check(&name, n, sim)
+}
+
+#[test]
+fn leader_crash_after_pre_accept_reached_fewer_than_a_fast_quorum() {
+    for n in [3, 5, 7] {
+        let fewer = fast_quorum(n) - 2; // with the leader: one short of a fast quorum
+        leader_crash_after_pre_accept(n, fewer, true);
+        leader_crash_after_pre_accept(n, fewer, false);
+    }
+}
+
+#[test]
+fn leader_crash_after_pre_accept_reached_exactly_a_fast_quorum() {
+    for n in [3, 5, 7] {
+        let report = leader_crash_after_pre_accept(n, fast_quorum(n) - 1, true);
+        assert!(report.counters.recoveries_started > 0, "N={n}: {report:?}");
+        leader_crash_after_pre_accept(n, fast_quorum(n) - 1, false);
+    }
+}
+
+#[test]
+fn leader_crash_after_pre_accept_reached_more_than_a_fast_quorum() {
+    for n in [3, 5, 7] {
+        leader_crash_after_pre_accept(n, n - 1, true);
+        leader_crash_after_pre_accept(n, n - 1, false);
+    }
+}
+
+/// Conflicting proposals force the slow path; the leader crashes after its Accept reached one peer.
+#[test]
+fn leader_crash_during_accept() {
+    for n in [3, 5, 7] {
+        let mut sim = sim(n);
+        warm_up(&mut sim);
+        // Replica 2's instance on the key reaches only replica 3, so replica 1's replies differ.
+        sim.set_filter(|from, to, m| {
+            !(from == ReplicaId(2) && to != ReplicaId(3) && matches!(m, Message::PreAccept { .. }))
+        });
+        sim.propose_at(1, KEY);
+        sim.steps(3);
+        let accept_sent = std::rc::Rc::new(std::cell::Cell::new(0));
+        let counter = accept_sent.clone();
+        sim.set_filter(move |from, to, m| match m {
+            Message::Accept { .. } if from == ReplicaId(1) => {
+                counter.set(counter.get() + 1);
+                to == ReplicaId(3)
+            }
+            Message::AcceptOk { .. } if to == ReplicaId(1) => false,
+            _ => true,
+        });
+        sim.propose_at(LEADER, KEY);
+        sim.steps(40);
+        assert!(accept_sent.get() > 0, "N={n}: the leader never reached the Accept phase");
+        sim.crash_now(LEADER);
+        sim.clear_filter();
+        sim.propose_at(2, KEY);
+        sim.steps(400);
+        check("leader crash during Accept", n, sim);
+    }
+}
+
+/// The leader commits (fast path) but no Commit leaves before it crashes.
+#[test]
+fn leader_crash_after_local_commit_before_the_commit_broadcast() {
+    for n in [3, 5, 7] {
+        let mut sim = sim(n);
+        warm_up(&mut sim);
+        sim.set_filter(|from, _, m| !(from == ReplicaId(1) && matches!(m, Message::Commit { .. })));
+        let id = sim.propose_at(LEADER, KEY);
+        sim.steps(30);
+        assert_eq!(
+            sim.status_at(LEADER, id),
+            None,
+            "N={n}: executed (and dropped from memory) at the leader"
+        );
+        sim.crash_now(LEADER);
+        sim.clear_filter();
+        sim.propose_at(1, KEY);
+        sim.steps(400);
+        let report = check("leader crash after local commit, before Commit", n, sim);
+        assert!(report.acknowledged >= 2, "N={n}: the instance was acknowledged by its leader");
+    }
+}
+
+/// Two replicas recover the same instance with competing ballots while the old leader is slow
+/// (cut off, not crashed), then the leader comes back.
+#[test]
+fn competing_recoverers_while_the_old_leader_is_slow() {
+    for n in [3, 5, 7] {
+        let mut sim = sim(n);
+        warm_up(&mut sim);
+        sim.set_filter(|from, to, m| {
+            let leader_msg = from == ReplicaId(1) || to == ReplicaId(1);
+            !leader_msg
+                || (from == ReplicaId(1) && to == ReplicaId(2) && matches!(m, Message::PreAccept { .. }))
+        });
+        let id: InstanceId = sim.propose_at(LEADER, KEY);
+        sim.steps(5);
+        sim.recover_at(1, id);
+        sim.recover_at(2, id);
+        sim.steps(20);
+        sim.clear_filter(); // the old leader is back, still believing it leads in ballot 0
+        sim.propose_at(2, KEY);
+        sim.steps(400);
+        let report = check("competing recoverers", n, sim);
+        assert!(report.counters.recoveries_started >= 2, "N={n}: {report:?}");
+    }
+}
+
+/// The recoverer crashes half-way through its recovery (its Prepares left, its round's write did
+/// not); another replica finishes the job.
+#[test]
+fn recoverer_crash_mid_recovery() {
+    for n in [3, 5, 7] {
+        let mut sim = sim(n);
+        warm_up(&mut sim);
+        sim.set_filter(|from, to, m| {
+            !(from == ReplicaId(1) || to == ReplicaId(1))
+                || (to == ReplicaId(2) && matches!(m, Message::PreAccept { .. }))
+        });
+        let id = sim.propose_at(LEADER, KEY);
+        sim.steps(5);
+        sim.crash_now(LEADER);
+        sim.crash_mid_next_round(1);
+        sim.recover_at(1, id);
+        sim.steps(400);
+        sim.clear_filter();
+        sim.propose_at(2, KEY);
+        sim.steps(400);
+        check("recoverer crash mid-recovery", n, sim);
+    }
+}
