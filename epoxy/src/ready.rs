@@ -2,7 +2,7 @@
 
 use crate::message::Message;
 use crate::record::Record;
-use crate::types::{Command, InstanceId, ReplicaId};
+use crate::types::{Command, InstanceId, ReplicaId, Status};
 
 /// A message for one peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +46,19 @@ pub struct Ready {
 }
 
 impl Ready {
+    /// Whether `persist` must be synced before `messages_after_persist` leave and clients hear of
+    /// `executed`: true when it holds a vote, a promise or a slot reservation. A round that only
+    /// records commits (and the driver's applied data) needs no sync: a committed value is locked
+    /// in by durable votes on a quorum, recovery re-derives it after any crash, and a later synced
+    /// write makes every earlier write durable in order.
+    pub fn needs_sync(&self) -> bool {
+        self.persist.iter().any(|r| match r {
+            Record::Instance(i) => i.status != Status::Committed,
+            Record::SlotReservation(_) => true,
+            Record::Key { .. } => false,
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
             && self.persist.is_empty()

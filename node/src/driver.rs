@@ -1,8 +1,8 @@
 //! The epoxy driver: the one thread that owns the replica. Each round it takes every input that
 //! is queued (client proposals, peer messages, ticks), feeds the replica, and performs the
-//! `Ready` in the order epoxy requires: send, persist with one synced RocksDB write (group commit:
-//! every vote, commit and applied write of the round in one fdatasync), send what promised
-//! durability, answer clients, serve catch-up reads.
+//! `Ready` in the order epoxy requires: send, persist in one RocksDB write (group commit: every
+//! vote, commit and applied write of the round together; fdatasync'ed when the round holds a vote,
+//! see `Ready::needs_sync`), send what promised durability, answer clients, serve catch-up reads.
 
 use crate::state_machine::{self, Outcome, View};
 use bytes::Bytes;
@@ -222,6 +222,7 @@ impl Driver {
     }
 
     fn perform(&mut self, ready: Ready) -> Result<(), StorageError> {
+        let sync = ready.needs_sync();
         for out in ready.messages {
             self.send(out);
         }
@@ -259,8 +260,13 @@ impl Driver {
         drop(view);
         if !batch.is_empty() {
             let started = Instant::now();
-            self.storage.write(batch, true)?;
-            metrics::histogram!("mortar_storage_sync_write_seconds").record(started.elapsed().as_secs_f64());
+            self.storage.write(batch, sync)?;
+            let seconds = started.elapsed().as_secs_f64();
+            if sync {
+                metrics::histogram!("mortar_storage_sync_write_seconds").record(seconds);
+            } else {
+                metrics::histogram!("mortar_storage_write_seconds").record(seconds);
+            }
         }
         for out in ready.messages_after_persist {
             self.send(out);

@@ -377,3 +377,18 @@ fn restart_recovers_own_uncommitted_instances_at_a_higher_ballot() {
     };
     assert_eq!(attrs.deps.len(), gap, "{attrs:?}");
 }
+
+#[test]
+fn votes_need_a_sync_and_commits_do_not() {
+    let mut r1 = replica(R1, 3);
+    r1.propose(vec![cmd("a")]).unwrap();
+    assert!(r1.ready().needs_sync(), "the leader's own vote");
+    r1.step(R2, Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(1, &[]) });
+    let commit_round = r1.ready();
+    assert!(!commit_round.persist.is_empty() && !commit_round.needs_sync(), "{commit_round:?}");
+    let mut r3 = replica(R3, 3);
+    r3.step(R1, Message::PreAccept { id: I11, ballot: B1, attrs: attrs(1, &[]), commands: vec![cmd("a")] });
+    assert!(r3.ready().needs_sync(), "an acceptor's vote");
+    r3.step(R2, Message::Prepare { id: InstanceId::new(2, 1), ballot: Ballot { round: 1, replica: R2 } });
+    assert!(r3.ready().needs_sync(), "a promise");
+}
