@@ -4,6 +4,7 @@
 
 use crate::config::{
     BATCH_BYTES_MAX, BATCH_COMMANDS_MAX, COMMAND_KEY_BYTES_MAX, COMMIT_REQUEST_IDS_MAX, DEPS_MAX,
+    REPLICAS_MAX,
 };
 use crate::message::Message;
 use crate::record::{InstanceRecord, KeyRecord};
@@ -85,8 +86,12 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
             check_attrs(WHAT, attrs)?;
             check_commands(WHAT, commands)?;
         }
+        Message::Progress { executed_up_to, .. } => {
+            check(WHAT, executed_up_to.len() <= REPLICAS_MAX, || {
+                format!("{} watermarks", executed_up_to.len())
+            })?
+        }
         Message::AcceptOk { .. }
-        | Message::Progress { .. }
         | Message::Prepare { .. }
         | Message::TryPreAcceptOk { .. }
         | Message::TryPreAcceptNack { .. }

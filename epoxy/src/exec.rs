@@ -98,6 +98,24 @@ impl Executor {
         self.executed.get(&replica).map_or(0, |w| w.contiguous)
     }
 
+    /// Every slot of `replica` up to `slot` is executed (a forgotten prefix, after a restart).
+    pub(crate) fn mark_executed_through(&mut self, replica: crate::types::ReplicaId, slot: u64) {
+        let w = self.executed.entry(replica).or_default();
+        if slot > w.contiguous {
+            w.contiguous = slot;
+            let stale: Vec<u64> = w.above.range(..=slot).map(|(s, _)| *s).collect();
+            let mut reach = slot;
+            for s in stale {
+                let end = w.above.remove(&s).expect("listed");
+                reach = reach.max(end);
+            }
+            w.contiguous = reach;
+            while let Some(end) = w.above.remove(&(w.contiguous + 1)) {
+                w.contiguous = end;
+            }
+        }
+    }
+
     pub(crate) fn mark_executed(&mut self, id: InstanceId) {
         self.executed.entry(id.replica).or_default().insert(id.slot);
     }

@@ -41,8 +41,13 @@ pub enum Message {
     },
     /// Periodic: the highest slot of the sender's own instances that it committed. A peer asks for
     /// the slots below it that it has not seen committed (a lost Commit, or a restart).
+    ///
+    /// `executed_up_to[i]`: every instance of the i-th replica (in `Config::replicas` order) up to
+    /// this slot is executed at the sender, durably. An instance executed on every replica is
+    /// forgotten (garbage-collected).
     Progress {
         committed_up_to: u64,
+        executed_up_to: Vec<u64>,
     },
     /// Recovery, phase 1 (EPaxos §4.4 "Explicit Prepare"): promise `ballot` and report what you
     /// hold for the instance.

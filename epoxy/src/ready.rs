@@ -54,8 +54,8 @@ impl Ready {
     pub fn needs_sync(&self) -> bool {
         self.persist.iter().any(|r| match r {
             Record::Instance(i) => i.status != Status::Committed,
-            Record::SlotReservation(_) => true,
-            Record::Key { .. } => false,
+            Record::SlotReservation(_) | Record::Checkpoint => true,
+            Record::Key { .. } | Record::Forget { .. } => false,
         })
     }
 

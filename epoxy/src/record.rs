@@ -1,6 +1,6 @@
 //! What a replica persists, and what it is rebuilt from after a restart.
 
-use crate::types::{Attributes, Ballot, Command, InstanceId, Status};
+use crate::types::{Attributes, Ballot, Command, InstanceId, ReplicaId, Status};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +53,15 @@ pub enum Record {
     },
     /// This replica's own slots below this value may have been used; a restart starts here.
     SlotReservation(u64),
+    /// Every instance of `replica` up to `through` is executed on every replica: delete their
+    /// records and executed marks, and remember the floor.
+    Forget {
+        replica: ReplicaId,
+        through: u64,
+    },
+    /// Stores nothing; makes this round's write synced (what a Progress message reports must be
+    /// durable before it leaves).
+    Checkpoint,
 }
 
 /// The durable state a replica restarts from (loaded by the driver from storage).
@@ -64,4 +73,6 @@ pub struct Recovered {
     pub executed: Vec<InstanceId>,
     pub keys: Vec<(Bytes, KeyRecord)>,
     pub slot_reservation: u64,
+    /// Per replica, the slot through which instances were forgotten (all executed).
+    pub forgotten: Vec<(ReplicaId, u64)>,
 }

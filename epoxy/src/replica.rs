@@ -144,6 +144,10 @@ pub struct Replica {
     /// instances on a key form a chain; the state a crash lost breaks that chain, so every new
     /// proposal depends on these slots explicitly until they have executed.
     pub(crate) restart_gap: BTreeSet<InstanceId>,
+    /// Each peer's last reported executed watermarks (`Message::Progress`).
+    pub(crate) peer_executed: HashMap<ReplicaId, Vec<u64>>,
+    /// Per replica index: instances up to this slot are forgotten.
+    pub(crate) forgotten: Vec<u64>,
 }
 
 impl Replica {
@@ -176,8 +180,16 @@ impl Replica {
             min_round: HashMap::new(),
             rng: Rng::new(config.seed ^ 0x5eed_0000_0000_0000),
             restart_gap: BTreeSet::new(),
+            peer_executed: HashMap::new(),
+            forgotten: vec![0; config.replicas.len()],
             config,
         };
+        for (r, through) in recovered.forgotten {
+            if let Some(at) = replica.config.index_of(r) {
+                replica.forgotten[at] = through;
+                replica.executor.mark_executed_through(r, through);
+            }
+        }
         for id in recovered.executed {
             replica.executor.mark_executed(id);
         }
@@ -212,12 +224,11 @@ impl Replica {
         // Slots of the last reservation this replica has no record of: a PreAccept may have left
         // for some before the crash. Recover each (a no-op where nobody saw it) so that no peer
         // waits on a slot forever.
+        // (Earlier restarts may have left such slots too: all of them, not only the last chunk.)
         let me = replica.config.id;
-        let own_max = replica.instances.keys().filter(|i| i.replica == me).map(|i| i.slot).max().unwrap_or(0);
-        let own_max = own_max.max(replica.executor.executed_contiguous(me));
-        for slot in own_max + 1..replica.slot_reserved {
+        for slot in replica.executor.executed_contiguous(me) + 1..replica.slot_reserved {
             let id = InstanceId { replica: me, slot };
-            if !replica.executor.is_executed(id) {
+            if !replica.executor.is_executed(id) && !replica.instances.contains_key(&id) {
                 let wait = 1 + replica.rng.below(u64::from(replica.config.recovery_ticks)) as u32;
                 replica.stalled.insert(id, wait);
                 replica.restart_gap.insert(id);
@@ -246,6 +257,20 @@ impl Replica {
     /// The status of an instance held in memory (executed instances are not).
     pub fn status(&self, id: InstanceId) -> Option<Status> {
         self.instances.get(&id).map(|i| i.status)
+    }
+
+    /// A one-line description of what this replica holds for an instance (diagnostics).
+    pub fn debug_instance(&self, id: InstanceId) -> String {
+        format!(
+            "{id}: status {:?}, ballot {:?}, leading {}, recovering {:?}, stalled {:?}, min_round {:?}, executed {}",
+            self.instances.get(&id).map(|i| i.status),
+            self.instances.get(&id).map(|i| i.ballot),
+            self.leading.contains(&id),
+            self.recoveries.get(&id).map(|r| (r.ballot, r.votes.len(), r.trying.is_some())),
+            self.stalled.get(&id),
+            self.min_round.get(&id),
+            self.is_executed(id)
+        )
     }
 
     /// Instances that committed instances wait on, not yet committed here.
@@ -335,7 +360,9 @@ impl Replica {
             Message::AcceptOk { id, ballot } => self.handle_accept_ok(from, id, ballot),
             Message::Commit { id, attrs, commands } => self.handle_commit(id, attrs, commands),
             Message::CommitRequest { ids } => self.handle_commit_request(from, ids),
-            Message::Progress { committed_up_to } => self.handle_progress(from, committed_up_to),
+            Message::Progress { committed_up_to, executed_up_to } => {
+                self.handle_progress(from, committed_up_to, executed_up_to)
+            }
             Message::Prepare { id, ballot } => self.handle_prepare(from, id, ballot),
             Message::PrepareOk { id, ballot, state } => self.handle_prepare_ok(from, id, ballot, state),
             Message::TryPreAccept { id, ballot, attrs, commands } => {
@@ -400,15 +427,22 @@ impl Replica {
     /// slots up to what it reported that this replica has not seen committed.
     fn exchange_progress(&mut self) {
         let me = self.config.id;
+        // The watermarks reported must survive a crash: this round's write is synced and the
+        // Progress messages leave after it.
+        let executed_up_to: Vec<u64> =
+            self.config.replicas.iter().map(|r| self.executor.executed_contiguous(*r)).collect();
+        self.ready.persist.push(Record::Checkpoint);
+        self.forget_executed_everywhere(&executed_up_to);
         for at in 0..self.config.replicas.len() {
             let peer = self.config.replicas[at];
             if peer == me {
                 continue;
             }
-            if self.own_committed_max > 0 {
-                let message = Message::Progress { committed_up_to: self.own_committed_max };
-                self.ready.messages.push(Outbound { to: peer, message });
-            }
+            let message = Message::Progress {
+                committed_up_to: self.own_committed_max,
+                executed_up_to: executed_up_to.clone(),
+            };
+            self.ready.messages_after_persist.push(Outbound { to: peer, message });
             let reported = self.peer_committed.get(&peer).copied().unwrap_or(0);
             let mut ids = Vec::new();
             let first = self.executor.executed_contiguous(peer) + 1;
@@ -428,9 +462,34 @@ impl Replica {
         }
     }
 
-    pub(crate) fn handle_progress(&mut self, from: ReplicaId, committed_up_to: u64) {
+    pub(crate) fn handle_progress(
+        &mut self,
+        from: ReplicaId,
+        committed_up_to: u64,
+        executed_up_to: Vec<u64>,
+    ) {
         let known = self.peer_committed.entry(from).or_insert(0);
         *known = (*known).max(committed_up_to);
+        if executed_up_to.len() == self.config.replicas.len() {
+            let reported = self.peer_executed.entry(from).or_insert_with(|| vec![0; executed_up_to.len()]);
+            for (old, new) in reported.iter_mut().zip(executed_up_to) {
+                *old = (*old).max(new); // durable at the sender, so it never goes back
+            }
+        }
+    }
+
+    /// Forgets the instances every replica has executed (as far as each has reported).
+    fn forget_executed_everywhere(&mut self, own: &[u64]) {
+        if self.peer_executed.len() + 1 < self.config.replicas.len() {
+            return; // not every peer has reported yet
+        }
+        for (at, &replica) in self.config.replicas.iter().enumerate() {
+            let floor = self.peer_executed.values().map(|w| w[at]).fold(own[at], u64::min);
+            if floor > self.forgotten[at] {
+                self.forgotten[at] = floor;
+                self.ready.persist.push(Record::Forget { replica, through: floor });
+            }
+        }
     }
 
     /// Takes everything produced since the last call, after executing what can be executed.
@@ -617,6 +676,18 @@ impl Replica {
         waited.sort_unstable(); // every iteration that draws randomness or sends is in a fixed order
         for id in waited {
             self.watch_stall(id);
+            // A dependency stands for a prefix: every slot of it this replica has never seen is
+            // watched too, so that they are recovered together, not discovered one at a time.
+            let mut slot = self.executor.next_unexecuted(id.replica, 1);
+            let mut watched = 0;
+            while slot < id.slot && watched < SLOT_RESERVATION_CHUNK {
+                let gap = InstanceId { replica: id.replica, slot };
+                if !self.instances.contains_key(&gap) {
+                    self.watch_stall(gap);
+                    watched += 1;
+                }
+                slot = self.executor.next_unexecuted(id.replica, slot + 1);
+            }
         }
         let mut due = Vec::new();
         for (id, left) in self.stalled.iter_mut() {

@@ -141,6 +141,8 @@ pub struct SimReport {
     pub messages_sent: u64,
     pub messages_dropped: u64,
     pub crashes: u64,
+    /// Forget records written (garbage collection rounds, over all replicas).
+    pub forgotten: u64,
     pub pauses: u64,
     pub partitions: u64,
     pub steps: u64,
@@ -155,6 +157,7 @@ struct Disk {
     keys: BTreeMap<Bytes, KeyRecord>,
     executed: BTreeSet<InstanceId>,
     slot_reservation: u64,
+    forgotten: BTreeMap<ReplicaId, u64>,
 }
 
 impl Disk {
@@ -165,6 +168,7 @@ impl Disk {
             executed: self.executed.iter().copied().collect(),
             keys: self.keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             slot_reservation: self.slot_reservation,
+            forgotten: self.forgotten.iter().map(|(r, s)| (*r, *s)).collect(),
         }
     }
 }
@@ -543,6 +547,8 @@ impl Sim {
                         Message::Commit { id: r.id, attrs: r.attrs.clone(), commands: r.commands.clone() };
                     self.send(me, load.to, message);
                 }
+                // A late request for an instance every replica executed and then forgot.
+                _ if self.disks[at].forgotten.get(&load.id.replica).is_some_and(|f| load.id.slot <= *f) => {}
                 _ => {
                     self.violations.push(format!("replica {me} asked to load {} it never committed", load.id))
                 }
@@ -584,6 +590,28 @@ impl Sim {
             Record::Key { key, record } => {
                 disk.keys.insert(key, record);
             }
+            Record::Checkpoint => {}
+            Record::Forget { replica, through } => {
+                // Only what every replica has executed may be forgotten.
+                for (q, set) in self.executed_sets.iter().enumerate() {
+                    let missing = self
+                        .committed
+                        .keys()
+                        .filter(|id| id.replica == replica && id.slot <= through)
+                        .find(|id| !set.contains(id));
+                    if let Some(id) = missing {
+                        self.violations.push(format!(
+                            "replica {} forgot {replica} through {through}, but replica {} has not executed {id}",
+                            self.ids[at], self.ids[q]
+                        ));
+                    }
+                }
+                let disk = &mut self.disks[at];
+                disk.instances.retain(|id, _| !(id.replica == replica && id.slot <= through));
+                disk.executed.retain(|id| !(id.replica == replica && id.slot <= through));
+                disk.forgotten.insert(replica, through);
+                self.report.forgotten += 1;
+            }
             Record::SlotReservation(s) => {
                 if s < disk.slot_reservation {
                     self.violations.push(format!("slot reservation went back at replica {}", self.ids[at]));
@@ -609,6 +637,13 @@ impl Sim {
                     missing[0],
                     self.replicas[at].blocked_on()
                 ));
+                for b in self.replicas[at].blocked_on().into_iter().take(1) {
+                    self.violations.push(format!(
+                        "  at {}: {}",
+                        self.ids[at],
+                        self.replicas[at].debug_instance(b)
+                    ));
+                }
             }
         }
         for id in self.acknowledged.keys() {

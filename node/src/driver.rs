@@ -234,6 +234,11 @@ impl Driver {
                 Record::SlotReservation(slot) => {
                     batch.put_meta(META_SLOT_RESERVATION, slot.to_be_bytes().to_vec())
                 }
+                Record::Forget { replica, through } => {
+                    batch.forget_instances(replica.0, through);
+                    batch.put_meta(forgotten_meta_key(replica.0), through.to_be_bytes().to_vec());
+                }
+                Record::Checkpoint => {} // makes the round's write synced (see Ready::needs_sync)
             }
         }
         // Apply executed commands in order; later commands of the round read earlier ones' writes.
@@ -288,6 +293,11 @@ impl Driver {
         }
         Ok(())
     }
+}
+
+/// Storage metadata key of the slot through which a replica's instances were forgotten.
+pub fn forgotten_meta_key(replica: u32) -> String {
+    format!("forgotten/{replica}")
 }
 
 pub fn instance_key(id: InstanceId) -> InstanceKey {

@@ -39,7 +39,8 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle) -> anyhow::Resul
         .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
     let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(&config.data_dir)?);
     check_identity(&*storage, &config)?;
-    let recovered = load(&*storage).context("load epoxy state from the data directory")?;
+    let recovered = load(&*storage, config.initial_cluster.iter().map(|m| m.id))
+        .context("load epoxy state from the data directory")?;
     info!(
         instances = recovered.instances.len(),
         executed = recovered.executed.len(),
@@ -241,7 +242,7 @@ fn check_identity(storage: &dyn Storage, config: &NodeConfig) -> anyhow::Result<
 }
 
 /// Reads everything a replica restarts from.
-pub fn load(storage: &dyn Storage) -> Result<Recovered, StorageError> {
+pub fn load(storage: &dyn Storage, members: impl IntoIterator<Item = u32>) -> Result<Recovered, StorageError> {
     let mut recovered = Recovered::default();
     storage.scan_executed(&mut |key| {
         recovered.executed.push(InstanceId { replica: ReplicaId(key.replica), slot: key.slot });
@@ -263,6 +264,13 @@ pub fn load(storage: &dyn Storage) -> Result<Recovered, StorageError> {
         recovered.keys.push((bytes::Bytes::copy_from_slice(key), record));
         Ok(())
     })?;
+    for member in members {
+        if let Some(bytes) = storage.get_meta(&driver::forgotten_meta_key(member))? {
+            let raw: [u8; 8] =
+                bytes[..].try_into().map_err(|_| StorageError::Corrupt { what: "forgotten floor".into() })?;
+            recovered.forgotten.push((ReplicaId(member), u64::from_be_bytes(raw)));
+        }
+    }
     if let Some(bytes) = storage.get_meta(META_SLOT_RESERVATION)? {
         let raw: [u8; 8] =
             bytes[..].try_into().map_err(|_| StorageError::Corrupt { what: "slot reservation".into() })?;

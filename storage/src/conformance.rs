@@ -26,6 +26,10 @@ pub const CASES: &[Case] = &[
     Case { name: "batch_applies_every_table", run: batch_applies_every_table },
     Case { name: "missing_keys_are_none", run: missing_keys_are_none },
     Case { name: "delete_removes", run: delete_removes },
+    Case {
+        name: "forget_instances_removes_a_replicas_prefix",
+        run: forget_instances_removes_a_replicas_prefix,
+    },
     Case { name: "later_op_in_batch_wins", run: later_op_in_batch_wins },
     Case { name: "instances_scan_in_replica_slot_order", run: instances_scan_in_replica_slot_order },
     Case { name: "executed_scan_in_replica_slot_order", run: executed_scan_in_replica_slot_order },
@@ -500,4 +504,39 @@ pub fn oversize_batch_is_rejected(storage: &dyn Storage) {
         "oversize write returned {result:?}"
     );
     assert_eq!(ok(storage.get_kv(b"first"), "get_kv"), None);
+}
+
+/// Forgetting replica 2 through slot 5 removes its records and executed marks up to 5, and nothing
+/// of other replicas or later slots.
+pub fn forget_instances_removes_a_replicas_prefix(storage: &dyn Storage) {
+    let mut batch = WriteBatch::new();
+    for replica in 1..=3u32 {
+        for slot in [1u64, 5, 6, u64::MAX] {
+            let id = InstanceKey { replica, slot };
+            batch.put_instance(id, vec![1u8]);
+            batch.mark_executed(id);
+        }
+    }
+    storage.write(batch, true).expect("write");
+    let mut batch = WriteBatch::new();
+    batch.forget_instances(2, 5);
+    batch.forget_instances(3, u64::MAX);
+    storage.write(batch, true).expect("forget");
+    let mut left = Vec::new();
+    storage
+        .scan_instances(&mut |id, _| {
+            left.push((id.replica, id.slot));
+            Ok(())
+        })
+        .expect("scan");
+    let expected = vec![(1, 1), (1, 5), (1, 6), (1, u64::MAX), (2, 6), (2, u64::MAX)];
+    assert_eq!(left, expected);
+    let mut executed = Vec::new();
+    storage
+        .scan_executed(&mut |id| {
+            executed.push((id.replica, id.slot));
+            Ok(())
+        })
+        .expect("scan");
+    assert_eq!(executed, expected);
 }

@@ -152,6 +152,9 @@ pub enum Op {
     DeleteInstance { id: InstanceKey },
     /// Records that the instance has been applied to the kv data.
     MarkExecuted { id: InstanceKey },
+    /// Removes the records and executed marks of every instance of `replica` with a slot at most
+    /// `through` (garbage collection of instances executed on every replica).
+    ForgetInstances { replica: u32, through: u64 },
     /// Stores epoxy's per-key conflict record (opaque bytes).
     PutConflict { key: Bytes, record: Bytes },
     /// Stores applied user data.
@@ -167,7 +170,9 @@ impl Op {
     pub fn bytes(&self) -> usize {
         match self {
             Op::PutInstance { record, .. } => InstanceKey::ENCODED_LEN + record.len(),
-            Op::DeleteInstance { .. } | Op::MarkExecuted { .. } => InstanceKey::ENCODED_LEN,
+            Op::DeleteInstance { .. } | Op::MarkExecuted { .. } | Op::ForgetInstances { .. } => {
+                InstanceKey::ENCODED_LEN
+            }
             Op::PutConflict { key, record } => key.len() + record.len(),
             Op::PutKv { key, value } => key.len() + value.len(),
             Op::DeleteKv { key } => key.len(),
@@ -192,6 +197,10 @@ impl WriteBatch {
     pub fn push(&mut self, op: Op) {
         self.bytes += op.bytes();
         self.ops.push(op);
+    }
+
+    pub fn forget_instances(&mut self, replica: u32, through: u64) {
+        self.push(Op::ForgetInstances { replica, through });
     }
 
     pub fn put_instance(&mut self, id: InstanceKey, record: impl Into<Bytes>) {

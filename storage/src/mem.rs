@@ -50,6 +50,11 @@ impl Tables {
                 Op::MarkExecuted { id } => {
                     self.executed.insert(*id);
                 }
+                Op::ForgetInstances { replica, through } => {
+                    let forgotten = |id: &InstanceKey| id.replica == *replica && id.slot <= *through;
+                    self.instances.retain(|id, _| !forgotten(id));
+                    self.executed.retain(|id| !forgotten(id));
+                }
                 Op::PutConflict { key, record } => {
                     self.conflicts.insert(key.clone(), record.clone());
                 }

@@ -177,6 +177,16 @@ impl Storage for RocksStorage {
                 Op::PutInstance { id, record } => rocks_batch.put_cf(instances, id.encode(), record),
                 Op::DeleteInstance { id } => rocks_batch.delete_cf(instances, id.encode()),
                 Op::MarkExecuted { id } => rocks_batch.put_cf(executed, id.encode(), b""),
+                Op::ForgetInstances { replica, through } => {
+                    let from = InstanceKey { replica, slot: 0 }.encode();
+                    // delete_range's end is exclusive: the next slot, or the next replica's first.
+                    let to = match through.checked_add(1) {
+                        Some(next) => InstanceKey { replica, slot: next }.encode().to_vec(),
+                        None => InstanceKey { replica: replica.saturating_add(1), slot: 0 }.encode().to_vec(),
+                    };
+                    rocks_batch.delete_range_cf(instances, from.as_slice(), to.as_slice());
+                    rocks_batch.delete_range_cf(executed, from.as_slice(), to.as_slice());
+                }
                 Op::PutConflict { key, record } => rocks_batch.put_cf(conflicts, key, record),
                 Op::PutKv { key, value } => rocks_batch.put_cf(kv, key, value),
                 Op::DeleteKv { key } => rocks_batch.delete_cf(kv, key),

@@ -271,7 +271,10 @@ fn blocked_executor_asks_peers_for_the_commit() {
         r3.tick();
     }
     let ask = |to| Outbound { to, message: Message::CommitRequest { ids: vec![I21] } };
-    assert_eq!(r3.ready(), Ready { messages: vec![ask(R1), ask(R2)], ..Ready::default() });
+    let out = r3.ready();
+    let asks: Vec<_> =
+        out.messages.into_iter().filter(|m| matches!(m.message, Message::CommitRequest { .. })).collect();
+    assert_eq!(asks, vec![ask(R1), ask(R2)]);
 }
 
 #[test]
@@ -348,6 +351,7 @@ fn restart_recovers_own_uncommitted_instances_at_a_higher_ballot() {
         executed: vec![],
         keys: vec![("a".into(), KeyRecord { seq_max: 1, latest: vec![I11] })],
         slot_reservation: 1 + SLOT_RESERVATION_CHUNK,
+        forgotten: vec![],
     };
     let mut r1 = Replica::recover(config, recovered);
     let mut prepares = Vec::new();
