@@ -602,3 +602,23 @@ async fn killing_the_leader_of_in_flight_writes_blocks_no_key() {
     })
     .await;
 }
+
+/// A client that retries a request (same request id) after an unknown outcome must not apply it
+/// twice, whichever node the retry reaches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_request_id_takes_effect_once() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let (n1, n2) = (cluster.kv(1), cluster.kv(2));
+        n1.put_once("account", "first", "req-1").await.expect("first attempt");
+        n2.put("account", "second").await.expect("another client's write");
+        n2.put_once("account", "first", "req-1").await.expect("the retry answers the first outcome");
+        assert_eq!(text(&n1.get("account").await.unwrap()), Some("second"), "the retry wrote again");
+        n2.put_once("account", "third", "req-2").await.expect("a new request id");
+        assert_eq!(text(&n1.get("account").await.unwrap()), Some("third"));
+        let too_long: &'static str = Box::leak("r".repeat(65).into_boxed_str());
+        let e = n1.put_once("account", "x", too_long).await.expect_err("oversize request id");
+        assert_eq!(e.code(), Code::InvalidArgument);
+    })
+    .await;
+}

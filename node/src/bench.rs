@@ -95,7 +95,9 @@ pub async fn run_kv(args: KvBenchArgs) -> anyhow::Result<KvBenchResult> {
                 let hot = ((state >> 11) as f64 / (1u64 << 53) as f64) < args.conflict;
                 let key = if hot { "bench/hot".to_string() } else { format!("bench/{c}/{}", i % args.keys) };
                 let started = Instant::now();
-                let result = client.put(PutRequest { key: key.into(), value: value.clone() }).await;
+                let result = client
+                    .put(PutRequest { key: key.into(), value: value.clone(), ..Default::default() })
+                    .await;
                 if started >= warmup_end {
                     match result {
                         Ok(_) => {

@@ -44,9 +44,17 @@ pub enum ProposeError {
 type Waiter = oneshot::Sender<Result<Outcome, ProposeError>>;
 
 pub enum Input {
-    Propose { command: Command, reply: Waiter },
-    Message { from: ReplicaId, message: Message },
+    Propose {
+        command: Command,
+        reply: Waiter,
+    },
+    Message {
+        from: ReplicaId,
+        message: Message,
+    },
     Tick,
+    /// Finish the current round and exit the thread, closing storage (see `DriverHandle::stop`).
+    Stop,
 }
 
 /// A cloneable handle to the driver thread.
@@ -87,6 +95,13 @@ impl DriverHandle {
     /// Queues a tick unless the driver is saturated (a skipped tick only delays timeouts).
     pub fn tick(&self) -> bool {
         !matches!(self.tx.try_send(Input::Tick), Err(mpsc::error::TrySendError::Closed(_)))
+    }
+
+    /// Stops the driver thread after its current round. RocksDB must be closed before the process
+    /// exits (exiting while its threads run aborts the process), so a stopping node calls this and
+    /// joins the thread.
+    pub async fn stop(&self) {
+        let _ = self.tx.send(Input::Stop).await;
     }
 
     pub fn counters(&self) -> Counters {
@@ -133,18 +148,22 @@ impl Driver {
         // Whatever recovery left executable (committed before a restart) runs first.
         self.round();
         while let Some(first) = rx.blocking_recv() {
-            self.handle(first);
+            let mut stop = self.handle(first);
             for _ in 1..INPUTS_PER_ROUND_MAX {
                 match rx.try_recv() {
-                    Ok(input) => self.handle(input),
+                    Ok(input) => stop |= self.handle(input),
                     Err(_) => break,
                 }
             }
             self.round();
+            if stop {
+                return;
+            }
         }
     }
 
-    fn handle(&mut self, input: Input) {
+    /// Feeds one input to the replica; true when it asks the driver to stop.
+    fn handle(&mut self, input: Input) -> bool {
         match input {
             Input::Propose { command, reply } => {
                 if !reply.is_closed() {
@@ -153,7 +172,9 @@ impl Driver {
             }
             Input::Message { from, message } => self.replica.step(from, message),
             Input::Tick => self.replica.tick(),
+            Input::Stop => return true,
         }
+        false
     }
 
     fn round(&mut self) {

@@ -4,13 +4,14 @@
 //! with every other operation on that key: linearizable from any node.
 
 use crate::driver::{DriverHandle, ProposeError};
-use crate::state_machine::{Op, Outcome};
+use crate::state_machine::{Op, Outcome, View};
 use bytes::Bytes;
 use mortar_proto::v1::kv_server::Kv;
 use mortar_proto::v1::{
     CasRequest, CasResponse, DeleteRequest, DeleteResponse, GetRequest, GetResponse, PutRequest, PutResponse,
     cas_request,
 };
+use mortar_storage::StorageError;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tonic::{Request, Response, Status};
@@ -32,10 +33,66 @@ pub enum KvOp {
         expect: Option<Bytes>,
         value: Bytes,
     },
+    /// `op` at most once per `request_id` on this key: a retry answers the first outcome.
+    /// `issued_at_ms` is the proposing node's wall clock, fixed in the command so that every
+    /// replica expires the record alike.
+    Once {
+        request_id: Bytes,
+        issued_at_ms: u64,
+        op: Box<KvOp>,
+    },
+}
+
+/// Longest client request id.
+pub const REQUEST_ID_BYTES_MAX: usize = 64;
+/// How long a request id is remembered on its key.
+pub const DEDUP_WINDOW_MS: u64 = 10 * 60 * 1000;
+/// Most remembered request ids of one key examined for expiry by one operation.
+pub const DEDUP_EXPIRY_SCAN_MAX: usize = 64;
+
+/// The storage prefix of the request ids remembered for one storage key. The key is
+/// length-prefixed so that one key's prefix is never another's.
+fn dedup_prefix(key: &[u8]) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(4 + key.len());
+    prefix.extend_from_slice(b"d/");
+    prefix.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    prefix.extend_from_slice(key);
+    prefix
+}
+
+/// Applies an operation to `key` through the round's view; the state machine's KV arm.
+pub fn apply(key: &Bytes, op: KvOp, view: &mut View) -> Result<KvOutcome, StorageError> {
+    let KvOp::Once { request_id, issued_at_ms, op } = op else {
+        let (write, outcome) = op.apply(view.get(key)?);
+        if let Some(value) = write {
+            view.put(key.clone(), value);
+        }
+        return Ok(outcome);
+    };
+    let prefix = dedup_prefix(key);
+    let mut record_key = prefix.clone();
+    record_key.extend_from_slice(&request_id);
+    if let Some(seen) = view.get(&record_key)?
+        && let Ok((_, first)) = postcard::from_bytes::<(u64, KvOutcome)>(&seen)
+    {
+        return Ok(first); // a retry: the first attempt's outcome, no second effect
+    }
+    // Expire old ids of this key (only commands on this key do, so every replica agrees).
+    for (old_key, old) in view.scan_prefix(&prefix, None, DEDUP_EXPIRY_SCAN_MAX)? {
+        let expired = postcard::from_bytes::<(u64, KvOutcome)>(&old)
+            .map_or(true, |(at, _)| at.saturating_add(DEDUP_WINDOW_MS) < issued_at_ms);
+        if expired {
+            view.put(old_key, None);
+        }
+    }
+    let outcome = apply(key, *op, view)?;
+    let record = postcard::to_stdvec(&(issued_at_ms, &outcome)).expect("encoding into a Vec cannot fail");
+    view.put(record_key.into(), Some(record.into()));
+    Ok(outcome)
 }
 
 /// What an executed operation saw: the value the key held before it, and whether it wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct KvOutcome {
     pub previous: Option<Bytes>,
     pub written: bool,
@@ -59,6 +116,7 @@ impl KvOp {
                 (Some(Some(value.clone())), KvOutcome { previous: current, written: true })
             }
             KvOp::Delete => (Some(None), KvOutcome { previous: current, written: true }),
+            KvOp::Once { op, .. } => op.apply(current),
             KvOp::Cas { expect, value } => {
                 if *expect == current {
                     (Some(Some(value.clone())), KvOutcome { previous: current, written: true })
@@ -85,7 +143,32 @@ pub struct KvService {
 
 impl KvService {
     async fn run(&self, op: &'static str, key: &[u8], kv_op: KvOp) -> Result<KvOutcome, Status> {
+        self.run_once(op, key, kv_op, &Bytes::new()).await
+    }
+
+    /// Runs an operation, at most once per non-empty `request_id`.
+    async fn run_once(
+        &self,
+        op: &'static str,
+        key: &[u8],
+        kv_op: KvOp,
+        request_id: &Bytes,
+    ) -> Result<KvOutcome, Status> {
         mortar_proto::check_key(key)?;
+        if request_id.len() > REQUEST_ID_BYTES_MAX {
+            return Err(Status::invalid_argument(format!(
+                "request_id is {} bytes, more than the limit of {REQUEST_ID_BYTES_MAX}",
+                request_id.len()
+            )));
+        }
+        let kv_op = if request_id.is_empty() {
+            kv_op
+        } else {
+            let issued_at_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            KvOp::Once { request_id: request_id.clone(), issued_at_ms, op: Box::new(kv_op) }
+        };
         let started = Instant::now();
         let result = self.driver.execute(storage_key(key), Op::Kv(kv_op).encode()).await;
         metrics::histogram!("mortar_node_kv_request_seconds", "op" => op)
@@ -111,13 +194,13 @@ impl Kv for KvService {
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let req = request.into_inner();
         mortar_proto::check_value(&req.value, self.value_bytes_max)?;
-        self.run("put", &req.key, KvOp::Put { value: req.value }).await?;
+        self.run_once("put", &req.key, KvOp::Put { value: req.value }, &req.request_id).await?;
         Ok(Response::new(PutResponse {}))
     }
 
     async fn delete(&self, request: Request<DeleteRequest>) -> Result<Response<DeleteResponse>, Status> {
         let req = request.into_inner();
-        let outcome = self.run("delete", &req.key, KvOp::Delete).await?;
+        let outcome = self.run_once("delete", &req.key, KvOp::Delete, &req.request_id).await?;
         Ok(Response::new(DeleteResponse { existed: outcome.previous.is_some() }))
     }
 
@@ -133,7 +216,8 @@ impl Kv for KvService {
                 ));
             }
         };
-        let outcome = self.run("cas", &req.key, KvOp::Cas { expect, value: req.value }).await?;
+        let outcome =
+            self.run_once("cas", &req.key, KvOp::Cas { expect, value: req.value }, &req.request_id).await?;
         Ok(Response::new(CasResponse {
             swapped: outcome.written,
             found: outcome.previous.is_some(),
@@ -179,6 +263,49 @@ mod tests {
         );
         assert_eq!(KvOp::Delete.apply(Some(b("a"))).0, Some(None));
         assert_eq!(KvOp::Put { value: b("z") }.apply(None).0, Some(Some(b("z"))));
+    }
+
+    fn apply_on(storage: &mortar_storage::MemStorage, key: &Bytes, op: KvOp) -> KvOutcome {
+        use mortar_storage::Storage;
+        let mut batch = mortar_storage::WriteBatch::new();
+        let outcome = apply(key, op, &mut View::new(storage, &mut batch)).unwrap();
+        storage.write(batch, true).unwrap();
+        outcome
+    }
+
+    fn once(id: &str, at: u64, op: KvOp) -> KvOp {
+        KvOp::Once { request_id: b(id), issued_at_ms: at, op: Box::new(op) }
+    }
+
+    #[test]
+    fn a_retried_request_takes_effect_once_and_answers_the_first_outcome() {
+        let storage = mortar_storage::MemStorage::new();
+        let key = storage_key(b"x");
+        let cas = || once("req-1", 1_000, KvOp::Cas { expect: None, value: b("1") });
+        let first = apply_on(&storage, &key, cas());
+        assert!(first.written);
+        apply_on(&storage, &key, KvOp::Put { value: b("2") });
+        // The retry would fail as a fresh CAS (the key is no longer absent): it answers the first
+        // outcome and writes nothing.
+        assert_eq!(apply_on(&storage, &key, cas()), first);
+        assert_eq!(apply_on(&storage, &key, KvOp::Get).previous, Some(b("2")));
+    }
+
+    #[test]
+    fn request_ids_expire_after_the_window_on_their_key() {
+        use mortar_storage::Storage;
+        let storage = mortar_storage::MemStorage::new();
+        let key = storage_key(b"x");
+        apply_on(&storage, &key, once("old", 1_000, KvOp::Put { value: b("1") }));
+        let later = 1_000 + DEDUP_WINDOW_MS + 1;
+        apply_on(&storage, &key, once("new", later, KvOp::Put { value: b("2") }));
+        let left = storage.scan_kv_prefix(&dedup_prefix(&key), None, 10).unwrap();
+        assert_eq!(left.len(), 1, "only the new id is remembered");
+        // Another key's ids are untouched by this key's operations.
+        let other = storage_key(b"y");
+        apply_on(&storage, &other, once("o", 1_000, KvOp::Put { value: b("1") }));
+        apply_on(&storage, &key, once("newer", later * 2, KvOp::Put { value: b("3") }));
+        assert_eq!(storage.scan_kv_prefix(&dedup_prefix(&other), None, 10).unwrap().len(), 1);
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle) -> anyhow::Resul
             client: EpoxyClient::new(channel),
         });
     }
-    let (driver, _driver_thread) = driver::start(replica, storage, peer_queues, config.request_timeout)
+    let (driver, driver_thread) = driver::start(replica, storage, peer_queues, config.request_timeout)
         .context("start the epoxy driver thread")?;
 
     let ticker = driver.clone();
@@ -152,6 +152,12 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle) -> anyhow::Resul
             drain_ms = SHUTDOWN_DRAIN.as_millis() as u64,
             "connections still open after the drain; closing them"
         );
+    }
+    // Close storage before the process exits: RocksDB aborts the process if it is still in use
+    // when static destructors run.
+    driver.stop().await;
+    if tokio::task::spawn_blocking(move || driver_thread.join()).await.is_err() {
+        tracing::error!("the epoxy driver thread panicked while stopping");
     }
     info!("stopped");
     Ok(())
@@ -242,7 +248,10 @@ fn check_identity(storage: &dyn Storage, config: &NodeConfig) -> anyhow::Result<
 }
 
 /// Reads everything a replica restarts from.
-pub fn load(storage: &dyn Storage, members: impl IntoIterator<Item = u32>) -> Result<Recovered, StorageError> {
+pub fn load(
+    storage: &dyn Storage,
+    members: impl IntoIterator<Item = u32>,
+) -> Result<Recovered, StorageError> {
     let mut recovered = Recovered::default();
     storage.scan_executed(&mut |key| {
         recovered.executed.push(InstanceId { replica: ReplicaId(key.replica), slot: key.slot });

@@ -104,14 +104,7 @@ pub fn apply(
         Err(e) => return Ok(Err(ProposeError::Internal(format!("command does not decode: {e}")))),
     };
     match op {
-        Op::Kv(op) => {
-            let current = view.get(key)?;
-            let (write, outcome) = op.apply(current);
-            if let Some(value) = write {
-                view.put(key.clone(), value);
-            }
-            Ok(Ok(Outcome::Kv(outcome)))
-        }
+        Op::Kv(op) => Ok(Ok(Outcome::Kv(crate::kv::apply(key, op, view)?))),
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use mortar_proto::v1::PutRequest;
-//! let req = PutRequest { key: "k".into(), value: "v".into() };
+//! let req = PutRequest { key: "k".into(), value: "v".into(), ..Default::default() };
 //! assert!(mortar_proto::check_key(&req.key).is_ok());
 //! ```
 

@@ -346,7 +346,22 @@ impl Kv {
     }
 
     pub async fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<(), Status> {
-        let request = PutRequest { key: key.into(), value: value.into() };
+        let request = PutRequest { key: key.into(), value: value.into(), ..Default::default() };
+        bounded_call(self.client().put(request)).await.map(|_| ())
+    }
+
+    /// A put that takes effect at most once per `request_id`.
+    pub async fn put_once(
+        &self,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+        request_id: &'static str,
+    ) -> Result<(), Status> {
+        let request = PutRequest {
+            key: key.into(),
+            value: value.into(),
+            request_id: Bytes::from_static(request_id.as_bytes()),
+        };
         bounded_call(self.client().put(request)).await.map(|_| ())
     }
 
@@ -358,7 +373,9 @@ impl Kv {
 
     /// Whether the key held a value.
     pub async fn delete(&self, key: impl Into<Bytes>) -> Result<bool, Status> {
-        let response = bounded_call(self.client().delete(DeleteRequest { key: key.into() })).await?;
+        let response =
+            bounded_call(self.client().delete(DeleteRequest { key: key.into(), ..Default::default() }))
+                .await?;
         Ok(response.existed)
     }
 
@@ -373,7 +390,8 @@ impl Kv {
             Some(old) => cas_request::Expect::ExpectValue(Bytes::from_static(old.as_bytes())),
             None => cas_request::Expect::ExpectAbsent(true),
         };
-        let request = CasRequest { key: key.into(), expect: Some(expect), value: value.into() };
+        let request =
+            CasRequest { key: key.into(), expect: Some(expect), value: value.into(), ..Default::default() };
         bounded_call(self.client().cas(request)).await
     }
 }

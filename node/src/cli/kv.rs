@@ -113,14 +113,18 @@ pub async fn run(args: KvArgs) -> Result<u8, Failure> {
         }
         KvCommand::Put(a) => {
             let mut client = KvClient::new(a.connect.connect().await?);
-            let request = a.connect.request(PutRequest { key: bytes(a.key), value: bytes(a.value) });
+            let request = a.connect.request(PutRequest {
+                key: bytes(a.key),
+                value: bytes(a.value),
+                ..Default::default()
+            });
             a.connect.call("the write may or may not have happened", client.put(request)).await?;
             println!("ok");
             Ok(EXIT_OK)
         }
         KvCommand::Delete(a) => {
             let mut client = KvClient::new(a.connect.connect().await?);
-            let request = a.connect.request(DeleteRequest { key: bytes(a.key) });
+            let request = a.connect.request(DeleteRequest { key: bytes(a.key), ..Default::default() });
             let response =
                 a.connect.call("the delete may or may not have happened", client.delete(request)).await?;
             println!("{}", if response.existed { "deleted" } else { "ok (the key had no value)" });
@@ -136,6 +140,7 @@ pub async fn run(args: KvArgs) -> Result<u8, Failure> {
                 key: bytes(a.key),
                 expect: Some(expect),
                 value: bytes(a.value),
+                ..Default::default()
             });
             let response =
                 a.connect.call("the swap may or may not have happened", client.cas(request)).await?;
