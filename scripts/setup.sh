@@ -3,7 +3,12 @@
 # libclang (bindgen, for the rocksdb crate), ping and nftables (chaos tests). Safe to re-run.
 set -euo pipefail
 need=()
-if ! ldconfig -p 2>/dev/null | grep -q 'libclang'; then need+=(libclang-dev); fi
+have_libclang() {
+  [ -n "${LIBCLANG_PATH:-}" ] && return 0
+  dpkg -s libclang-dev >/dev/null 2>&1 && return 0
+  compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null
+}
+have_libclang || need+=(libclang-dev)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 if [ ${#need[@]} -gt 0 ]; then
