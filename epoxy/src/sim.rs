@@ -637,6 +637,12 @@ impl Sim {
                     missing[0],
                     self.replicas[at].blocked_on()
                 ));
+                let first = *missing[0];
+                self.violations.push(format!(
+                    "  at {}: {}",
+                    self.ids[at],
+                    self.replicas[at].debug_instance(first)
+                ));
                 for b in self.replicas[at].blocked_on().into_iter().take(1) {
                     self.violations.push(format!(
                         "  at {}: {}",

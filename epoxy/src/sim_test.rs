@@ -142,6 +142,7 @@ fn pinned_regressions() {
         (3, 20, "a restarted leader's escaped PreAccept was missing from its next proposal's deps"),
         (3, 4, "healing took minutes: unrecorded gap slots were discovered one at a time"),
         (3, 140, "the same slow healing, found by the long hunt"),
+        (3, 456, "an old leader that missed a recoverer's Commit resent Accept forever, unanswered"),
     ];
     for &(replicas, seed, found) in pinned {
         println!("seed {seed} replicas {replicas}: {found}");

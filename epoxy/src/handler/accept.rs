@@ -14,13 +14,10 @@ impl Replica {
         attrs: Attributes,
         commands: Vec<Command>,
     ) {
-        if self.executor.is_executed(id) {
+        if self.answer_with_commit(from, id) {
             return;
         }
         if let Some(instance) = self.instances.get(&id) {
-            if instance.status == Status::Committed {
-                return;
-            }
             if ballot < instance.ballot {
                 let nack = Message::Nack { id, promised: instance.ballot };
                 self.ready.messages.push(Outbound { to: from, message: nack });

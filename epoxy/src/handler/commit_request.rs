@@ -5,6 +5,23 @@ use crate::replica::Replica;
 use crate::types::{InstanceId, ReplicaId, Status};
 
 impl Replica {
+    /// A phase message for an instance already committed here answers with the commit: its
+    /// sender (an old leader or recoverer that missed the Commit) would otherwise resend forever.
+    /// True when the instance is committed or executed here.
+    pub(crate) fn answer_with_commit(&mut self, to: ReplicaId, id: InstanceId) -> bool {
+        if self.executor.is_executed(id) {
+            self.ready.load_requests.push(LoadRequest { to, id });
+            return true;
+        }
+        let Some(instance) = self.instances.get(&id).filter(|i| i.status == Status::Committed) else {
+            return false;
+        };
+        let message =
+            Message::Commit { id, attrs: instance.attrs.clone(), commands: instance.commands.clone() };
+        self.ready.messages.push(Outbound { to, message });
+        true
+    }
+
     /// A peer waits on these instances: send the ones committed here (from memory, or from storage
     /// through the driver when already executed).
     pub(crate) fn handle_commit_request(&mut self, from: ReplicaId, ids: Vec<InstanceId>) {

@@ -396,3 +396,35 @@ fn votes_need_a_sync_and_commits_do_not() {
     r3.step(R2, Message::Prepare { id: InstanceId::new(2, 1), ballot: Ballot { round: 1, replica: R2 } });
     assert!(r3.ready().needs_sync(), "a promise");
 }
+
+#[test]
+fn phase_messages_for_a_committed_instance_are_answered_with_the_commit() {
+    let mut r2 = replica(R2, 3);
+    r2.step(
+        R3,
+        Message::Commit { id: InstanceId::new(1, 2), attrs: attrs(1, &[I21]), commands: vec![cmd("b")] },
+    );
+    r2.ready(); // committed, waiting on 2.1
+    r2.step(
+        R1,
+        Message::Accept {
+            id: InstanceId::new(1, 2),
+            ballot: B1,
+            attrs: attrs(1, &[I21]),
+            commands: vec![cmd("b")],
+        },
+    );
+    let commit =
+        Message::Commit { id: InstanceId::new(1, 2), attrs: attrs(1, &[I21]), commands: vec![cmd("b")] };
+    assert_eq!(
+        r2.ready(),
+        Ready { messages: vec![Outbound { to: R1, message: commit }], ..Ready::default() }
+    );
+    r2.step(R3, Message::Commit { id: I11, attrs: attrs(1, &[]), commands: vec![cmd("a")] });
+    r2.ready(); // executed and dropped from memory
+    r2.step(R1, Message::PreAccept { id: I11, ballot: B1, attrs: attrs(1, &[]), commands: vec![cmd("a")] });
+    assert_eq!(
+        r2.ready(),
+        Ready { load_requests: vec![LoadRequest { to: R1, id: I11 }], ..Ready::default() }
+    );
+}

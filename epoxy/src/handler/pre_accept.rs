@@ -14,7 +14,7 @@ impl Replica {
         attrs: Attributes,
         commands: Vec<Command>,
     ) {
-        if self.executor.is_executed(id) {
+        if self.answer_with_commit(from, id) {
             return;
         }
         if let Some(instance) = self.instances.get(&id) {
@@ -23,9 +23,7 @@ impl Replica {
                 self.ready.messages.push(Outbound { to: from, message: nack });
                 return;
             }
-            if instance.status == Status::Committed
-                || (instance.status == Status::Accepted && instance.accepted_ballot == ballot)
-            {
+            if instance.status == Status::Accepted && instance.accepted_ballot == ballot {
                 return; // this replica is past phase 1 in this ballot
             }
             if instance.status == Status::PreAccepted && instance.accepted_ballot == ballot {
