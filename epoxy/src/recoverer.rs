@@ -79,29 +79,7 @@ impl Replica {
 
     /// Paxos-Accept of the decided attributes at the recoverer's ballot, then commit as a leader.
     fn recovery_accept(&mut self, id: InstanceId, attrs: Attributes, commands: Vec<Command>) {
-        let ballot = self.recoveries.remove(&id).expect("recovering").ballot;
-        self.stalled.remove(&id);
-        self.observe_keys(id, &commands, attrs.seq);
-        let instance = Instance {
-            ballot,
-            accepted_ballot: ballot,
-            status: Status::Accepted,
-            attrs: attrs.clone(),
-            commands,
-            matches_proposal: false,
-            lead: Some(Box::new(Lead {
-                phase: Phase::Accept,
-                original: attrs,
-                replied: self.me_bit,
-                all_equal: false,
-                ticks: 0,
-            })),
-        };
-        self.ready.persist.push(record_of(id, &instance));
-        self.instances.insert(id, instance);
-        self.leading.insert(id);
-        self.counters.in_flight = self.leading.len() as u64;
-        self.broadcast_phase(id, None, true);
+        self.take_over(id, Status::Accepted, Phase::Accept, attrs, commands);
         if self.config.slow_quorum() == 1 {
             self.commit(id, false);
         }
@@ -109,32 +87,40 @@ impl Replica {
 
     /// Phase 1 again at the recoverer's ballot, never on the fast path.
     fn recovery_rerun(&mut self, id: InstanceId, base: Attributes, commands: Vec<Command>) {
-        let ballot = self.recoveries.remove(&id).expect("recovering").ballot;
-        self.stalled.remove(&id);
         let mut attrs = base;
         self.merge_local_attrs(id, &commands, &mut attrs);
+        self.take_over(id, Status::PreAccepted, Phase::PreAccept, attrs, commands);
+        self.check_pre_accept_quorum(id);
+    }
+
+    /// Leads the instance from here on at the recovery's ballot, in `phase` (never the fast path),
+    /// with this replica's own vote recorded, and sends the phase once that vote is durable.
+    fn take_over(
+        &mut self,
+        id: InstanceId,
+        status: Status,
+        phase: Phase,
+        attrs: Attributes,
+        commands: Vec<Command>,
+    ) {
+        let ballot = self.recoveries.remove(&id).expect("recovering").ballot;
+        self.stalled.remove(&id);
         self.observe_keys(id, &commands, attrs.seq);
+        let lead = Lead { phase, original: attrs.clone(), replied: self.me_bit, all_equal: false, ticks: 0 };
         let instance = Instance {
             ballot,
             accepted_ballot: ballot,
-            status: Status::PreAccepted,
-            attrs: attrs.clone(),
+            status,
+            attrs,
             commands,
             matches_proposal: false,
-            lead: Some(Box::new(Lead {
-                phase: Phase::PreAccept,
-                original: attrs,
-                replied: self.me_bit,
-                all_equal: false,
-                ticks: 0,
-            })),
+            lead: Some(Box::new(lead)),
         };
         self.ready.persist.push(record_of(id, &instance));
         self.instances.insert(id, instance);
         self.leading.insert(id);
         self.counters.in_flight = self.leading.len() as u64;
         self.broadcast_phase(id, None, true);
-        self.check_pre_accept_quorum(id);
     }
 
     /// Asks the replicas that do not hold the leader's proposal to pre-accept it verbatim.

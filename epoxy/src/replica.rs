@@ -537,6 +537,13 @@ impl Replica {
         self.ready.persist.push(record_of(id, instance));
     }
 
+    /// Records an acceptor's vote: persisted, held, and watched so it is recovered if it stalls.
+    pub(crate) fn record_vote(&mut self, id: InstanceId, instance: Instance) {
+        self.persist_instance(id, &instance);
+        self.instances.insert(id, instance);
+        self.watch_stall(id);
+    }
+
     /// Sends the leader's current phase message for `id` to every peer not in `skip`.
     pub(crate) fn broadcast_phase(&mut self, id: InstanceId, skip: Option<u64>, after_persist: bool) {
         let instance = &self.instances[&id];

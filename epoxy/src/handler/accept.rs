@@ -47,9 +47,7 @@ impl Replica {
             matches_proposal: false,
             lead: None,
         };
-        self.persist_instance(id, &instance);
-        self.instances.insert(id, instance);
-        self.watch_stall(id);
+        self.record_vote(id, instance);
         self.ready
             .messages_after_persist
             .push(Outbound { to: from, message: Message::AcceptOk { id, ballot } });

@@ -50,9 +50,7 @@ impl Replica {
             matches_proposal,
             lead: None,
         };
-        self.persist_instance(id, &instance);
-        self.instances.insert(id, instance);
-        self.watch_stall(id);
+        self.record_vote(id, instance);
         let reply = Message::PreAcceptOk { id, ballot, attrs: merged };
         self.ready.messages_after_persist.push(Outbound { to: from, message: reply });
     }

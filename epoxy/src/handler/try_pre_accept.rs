@@ -83,9 +83,7 @@ impl Replica {
             matches_proposal: true,
             lead: None,
         };
-        self.persist_instance(id, &instance);
-        self.instances.insert(id, instance);
-        self.watch_stall(id);
+        self.record_vote(id, instance);
         TryOutcome::Ok
     }
 
