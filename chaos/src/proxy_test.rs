@@ -1,0 +1,78 @@
+use super::*;
+
+/// An echo server on loopback; returns its address.
+async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let (mut r, mut w) = stream.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    address
+}
+
+async fn proxy(target: SocketAddr, delay: Delay) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, target, delay));
+    address
+}
+
+async fn round_trip(proxy: SocketAddr, message: &[u8]) -> (Vec<u8>, Duration) {
+    let mut stream = TcpStream::connect(proxy).await.unwrap();
+    let started = std::time::Instant::now();
+    stream.write_all(message).await.unwrap();
+    let mut back = vec![0u8; message.len()];
+    stream.read_exact(&mut back).await.unwrap();
+    (back, started.elapsed())
+}
+
+#[tokio::test]
+async fn holds_data_for_the_delay_each_way() {
+    let echo = echo_server().await;
+    let delay = Delay::new(Duration::from_millis(200));
+    let proxy = proxy(echo, delay.clone()).await;
+    let (back, elapsed) = round_trip(proxy, b"ping").await;
+    assert_eq!(back, b"ping");
+    // 200 ms to the echo server and 200 ms back; only a generous lower bound is asserted.
+    assert!(elapsed >= Duration::from_millis(300), "round trip took only {elapsed:?}");
+}
+
+#[tokio::test]
+async fn passes_large_data_in_order_and_follows_delay_changes() {
+    let echo = echo_server().await;
+    let delay = Delay::new(Duration::ZERO);
+    let proxy = proxy(echo, delay.clone()).await;
+    let message: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let (back, _) = round_trip(proxy, &message).await;
+    assert_eq!(back, message);
+    delay.set(Duration::from_millis(150));
+    let (_, elapsed) = round_trip(proxy, b"x").await;
+    assert!(elapsed >= Duration::from_millis(200), "round trip took only {elapsed:?}");
+}
+
+#[tokio::test]
+async fn closes_when_the_target_is_down() {
+    // Bind then drop: nothing listens on this port any more.
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let proxy = proxy(dead, Delay::default()).await;
+    let mut stream = TcpStream::connect(proxy).await.unwrap();
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap_or(0);
+    assert_eq!(n, 0, "the proxy closes a connection it cannot forward");
+}
+
+#[test]
+fn control_lines() {
+    assert_eq!(parse_control("delay 120"), Ok(Duration::from_millis(120)));
+    assert_eq!(parse_control("  delay 0 "), Ok(Duration::ZERO));
+    assert!(parse_control("delay").is_err());
+    assert!(parse_control("delay -3").is_err());
+    assert!(parse_control("delay 1 2").is_err());
+    assert!(parse_control("delay 999999999").is_err());
+}

@@ -1,0 +1,354 @@
+//! The processes of a run: one `mortar node` and one delay proxy in every node namespace, and the
+//! client worker in the client namespace, each started with `ip netns exec` (which execs, so the
+//! child's pid is the process's own) in a process group of its own (a Ctrl-C in the terminal
+//! reaches only the runner, which then stops everything in order). Every process is ended by its
+//! pid; dropping [`Procs`] kills whatever still runs.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::AsyncWriteExt as _;
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::topology::{CLIENT_NS, NodeId, Topology};
+
+/// How long a node may take to stop after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long a killed process may take to be reaped.
+const REAP_WAIT: Duration = Duration::from_secs(5);
+
+/// Where the files of a run go.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub run_dir: PathBuf,
+}
+
+impl Paths {
+    pub fn node_log(&self, node: NodeId) -> PathBuf {
+        self.run_dir.join("logs").join(format!("n{node}.log"))
+    }
+
+    pub fn proxy_log(&self, node: NodeId) -> PathBuf {
+        self.run_dir.join("logs").join(format!("proxy-n{node}.log"))
+    }
+
+    pub fn client_log(&self) -> PathBuf {
+        self.run_dir.join("logs").join("client.log")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.run_dir.join("data")
+    }
+
+    pub fn node_data(&self, node: NodeId) -> PathBuf {
+        self.data_dir().join(format!("n{node}"))
+    }
+}
+
+/// Hard-links the `mortar` binary into the run directory and returns the link, so that every
+/// start and restart of the run uses the same build even when the original is rebuilt meanwhile
+/// (cargo replaces the file; the link keeps the old one), and a failed run keeps the binary that
+/// failed. Falls back to the original path when a link is impossible (another file system).
+pub fn pin_binary(source: &Path, run_dir: &Path) -> PathBuf {
+    let dir = run_dir.join("bin");
+    let link = dir.join("mortar");
+    let linked = std::fs::create_dir_all(&dir).and_then(|()| std::fs::hard_link(source, &link));
+    match linked {
+        Ok(()) => link,
+        Err(e) => {
+            tracing::warn!(
+                source = %source.display(),
+                error = %e,
+                "cannot link the mortar binary into the run directory; a rebuild during the run would change it"
+            );
+            source.to_path_buf()
+        }
+    }
+}
+
+/// What the runner knows about one node's process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    Running,
+    Paused,
+    /// Killed by the nemesis.
+    Killed,
+    /// Exited on its own: a crash.
+    Exited,
+}
+
+struct NodeProc {
+    child: Option<Child>,
+    state: NodeState,
+    starts: u32,
+}
+
+struct ProxyProc {
+    child: Child,
+    control: Option<ChildStdin>,
+}
+
+/// How the nodes are started.
+#[derive(Clone, Debug)]
+pub struct NodeLaunch {
+    pub mortar_bin: PathBuf,
+    pub request_timeout_ms: u64,
+    /// `MORTAR_LOG` for the nodes.
+    pub log_filter: String,
+}
+
+pub struct Procs {
+    topology: Topology,
+    paths: Paths,
+    launch: NodeLaunch,
+    self_bin: PathBuf,
+    nodes: BTreeMap<NodeId, NodeProc>,
+    proxies: BTreeMap<NodeId, ProxyProc>,
+    worker: Option<Child>,
+}
+
+fn append(path: &Path) -> anyhow::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("open log {}", path.display()))
+}
+
+fn in_namespace(namespace: &str, program: &Path) -> Command {
+    let mut command = Command::new("ip");
+    command.arg("netns").arg("exec").arg(namespace).arg(program);
+    command.process_group(0).kill_on_drop(true);
+    command
+}
+
+fn signal(child: &Child, signal: Signal) -> anyhow::Result<()> {
+    if let Some(pid) = child.id() {
+        kill(Pid::from_raw(pid as i32), signal).with_context(|| format!("send {signal} to pid {pid}"))?;
+    }
+    Ok(())
+}
+
+impl Procs {
+    pub fn new(topology: Topology, paths: Paths, launch: NodeLaunch, self_bin: PathBuf) -> Self {
+        Procs {
+            topology,
+            paths,
+            launch,
+            self_bin,
+            nodes: BTreeMap::new(),
+            proxies: BTreeMap::new(),
+            worker: None,
+        }
+    }
+
+    pub fn start_proxy(&mut self, node: NodeId) -> anyhow::Result<()> {
+        let log = append(&self.paths.proxy_log(node))?;
+        let mut child = in_namespace(&self.topology.namespace(node), &self.self_bin)
+            .arg("proxy")
+            .arg("--listen")
+            .arg(self.topology.proxy(node).to_string())
+            .arg("--target")
+            .arg(self.topology.grpc(node).to_string())
+            .env("MORTAR_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("start the proxy of node {node}"))?;
+        let control = child.stdin.take();
+        self.proxies.insert(node, ProxyProc { child, control });
+        Ok(())
+    }
+
+    /// Starts (or restarts, on the same data directory) node `node`; `note` goes in its log.
+    pub fn start_node(&mut self, node: NodeId, note: &str) -> anyhow::Result<()> {
+        let path = self.paths.node_log(node);
+        let mut log = append(&path)?;
+        let starts = self.nodes.get(&node).map_or(0, |n| n.starts) + 1;
+        writeln!(log, "=== mortar-chaos: start {starts} of node {node}: {note} ===")?;
+        let topology = self.topology;
+        let child = in_namespace(&topology.namespace(node), &self.launch.mortar_bin)
+            .arg("node")
+            .args(["--id", &node.to_string()])
+            .args(["--listen", &topology.grpc(node).to_string()])
+            .args(["--http", &topology.http(node).to_string()])
+            .arg("--data-dir")
+            .arg(self.paths.node_data(node))
+            .args(["--initial-cluster", &topology.initial_cluster()])
+            .args(["--request-timeout-ms", &self.launch.request_timeout_ms.to_string()])
+            .env("MORTAR_LOG", &self.launch.log_filter)
+            // Gossip (UDP) goes to the peers' own addresses: the delay proxies carry TCP only.
+            // An environment variable rather than `--gossip-seeds`, which older builds refuse.
+            .env("MORTAR_GOSSIP_SEEDS", topology.gossip_seeds(node))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("start node {node} with {}", self.launch.mortar_bin.display()))?;
+        self.nodes.insert(node, NodeProc { child: Some(child), state: NodeState::Running, starts });
+        Ok(())
+    }
+
+    pub fn state(&self, node: NodeId) -> Option<NodeState> {
+        self.nodes.get(&node).map(|n| n.state)
+    }
+
+    /// SIGKILL, and wait for the process to go.
+    pub async fn kill_node(&mut self, node: NodeId) -> anyhow::Result<()> {
+        let proc = self.nodes.get_mut(&node).with_context(|| format!("node {node} was never started"))?;
+        if let Some(mut child) = proc.child.take() {
+            signal(&child, Signal::SIGKILL)?;
+            let _ = tokio::time::timeout(REAP_WAIT, child.wait()).await;
+        }
+        proc.state = NodeState::Killed;
+        Ok(())
+    }
+
+    pub fn pause_node(&mut self, node: NodeId) -> anyhow::Result<()> {
+        let proc = self.nodes.get_mut(&node).with_context(|| format!("node {node} was never started"))?;
+        if let (Some(child), NodeState::Running) = (&proc.child, proc.state) {
+            signal(child, Signal::SIGSTOP)?;
+            proc.state = NodeState::Paused;
+        }
+        Ok(())
+    }
+
+    pub fn resume_node(&mut self, node: NodeId) -> anyhow::Result<()> {
+        let proc = self.nodes.get_mut(&node).with_context(|| format!("node {node} was never started"))?;
+        if let (Some(child), NodeState::Paused) = (&proc.child, proc.state) {
+            signal(child, Signal::SIGCONT)?;
+            proc.state = NodeState::Running;
+        }
+        Ok(())
+    }
+
+    /// Nodes that exited without being killed, with their exit status, since the last call.
+    pub fn reap_exited(&mut self) -> Vec<(NodeId, ExitStatus)> {
+        let mut exited = Vec::new();
+        for (&node, proc) in &mut self.nodes {
+            if let Some(child) = &mut proc.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                proc.child = None;
+                proc.state = NodeState::Exited;
+                exited.push((node, status));
+            }
+        }
+        exited
+    }
+
+    /// Sets every proxy's delay.
+    pub async fn set_delay(&mut self, delay_ms: u64) -> anyhow::Result<()> {
+        for (node, proxy) in &mut self.proxies {
+            let control =
+                proxy.control.as_mut().with_context(|| format!("proxy of node {node} is stopped"))?;
+            control.write_all(format!("delay {delay_ms}\n").as_bytes()).await.with_context(|| {
+                format!("set the delay of node {node}'s proxy (did it exit? see its log)")
+            })?;
+            control.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Proxies that exited (they never should while the run goes on).
+    pub fn exited_proxies(&mut self) -> Vec<NodeId> {
+        self.proxies
+            .iter_mut()
+            .filter_map(|(&n, p)| matches!(p.child.try_wait(), Ok(Some(_))).then_some(n))
+            .collect()
+    }
+
+    /// Starts the client worker; returns its standard output.
+    pub fn start_worker(&mut self, args: &[String]) -> anyhow::Result<ChildStdout> {
+        let log = append(&self.paths.client_log())?;
+        let mut child = in_namespace(CLIENT_NS, &self.self_bin)
+            .arg("client-worker")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .context("start the client worker")?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        self.worker = Some(child);
+        Ok(stdout)
+    }
+
+    /// Tells the worker to stop (it finishes the operations in flight).
+    pub async fn stop_worker(&mut self) {
+        if let Some(worker) = &mut self.worker
+            && let Some(mut stdin) = worker.stdin.take()
+        {
+            let _ = stdin.write_all(b"stop\n").await;
+            drop(stdin);
+        }
+    }
+
+    /// Waits up to `wait` for the worker to exit, then kills it.
+    pub async fn reap_worker(&mut self, wait: Duration) {
+        if let Some(mut worker) = self.worker.take()
+            && tokio::time::timeout(wait, worker.wait()).await.is_err()
+        {
+            tracing::warn!("client worker did not stop in time; killing it");
+            let _ = signal(&worker, Signal::SIGKILL);
+            let _ = tokio::time::timeout(REAP_WAIT, worker.wait()).await;
+        }
+    }
+
+    /// Stops everything: the worker, the nodes (SIGTERM, then SIGKILL after a grace period), the
+    /// proxies (their control input closes).
+    pub async fn stop_all(&mut self) {
+        self.stop_worker().await;
+        self.reap_worker(Duration::from_secs(5)).await;
+        for proc in self.nodes.values_mut() {
+            if let Some(child) = &proc.child {
+                let _ = signal(child, Signal::SIGCONT);
+                let _ = signal(child, Signal::SIGTERM);
+            }
+        }
+        for (node, proc) in &mut self.nodes {
+            if let Some(mut child) = proc.child.take()
+                && tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err()
+            {
+                tracing::warn!(node, "node did not stop after SIGTERM; killing it");
+                let _ = signal(&child, Signal::SIGKILL);
+                let _ = tokio::time::timeout(REAP_WAIT, child.wait()).await;
+            }
+        }
+        for proxy in self.proxies.values_mut() {
+            proxy.control = None;
+        }
+        for (node, mut proxy) in std::mem::take(&mut self.proxies) {
+            if tokio::time::timeout(Duration::from_secs(2), proxy.child.wait()).await.is_err() {
+                tracing::warn!(node, "proxy did not stop; killing it");
+                let _ = signal(&proxy.child, Signal::SIGKILL);
+                let _ = tokio::time::timeout(REAP_WAIT, proxy.child.wait()).await;
+            }
+        }
+    }
+}
+
+impl Drop for Procs {
+    /// On an error or a panic: kill whatever still runs, by pid (a paused process gets SIGCONT
+    /// first so that nothing stays stopped).
+    fn drop(&mut self) {
+        let children = self
+            .nodes
+            .values()
+            .filter_map(|n| n.child.as_ref())
+            .chain(self.proxies.values().map(|p| &p.child))
+            .chain(self.worker.as_ref());
+        for child in children {
+            let _ = signal(child, Signal::SIGCONT);
+            let _ = signal(child, Signal::SIGKILL);
+        }
+    }
+}

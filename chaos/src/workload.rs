@@ -1,0 +1,527 @@
+//! The `register` workload, run by the client worker (`mortar-chaos client-worker`) inside the
+//! client namespace.
+//!
+//! `concurrency` tasks each run a closed loop over a handful of keys: read (40%), write (30%) a
+//! fresh unique integer, or compare-and-set (30%) from the value last seen on that key to a fresh
+//! integer, each through a node picked at random. Every invoke and completion goes to standard
+//! output as a [`WorkerMessage`], stamped on the run's shared clock ([`crate::clock`]) under one
+//! lock, so the events come out in time order; the runner writes them to the history.
+//!
+//! Outcomes:
+//!
+//! * `ok`: the node answered. A CAS that did not swap is a `fail`: it certainly did not write.
+//! * `fail`: a definite refusal (`InvalidArgument`, `Aborted` — recovery replaced the command with
+//!   a no-op — `FailedPrecondition`, ...).
+//! * `info`: anything that leaves the outcome unknown: the client timeout, `Unavailable` (no
+//!   quorum in time: the command may still commit), `DeadlineExceeded`, `Internal`, a broken
+//!   connection. The task's process id then retires and a fresh one takes over.
+//!
+//! An operation is only invoked over an established connection: when a node cannot be reached
+//! (it was killed) the task tries another node without recording anything, since nothing was
+//! sent. Partitions never cut clients off; they cut nodes off from each other.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use mortar_proto::v1::kv_client::KvClient;
+use mortar_proto::v1::{CasRequest, GetRequest, PutRequest, cas_request};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, BufWriter};
+use tokio::sync::{mpsc, watch};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::clock;
+use crate::history::{Event, EventType, Function, Value};
+use crate::rng::Rng;
+use crate::schedule::RNG_STREAM_CLIENT_BASE;
+use crate::topology::NodeId;
+
+/// Client tasks, at most.
+pub const CONCURRENCY_MAX: u32 = 256;
+/// Keys, at most.
+pub const KEYS_MAX: u32 = 1_000;
+/// Messages queued for standard output; a full queue slows the clients down.
+const MESSAGES_QUEUED_MAX: usize = 8_192;
+/// How long connecting to a node may take; an unreachable node is skipped.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Pause after failing to connect, before trying another node.
+const CONNECT_BACKOFF: Duration = Duration::from_millis(20);
+/// Pause between warm-up probes of a node.
+const WARMUP_RETRY: Duration = Duration::from_millis(250);
+/// The key warm-up reads; not part of the history.
+pub const WARMUP_KEY: &str = "mch-warmup";
+/// Prefix of the error of an `info` read whose value is not an integer this workload wrote.
+pub const GARBAGE_ERROR_PREFIX: &str = "read a value that is not an integer";
+/// Operation mix, in percent: reads, writes, and the rest CAS.
+const READ_PERCENT: u64 = 40;
+const WRITE_PERCENT: u64 = 30;
+const _: () = assert!(READ_PERCENT + WRITE_PERCENT <= 100);
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    pub seed: u64,
+    pub nodes: Vec<(NodeId, SocketAddr)>,
+    pub concurrency: u32,
+    pub keys: u32,
+    /// [`clock::monotonic_ns`] at the start of the run: event times count from it.
+    pub origin_ns: u64,
+    /// The worker stops by itself this long after it starts, whatever the runner says.
+    pub duration_max: Duration,
+    pub op_timeout: Duration,
+    /// Pause between two operations of one task.
+    pub think: Duration,
+    /// Operations in all, at most.
+    pub ops_max: u64,
+    /// How long every node may take to answer a first read.
+    pub warmup_timeout: Duration,
+}
+
+/// One line of the worker's standard output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "msg", rename_all = "snake_case")]
+pub enum WorkerMessage {
+    /// Every node answered a read: the workload starts.
+    Ready { time: u64 },
+    /// Some node did not answer in time; the worker stops.
+    NotReady { time: u64, reason: String },
+    /// A history event. `node` served it; completions that are not `ok` carry the error.
+    Op {
+        node: NodeId,
+        event: Event,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// The workload ended; nothing follows.
+    Done { time: u64, reason: String },
+}
+
+/// What a gRPC status says about whether the operation happened.
+pub fn outcome_of(code: tonic::Code) -> EventType {
+    use tonic::Code;
+    match code {
+        Code::InvalidArgument
+        | Code::Aborted
+        | Code::FailedPrecondition
+        | Code::NotFound
+        | Code::AlreadyExists
+        | Code::OutOfRange
+        | Code::PermissionDenied
+        | Code::Unauthenticated
+        | Code::Unimplemented => EventType::Fail,
+        Code::Ok
+        | Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::Cancelled
+        | Code::Unknown
+        | Code::Internal
+        | Code::ResourceExhausted
+        | Code::DataLoss => EventType::Info,
+    }
+}
+
+/// Decodes a value this workload wrote: the decimal digits of an integer.
+pub fn decode_value(bytes: &[u8]) -> Option<i64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+pub fn encode_value(value: i64) -> Bytes {
+    Bytes::from(value.to_string())
+}
+
+pub fn key_name(index: u32) -> String {
+    format!("r{index}")
+}
+
+/// State shared by the tasks.
+struct Shared {
+    config: WorkerConfig,
+    recorder: Recorder,
+    next_value: AtomicI64,
+    next_process: AtomicI64,
+    ops_started: AtomicU64,
+    /// The value last seen on each key (`None`: absent), for CAS expectations.
+    known: Mutex<HashMap<String, Option<i64>>>,
+    stop: watch::Receiver<bool>,
+}
+
+struct Recorder {
+    tx: tokio::sync::Mutex<mpsc::Sender<WorkerMessage>>,
+    origin_ns: u64,
+}
+
+impl Recorder {
+    /// Stamps the message with the current time and queues it; time order is queue order.
+    async fn send(&self, make: impl FnOnce(u64) -> WorkerMessage) {
+        let tx = self.tx.lock().await;
+        let message = make(clock::since(self.origin_ns));
+        // A closed queue means standard output is gone: the runner stopped listening.
+        let _ = tx.send(message).await;
+    }
+
+    async fn op(&self, node: NodeId, mut event: Event, error: Option<String>) {
+        self.send(|time| {
+            event.time = time;
+            WorkerMessage::Op { node, event, error }
+        })
+        .await;
+    }
+}
+
+/// The `mortar-chaos client-worker` command.
+pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=CONCURRENCY_MAX).contains(&config.concurrency),
+        "--concurrency must be 1..={CONCURRENCY_MAX}"
+    );
+    anyhow::ensure!((1..=KEYS_MAX).contains(&config.keys), "--keys must be 1..={KEYS_MAX}");
+    anyhow::ensure!(!config.nodes.is_empty(), "--nodes lists no node");
+    let (tx, rx) = mpsc::channel(MESSAGES_QUEUED_MAX);
+    let writer = tokio::spawn(write_messages(rx));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    // Stop when the runner says so or goes away (standard input closes), or at the time bound.
+    let stdin_stop = stop_tx.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.trim() == "stop" {
+                break;
+            }
+        }
+        let _ = stdin_stop.send(true);
+    });
+    let deadline_stop = stop_tx.clone();
+    let duration_max = config.duration_max;
+    tokio::spawn(async move {
+        tokio::time::sleep(duration_max).await;
+        tracing::warn!(seconds = duration_max.as_secs(), "time bound reached, stopping");
+        let _ = deadline_stop.send(true);
+    });
+
+    let recorder = Recorder { tx: tokio::sync::Mutex::new(tx), origin_ns: config.origin_ns };
+    let shared = Arc::new(Shared {
+        recorder,
+        next_value: AtomicI64::new(1),
+        next_process: AtomicI64::new(i64::from(config.concurrency)),
+        ops_started: AtomicU64::new(0),
+        known: Mutex::new(HashMap::new()),
+        stop: stop_rx,
+        config,
+    });
+
+    let reason = match warmup(&shared).await {
+        Err(reason) => {
+            shared.recorder.send(|time| WorkerMessage::NotReady { time, reason: reason.clone() }).await;
+            reason
+        }
+        Ok(()) => {
+            shared.recorder.send(|time| WorkerMessage::Ready { time }).await;
+            let mut tasks = tokio::task::JoinSet::new();
+            for task in 0..shared.config.concurrency {
+                tasks.spawn(client_loop(shared.clone(), task));
+            }
+            while let Some(result) = tasks.join_next().await {
+                result.context("client task")?;
+            }
+            if shared.ops_started.load(Ordering::Relaxed) >= shared.config.ops_max {
+                "operation bound reached".to_string()
+            } else {
+                "stopped".to_string()
+            }
+        }
+    };
+    shared.recorder.send(|time| WorkerMessage::Done { time, reason }).await;
+    drop(shared);
+    writer.await.context("stdout writer task")?
+}
+
+async fn write_messages(mut rx: mpsc::Receiver<WorkerMessage>) -> anyhow::Result<()> {
+    let mut out = BufWriter::new(tokio::io::stdout());
+    while let Some(message) = rx.recv().await {
+        let mut line = serde_json::to_vec(&message).expect("a worker message always serializes");
+        line.push(b'\n');
+        out.write_all(&line).await.context("write to standard output")?;
+        if rx.is_empty() {
+            out.flush().await.context("flush standard output")?;
+        }
+    }
+    out.flush().await.context("flush standard output")?;
+    Ok(())
+}
+
+async fn connect(address: SocketAddr) -> Result<KvClient<Channel>, String> {
+    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true);
+    match tokio::time::timeout(CONNECT_TIMEOUT * 2, endpoint.connect()).await {
+        Ok(Ok(channel)) => Ok(KvClient::new(channel)),
+        Ok(Err(e)) => Err(format!("connect to {address}: {e}")),
+        Err(_) => Err(format!("connect to {address}: timed out")),
+    }
+}
+
+/// Waits until every node answers a read of [`WARMUP_KEY`].
+async fn warmup(shared: &Arc<Shared>) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + shared.config.warmup_timeout;
+    let mut probes = tokio::task::JoinSet::new();
+    for &(node, address) in &shared.config.nodes {
+        let op_timeout = shared.config.op_timeout;
+        let stop = shared.stop.clone();
+        probes.spawn(async move {
+            let mut last_error = String::from("no answer yet");
+            while tokio::time::Instant::now() < deadline && !*stop.borrow() {
+                match connect(address).await {
+                    Ok(mut client) => {
+                        let request = GetRequest { key: Bytes::from_static(WARMUP_KEY.as_bytes()) };
+                        match tokio::time::timeout(op_timeout, client.get(request)).await {
+                            Ok(Ok(_)) => return Ok(()),
+                            Ok(Err(status)) => {
+                                last_error = format!("{}: {}", status.code(), status.message())
+                            }
+                            Err(_) => last_error = "read timed out".into(),
+                        }
+                    }
+                    Err(e) => last_error = e,
+                }
+                tokio::time::sleep(WARMUP_RETRY).await;
+            }
+            Err(format!("node {node} ({address}): {last_error}"))
+        });
+    }
+    let mut errors = Vec::new();
+    while let Some(result) = probes.join_next().await {
+        if let Err(e) = result.expect("warm-up probe task") {
+            errors.push(e);
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        errors.sort();
+        Err(format!(
+            "not every node answered a read within {:?}: {}",
+            shared.config.warmup_timeout,
+            errors.join("; ")
+        ))
+    }
+}
+
+/// What a task is about to do.
+struct Planned {
+    f: Function,
+    key: String,
+    value: Value,
+}
+
+fn plan(rng: &mut Rng, shared: &Shared) -> Planned {
+    let key = key_name(rng.below(u64::from(shared.config.keys)) as u32);
+    let roll = rng.below(100);
+    if roll < READ_PERCENT {
+        Planned { f: Function::Read, key, value: Value::Null }
+    } else if roll < READ_PERCENT + WRITE_PERCENT {
+        Planned {
+            f: Function::Write,
+            key,
+            value: Value::Int(shared.next_value.fetch_add(1, Ordering::Relaxed)),
+        }
+    } else {
+        let expected = shared.known.lock().expect("known values lock").get(&key).copied().flatten();
+        let new = shared.next_value.fetch_add(1, Ordering::Relaxed);
+        Planned { f: Function::Cas, key, value: Value::Cas { expected, new } }
+    }
+}
+
+/// How a request ended: the completion type, its value, the error for people, and the value the
+/// key is now known to hold (`Some(None)`: absent).
+struct Completion {
+    kind: EventType,
+    value: serde_json::Value,
+    error: Option<String>,
+    known: Option<Option<i64>>,
+}
+
+async fn execute(client: &mut KvClient<Channel>, planned: &Planned, timeout: Duration) -> Completion {
+    let key = Bytes::from(planned.key.clone());
+    let call = async {
+        match &planned.value {
+            Value::Null => client.get(GetRequest { key }).await.map(|r| {
+                let r = r.into_inner();
+                if !r.found {
+                    return Completion {
+                        kind: EventType::Ok,
+                        value: serde_json::Value::Null,
+                        error: None,
+                        known: Some(None),
+                    };
+                }
+                match decode_value(&r.value) {
+                    Some(v) => {
+                        Completion { kind: EventType::Ok, value: v.into(), error: None, known: Some(Some(v)) }
+                    }
+                    None => Completion {
+                        kind: EventType::Info,
+                        value: serde_json::Value::Null,
+                        error: Some(format!(
+                            "{GARBAGE_ERROR_PREFIX}: {:?}",
+                            String::from_utf8_lossy(&r.value)
+                        )),
+                        known: None,
+                    },
+                }
+            }),
+            Value::Int(v) => client
+                .put(PutRequest { key, value: encode_value(*v), ..Default::default() })
+                .await
+                .map(|_| Completion {
+                    kind: EventType::Ok,
+                    value: (*v).into(),
+                    error: None,
+                    known: Some(Some(*v)),
+                }),
+            Value::Cas { expected, new } => {
+                let expect = match expected {
+                    Some(e) => cas_request::Expect::ExpectValue(encode_value(*e)),
+                    None => cas_request::Expect::ExpectAbsent(true),
+                };
+                client
+                    .cas(CasRequest {
+                        key,
+                        expect: Some(expect),
+                        value: encode_value(*new),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|r| {
+                        let r = r.into_inner();
+                        if r.swapped {
+                            Completion {
+                                kind: EventType::Ok,
+                                value: planned.value.to_json(),
+                                error: None,
+                                known: Some(Some(*new)),
+                            }
+                        } else {
+                            let current = if r.found { decode_value(&r.current) } else { None };
+                            let text = if r.found {
+                                String::from_utf8_lossy(&r.current).into_owned()
+                            } else {
+                                "absent".into()
+                            };
+                            Completion {
+                                kind: EventType::Fail,
+                                value: serde_json::Value::Null,
+                                error: Some(format!("cas did not swap: the key holds {text}")),
+                                known: if r.found && current.is_none() { None } else { Some(current) },
+                            }
+                        }
+                    })
+            }
+            Value::Elements(_) => unreachable!("the register workload never plans set operations"),
+        }
+    };
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(completion)) => completion,
+        Ok(Err(status)) => Completion {
+            kind: outcome_of(status.code()),
+            value: serde_json::Value::Null,
+            error: Some(format!("{:?}: {}", status.code(), status.message())),
+            known: None,
+        },
+        Err(_) => Completion {
+            kind: EventType::Info,
+            value: serde_json::Value::Null,
+            error: Some(format!("client timeout after {} ms", timeout.as_millis())),
+            known: None,
+        },
+    }
+}
+
+async fn client_loop(shared: Arc<Shared>, task: u32) {
+    let config = &shared.config;
+    let mut rng = Rng::stream(config.seed, RNG_STREAM_CLIENT_BASE + u64::from(task));
+    let mut process = i64::from(task);
+    let mut clients: HashMap<NodeId, KvClient<Channel>> = HashMap::new();
+    while !*shared.stop.borrow() {
+        if shared.ops_started.load(Ordering::Relaxed) >= config.ops_max {
+            break;
+        }
+        let &(node, address) = rng.pick(&config.nodes);
+        let client = match clients.get_mut(&node) {
+            Some(client) => client,
+            None => match connect(address).await {
+                Ok(client) => clients.entry(node).or_insert(client),
+                Err(e) => {
+                    tracing::debug!(task, node, error = %e, "node unreachable, trying another");
+                    tokio::time::sleep(CONNECT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let planned = plan(&mut rng, &shared);
+        shared.ops_started.fetch_add(1, Ordering::Relaxed);
+        let invoke = Event::new(
+            process,
+            EventType::Invoke,
+            planned.f,
+            planned.key.clone(),
+            planned.value.to_json(),
+            0,
+        );
+        shared.recorder.op(node, invoke, None).await;
+        let completion = execute(client, &planned, config.op_timeout).await;
+        let event = Event::new(process, completion.kind, planned.f, planned.key.clone(), completion.value, 0);
+        shared.recorder.op(node, event, completion.error).await;
+        if let Some(known) = completion.known {
+            shared.known.lock().expect("known values lock").insert(planned.key.clone(), known);
+        }
+        if completion.kind == EventType::Info {
+            // Unknown outcome: this process may still have an operation in flight. Retire it, and
+            // drop the connection (a paused node keeps it open but silent).
+            process = shared.next_process.fetch_add(1, Ordering::Relaxed);
+            clients.remove(&node);
+        }
+        if !config.think.is_zero() {
+            tokio::time::sleep(config.think).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definite_errors_fail_and_the_rest_is_unknown() {
+        assert_eq!(outcome_of(tonic::Code::Aborted), EventType::Fail);
+        assert_eq!(outcome_of(tonic::Code::InvalidArgument), EventType::Fail);
+        assert_eq!(outcome_of(tonic::Code::Unavailable), EventType::Info);
+        assert_eq!(outcome_of(tonic::Code::DeadlineExceeded), EventType::Info);
+        assert_eq!(outcome_of(tonic::Code::Internal), EventType::Info);
+        assert_eq!(outcome_of(tonic::Code::Cancelled), EventType::Info);
+    }
+
+    #[test]
+    fn values_round_trip() {
+        assert_eq!(decode_value(&encode_value(-42)), Some(-42));
+        assert_eq!(decode_value(b"12x"), None);
+        assert_eq!(decode_value(&[0xff]), None);
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let message = WorkerMessage::Op {
+            node: 2,
+            event: Event::new(3, EventType::Info, Function::Write, "r1", 5.into(), 10),
+            error: Some("client timeout".into()),
+        };
+        let line = serde_json::to_string(&message).unwrap();
+        assert!(line.starts_with(r#"{"msg":"op","node":2,"event":{"process":3,"type":"info""#), "{line}");
+        assert_eq!(serde_json::from_str::<WorkerMessage>(&line).unwrap(), message);
+    }
+}
