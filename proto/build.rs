@@ -9,8 +9,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: a build script is single-threaded; prost-build reads `PROTOC` from the environment.
     unsafe { std::env::set_var("PROTOC", protoc) };
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    let protos =
-        ["proto/mortar/v1/kv.proto", "proto/mortar/v1/admin.proto", "proto/mortar/internal/v1/epoxy.proto"];
+    let protos = [
+        "proto/mortar/v1/kv.proto",
+        "proto/mortar/v1/admin.proto",
+        "proto/mortar/v1/actors.proto",
+        "proto/mortar/internal/v1/epoxy.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

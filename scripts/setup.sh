@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages Mortar's build and tests need, when they are missing:
-# libclang (bindgen, for the rocksdb crate), ping and nftables (chaos tests). Safe to re-run.
+# libclang (bindgen, for the rocksdb crate), protoc (the etcd-client crate's build script), ping
+# and nftables (chaos tests), etcd (`mortar bench compare`). Safe to re-run.
 set -euo pipefail
 need=()
 have_libclang() {
@@ -9,8 +10,10 @@ have_libclang() {
   compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null
 }
 have_libclang || need+=(libclang-dev)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   sudo_cmd=()

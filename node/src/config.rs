@@ -38,9 +38,21 @@ pub const TICK_INTERVAL_DEFAULT: Duration = Duration::from_millis(10);
 pub const HTTP_PORT_OFFSET: u16 = 100;
 /// Largest config file read (a real one is a few hundred bytes).
 pub const CONFIG_FILE_BYTES_MAX: u64 = 64 * 1024;
+/// Longest accepted `--actor-idle-timeout-ms` (one day).
+pub const ACTOR_IDLE_TIMEOUT_MS_MAX: u64 = 24 * 60 * 60 * 1000;
+/// Longest accepted `--actor-lease-ms`: with the clock drift margin it stays below gossip's
+/// suspicion time (400 ms), so a cut-off owner stops answering before its actors move.
+pub const ACTOR_LEASE_MS_MAX: u64 = 350;
+/// Most `--gossip-seeds`.
+pub const GOSSIP_SEEDS_MAX: usize = 64;
 
 const _: () = assert!(MEMBERS_MAX % 2 == 1);
 const _: () = assert!(REQUEST_TIMEOUT_DEFAULT.as_millis() <= REQUEST_TIMEOUT_MS_MAX as u128);
+const _: () = assert!(
+    ACTOR_LEASE_MS_MAX * (100 + crate::actor::lease::CLOCK_DRIFT_PERCENT_MAX as u64) / 100 < 400,
+    "the longest lease with its drift margin must stay below the gossip suspicion time"
+);
+const _: () = assert!(crate::actor::runtime::LEASE_DEFAULT.as_millis() <= ACTOR_LEASE_MS_MAX as u128);
 
 /// One member of the initial cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +80,14 @@ pub struct NodeConfig {
     pub value_bytes_max: usize,
     /// Period of the protocol timer.
     pub tick_interval: Duration,
+    /// UDP address gossip (membership) binds.
+    pub gossip_listen: SocketAddr,
+    /// Gossip addresses (`host:port`) of the members to join through.
+    pub gossip_seeds: Vec<String>,
+    /// An actor without calls for this long sleeps (memory freed, state on disk).
+    pub actor_idle_timeout: Duration,
+    /// How long an actor's owner answers reads from memory after confirming its ownership.
+    pub actor_lease: Duration,
 }
 
 impl NodeConfig {
@@ -156,6 +176,37 @@ impl NodeConfig {
             return Err(ConfigError::BadValueBytesMax(value_bytes_max));
         }
 
+        let gossip_listen = match args.gossip_listen.or(file.gossip_listen) {
+            Some(text) => parse_socket_addr(&text).ok_or(ConfigError::BadGossipListen(text))?,
+            None => listen,
+        };
+        let gossip_seeds = match args.gossip_seeds.or(file.gossip_seeds) {
+            Some(text) => {
+                let seeds: Vec<String> =
+                    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                if let Some(bad) = seeds.iter().find(|s| !is_host_port(s)) {
+                    return Err(ConfigError::BadGossipSeed(bad.clone()));
+                }
+                if seeds.len() > GOSSIP_SEEDS_MAX {
+                    return Err(ConfigError::TooManyGossipSeeds(seeds.len()));
+                }
+                seeds
+            }
+            None => initial_cluster.iter().filter(|m| m.id != id).map(|m| m.address.clone()).collect(),
+        };
+        let actor_idle_timeout = match args.actor_idle_timeout_ms.or(file.actor_idle_timeout_ms) {
+            None => crate::actor::runtime::IDLE_TIMEOUT_DEFAULT,
+            Some(ms) if ms == 0 || ms > ACTOR_IDLE_TIMEOUT_MS_MAX => {
+                return Err(ConfigError::BadActorIdleTimeout(ms));
+            }
+            Some(ms) => Duration::from_millis(ms),
+        };
+        let actor_lease = match args.actor_lease_ms.or(file.actor_lease_ms) {
+            None => crate::actor::runtime::LEASE_DEFAULT,
+            Some(ms) if ms == 0 || ms > ACTOR_LEASE_MS_MAX => return Err(ConfigError::BadActorLease(ms)),
+            Some(ms) => Duration::from_millis(ms),
+        };
+
         Ok(NodeConfig {
             id,
             listen,
@@ -166,6 +217,10 @@ impl NodeConfig {
             request_timeout,
             value_bytes_max,
             tick_interval: TICK_INTERVAL_DEFAULT,
+            gossip_listen,
+            gossip_seeds,
+            actor_idle_timeout,
+            actor_lease,
         })
     }
 }
@@ -228,8 +283,29 @@ pub struct NodeArgs {
     #[arg(long, env = "MORTAR_VALUE_BYTES_MAX", value_name = "BYTES")]
     pub value_bytes_max: Option<usize>,
 
+    /// UDP address for gossip (membership and failure detection) [default: the --listen address;
+    /// UDP and TCP ports are separate, so gossip shares the gRPC port number].
+    #[arg(long, env = "MORTAR_GOSSIP_LISTEN", value_name = "IP:PORT")]
+    pub gossip_listen: Option<String>,
+
+    /// Gossip addresses of members to join through [default: the other members' --initial-cluster
+    /// addresses, i.e. every member gossips on its gRPC port number].
+    #[arg(long, env = "MORTAR_GOSSIP_SEEDS", value_name = "HOST:PORT,...")]
+    pub gossip_seeds: Option<String>,
+
+    /// An actor without calls for this many milliseconds sleeps: its memory is freed, its state
+    /// stays on disk, and its next call activates it again [default: 60000].
+    #[arg(long, env = "MORTAR_ACTOR_IDLE_TIMEOUT_MS", value_name = "MS")]
+    pub actor_idle_timeout_ms: Option<u64>,
+
+    /// How long an actor's owner answers read-only actions from memory after it last confirmed
+    /// its ownership through a quorum [default: 300; at most 350, below failure detection].
+    #[arg(long, env = "MORTAR_ACTOR_LEASE_MS", value_name = "MS")]
+    pub actor_lease_ms: Option<u64>,
+
     /// TOML file with any of: id, listen, http, data_dir, initial_cluster, region,
-    /// request_timeout_ms, value_bytes_max. Flags and environment variables override it.
+    /// request_timeout_ms, value_bytes_max, gossip_listen, gossip_seeds, actor_idle_timeout_ms,
+    /// actor_lease_ms. Flags and environment variables override it.
     #[arg(long, env = "MORTAR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -267,6 +343,10 @@ pub struct FileConfig {
     pub region: Option<String>,
     pub request_timeout_ms: Option<u64>,
     pub value_bytes_max: Option<usize>,
+    pub gossip_listen: Option<String>,
+    pub gossip_seeds: Option<String>,
+    pub actor_idle_timeout_ms: Option<u64>,
+    pub actor_lease_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -379,6 +459,22 @@ pub enum ConfigError {
         default = mortar_proto::VALUE_BYTES_MAX_DEFAULT
     )]
     BadValueBytesMax(usize),
+    #[error("--gossip-listen `{0}` is not an address: give ip:port, e.g. 0.0.0.0:7100")]
+    BadGossipListen(String),
+    #[error("--gossip-seeds entry `{0}` is not a host:port address, e.g. 10.0.0.2:7100")]
+    BadGossipSeed(String),
+    #[error("--gossip-seeds lists {0} seeds, at most {GOSSIP_SEEDS_MAX} allowed: a few members are enough")]
+    TooManyGossipSeeds(usize),
+    #[error(
+        "--actor-idle-timeout-ms {0} is out of range: give 1 to {ACTOR_IDLE_TIMEOUT_MS_MAX} \
+         milliseconds (the default is 60000)"
+    )]
+    BadActorIdleTimeout(u64),
+    #[error(
+        "--actor-lease-ms {0} is out of range: give 1 to {ACTOR_LEASE_MS_MAX} milliseconds (the \
+         default is 300); a lease must end before failure detection moves the actor"
+    )]
+    BadActorLease(u64),
     #[error("cannot read config file {}: {reason}; check the --config path", path.display())]
     UnreadableFile { path: PathBuf, reason: String },
     #[error("config file {} is invalid: {reason}", path.display())]
@@ -485,7 +581,8 @@ mod tests {
     fn assert_one_line(e: &ConfigError) {
         let text = e.to_string();
         assert!(!text.contains('\n'), "error spans lines: {text:?}");
-        assert!(text.len() < 240, "error too long: {text:?}");
+        // Room for serde listing every config file key.
+        assert!(text.len() < 320, "error too long: {text:?}");
     }
 
     #[test]
@@ -718,6 +815,47 @@ mod tests {
             ..args(1)
         });
         assert!(matches!(e, ConfigError::SameListenAndHttp(_)));
+    }
+
+    #[test]
+    fn gossip_and_actor_flags() {
+        let config = NodeConfig::from_layers(args(2), FileConfig::default()).unwrap();
+        assert_eq!(config.gossip_listen, config.listen, "gossip shares the gRPC port number by default");
+        assert_eq!(config.gossip_seeds, ["127.0.0.1:7100", "127.0.0.1:7102"]);
+        assert_eq!(config.actor_idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.actor_lease, Duration::from_millis(300));
+        let config = NodeConfig::from_layers(
+            NodeArgs {
+                gossip_listen: Some("0.0.0.0:7946".into()),
+                gossip_seeds: Some("a:7946, b:7946".into()),
+                actor_idle_timeout_ms: Some(500),
+                actor_lease_ms: Some(200),
+                ..args(2)
+            },
+            FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(config.gossip_listen, "0.0.0.0:7946".parse().unwrap());
+        assert_eq!(config.gossip_seeds, ["a:7946", "b:7946"]);
+        assert_eq!(config.actor_idle_timeout, Duration::from_millis(500));
+        assert_eq!(config.actor_lease, Duration::from_millis(200));
+        for (bad, expected) in [
+            (NodeArgs { actor_lease_ms: Some(351), ..args(1) }, ConfigError::BadActorLease(351)),
+            (NodeArgs { actor_lease_ms: Some(0), ..args(1) }, ConfigError::BadActorLease(0)),
+            (NodeArgs { actor_idle_timeout_ms: Some(0), ..args(1) }, ConfigError::BadActorIdleTimeout(0)),
+            (
+                NodeArgs { gossip_listen: Some("x".into()), ..args(1) },
+                ConfigError::BadGossipListen("x".into()),
+            ),
+            (
+                NodeArgs { gossip_seeds: Some("a:1,b".into()), ..args(1) },
+                ConfigError::BadGossipSeed("b".into()),
+            ),
+        ] {
+            let e = error(bad);
+            assert_eq!(e, expected);
+            assert_one_line(&e);
+        }
     }
 
     #[test]

@@ -63,6 +63,11 @@ fn dedup_prefix(key: &[u8]) -> Vec<u8> {
 /// Applies an operation to `key` through the round's view; the state machine's KV arm.
 pub fn apply(key: &Bytes, op: KvOp, view: &mut View) -> Result<KvOutcome, StorageError> {
     let KvOp::Once { request_id, issued_at_ms, op } = op else {
+        if let KvOp::Put { value } = op {
+            // A plain put answers nothing about the old value: skip the read.
+            view.put(key.clone(), Some(value));
+            return Ok(KvOutcome { previous: None, written: true });
+        }
         let (write, outcome) = op.apply(view.get(key)?);
         if let Some(value) = write {
             view.put(key.clone(), value);
@@ -173,12 +178,14 @@ impl KvService {
         let result = self.driver.execute(storage_key(key), Op::Kv(kv_op).encode()).await;
         metrics::histogram!("mortar_node_kv_request_seconds", "op" => op)
             .record(started.elapsed().as_secs_f64());
-        result.map(|Outcome::Kv(outcome)| outcome).map_err(|e| match e {
-            ProposeError::Unavailable(why) => Status::unavailable(why),
-            ProposeError::Invalid(why) => Status::invalid_argument(why),
-            ProposeError::Aborted(why) => Status::aborted(why),
-            ProposeError::Internal(why) => Status::internal(why),
-        })
+        match result {
+            Ok(Outcome::Kv(outcome)) => Ok(outcome),
+            Ok(other) => Err(Status::internal(format!("a kv command answered {other:?}"))),
+            Err(ProposeError::Unavailable(why)) => Err(Status::unavailable(why)),
+            Err(ProposeError::Invalid(why)) => Err(Status::invalid_argument(why)),
+            Err(ProposeError::Aborted(why)) => Err(Status::aborted(why)),
+            Err(ProposeError::Internal(why)) => Err(Status::internal(why)),
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The `mortar` node.
+pub mod actor;
 pub mod admin;
 pub mod bench;
+pub mod bench_actors;
 pub mod cli;
 pub mod config;
 pub mod driver;
@@ -10,3 +12,20 @@ pub mod node_info;
 pub mod server;
 pub mod state_machine;
 pub mod transport;
+
+/// Everything an application needs to write actors and call them.
+pub mod prelude {
+    pub use crate::actor::{
+        Action, Actions, Actor, ActorError, ActorRef, CallError, Client, Context, Event, Handles, Kv,
+        Registry,
+    };
+}
+
+/// Runs a node hosting the actor types in `registry` until SIGINT or SIGTERM (installs the
+/// Prometheus metrics recorder; call it once per process).
+pub async fn serve(registry: actor::Registry, config: config::NodeConfig) -> anyhow::Result<()> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| anyhow::anyhow!("install the metrics recorder: {e}"))?;
+    server::run(config, metrics, registry).await
+}

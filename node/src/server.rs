@@ -1,7 +1,9 @@
 //! Runs one node: opens storage and checks it belongs to this cluster, rebuilds the epoxy replica
-//! from it, starts the driver, the peer transport and the gRPC and HTTP servers, and stops on
-//! SIGINT or SIGTERM.
+//! from it, starts the driver, the peer transport, gossip membership, the actor runtime and the
+//! gRPC and HTTP servers, and stops on SIGINT or SIGTERM.
 
+use crate::actor::service::{ActorAdminService, ActorsService};
+use crate::actor::{Registry, Router, Runtime, RuntimeConfig};
 use crate::admin::AdminService;
 use crate::config::NodeConfig;
 use crate::driver::{self, META_SLOT_RESERVATION, Peers};
@@ -13,8 +15,11 @@ use anyhow::{Context, bail};
 use metrics_exporter_prometheus::PrometheusHandle;
 use mortar_epoxy::codec::{decode_instance, decode_key_record};
 use mortar_epoxy::{Config as EpoxyConfig, InstanceId, Recovered, Replica, ReplicaId};
+use mortar_placement::{Membership, MembershipConfig};
 use mortar_proto::internal::v1::epoxy_client::EpoxyClient;
 use mortar_proto::internal::v1::epoxy_server::EpoxyServer;
+use mortar_proto::v1::actor_admin_server::ActorAdminServer;
+use mortar_proto::v1::actors_server::ActorsServer;
 use mortar_proto::v1::admin_server::AdminServer;
 use mortar_proto::v1::kv_server::KvServer;
 use mortar_storage::{RocksStorage, Storage, StorageError};
@@ -32,9 +37,11 @@ const META_NODE_ID: &str = "node_id";
 const SHUTDOWN_DRAIN: Duration = Duration::from_millis(1500);
 /// How often readiness re-probes the peers.
 const READINESS_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the node's load (active actors) is handed to gossip.
+const LOAD_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Runs a node until SIGINT or SIGTERM.
-pub async fn run(config: NodeConfig, metrics: PrometheusHandle) -> anyhow::Result<()> {
+/// Runs a node hosting the actor types of `registry` until SIGINT or SIGTERM.
+pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Registry) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
     let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(&config.data_dir)?);
@@ -74,8 +81,9 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle) -> anyhow::Resul
             client: EpoxyClient::new(channel),
         });
     }
-    let (driver, driver_thread) = driver::start(replica, storage, peer_queues, config.request_timeout)
-        .context("start the epoxy driver thread")?;
+    let (driver, driver_thread) =
+        driver::start(replica, storage.clone(), peer_queues, config.request_timeout)
+            .context("start the epoxy driver thread")?;
 
     let ticker = driver.clone();
     let tick_interval = config.tick_interval;
@@ -89,6 +97,26 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle) -> anyhow::Resul
             }
         }
     });
+
+    let membership = Arc::new(start_membership(&config).await?);
+    let mut runtime_config = RuntimeConfig::new(config.id);
+    runtime_config.lease = config.actor_lease;
+    runtime_config.idle_timeout = config.actor_idle_timeout;
+    // Room for a failover (detection, then activation on the new owner) within one call.
+    runtime_config.call_timeout = 2 * config.request_timeout;
+    let runtime = Runtime::new(runtime_config, registry, driver.clone(), storage);
+    let router = Router::new(runtime.clone(), membership.subscribe());
+    let rebalancer = router.spawn_rebalancer();
+    let load_reporter = {
+        let membership = membership.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(LOAD_REPORT_INTERVAL);
+            loop {
+                interval.tick().await;
+                membership.set_load(runtime.active_count() as u64);
+            }
+        })
+    };
 
     let local = LocalInfo {
         id: config.id,
@@ -109,16 +137,22 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle) -> anyhow::Resul
     let kv = KvService { driver: driver.clone(), value_bytes_max: config.value_bytes_max };
     let admin = AdminService { cluster_id, local: local.clone(), peers, driver: driver.clone() };
     let epoxy = EpoxyService { cluster_id, me: config.id, members, driver: driver.clone(), local };
+    let actors = ActorsService { router: router.clone() };
+    let actor_admin = ActorAdminService { router };
     let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
     let grpc = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(KvServer::new(kv).max_decoding_message_size(max).max_encoding_message_size(max))
         .add_service(AdminServer::new(admin))
+        .add_service(ActorsServer::new(actors).max_decoding_message_size(max).max_encoding_message_size(max))
+        .add_service(ActorAdminServer::new(actor_admin))
         .add_service(EpoxyServer::new(epoxy).max_decoding_message_size(max).max_encoding_message_size(max))
         .add_service(health_service)
         .add_service(reflection)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            // Accepted sockets get TCP_NODELAY here: the builder's tcp_nodelay only applies to
+            // listeners tonic binds itself, and Nagle adds ~40 ms stalls to small replies.
+            tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
             wait_for(shutdown_rx.clone()),
         );
     let http = http::serve(http_listener, http_state, wait_for(shutdown_rx));
@@ -144,6 +178,19 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle) -> anyhow::Resul
         _ = term.recv() => {}
     }
     info!("signal received, stopping");
+    // Leave gossip first, so peers move this node's actors at once instead of after failure
+    // detection.
+    load_reporter.abort();
+    let _ = load_reporter.await;
+    rebalancer.abort();
+    match Arc::try_unwrap(membership) {
+        Ok(membership) => {
+            if let Err(e) = membership.leave().await {
+                info!(error = %e, "left gossip without confirmation; peers will detect it");
+            }
+        }
+        Err(_) => info!("gossip still in use; peers will detect this node's exit"),
+    }
     let _ = shutdown_tx.send(true);
     // Peers keep their message streams open; wait a bounded time for requests in progress, then
     // stop. Everything acknowledged is already durable, so stopping here is always safe.
@@ -161,6 +208,36 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle) -> anyhow::Resul
     }
     info!("stopped");
     Ok(())
+}
+
+/// Joins gossip: binds `--gossip-listen` and advertises the gRPC address of this member.
+async fn start_membership(config: &NodeConfig) -> anyhow::Result<Membership> {
+    let mut gossip = MembershipConfig::new(config.id, config.gossip_listen);
+    gossip.region = config.region.clone();
+    gossip.grpc_addr = config.this_member().address.clone();
+    gossip.seeds = config.gossip_seeds.clone();
+    if config.gossip_listen.ip().is_unspecified() {
+        // Bound to every interface: advertise the IP peers know this member by.
+        let address = &config.this_member().address;
+        let ip = tokio::net::lookup_host(address.as_str())
+            .await
+            .ok()
+            .and_then(|mut addresses| addresses.next())
+            .map(|a| a.ip())
+            .filter(|ip| !ip.is_unspecified())
+            .with_context(|| {
+                format!(
+                    "find the gossip address to advertise: {address} does not resolve to a specific IP; \
+                     pass --gossip-listen <this node's IP>:<port>"
+                )
+            })?;
+        gossip.advertise_addr = Some(std::net::SocketAddr::new(ip, config.gossip_listen.port()));
+    }
+    let membership = Membership::start(gossip).await.with_context(|| {
+        format!("start gossip on UDP {} (set --gossip-listen to use another address)", config.gossip_listen)
+    })?;
+    info!(gossip = %membership.gossip_addr(), seeds = ?config.gossip_seeds, "gossip membership started");
+    Ok(membership)
 }
 
 async fn wait_for(mut shutdown: watch::Receiver<bool>) {

@@ -5,6 +5,7 @@
 //! Every replica applies the same commands in the same order to the same data, so `apply` must be
 //! a pure function of the op and the data: no clocks, no randomness, no node-local state.
 
+use crate::actor::op::{self as actor_op, ActorOp, ActorOutcome};
 use crate::driver::ProposeError;
 use crate::kv::{KvOp, KvOutcome};
 use bytes::Bytes;
@@ -17,12 +18,15 @@ use std::collections::HashMap;
 pub enum Op {
     /// A `mortar.v1.Kv` operation on the command's key.
     Kv(KvOp),
+    /// An actor's activation, write or ownership check, on the actor's interference key.
+    Actor(ActorOp),
 }
 
 /// What an applied op answers its client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Kv(KvOutcome),
+    Actor(ActorOutcome),
 }
 
 impl Op {
@@ -105,6 +109,7 @@ pub fn apply(
     };
     match op {
         Op::Kv(op) => Ok(Ok(Outcome::Kv(crate::kv::apply(key, op, view)?))),
+        Op::Actor(op) => Ok(actor_op::apply(key, op, view)?.map(Outcome::Actor)),
     }
 }
 
@@ -125,7 +130,9 @@ mod tests {
         let put = Op::Kv(KvOp::Put { value: b("1") }).encode();
         apply(&b("k/a"), &put, &mut view).unwrap().unwrap();
         let get = Op::Kv(KvOp::Get).encode();
-        let Outcome::Kv(seen) = apply(&b("k/a"), &get, &mut view).unwrap().unwrap();
+        let Outcome::Kv(seen) = apply(&b("k/a"), &get, &mut view).unwrap().unwrap() else {
+            panic!("a kv op answered another outcome");
+        };
         assert_eq!(seen.previous, Some(b("1")));
         assert_eq!(batch.len(), 1);
     }

@@ -277,6 +277,17 @@ impl Cluster {
         let mut admin = self.admin(id);
         bounded_call(admin.status(StatusRequest {})).await
     }
+
+    /// Sends `signal` to node `id`'s process (SIGSTOP pauses it, SIGCONT resumes it).
+    pub fn signal(&self, id: usize, signal: Signal) {
+        let child = self.node(id).child.as_ref().unwrap_or_else(|| panic!("node {id} is not running"));
+        kill(pid_of(child), signal).unwrap_or_else(|e| panic!("send {signal} to node {id}: {e}"));
+    }
+
+    /// A lazily connected channel to node `id`'s gRPC port.
+    pub fn channel(&self, id: usize) -> Channel {
+        channel(self.node(id).grpc)
+    }
 }
 
 impl Drop for Cluster {

@@ -20,6 +20,10 @@ pub enum AdminCommand {
         on the fast and the slow path, executed, and still in flight).\n\n\
         A member that does not answer is shown as unreachable with the reason.")]
     Status(StatusArgs),
+    /// Print the node that owns an actor (its id on the first line), as the node you ask sees it.
+    Locate(super::actors::LocateArgs),
+    /// List the actors active on every node.
+    Actors(super::actors::ActorsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -44,6 +48,8 @@ pub async fn run(args: AdminArgs) -> Result<u8, Failure> {
             }
             Ok(EXIT_OK)
         }
+        AdminCommand::Locate(a) => super::actors::locate(a).await,
+        AdminCommand::Actors(a) => super::actors::actors(a).await,
     }
 }
 

@@ -1,9 +1,10 @@
-//! The `mortar` command line: `node`, `kv`, `admin`, `dev`.
+//! The `mortar` command line: `node`, `kv`, `call`, `subscribe`, `admin`, `dev`, `bench`.
 //!
 //! Exit codes: 0 success; 1 a definite "no" (key not found, CAS not swapped) or a node that
 //! stopped with an error; 2 a usage error, an unreachable node or an error returned by the
 //! cluster.
 
+pub mod actors;
 pub mod admin;
 pub mod dev;
 pub mod kv;
@@ -55,6 +56,10 @@ pub enum Command {
     Node(NodeArgs),
     /// Read and write keys (linearizable get, put, delete, compare-and-set).
     Kv(kv::KvArgs),
+    /// Call an actor: `mortar call <actor> <key> <action> [json-args]` prints the JSON result.
+    Call(actors::CallArgs),
+    /// Print an actor's events as JSON lines.
+    Subscribe(actors::SubscribeArgs),
     /// Inspect a running cluster.
     Admin(admin::AdminArgs),
     /// Run a local cluster of real node processes for development.
@@ -71,8 +76,15 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Closed-loop puts against the KV API: ops/s and latency percentiles (HDR histogram).
+    /// Load on a running Mortar or etcd cluster (closed loop, or open loop with --rate): ops/s and
+    /// latency percentiles (HDR histogram).
     Kv(crate::bench::KvBenchArgs),
+    /// Mortar and etcd side by side: starts a 3-node cluster of each on loopback, runs a matrix of
+    /// workloads against both in alternation, prints one table.
+    Compare(crate::bench::compare::CompareArgs),
+    /// Actors on a cluster this command starts: failover time, activation latency, calls/s,
+    /// memory per idle actor.
+    Actors(crate::bench_actors::ActorBenchArgs),
 }
 
 /// Parses the command line. Help and version go to stdout (exit 0); any other parse error is
@@ -174,6 +186,8 @@ pub async fn run(cli: Cli) -> u8 {
     let result = match cli.command {
         Command::Node(args) => run_node(args).await,
         Command::Kv(args) => kv::run(args).await,
+        Command::Call(args) => actors::call(args).await,
+        Command::Subscribe(args) => actors::subscribe(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Bench(BenchArgs { command: BenchCommand::Kv(args) }) => {
@@ -186,6 +200,19 @@ pub async fn run(cli: Cli) -> u8 {
                 Err(e) => Err(Failure::error(format!("{e:#}"))),
             }
         }
+        Command::Bench(BenchArgs { command: BenchCommand::Compare(args) }) => {
+            match crate::bench::compare::run(args.clone()).await {
+                Ok(report) => {
+                    crate::bench::compare::print(&report, &args);
+                    Ok(EXIT_OK)
+                }
+                Err(e) => Err(Failure::error(format!("{e:#}"))),
+            }
+        }
+        Command::Bench(BenchArgs { command: BenchCommand::Actors(args) }) => crate::bench_actors::run(args)
+            .await
+            .map(|()| EXIT_OK)
+            .map_err(|e| Failure::error(format!("{e:#}"))),
     };
     match result {
         Ok(code) => code,
@@ -210,7 +237,7 @@ async fn run_node(args: NodeArgs) -> Result<u8, Failure> {
         members = config.initial_cluster.len(),
         "starting node"
     );
-    crate::server::run(config, metrics)
+    crate::server::run(config, metrics, crate::actor::examples::registry())
         .await
         .map_err(|e| Failure::new(EXIT_NO, format!("{e:#}").replace('\n', " ")))?;
     Ok(EXIT_OK)

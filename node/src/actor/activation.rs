@@ -1,0 +1,316 @@
+//! One activation: the task that owns an active actor's state and runs its calls one at a time.
+//!
+//! 1. **Activate**: commit [`ActorOp::Activate`] on the actor's interference key. Once it has
+//!    executed here, this replica holds every committed write of the actor (the activation
+//!    barrier), and the outcome carries the stored state: no remote read.
+//! 2. **Serve** calls from the mailbox, in order. An action that changed nothing is answered from
+//!    memory while the [`Lease`] holds, after a [`ActorOp::Confirm`] otherwise. An action that
+//!    changed the state or the key-value space is committed as one [`ActorOp::Write`] with this
+//!    activation's generation; the caller hears the answer once it is committed, durable and
+//!    executed, and the action's events are published then.
+//! 3. **End** when the mailbox closes (the runtime stopped it: the actor moved), after
+//!    [`RuntimeConfig::idle_timeout`](super::RuntimeConfig) without calls (sleep), when a write
+//!    is fenced (another node activated the actor: this one is deposed) or when a write's outcome
+//!    is unknown (the next activation reloads whatever was committed).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::FutureExt as _;
+use tokio::sync::mpsc;
+
+use super::context::Context;
+use super::error::CallError;
+use super::keys::ActorId;
+use super::lease::{Lease, handover_wait};
+use super::op::{ActorOp, ActorOutcome, OwnerRecord};
+use super::registry::Kind;
+use super::runtime::{ActivationInfo, Call, Reply, Shared, WRITE_BYTES_MAX};
+use super::sdk::Actor;
+use crate::driver::ProposeError;
+use crate::state_machine::{Op, Outcome};
+
+/// What a new activation task gets from the runtime.
+pub(crate) struct ActivationEnv {
+    pub shared: Arc<Shared>,
+    pub id: Arc<ActorId>,
+    /// Tells this activation's table entry from a later one of the same actor.
+    pub token: u64,
+    pub mailbox: mpsc::Receiver<Box<Call>>,
+    pub info: Arc<ActivationInfo>,
+}
+
+/// The in-memory side of an active actor.
+struct Activation<A: Actor> {
+    id: Arc<ActorId>,
+    key: Bytes,
+    generation: u64,
+    state: Arc<A::State>,
+    lease: Lease,
+    /// Writes are acknowledged no earlier than this (see [`handover_wait`]).
+    acks_not_before: Instant,
+}
+
+/// Runs one activation until it ends (see the module docs).
+pub(crate) async fn run<A: Actor>(kind: Arc<Kind<A>>, env: ActivationEnv) {
+    let ActivationEnv { shared, id, token, mut mailbox, info } = env;
+    let started = Instant::now();
+    // Boxed, like each call below: an idle activation keeps only this loop's small state, not
+    // room for the largest future it ever awaits (memory per idle actor).
+    let mut activation = match Box::pin(Activation::<A>::activate(&shared, id.clone())).await {
+        Ok(activation) => activation,
+        Err(e) => {
+            tracing::warn!(actor = %id, error = %e, "activation failed");
+            shared.retire(&id, token, None);
+            mailbox.close();
+            while let Some(call) = mailbox.recv().await {
+                let _ = call.reply.send(Err(e.clone()));
+            }
+            return;
+        }
+    };
+    metrics::histogram!("mortar_node_actor_activation_seconds").record(started.elapsed().as_secs_f64());
+    info.generation.store(activation.generation, Ordering::Relaxed);
+    tracing::debug!(actor = %id, generation = activation.generation, "actor activated");
+
+    let idle_timeout = shared.config.idle_timeout;
+    let end = loop {
+        let call = match tokio::time::timeout(idle_timeout, mailbox.recv()).await {
+            Ok(Some(call)) => call,
+            // The runtime removed this activation: the actor moved to another node.
+            Ok(None) => break None,
+            Err(_) => {
+                if shared.retire(&id, token, Some(&mailbox)) {
+                    tracing::debug!(actor = %id, "idle actor sleeps");
+                    break None;
+                }
+                continue;
+            }
+        };
+        if let Some(reason) = info.stopped.get() {
+            let _ = call.reply.send(Err(CallError::Retry(reason.clone())));
+            continue;
+        }
+        // The caller gave up before the call started: not running it is safe.
+        if call.reply.is_closed() {
+            continue;
+        }
+        let action_started = Instant::now();
+        let (result, end) = Box::pin(activation.call(&kind, &shared, &call.action, call.args_json)).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) if e.is_retry_safe() => "retry",
+            Err(CallError::Unavailable(_)) => "unavailable",
+            Err(_) => "error",
+        };
+        metrics::histogram!("mortar_node_actor_call_seconds", "actor" => A::NAME, "outcome" => outcome)
+            .record(action_started.elapsed().as_secs_f64());
+        info.calls.fetch_add(1, Ordering::Relaxed);
+        info.last_call_ms.store(shared.now_ms(), Ordering::Relaxed);
+        let _ = call.reply.send(result);
+        if let Some(reason) = end {
+            break Some(reason);
+        }
+    };
+    if let Some(reason) = end {
+        tracing::info!(actor = %id, generation = activation.generation, reason = %reason, "actor deactivated");
+        shared.retire(&id, token, None);
+        shared.hub.close(&id, &reason);
+        mailbox.close();
+        while let Some(call) = mailbox.recv().await {
+            let _ = call.reply.send(Err(CallError::Retry(reason.clone())));
+        }
+    } else {
+        // Stopped from outside or asleep: answer whatever was queued before the mailbox closed.
+        let reason =
+            info.stopped.get().cloned().unwrap_or_else(|| format!("actor {id} went to sleep; retry"));
+        while let Ok(call) = mailbox.try_recv() {
+            let _ = call.reply.send(Err(CallError::Retry(reason.clone())));
+        }
+    }
+}
+
+impl<A: Actor> Activation<A> {
+    async fn activate(shared: &Shared, id: Arc<ActorId>) -> Result<Self, CallError> {
+        let me = shared.config.node_id;
+        let key = id.interference_key();
+        let sent = Instant::now();
+        let outcome =
+            shared.driver.execute(key.clone(), Op::Actor(ActorOp::Activate { node: me }).encode()).await;
+        let executed = Instant::now();
+        let (generation, previous, stored) = match outcome {
+            Ok(Outcome::Actor(ActorOutcome::Activated { generation, previous, state })) => {
+                (generation, previous, state)
+            }
+            Ok(other) => return Err(CallError::Internal(format!("activation of {id} answered {other:?}"))),
+            Err(ProposeError::Unavailable(why) | ProposeError::Aborted(why)) => {
+                return Err(CallError::Retry(format!("could not activate actor {id}: {why}")));
+            }
+            Err(ProposeError::Invalid(why) | ProposeError::Internal(why)) => {
+                return Err(CallError::Internal(format!("could not activate actor {id}: {why}")));
+            }
+        };
+        let state = match stored {
+            None => A::State::default(),
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                CallError::Internal(format!(
+                    "the stored state of actor {id} does not decode as {}: {e}; the actor type changed \
+                     incompatibly",
+                    std::any::type_name::<A::State>()
+                ))
+            })?,
+        };
+        let mut lease = Lease::new(shared.config.lease);
+        lease.confirmed(sent);
+        // Another node may still hold a read lease, granted by a command it sent before our
+        // activation executed here: acknowledge no write before that lease has surely expired.
+        let acks_not_before = match previous {
+            Some(OwnerRecord { node, .. }) if node != me => executed + handover_wait(shared.config.lease),
+            _ => executed,
+        };
+        Ok(Self { id, key, generation, state: Arc::new(state), lease, acks_not_before })
+    }
+
+    /// Runs one call. Returns its result and, when the activation must end, why.
+    async fn call(
+        &mut self,
+        kind: &Kind<A>,
+        shared: &Shared,
+        action: &str,
+        args_json: String,
+    ) -> (Result<Reply, CallError>, Option<String>) {
+        let id = self.id.clone();
+        let Some(handler) = kind.actions.handler(action) else {
+            return (Err(CallError::NotFound(format!("actor {} has no action {action:?}", id.name))), None);
+        };
+        let mut ctx =
+            Context::<A>::new(id.clone(), self.state.clone(), shared.storage.clone(), shared.client());
+        let ran = AssertUnwindSafe(handler(&kind.actor, args_json, &mut ctx)).catch_unwind().await;
+        let result_json = match ran {
+            Ok(Ok(json)) => json,
+            Ok(Err(e)) => return (Err(e), None),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(actor = %id, action, panic = %what, "an action panicked; its changes were discarded");
+                return (
+                    Err(CallError::Internal(format!(
+                        "action {action} of actor {id} panicked ({what}); its changes were discarded"
+                    ))),
+                    None,
+                );
+            }
+        };
+        let staged = ctx.into_staged();
+        if let Some(e) = staged.emit_error {
+            return (Err(CallError::Internal(e)), None);
+        }
+        let reply = Reply { result_json, generation: self.generation, served_by: shared.config.node_id };
+
+        if staged.is_read_only() {
+            if !self.lease.is_valid(Instant::now()) {
+                let sent = Instant::now();
+                let op = Op::Actor(ActorOp::Confirm { generation: self.generation });
+                match shared.driver.execute(self.key.clone(), op.encode()).await {
+                    Ok(Outcome::Actor(ActorOutcome::Confirmed)) => self.lease.confirmed(sent),
+                    Ok(Outcome::Actor(ActorOutcome::Fenced { current })) => return self.fenced(current),
+                    Ok(other) => {
+                        let why = format!("ownership check of {id} answered {other:?}");
+                        return (Err(CallError::Internal(why.clone())), Some(why));
+                    }
+                    // Nothing was written: the read is simply not answered.
+                    Err(e) => {
+                        return (
+                            Err(CallError::Retry(format!("could not confirm ownership of actor {id}: {e}"))),
+                            None,
+                        );
+                    }
+                }
+            }
+            shared.hub.publish(&id, staged.events);
+            return (Ok(reply), None);
+        }
+
+        let state = match &staged.state {
+            None => None,
+            Some(state) => match serde_json::to_vec(&**state) {
+                Ok(bytes) => Some(Bytes::from(bytes)),
+                Err(e) => {
+                    return (
+                        Err(CallError::Internal(format!("the state of actor {id} does not encode: {e}"))),
+                        None,
+                    );
+                }
+            },
+        };
+        let bytes = state.as_ref().map_or(0, Bytes::len)
+            + staged.kv_deletes.iter().map(Bytes::len).sum::<usize>()
+            + staged.kv_puts.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        if bytes > WRITE_BYTES_MAX {
+            return (
+                Err(CallError::Rejected(format!(
+                    "action {action} of actor {id} wrote {bytes} bytes, more than the {WRITE_BYTES_MAX} one \
+                     action may write; nothing was changed"
+                ))),
+                None,
+            );
+        }
+        let op = ActorOp::Write {
+            generation: self.generation,
+            state,
+            kv_deletes: staged.kv_deletes,
+            kv_puts: staged.kv_puts,
+        };
+        let sent = Instant::now();
+        match shared.driver.execute(self.key.clone(), Op::Actor(op).encode()).await {
+            Ok(Outcome::Actor(ActorOutcome::Written)) => {
+                self.lease.confirmed(sent);
+                if let Some(state) = staged.state {
+                    self.state = state;
+                }
+                tokio::time::sleep_until(self.acks_not_before.into()).await;
+                shared.hub.publish(&id, staged.events);
+                (Ok(reply), None)
+            }
+            Ok(Outcome::Actor(ActorOutcome::Fenced { current })) => self.fenced(current),
+            Ok(other) => {
+                let why = format!("write of {id} answered {other:?}");
+                (Err(CallError::Internal(why.clone())), Some(why))
+            }
+            Err(ProposeError::Unavailable(why)) => (
+                Err(CallError::Unavailable(format!(
+                    "{why} (action {action} of actor {id}: its write may or may not be applied)"
+                ))),
+                Some(format!("the outcome of a write of actor {id} is unknown; it will be reloaded")),
+            ),
+            Err(ProposeError::Aborted(why)) => (
+                Err(CallError::Retry(format!("{why} (action {action} of actor {id})"))),
+                Some(format!("a write of actor {id} was aborted by recovery; it will be reloaded")),
+            ),
+            Err(ProposeError::Invalid(why) | ProposeError::Internal(why)) => {
+                let why = format!("write of actor {id} failed: {why}");
+                (Err(CallError::Internal(why.clone())), Some(why))
+            }
+        }
+    }
+
+    fn fenced(&self, current: Option<OwnerRecord>) -> (Result<Reply, CallError>, Option<String>) {
+        let id = &self.id;
+        let reason = match current {
+            Some(owner) => format!(
+                "actor {id} was activated on node {} (generation {}); this activation (generation {}) is \
+                 deposed, retry",
+                owner.node, owner.generation, self.generation
+            ),
+            None => format!("actor {id} has no owner record; retry"),
+        };
+        metrics::counter!("mortar_node_actor_fenced_total").increment(1);
+        (Err(CallError::Retry(reason.clone())), Some(reason))
+    }
+}

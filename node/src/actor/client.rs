@@ -1,0 +1,211 @@
+//! Calling actors from Rust: a typed client over gRPC (from outside the cluster), and the same
+//! client inside a node (from an action, through [`Context::client`](super::Context::client)).
+//!
+//! ```no_run
+//! use mortar_node::prelude::*;
+//! use mortar_node::actor::examples::{Counter, GetCount, Increment};
+//!
+//! # async fn example() -> Result<(), CallError> {
+//! let client = Client::connect("127.0.0.1:7100").await?;
+//! let count = client.actor::<Counter>("user-42").call(Increment { amount: 1 }).await?;
+//! assert_eq!(client.actor::<Counter>("user-42").call(GetCount).await?, count);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::marker::PhantomData;
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt as _};
+use mortar_proto::v1::actors_client::ActorsClient;
+use mortar_proto::v1::{ActorCallRequest, ActorSubscribeRequest};
+use tonic::transport::{Channel, Endpoint};
+
+use super::error::CallError;
+use super::keys::ActorId;
+use super::router::Router;
+use super::sdk::{Action, Actor, Event, Handles};
+
+/// Default bound on one call of a [`Client`].
+pub const CLIENT_CALL_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+/// Bound on connecting to a node.
+pub const CLIENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A client of the actors of a cluster. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    transport: Transport,
+    timeout: Duration,
+}
+
+#[derive(Clone)]
+enum Transport {
+    /// Through one node's `mortar.v1.Actors`.
+    Remote(ActorsClient<Channel>),
+    /// Inside a node: its router.
+    Local(Weak<Router>),
+    /// Not connected (a context built outside a node).
+    Detached,
+}
+
+/// A typed handle on one actor.
+pub struct ActorRef<A: Actor> {
+    client: Client,
+    key: String,
+    actor: PhantomData<fn() -> A>,
+}
+
+impl Client {
+    /// Connects to a node at `endpoint` (`host:port` or `http://host:port`).
+    pub async fn connect(endpoint: &str) -> Result<Client, CallError> {
+        let uri = if endpoint.contains("://") { endpoint.to_string() } else { format!("http://{endpoint}") };
+        let channel = Endpoint::from_shared(uri)
+            .map_err(|_| CallError::InvalidArgument(format!("{endpoint:?} is not a host:port address")))?
+            .connect_timeout(CLIENT_CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| CallError::Retry(format!("cannot reach a mortar node at {endpoint}: {e}")))?;
+        Ok(Client::from_channel(channel))
+    }
+
+    /// A client over an existing channel.
+    pub fn from_channel(channel: Channel) -> Client {
+        let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
+        let client = ActorsClient::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
+        Client { transport: Transport::Remote(client), timeout: CLIENT_CALL_TIMEOUT_DEFAULT }
+    }
+
+    pub(crate) fn local(router: Weak<Router>) -> Client {
+        Client { transport: Transport::Local(router), timeout: crate::config::REQUEST_TIMEOUT_DEFAULT }
+    }
+
+    pub(crate) fn detached() -> Client {
+        Client { transport: Transport::Detached, timeout: CLIENT_CALL_TIMEOUT_DEFAULT }
+    }
+
+    /// The same client with another bound on each call.
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The actor of type `A` with key `key`.
+    pub fn actor<A: Actor>(&self, key: impl Into<String>) -> ActorRef<A> {
+        ActorRef { client: self.clone(), key: key.into(), actor: PhantomData }
+    }
+
+    /// Runs `action` of actor `actor`/`key` with JSON arguments; returns the JSON result.
+    pub async fn call_json(
+        &self,
+        actor: &str,
+        key: &str,
+        action: &str,
+        args_json: &str,
+    ) -> Result<String, CallError> {
+        match &self.transport {
+            Transport::Remote(client) => {
+                let mut client = client.clone();
+                let mut request = tonic::Request::new(ActorCallRequest {
+                    actor: actor.to_string(),
+                    key: key.to_string(),
+                    action: action.to_string(),
+                    args_json: args_json.to_string(),
+                    forwarded: false,
+                });
+                request.set_timeout(self.timeout);
+                match tokio::time::timeout(self.timeout, client.call(request)).await {
+                    Ok(Ok(response)) => Ok(response.into_inner().result_json),
+                    Ok(Err(status)) => Err(CallError::from_status(&status)),
+                    Err(_) => Err(CallError::Unavailable(format!(
+                        "no answer within {} ms; the outcome is unknown",
+                        self.timeout.as_millis()
+                    ))),
+                }
+            }
+            Transport::Local(router) => {
+                let router = router
+                    .upgrade()
+                    .ok_or_else(|| CallError::Unavailable("the node is shutting down".into()))?;
+                let id = ActorId::new(actor, key);
+                let deadline = Instant::now() + self.timeout;
+                Ok(router.call(&id, action, args_json.to_string(), false, deadline).await?.result_json)
+            }
+            Transport::Detached => {
+                Err(CallError::Unavailable("this client is not connected to a node".into()))
+            }
+        }
+    }
+
+    /// The events of actor `actor`/`key` (JSON, as `(name, data)`), filtered by name unless
+    /// `events` is empty. The stream ends with [`CallError::Retry`] when the actor moves: subscribe
+    /// again to follow it.
+    pub async fn subscribe_json(
+        &self,
+        actor: &str,
+        key: &str,
+        events: Vec<String>,
+    ) -> Result<impl Stream<Item = Result<(String, String), CallError>> + use<>, CallError> {
+        let Transport::Remote(client) = &self.transport else {
+            return Err(CallError::InvalidArgument("subscribe through a client connected to a node".into()));
+        };
+        let mut client = client.clone();
+        let request = ActorSubscribeRequest {
+            actor: actor.to_string(),
+            key: key.to_string(),
+            events,
+            forwarded: false,
+        };
+        let stream = match tokio::time::timeout(self.timeout, client.subscribe(request)).await {
+            Ok(Ok(response)) => response.into_inner(),
+            Ok(Err(status)) => return Err(CallError::from_status(&status)),
+            Err(_) => return Err(CallError::Retry("the subscription was not accepted in time".into())),
+        };
+        Ok(stream.map(|item| match item {
+            Ok(event) => Ok((event.event, event.data_json)),
+            Err(status) => Err(CallError::from_status(&status)),
+        }))
+    }
+}
+
+impl<A: Actor> ActorRef<A> {
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Runs `action` on this actor and decodes its output.
+    pub async fn call<X: Action>(&self, action: X) -> Result<X::Output, CallError>
+    where
+        A: Handles<X>,
+    {
+        let args = serde_json::to_string(&action).map_err(|e| {
+            CallError::InvalidArgument(format!("arguments of {} do not encode: {e}", X::NAME))
+        })?;
+        let json = self.client.call_json(A::NAME, &self.key, X::NAME, &args).await?;
+        serde_json::from_str(&json).map_err(|e| {
+            CallError::Internal(format!(
+                "the output of {}.{} does not decode: {e}; got {json}",
+                A::NAME,
+                X::NAME
+            ))
+        })
+    }
+
+    /// Events of type `E` of this actor (others are skipped). Ends with [`CallError::Retry`] when
+    /// the actor moves.
+    pub async fn subscribe<E: Event>(
+        &self,
+    ) -> Result<impl Stream<Item = Result<E, CallError>> + use<A, E>, CallError> {
+        let stream = self.client.subscribe_json(A::NAME, &self.key, vec![E::NAME.to_string()]).await?;
+        Ok(stream.map(|item| {
+            let (name, data) = item?;
+            serde_json::from_str(&data).map_err(|e| {
+                CallError::Internal(format!(
+                    "event {name} does not decode as {}: {e}",
+                    std::any::type_name::<E>()
+                ))
+            })
+        }))
+    }
+}

@@ -1,0 +1,112 @@
+//! Virtual actors: the SDK an application writes against, and the runtime that hosts them.
+//!
+//! An actor is addressed by its type name and a key (`counter/user-42`). It always exists: the
+//! first call activates it on its *owner* (the node the ring over the live members picks), later
+//! calls find it there, it sleeps when idle, and it comes back on a surviving node when its owner
+//! dies, with every acknowledged write in place.
+//!
+//! # Writing an actor
+//!
+//! ```
+//! use mortar_node::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! /// A bank account: one activation per account number.
+//! struct Account;
+//!
+//! #[derive(Clone, Default, Serialize, Deserialize)]
+//! struct Balance {
+//!     cents: u64,
+//! }
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Deposit {
+//!     cents: u64,
+//! }
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Deposited {
+//!     balance: u64,
+//! }
+//!
+//! impl Actor for Account {
+//!     const NAME: &'static str = "account";
+//!     type State = Balance;
+//!     fn actions(actions: &mut Actions<Self>) {
+//!         actions.action::<Deposit>().event::<Deposited>();
+//!     }
+//! }
+//!
+//! impl Action for Deposit {
+//!     const NAME: &'static str = "deposit";
+//!     type Output = u64;
+//! }
+//!
+//! impl Event for Deposited {
+//!     const NAME: &'static str = "deposited";
+//! }
+//!
+//! impl Handles<Deposit> for Account {
+//!     async fn handle(&self, action: Deposit, ctx: &mut Context<Self>) -> Result<u64, ActorError> {
+//!         if action.cents == 0 {
+//!             return Err(ActorError::invalid_argument("deposit at least one cent"));
+//!         }
+//!         let balance = ctx.state().cents + action.cents;
+//!         ctx.state_mut().cents = balance;
+//!         ctx.kv().put(&format!("deposit/{balance}"), &action.cents)?; // grows without a big state
+//!         ctx.emit(Deposited { balance });
+//!         Ok(balance)
+//!     }
+//! }
+//!
+//! let mut registry = Registry::new();
+//! registry.register(Account);
+//! // mortar_node::serve(registry, config).await runs a node hosting it; clients then call
+//! // `Client::connect(..).await?.actor::<Account>("acc-1").call(Deposit { cents: 100 }).await`,
+//! // or `mortar call account acc-1 deposit '{"cents": 100}'`.
+//! ```
+//!
+//! # What the runtime guarantees
+//!
+//! * **One activation at a time.** Every state change of an action is one replicated write tagged
+//!   with its activation's *generation*; the write is refused unless that generation is still the
+//!   actor's current one ([`op`]). A node that lost an actor (partitioned, paused, wrongly declared
+//!   dead) learns it on its next write and deactivates; none of its writes is acknowledged after
+//!   another node has taken over.
+//! * **Serial actions, replies after durability.** Actions of one actor run one at a time. An
+//!   action's caller hears the answer once its write is committed on a quorum, fsynced and applied
+//!   on the owner; an action that fails changes nothing.
+//! * **Reads under a lease.** An action that changes nothing is answered from memory while the
+//!   owner's lease holds (see [`lease`] for its length and the clock assumption), otherwise after
+//!   the owner has confirmed its ownership through a quorum.
+//! * **Failover.** When gossip declares the owner dead, the ring gives its actors to other nodes;
+//!   the next call activates each one there, loading its state from that node's own replica.
+//! * **Sleep.** An actor idle for `--actor-idle-timeout-ms` (default 60 s) is deactivated: memory
+//!   freed, state on disk, activated again by its next call.
+//! * **Events** ([`Context::emit`]) go to the subscribers connected to the owner after the action's
+//!   write is committed, at most once; a subscription ends with `UNAVAILABLE` when the actor moves,
+//!   and the client subscribes again (the CLI does so by itself).
+
+mod activation;
+pub mod client;
+pub mod context;
+pub mod error;
+pub mod events;
+pub mod examples;
+pub mod keys;
+pub mod lease;
+pub mod op;
+pub mod registry;
+pub mod router;
+pub mod runtime;
+pub mod sdk;
+pub mod service;
+
+pub use client::{ActorRef, Client};
+pub use context::{Context, Kv};
+pub use error::CallError;
+pub use keys::ActorId;
+pub use registry::{Actions, Registry};
+pub use router::Router;
+pub use runtime::{Runtime, RuntimeConfig};
+pub use sdk::{Action, Actor, ActorError, ActorErrorKind, Event, Handles};

@@ -1,0 +1,212 @@
+//! The actor types a node hosts, and type-erased dispatch: from `(actor name, action name, JSON
+//! arguments)` to a typed handler call.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use super::activation::{self, ActivationEnv};
+use super::context::Context;
+use super::error::CallError;
+use super::keys;
+use super::sdk::{Action, Actor, ActorError, ActorErrorKind, Event, Handles};
+
+/// A type-erased handler of one action: decodes the JSON arguments, runs the typed handler,
+/// encodes its output.
+pub(crate) type Handler<A> =
+    for<'a> fn(&'a A, String, &'a mut Context<A>) -> BoxFuture<'a, Result<String, CallError>>;
+
+/// The actions and events of one actor type, filled in by [`Actor::actions`].
+pub struct Actions<A: Actor> {
+    handlers: BTreeMap<&'static str, Handler<A>>,
+    events: BTreeSet<&'static str>,
+}
+
+impl<A: Actor> Actions<A> {
+    fn new() -> Self {
+        Self { handlers: BTreeMap::new(), events: BTreeSet::new() }
+    }
+
+    /// Adds action `X`, answered by `A`'s [`Handles<X>`] implementation.
+    ///
+    /// # Panics
+    ///
+    /// When another action of `A` has the same name (a bug in the actor's declaration).
+    pub fn action<X: Action>(&mut self) -> &mut Self
+    where
+        A: Handles<X>,
+    {
+        let previous = self.handlers.insert(X::NAME, dispatch::<A, X>);
+        assert!(previous.is_none(), "actor {} declares action {} twice", A::NAME, X::NAME);
+        self
+    }
+
+    /// Declares event `E`, so subscribers may filter on its name.
+    pub fn event<E: Event>(&mut self) -> &mut Self {
+        self.events.insert(E::NAME);
+        self
+    }
+
+    pub(crate) fn handler(&self, action: &str) -> Option<Handler<A>> {
+        self.handlers.get(action).copied()
+    }
+}
+
+fn dispatch<'a, A: Handles<X>, X: Action>(
+    actor: &'a A,
+    args_json: String,
+    ctx: &'a mut Context<A>,
+) -> BoxFuture<'a, Result<String, CallError>> {
+    Box::pin(async move {
+        let action: X = decode_args(&args_json).map_err(|e| {
+            CallError::InvalidArgument(format!(
+                "arguments of {}.{} are not valid: {e}; got {}",
+                A::NAME,
+                X::NAME,
+                abbreviate(&args_json)
+            ))
+        })?;
+        let output = actor.handle(action, ctx).await.map_err(|e: ActorError| match e.kind {
+            ActorErrorKind::Rejected => {
+                CallError::Rejected(format!("{}.{}: {}", A::NAME, X::NAME, e.message))
+            }
+            ActorErrorKind::InvalidArgument => {
+                CallError::InvalidArgument(format!("{}.{}: {}", A::NAME, X::NAME, e.message))
+            }
+            ActorErrorKind::Internal => {
+                CallError::Internal(format!("{}.{}: {}", A::NAME, X::NAME, e.message))
+            }
+        })?;
+        serde_json::to_string(&output).map_err(|e| {
+            CallError::Internal(format!("output of {}.{} does not encode: {e}", A::NAME, X::NAME))
+        })
+    })
+}
+
+/// Decodes JSON arguments; empty arguments mean `null`, or `{}` for an action with named fields.
+fn decode_args<X: Action>(args_json: &str) -> Result<X, serde_json::Error> {
+    if args_json.trim().is_empty() {
+        return serde_json::from_str("null").or_else(|_| serde_json::from_str("{}"));
+    }
+    serde_json::from_str(args_json)
+}
+
+fn abbreviate(text: &str) -> String {
+    const SHOWN_CHARS_MAX: usize = 80;
+    if text.chars().count() <= SHOWN_CHARS_MAX {
+        format!("{text:?}")
+    } else {
+        let head: String = text.chars().take(SHOWN_CHARS_MAX).collect();
+        format!("{head:?}…")
+    }
+}
+
+/// One registered actor type, erased.
+pub(crate) trait ActorKind: Send + Sync + 'static {
+    fn action_names(&self) -> Vec<&'static str>;
+    fn event_names(&self) -> Vec<&'static str>;
+    fn has_action(&self, action: &str) -> bool;
+    /// Runs a new activation of this type (see [`activation::run`]).
+    fn spawn(self: Arc<Self>, env: ActivationEnv);
+}
+
+/// An actor type with its handlers.
+pub(crate) struct Kind<A: Actor> {
+    pub actor: A,
+    pub actions: Actions<A>,
+}
+
+impl<A: Actor> ActorKind for Kind<A> {
+    fn action_names(&self) -> Vec<&'static str> {
+        self.actions.handlers.keys().copied().collect()
+    }
+
+    fn event_names(&self) -> Vec<&'static str> {
+        self.actions.events.iter().copied().collect()
+    }
+
+    fn has_action(&self, action: &str) -> bool {
+        self.actions.handlers.contains_key(action)
+    }
+
+    fn spawn(self: Arc<Self>, env: ActivationEnv) {
+        tokio::spawn(activation::run(self, env));
+    }
+}
+
+/// The actor types a node hosts. Every node of a cluster must register the same types (a call
+/// may be served by any of them).
+///
+/// ```
+/// use mortar_node::actor::{Registry, examples::{ChatRoom, Counter}};
+/// let mut registry = Registry::new();
+/// registry.register(Counter).register(ChatRoom);
+/// assert_eq!(registry.names(), ["chatRoom", "counter"]);
+/// ```
+#[derive(Clone, Default)]
+pub struct Registry {
+    kinds: BTreeMap<&'static str, Arc<dyn ActorKind>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds actor type `A`; `actor` is shared by all its activations.
+    ///
+    /// # Panics
+    ///
+    /// When `A::NAME` is not a valid actor name or is registered already (bugs in the program).
+    pub fn register<A: Actor>(&mut self, actor: A) -> &mut Self {
+        if let Err(e) = keys::check_actor_name(A::NAME) {
+            panic!("cannot register actor type {}: {e}", std::any::type_name::<A>());
+        }
+        let mut actions = Actions::new();
+        A::actions(&mut actions);
+        let previous = self.kinds.insert(A::NAME, Arc::new(Kind { actor, actions }));
+        assert!(previous.is_none(), "actor name {} is registered twice", A::NAME);
+        self
+    }
+
+    /// The registered type names, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.kinds.keys().copied().collect()
+    }
+
+    /// Checks that actor type `name` exists and has action `action`.
+    pub(crate) fn check_call(&self, name: &str, action: &str) -> Result<&Arc<dyn ActorKind>, CallError> {
+        let kind = self.kinds.get(name).ok_or_else(|| {
+            CallError::NotFound(format!(
+                "no actor type named {name:?}; this node hosts: {}",
+                self.names().join(", ")
+            ))
+        })?;
+        if !kind.has_action(action) {
+            return Err(CallError::NotFound(format!(
+                "actor {name} has no action {action:?}; its actions: {}",
+                kind.action_names().join(", ")
+            )));
+        }
+        Ok(kind)
+    }
+
+    /// Checks that actor type `name` exists and declares every event in `events`.
+    pub(crate) fn check_events(&self, name: &str, events: &[String]) -> Result<(), CallError> {
+        let kind = self.kinds.get(name).ok_or_else(|| {
+            CallError::NotFound(format!(
+                "no actor type named {name:?}; this node hosts: {}",
+                self.names().join(", ")
+            ))
+        })?;
+        let declared = kind.event_names();
+        if let Some(unknown) = events.iter().find(|e| !declared.contains(&e.as_str())) {
+            return Err(CallError::InvalidArgument(format!(
+                "actor {name} emits no event {unknown:?}; its events: {}",
+                declared.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,371 @@
+//! The runtime on one node, in process: a one-replica epoxy driver over in-memory storage, the
+//! example actors and a test actor.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::actor::examples::{self, ChatMessage, Counter, GetCount, Increment};
+use crate::actor::lease;
+use crate::actor::op::{ActorOp, ActorOutcome};
+use crate::actor::router::{self, Router};
+use crate::actor::{Action, Actions, Actor, ActorError, Context, Handles};
+use crate::driver::{self, DriverHandle, Peers};
+use crate::state_machine::{Op, Outcome};
+use mortar_epoxy::{Config as EpoxyConfig, Replica, ReplicaId};
+use mortar_storage::MemStorage;
+
+const ME: u32 = 1;
+
+struct Node {
+    router: Arc<Router>,
+    driver: DriverHandle,
+    storage: Arc<MemStorage>,
+}
+
+fn node_with(config: RuntimeConfig) -> Node {
+    let epoxy = EpoxyConfig::new(ReplicaId(ME), vec![ReplicaId(ME)]).unwrap();
+    let storage = Arc::new(MemStorage::new());
+    let (driver, _thread) =
+        driver::start(Replica::new(epoxy), storage.clone(), Peers::new(), Duration::from_secs(5)).unwrap();
+    let mut registry = examples::registry();
+    registry.register(Probe);
+    let runtime = Runtime::new(config, registry, driver.clone(), storage.clone());
+    let router = Router::new(runtime, router::single_node_view(ME));
+    Node { router, driver, storage }
+}
+
+fn node() -> Node {
+    node_with(RuntimeConfig::new(ME))
+}
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(5)
+}
+
+impl Node {
+    async fn call(&self, actor: &str, key: &str, action: &str, args: &str) -> Result<Reply, CallError> {
+        self.router.call(&ActorId::new(actor, key), action, args.to_string(), false, deadline()).await
+    }
+
+    async fn call_local(&self, actor: &str, key: &str, action: &str, args: &str) -> Result<Reply, CallError> {
+        self.router
+            .runtime()
+            .call_local(&ActorId::new(actor, key), action, args.to_string(), deadline())
+            .await
+    }
+
+    /// What another node's activation would commit.
+    async fn activate_elsewhere(&self, actor: &str, key: &str, node: u32) -> u64 {
+        let key = ActorId::new(actor, key).interference_key();
+        let op = Op::Actor(ActorOp::Activate { node }).encode();
+        match self.driver.execute(key, op).await.unwrap() {
+            Outcome::Actor(ActorOutcome::Activated { generation, .. }) => generation,
+            other => panic!("activation answered {other:?}"),
+        }
+    }
+
+    fn stored_state(&self, actor: &str, key: &str) -> Option<String> {
+        use mortar_storage::Storage as _;
+        let key = crate::actor::keys::state_key(&ActorId::new(actor, key).interference_key());
+        self.storage.get_kv(&key).unwrap().map(|b| String::from_utf8(b.to_vec()).unwrap())
+    }
+}
+
+/// A test actor: exercises failures, panics and the key-value space.
+struct Probe;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct ProbeState {
+    touched: u32,
+}
+
+/// Changes the state, then fails.
+#[derive(Serialize, Deserialize)]
+struct FailAfterChange;
+
+/// Panics after changing the state.
+#[derive(Serialize, Deserialize)]
+struct PanicAfterChange;
+
+/// Writes `puts`, deletes `deletes`, then lists `prefix` and reads `get` as this action sees them.
+#[derive(Serialize, Deserialize)]
+struct KvScript {
+    puts: Vec<(String, u32)>,
+    deletes: Vec<String>,
+    prefix: String,
+    get: String,
+}
+
+impl Actor for Probe {
+    const NAME: &'static str = "probe";
+    type State = ProbeState;
+    fn actions(actions: &mut Actions<Self>) {
+        actions.action::<FailAfterChange>().action::<PanicAfterChange>().action::<KvScript>();
+    }
+}
+
+impl Action for FailAfterChange {
+    const NAME: &'static str = "fail";
+    type Output = ();
+}
+
+impl Action for PanicAfterChange {
+    const NAME: &'static str = "panic";
+    type Output = ();
+}
+
+impl Action for KvScript {
+    const NAME: &'static str = "kv";
+    type Output = (Vec<(String, u32)>, Option<u32>);
+}
+
+impl Handles<FailAfterChange> for Probe {
+    async fn handle(&self, _: FailAfterChange, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        ctx.state_mut().touched += 1;
+        ctx.kv().put("x", &1)?;
+        Err(ActorError::rejected("refused on purpose"))
+    }
+}
+
+impl Handles<PanicAfterChange> for Probe {
+    async fn handle(&self, _: PanicAfterChange, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        ctx.state_mut().touched += 1;
+        panic!("on purpose");
+    }
+}
+
+impl Handles<KvScript> for Probe {
+    async fn handle(
+        &self,
+        script: KvScript,
+        ctx: &mut Context<Self>,
+    ) -> Result<(Vec<(String, u32)>, Option<u32>), ActorError> {
+        for (k, v) in &script.puts {
+            ctx.kv().put(k, v)?;
+        }
+        for k in &script.deletes {
+            ctx.kv().delete(k)?;
+        }
+        let listed = ctx.kv().list(&script.prefix, None, 100)?;
+        let got = ctx.kv().get(&script.get)?;
+        Ok((listed, got))
+    }
+}
+
+#[tokio::test]
+async fn counter_counts_and_reads_back() {
+    let node = node();
+    for expected in 1..=3 {
+        let reply = node.call("counter", "a", "increment", r#"{"amount": 1}"#).await.unwrap();
+        assert_eq!(reply.result_json, expected.to_string());
+        assert_eq!((reply.generation, reply.served_by), (1, ME));
+    }
+    assert_eq!(
+        node.call("counter", "a", "increment", "").await.unwrap().result_json,
+        "4",
+        "amount defaults to 1"
+    );
+    assert_eq!(node.call("counter", "a", "getCount", "").await.unwrap().result_json, "4");
+    assert_eq!(node.call("counter", "b", "getCount", "null").await.unwrap().result_json, "0");
+    assert_eq!(node.stored_state("counter", "a").as_deref(), Some(r#"{"count":4}"#));
+    assert_eq!(node.router.runtime().active_count(), 2);
+}
+
+#[tokio::test]
+async fn the_typed_client_calls_from_inside_the_node() {
+    let node = node();
+    let client = node.router.runtime().shared.client();
+    let counter = client.actor::<Counter>("typed");
+    assert_eq!(counter.call(Increment { amount: 5 }).await.unwrap(), 5);
+    assert_eq!(counter.call(GetCount).await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn bad_calls_get_clear_errors_and_leave_the_actor_running_and_unchanged() {
+    let node = node();
+    node.call("counter", "c", "increment", r#"{"amount": 7}"#).await.unwrap();
+    let cases = [
+        ("nope", "increment", "{}", "NotFound", "no actor type named \"nope\""),
+        ("counter", "nope", "{}", "NotFound", "has no action \"nope\""),
+        ("counter", "increment", "{\"amount\": ", "InvalidArgument", "not valid"),
+        ("counter", "increment", r#"{"amount": "x"}"#, "InvalidArgument", "not valid"),
+        ("counter", "increment", &format!(r#"{{"amount": {}}}"#, i64::MAX), "Rejected", "overflows"),
+    ];
+    for (actor, action, args, kind, text) in cases {
+        let e = node.call(actor, "c", action, args).await.unwrap_err();
+        let debug = format!("{e:?}");
+        assert!(debug.starts_with(kind) && e.to_string().contains(text), "{actor}.{action}({args}): {debug}");
+    }
+    let e = node.call("counter", "", "increment", "{}").await.unwrap_err();
+    assert!(matches!(e, CallError::InvalidArgument(_)), "{e:?}");
+    let reply = node.call("counter", "c", "getCount", "").await.unwrap();
+    assert_eq!((reply.result_json.as_str(), reply.generation), ("7", 1), "same activation, same state");
+    assert_eq!(node.stored_state("counter", "c").as_deref(), Some(r#"{"count":7}"#));
+}
+
+#[tokio::test]
+async fn a_failed_or_panicking_action_changes_nothing() {
+    let node = node();
+    let e = node.call("probe", "p", "fail", "").await.unwrap_err();
+    assert_eq!(e, CallError::Rejected("probe.fail: refused on purpose".into()));
+    let e = node.call("probe", "p", "panic", "").await.unwrap_err();
+    assert!(matches!(&e, CallError::Internal(m) if m.contains("panicked")), "{e:?}");
+    // Still the first activation, state and key-value space untouched.
+    let script = r#"{"puts": [], "deletes": [], "prefix": "", "get": "x"}"#;
+    let reply = node.call("probe", "p", "kv", script).await.unwrap();
+    assert_eq!((reply.result_json.as_str(), reply.generation), ("[[],null]", 1));
+    assert_eq!(node.stored_state("probe", "p"), None);
+}
+
+#[tokio::test]
+async fn kv_reads_see_committed_data_plus_the_actions_own_writes() {
+    let node = node();
+    let script =
+        r#"{"puts": [["a/1", 1], ["a/2", 2], ["b/1", 9]], "deletes": [], "prefix": "a/", "get": "b/1"}"#;
+    let reply = node.call("probe", "k", "kv", script).await.unwrap();
+    assert_eq!(reply.result_json, r#"[[["a/1",1],["a/2",2]],9]"#);
+    let script = r#"{"puts": [["a/3", 3]], "deletes": ["a/1", "b/1"], "prefix": "a/", "get": "b/1"}"#;
+    let reply = node.call("probe", "k", "kv", script).await.unwrap();
+    assert_eq!(reply.result_json, r#"[[["a/2",2],["a/3",3]],null]"#);
+    // A later action reads the committed data from storage.
+    let script = r#"{"puts": [], "deletes": [], "prefix": "a/", "get": "a/3"}"#;
+    assert_eq!(
+        node.call("probe", "k", "kv", script).await.unwrap().result_json,
+        r#"[[["a/2",2],["a/3",3]],3]"#
+    );
+}
+
+#[tokio::test]
+async fn chat_history_lives_in_the_key_value_space() {
+    let node = node();
+    for (i, text) in ["one", "two", "three"].iter().enumerate() {
+        let args = format!(r#"{{"sender": "ann", "text": "{text}"}}"#);
+        assert_eq!(
+            node.call("chatRoom", "lobby", "sendMessage", &args).await.unwrap().result_json,
+            i.to_string()
+        );
+    }
+    let reply = node.call("chatRoom", "lobby", "getHistory", r#"{"limit": 2}"#).await.unwrap();
+    let history: Vec<ChatMessage> = serde_json::from_str(&reply.result_json).unwrap();
+    assert_eq!(history.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["two", "three"]);
+    let all: Vec<ChatMessage> =
+        serde_json::from_str(&node.call("chatRoom", "lobby", "getHistory", "").await.unwrap().result_json)
+            .unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(
+        node.stored_state("chatRoom", "lobby").as_deref(),
+        Some(r#"{"next_seq":3}"#),
+        "state stays small"
+    );
+    let e =
+        node.call("chatRoom", "lobby", "sendMessage", r#"{"sender": "", "text": "x"}"#).await.unwrap_err();
+    assert!(matches!(e, CallError::InvalidArgument(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_deposed_activation_is_fenced_and_the_next_call_reactivates() {
+    let node = node();
+    assert_eq!(node.call_local("counter", "f", "increment", "").await.unwrap().result_json, "1");
+    // Another node takes the actor over (its activation orders after our write).
+    assert_eq!(node.activate_elsewhere("counter", "f", 2).await, 2);
+    let e = node.call_local("counter", "f", "increment", "").await.unwrap_err();
+    assert!(matches!(&e, CallError::Retry(m) if m.contains("node 2")), "{e:?}");
+    assert_eq!(
+        node.stored_state("counter", "f").as_deref(),
+        Some(r#"{"count":1}"#),
+        "the fenced write changed nothing"
+    );
+    assert_eq!(node.router.runtime().active_count(), 0, "a fenced activation deactivates");
+    // The next call activates again (generation 3) from the stored state.
+    let reply = node.call_local("counter", "f", "increment", "").await.unwrap();
+    assert_eq!((reply.result_json.as_str(), reply.generation), ("2", 3));
+}
+
+#[tokio::test]
+async fn reads_after_the_lease_confirm_ownership_first() {
+    let mut config = RuntimeConfig::new(ME);
+    config.lease = Duration::from_millis(100);
+    let node = node_with(config);
+    node.call_local("counter", "l", "increment", "").await.unwrap();
+    node.activate_elsewhere("counter", "l", 2).await;
+    // Within the lease the owner answers from memory (the new owner would not have acknowledged a
+    // write yet: it waits out the lease first).
+    assert_eq!(node.call_local("counter", "l", "getCount", "").await.unwrap().result_json, "1");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let e = node.call_local("counter", "l", "getCount", "").await.unwrap_err();
+    assert!(matches!(e, CallError::Retry(_)), "an expired lease must not serve a read: {e:?}");
+}
+
+#[tokio::test]
+async fn a_new_owner_waits_out_the_old_lease_before_acknowledging_a_write() {
+    let mut config = RuntimeConfig::new(ME);
+    config.lease = Duration::from_millis(200);
+    let node = node_with(config);
+    node.activate_elsewhere("counter", "h", 2).await;
+    let started = Instant::now();
+    node.call_local("counter", "h", "increment", "").await.unwrap();
+    assert!(started.elapsed() >= lease::handover_wait(Duration::from_millis(200)), "{:?}", started.elapsed());
+    // Reads are not delayed, and later writes neither.
+    let started = Instant::now();
+    node.call_local("counter", "h", "increment", "").await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(200), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn idle_actors_sleep_and_wake_with_their_state() {
+    let mut config = RuntimeConfig::new(ME);
+    config.idle_timeout = Duration::from_millis(100);
+    let node = node_with(config);
+    node.call("counter", "s", "increment", r#"{"amount": 3}"#).await.unwrap();
+    assert_eq!(node.router.runtime().active_count(), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(node.router.runtime().active_count(), 0, "the idle actor went to sleep");
+    let reply = node.call("counter", "s", "getCount", "").await.unwrap();
+    assert_eq!((reply.result_json.as_str(), reply.generation), ("3", 2));
+}
+
+#[tokio::test]
+async fn subscribers_receive_events_after_the_write() {
+    let node = node();
+    let mut all = node.router.subscribe(ActorId::new("counter", "e"), vec![], false).await.unwrap();
+    let mut none = node.router.subscribe(ActorId::new("counter", "e"), vec!["other".into()], false).await;
+    assert!(
+        matches!(none.as_ref().err(), Some(CallError::InvalidArgument(_))),
+        "unknown event names are refused"
+    );
+    none = node.router.subscribe(ActorId::new("counter", "e"), vec!["newCount".into()], false).await;
+    let mut filtered = none.unwrap();
+    node.call("counter", "e", "increment", r#"{"amount": 2}"#).await.unwrap();
+    node.call("counter", "e", "getCount", "").await.unwrap();
+    node.call("counter", "e", "increment", r#"{"amount": 2}"#).await.unwrap();
+    for stream in [&mut all, &mut filtered] {
+        for expected in [2, 4] {
+            let event =
+                tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap().unwrap();
+            assert_eq!(event.event, "newCount");
+            assert_eq!(event.data_json, format!(r#"{{"count":{expected}}}"#));
+        }
+    }
+    // When the actor moves away the stream ends and says to subscribe again.
+    node.router.runtime().retain_owned(|_| 2);
+    let end = tokio::time::timeout(Duration::from_secs(5), all.next()).await.unwrap().unwrap().unwrap_err();
+    assert_eq!(end.code(), tonic::Code::Unavailable);
+    assert!(end.message().contains("subscribe again"), "{end:?}");
+    assert!(all.next().await.is_none());
+}
+
+#[tokio::test]
+async fn moving_actors_stops_their_activations() {
+    let node = node();
+    node.call("counter", "m1", "increment", "").await.unwrap();
+    node.call("counter", "m2", "increment", "").await.unwrap();
+    node.router.runtime().retain_owned(|id| if id.key == "m1" { 3 } else { ME });
+    let (listed, total) = node.router.runtime().list(10);
+    assert_eq!(total, 1);
+    assert_eq!(listed[0].id, ActorId::new("counter", "m2"));
+    assert_eq!(listed[0].generation, 1);
+}

@@ -1,0 +1,163 @@
+//! The gRPC services `mortar.v1.Actors` (call, subscribe) and `mortar.v1.ActorAdmin` (locate,
+//! list active actors).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mortar_proto::v1::actor_admin_server::ActorAdmin;
+use mortar_proto::v1::actors_server::Actors;
+use mortar_proto::v1::{
+    ActiveActor, ActorCallRequest, ActorCallResponse, ActorSubscribeRequest, ListActiveRequest,
+    ListActiveResponse, LocateRequest, LocateResponse,
+};
+use tonic::{Request, Response, Status};
+
+use super::keys::ActorId;
+use super::router::{EventStream, Router};
+
+/// Most actors one `ListActive` returns.
+pub const LIST_ACTIVE_MAX: usize = 100_000;
+/// `ListActive` limit when the request gives none.
+pub const LIST_ACTIVE_DEFAULT: usize = 1000;
+/// Longest deadline honoured for a call.
+pub const CALL_TIMEOUT_MAX: Duration = Duration::from_secs(300);
+/// Largest JSON arguments accepted.
+pub const ARGS_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Most event names in one subscription filter.
+pub const EVENT_FILTER_NAMES_MAX: usize = 64;
+
+/// `mortar.v1.Actors`.
+pub struct ActorsService {
+    pub router: Arc<Router>,
+}
+
+/// `mortar.v1.ActorAdmin`.
+pub struct ActorAdminService {
+    pub router: Arc<Router>,
+}
+
+/// The deadline of a request: its `grpc-timeout` (bounded), or the node's call timeout.
+fn deadline_of<T>(request: &Request<T>, default: Duration) -> Instant {
+    let timeout = request
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout)
+        .unwrap_or(default)
+        .min(CALL_TIMEOUT_MAX);
+    Instant::now() + timeout
+}
+
+/// Parses a `grpc-timeout` header value: up to 8 digits and a unit (`H M S m u n`).
+pub fn parse_grpc_timeout(text: &str) -> Option<Duration> {
+    if text.len() < 2 || text.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = text.split_at(text.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[tonic::async_trait]
+impl Actors for ActorsService {
+    async fn call(&self, request: Request<ActorCallRequest>) -> Result<Response<ActorCallResponse>, Status> {
+        let deadline = deadline_of(&request, self.router.runtime().config().call_timeout);
+        let req = request.into_inner();
+        if req.args_json.len() > ARGS_BYTES_MAX {
+            return Err(Status::invalid_argument(format!(
+                "arguments are {} bytes, more than the limit of {ARGS_BYTES_MAX}",
+                req.args_json.len()
+            )));
+        }
+        let id = ActorId::new(req.actor, req.key);
+        let reply = self.router.call(&id, &req.action, req.args_json, req.forwarded, deadline).await?;
+        Ok(Response::new(ActorCallResponse {
+            result_json: reply.result_json,
+            served_by: reply.served_by,
+            generation: reply.generation,
+        }))
+    }
+
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<ActorSubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let req = request.into_inner();
+        if req.events.len() > EVENT_FILTER_NAMES_MAX {
+            return Err(Status::invalid_argument(format!(
+                "{} event names given, at most {EVENT_FILTER_NAMES_MAX} allowed",
+                req.events.len()
+            )));
+        }
+        let id = ActorId::new(req.actor, req.key);
+        let stream = self.router.subscribe(id, req.events, req.forwarded).await?;
+        Ok(Response::new(stream))
+    }
+}
+
+#[tonic::async_trait]
+impl ActorAdmin for ActorAdminService {
+    async fn locate(&self, request: Request<LocateRequest>) -> Result<Response<LocateResponse>, Status> {
+        let req = request.into_inner();
+        let id = ActorId::new(req.actor, req.key);
+        id.validate().map_err(Status::invalid_argument)?;
+        let view = self.router.view();
+        let owner = self.router.owner(&id);
+        let generation = self.router.runtime().generation_of(&id);
+        Ok(Response::new(LocateResponse {
+            node_id: owner.node,
+            address: owner.address,
+            answered_by: self.router.node_id(),
+            active_here: generation.is_some(),
+            generation: generation.unwrap_or(0),
+            live_members: view.ids(),
+        }))
+    }
+
+    async fn list_active(
+        &self,
+        request: Request<ListActiveRequest>,
+    ) -> Result<Response<ListActiveResponse>, Status> {
+        let limit = match request.into_inner().limit {
+            0 => LIST_ACTIVE_DEFAULT,
+            n => (n as usize).min(LIST_ACTIVE_MAX),
+        };
+        let (listed, total) = self.router.runtime().list(limit);
+        let actors = listed
+            .into_iter()
+            .map(|a| ActiveActor {
+                actor: a.id.name,
+                key: a.id.key,
+                generation: a.generation,
+                calls: a.calls,
+                idle_ms: a.idle.as_millis() as u64,
+            })
+            .collect();
+        Ok(Response::new(ListActiveResponse { node_id: self.router.node_id(), total: total as u64, actors }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse() {
+        assert_eq!(parse_grpc_timeout("1999m"), Some(Duration::from_millis(1999)));
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_grpc_timeout("10x"), None);
+        assert_eq!(parse_grpc_timeout("m"), None);
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+    }
+}

@@ -1,0 +1,185 @@
+//! What the servers did during a run, read from outside: their Prometheus counters (`/metrics`)
+//! and their CPU time (`/proc/<pid>/stat`). `mortar bench compare` takes a [`Sample`] before and
+//! after each run and prints the difference per operation.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Bound on one scrape of `/metrics`.
+pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Largest `/metrics` answer read.
+pub const SCRAPE_BYTES_MAX: u64 = 16 << 20;
+/// Clock ticks per second of `/proc/<pid>/stat` times (`USER_HZ`: 100 on every Linux platform
+/// Mortar builds for).
+const USER_HZ: f64 = 100.0;
+
+/// The counters `compare` reads, summed over the members of one cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sample {
+    /// CPU seconds (user and system) of the member processes.
+    pub cpu_seconds: f64,
+    /// Synced writes (Mortar: RocksDB write batches with sync; etcd: WAL fsyncs plus backend
+    /// commits).
+    pub syncs: f64,
+    /// Seconds spent in those synced writes.
+    pub sync_seconds: f64,
+    /// Mortar: instances proposed, and the commands in them.
+    pub batches: f64,
+    pub batch_commands: f64,
+    /// Mortar: instances committed on the fast and on the slow path.
+    pub fast_path: f64,
+    pub slow_path: f64,
+}
+
+impl std::ops::Sub for Sample {
+    type Output = Sample;
+
+    fn sub(self, before: Sample) -> Sample {
+        Sample {
+            cpu_seconds: self.cpu_seconds - before.cpu_seconds,
+            syncs: self.syncs - before.syncs,
+            sync_seconds: self.sync_seconds - before.sync_seconds,
+            batches: self.batches - before.batches,
+            batch_commands: self.batch_commands - before.batch_commands,
+            fast_path: self.fast_path - before.fast_path,
+            slow_path: self.slow_path - before.slow_path,
+        }
+    }
+}
+
+impl std::ops::Add for Sample {
+    type Output = Sample;
+
+    fn add(self, other: Sample) -> Sample {
+        Sample {
+            cpu_seconds: self.cpu_seconds + other.cpu_seconds,
+            syncs: self.syncs + other.syncs,
+            sync_seconds: self.sync_seconds + other.sync_seconds,
+            batches: self.batches + other.batches,
+            batch_commands: self.batch_commands + other.batch_commands,
+            fast_path: self.fast_path + other.fast_path,
+            slow_path: self.slow_path + other.slow_path,
+        }
+    }
+}
+
+impl Sample {
+    /// Reads the counters of one Mortar node from its `/metrics` text.
+    pub fn from_mortar(text: &str) -> Sample {
+        Sample {
+            cpu_seconds: 0.0,
+            syncs: metric_sum(text, "mortar_storage_sync_write_seconds_count"),
+            sync_seconds: metric_sum(text, "mortar_storage_sync_write_seconds_sum"),
+            batches: metric_sum(text, "mortar_epoxy_batch_commands_count"),
+            batch_commands: metric_sum(text, "mortar_epoxy_batch_commands_sum"),
+            fast_path: metric_sum(text, "mortar_epoxy_fast_path_commits_total"),
+            slow_path: metric_sum(text, "mortar_epoxy_slow_path_commits_total"),
+        }
+    }
+
+    /// Reads the counters of one etcd member from its `/metrics` text.
+    pub fn from_etcd(text: &str) -> Sample {
+        Sample {
+            syncs: metric_sum(text, "etcd_disk_wal_fsync_duration_seconds_count")
+                + metric_sum(text, "etcd_disk_backend_commit_duration_seconds_count"),
+            sync_seconds: metric_sum(text, "etcd_disk_wal_fsync_duration_seconds_sum")
+                + metric_sum(text, "etcd_disk_backend_commit_duration_seconds_sum"),
+            ..Sample::default()
+        }
+    }
+}
+
+/// The sum of every series named `name` (any labels) in Prometheus text; 0 when there is none.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let value = if let Some(labelled) = rest.strip_prefix('{') {
+                labelled.rsplit_once('}')?.1
+            } else if rest.starts_with(' ') {
+                rest
+            } else {
+                return None; // A longer name with the same prefix.
+            };
+            // A value may be followed by a timestamp.
+            value.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .filter(|v| v.is_finite())
+        .sum()
+}
+
+/// `GET http://<address><path>`: the body of a 200 answer, or an error that says what failed.
+pub async fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<String> {
+    let fetch = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.take(SCRAPE_BYTES_MAX).read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(SCRAPE_TIMEOUT, fetch)
+        .await
+        .map_err(|_| anyhow::anyhow!("GET http://{address}{path}: no answer within {SCRAPE_TIMEOUT:?}"))?
+        .map_err(|e| anyhow::anyhow!("GET http://{address}{path}: {e}"))?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("GET http://{address}{path}: not an HTTP answer"))?;
+    let status = head.split(' ').nth(1).unwrap_or_default();
+    anyhow::ensure!(status == "200", "GET http://{address}{path}: status {status}");
+    Ok(body.to_string())
+}
+
+/// CPU seconds (user and system, all threads) that process `pid` has used, from `/proc`.
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| anyhow::anyhow!("read /proc/{pid}/stat: {e}"))?;
+    parse_cpu_seconds(&stat).ok_or_else(|| anyhow::anyhow!("/proc/{pid}/stat is malformed: {stat:?}"))
+}
+
+/// utime + stime of a `/proc/<pid>/stat` line, in seconds.
+pub fn parse_cpu_seconds(stat: &str) -> Option<f64> {
+    // The command name (field 2) is in parentheses and may hold spaces: count fields after it.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Field 3 (state) is fields[0]; utime and stime are fields 14 and 15.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / USER_HZ)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_sum_adds_every_series_of_one_name() {
+        let text = "# TYPE mortar_epoxy_batch_commands summary\n\
+            mortar_epoxy_batch_commands{quantile=\"0.5\"} 3\n\
+            mortar_epoxy_batch_commands_sum 120\n\
+            mortar_epoxy_batch_commands_count 40\n\
+            mortar_node_kv_request_seconds_count{op=\"put\"} 10\n\
+            mortar_node_kv_request_seconds_count{op=\"get\"} 5 1700000000\n\
+            etcd_disk_wal_fsync_duration_seconds_count 7\n";
+        assert_eq!(metric_sum(text, "mortar_epoxy_batch_commands_sum"), 120.0);
+        assert_eq!(metric_sum(text, "mortar_epoxy_batch_commands_count"), 40.0);
+        assert_eq!(metric_sum(text, "mortar_node_kv_request_seconds_count"), 15.0);
+        assert_eq!(metric_sum(text, "mortar_epoxy_batch"), 0.0, "a prefix is not a name");
+        assert_eq!(metric_sum(text, "absent"), 0.0);
+        let etcd = Sample::from_etcd(text);
+        assert_eq!(etcd.syncs, 7.0);
+    }
+
+    #[test]
+    fn cpu_seconds_skip_a_command_name_with_spaces() {
+        let stat = "1234 (my (odd) cmd) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 1000 \
+            100000 200 18446744073709551615";
+        assert_eq!(parse_cpu_seconds(stat), Some(3.0));
+        assert_eq!(parse_cpu_seconds("garbage"), None);
+        assert!(cpu_seconds(std::process::id()).is_ok());
+    }
+}

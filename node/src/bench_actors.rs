@@ -1,0 +1,526 @@
+//! `mortar bench actors`: measures the actor runtime on a three-node cluster of real processes
+//! that it starts itself (on loopback, in a temporary directory):
+//!
+//! * **calls/s** of `counter.getCount` and `counter.increment` through node 1 (closed loop,
+//!   `--clients` callers over `--keys` counters, each for `--duration` seconds), with latency
+//!   percentiles;
+//! * **activation latency**: the first call of fresh counters owned by node 1, through node 1;
+//! * **failover time**: SIGKILL the owner of an active counter, then call it through a survivor
+//!   until a call succeeds (with the counter's value intact); the node is restarted between
+//!   trials;
+//! * **memory per idle actor**: activate `--idle-actors` counters owned by node 1 and compare
+//!   the resident memory of node 1 (which hosts them) and of the other nodes (which only
+//!   replicate the activations) before and after.
+//!
+//! Every part is bounded (trials, actors, durations, per-call timeouts).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use hdrhistogram::Histogram;
+use mortar_proto::v1::ActorCallRequest;
+use mortar_proto::v1::actors_client::ActorsClient;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tonic::transport::{Channel, Endpoint};
+
+/// Nodes of the benchmark cluster.
+pub const BENCH_NODES: u32 = 3;
+/// Bound on nodes becoming ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on one call.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on one failover trial (kill to first success).
+pub const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most idle actors activated.
+pub const IDLE_ACTORS_MAX: usize = 1_000_000;
+/// Concurrent activations while filling memory.
+pub const FILL_CONCURRENCY: usize = 64;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ActorBenchArgs {
+    /// Parts to run, comma-separated: calls, activation, failover, memory.
+    #[arg(long, value_delimiter = ',', default_value = "calls,activation,failover,memory")]
+    pub parts: Vec<String>,
+    /// Seconds each calls/s run lasts.
+    #[arg(long, default_value_t = 5)]
+    pub duration: u64,
+    /// Concurrent callers in the calls/s runs.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub clients: u64,
+    /// Counters the calls/s runs spread over.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub keys: u64,
+    /// Fresh actors activated one after the other for the activation latency.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub activations: u64,
+    /// Failover trials.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub failover_trials: u64,
+    /// Idle actors activated on node 1 for the memory measurement.
+    #[arg(long, default_value_t = 100_000)]
+    pub idle_actors: usize,
+    /// The mortar binary to run as nodes [default: this executable].
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+    /// Print one JSON object on the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Throughput {
+    pub action: String,
+    pub calls: u64,
+    pub errors: u64,
+    pub calls_per_sec: f64,
+    pub latency: Latency,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ActorBenchResult {
+    pub throughput: Vec<Throughput>,
+    pub activation: Option<Latency>,
+    pub failover: Option<Latency>,
+    /// From the kill to the first acknowledged write (after that first read), which includes the
+    /// new owner's wait for the old owner's read lease to expire.
+    pub failover_write: Option<Latency>,
+    pub idle_actors: Option<usize>,
+    /// Resident memory growth of node 1 (hosting the actors) per idle actor, in bytes.
+    pub owner_rss_bytes_per_actor: Option<f64>,
+    /// The same minus the average growth of the other nodes (replication and storage only).
+    pub runtime_rss_bytes_per_actor: Option<f64>,
+}
+
+/// One node process of the benchmark cluster.
+struct BenchNode {
+    id: u32,
+    grpc: SocketAddr,
+    http: SocketAddr,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A three-node cluster of `mortar node` processes.
+struct BenchCluster {
+    bin: PathBuf,
+    root: PathBuf,
+    initial_cluster: String,
+    nodes: Vec<BenchNode>,
+}
+
+impl BenchCluster {
+    fn new(bin: PathBuf) -> anyhow::Result<Self> {
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros();
+        let root = std::env::temp_dir().join(format!("mortar-bench-actors-{}-{stamp}", std::process::id()));
+        std::fs::create_dir_all(&root).with_context(|| format!("create {}", root.display()))?;
+        let listeners: Vec<std::net::TcpListener> = (0..2 * BENCH_NODES)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<_, _>>()
+            .context("find free loopback ports")?;
+        let ports: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr()).collect::<Result<_, _>>()?;
+        drop(listeners);
+        let nodes: Vec<BenchNode> = (1..=BENCH_NODES)
+            .map(|id| {
+                let i = 2 * (id as usize - 1);
+                BenchNode {
+                    id,
+                    grpc: ports[i],
+                    http: ports[i + 1],
+                    dir: root.join(format!("node-{id}")),
+                    child: None,
+                }
+            })
+            .collect();
+        let initial_cluster =
+            nodes.iter().map(|n| format!("{}={}", n.id, n.grpc)).collect::<Vec<_>>().join(",");
+        Ok(Self { bin, root, initial_cluster, nodes })
+    }
+
+    fn node(&self, id: u32) -> &BenchNode {
+        &self.nodes[id as usize - 1]
+    }
+
+    fn start(&mut self, id: u32) -> anyhow::Result<()> {
+        let initial_cluster = self.initial_cluster.clone();
+        let bin = self.bin.clone();
+        let node = &mut self.nodes[id as usize - 1];
+        std::fs::create_dir_all(&node.dir)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(node.dir.join("node.log"))?;
+        let child = Command::new(&bin)
+            .args(["node", "--id", &id.to_string()])
+            .args(["--listen", &node.grpc.to_string(), "--http", &node.http.to_string()])
+            .arg("--data-dir")
+            .arg(&node.dir)
+            .args(["--initial-cluster", &initial_cluster])
+            .args(["--actor-idle-timeout-ms", "3600000"])
+            .env("MORTAR_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("start {}", bin.display()))?;
+        node.child = Some(child);
+        Ok(())
+    }
+
+    fn kill(&mut self, id: u32) {
+        if let Some(mut child) = self.nodes[id as usize - 1].child.take() {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = child.wait();
+        }
+    }
+
+    fn pid(&self, id: u32) -> Option<u32> {
+        self.node(id).child.as_ref().map(Child::id)
+    }
+
+    async fn wait_ready(&mut self, id: u32) -> anyhow::Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let node = &mut self.nodes[id as usize - 1];
+            if let Some(child) = &mut node.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                bail!("node {id} exited ({status}); see {}", node.dir.join("node.log").display());
+            }
+            if http_status(node.http, "/readyz").await == Some(200) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("node {id} not ready within {READY_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn client(&self, id: u32) -> anyhow::Result<ActorsClient<Channel>> {
+        let channel = Endpoint::from_shared(format!("http://{}", self.node(id).grpc))?
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(2))
+            .connect()
+            .await
+            .with_context(|| format!("connect to node {id}"))?;
+        Ok(ActorsClient::new(channel))
+    }
+}
+
+impl Drop for BenchCluster {
+    fn drop(&mut self) {
+        for id in 1..=BENCH_NODES {
+            self.kill(id);
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+async fn http_status(address: SocketAddr, path: &str) -> Option<u16> {
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.ok()?;
+        String::from_utf8_lossy(&response).split(' ').nth(1)?.parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(2), probe).await.ok().flatten()
+}
+
+/// Resident memory of process `pid`, in bytes.
+fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("read /proc status")?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS in /proc status")?;
+    let kib: u64 = line.split_whitespace().nth(1).context("malformed VmRSS")?.parse()?;
+    Ok(kib * 1024)
+}
+
+async fn call(
+    client: &mut ActorsClient<Channel>,
+    key: &str,
+    action: &str,
+    args: &str,
+) -> Result<String, tonic::Status> {
+    let mut request = tonic::Request::new(ActorCallRequest {
+        actor: "counter".into(),
+        key: key.into(),
+        action: action.into(),
+        args_json: args.into(),
+        forwarded: false,
+    });
+    request.set_timeout(CALL_TIMEOUT);
+    match tokio::time::timeout(CALL_TIMEOUT, client.call(request)).await {
+        Ok(result) => result.map(|r| r.into_inner().result_json),
+        Err(_) => Err(tonic::Status::deadline_exceeded("no answer in time")),
+    }
+}
+
+fn latency(histogram: &Histogram<u64>) -> Latency {
+    let ms = |us: u64| us as f64 / 1000.0;
+    Latency {
+        count: histogram.len(),
+        p50_ms: ms(histogram.value_at_quantile(0.5)),
+        p99_ms: ms(histogram.value_at_quantile(0.99)),
+        max_ms: ms(histogram.max()),
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Keys of counters that node `owner` owns when every node is live.
+fn keys_owned_by(owner: u32, prefix: &str, count: usize) -> Vec<String> {
+    let members: Vec<mortar_placement::Member> =
+        (1..=BENCH_NODES).map(|id| mortar_placement::Member::new(id, "")).collect();
+    let ring = mortar_placement::Ring::new(&members);
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .filter(|key| ring.owner("counter", key.as_bytes()) == Some(owner))
+        .take(count)
+        .collect()
+}
+
+pub async fn run(args: ActorBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.idle_actors <= IDLE_ACTORS_MAX, "--idle-actors is at most {IDLE_ACTORS_MAX}");
+    let bin = match &args.bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe().context("find this executable")?,
+    };
+    let mut cluster = BenchCluster::new(bin)?;
+    for id in 1..=BENCH_NODES {
+        cluster.start(id)?;
+    }
+    for id in 1..=BENCH_NODES {
+        cluster.wait_ready(id).await?;
+    }
+    // Let gossip see every member before placing actors.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    eprintln!("cluster of {BENCH_NODES} nodes up in {}", cluster.root.display());
+    let mut result = ActorBenchResult::default();
+    let wants = |part: &str| args.parts.iter().any(|p| p == part);
+
+    if wants("calls") {
+        for (action, args_json) in [("increment", r#"{"amount":1}"#), ("getCount", "")] {
+            let run = throughput(&cluster, &args, action, args_json).await?;
+            println!(
+                "calls/s through node 1, {action}: {:.0} ({} calls, {} errors; p50 {:.2} ms, p99 {:.2} ms; \
+                 {} clients over {} counters)",
+                run.calls_per_sec,
+                run.calls,
+                run.errors,
+                run.latency.p50_ms,
+                run.latency.p99_ms,
+                args.clients,
+                args.keys
+            );
+            result.throughput.push(run);
+        }
+    }
+    if wants("activation") {
+        let mut client = cluster.client(1).await?;
+        let mut histogram = new_histogram();
+        for key in keys_owned_by(1, "fresh", args.activations as usize) {
+            let started = Instant::now();
+            call(&mut client, &key, "getCount", "")
+                .await
+                .map_err(|s| anyhow::anyhow!("activate {key}: {s}"))?;
+            histogram.record(started.elapsed().as_micros() as u64)?;
+        }
+        let l = latency(&histogram);
+        println!(
+            "activation latency (first call of a fresh counter owned by node 1, through node 1): p50 {:.2} ms, \
+             p99 {:.2} ms, max {:.2} ms over {}",
+            l.p50_ms, l.p99_ms, l.max_ms, l.count
+        );
+        result.activation = Some(l);
+    }
+    if wants("failover") {
+        let (l, w) = failover(&mut cluster, args.failover_trials).await?;
+        println!(
+            "failover (SIGKILL of the owner to the first successful call, getCount, through a survivor): p50 \
+             {:.0} ms, p99 {:.0} ms, max {:.0} ms over {} trials",
+            l.p50_ms, l.p99_ms, l.max_ms, l.count
+        );
+        println!(
+            "failover to the first acknowledged increment (after that read; includes the read-lease \
+             handover wait): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            w.p50_ms, w.p99_ms, w.max_ms
+        );
+        result.failover = Some(l);
+        result.failover_write = Some(w);
+    }
+    if wants("memory") && args.idle_actors > 0 {
+        memory(&cluster, args.idle_actors, &mut result).await?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    }
+    Ok(())
+}
+
+async fn throughput(
+    cluster: &BenchCluster,
+    args: &ActorBenchArgs,
+    action: &str,
+    args_json: &str,
+) -> anyhow::Result<Throughput> {
+    let client = cluster.client(1).await?;
+    let calls = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    // Warm up: activate every counter first.
+    for k in 0..args.keys {
+        let mut c = client.clone();
+        call(&mut c, &format!("load-{k}"), "getCount", "")
+            .await
+            .map_err(|s| anyhow::anyhow!("warm-up call: {s}"))?;
+    }
+    let end = Instant::now() + Duration::from_secs(args.duration);
+    let mut tasks = Vec::new();
+    for client_index in 0..args.clients {
+        let mut client = client.clone();
+        let (calls, errors) = (calls.clone(), errors.clone());
+        let (action, args_json, keys, clients) =
+            (action.to_string(), args_json.to_string(), args.keys, args.clients);
+        tasks.push(tokio::spawn(async move {
+            let mut histogram = new_histogram();
+            let mut k = client_index;
+            while Instant::now() < end {
+                let key = format!("load-{}", k % keys);
+                k += clients;
+                let started = Instant::now();
+                match call(&mut client, &key, &action, &args_json).await {
+                    Ok(_) => {
+                        let _ = histogram.record(started.elapsed().as_micros() as u64);
+                        calls.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            histogram
+        }));
+    }
+    let started = Instant::now();
+    let mut histogram = new_histogram();
+    for task in tasks {
+        histogram.add(task.await?)?;
+    }
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    let calls = calls.load(Ordering::Relaxed);
+    Ok(Throughput {
+        action: action.to_string(),
+        calls,
+        errors: errors.load(Ordering::Relaxed),
+        calls_per_sec: calls as f64 / seconds,
+        latency: latency(&histogram),
+    })
+}
+
+/// Failover times: to the first successful read, and to the first acknowledged write after it.
+async fn failover(cluster: &mut BenchCluster, trials: u64) -> anyhow::Result<(Latency, Latency)> {
+    let mut histogram = new_histogram();
+    let mut writes = new_histogram();
+    for trial in 0..trials {
+        // Alternate the victim between nodes 2 and 3; call through node 1.
+        let victim = 2 + (trial % 2) as u32;
+        let key = keys_owned_by(victim, &format!("failover-{trial}"), 1).remove(0);
+        let mut client = cluster.client(1).await?;
+        call(&mut client, &key, "increment", r#"{"amount":1}"#)
+            .await
+            .map_err(|s| anyhow::anyhow!("activate {key} on node {victim}: {s}"))?;
+        cluster.kill(victim);
+        let killed = Instant::now();
+        let value = loop {
+            match call(&mut client, &key, "getCount", "").await {
+                Ok(value) => break value,
+                Err(status) if killed.elapsed() < FAILOVER_TIMEOUT => {
+                    tracing::debug!(%status, "call during failover failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(status) => {
+                    bail!("no successful call within {FAILOVER_TIMEOUT:?} after the kill: {status}")
+                }
+            }
+        };
+        let elapsed = killed.elapsed();
+        anyhow::ensure!(value == "1", "counter {key} lost its write in failover: {value}");
+        histogram.record(elapsed.as_micros() as u64)?;
+        let value = call(&mut client, &key, "increment", r#"{"amount":1}"#)
+            .await
+            .map_err(|s| anyhow::anyhow!("increment {key} after the failover: {s}"))?;
+        anyhow::ensure!(value == "2", "counter {key} after the failover and one increment: {value}");
+        let write_elapsed = killed.elapsed();
+        writes.record(write_elapsed.as_micros() as u64)?;
+        eprintln!(
+            "failover trial {}: node {victim} killed, {key} answered a read after {elapsed:?}, a write after \
+             {write_elapsed:?}",
+            trial + 1
+        );
+        cluster.start(victim)?;
+        cluster.wait_ready(victim).await?;
+        // Let gossip take the restarted node back in before the next trial.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    Ok((latency(&histogram), latency(&writes)))
+}
+
+async fn memory(cluster: &BenchCluster, actors: usize, result: &mut ActorBenchResult) -> anyhow::Result<()> {
+    let pids: Vec<u32> =
+        (1..=BENCH_NODES).map(|id| cluster.pid(id).context("node not running")).collect::<Result<_, _>>()?;
+    let before: Vec<u64> = pids.iter().map(|&pid| rss_bytes(pid)).collect::<Result<_, _>>()?;
+    let keys = Arc::new(keys_owned_by(1, "idle", actors));
+    let next = Arc::new(AtomicU64::new(0));
+    let client = cluster.client(1).await?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..FILL_CONCURRENCY {
+        let (keys, next, mut client) = (keys.clone(), next.clone(), client.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(key) = keys.get(i) else { return Ok::<(), anyhow::Error>(()) };
+                call(&mut client, key, "getCount", "")
+                    .await
+                    .map_err(|s| anyhow::anyhow!("activate {key}: {s}"))?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let fill = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after: Vec<u64> = pids.iter().map(|&pid| rss_bytes(pid)).collect::<Result<_, _>>()?;
+    let growth: Vec<f64> = before.iter().zip(&after).map(|(b, a)| *a as f64 - *b as f64).collect();
+    let owner = growth[0] / actors as f64;
+    let others = growth[1..].iter().sum::<f64>() / (growth.len() - 1) as f64 / actors as f64;
+    println!(
+        "memory: {actors} idle counters activated on node 1 in {fill:.1?} ({:.0}/s); resident memory growth \
+         per actor: node 1 (hosting) {owner:.0} B, other nodes (replicating only) {others:.0} B, \
+         so about {:.0} B per idle actor in the runtime",
+        actors as f64 / fill.as_secs_f64(),
+        owner - others
+    );
+    result.idle_actors = Some(actors);
+    result.owner_rss_bytes_per_actor = Some(owner);
+    result.runtime_rss_bytes_per_actor = Some(owner - others);
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! `mortar call`, `mortar subscribe`, `mortar admin locate` and `mortar admin actors`.
+
+use std::time::Duration;
+
+use clap::Args;
+use futures::StreamExt as _;
+use mortar_proto::v1::actor_admin_client::ActorAdminClient;
+use mortar_proto::v1::actors_client::ActorsClient;
+use mortar_proto::v1::admin_client::AdminClient;
+use mortar_proto::v1::{
+    ActorCallRequest, ActorSubscribeRequest, ListActiveRequest, ListActiveResponse, LocateRequest,
+    StatusRequest,
+};
+
+use super::{ConnectArgs, EXIT_OK, Failure};
+use crate::actor::CallError;
+
+/// Consecutive failed subscription attempts before `mortar subscribe` gives up.
+pub const RESUBSCRIBE_ATTEMPTS_MAX: u32 = 50;
+/// Pause between two subscription attempts.
+pub const RESUBSCRIBE_BACKOFF: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    mortar call counter user-42 increment '{\"amount\": 5}'\n  \
+    mortar call counter user-42 getCount\n  \
+    mortar call chatRoom lobby sendMessage '{\"sender\": \"ann\", \"text\": \"hi\"}'\n  \
+    mortar call chatRoom lobby getHistory '{\"limit\": 10}'\n\n\
+    Exit 0 with the JSON result on stdout. Exit 2 with the reason on stderr when the actor type or \
+    action does not exist (NotFound), the arguments do not fit the action (InvalidArgument), the \
+    action refused (FailedPrecondition: nothing changed), or the cluster could not answer \
+    (Unavailable: a write may or may not have happened unless the message says it was not applied).")]
+pub struct CallArgs {
+    /// Actor type, e.g. counter.
+    pub actor: String,
+    /// Actor key, e.g. user-42.
+    pub key: String,
+    /// Action, e.g. increment.
+    pub action: String,
+    /// The action's arguments as JSON [default: none].
+    pub args: Option<String>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Prints one JSON object per event: {\"event\": NAME, \"data\": EVENT, \"node\": ID}.\n\n\
+    Events are delivered at most once, from the moment the subscription is made. When the actor \
+    moves to another node the node ends the stream, and this command subscribes again by itself \
+    (saying so on stderr); events emitted in between are missed.\n\n\
+    Example:\n  mortar subscribe counter user-42 --event newCount"
+)]
+pub struct SubscribeArgs {
+    /// Actor type, e.g. counter.
+    pub actor: String,
+    /// Actor key, e.g. user-42.
+    pub key: String,
+    /// Only these events (repeat the flag) [default: every event].
+    #[arg(long = "event", value_name = "NAME")]
+    pub events: Vec<String>,
+    /// Exit after this many events [default: run until interrupted].
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LocateArgs {
+    /// Actor type, e.g. counter.
+    pub actor: String,
+    /// Actor key, e.g. user-42.
+    pub key: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ActorsArgs {
+    /// Most actors listed per node.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub limit: u32,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// `mortar call`.
+pub async fn call(args: CallArgs) -> Result<u8, Failure> {
+    let args_json = args.args.unwrap_or_default();
+    if !args_json.trim().is_empty()
+        && let Err(e) = serde_json::from_str::<serde_json::Value>(&args_json)
+    {
+        return Err(Failure::error(format!(
+            "the arguments are not valid JSON ({e}); give e.g. '{{\"amount\": 1}}', quoted for the shell"
+        )));
+    }
+    let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
+    let mut client = ActorsClient::new(args.connect.connect().await?)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let request = args.connect.request(ActorCallRequest {
+        actor: args.actor,
+        key: args.key,
+        action: args.action,
+        args_json,
+        forwarded: false,
+    });
+    let response = args.connect.call("the call's outcome is unknown", client.call(request)).await?;
+    println!("{}", response.result_json);
+    Ok(EXIT_OK)
+}
+
+/// `mortar subscribe`.
+pub async fn subscribe(args: SubscribeArgs) -> Result<u8, Failure> {
+    let mut client = ActorsClient::new(args.connect.connect().await?);
+    let mut received = 0u64;
+    let mut failures = 0u32;
+    loop {
+        if args.count.is_some_and(|count| received >= count) {
+            return Ok(EXIT_OK);
+        }
+        let request = ActorSubscribeRequest {
+            actor: args.actor.clone(),
+            key: args.key.clone(),
+            events: args.events.clone(),
+            forwarded: false,
+        };
+        let ended = match tokio::time::timeout(args.connect.timeout(), client.subscribe(request)).await {
+            Err(_) => CallError::Retry(format!("no answer within {} ms", args.connect.timeout_ms)),
+            Ok(Err(status)) => CallError::from_status(&status),
+            Ok(Ok(response)) => {
+                failures = 0;
+                let mut stream = response.into_inner();
+                loop {
+                    match stream.next().await {
+                        Some(Ok(event)) => {
+                            let data: serde_json::Value = serde_json::from_str(&event.data_json)
+                                .unwrap_or(serde_json::Value::String(event.data_json));
+                            let line = serde_json::json!({
+                                "event": event.event,
+                                "data": data,
+                                "node": event.served_by,
+                            });
+                            println!("{line}");
+                            received += 1;
+                            if args.count.is_some_and(|count| received >= count) {
+                                return Ok(EXIT_OK);
+                            }
+                        }
+                        Some(Err(status)) => break CallError::from_status(&status),
+                        None => break CallError::Retry("the node ended the stream".into()),
+                    }
+                }
+            }
+        };
+        match ended {
+            CallError::Retry(_) | CallError::Unavailable(_) | CallError::Overloaded(_) => {
+                failures += 1;
+                if failures > RESUBSCRIBE_ATTEMPTS_MAX {
+                    return Err(Failure::error(format!(
+                        "subscription failed {RESUBSCRIBE_ATTEMPTS_MAX} times in a row, last: {ended}"
+                    )));
+                }
+                eprintln!("subscription ended ({ended}); subscribing again");
+                tokio::time::sleep(RESUBSCRIBE_BACKOFF).await;
+            }
+            other => return Err(Failure::status(&tonic::Status::from(other))),
+        }
+    }
+}
+
+/// `mortar admin locate`: the owner's id on the first line.
+pub async fn locate(args: LocateArgs) -> Result<u8, Failure> {
+    let mut client = ActorAdminClient::new(args.connect.connect().await?);
+    let request = args.connect.request(LocateRequest { actor: args.actor, key: args.key });
+    let located = args.connect.call("the node did not answer", client.locate(request)).await?;
+    println!("{}", located.node_id);
+    println!("address {}", located.address);
+    let live: Vec<String> = located.live_members.iter().map(u32::to_string).collect();
+    println!("answered by node {} (live members: {})", located.answered_by, live.join(", "));
+    if located.active_here {
+        println!("active on node {} with generation {}", located.answered_by, located.generation);
+    }
+    Ok(EXIT_OK)
+}
+
+/// `mortar admin actors`: asks every member for its active actors.
+pub async fn actors(args: ActorsArgs) -> Result<u8, Failure> {
+    let channel = args.connect.connect().await?;
+    let mut admin = AdminClient::new(channel);
+    let status = args
+        .connect
+        .call("the node did not report its members", admin.status(args.connect.request(StatusRequest {})))
+        .await?;
+    let mut nodes = Vec::new();
+    for member in &status.members {
+        let answer = if !member.reachable {
+            Err(format!("unreachable: {}", member.error))
+        } else {
+            let connect = ConnectArgs { endpoint: member.address.clone(), ..args.connect.clone() };
+            match connect.connect().await {
+                Err(failure) => Err(failure.message),
+                Ok(channel) => {
+                    let mut client = ActorAdminClient::new(channel);
+                    let request = connect.request(ListActiveRequest { limit: args.limit });
+                    connect
+                        .call("the node did not list its actors", client.list_active(request))
+                        .await
+                        .map_err(|f| f.message)
+                }
+            }
+        };
+        nodes.push((member.id, member.address.clone(), answer));
+    }
+    if args.json {
+        println!("{}", actors_json(&nodes));
+    } else {
+        print!("{}", actors_table(&nodes));
+    }
+    Ok(EXIT_OK)
+}
+
+type NodeActors = (u32, String, Result<ListActiveResponse, String>);
+
+fn actors_json(nodes: &[NodeActors]) -> serde_json::Value {
+    let nodes: Vec<serde_json::Value> = nodes
+        .iter()
+        .map(|(id, address, answer)| match answer {
+            Ok(list) => serde_json::json!({
+                "id": id,
+                "address": address,
+                "active": list.total,
+                "actors": list.actors.iter().map(|a| serde_json::json!({
+                    "actor": a.actor,
+                    "key": a.key,
+                    "generation": a.generation,
+                    "calls": a.calls,
+                    "idle_ms": a.idle_ms,
+                })).collect::<Vec<_>>(),
+            }),
+            Err(error) => serde_json::json!({ "id": id, "address": address, "error": error }),
+        })
+        .collect();
+    serde_json::json!({ "nodes": nodes })
+}
+
+/// One block per node: `node <id> (<address>): <n> active`, then a row per listed actor.
+pub fn actors_table(nodes: &[NodeActors]) -> String {
+    let mut out = String::new();
+    for (id, address, answer) in nodes {
+        match answer {
+            Err(error) => out.push_str(&format!("node {id} ({address}): {}\n", error.replace('\n', " "))),
+            Ok(list) => {
+                out.push_str(&format!("node {id} ({address}): {} active\n", list.total));
+                for a in &list.actors {
+                    out.push_str(&format!(
+                        "  {}/{}  generation {}  calls {}  idle {} ms\n",
+                        a.actor, a.key, a.generation, a.calls, a.idle_ms
+                    ));
+                }
+                if (list.actors.len() as u64) < list.total {
+                    out.push_str(&format!(
+                        "  … {} more (raise --limit)\n",
+                        list.total - list.actors.len() as u64
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mortar_proto::v1::ActiveActor;
+
+    #[test]
+    fn the_table_has_a_block_per_node() {
+        let nodes = vec![
+            (
+                1,
+                "127.0.0.1:7100".to_string(),
+                Ok(ListActiveResponse {
+                    node_id: 1,
+                    total: 2,
+                    actors: vec![ActiveActor {
+                        actor: "counter".into(),
+                        key: "a".into(),
+                        generation: 3,
+                        calls: 7,
+                        idle_ms: 12,
+                    }],
+                }),
+            ),
+            (2, "127.0.0.1:7101".to_string(), Err("unreachable: connection refused".to_string())),
+        ];
+        let table = actors_table(&nodes);
+        assert_eq!(
+            table,
+            "node 1 (127.0.0.1:7100): 2 active\n  counter/a  generation 3  calls 7  idle 12 ms\n  … 1 more \
+             (raise --limit)\nnode 2 (127.0.0.1:7101): unreachable: connection refused\n"
+        );
+        let json = actors_json(&nodes);
+        assert_eq!(json["nodes"][0]["actors"][0]["generation"], 3);
+        assert_eq!(json["nodes"][1]["error"], "unreachable: connection refused");
+    }
+}

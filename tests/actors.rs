@@ -1,0 +1,452 @@
+//! End-to-end tests of virtual actors: three real `mortar node` processes on loopback, driven
+//! through `mortar.v1.Actors` / `ActorAdmin` and the `mortar` CLI. Every test is bounded in time
+//! and operations; cluster tests run one at a time (see `common::SERIAL`).
+//!
+//! Outcomes are recorded as in a Jepsen history: an increment is *acknowledged* (ok), *not
+//! applied* (an error that says so), or *unknown* (a timeout or a lost connection: it may or may
+//! not have happened). A counter must then be at least the sum of its acknowledged increments and
+//! at most that plus its unknown ones; with no unknown increment, exactly the acknowledged sum.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Cluster, NODES, bounded, mortar_cli};
+use mortar_node::actor::CallError;
+use mortar_proto::v1::actor_admin_client::ActorAdminClient;
+use mortar_proto::v1::actors_client::ActorsClient;
+use mortar_proto::v1::{ActorCallRequest, ActorCallResponse, LocateRequest, LocateResponse};
+use nix::sys::signal::Signal;
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// Bound on one test once its cluster is up.
+const TEST_TIMEOUT: Duration = Duration::from_secs(240);
+/// Bound on one call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on gossip agreeing on a membership change.
+const CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bound on retrying a read until a node answers it.
+const READ_RETRY: Duration = Duration::from_secs(20);
+/// Counters of the failover test.
+const COUNTERS: usize = 20;
+/// Increments of each counter in each phase of the failover test.
+const INCREMENTS_PER_PHASE: usize = 5;
+
+/// gRPC clients of every node, shareable with tasks (the cluster itself stays with the test).
+#[derive(Clone)]
+struct Nodes {
+    channels: Vec<Channel>,
+}
+
+impl Nodes {
+    fn of(cluster: &Cluster) -> Nodes {
+        Nodes { channels: (1..=NODES).map(|id| cluster.channel(id)).collect() }
+    }
+
+    async fn call_full(
+        &self,
+        id: usize,
+        actor: &str,
+        key: &str,
+        action: &str,
+        args: &str,
+    ) -> Result<ActorCallResponse, tonic::Status> {
+        let mut request = tonic::Request::new(ActorCallRequest {
+            actor: actor.into(),
+            key: key.into(),
+            action: action.into(),
+            args_json: args.into(),
+            forwarded: false,
+        });
+        request.set_timeout(CALL_TIMEOUT);
+        let mut client = ActorsClient::new(self.channels[id - 1].clone());
+        match tokio::time::timeout(CALL_TIMEOUT, client.call(request)).await {
+            Ok(result) => result.map(tonic::Response::into_inner),
+            Err(_) => Err(tonic::Status::deadline_exceeded("the test gave up waiting")),
+        }
+    }
+
+    async fn call(
+        &self,
+        id: usize,
+        actor: &str,
+        key: &str,
+        action: &str,
+        args: &str,
+    ) -> Result<String, tonic::Status> {
+        self.call_full(id, actor, key, action, args).await.map(|r| r.result_json)
+    }
+
+    async fn locate(&self, id: usize, actor: &str, key: &str) -> Result<LocateResponse, tonic::Status> {
+        let mut admin = ActorAdminClient::new(self.channels[id - 1].clone());
+        let request = LocateRequest { actor: actor.into(), key: key.into() };
+        match tokio::time::timeout(CALL_TIMEOUT, admin.locate(request)).await {
+            Ok(result) => result.map(tonic::Response::into_inner),
+            Err(_) => Err(tonic::Status::deadline_exceeded("the test gave up waiting")),
+        }
+    }
+
+    async fn owner(&self, via: usize, key: &str) -> usize {
+        self.locate(via, "counter", key).await.expect("locate").node_id as usize
+    }
+
+    /// Waits until each node in `ids` sees exactly `live` as the live members.
+    async fn wait_for_membership(&self, ids: &[usize], live: &[u32]) {
+        let deadline = Instant::now() + CONVERGENCE_TIMEOUT;
+        for &id in ids {
+            loop {
+                let seen = self.locate(id, "counter", "probe").await.map(|l| l.live_members);
+                if seen.as_ref().is_ok_and(|s| s == live) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "node {id} sees members {seen:?}, expected {live:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// Reads counter `key` through `id`, retrying `UNAVAILABLE` (a read has no effect, so retrying
+    /// one of unknown outcome is harmless).
+    async fn read_count(&self, id: usize, key: &str) -> i64 {
+        let deadline = Instant::now() + READ_RETRY;
+        loop {
+            match self.call(id, "counter", key, "getCount", "").await {
+                Ok(json) => return json.parse().expect("a count is a JSON integer"),
+                Err(status) if matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "node {id} did not answer getCount of {key}: {status:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(status) => panic!("getCount of {key} through node {id}: {status:?}"),
+            }
+        }
+    }
+}
+
+/// A counter's history: acknowledged and unknown increments.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    acked: i64,
+    unknown: i64,
+    not_applied: u64,
+}
+
+impl Tally {
+    fn record(&mut self, amount: i64, result: &Result<String, tonic::Status>) {
+        match result {
+            Ok(_) => self.acked += amount,
+            Err(status) => match CallError::from_status(status) {
+                e if e.is_retry_safe() => self.not_applied += 1,
+                CallError::Unavailable(_) => self.unknown += amount,
+                e => panic!("an increment failed with {e:?}"),
+            },
+        }
+    }
+
+    fn check(&self, key: &str, value: i64) {
+        assert!(
+            self.acked <= value && value <= self.acked + self.unknown,
+            "counter {key} is {value}, but its acknowledged increments sum to {} (plus {} unknown)",
+            self.acked,
+            self.unknown
+        );
+    }
+}
+
+type Tallies = Arc<Mutex<BTreeMap<String, Tally>>>;
+
+/// Increments every counter `rounds` times, each counter in its own task, through the nodes in
+/// `via` in turn; amounts vary so that a lost or doubled increment shows.
+async fn increment_all(nodes: &Nodes, keys: &[String], rounds: usize, via: &[usize], tallies: &Tallies) {
+    let mut tasks = Vec::new();
+    for (k, key) in keys.iter().enumerate() {
+        let (nodes, tallies, via, key) = (nodes.clone(), tallies.clone(), via.to_vec(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            for round in 0..rounds {
+                let node = via[(k + round) % via.len()];
+                let amount = (round % 3 + 1) as i64;
+                let args = format!(r#"{{"amount": {amount}}}"#);
+                let result = nodes.call(node, "counter", &key, "increment", &args).await;
+                tallies.lock().unwrap().entry(key.clone()).or_default().record(amount, &result);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("an increment task panicked");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counters_keep_every_acknowledged_increment_when_their_owner_is_killed() {
+    let mut cluster = Cluster::start().await;
+    let nodes = Nodes::of(&cluster);
+    bounded(TEST_TIMEOUT, async {
+        nodes.wait_for_membership(&[1, 2, 3], &[1, 2, 3]).await;
+        let keys: Vec<String> = (0..COUNTERS).map(|i| format!("failover-{i}")).collect();
+        let tallies: Tallies = Arc::default();
+        increment_all(&nodes, &keys, INCREMENTS_PER_PHASE, &[1, 2, 3], &tallies).await;
+        for (key, tally) in tallies.lock().unwrap().iter() {
+            assert_eq!(
+                (tally.unknown, tally.not_applied),
+                (0, 0),
+                "{key}: all nodes are up, every increment is acknowledged"
+            );
+        }
+
+        // The victim is the node that owns the most counters.
+        let mut owners = BTreeMap::new();
+        for key in &keys {
+            owners.insert(key.clone(), nodes.owner(1, key).await);
+        }
+        let victim = (1..=NODES).max_by_key(|id| owners.values().filter(|o| *o == id).count()).unwrap();
+        let moved: Vec<String> =
+            owners.iter().filter(|(_, o)| **o == victim).map(|(k, _)| k.clone()).collect();
+        let survivors: Vec<usize> = (1..=NODES).filter(|&id| id != victim).collect();
+        eprintln!("killing node {victim}, the owner of {} of the {COUNTERS} counters", moved.len());
+
+        // Increment through every node while the victim is killed mid-way...
+        let during = {
+            let (nodes, keys, tallies) = (nodes.clone(), keys.clone(), tallies.clone());
+            tokio::spawn(async move {
+                increment_all(&nodes, &keys, INCREMENTS_PER_PHASE, &[1, 2, 3], &tallies).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        cluster.kill(victim);
+        let killed_at = Instant::now();
+        during.await.unwrap();
+        // ...then through the survivors only.
+        increment_all(&nodes, &keys, INCREMENTS_PER_PHASE, &survivors, &tallies).await;
+        eprintln!("increments done {:?} after the kill", killed_at.elapsed());
+
+        let tallies = tallies.lock().unwrap().clone();
+        for key in &keys {
+            assert_ne!(
+                nodes.owner(survivors[0], key).await,
+                victim,
+                "{key} is still placed on the dead node"
+            );
+            for &id in &survivors {
+                tallies[key].check(key, nodes.read_count(id, key).await);
+            }
+        }
+        let unknown: i64 = tallies.values().map(|t| t.unknown).sum();
+        let not_applied: u64 = tallies.values().map(|t| t.not_applied).sum();
+        eprintln!(
+            "increments of unknown outcome (in flight at the kill): {unknown}; not applied: {not_applied}"
+        );
+
+        // The killed node restarts, rejoins, gets its actors back and reads the same counts.
+        cluster.restart(victim).await;
+        nodes.wait_for_membership(&[1, 2, 3], &[1, 2, 3]).await;
+        for key in &keys {
+            let value = nodes.read_count(victim, key).await;
+            tallies[key].check(key, value);
+            for &id in &survivors {
+                assert_eq!(nodes.read_count(id, key).await, value, "{key} reads alike through node {id}");
+            }
+            if moved.contains(key) {
+                assert_eq!(nodes.owner(1, key).await, victim, "{key} moved back to the restarted node");
+                let after =
+                    nodes.call_full(victim, "counter", key, "increment", r#"{"amount": 100}"#).await.unwrap();
+                assert_eq!(after.result_json.parse::<i64>().unwrap(), value + 100);
+                assert_eq!(after.served_by as usize, victim);
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_owner_serves_no_stale_read_and_loses_no_write() {
+    let cluster = Cluster::start().await;
+    let nodes = Nodes::of(&cluster);
+    bounded(TEST_TIMEOUT, async {
+        nodes.wait_for_membership(&[1, 2, 3], &[1, 2, 3]).await;
+        let key = "paused";
+        let owner = nodes.owner(1, key).await;
+        let other = if owner == 1 { 2 } else { 1 };
+        let mut tally = Tally::default();
+        for _ in 0..3 {
+            let result = nodes.call(owner, "counter", key, "increment", r#"{"amount": 1}"#).await;
+            tally.record(1, &result);
+        }
+        assert_eq!(nodes.read_count(owner, key).await, 3);
+
+        // Pause the owner longer than its lease and than failure detection.
+        cluster.signal(owner, Signal::SIGSTOP);
+        let paused_at = Instant::now();
+        let deadline = Instant::now() + CONVERGENCE_TIMEOUT;
+        while nodes.owner(other, key).await == owner {
+            assert!(Instant::now() < deadline, "node {other} never stopped placing {key} on the paused node");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        eprintln!("node {other} moved {key} away from paused node {owner} after {:?}", paused_at.elapsed());
+        for _ in 0..4 {
+            let result = nodes.call(other, "counter", key, "increment", r#"{"amount": 10}"#).await;
+            assert!(result.is_ok(), "increment through node {other} while {owner} is paused: {result:?}");
+            tally.record(10, &result);
+        }
+        let expected = tally.acked;
+        assert_eq!(expected, 43);
+
+        // Resume it: whatever it answers for the actor must include the increments made meanwhile.
+        cluster.signal(owner, Signal::SIGCONT);
+        let resumed_at = Instant::now();
+        let mut answered = 0;
+        while resumed_at.elapsed() < Duration::from_secs(3) {
+            match nodes.call(owner, "counter", key, "getCount", "").await {
+                Ok(json) => {
+                    let value: i64 = json.parse().unwrap();
+                    assert_eq!(
+                        value,
+                        expected,
+                        "the resumed node served a stale read {:?} after resuming",
+                        resumed_at.elapsed()
+                    );
+                    answered += 1;
+                }
+                Err(status) => {
+                    let e = CallError::from_status(&status);
+                    assert!(matches!(e, CallError::Retry(_) | CallError::Unavailable(_)), "{e:?}");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(answered > 0, "the resumed node never answered");
+        // Whether the resumed node found out through a fenced ownership check (its activation was
+        // still there) or through gossip first (it had stopped the activation) depends on timing.
+        let metrics = common::http_get(cluster.node(owner).http, "/metrics").await.map(|(_, body)| body);
+        let fenced = metrics
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("mortar_node_actor_fenced_total"))
+            .map(str::to_string);
+        eprintln!("resumed node {owner}: {answered} reads answered, all current; {fenced:?}");
+        // It writes again (through whichever node owns the actor now), and nothing was lost.
+        let result = nodes.call(owner, "counter", key, "increment", r#"{"amount": 100}"#).await;
+        tally.record(100, &result);
+        for id in 1..=NODES {
+            tally.check(key, nodes.read_count(id, key).await);
+        }
+        assert_eq!(tally.unknown, 0, "no increment had an unknown outcome");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_calls_get_clear_statuses_and_leave_the_actor_unchanged() {
+    let cluster = Cluster::start().await;
+    let nodes = Nodes::of(&cluster);
+    bounded(TEST_TIMEOUT, async {
+        nodes.wait_for_membership(&[1, 2, 3], &[1, 2, 3]).await;
+        let first = nodes.call_full(1, "counter", "errors", "increment", r#"{"amount": 7}"#).await.unwrap();
+        let cases: [(&str, &str, &str, Code, &str); 5] = [
+            ("nope", "increment", "{}", Code::NotFound, "no actor type named"),
+            ("counter", "nope", "{}", Code::NotFound, "has no action"),
+            ("counter", "increment", "{\"amount\": ", Code::InvalidArgument, "not valid"),
+            ("counter", "increment", "[1, 2]", Code::InvalidArgument, "not valid"),
+            (
+                "counter",
+                "increment",
+                r#"{"amount": 9223372036854775807}"#,
+                Code::FailedPrecondition,
+                "overflows",
+            ),
+        ];
+        for id in 1..=NODES {
+            for (actor, action, args, code, text) in cases {
+                let status = nodes.call(id, actor, "errors", action, args).await.unwrap_err();
+                assert_eq!(status.code(), code, "{actor}.{action}({args}) through node {id}: {status:?}");
+                assert!(status.message().contains(text), "{status:?}");
+            }
+        }
+        let status = nodes.call(1, "counter", "", "getCount", "").await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        // Same activation, same state.
+        let after = nodes.call_full(2, "counter", "errors", "getCount", "").await.unwrap();
+        assert_eq!(after.result_json, "7");
+        assert_eq!((after.generation, after.served_by), (first.generation, first.served_by));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_calls_subscribes_locates_and_lists() {
+    let cluster = Cluster::start().await;
+    let nodes = Nodes::of(&cluster);
+    bounded(TEST_TIMEOUT, async {
+        nodes.wait_for_membership(&[1, 2, 3], &[1, 2, 3]).await;
+        let endpoints: Vec<String> = (1..=NODES).map(|id| cluster.node(id).grpc.to_string()).collect();
+        let on = |id: usize| vec![("MORTAR_ENDPOINT", endpoints[id - 1].as_str())];
+
+        let run = mortar_cli(&["call", "counter", "cli", "increment", r#"{"amount": 2}"#], &on(1)).await;
+        assert_eq!((run.code, run.stdout.as_str()), (Some(0), "2\n"), "{run:?}");
+        let run = mortar_cli(&["call", "counter", "cli", "getCount"], &on(3)).await;
+        assert_eq!(run.stdout, "2\n", "{run:?}");
+
+        // Errors: one line on stderr, exit 2.
+        for (args, text) in [
+            (vec!["call", "nope", "k", "x"], "error: NotFound: no actor type named \"nope\""),
+            (vec!["call", "counter", "k", "nope"], "error: NotFound: actor counter has no action \"nope\""),
+            (vec!["call", "counter", "k", "increment", "{"], "error: the arguments are not valid JSON"),
+            (vec!["call", "counter", "k", "increment", r#"{"amount": "x"}"#], "error: InvalidArgument"),
+        ] {
+            let run = mortar_cli(&args, &on(2)).await;
+            assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+            assert_eq!(run.stderr_lines().len(), 1, "{run:?}");
+            assert!(run.stderr.starts_with(text), "{args:?}: {run:?}");
+        }
+
+        // Subscribe through a node that does not own the actor, then cause two events.
+        let owner = nodes.owner(1, "cli").await;
+        let through = if owner == 3 { 1 } else { 3 };
+        let subscriber = tokio::spawn({
+            let env = on(through).iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+            async move {
+                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                mortar_cli(&["subscribe", "counter", "cli", "--event", "newCount", "--count", "2"], &env)
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        for _ in 0..2 {
+            nodes.call(2, "counter", "cli", "increment", r#"{"amount": 1}"#).await.unwrap();
+        }
+        let run = subscriber.await.unwrap();
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let lines: Vec<serde_json::Value> =
+            run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2, "{run:?}");
+        assert_eq!(lines[0]["event"], "newCount");
+        assert_eq!(lines[0]["data"]["count"], 3);
+        assert_eq!(lines[1]["data"]["count"], 4);
+        assert_eq!(lines[1]["node"], owner);
+
+        let run = mortar_cli(&["admin", "locate", "counter", "cli"], &on(2)).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert_eq!(run.stdout.lines().next(), Some(owner.to_string().as_str()), "{run:?}");
+
+        let run = mortar_cli(&["admin", "actors"], &on(1)).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let block =
+            run.stdout.split("node ").find(|b| b.starts_with(&format!("{owner} "))).unwrap_or_default();
+        assert!(block.contains("counter/cli  generation 1"), "{run:?}");
+
+        // A chat room through a node that forwards.
+        let run = mortar_cli(
+            &["call", "chatRoom", "lobby", "sendMessage", r#"{"sender": "ann", "text": "hi"}"#],
+            &on(1),
+        )
+        .await;
+        assert_eq!(run.stdout, "0\n", "{run:?}");
+        let run = mortar_cli(&["call", "chatRoom", "lobby", "getHistory"], &on(2)).await;
+        assert_eq!(run.stdout, "[{\"seq\":0,\"sender\":\"ann\",\"text\":\"hi\"}]\n", "{run:?}");
+    })
+    .await;
+}
