@@ -259,6 +259,15 @@ impl Replica {
         self.instances.get(&id).map(|i| i.status)
     }
 
+    /// Own instances not yet committed, and recoveries under way (diagnostics).
+    pub fn stuck(&self) -> (Vec<InstanceId>, Vec<InstanceId>) {
+        let leading = self.leading.iter().take(5).copied().collect();
+        let mut recovering: Vec<InstanceId> = self.recoveries.keys().copied().collect();
+        recovering.sort_unstable();
+        recovering.truncate(5);
+        (leading, recovering)
+    }
+
     /// A one-line description of what this replica holds for an instance (diagnostics).
     pub fn debug_instance(&self, id: InstanceId) -> String {
         format!(

@@ -14,12 +14,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-use tracing::error;
+use tracing::{error, warn};
 
 /// Inputs queued for the driver; senders wait when it is full (backpressure).
 pub const INPUT_QUEUE_MAX: usize = 16 * 1024;
 /// Most inputs handled in one round (one synced write).
 pub const INPUTS_PER_ROUND_MAX: usize = 4096;
+/// How often a driver with stuck instances logs them.
+const DIAGNOSIS_INTERVAL: Duration = Duration::from_secs(5);
 /// Storage metadata key of the durable slot reservation.
 pub const META_SLOT_RESERVATION: &str = "slot_reservation";
 
@@ -119,6 +121,9 @@ struct Driver {
     pending: HashMap<InstanceId, Vec<Waiter>>,
     proposals: Vec<(Command, Waiter)>,
     counters: Arc<Mutex<Counters>>,
+    /// When the driver last looked for stuck instances, and the oldest it saw then.
+    last_diagnosis: Instant,
+    last_stuck: Option<InstanceId>,
 }
 
 /// Starts the driver thread.
@@ -137,6 +142,8 @@ pub fn start(
         pending: HashMap::new(),
         proposals: Vec::new(),
         counters: counters.clone(),
+        last_diagnosis: Instant::now(),
+        last_stuck: None,
     };
     let thread =
         std::thread::Builder::new().name("mortar-epoxy-driver".into()).spawn(move || driver.run(rx))?;
@@ -189,11 +196,39 @@ impl Driver {
         }
         let counters = self.replica.counters();
         *self.counters.lock().expect("counters lock") = counters;
+        if self.last_diagnosis.elapsed() >= DIAGNOSIS_INTERVAL {
+            self.last_diagnosis = Instant::now();
+            self.diagnose();
+        }
         metrics::gauge!("mortar_epoxy_instances_in_flight").set(counters.in_flight as f64);
         metrics::counter!("mortar_epoxy_instances_committed_total").absolute(counters.committed);
         metrics::counter!("mortar_epoxy_instances_executed_total").absolute(counters.executed);
         metrics::counter!("mortar_epoxy_fast_path_commits_total").absolute(counters.fast_path);
         metrics::counter!("mortar_epoxy_slow_path_commits_total").absolute(counters.slow_path);
+    }
+
+    /// Logs, at most every [`DIAGNOSIS_INTERVAL`], what keeps this replica from executing or
+    /// committing, so that a node that stops serving explains itself in its log.
+    fn diagnose(&mut self) {
+        let blocked = self.replica.blocked_on();
+        let (leading, recovering) = self.replica.stuck();
+        let oldest = blocked.first().or(leading.first()).copied();
+        // Under load something is always in flight: report only an instance still stuck a whole
+        // interval later.
+        let stuck = oldest.is_some() && oldest == self.last_stuck;
+        self.last_stuck = oldest;
+        if !stuck {
+            return;
+        }
+        let first = oldest.map(|id| self.replica.debug_instance(id));
+        warn!(
+            blocked_on = blocked.len(),
+            waiting_for = ?blocked.iter().take(5).map(|i| i.to_string()).collect::<Vec<_>>(),
+            leading = ?leading.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+            recovering = ?recovering.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+            first = first.unwrap_or_default(),
+            "epoxy: instances waiting"
+        );
     }
 
     /// Proposes the queued client commands, several to an instance.
