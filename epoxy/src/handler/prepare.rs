@@ -1,32 +1,21 @@
 use crate::message::Message;
-use crate::ready::{LoadRequest, Outbound};
+use crate::ready::Outbound;
 use crate::replica::{Instance, Replica, record_of};
-use crate::types::{Ballot, InstanceId, ReplicaId, Status};
+use crate::types::{Ballot, InstanceId, ReplicaId};
 
 impl Replica {
     /// Recovery phase 1 at an acceptor (EPaxos §4.4, Figure 3): promise the higher ballot durably,
     /// then report the vote. A committed instance answers with its commit instead.
     pub(crate) fn handle_prepare(&mut self, from: ReplicaId, id: InstanceId, ballot: Ballot) {
-        if self.executor.is_executed(id) {
-            self.ready.load_requests.push(LoadRequest { to: from, id });
+        if self.answer_with_commit(from, id) {
             return;
         }
-        if let Some(instance) = self.instances.get(&id) {
-            if instance.status == Status::Committed {
-                let commit = Message::Commit {
-                    id,
-                    attrs: instance.attrs.clone(),
-                    commands: instance.commands.clone(),
-                };
-                self.ready.messages.push(Outbound { to: from, message: commit });
-                return;
-            }
-            if ballot <= instance.ballot {
-                self.ready
-                    .messages
-                    .push(Outbound { to: from, message: Message::Nack { id, promised: instance.ballot } });
-                return;
-            }
+        if let Some(instance) = self.instances.get(&id)
+            && ballot <= instance.ballot
+        {
+            let nack = Message::Nack { id, promised: instance.ballot };
+            self.ready.messages.push(Outbound { to: from, message: nack });
+            return;
         }
         let state = self.vote_of(id);
         // The recoverer's higher ballot takes over, whether this replica led the instance as its

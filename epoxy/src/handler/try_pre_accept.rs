@@ -1,5 +1,5 @@
 use crate::message::Message;
-use crate::ready::{LoadRequest, Outbound};
+use crate::ready::Outbound;
 use crate::replica::{Instance, Replica};
 use crate::try_outcome::TryOutcome;
 use crate::types::{Attributes, Ballot, Command, InstanceId, ReplicaId, Status};
@@ -16,26 +16,15 @@ impl Replica {
         attrs: Attributes,
         commands: Vec<Command>,
     ) {
-        if self.executor.is_executed(id) {
-            self.ready.load_requests.push(LoadRequest { to: from, id });
+        if self.answer_with_commit(from, id) {
             return;
         }
-        if let Some(instance) = self.instances.get(&id) {
-            if instance.status == Status::Committed {
-                let commit = Message::Commit {
-                    id,
-                    attrs: instance.attrs.clone(),
-                    commands: instance.commands.clone(),
-                };
-                self.ready.messages.push(Outbound { to: from, message: commit });
-                return;
-            }
-            if ballot < instance.ballot {
-                self.ready
-                    .messages
-                    .push(Outbound { to: from, message: Message::Nack { id, promised: instance.ballot } });
-                return;
-            }
+        if let Some(instance) = self.instances.get(&id)
+            && ballot < instance.ballot
+        {
+            let nack = Message::Nack { id, promised: instance.ballot };
+            self.ready.messages.push(Outbound { to: from, message: nack });
+            return;
         }
         match self.try_pre_accept_here(id, ballot, attrs, commands) {
             TryOutcome::Ok => {
