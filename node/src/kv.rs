@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 /// are kept for actor state).
 pub const USER_KEY_PREFIX: &[u8] = b"k/";
 
-/// One operation on one key. Encoded (postcard) as an epoxy command's payload.
+/// One operation on one key, carried in an epoxy command as `state_machine::Op::Kv`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvOp {
     Get,
@@ -104,14 +104,6 @@ pub struct KvOutcome {
 }
 
 impl KvOp {
-    pub fn encode(&self) -> Bytes {
-        postcard::to_stdvec(self).expect("encoding into a Vec cannot fail").into()
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
-        postcard::from_bytes(bytes)
-    }
-
     /// Applies the operation to `current`, returning the new value (`None` = absent) when it
     /// writes, and the outcome.
     pub fn apply(&self, current: Option<Bytes>) -> (Option<Option<Bytes>>, KvOutcome) {
@@ -246,9 +238,10 @@ mod tests {
         for op in
             [KvOp::Get, KvOp::Delete, KvOp::Put { value: b("v") }, KvOp::Cas { expect: None, value: b("x") }]
         {
-            assert_eq!(KvOp::decode(&op.encode()).unwrap(), op);
+            let op = Op::Kv(op);
+            assert_eq!(Op::decode(&op.encode()).unwrap(), op);
         }
-        assert!(KvOp::decode(&[0xff, 0xff]).is_err());
+        assert!(Op::decode(&[0xff, 0xff]).is_err());
     }
 
     #[test]
