@@ -54,12 +54,26 @@ impl Nodes {
         action: &str,
         args: &str,
     ) -> Result<ActorCallResponse, tonic::Status> {
+        self.call_with_input(id, actor, key, action, args, "").await
+    }
+
+    /// A call carrying the actor's creation input (`""` for none).
+    async fn call_with_input(
+        &self,
+        id: usize,
+        actor: &str,
+        key: &str,
+        action: &str,
+        args: &str,
+        input: &str,
+    ) -> Result<ActorCallResponse, tonic::Status> {
         let mut request = tonic::Request::new(ActorCallRequest {
             actor: actor.into(),
             key: key.into(),
             action: action.into(),
             args_json: args.into(),
             forwarded: false,
+            input_json: input.into(),
         });
         request.set_timeout(CALL_TIMEOUT);
         let mut client = ActorsClient::new(self.channels[id - 1].clone());
@@ -340,6 +354,58 @@ async fn a_paused_owner_serves_no_stale_read_and_loses_no_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_actor_sleeps_and_wakes_with_its_created_state() {
+    let cluster = Cluster::start_with(&["--actor-idle-timeout-ms", "300"]).await;
+    let nodes = Nodes::of(&cluster);
+    bounded(TEST_TIMEOUT, async {
+        nodes.wait_for_membership(&[1, 2, 3], &[1, 2, 3]).await;
+        // Created with an input: the creating call stores it, later inputs are ignored.
+        let created =
+            nodes.call_with_input(1, "counter", "sleepy", "getCount", "", r#"{"start": 40}"#).await.unwrap();
+        assert_eq!(created.result_json, "40");
+        let again =
+            nodes.call_with_input(2, "counter", "sleepy", "getCount", "", r#"{"start": 7}"#).await.unwrap();
+        assert_eq!(again.result_json, "40", "the input of a call to an existing actor is ignored");
+        let first = nodes.call_full(3, "counter", "sleepy", "increment", r#"{"amount": 2}"#).await.unwrap();
+        assert_eq!(first.result_json, "42");
+        let owner = first.served_by as usize;
+        assert_eq!(first.generation, created.generation, "one activation served all three calls");
+
+        // Idle past its timeout, it leaves the owner's memory.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let located = nodes.locate(owner, "counter", "sleepy").await.unwrap();
+            if !located.active_here {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the idle actor is still active: {located:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let listed =
+            mortar_cli(&["admin", "actors"], &[("MORTAR_ENDPOINT", &cluster.node(owner).grpc.to_string())])
+                .await;
+        assert!(!listed.stdout.contains("counter/sleepy"), "{listed:?}");
+
+        // The next call wakes it, in a new activation, with every write in place.
+        let woken = nodes.call_full(2, "counter", "sleepy", "getCount", "").await.unwrap();
+        assert_eq!(woken.result_json, "42");
+        assert!(woken.generation > first.generation, "{woken:?} after {first:?}");
+        assert!(nodes.locate(owner, "counter", "sleepy").await.unwrap().active_here);
+
+        // A bad input is refused and creates nothing.
+        let status = nodes
+            .call_with_input(1, "counter", "bad-input", "getCount", "", r#"{"start": "x"}"#)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains("input"), "{status:?}");
+        let fresh = nodes.call_full(1, "counter", "bad-input", "getCount", "").await.unwrap();
+        assert_eq!(fresh.result_json, "0");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_calls_get_clear_statuses_and_leave_the_actor_unchanged() {
     let cluster = Cluster::start().await;
     let nodes = Nodes::of(&cluster);
@@ -389,6 +455,12 @@ async fn the_cli_calls_subscribes_locates_and_lists() {
         assert_eq!((run.code, run.stdout.as_str()), (Some(0), "2\n"), "{run:?}");
         let run = mortar_cli(&["call", "counter", "cli", "getCount"], &on(3)).await;
         assert_eq!(run.stdout, "2\n", "{run:?}");
+        let run =
+            mortar_cli(&["call", "counter", "cli-made", "getCount", "--input", r#"{"start": 5}"#], &on(2))
+                .await;
+        assert_eq!(run.stdout, "5\n", "{run:?}");
+        let run = mortar_cli(&["call", "counter", "cli-made", "increment"], &on(1)).await;
+        assert_eq!(run.stdout, "6\n", "the created state was stored: {run:?}");
 
         // Errors: one line on stderr, exit 2.
         for (args, text) in [
@@ -396,6 +468,10 @@ async fn the_cli_calls_subscribes_locates_and_lists() {
             (vec!["call", "counter", "k", "nope"], "error: NotFound: actor counter has no action \"nope\""),
             (vec!["call", "counter", "k", "increment", "{"], "error: the arguments are not valid JSON"),
             (vec!["call", "counter", "k", "increment", r#"{"amount": "x"}"#], "error: InvalidArgument"),
+            (
+                vec!["call", "counter", "k", "getCount", "--input", "{"],
+                "error: the --input is not valid JSON",
+            ),
         ] {
             let run = mortar_cli(&args, &on(2)).await;
             assert_eq!(run.code, Some(2), "{args:?}: {run:?}");

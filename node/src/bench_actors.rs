@@ -263,6 +263,7 @@ async fn call(
         action: action.into(),
         args_json: args.into(),
         forwarded: false,
+        input_json: String::new(),
     });
     request.set_timeout(CALL_TIMEOUT);
     match tokio::time::timeout(CALL_TIMEOUT, client.call(request)).await {

@@ -16,8 +16,8 @@ pub mod transport;
 /// Everything an application needs to write actors and call them.
 pub mod prelude {
     pub use crate::actor::{
-        Action, Actions, Actor, ActorError, ActorRef, CallError, Client, Context, Event, Handles, Kv,
-        Registry,
+        Action, Actions, Actor, ActorError, ActorRef, CallError, Client, Context, Event, Events, Handles, Kv,
+        NoEvents, Registry,
     };
 }
 

@@ -78,6 +78,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     pub initial_cluster: String,
     dir: tempfile::TempDir,
+    /// Flags every node gets besides the standard ones.
+    extra_args: Vec<String>,
     _serial: tokio::sync::MutexGuard<'static, ()>,
 }
 
@@ -98,12 +100,24 @@ impl Cluster {
             })
             .collect();
         let initial_cluster: Vec<String> = nodes.iter().map(|n| format!("{}={}", n.id, n.grpc)).collect();
-        Cluster { nodes, initial_cluster: initial_cluster.join(","), dir, _serial: serial }
+        Cluster {
+            nodes,
+            initial_cluster: initial_cluster.join(","),
+            dir,
+            extra_args: Vec::new(),
+            _serial: serial,
+        }
     }
 
     /// Starts all three nodes and waits until each is ready.
     pub async fn start() -> Cluster {
+        Cluster::start_with(&[]).await
+    }
+
+    /// Starts all three nodes, each with `extra_args` too, and waits until each is ready.
+    pub async fn start_with(extra_args: &[&str]) -> Cluster {
         let mut cluster = Cluster::new().await;
+        cluster.extra_args = extra_args.iter().map(|a| a.to_string()).collect();
         for id in 1..=NODES {
             cluster.start_node(id);
         }
@@ -122,6 +136,7 @@ impl Cluster {
     /// Starts node `id` (its output appended to its log) without waiting for it.
     pub fn start_node(&mut self, id: usize) {
         let initial_cluster = self.initial_cluster.clone();
+        let extra_args = self.extra_args.clone();
         let node = &mut self.nodes[id - 1];
         assert!(node.child.is_none(), "node {id} is already running");
         std::fs::create_dir_all(&node.data_dir).expect("create a node data dir");
@@ -137,6 +152,7 @@ impl Cluster {
             .arg(&node.data_dir)
             .args(["--initial-cluster", &initial_cluster])
             .args(["--request-timeout-ms", &REQUEST_TIMEOUT.as_millis().to_string()])
+            .args(&extra_args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr);

@@ -29,7 +29,7 @@ use super::lease::{Lease, handover_wait};
 use super::op::{ActorOp, ActorOutcome, OwnerRecord};
 use super::registry::Kind;
 use super::runtime::{ActivationInfo, Call, Reply, Shared, WRITE_BYTES_MAX};
-use super::sdk::Actor;
+use super::sdk::{Actor, ActorErrorKind};
 use crate::driver::ProposeError;
 use crate::state_machine::{Op, Outcome};
 
@@ -49,6 +49,10 @@ struct Activation<A: Actor> {
     key: Bytes,
     generation: u64,
     state: Arc<A::State>,
+    /// Whether the state is stored: the actor exists. Until then each call creates the state
+    /// afresh ([`Actor::create`]) from the call's input, and a call that carries an input stores
+    /// what it created.
+    exists: bool,
     lease: Lease,
     /// Writes are acknowledged no earlier than this (see [`handover_wait`]).
     acks_not_before: Instant,
@@ -99,7 +103,8 @@ pub(crate) async fn run<A: Actor>(kind: Arc<Kind<A>>, env: ActivationEnv) {
             continue;
         }
         let action_started = Instant::now();
-        let (result, end) = Box::pin(activation.call(&kind, &shared, &call.action, call.args_json)).await;
+        let Call { action, args_json, input_json, reply } = *call;
+        let (result, end) = Box::pin(activation.call(&kind, &shared, &action, args_json, input_json)).await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) if e.is_retry_safe() => "retry",
@@ -110,7 +115,7 @@ pub(crate) async fn run<A: Actor>(kind: Arc<Kind<A>>, env: ActivationEnv) {
             .record(action_started.elapsed().as_secs_f64());
         info.calls.fetch_add(1, Ordering::Relaxed);
         info.last_call_ms.store(shared.now_ms(), Ordering::Relaxed);
-        let _ = call.reply.send(result);
+        let _ = reply.send(result);
         if let Some(reason) = end {
             break Some(reason);
         }
@@ -153,6 +158,7 @@ impl<A: Actor> Activation<A> {
                 return Err(CallError::Internal(format!("could not activate actor {id}: {why}")));
             }
         };
+        let exists = stored.is_some();
         let state = match stored {
             None => A::State::default(),
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
@@ -171,7 +177,7 @@ impl<A: Actor> Activation<A> {
             Some(OwnerRecord { node, .. }) if node != me => executed + handover_wait(shared.config.lease),
             _ => executed,
         };
-        Ok(Self { id, key, generation, state: Arc::new(state), lease, acks_not_before })
+        Ok(Self { id, key, generation, state: Arc::new(state), exists, lease, acks_not_before })
     }
 
     /// Runs one call. Returns its result and, when the activation must end, why.
@@ -181,11 +187,27 @@ impl<A: Actor> Activation<A> {
         shared: &Shared,
         action: &str,
         args_json: String,
+        input_json: Option<String>,
     ) -> (Result<Reply, CallError>, Option<String>) {
         let id = self.id.clone();
         let Some(handler) = kind.actions.handler(action) else {
             return (Err(CallError::NotFound(format!("actor {} has no action {action:?}", id.name))), None);
         };
+        // A call with an input that creates the actor stores the created state with its write.
+        let mut created = None;
+        if !self.exists {
+            let given = input_json.is_some();
+            match create::<A>(kind, &id, input_json) {
+                Ok(state) => {
+                    let state = Arc::new(state);
+                    if given {
+                        created = Some(state.clone());
+                    }
+                    self.state = state;
+                }
+                Err(e) => return (Err(e), None),
+            }
+        }
         let mut ctx =
             Context::<A>::new(id.clone(), self.state.clone(), shared.storage.clone(), shared.client());
         let ran = AssertUnwindSafe(handler(&kind.actor, args_json, &mut ctx)).catch_unwind().await;
@@ -207,7 +229,10 @@ impl<A: Actor> Activation<A> {
                 );
             }
         };
-        let staged = ctx.into_staged();
+        let mut staged = ctx.into_staged();
+        if staged.state.is_none() {
+            staged.state = created;
+        }
         if let Some(e) = staged.emit_error {
             return (Err(CallError::Internal(e)), None);
         }
@@ -273,6 +298,7 @@ impl<A: Actor> Activation<A> {
                 self.lease.confirmed(sent);
                 if let Some(state) = staged.state {
                     self.state = state;
+                    self.exists = true;
                 }
                 tokio::time::sleep_until(self.acks_not_before.into()).await;
                 shared.hub.publish(&id, staged.events);
@@ -313,4 +339,27 @@ impl<A: Actor> Activation<A> {
         metrics::counter!("mortar_node_actor_fenced_total").increment(1);
         (Err(CallError::Retry(reason.clone())), Some(reason))
     }
+}
+
+/// The state of a new actor `id`, created from `input_json` (JSON `null` when absent).
+fn create<A: Actor>(kind: &Kind<A>, id: &ActorId, input_json: Option<String>) -> Result<A::State, CallError> {
+    let given = input_json.is_some();
+    let input: A::Input = serde_json::from_str(input_json.as_deref().unwrap_or("null")).map_err(|e| {
+        if given {
+            CallError::InvalidArgument(format!("the input to create actor {id} is not valid: {e}"))
+        } else {
+            CallError::NotFound(format!(
+                "actor {id} does not exist yet and creating it takes an input ({e}): call it with one \
+                 (`mortar call --input JSON`, `ActorRef::with_input`)"
+            ))
+        }
+    })?;
+    kind.actor.create(&id.key, input).map_err(|e| {
+        let message = format!("creating actor {id}: {}", e.message);
+        match e.kind {
+            ActorErrorKind::Rejected => CallError::Rejected(message),
+            ActorErrorKind::InvalidArgument => CallError::InvalidArgument(message),
+            ActorErrorKind::Internal => CallError::Internal(message),
+        }
+    })
 }

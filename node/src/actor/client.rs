@@ -53,6 +53,8 @@ enum Transport {
 pub struct ActorRef<A: Actor> {
     client: Client,
     key: String,
+    /// The creation input sent with each call, JSON.
+    input_json: Option<String>,
     actor: PhantomData<fn() -> A>,
 }
 
@@ -93,7 +95,7 @@ impl Client {
 
     /// The actor of type `A` with key `key`.
     pub fn actor<A: Actor>(&self, key: impl Into<String>) -> ActorRef<A> {
-        ActorRef { client: self.clone(), key: key.into(), actor: PhantomData }
+        ActorRef { client: self.clone(), key: key.into(), input_json: None, actor: PhantomData }
     }
 
     /// Runs `action` of actor `actor`/`key` with JSON arguments; returns the JSON result.
@@ -104,6 +106,19 @@ impl Client {
         action: &str,
         args_json: &str,
     ) -> Result<String, CallError> {
+        self.call_json_with_input(actor, key, action, args_json, None).await
+    }
+
+    /// [`Client::call_json`], with the actor's creation input (JSON), used only if this call
+    /// creates the actor ([`Actor::create`](super::Actor::create)).
+    pub async fn call_json_with_input(
+        &self,
+        actor: &str,
+        key: &str,
+        action: &str,
+        args_json: &str,
+        input_json: Option<&str>,
+    ) -> Result<String, CallError> {
         match &self.transport {
             Transport::Remote(client) => {
                 let mut client = client.clone();
@@ -113,6 +128,7 @@ impl Client {
                     action: action.to_string(),
                     args_json: args_json.to_string(),
                     forwarded: false,
+                    input_json: input_json.unwrap_or_default().to_string(),
                 });
                 request.set_timeout(self.timeout);
                 match tokio::time::timeout(self.timeout, client.call(request)).await {
@@ -130,7 +146,11 @@ impl Client {
                     .ok_or_else(|| CallError::Unavailable("the node is shutting down".into()))?;
                 let id = ActorId::new(actor, key);
                 let deadline = Instant::now() + self.timeout;
-                Ok(router.call(&id, action, args_json.to_string(), false, deadline).await?.result_json)
+                let input_json = input_json.map(str::to_string);
+                Ok(router
+                    .call(&id, action, args_json.to_string(), input_json, false, deadline)
+                    .await?
+                    .result_json)
             }
             Transport::Detached => {
                 Err(CallError::Unavailable("this client is not connected to a node".into()))
@@ -174,6 +194,17 @@ impl<A: Actor> ActorRef<A> {
         &self.key
     }
 
+    /// The same actor, with `input` sent along with every call: the call that creates the actor
+    /// (its first ever) gives it to [`Actor::create`](super::Actor::create); once the actor
+    /// exists it is ignored (get-or-create).
+    pub fn with_input(mut self, input: &A::Input) -> Result<Self, CallError> {
+        let json = serde_json::to_string(input).map_err(|e| {
+            CallError::InvalidArgument(format!("the input of {} does not encode: {e}", A::NAME))
+        })?;
+        self.input_json = Some(json);
+        Ok(self)
+    }
+
     /// Runs `action` on this actor and decodes its output.
     pub async fn call<X: Action>(&self, action: X) -> Result<X::Output, CallError>
     where
@@ -182,7 +213,10 @@ impl<A: Actor> ActorRef<A> {
         let args = serde_json::to_string(&action).map_err(|e| {
             CallError::InvalidArgument(format!("arguments of {} do not encode: {e}", X::NAME))
         })?;
-        let json = self.client.call_json(A::NAME, &self.key, X::NAME, &args).await?;
+        let json = self
+            .client
+            .call_json_with_input(A::NAME, &self.key, X::NAME, &args, self.input_json.as_deref())
+            .await?;
         serde_json::from_str(&json).map_err(|e| {
             CallError::Internal(format!(
                 "the output of {}.{} does not decode: {e}; got {json}",
@@ -192,11 +226,26 @@ impl<A: Actor> ActorRef<A> {
         })
     }
 
+    /// Every event of this actor, as its [`Actor::Events`](super::Actor::Events). Ends with
+    /// [`CallError::Retry`] when the actor moves: call again to follow it.
+    pub async fn events(
+        &self,
+    ) -> Result<impl Stream<Item = Result<A::Events, CallError>> + use<A>, CallError> {
+        let stream = self.client.subscribe_json(A::NAME, &self.key, Vec::new()).await?;
+        Ok(stream.map(|item| {
+            let (name, data) = item?;
+            decode_event::<A::Events>(&name, &data)
+        }))
+    }
+
     /// Events of type `E` of this actor (others are skipped). Ends with [`CallError::Retry`] when
     /// the actor moves.
     pub async fn subscribe<E: Event>(
         &self,
-    ) -> Result<impl Stream<Item = Result<E, CallError>> + use<A, E>, CallError> {
+    ) -> Result<impl Stream<Item = Result<E, CallError>> + use<A, E>, CallError>
+    where
+        A::Events: From<E>,
+    {
         let stream = self.client.subscribe_json(A::NAME, &self.key, vec![E::NAME.to_string()]).await?;
         Ok(stream.map(|item| {
             let (name, data) = item?;
@@ -208,4 +257,15 @@ impl<A: Actor> ActorRef<A> {
             })
         }))
     }
+}
+
+/// Decodes event `name` with JSON `data` as the events type `T` (`{"<name>": <data>}`).
+pub(crate) fn decode_event<T: serde::de::DeserializeOwned>(name: &str, data: &str) -> Result<T, CallError> {
+    let decode = || -> Result<T, serde_json::Error> {
+        let data: serde_json::Value = serde_json::from_str(data)?;
+        serde_json::from_value(serde_json::Value::Object([(name.to_string(), data)].into_iter().collect()))
+    };
+    decode().map_err(|e| {
+        CallError::Internal(format!("event {name} does not decode as {}: {e}", std::any::type_name::<T>()))
+    })
 }

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::client::Client;
 use super::keys::{self, ActorId};
-use super::sdk::{Actor, ActorError, Event};
+use super::sdk::{Actor, ActorError, Event, Events};
 
 /// Most entries one [`Kv::list`] returns.
 pub const KV_LIST_ENTRIES_MAX: usize = 10_000;
@@ -101,9 +101,17 @@ impl<A: Actor> Context<A> {
         &mut self.kv
     }
 
-    /// Announces `event` to the actor's subscribers once this action's write is committed (not
-    /// at all if the action fails).
-    pub fn emit<E: Event>(&mut self, event: E) {
+    /// Announces `event`, one of the actor's [`Actor::Events`], to its subscribers once this
+    /// action's write is committed (not at all if the action fails).
+    pub fn emit<E: Event>(&mut self, event: E)
+    where
+        A::Events: From<E>,
+    {
+        if !A::Events::NAMES.contains(&E::NAME) {
+            self.emit_error =
+                Some(format!("event {} is not listed in the Events::NAMES of actor {}", E::NAME, A::NAME));
+            return;
+        }
         match serde_json::to_string(&event) {
             Ok(data_json) => self.events.push(EmittedEvent { name: E::NAME, data_json }),
             Err(e) => self.emit_error = Some(format!("event {} does not encode as JSON: {e}", E::NAME)),

@@ -5,6 +5,8 @@
 //! 5
 //! $ mortar call counter user-42 getCount
 //! 5
+//! $ mortar call counter user-7 getCount --input '{"start": 100}'
+//! 100
 //! $ mortar call chatRoom lobby sendMessage '{"sender": "ann", "text": "hi"}'
 //! 0
 //! $ mortar call chatRoom lobby getHistory
@@ -15,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::context::Context;
 use super::registry::{Actions, Registry};
-use super::sdk::{Action, Actor, ActorError, Event, Handles};
+use super::sdk::{Action, Actor, ActorError, Event, Events, Handles};
 
 /// A registry with the example actors.
 pub fn registry() -> Registry {
@@ -25,8 +27,32 @@ pub fn registry() -> Registry {
 }
 
 /// A counter: `increment {amount}` (default 1) returns the new count, `getCount` the count; every
-/// increment emits `newCount`.
+/// increment emits `newCount`. Created at 0, or at `start` with the input `{"start": n}`.
 pub struct Counter;
+
+/// The creation input of a [`Counter`] (optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterInput {
+    #[serde(default)]
+    pub start: i64,
+}
+
+/// The events of a [`Counter`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CounterEvent {
+    #[serde(rename = "newCount")]
+    NewCount(NewCount),
+}
+
+impl Events for CounterEvent {
+    const NAMES: &'static [&'static str] = &[NewCount::NAME];
+}
+
+impl From<NewCount> for CounterEvent {
+    fn from(e: NewCount) -> Self {
+        CounterEvent::NewCount(e)
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CounterState {
@@ -54,9 +80,15 @@ pub struct NewCount {
 impl Actor for Counter {
     const NAME: &'static str = "counter";
     type State = CounterState;
+    type Input = Option<CounterInput>;
+    type Events = CounterEvent;
+
+    fn create(&self, _key: &str, input: Option<CounterInput>) -> Result<CounterState, ActorError> {
+        Ok(CounterState { count: input.unwrap_or_default().start })
+    }
 
     fn actions(actions: &mut Actions<Self>) {
-        actions.action::<Increment>().action::<GetCount>().event::<NewCount>();
+        actions.action::<Increment>().action::<GetCount>();
     }
 }
 
@@ -92,9 +124,27 @@ impl Handles<GetCount> for Counter {
 }
 
 /// A chat room: `sendMessage {sender, text}` appends a message (one entry in the room's key-value
-/// space, not a growing state) and emits `newMessage`; `getHistory {limit}` returns the last
-/// `limit` messages (default 100, at most 1000), oldest first.
+/// space, not a growing state) and emits `newMessage`; `getHistory {limit, from}` returns up to
+/// `limit` messages (default 100, at most 1000), oldest first: the last ones, or those from
+/// sequence number `from` on (to page through a long history).
 pub struct ChatRoom;
+
+/// The events of a [`ChatRoom`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChatRoomEvent {
+    #[serde(rename = "newMessage")]
+    NewMessage(NewMessage),
+}
+
+impl Events for ChatRoomEvent {
+    const NAMES: &'static [&'static str] = &[NewMessage::NAME];
+}
+
+impl From<NewMessage> for ChatRoomEvent {
+    fn from(e: NewMessage) -> Self {
+        ChatRoomEvent::NewMessage(e)
+    }
+}
 
 /// Longest message text.
 pub const CHAT_TEXT_BYTES_MAX: usize = 4096;
@@ -128,6 +178,9 @@ pub struct SendMessage {
 pub struct GetHistory {
     #[serde(default)]
     pub limit: Option<u64>,
+    /// The first sequence number to return; by default the last `limit` messages.
+    #[serde(default)]
+    pub from: Option<u64>,
 }
 
 /// Emitted for every message sent.
@@ -141,9 +194,11 @@ pub struct NewMessage {
 impl Actor for ChatRoom {
     const NAME: &'static str = "chatRoom";
     type State = ChatRoomState;
+    type Input = ();
+    type Events = ChatRoomEvent;
 
     fn actions(actions: &mut Actions<Self>) {
-        actions.action::<SendMessage>().action::<GetHistory>().event::<NewMessage>();
+        actions.action::<SendMessage>().action::<GetHistory>();
     }
 }
 
@@ -202,7 +257,7 @@ impl Handles<GetHistory> for ChatRoom {
             )));
         }
         let next = ctx.state().next_seq;
-        let first = next.saturating_sub(limit);
+        let first = action.from.unwrap_or(next.saturating_sub(limit));
         let start_after = first.checked_sub(1).map(message_key);
         let messages = ctx.kv().list::<ChatMessage>("m/", start_after.as_deref(), limit as usize)?;
         Ok(messages.into_iter().map(|(_, m)| m).collect())

@@ -16,6 +16,7 @@
 //!
 //! #[derive(Clone, Default, Serialize, Deserialize)]
 //! struct Balance {
+//!     owner: String,
 //!     cents: u64,
 //! }
 //!
@@ -29,11 +30,43 @@
 //!     balance: u64,
 //! }
 //!
+//! /// Every event an account emits, tagged by event name.
+//! #[derive(Serialize, Deserialize)]
+//! enum AccountEvent {
+//!     #[serde(rename = "deposited")]
+//!     Deposited(Deposited),
+//! }
+//!
+//! impl Events for AccountEvent {
+//!     const NAMES: &'static [&'static str] = &[Deposited::NAME];
+//! }
+//!
+//! impl From<Deposited> for AccountEvent {
+//!     fn from(e: Deposited) -> Self {
+//!         AccountEvent::Deposited(e)
+//!     }
+//! }
+//!
+//! /// Opening an account takes an owner.
+//! #[derive(Serialize, Deserialize)]
+//! struct Open {
+//!     owner: String,
+//! }
+//!
 //! impl Actor for Account {
 //!     const NAME: &'static str = "account";
 //!     type State = Balance;
+//!     type Input = Open;
+//!     type Events = AccountEvent;
+//!
+//!     /// Runs once, for the call that creates the account: calls without an input fail with
+//!     /// `NOT_FOUND` until then.
+//!     fn create(&self, _key: &str, input: Open) -> Result<Balance, ActorError> {
+//!         Ok(Balance { owner: input.owner, cents: 0 })
+//!     }
+//!
 //!     fn actions(actions: &mut Actions<Self>) {
-//!         actions.action::<Deposit>().event::<Deposited>();
+//!         actions.action::<Deposit>();
 //!     }
 //! }
 //!
@@ -62,8 +95,9 @@
 //! let mut registry = Registry::new();
 //! registry.register(Account);
 //! // mortar_node::serve(registry, config).await runs a node hosting it; clients then call
-//! // `Client::connect(..).await?.actor::<Account>("acc-1").call(Deposit { cents: 100 }).await`,
-//! // or `mortar call account acc-1 deposit '{"cents": 100}'`.
+//! // `Client::connect(..).await?.actor::<Account>("acc-1").with_input(&Open { owner: "ann".into() })?
+//! //     .call(Deposit { cents: 100 }).await` (get-or-create), or
+//! // `mortar call account acc-1 deposit '{"cents": 100}' --input '{"owner": "ann"}'`.
 //! ```
 //!
 //! # What the runtime guarantees
@@ -83,6 +117,10 @@
 //!   the next call activates each one there, loading its state from that node's own replica.
 //! * **Sleep.** An actor idle for `--actor-idle-timeout-ms` (default 60 s) is deactivated: memory
 //!   freed, state on disk, activated again by its next call.
+//! * **Creation.** An actor exists once a call that carries its input ([`Actor::Input`]) has
+//!   stored what [`Actor::create`] made of it. Until then every call creates the state afresh from
+//!   its input or, without one, from JSON `null` (so `create` must be a deterministic function of
+//!   the key and the input; with `Input = ()` the actor simply always exists).
 //! * **Events** ([`Context::emit`]) go to the subscribers connected to the owner after the action's
 //!   write is committed, at most once; a subscription ends with `UNAVAILABLE` when the actor moves,
 //!   and the client subscribes again (the CLI does so by itself).
@@ -109,4 +147,4 @@ pub use keys::ActorId;
 pub use registry::{Actions, Registry};
 pub use router::Router;
 pub use runtime::{Runtime, RuntimeConfig};
-pub use sdk::{Action, Actor, ActorError, ActorErrorKind, Event, Handles};
+pub use sdk::{Action, Actor, ActorError, ActorErrorKind, Event, Events, Handles, NoEvents};

@@ -1,7 +1,7 @@
 //! The actor types a node hosts, and type-erased dispatch: from `(actor name, action name, JSON
 //! arguments)` to a typed handler call.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -10,22 +10,21 @@ use super::activation::{self, ActivationEnv};
 use super::context::Context;
 use super::error::CallError;
 use super::keys;
-use super::sdk::{Action, Actor, ActorError, ActorErrorKind, Event, Handles};
+use super::sdk::{Action, Actor, ActorError, ActorErrorKind, Events, Handles};
 
 /// A type-erased handler of one action: decodes the JSON arguments, runs the typed handler,
 /// encodes its output.
 pub(crate) type Handler<A> =
     for<'a> fn(&'a A, String, &'a mut Context<A>) -> BoxFuture<'a, Result<String, CallError>>;
 
-/// The actions and events of one actor type, filled in by [`Actor::actions`].
+/// The actions of one actor type, filled in by [`Actor::actions`].
 pub struct Actions<A: Actor> {
     handlers: BTreeMap<&'static str, Handler<A>>,
-    events: BTreeSet<&'static str>,
 }
 
 impl<A: Actor> Actions<A> {
     fn new() -> Self {
-        Self { handlers: BTreeMap::new(), events: BTreeSet::new() }
+        Self { handlers: BTreeMap::new() }
     }
 
     /// Adds action `X`, answered by `A`'s [`Handles<X>`] implementation.
@@ -39,12 +38,6 @@ impl<A: Actor> Actions<A> {
     {
         let previous = self.handlers.insert(X::NAME, dispatch::<A, X>);
         assert!(previous.is_none(), "actor {} declares action {} twice", A::NAME, X::NAME);
-        self
-    }
-
-    /// Declares event `E`, so subscribers may filter on its name.
-    pub fn event<E: Event>(&mut self) -> &mut Self {
-        self.events.insert(E::NAME);
         self
     }
 
@@ -123,7 +116,9 @@ impl<A: Actor> ActorKind for Kind<A> {
     }
 
     fn event_names(&self) -> Vec<&'static str> {
-        self.actions.events.iter().copied().collect()
+        let mut names = A::Events::NAMES.to_vec();
+        names.sort_unstable();
+        names
     }
 
     fn has_action(&self, action: &str) -> bool {
@@ -158,10 +153,15 @@ impl Registry {
     ///
     /// # Panics
     ///
-    /// When `A::NAME` is not a valid actor name or is registered already (bugs in the program).
+    /// When `A::NAME` is not a valid actor name or is registered already, or when
+    /// `A::Events::NAMES` names an event twice (bugs in the program).
     pub fn register<A: Actor>(&mut self, actor: A) -> &mut Self {
         if let Err(e) = keys::check_actor_name(A::NAME) {
             panic!("cannot register actor type {}: {e}", std::any::type_name::<A>());
+        }
+        let events = A::Events::NAMES;
+        if let Some(twice) = events.iter().enumerate().find(|(i, e)| events[..*i].contains(e)) {
+            panic!("actor {} names event {} twice in its Events::NAMES", A::NAME, twice.1);
         }
         let mut actions = Actions::new();
         A::actions(&mut actions);

@@ -112,12 +112,13 @@ impl Router {
     }
 
     /// Runs a call on the actor's owner, from here (forwarding once) or, when `forwarded`, only
-    /// if this node owns the actor.
+    /// if this node owns the actor. `input_json` is used only if the call creates the actor.
     pub async fn call(
         &self,
         id: &ActorId,
         action: &str,
         args_json: String,
+        input_json: Option<String>,
         forwarded: bool,
         deadline: Instant,
     ) -> Result<Reply, CallError> {
@@ -129,14 +130,14 @@ impl Router {
             attempt += 1;
             let owner = self.owner_in(&view.borrow_and_update(), id);
             let result = if owner.node == self.me {
-                self.runtime.call_local(id, action, args_json.clone(), deadline).await
+                self.runtime.call_local(id, action, args_json.clone(), input_json.clone(), deadline).await
             } else if forwarded {
                 return Err(CallError::Retry(format!(
                     "node {} does not own actor {id} (node {} does, by its view of the cluster); retry",
                     self.me, owner.node
                 )));
             } else {
-                self.forward_call(&owner, id, action, &args_json, deadline).await
+                self.forward_call(&owner, id, action, &args_json, input_json.as_deref(), deadline).await
             };
             match result {
                 // The node that was asked does not pass the call on: its caller retries.
@@ -192,6 +193,7 @@ impl Router {
         id: &ActorId,
         action: &str,
         args_json: &str,
+        input_json: Option<&str>,
         deadline: Instant,
     ) -> Result<Reply, CallError> {
         let mut client = self.actors_client(owner)?;
@@ -201,6 +203,7 @@ impl Router {
             action: action.to_string(),
             args_json: args_json.to_string(),
             forwarded: true,
+            input_json: input_json.unwrap_or_default().to_string(),
         });
         let remaining = deadline.saturating_duration_since(Instant::now());
         request.set_timeout(remaining.saturating_sub(FORWARD_DEADLINE_MARGIN).max(Duration::from_millis(1)));

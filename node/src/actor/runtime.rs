@@ -80,6 +80,8 @@ pub struct Reply {
 pub(crate) struct Call {
     pub action: String,
     pub args_json: String,
+    /// The creation input, used only if this call creates the actor.
+    pub input_json: Option<String>,
     pub reply: oneshot::Sender<Result<Reply, CallError>>,
 }
 
@@ -197,17 +199,18 @@ impl Runtime {
     }
 
     /// Runs `action` of `id` on this node, activating the actor if needed, and waits for the
-    /// answer until `deadline`.
+    /// answer until `deadline`. `input_json` is used only if the call creates the actor.
     pub async fn call_local(
         &self,
         id: &ActorId,
         action: &str,
         args_json: String,
+        input_json: Option<String>,
         deadline: Instant,
     ) -> Result<Reply, CallError> {
         let kind = self.shared.registry.check_call(&id.name, action)?.clone();
         let (reply, answer) = oneshot::channel();
-        let call = Box::new(Call { action: action.to_string(), args_json, reply });
+        let call = Box::new(Call { action: action.to_string(), args_json, input_json, reply });
         self.deliver(id, &kind, call)?;
         match tokio::time::timeout_at(deadline.into(), answer).await {
             Ok(Ok(result)) => result,

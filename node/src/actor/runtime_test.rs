@@ -12,7 +12,7 @@ use crate::actor::examples::{self, ChatMessage, Counter, GetCount, Increment};
 use crate::actor::lease;
 use crate::actor::op::{ActorOp, ActorOutcome};
 use crate::actor::router::{self, Router};
-use crate::actor::{Action, Actions, Actor, ActorError, Context, Handles};
+use crate::actor::{Action, Actions, Actor, ActorError, Context, Handles, NoEvents};
 use crate::driver::{self, DriverHandle, Peers};
 use crate::state_machine::{Op, Outcome};
 use mortar_epoxy::{Config as EpoxyConfig, Replica, ReplicaId};
@@ -32,7 +32,7 @@ fn node_with(config: RuntimeConfig) -> Node {
     let (driver, _thread) =
         driver::start(Replica::new(epoxy), storage.clone(), Peers::new(), Duration::from_secs(5)).unwrap();
     let mut registry = examples::registry();
-    registry.register(Probe);
+    registry.register(Probe).register(Ledger);
     let runtime = Runtime::new(config, registry, driver.clone(), storage.clone());
     let router = Router::new(runtime, router::single_node_view(ME));
     Node { router, driver, storage }
@@ -48,13 +48,24 @@ fn deadline() -> Instant {
 
 impl Node {
     async fn call(&self, actor: &str, key: &str, action: &str, args: &str) -> Result<Reply, CallError> {
-        self.router.call(&ActorId::new(actor, key), action, args.to_string(), false, deadline()).await
+        self.router.call(&ActorId::new(actor, key), action, args.to_string(), None, false, deadline()).await
+    }
+
+    async fn call_with_input(
+        &self,
+        actor: &str,
+        key: &str,
+        action: &str,
+        input: &str,
+    ) -> Result<Reply, CallError> {
+        let id = ActorId::new(actor, key);
+        self.router.call(&id, action, String::new(), Some(input.to_string()), false, deadline()).await
     }
 
     async fn call_local(&self, actor: &str, key: &str, action: &str, args: &str) -> Result<Reply, CallError> {
         self.router
             .runtime()
-            .call_local(&ActorId::new(actor, key), action, args.to_string(), deadline())
+            .call_local(&ActorId::new(actor, key), action, args.to_string(), None, deadline())
             .await
     }
 
@@ -103,6 +114,8 @@ struct KvScript {
 impl Actor for Probe {
     const NAME: &'static str = "probe";
     type State = ProbeState;
+    type Input = ();
+    type Events = NoEvents;
     fn actions(actions: &mut Actions<Self>) {
         actions.action::<FailAfterChange>().action::<PanicAfterChange>().action::<KvScript>();
     }
@@ -135,6 +148,53 @@ impl Handles<PanicAfterChange> for Probe {
     async fn handle(&self, _: PanicAfterChange, ctx: &mut Context<Self>) -> Result<(), ActorError> {
         ctx.state_mut().touched += 1;
         panic!("on purpose");
+    }
+}
+
+/// A test actor that cannot exist without an input: an owner, who must not be empty.
+struct Ledger;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct LedgerState {
+    owner: String,
+    created: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LedgerInput {
+    owner: String,
+}
+
+/// Returns the owner and how often `create` ran for the stored state.
+#[derive(Serialize, Deserialize)]
+struct Owner;
+
+impl Actor for Ledger {
+    const NAME: &'static str = "ledger";
+    type State = LedgerState;
+    type Input = LedgerInput;
+    type Events = NoEvents;
+
+    fn create(&self, _key: &str, input: LedgerInput) -> Result<LedgerState, ActorError> {
+        if input.owner.is_empty() {
+            return Err(ActorError::invalid_argument("a ledger needs an owner"));
+        }
+        Ok(LedgerState { owner: input.owner, created: 1 })
+    }
+
+    fn actions(actions: &mut Actions<Self>) {
+        actions.action::<Owner>();
+    }
+}
+
+impl Action for Owner {
+    const NAME: &'static str = "owner";
+    type Output = (String, u32);
+}
+
+impl Handles<Owner> for Ledger {
+    async fn handle(&self, _: Owner, ctx: &mut Context<Self>) -> Result<(String, u32), ActorError> {
+        Ok((ctx.state().owner.clone(), ctx.state().created))
     }
 }
 
@@ -173,6 +233,49 @@ async fn counter_counts_and_reads_back() {
     assert_eq!(node.call("counter", "b", "getCount", "null").await.unwrap().result_json, "0");
     assert_eq!(node.stored_state("counter", "a").as_deref(), Some(r#"{"count":4}"#));
     assert_eq!(node.router.runtime().active_count(), 2);
+}
+
+#[tokio::test]
+async fn an_actor_with_a_required_input_exists_once_a_call_creates_it() {
+    let node = node();
+    let e = node.call("ledger", "l1", "owner", "").await.unwrap_err();
+    assert!(matches!(&e, CallError::NotFound(m) if m.contains("does not exist yet")), "{e:?}");
+    let e = node.call_with_input("ledger", "l1", "owner", r#"{"owner": ""}"#).await.unwrap_err();
+    assert_eq!(e, CallError::InvalidArgument("creating actor ledger/l1: a ledger needs an owner".into()));
+    let e = node.call_with_input("ledger", "l1", "owner", r#"{"who": "ann"}"#).await.unwrap_err();
+    assert!(matches!(&e, CallError::InvalidArgument(m) if m.contains("input")), "{e:?}");
+    assert_eq!(node.stored_state("ledger", "l1"), None, "refused creations store nothing");
+
+    // A read-only call that creates the actor stores the created state.
+    let reply = node.call_with_input("ledger", "l1", "owner", r#"{"owner": "ann"}"#).await.unwrap();
+    assert_eq!(reply.result_json, r#"["ann",1]"#);
+    assert_eq!(node.stored_state("ledger", "l1").as_deref(), Some(r#"{"owner":"ann","created":1}"#));
+    // Later inputs are ignored, and a new activation finds the stored state.
+    let reply = node.call_with_input("ledger", "l1", "owner", r#"{"owner": "bob"}"#).await.unwrap();
+    assert_eq!(reply.result_json, r#"["ann",1]"#);
+    node.router.runtime().retain_owned(|_| 2);
+    let reply = node.call("ledger", "l1", "owner", "").await.unwrap();
+    assert_eq!((reply.result_json.as_str(), reply.generation), (r#"["ann",1]"#, 2));
+}
+
+#[tokio::test]
+async fn an_optional_input_starts_a_counter_and_no_input_stores_nothing_until_a_write() {
+    let node = node();
+    assert_eq!(node.call("counter", "plain", "getCount", "").await.unwrap().result_json, "0");
+    assert_eq!(node.stored_state("counter", "plain"), None, "a read of a plain actor writes nothing");
+    let reply = node.call_with_input("counter", "ten", "getCount", r#"{"start": 10}"#).await.unwrap();
+    assert_eq!(reply.result_json, "10");
+    assert_eq!(node.call("counter", "ten", "increment", "").await.unwrap().result_json, "11");
+    assert_eq!(node.stored_state("counter", "ten").as_deref(), Some(r#"{"count":11}"#));
+}
+
+#[tokio::test]
+async fn typed_events_decode_into_the_actors_events_type() {
+    use crate::actor::examples::{CounterEvent, NewCount};
+    let event: CounterEvent = crate::actor::client::decode_event("newCount", r#"{"count":3}"#).unwrap();
+    assert_eq!(event, CounterEvent::NewCount(NewCount { count: 3 }));
+    let e = crate::actor::client::decode_event::<CounterEvent>("other", "{}").unwrap_err();
+    assert!(matches!(&e, CallError::Internal(m) if m.contains("other")), "{e:?}");
 }
 
 #[tokio::test]

@@ -1,8 +1,9 @@
-//! The traits an application implements: [`Actor`], [`Action`], [`Handles`] and [`Event`].
+//! The traits an application implements: [`Actor`], [`Action`], [`Handles`], [`Event`] and
+//! [`Events`].
 //!
 //! Plain traits and serde types, no macros: an actor is a type with a serde `State`; each action
-//! is a serde struct naming its output; the actor implements [`Handles`] once per action and lists
-//! its actions in [`Actor::actions`]. See the [module docs](super) for a complete example.
+//! is a serde struct naming its output; the actor implements [`Handles`] once per action, lists
+//! its actions in [`Actor::actions`] and names its events in [`Actor::Events`]. See the [module docs](super) for a complete example.
 
 use std::future::Future;
 
@@ -26,10 +27,69 @@ pub trait Actor: Send + Sync + Sized + 'static {
     /// keep it small (grow data in [`Context::kv`] instead) and evolve it compatibly (new fields
     /// with `#[serde(default)]`).
     type State: Clone + Default + Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// What creating an actor takes: the `input` of the call that creates it (its first call
+    /// ever), given to [`Actor::create`]. A call without input passes JSON `null`, so with
+    /// `Input = ()` or `Option<..>` an actor exists as soon as it is called (a plain virtual
+    /// actor); with a required input, calls fail with `NOT_FOUND` until one creates it with an
+    /// input. Once the actor exists, inputs are ignored.
+    type Input: Serialize + DeserializeOwned + Send + 'static;
+    /// The events the actor emits ([`Context::emit`]): usually an enum with one variant per
+    /// [`Event`] type, externally tagged by the event names (see [`Events`]); [`NoEvents`] for
+    /// none.
+    type Events: Events;
 
-    /// Lists the actions the actor answers (and the events it emits), e.g.
-    /// `actions.action::<Increment>().action::<GetCount>().event::<NewCount>();`.
+    /// The state of a new actor, from the input of the call that creates it. Runs once per actor
+    /// (not once per activation): the state it returns is stored with that call's write. An
+    /// error refuses the call and leaves the actor uncreated. By default the input is ignored and
+    /// the state starts from `Default`.
+    fn create(&self, key: &str, input: Self::Input) -> Result<Self::State, ActorError> {
+        let _ = (key, input);
+        Ok(Self::State::default())
+    }
+
+    /// Lists the actions the actor answers, e.g.
+    /// `actions.action::<Increment>().action::<GetCount>();`.
     fn actions(actions: &mut Actions<Self>);
+}
+
+/// The set of events of an actor type ([`Actor::Events`]): a serde type whose JSON form is
+/// `{"<event name>": <event data>}`, which is what an enum with one variant per [`Event`] type
+/// gives with serde's default (externally tagged) representation and each variant renamed to its
+/// event's [`Event::NAME`]. Typed subscribers ([`ActorRef::events`](super::ActorRef::events))
+/// decode every event into it.
+///
+/// ```
+/// # use mortar_node::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize)] struct NewCount { count: i64 }
+/// # impl Event for NewCount { const NAME: &'static str = "newCount"; }
+/// #[derive(Serialize, Deserialize)]
+/// enum CounterEvent {
+///     #[serde(rename = "newCount")]
+///     NewCount(NewCount),
+/// }
+///
+/// impl Events for CounterEvent {
+///     const NAMES: &'static [&'static str] = &[NewCount::NAME];
+/// }
+///
+/// impl From<NewCount> for CounterEvent {
+///     fn from(e: NewCount) -> Self {
+///         CounterEvent::NewCount(e)
+///     }
+/// }
+/// ```
+pub trait Events: Serialize + DeserializeOwned + Send + 'static {
+    /// The names of the events, each an [`Event::NAME`]: what subscribers may filter on.
+    const NAMES: &'static [&'static str];
+}
+
+/// The [`Actor::Events`] of an actor that emits none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum NoEvents {}
+
+impl Events for NoEvents {
+    const NAMES: &'static [&'static str] = &[];
 }
 
 /// A request an actor answers: a serde type (its JSON form is what `mortar call` sends) with the
@@ -55,8 +115,9 @@ pub trait Handles<A: Action>: Actor {
     ) -> impl Future<Output = Result<A::Output, ActorError>> + Send;
 }
 
-/// Something an actor announces to its subscribers ([`Context::emit`]). Delivered after the
-/// action's write is committed, at most once, to the subscribers connected at that moment.
+/// Something an actor announces to its subscribers ([`Context::emit`]), one of its
+/// [`Actor::Events`]. Delivered after the action's write is committed, at most once, to the
+/// subscribers connected at that moment.
 pub trait Event: Serialize + DeserializeOwned + Send + 'static {
     /// The name subscribers filter on, e.g. `newCount`.
     const NAME: &'static str;

@@ -77,8 +77,16 @@ impl Actors for ActorsService {
                 req.args_json.len()
             )));
         }
+        if req.input_json.len() > ARGS_BYTES_MAX {
+            return Err(Status::invalid_argument(format!(
+                "the input is {} bytes, more than the limit of {ARGS_BYTES_MAX}",
+                req.input_json.len()
+            )));
+        }
+        let input_json = (!req.input_json.trim().is_empty()).then_some(req.input_json);
         let id = ActorId::new(req.actor, req.key);
-        let reply = self.router.call(&id, &req.action, req.args_json, req.forwarded, deadline).await?;
+        let reply =
+            self.router.call(&id, &req.action, req.args_json, input_json, req.forwarded, deadline).await?;
         Ok(Response::new(ActorCallResponse {
             result_json: reply.result_json,
             served_by: reply.served_by,

@@ -25,7 +25,8 @@ pub const RESUBSCRIBE_BACKOFF: Duration = Duration::from_millis(200);
     mortar call counter user-42 increment '{\"amount\": 5}'\n  \
     mortar call counter user-42 getCount\n  \
     mortar call chatRoom lobby sendMessage '{\"sender\": \"ann\", \"text\": \"hi\"}'\n  \
-    mortar call chatRoom lobby getHistory '{\"limit\": 10}'\n\n\
+    mortar call chatRoom lobby getHistory '{\"limit\": 10}'\n  \
+    mortar call counter user-7 getCount --input '{\"start\": 100}'\n\n\
     Exit 0 with the JSON result on stdout. Exit 2 with the reason on stderr when the actor type or \
     action does not exist (NotFound), the arguments do not fit the action (InvalidArgument), the \
     action refused (FailedPrecondition: nothing changed), or the cluster could not answer \
@@ -39,6 +40,10 @@ pub struct CallArgs {
     pub action: String,
     /// The action's arguments as JSON [default: none].
     pub args: Option<String>,
+    /// The actor's creation input as JSON, used only if this call creates the actor (its first
+    /// call ever) [default: null].
+    #[arg(long, value_name = "JSON")]
+    pub input: Option<String>,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -98,6 +103,14 @@ pub async fn call(args: CallArgs) -> Result<u8, Failure> {
             "the arguments are not valid JSON ({e}); give e.g. '{{\"amount\": 1}}', quoted for the shell"
         )));
     }
+    let input_json = args.input.unwrap_or_default();
+    if !input_json.trim().is_empty()
+        && let Err(e) = serde_json::from_str::<serde_json::Value>(&input_json)
+    {
+        return Err(Failure::error(format!(
+            "the --input is not valid JSON ({e}); give e.g. '{{\"start\": 10}}', quoted for the shell"
+        )));
+    }
     let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
     let mut client = ActorsClient::new(args.connect.connect().await?)
         .max_decoding_message_size(max)
@@ -108,6 +121,7 @@ pub async fn call(args: CallArgs) -> Result<u8, Failure> {
         action: args.action,
         args_json,
         forwarded: false,
+        input_json,
     });
     let response = args.connect.call("the call's outcome is unknown", client.call(request)).await?;
     println!("{}", response.result_json);
