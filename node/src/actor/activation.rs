@@ -1,26 +1,27 @@
-//! One activation: the task that owns an active actor's state and runs its calls one at a time.
+//! One activation: an active actor's in-memory state, and the task that runs its calls one at a
+//! time while it has any.
 //!
 //! 1. **Activate**: commit [`ActorOp::Activate`] on the actor's interference key. Once it has
 //!    executed here, this replica holds every committed write of the actor (the activation
 //!    barrier), and the outcome carries the stored state: no remote read.
-//! 2. **Serve** calls from the mailbox, in order. An action that changed nothing is answered from
-//!    memory while the [`Lease`] holds, after a [`ActorOp::Confirm`] otherwise. An action that
-//!    changed the state or the key-value space is committed as one [`ActorOp::Write`] with this
-//!    activation's generation; the caller hears the answer once it is committed, durable and
-//!    executed, and the action's events are published then.
-//! 3. **End** when the mailbox closes (the runtime stopped it: the actor moved), after
-//!    [`RuntimeConfig::idle_timeout`](super::RuntimeConfig) without calls (sleep), when a write
-//!    is fenced (another node activated the actor: this one is deposed) or when a write's outcome
-//!    is unknown (the next activation reloads whatever was committed).
+//! 2. **Serve** the calls queued in the runtime's table, in order. An action that changed nothing
+//!    is answered from memory while the [`Lease`] holds, after a [`ActorOp::Confirm`] otherwise.
+//!    An action that changed the state or the key-value space is committed as one
+//!    [`ActorOp::Write`] with this activation's generation; the caller hears the answer once it
+//!    is committed, durable and executed, and the action's events are published then. When no
+//!    call waits, the activation is parked in the table and its task ends; the next call resumes
+//!    it in a new task.
+//! 3. **End** when the runtime removes it (the actor moved, or it slept after
+//!    [`RuntimeConfig::idle_timeout`](super::RuntimeConfig) without calls), when a write is fenced
+//!    (another node activated the actor: this one is deposed) or when a write's outcome is
+//!    unknown (the next activation reloads whatever was committed).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures::FutureExt as _;
-use tokio::sync::mpsc;
 
 use super::context::Context;
 use super::error::CallError;
@@ -28,25 +29,18 @@ use super::keys::ActorId;
 use super::lease::{Lease, handover_wait};
 use super::op::{ActorOp, ActorOutcome, OwnerRecord};
 use super::registry::Kind;
-use super::runtime::{ActivationInfo, Call, Reply, Shared, WRITE_BYTES_MAX};
+use super::runtime::{Call, Parked, Reply, Shared, WRITE_BYTES_MAX};
 use super::sdk::{Actor, ActorErrorKind};
 use crate::driver::ProposeError;
 use crate::state_machine::{Op, Outcome};
 
-/// What a new activation task gets from the runtime.
-pub(crate) struct ActivationEnv {
-    pub shared: Arc<Shared>,
-    pub id: Arc<ActorId>,
-    /// Tells this activation's table entry from a later one of the same actor.
-    pub token: u64,
-    pub mailbox: mpsc::Receiver<Box<Call>>,
-    pub info: Arc<ActivationInfo>,
-}
-
-/// The in-memory side of an active actor.
+/// The in-memory side of an active actor: what an idle actor keeps (parked in the runtime's
+/// table, with no task).
 struct Activation<A: Actor> {
+    kind: Arc<Kind<A>>,
     id: Arc<ActorId>,
-    key: Bytes,
+    /// Tells this activation's table entry from a later one of the same actor.
+    token: u64,
     generation: u64,
     state: Arc<A::State>,
     /// Whether the state is stored: the actor exists. Until then each call creates the state
@@ -58,53 +52,63 @@ struct Activation<A: Actor> {
     acks_not_before: Instant,
 }
 
-/// Runs one activation until it ends (see the module docs).
-pub(crate) async fn run<A: Actor>(kind: Arc<Kind<A>>, env: ActivationEnv) {
-    let ActivationEnv { shared, id, token, mut mailbox, info } = env;
-    let started = Instant::now();
-    // Boxed, like each call below: an idle activation keeps only this loop's small state, not
-    // room for the largest future it ever awaits (memory per idle actor).
-    let mut activation = match Box::pin(Activation::<A>::activate(&shared, id.clone())).await {
-        Ok(activation) => activation,
-        Err(e) => {
-            tracing::warn!(actor = %id, error = %e, "activation failed");
-            shared.retire(&id, token, None);
-            mailbox.close();
-            while let Some(call) = mailbox.recv().await {
-                let _ = call.reply.send(Err(e.clone()));
+impl<A: Actor> Parked for Activation<A> {
+    fn resume(self: Box<Self>, shared: Arc<Shared>) {
+        let (id, token) = (self.id.clone(), self.token);
+        tokio::spawn(guarded(shared.clone(), id, token, serve(self, shared)));
+    }
+}
+
+/// Runs activation `token` of `id`: activates the actor, then serves its calls (see the module
+/// docs).
+pub(crate) async fn run<A: Actor>(kind: Arc<Kind<A>>, shared: Arc<Shared>, id: Arc<ActorId>, token: u64) {
+    let activate = async {
+        let started = Instant::now();
+        // Boxed, like each call below, so that the task stays small (tasks come and go with
+        // calls; a large one fragments the heap that idle activations live in).
+        match Box::pin(Activation::<A>::activate(kind, &shared, id.clone(), token)).await {
+            Ok(activation) => {
+                metrics::histogram!("mortar_node_actor_activation_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                shared.activated(&id, token, activation.generation);
+                tracing::debug!(actor = %id, generation = activation.generation, "actor activated");
+                serve(Box::new(activation), shared.clone()).await;
             }
-            return;
+            Err(e) => {
+                tracing::warn!(actor = %id, error = %e, "activation failed");
+                shared.end(&id, token, &e);
+            }
         }
     };
-    metrics::histogram!("mortar_node_actor_activation_seconds").record(started.elapsed().as_secs_f64());
-    info.generation.store(activation.generation, Ordering::Relaxed);
-    tracing::debug!(actor = %id, generation = activation.generation, "actor activated");
+    guarded(shared.clone(), id.clone(), token, activate).await;
+}
 
-    let idle_timeout = shared.config.idle_timeout;
-    let end = loop {
-        let call = match tokio::time::timeout(idle_timeout, mailbox.recv()).await {
-            Ok(Some(call)) => call,
-            // The runtime removed this activation: the actor moved to another node.
-            Ok(None) => break None,
-            Err(_) => {
-                if shared.retire(&id, token, Some(&mailbox)) {
-                    tracing::debug!(actor = %id, "idle actor sleeps");
-                    break None;
-                }
-                continue;
-            }
+/// Runs `task` of activation `token` of `id`; if it panics (a bug: actions' panics are caught
+/// per call), the activation ends and the calls waiting for it are refused.
+async fn guarded(shared: Arc<Shared>, id: Arc<ActorId>, token: u64, task: impl Future<Output = ()>) {
+    if AssertUnwindSafe(task).catch_unwind().await.is_err() {
+        let reason = format!("the activation of actor {id} failed; retry");
+        tracing::error!(actor = %id, "an activation task panicked");
+        shared.end(&id, token, &CallError::Retry(reason.clone()));
+        shared.hub.close(&id, &reason);
+    }
+}
+
+/// Runs the calls waiting for `activation`, one at a time, until none waits (it parks) or it
+/// ends.
+async fn serve<A: Actor>(mut activation: Box<Activation<A>>, shared: Arc<Shared>) {
+    let (id, token) = (activation.id.clone(), activation.token);
+    let mut ended_call = false;
+    loop {
+        let call;
+        (call, activation) = match shared.next_call(&id, token, activation, ended_call) {
+            Some(next) => next,
+            // Parked until the next call, or removed (the actor moved).
+            None => return,
         };
-        if let Some(reason) = info.stopped.get() {
-            let _ = call.reply.send(Err(CallError::Retry(reason.clone())));
-            continue;
-        }
-        // The caller gave up before the call started: not running it is safe.
-        if call.reply.is_closed() {
-            continue;
-        }
-        let action_started = Instant::now();
         let Call { action, args_json, input_json, reply } = *call;
-        let (result, end) = Box::pin(activation.call(&kind, &shared, &action, args_json, input_json)).await;
+        let started = Instant::now();
+        let (result, end) = Box::pin(activation.call(&shared, &action, args_json, input_json)).await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) if e.is_retry_safe() => "retry",
@@ -112,34 +116,25 @@ pub(crate) async fn run<A: Actor>(kind: Arc<Kind<A>>, env: ActivationEnv) {
             Err(_) => "error",
         };
         metrics::histogram!("mortar_node_actor_call_seconds", "actor" => A::NAME, "outcome" => outcome)
-            .record(action_started.elapsed().as_secs_f64());
-        info.calls.fetch_add(1, Ordering::Relaxed);
-        info.last_call_ms.store(shared.now_ms(), Ordering::Relaxed);
+            .record(started.elapsed().as_secs_f64());
         let _ = reply.send(result);
         if let Some(reason) = end {
-            break Some(reason);
+            tracing::info!(actor = %id, generation = activation.generation, reason = %reason, "actor deactivated");
+            shared.end(&id, token, &CallError::Retry(reason.clone()));
+            shared.hub.close(&id, &reason);
+            return;
         }
-    };
-    if let Some(reason) = end {
-        tracing::info!(actor = %id, generation = activation.generation, reason = %reason, "actor deactivated");
-        shared.retire(&id, token, None);
-        shared.hub.close(&id, &reason);
-        mailbox.close();
-        while let Some(call) = mailbox.recv().await {
-            let _ = call.reply.send(Err(CallError::Retry(reason.clone())));
-        }
-    } else {
-        // Stopped from outside or asleep: answer whatever was queued before the mailbox closed.
-        let reason =
-            info.stopped.get().cloned().unwrap_or_else(|| format!("actor {id} went to sleep; retry"));
-        while let Ok(call) = mailbox.try_recv() {
-            let _ = call.reply.send(Err(CallError::Retry(reason.clone())));
-        }
+        ended_call = true;
     }
 }
 
 impl<A: Actor> Activation<A> {
-    async fn activate(shared: &Shared, id: Arc<ActorId>) -> Result<Self, CallError> {
+    async fn activate(
+        kind: Arc<Kind<A>>,
+        shared: &Shared,
+        id: Arc<ActorId>,
+        token: u64,
+    ) -> Result<Self, CallError> {
         let me = shared.config.node_id;
         let key = id.interference_key();
         let sent = Instant::now();
@@ -177,19 +172,19 @@ impl<A: Actor> Activation<A> {
             Some(OwnerRecord { node, .. }) if node != me => executed + handover_wait(shared.config.lease),
             _ => executed,
         };
-        Ok(Self { id, key, generation, state: Arc::new(state), exists, lease, acks_not_before })
+        Ok(Self { kind, id, token, generation, state: Arc::new(state), exists, lease, acks_not_before })
     }
 
     /// Runs one call. Returns its result and, when the activation must end, why.
     async fn call(
         &mut self,
-        kind: &Kind<A>,
         shared: &Shared,
         action: &str,
         args_json: String,
         input_json: Option<String>,
     ) -> (Result<Reply, CallError>, Option<String>) {
         let id = self.id.clone();
+        let kind = self.kind.clone();
         let Some(handler) = kind.actions.handler(action) else {
             return (Err(CallError::NotFound(format!("actor {} has no action {action:?}", id.name))), None);
         };
@@ -197,7 +192,7 @@ impl<A: Actor> Activation<A> {
         let mut created = None;
         if !self.exists {
             let given = input_json.is_some();
-            match create::<A>(kind, &id, input_json) {
+            match create::<A>(&kind, &id, input_json) {
                 Ok(state) => {
                     let state = Arc::new(state);
                     if given {
@@ -242,7 +237,7 @@ impl<A: Actor> Activation<A> {
             if !self.lease.is_valid(Instant::now()) {
                 let sent = Instant::now();
                 let op = Op::Actor(ActorOp::Confirm { generation: self.generation });
-                match shared.driver.execute(self.key.clone(), op.encode()).await {
+                match shared.driver.execute(id.interference_key(), op.encode()).await {
                     Ok(Outcome::Actor(ActorOutcome::Confirmed)) => self.lease.confirmed(sent),
                     Ok(Outcome::Actor(ActorOutcome::Fenced { current })) => return self.fenced(current),
                     Ok(other) => {
@@ -293,7 +288,7 @@ impl<A: Actor> Activation<A> {
             kv_puts: staged.kv_puts,
         };
         let sent = Instant::now();
-        match shared.driver.execute(self.key.clone(), Op::Actor(op).encode()).await {
+        match shared.driver.execute(id.interference_key(), Op::Actor(op).encode()).await {
             Ok(Outcome::Actor(ActorOutcome::Written)) => {
                 self.lease.confirmed(sent);
                 if let Some(state) = staged.state {

@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::activation::{self, ActivationEnv};
+use super::activation;
 use super::context::Context;
 use super::error::CallError;
 use super::keys;
+use super::keys::ActorId;
+use super::runtime::Shared;
 use super::sdk::{Action, Actor, ActorError, ActorErrorKind, Events, Handles};
 
 /// A type-erased handler of one action: decodes the JSON arguments, runs the typed handler,
@@ -100,8 +102,9 @@ pub(crate) trait ActorKind: Send + Sync + 'static {
     fn action_names(&self) -> Vec<&'static str>;
     fn event_names(&self) -> Vec<&'static str>;
     fn has_action(&self, action: &str) -> bool;
-    /// Runs a new activation of this type (see [`activation::run`]).
-    fn spawn(self: Arc<Self>, env: ActivationEnv);
+    /// Runs activation `token` of `id`, a new actor of this type, in a new task (see
+    /// [`activation::run`]).
+    fn spawn(self: Arc<Self>, shared: Arc<Shared>, id: Arc<ActorId>, token: u64);
 }
 
 /// An actor type with its handlers.
@@ -125,8 +128,8 @@ impl<A: Actor> ActorKind for Kind<A> {
         self.actions.handlers.contains_key(action)
     }
 
-    fn spawn(self: Arc<Self>, env: ActivationEnv) {
-        tokio::spawn(activation::run(self, env));
+    fn spawn(self: Arc<Self>, shared: Arc<Shared>, id: Arc<ActorId>, token: u64) {
+        tokio::spawn(activation::run(self, shared, id, token));
     }
 }
 

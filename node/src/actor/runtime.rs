@@ -1,25 +1,28 @@
-//! The actor runtime of one node: its activations, the mailbox of each, and when they stop.
+//! The actor runtime of one node: the table of its activations and the calls waiting for them.
 //!
-//! An activation is one tokio task per active actor ([`activation::run`](super::activation::run))
-//! that owns the actor's in-memory state and handles its calls one at a time from a bounded
-//! mailbox. This module keeps the table `actor → mailbox`; the table holds the only sender of each
-//! mailbox, so removing an entry closes the mailbox: the activation answers what is queued (with
-//! a retry-safe error when it was stopped) and ends. An entry is removed when
+//! An active actor is an entry in one table, keyed by actor. While it has calls, one task runs
+//! them, one at a time, in arrival order ([`activation`](super::activation)); calls that arrive
+//! meanwhile wait in the entry's queue. When the queue is empty the task parks the activation
+//! (its in-memory state) in the entry and ends: an idle actor costs its table entry and its
+//! state, with no task, channel or timer. The next call resumes it in a new task. An entry is
+//! removed when
 //!
-//! * the activation has been idle for [`RuntimeConfig::idle_timeout`] (it *sleeps*: its state
-//!   stays on disk and the next call activates it again),
+//! * it has been idle for [`RuntimeConfig::idle_timeout`] (the actor *sleeps*: its state stays
+//!   on disk and the next call activates it again); a sweeper checks every quarter of that time
+//!   (at most every [`SWEEP_INTERVAL_MAX`]),
 //! * the ring gives the actor to another node ([`Runtime::retain_owned`]),
 //! * its write is fenced (another node activated it) or its outcome is unknown.
+//!
+//! Calls queued in a removed entry are answered with a retry-safe error (they never ran).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use mortar_storage::Storage;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use super::activation::ActivationEnv;
 use super::client::Client;
 use super::error::CallError;
 use super::events::EventHub;
@@ -37,6 +40,10 @@ pub const MAILBOX_CALLS_MAX: usize = 1024;
 pub const ACTIVATIONS_MAX: usize = 1_000_000;
 /// Largest write one action may make (state plus key-value changes), well inside one epoxy batch.
 pub const WRITE_BYTES_MAX: usize = 3 * 1024 * 1024;
+/// Longest pause between two sweeps for idle actors.
+pub const SWEEP_INTERVAL_MAX: Duration = Duration::from_secs(10);
+/// Shortest pause between two sweeps for idle actors.
+const SWEEP_INTERVAL_MIN: Duration = Duration::from_millis(10);
 
 const _: () = assert!(WRITE_BYTES_MAX < mortar_epoxy::config::BATCH_BYTES_MAX / 2);
 const _: () = assert!(MAILBOX_CALLS_MAX >= 1);
@@ -76,7 +83,7 @@ pub struct Reply {
     pub served_by: u32,
 }
 
-/// One call waiting in an actor's mailbox.
+/// One call waiting for its actor.
 pub(crate) struct Call {
     pub action: String,
     pub args_json: String,
@@ -85,20 +92,29 @@ pub(crate) struct Call {
     pub reply: oneshot::Sender<Result<Reply, CallError>>,
 }
 
-/// What the admin API shows of one activation; updated by the activation.
-pub(crate) struct ActivationInfo {
-    pub generation: AtomicU64,
-    pub calls: AtomicU64,
-    /// When the last call was handled, in ms since the runtime started.
-    pub last_call_ms: AtomicU64,
-    /// Set when the activation was stopped from outside: why.
-    pub stopped: OnceLock<String>,
+/// An idle activation, type-erased: the next call resumes it.
+pub(crate) trait Parked: Send + 'static {
+    /// Runs the calls queued for this activation in a new task.
+    fn resume(self: Box<Self>, shared: Arc<Shared>);
 }
 
+/// An active actor in the table.
 struct Entry {
+    /// Tells this activation from a later one of the same actor.
     token: u64,
-    mailbox: mpsc::Sender<Box<Call>>,
-    info: Arc<ActivationInfo>,
+    slot: Slot,
+    /// 0 while the activation is being committed.
+    generation: u64,
+    calls: u64,
+    /// When the last call ended (or the activation was created), in ms since the runtime started.
+    last_call_ms: u64,
+}
+
+enum Slot {
+    /// A task is activating the actor or running one of its calls; the calls after it wait here.
+    Busy(VecDeque<Box<Call>>),
+    /// Waiting for calls with no task: the activation itself.
+    Idle(Box<dyn Parked>),
 }
 
 /// An active actor, as listed by the admin API.
@@ -119,7 +135,7 @@ pub(crate) struct Shared {
     pub storage: Arc<dyn Storage>,
     pub hub: EventHub,
     pub started: Instant,
-    activations: Mutex<HashMap<ActorId, Entry>>,
+    activations: Mutex<HashMap<Arc<ActorId>, Entry>>,
     next_token: AtomicU64,
     client: OnceLock<Client>,
 }
@@ -134,21 +150,100 @@ impl Shared {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Removes activation `token` of `id` from the table (closing its mailbox), if it is still
-    /// there. With `only_if_idle`, only when that mailbox is empty; returns whether it was removed
-    /// (or was already gone).
-    pub fn retire(&self, id: &ActorId, token: u64, only_if_idle: Option<&mpsc::Receiver<Box<Call>>>) -> bool {
-        let mut activations = self.activations.lock().expect("activations lock");
-        match activations.get(id) {
-            Some(entry) if entry.token == token => {
-                if only_if_idle.is_some_and(|mailbox| !mailbox.is_empty()) {
-                    return false;
-                }
-                activations.remove(id);
-                metrics::gauge!("mortar_node_actors_active").set(activations.len() as f64);
-                true
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<ActorId>, Entry>> {
+        self.activations.lock().expect("activations lock")
+    }
+
+    /// Activation `token` of `id` committed its owner record as `generation`.
+    pub fn activated(&self, id: &ActorId, token: u64, generation: u64) {
+        if let Some(entry) = self.table().get_mut(id).filter(|e| e.token == token) {
+            entry.generation = generation;
+        }
+    }
+
+    /// The next call for activation `token` of `id` (after one ended, when `ended_call`), with
+    /// the activation handed back; or, when no call waits, parks `activation` in its entry and
+    /// returns `None`. Also `None` when the entry is gone (the actor moved): the activation is
+    /// then dropped.
+    pub fn next_call<P: Parked>(
+        &self,
+        id: &ActorId,
+        token: u64,
+        activation: Box<P>,
+        ended_call: bool,
+    ) -> Option<(Box<Call>, Box<P>)> {
+        let now_ms = self.now_ms();
+        let mut table = self.table();
+        let entry = table.get_mut(id).filter(|e| e.token == token)?;
+        if ended_call {
+            entry.calls += 1;
+            entry.last_call_ms = now_ms;
+        }
+        let Slot::Busy(queue) = &mut entry.slot else {
+            unreachable!("only the task running activation {token} of {id} takes its calls");
+        };
+        while let Some(call) = queue.pop_front() {
+            // The caller gave up before the call started: not running it is safe.
+            if !call.reply.is_closed() {
+                return Some((call, activation));
             }
-            _ => true,
+        }
+        entry.slot = Slot::Idle(activation);
+        None
+    }
+
+    /// Removes activation `token` of `id`, if it is still in the table, and answers the calls
+    /// waiting for it with `error` (they never ran).
+    pub fn end(&self, id: &ActorId, token: u64, error: &CallError) {
+        let removed = {
+            let mut table = self.table();
+            let removed = match table.get(id) {
+                Some(entry) if entry.token == token => table.remove(id),
+                _ => None,
+            };
+            metrics::gauge!("mortar_node_actors_active").set(table.len() as f64);
+            removed
+        };
+        if let Some(Entry { slot: Slot::Busy(queue), .. }) = removed {
+            for call in queue {
+                let _ = call.reply.send(Err(error.clone()));
+            }
+        }
+    }
+
+    /// Puts to sleep the actors idle for the idle timeout; returns how many.
+    fn sweep(&self) -> usize {
+        let now_ms = self.now_ms();
+        let idle_ms = self.config.idle_timeout.as_millis() as u64;
+        let mut asleep = Vec::new();
+        {
+            let mut table = self.table();
+            let before = table.len();
+            table.retain(|_, entry| {
+                let sleeps = matches!(entry.slot, Slot::Idle(_))
+                    && now_ms.saturating_sub(entry.last_call_ms) >= idle_ms;
+                if sleeps {
+                    // Freed outside the lock.
+                    asleep.push(std::mem::replace(&mut entry.slot, Slot::Busy(VecDeque::new())));
+                }
+                !sleeps
+            });
+            if table.len() != before {
+                metrics::gauge!("mortar_node_actors_active").set(table.len() as f64);
+            }
+        }
+        asleep.len()
+    }
+}
+
+/// Sweeps for idle actors until the runtime is dropped.
+async fn sweep_idle(shared: Weak<Shared>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(shared) = shared.upgrade() else { return };
+        let asleep = shared.sweep();
+        if asleep > 0 {
+            tracing::debug!(asleep, "idle actors went to sleep");
         }
     }
 }
@@ -160,25 +255,27 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// A runtime; starts its sweeper for idle actors (call inside a tokio runtime).
     pub fn new(
         config: RuntimeConfig,
         registry: Registry,
         driver: DriverHandle,
         storage: Arc<dyn Storage>,
     ) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                config,
-                registry,
-                driver,
-                storage,
-                hub: EventHub::new(),
-                started: Instant::now(),
-                activations: Mutex::new(HashMap::new()),
-                next_token: AtomicU64::new(1),
-                client: OnceLock::new(),
-            }),
-        }
+        let sweep_interval = (config.idle_timeout / 4).clamp(SWEEP_INTERVAL_MIN, SWEEP_INTERVAL_MAX);
+        let shared = Arc::new(Shared {
+            config,
+            registry,
+            driver,
+            storage,
+            hub: EventHub::new(),
+            started: Instant::now(),
+            activations: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(1),
+            client: OnceLock::new(),
+        });
+        tokio::spawn(sweep_idle(Arc::downgrade(&shared), sweep_interval));
+        Self { shared }
     }
 
     pub fn config(&self) -> &RuntimeConfig {
@@ -223,54 +320,53 @@ impl Runtime {
         }
     }
 
-    /// Queues `call` in the mailbox of `id`, starting an activation when there is none.
+    /// Queues `call` for `id`: behind the running call, or resuming the idle activation, or
+    /// starting a new activation when there is none.
     fn deliver(
         &self,
         id: &ActorId,
         kind: &Arc<dyn super::registry::ActorKind>,
         call: Box<Call>,
     ) -> Result<(), CallError> {
-        let mut activations = self.shared.activations.lock().expect("activations lock");
-        let mut call = call;
-        if let Some(entry) = activations.get(id) {
-            match entry.mailbox.try_send(call) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(_)) => {
+        let mut table = self.shared.table();
+        if let Some(entry) = table.get_mut(id) {
+            match &mut entry.slot {
+                Slot::Busy(queue) if queue.len() >= MAILBOX_CALLS_MAX => {
                     return Err(CallError::Overloaded(format!(
                         "actor {id} has {MAILBOX_CALLS_MAX} calls queued; retry later"
                     )));
                 }
-                // The activation ended without retiring (it panicked): start a new one.
-                Err(mpsc::error::TrySendError::Closed(returned)) => {
-                    activations.remove(id);
-                    call = returned;
+                Slot::Busy(queue) => queue.push_back(call),
+                Slot::Idle(_) => {
+                    let Slot::Idle(parked) =
+                        std::mem::replace(&mut entry.slot, Slot::Busy(VecDeque::from([call])))
+                    else {
+                        unreachable!("matched Idle above");
+                    };
+                    drop(table);
+                    parked.resume(self.shared.clone());
                 }
             }
+            return Ok(());
         }
-        if activations.len() >= ACTIVATIONS_MAX {
+        if table.len() >= ACTIVATIONS_MAX {
             return Err(CallError::Overloaded(format!(
                 "this node has {ACTIVATIONS_MAX} active actors; retry later or add nodes"
             )));
         }
-        let (tx, rx) = mpsc::channel(MAILBOX_CALLS_MAX);
-        tx.try_send(call).unwrap_or_else(|_| unreachable!("a new mailbox has room"));
+        let id = Arc::new(id.clone());
         let token = self.shared.next_token.fetch_add(1, Ordering::Relaxed);
-        let info = Arc::new(ActivationInfo {
-            generation: AtomicU64::new(0),
-            calls: AtomicU64::new(0),
-            last_call_ms: AtomicU64::new(self.shared.now_ms()),
-            stopped: OnceLock::new(),
-        });
-        activations.insert(id.clone(), Entry { token, mailbox: tx, info: info.clone() });
-        metrics::gauge!("mortar_node_actors_active").set(activations.len() as f64);
-        drop(activations);
-        kind.clone().spawn(ActivationEnv {
-            shared: self.shared.clone(),
-            id: Arc::new(id.clone()),
+        let entry = Entry {
             token,
-            mailbox: rx,
-            info,
-        });
+            slot: Slot::Busy(VecDeque::from([call])),
+            generation: 0,
+            calls: 0,
+            last_call_ms: self.shared.now_ms(),
+        };
+        table.insert(id.clone(), entry);
+        metrics::gauge!("mortar_node_actors_active").set(table.len() as f64);
+        drop(table);
+        kind.clone().spawn(self.shared.clone(), id, token);
         Ok(())
     }
 
@@ -278,22 +374,32 @@ impl Runtime {
     /// subscriptions of those actors (their subscribers follow them by subscribing again).
     pub fn retain_owned(&self, owner_of: impl Fn(&ActorId) -> u32) {
         let me = self.shared.config.node_id;
-        let mut stopped = 0;
+        let mut stopped = Vec::new();
         {
-            let mut activations = self.shared.activations.lock().expect("activations lock");
-            activations.retain(|id, entry| {
+            let mut table = self.shared.table();
+            table.retain(|id, entry| {
                 let owner = owner_of(id);
                 if owner == me {
                     return true;
                 }
-                let _ = entry.info.stopped.set(format!("actor {id} moved to node {owner}; retry"));
-                stopped += 1;
+                let slot = std::mem::replace(&mut entry.slot, Slot::Busy(VecDeque::new()));
+                stopped.push((id.clone(), owner, slot));
                 false
             });
-            metrics::gauge!("mortar_node_actors_active").set(activations.len() as f64);
+            metrics::gauge!("mortar_node_actors_active").set(table.len() as f64);
         }
-        if stopped > 0 {
-            tracing::info!(stopped, "actors moved to other nodes after a membership change");
+        if !stopped.is_empty() {
+            tracing::info!(stopped = stopped.len(), "actors moved to other nodes after a membership change");
+        }
+        // A running call finishes; the calls waiting behind it never ran.
+        for (id, owner, slot) in stopped {
+            if let Slot::Busy(queue) = slot {
+                for call in queue {
+                    let _ = call
+                        .reply
+                        .send(Err(CallError::Retry(format!("actor {id} moved to node {owner}; retry"))));
+                }
+            }
         }
         self.shared.hub.close_where(|id| {
             let owner = owner_of(id);
@@ -303,32 +409,29 @@ impl Runtime {
 
     /// How many actors are active here.
     pub fn active_count(&self) -> usize {
-        self.shared.activations.lock().expect("activations lock").len()
+        self.shared.table().len()
     }
 
     /// Whether `id` is active here, and its generation (0 while activating).
     pub fn generation_of(&self, id: &ActorId) -> Option<u64> {
-        let activations = self.shared.activations.lock().expect("activations lock");
-        activations.get(id).map(|e| e.info.generation.load(Ordering::Relaxed))
+        self.shared.table().get(id).map(|e| e.generation)
     }
 
     /// Up to `limit` active actors, sorted, and how many there are in all.
     pub fn list(&self, limit: usize) -> (Vec<ActiveActor>, usize) {
         let now_ms = self.shared.now_ms();
-        let activations = self.shared.activations.lock().expect("activations lock");
-        let total = activations.len();
-        let mut ids: Vec<(&ActorId, &Entry)> = activations.iter().collect();
+        let table = self.shared.table();
+        let total = table.len();
+        let mut ids: Vec<(&Arc<ActorId>, &Entry)> = table.iter().collect();
         ids.sort_by(|a, b| a.0.cmp(b.0));
         let listed = ids
             .into_iter()
             .take(limit)
             .map(|(id, entry)| ActiveActor {
-                id: id.clone(),
-                generation: entry.info.generation.load(Ordering::Relaxed),
-                calls: entry.info.calls.load(Ordering::Relaxed),
-                idle: Duration::from_millis(
-                    now_ms.saturating_sub(entry.info.last_call_ms.load(Ordering::Relaxed)),
-                ),
+                id: (**id).clone(),
+                generation: entry.generation,
+                calls: entry.calls,
+                idle: Duration::from_millis(now_ms.saturating_sub(entry.last_call_ms)),
             })
             .collect();
         (listed, total)

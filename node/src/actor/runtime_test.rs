@@ -278,6 +278,44 @@ async fn typed_events_decode_into_the_actors_events_type() {
     assert!(matches!(&e, CallError::Internal(m) if m.contains("other")), "{e:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_of_one_actor_run_one_at_a_time_in_arrival_order() {
+    let node = Arc::new(node());
+    node.call("counter", "q", "getCount", "").await.unwrap();
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let node = node.clone();
+            tokio::spawn(async move { node.call("counter", "q", "increment", "").await })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for call in calls {
+        counts.push(call.await.unwrap().unwrap().result_json.parse::<i64>().unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=50).collect::<Vec<_>>(), "each increment saw the one before it");
+    let reply = node.call("counter", "q", "getCount", "").await.unwrap();
+    assert_eq!((reply.result_json.as_str(), reply.generation), ("50", 1), "one activation throughout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_actor_keeps_no_task() {
+    let node = node();
+    let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    node.call("counter", "warm", "increment", "").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let before = tasks();
+    for i in 0..200 {
+        node.call("counter", &format!("idle-{i}"), "increment", "").await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(node.router.runtime().active_count(), 201);
+    let after = tasks();
+    assert!(after < before + 10, "{before} tasks before 200 activations, {after} after");
+    // Each resumes with its state.
+    assert_eq!(node.call("counter", "idle-7", "increment", "").await.unwrap().result_json, "2");
+}
+
 #[tokio::test]
 async fn the_typed_client_calls_from_inside_the_node() {
     let node = node();
