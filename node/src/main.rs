@@ -9,6 +9,12 @@ use tracing_subscriber::EnvFilter;
 const LOG_ENV: &str = "MORTAR_LOG";
 const LOG_DEFAULT: &str = "info";
 
+/// mimalloc rather than the system allocator: it keeps small objects of one size together, so a
+/// node whose calls come and go (each with its transient buffers and task) does not fragment the
+/// heap that long-lived state (idle actors, epoxy instances) lives in.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = mortar_node::cli::parse();
