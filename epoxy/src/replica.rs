@@ -527,6 +527,15 @@ impl Replica {
         attrs.normalize();
     }
 
+    /// The attributes this replica's conflict index gives a new instance `id` of `commands`: the
+    /// dependency lookup of PreAccept and propose, alone. For benchmarks (`benches/epoxy.rs`).
+    #[doc(hidden)]
+    pub fn local_attrs(&self, id: InstanceId, commands: &[Command]) -> Attributes {
+        let mut attrs = Attributes { seq: 1, deps: Vec::new() };
+        self.merge_local_attrs(id, commands, &mut attrs);
+        attrs
+    }
+
     /// Records that `id` touches the keys of `commands` with sequence number `seq`.
     pub(crate) fn observe_keys(&mut self, id: InstanceId, commands: &[Command], seq: u64) {
         let mut keys: Vec<&Bytes> = commands.iter().map(|c| &c.key).collect();
