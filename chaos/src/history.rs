@@ -38,7 +38,8 @@
 //!
 //! Fields other than these six are ignored. Each key is used by one workload: registers (`read`,
 //! `write`, `cas`), counters (`add`, `read`) or sets (`set_add`, `set_read`). A key with only
-//! `read`s is a register.
+//! `read`s is a register, unless the history has counter keys and no register key: then it is a
+//! counter that was never added to.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -365,8 +366,17 @@ impl History {
                 .map_err(|reason| HistoryError::Invalid { line: lines[index], reason })?;
         }
         let Builder { ops, restarts, key_kinds, .. } = builder;
+        // A key with only reads is a register, unless the history is a counter history: it has
+        // counter keys and no register key (a counter nobody added to yet reads 0, which no
+        // register could).
+        let has = |kind| key_kinds.values().any(|(k, _)| *k == Some(kind));
+        let read_only = if has(KeyKind::Counter) && !has(KeyKind::Register) {
+            KeyKind::Counter
+        } else {
+            KeyKind::Register
+        };
         let key_kinds =
-            key_kinds.into_iter().map(|(key, (kind, _))| (key, kind.unwrap_or(KeyKind::Register))).collect();
+            key_kinds.into_iter().map(|(key, (kind, _))| (key, kind.unwrap_or(read_only))).collect();
         Ok(History { events, lines, ops, restarts, key_kinds })
     }
 }

@@ -259,3 +259,37 @@ fn from_events_numbers_lines_from_one() {
         Ok(_) => panic!("two invokes in flight"),
     }
 }
+
+#[test]
+fn read_only_keys_are_counters_in_a_counter_history() {
+    // c2 is only read: beside the counter c1 and no register, it is a counter that reads 0.
+    let history = parse(
+        r#"{"process":0,"type":"invoke","f":"add","key":"c1","value":1,"time":0}
+{"process":0,"type":"ok","f":"add","key":"c1","value":1,"time":1}
+{"process":1,"type":"invoke","f":"read","key":"c2","value":null,"time":2}
+{"process":1,"type":"ok","f":"read","key":"c2","value":0,"time":3}
+"#,
+    )
+    .unwrap();
+    assert_eq!(history.key_kind("c2"), Some(KeyKind::Counter));
+    // With a register in the history, a read-only key stays a register.
+    let history = parse(
+        r#"{"process":0,"type":"invoke","f":"add","key":"c1","value":1,"time":0}
+{"process":0,"type":"ok","f":"add","key":"c1","value":1,"time":1}
+{"process":1,"type":"invoke","f":"write","key":"r1","value":1,"time":2}
+{"process":1,"type":"ok","f":"write","key":"r1","value":1,"time":3}
+{"process":1,"type":"invoke","f":"read","key":"r2","value":null,"time":4}
+{"process":1,"type":"ok","f":"read","key":"r2","value":null,"time":5}
+"#,
+    )
+    .unwrap();
+    assert_eq!(history.key_kind("r2"), Some(KeyKind::Register));
+    // Reads alone: registers.
+    let history = parse(
+        r#"{"process":1,"type":"invoke","f":"read","key":"k","value":null,"time":0}
+{"process":1,"type":"ok","f":"read","key":"k","value":null,"time":1}
+"#,
+    )
+    .unwrap();
+    assert_eq!(history.key_kind("k"), Some(KeyKind::Register));
+}

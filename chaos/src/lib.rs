@@ -64,6 +64,24 @@
 //! a client timeout (`--op-timeout-ms`, 1.5 s) or an unknown error is recorded as `info` and
 //! retires the process id. The history is checked for linearizability.
 //!
+//! The `counter` and `set` workloads ([`workload_actors`]) call the stock actors through
+//! `mortar.v1.Actors`, through nodes picked at random (a node forwards to the actor's owner):
+//!
+//! * `--workload counter`: increments of 1-5 (`increment {"amount": n}`, recorded as `add`) and
+//!   reads (`getCount`, recorded as `read`) of the counters `c0`..`c{keys-1}`; checked for bounds
+//!   (every read between the increments acknowledged before it began and all those attempted
+//!   before it ended).
+//! * `--workload set`: messages whose text is a unique integer sent to `chatRoom` actors
+//!   (`sendMessage`, recorded as `set_add`) and a few reads of their messages (`getHistory`,
+//!   recorded as `set_read`); `--keys` rooms are open at a time, each retiring after 900
+//!   messages. Checked for completeness: the final read of a room holds every acknowledged
+//!   message, and no read holds a message never sent or holds one twice.
+//!
+//! Both end, after the heal, with a final read of every counter or room (retried through other
+//! nodes until one answers, at most 30 s in all). An answer marked not applied
+//! (`UNAVAILABLE` with `mortar-not-applied`, `RESOURCE_EXHAUSTED`, `FAILED_PRECONDITION`) is a
+//! `fail`: a failed increment that still counts shows up as a read above the attempted sum.
+//!
 //! The run directory holds:
 //!
 //! | file | what |
@@ -187,6 +205,7 @@ pub mod stats;
 pub mod svg;
 pub mod topology;
 pub mod workload;
+pub mod workload_actors;
 
 pub use check::{Anomaly, AnomalyKind, CheckResult, Checker, Report};
 pub use history::{Event, EventType, Function, History, HistoryError, HistoryWriter, Op, Outcome, Value};

@@ -101,7 +101,8 @@ struct RunArgs {
     /// Client tasks.
     #[arg(long, default_value_t = 10)]
     concurrency: u32,
-    /// Register keys.
+    /// Keys: registers (`register`), counters (`counter`), or chat rooms open at a time (`set`;
+    /// a room retires after 900 messages and a fresh one takes its place).
     #[arg(long, default_value_t = 5)]
     keys: u32,
     /// Client timeout of one operation, in ms; a timeout is recorded as `info`.
@@ -136,6 +137,8 @@ struct RunArgs {
 
 #[derive(Args)]
 struct WorkerArgs {
+    #[arg(long, value_enum)]
+    workload: Workload,
     /// `1=ip:port,2=ip:port,...`
     #[arg(long)]
     nodes: String,
@@ -225,6 +228,7 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         ));
     }
     let config = WorkerConfig {
+        workload: args.workload,
         seed: args.seed,
         nodes,
         concurrency: args.concurrency,
@@ -356,10 +360,11 @@ fn prepare_run(args: RunArgs, seed: u64) -> anyhow::Result<RunConfig> {
         .with_context(|| format!("create the run directory {}", run_dir.display()))?;
     let run_dir = run_dir.canonicalize().with_context(|| format!("resolve {}", run_dir.display()))?;
     let replay = format!(
-        "mortar-chaos run --nodes {} --workload register --nemesis {} --time-limit {} --seed {seed} \
+        "mortar-chaos run --nodes {} --workload {} --nemesis {} --time-limit {} --seed {seed} \
          --concurrency {} --keys {} --think-ms {} --op-timeout-ms {} --request-timeout-ms {} --latency-ms-max {} \
          --loss-percent-max {}",
         args.nodes,
+        args.workload,
         args.nemesis,
         args.time_limit,
         args.concurrency,

@@ -1,7 +1,8 @@
-//! The `register` workload, run by the client worker (`mortar-chaos client-worker`) inside the
-//! client namespace.
+//! The client worker (`mortar-chaos client-worker`), run inside the client namespace, and its
+//! `register` workload; the `counter` and `set` workloads are in [`crate::workload_actors`].
 //!
-//! `concurrency` tasks each run a closed loop over a handful of keys: read (40%), write (30%) a
+//! `concurrency` tasks each run a closed loop, bounded by `--ops-max` operations in all and by
+//! the worker's own time bound. In the `register` workload they pick from a handful of keys: read (40%), write (30%) a
 //! fresh unique integer, or compare-and-set (30%) from the value last seen on that key to a fresh
 //! integer, each through a node picked at random. Every invoke and completion goes to standard
 //! output as a [`WorkerMessage`], stamped on the run's shared clock ([`crate::clock`]) under one
@@ -19,6 +20,11 @@
 //! An operation is only invoked over an established connection: when a node cannot be reached
 //! (it was killed) the task tries another node without recording anything, since nothing was
 //! sent. Partitions never cut clients off; they cut nodes off from each other.
+//!
+//! When told to stop, the `counter` and `set` workloads read every counter or room once more
+//! ([`workload_actors::final_keys`]), each through a random node and again through others until
+//! one answers `ok` (at most [`FINAL_READ_ATTEMPTS_MAX`] attempts, all within
+//! [`FINAL_READS_TIME_MAX`]): the final reads the checkers hold the acknowledged writes against.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,6 +34,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use mortar_proto::v1::actors_client::ActorsClient;
 use mortar_proto::v1::kv_client::KvClient;
 use mortar_proto::v1::{CasRequest, GetRequest, PutRequest, cas_request};
 use serde::{Deserialize, Serialize};
@@ -38,8 +45,10 @@ use tonic::transport::{Channel, Endpoint};
 use crate::clock;
 use crate::history::{Event, EventType, Function, Value};
 use crate::rng::Rng;
+use crate::run::Workload;
 use crate::schedule::RNG_STREAM_CLIENT_BASE;
 use crate::topology::NodeId;
+use crate::workload_actors::{self, Rooms};
 
 /// Client tasks, at most.
 pub const CONCURRENCY_MAX: u32 = 256;
@@ -53,8 +62,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const CONNECT_BACKOFF: Duration = Duration::from_millis(20);
 /// Pause between warm-up probes of a node.
 const WARMUP_RETRY: Duration = Duration::from_millis(250);
-/// The key warm-up reads; not part of the history.
+/// The key warm-up reads (a KV key, or a counter for the actor workloads); not part of the
+/// history.
 pub const WARMUP_KEY: &str = "mch-warmup";
+/// How long the final reads of the `counter` and `set` workloads may take in all.
+pub const FINAL_READS_TIME_MAX: Duration = Duration::from_secs(30);
+/// Attempts at the final read of one key.
+pub const FINAL_READ_ATTEMPTS_MAX: u32 = 20;
+/// Pause after a final read that did not succeed, before the next attempt.
+const FINAL_READ_BACKOFF: Duration = Duration::from_millis(100);
+/// Final-read task `t` draws from stream `RNG_STREAM_CLIENT_BASE + CONCURRENCY_MAX + t`.
+const RNG_STREAM_FINAL_BASE: u64 = RNG_STREAM_CLIENT_BASE + CONCURRENCY_MAX as u64;
 /// Prefix of the error of an `info` read whose value is not an integer this workload wrote.
 pub const GARBAGE_ERROR_PREFIX: &str = "read a value that is not an integer";
 /// Operation mix, in percent: reads, writes, and the rest CAS.
@@ -64,6 +82,7 @@ const _: () = assert!(READ_PERCENT + WRITE_PERCENT <= 100);
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
+    pub workload: Workload,
     pub seed: u64,
     pub nodes: Vec<(NodeId, SocketAddr)>,
     pub concurrency: u32,
@@ -146,6 +165,8 @@ struct Shared {
     ops_started: AtomicU64,
     /// The value last seen on each key (`None`: absent), for CAS expectations.
     known: Mutex<HashMap<String, Option<i64>>>,
+    /// The chat rooms of the `set` workload.
+    rooms: Mutex<Rooms>,
     stop: watch::Receiver<bool>,
 }
 
@@ -210,6 +231,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         next_process: AtomicI64::new(i64::from(config.concurrency)),
         ops_started: AtomicU64::new(0),
         known: Mutex::new(HashMap::new()),
+        rooms: Mutex::new(Rooms::new(config.keys)),
         stop: stop_rx,
         config,
     });
@@ -228,6 +250,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
             while let Some(result) = tasks.join_next().await {
                 result.context("client task")?;
             }
+            final_reads(&shared).await.context("final reads")?;
             if shared.ops_started.load(Ordering::Relaxed) >= shared.config.ops_max {
                 "operation bound reached".to_string()
             } else {
@@ -254,15 +277,42 @@ async fn write_messages(mut rx: mpsc::Receiver<WorkerMessage>) -> anyhow::Result
     Ok(())
 }
 
-async fn connect(address: SocketAddr) -> Result<KvClient<Channel>, String> {
+async fn connect(address: SocketAddr) -> Result<Channel, String> {
     let endpoint = Endpoint::from_shared(format!("http://{address}"))
         .map_err(|e| e.to_string())?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true);
     match tokio::time::timeout(CONNECT_TIMEOUT * 2, endpoint.connect()).await {
-        Ok(Ok(channel)) => Ok(KvClient::new(channel)),
+        Ok(Ok(channel)) => Ok(channel),
         Ok(Err(e)) => Err(format!("connect to {address}: {e}")),
         Err(_) => Err(format!("connect to {address}: timed out")),
+    }
+}
+
+/// Reads [`WARMUP_KEY`] once through `channel`: a KV read for the `register` workload, a counter
+/// read for the actor workloads (which need the actor runtime and placement up, not just the KV
+/// service).
+async fn warmup_read(workload: Workload, channel: Channel, timeout: Duration) -> Result<(), String> {
+    let result = match workload {
+        Workload::Register => {
+            let request = GetRequest { key: Bytes::from_static(WARMUP_KEY.as_bytes()) };
+            tokio::time::timeout(timeout, KvClient::new(channel).get(request)).await.map(|r| r.map(drop))
+        }
+        Workload::Counter | Workload::Set => {
+            let request = mortar_proto::v1::ActorCallRequest {
+                actor: workload_actors::COUNTER_ACTOR.into(),
+                key: WARMUP_KEY.into(),
+                action: "getCount".into(),
+                args_json: "null".into(),
+                ..Default::default()
+            };
+            tokio::time::timeout(timeout, ActorsClient::new(channel).call(request)).await.map(|r| r.map(drop))
+        }
+    };
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(status)) => Err(format!("{}: {}", status.code(), status.message())),
+        Err(_) => Err("read timed out".into()),
     }
 }
 
@@ -272,21 +322,16 @@ async fn warmup(shared: &Arc<Shared>) -> Result<(), String> {
     let mut probes = tokio::task::JoinSet::new();
     for &(node, address) in &shared.config.nodes {
         let op_timeout = shared.config.op_timeout;
+        let workload = shared.config.workload;
         let stop = shared.stop.clone();
         probes.spawn(async move {
             let mut last_error = String::from("no answer yet");
             while tokio::time::Instant::now() < deadline && !*stop.borrow() {
                 match connect(address).await {
-                    Ok(mut client) => {
-                        let request = GetRequest { key: Bytes::from_static(WARMUP_KEY.as_bytes()) };
-                        match tokio::time::timeout(op_timeout, client.get(request)).await {
-                            Ok(Ok(_)) => return Ok(()),
-                            Ok(Err(status)) => {
-                                last_error = format!("{}: {}", status.code(), status.message())
-                            }
-                            Err(_) => last_error = "read timed out".into(),
-                        }
-                    }
+                    Ok(channel) => match warmup_read(workload, channel, op_timeout).await {
+                        Ok(()) => return Ok(()),
+                        Err(e) => last_error = e,
+                    },
                     Err(e) => last_error = e,
                 }
                 tokio::time::sleep(WARMUP_RETRY).await;
@@ -313,10 +358,12 @@ async fn warmup(shared: &Arc<Shared>) -> Result<(), String> {
 }
 
 /// What a task is about to do.
-struct Planned {
-    f: Function,
-    key: String,
-    value: Value,
+#[derive(Clone, Debug, PartialEq)]
+pub struct Planned {
+    pub f: Function,
+    pub key: String,
+    /// The invoke value.
+    pub value: Value,
 }
 
 fn plan(rng: &mut Rng, shared: &Shared) -> Planned {
@@ -337,13 +384,14 @@ fn plan(rng: &mut Rng, shared: &Shared) -> Planned {
     }
 }
 
-/// How a request ended: the completion type, its value, the error for people, and the value the
-/// key is now known to hold (`Some(None)`: absent).
-struct Completion {
-    kind: EventType,
-    value: serde_json::Value,
-    error: Option<String>,
-    known: Option<Option<i64>>,
+/// How a request ended: the completion type, its value, the error for people, and (registers
+/// only) the value the key is now known to hold (`Some(None)`: absent).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    pub kind: EventType,
+    pub value: serde_json::Value,
+    pub error: Option<String>,
+    pub known: Option<Option<i64>>,
 }
 
 async fn execute(client: &mut KvClient<Channel>, planned: &Planned, timeout: Duration) -> Completion {
@@ -422,7 +470,7 @@ async fn execute(client: &mut KvClient<Channel>, planned: &Planned, timeout: Dur
                         }
                     })
             }
-            Value::Elements(_) => unreachable!("the register workload never plans set operations"),
+            Value::Elements(_) => unreachable!("no workload plans a set read's elements"),
         }
     };
     match tokio::time::timeout(timeout, call).await {
@@ -442,54 +490,131 @@ async fn execute(client: &mut KvClient<Channel>, planned: &Planned, timeout: Dur
     }
 }
 
+/// The channel to `node`, connecting first when there is none; `None` when the node cannot be
+/// reached (nothing was sent).
+async fn channel_to(
+    clients: &mut HashMap<NodeId, Channel>,
+    node: NodeId,
+    address: SocketAddr,
+) -> Option<Channel> {
+    if let Some(channel) = clients.get(&node) {
+        return Some(channel.clone());
+    }
+    match connect(address).await {
+        Ok(channel) => Some(clients.entry(node).or_insert(channel).clone()),
+        Err(e) => {
+            tracing::debug!(node, error = %e, "node unreachable, trying another");
+            tokio::time::sleep(CONNECT_BACKOFF).await;
+            None
+        }
+    }
+}
+
+/// Invokes one operation through `node` and records its invoke and completion. After an `info`,
+/// `process` retires (a fresh id replaces it) and the connection to the node is dropped (a paused
+/// node keeps it open but silent).
+async fn perform(
+    shared: &Shared,
+    clients: &mut HashMap<NodeId, Channel>,
+    node: NodeId,
+    channel: Channel,
+    process: &mut i64,
+    planned: &Planned,
+) -> EventType {
+    let config = &shared.config;
+    let invoke =
+        Event::new(*process, EventType::Invoke, planned.f, planned.key.clone(), planned.value.to_json(), 0);
+    shared.recorder.op(node, invoke, None).await;
+    let completion = match config.workload {
+        Workload::Register => execute(&mut KvClient::new(channel), planned, config.op_timeout).await,
+        Workload::Counter | Workload::Set => {
+            workload_actors::execute(&mut ActorsClient::new(channel), planned, config.op_timeout).await
+        }
+    };
+    let event = Event::new(*process, completion.kind, planned.f, planned.key.clone(), completion.value, 0);
+    shared.recorder.op(node, event, completion.error).await;
+    if let Some(known) = completion.known {
+        shared.known.lock().expect("known values lock").insert(planned.key.clone(), known);
+    }
+    if completion.kind == EventType::Info {
+        *process = shared.next_process.fetch_add(1, Ordering::Relaxed);
+        clients.remove(&node);
+    }
+    completion.kind
+}
+
 async fn client_loop(shared: Arc<Shared>, task: u32) {
     let config = &shared.config;
     let mut rng = Rng::stream(config.seed, RNG_STREAM_CLIENT_BASE + u64::from(task));
     let mut process = i64::from(task);
-    let mut clients: HashMap<NodeId, KvClient<Channel>> = HashMap::new();
+    let mut clients: HashMap<NodeId, Channel> = HashMap::new();
     while !*shared.stop.borrow() {
         if shared.ops_started.load(Ordering::Relaxed) >= config.ops_max {
             break;
         }
         let &(node, address) = rng.pick(&config.nodes);
-        let client = match clients.get_mut(&node) {
-            Some(client) => client,
-            None => match connect(address).await {
-                Ok(client) => clients.entry(node).or_insert(client),
-                Err(e) => {
-                    tracing::debug!(task, node, error = %e, "node unreachable, trying another");
-                    tokio::time::sleep(CONNECT_BACKOFF).await;
-                    continue;
-                }
-            },
+        let Some(channel) = channel_to(&mut clients, node, address).await else { continue };
+        let planned = match config.workload {
+            Workload::Register => plan(&mut rng, &shared),
+            Workload::Counter => workload_actors::plan_counter(&mut rng, config.keys),
+            Workload::Set => workload_actors::plan_set(&mut rng, &shared.rooms, &shared.next_value),
         };
-        let planned = plan(&mut rng, &shared);
         shared.ops_started.fetch_add(1, Ordering::Relaxed);
-        let invoke = Event::new(
-            process,
-            EventType::Invoke,
-            planned.f,
-            planned.key.clone(),
-            planned.value.to_json(),
-            0,
-        );
-        shared.recorder.op(node, invoke, None).await;
-        let completion = execute(client, &planned, config.op_timeout).await;
-        let event = Event::new(process, completion.kind, planned.f, planned.key.clone(), completion.value, 0);
-        shared.recorder.op(node, event, completion.error).await;
-        if let Some(known) = completion.known {
-            shared.known.lock().expect("known values lock").insert(planned.key.clone(), known);
-        }
-        if completion.kind == EventType::Info {
-            // Unknown outcome: this process may still have an operation in flight. Retire it, and
-            // drop the connection (a paused node keeps it open but silent).
-            process = shared.next_process.fetch_add(1, Ordering::Relaxed);
-            clients.remove(&node);
-        }
+        perform(&shared, &mut clients, node, channel, &mut process, &planned).await;
         if !config.think.is_zero() {
             tokio::time::sleep(config.think).await;
         }
     }
+}
+
+/// The final reads of the `counter` and `set` workloads: every key once, with `ok`, if the
+/// cluster answers within the bounds. Nothing for `register`.
+async fn final_reads(shared: &Arc<Shared>) -> anyhow::Result<()> {
+    let keys = {
+        let rooms = shared.rooms.lock().expect("rooms lock");
+        workload_actors::final_keys(shared.config.workload, shared.config.keys, &rooms)
+    };
+    if keys.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(keys = keys.len(), "final reads");
+    let deadline = tokio::time::Instant::now() + FINAL_READS_TIME_MAX;
+    let tasks_count = keys.len().min(shared.config.concurrency as usize);
+    let queue = Arc::new(Mutex::new(keys));
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..tasks_count {
+        let shared = shared.clone();
+        let queue = queue.clone();
+        tasks.spawn(async move {
+            let config = &shared.config;
+            let mut rng = Rng::stream(config.seed, RNG_STREAM_FINAL_BASE + task as u64);
+            let mut process = shared.next_process.fetch_add(1, Ordering::Relaxed);
+            let mut clients: HashMap<NodeId, Channel> = HashMap::new();
+            loop {
+                let Some(key) = queue.lock().expect("final read queue lock").pop() else { break };
+                let planned = workload_actors::final_read(config.workload, key);
+                let mut attempts = 0;
+                let mut read = false;
+                while !read && attempts < FINAL_READ_ATTEMPTS_MAX && tokio::time::Instant::now() < deadline {
+                    let &(node, address) = rng.pick(&config.nodes);
+                    let Some(channel) = channel_to(&mut clients, node, address).await else { continue };
+                    attempts += 1;
+                    let kind = perform(&shared, &mut clients, node, channel, &mut process, &planned).await;
+                    read = kind == EventType::Ok;
+                    if !read {
+                        tokio::time::sleep(FINAL_READ_BACKOFF).await;
+                    }
+                }
+                if !read {
+                    tracing::warn!(key = %planned.key, attempts, "final read did not succeed");
+                }
+            }
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.context("final read task")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

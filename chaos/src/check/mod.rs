@@ -5,7 +5,7 @@
 //! | [`Checker::Linearizability`] | register keys (`read`, `write`, `cas`) | every key behaves like one register changed atomically at an instant between invoke and completion |
 //! | [`Checker::Durability`] | register keys, when the history has restart markers | the same, across whole-cluster restarts: no acknowledged write is lost |
 //! | [`Checker::CounterBounds`] | counter keys (`add`, `read`) | every read lies between the acknowledged and the attempted increments |
-//! | [`Checker::SetCompleteness`] | set keys (`set_add`, `set_read`) | the final read holds every acknowledged element, and no read holds an element never added |
+//! | [`Checker::SetCompleteness`] | set keys (`set_add`, `set_read`) | the final read holds every acknowledged element, and no read holds an element never added, nor one more often than it was added |
 //!
 //! Each returns a [`CheckResult`]; an [`Anomaly`] carries the few original events that show it.
 
@@ -54,6 +54,8 @@ pub enum AnomalyKind {
     SetElementLost,
     /// A set read holds an element that was never added (or whose add started after the read).
     SetElementUnexpected,
+    /// A set read holds an element more often than it was added: an add was applied twice.
+    SetElementDuplicated,
     /// A set has acknowledged adds but no `ok` `set_read`: completeness cannot be checked.
     SetNoFinalRead,
 }
@@ -68,6 +70,7 @@ impl AnomalyKind {
             AnomalyKind::CounterBelowAcknowledged => "counter-below-acknowledged",
             AnomalyKind::SetElementLost => "set-element-lost",
             AnomalyKind::SetElementUnexpected => "set-element-unexpected",
+            AnomalyKind::SetElementDuplicated => "set-element-duplicated",
             AnomalyKind::SetNoFinalRead => "set-no-final-read",
         }
     }

@@ -8,6 +8,10 @@
 //! * [`AnomalyKind::SetElementUnexpected`]: any `ok` read holds an element that no add (`ok`,
 //!   `info` or in flight) invoked before the read completed could have put there. Evidence: the
 //!   first such read and every add of that element (failed ones, later ones).
+//! * [`AnomalyKind::SetElementDuplicated`]: any `ok` read holds an element more often than it
+//!   was added (adds that did not fail count): one add was applied twice. A set would not show
+//!   it; the `set` workload's chat rooms are logs, where it is a duplicated message. Evidence: the
+//!   first such read and every add of that element.
 //! * [`AnomalyKind::SetNoFinalRead`]: a set with acknowledged adds was never read: completeness
 //!   cannot be checked, so the run proves nothing about it.
 
@@ -41,11 +45,40 @@ fn check_key(history: &History, key: &str, ops: &[&Op], anomalies: &mut Vec<Anom
     let reads: Vec<(&Op, BTreeSet<i64>)> = ops
         .iter()
         .filter(|op| op.f == Function::SetRead && op.outcome == Outcome::Ok)
-        .map(|op| match &op.result_value {
-            Some(Value::Elements(elements)) => (*op, elements.iter().copied().collect()),
-            _ => unreachable!("validated: an ok set_read carries its elements: {op:?}"),
-        })
+        .map(|op| (*op, read_elements(op).iter().copied().collect()))
         .collect();
+
+    // Duplicated elements: reported once per element, at the first read holding it too often.
+    let mut duplicated: BTreeSet<i64> = BTreeSet::new();
+    for (read, _) in &reads {
+        let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+        for &element in read_elements(read) {
+            *counts.entry(element).or_default() += 1;
+        }
+        for (element, count) in counts {
+            let element_adds = adds.get(&element).map(Vec::as_slice).unwrap_or(&[]);
+            let attempted = element_adds.iter().filter(|add| add.outcome != Outcome::Fail).count();
+            // An element never attempted is unexpected (below), not duplicated.
+            if attempted == 0 || count <= attempted || !duplicated.insert(element) {
+                continue;
+            }
+            let message = format!(
+                "{read} holds {element} {count} times, but it was added {attempted} time{} (adds that did \
+                 not fail): an add was applied more than once",
+                if attempted == 1 { "" } else { "s" }
+            );
+            let events = std::iter::once(*read)
+                .chain(element_adds.iter().copied())
+                .flat_map(|op| history.op_events(op, None));
+            anomalies.push(Anomaly::new(
+                history,
+                AnomalyKind::SetElementDuplicated,
+                key,
+                message,
+                events.collect(),
+            ));
+        }
+    }
 
     // Unexpected elements: reported once per element, at the first read holding it.
     let mut reported: BTreeSet<i64> = BTreeSet::new();
@@ -116,6 +149,14 @@ fn check_key(history: &History, key: &str, ops: &[&Op], anomalies: &mut Vec<Anom
         let events =
             history.op_events(add, None).into_iter().chain(history.op_events(last_read, None)).collect();
         anomalies.push(Anomaly::new(history, AnomalyKind::SetElementLost, key, message, events));
+    }
+}
+
+/// The elements of an `ok` `set_read`, duplicates included.
+fn read_elements(read: &Op) -> &[i64] {
+    match &read.result_value {
+        Some(Value::Elements(elements)) => elements,
+        _ => unreachable!("validated: an ok set_read carries its elements: {read:?}"),
     }
 }
 

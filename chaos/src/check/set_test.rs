@@ -63,3 +63,62 @@ fn a_set_never_read_cannot_be_checked() {
     let result = check(&history);
     assert_eq!(result.anomalies[0].kind, AnomalyKind::SetNoFinalRead);
 }
+
+#[test]
+fn an_acknowledged_element_missing_from_the_final_read_is_lost() {
+    let history = history(&[
+        (0, Invoke, SetAdd, json!(1), 0),
+        (0, Done, SetAdd, json!(1), 1),
+        (1, Invoke, SetAdd, json!(2), 2),
+        (1, Done, SetAdd, json!(2), 3),
+        // 3 is unknown: it may be missing.
+        (0, Invoke, SetAdd, json!(3), 4),
+        (0, Info, SetAdd, Json::Null, 5),
+        // An earlier read held 2; only the final read counts for completeness.
+        (2, Invoke, SetRead, Json::Null, 6),
+        (2, Done, SetRead, json!([1, 2]), 7),
+        (2, Invoke, SetRead, Json::Null, 8),
+        (2, Done, SetRead, json!([1]), 9),
+    ]);
+    let result = check(&history);
+    assert!(!result.valid);
+    assert_eq!(result.anomalies.len(), 1, "{:?}", result.anomalies);
+    let anomaly = &result.anomalies[0];
+    assert_eq!(anomaly.kind, AnomalyKind::SetElementLost);
+    assert_eq!(anomaly.lines, [3, 4, 9, 10]);
+    assert!(anomaly.message.starts_with("2 is missing from the final read"), "{}", anomaly.message);
+}
+
+#[test]
+fn an_element_read_twice_after_one_add_is_duplicated() {
+    let history = history(&[
+        (0, Invoke, SetAdd, json!(1), 0),
+        (0, Info, SetAdd, Json::Null, 1),
+        (1, Invoke, SetAdd, json!(2), 2),
+        (1, Done, SetAdd, json!(2), 3),
+        (2, Invoke, SetRead, Json::Null, 4),
+        (2, Done, SetRead, json!([1, 2, 1]), 5),
+        (2, Invoke, SetRead, Json::Null, 6),
+        (2, Done, SetRead, json!([1, 2, 1]), 7),
+    ]);
+    let result = check(&history);
+    let kinds: Vec<(AnomalyKind, Vec<usize>)> =
+        result.anomalies.iter().map(|a| (a.kind, a.lines.clone())).collect();
+    // Reported once, at the first read, with the one add of 1.
+    assert_eq!(kinds, [(AnomalyKind::SetElementDuplicated, vec![1, 2, 5, 6])]);
+    assert!(result.anomalies[0].message.contains("holds 1 2 times"), "{}", result.anomalies[0].message);
+    // Two adds of the same element may both land.
+    let history = history_with_two_adds();
+    assert!(check(&history).valid);
+}
+
+fn history_with_two_adds() -> History {
+    history(&[
+        (0, Invoke, SetAdd, json!(1), 0),
+        (0, Done, SetAdd, json!(1), 1),
+        (0, Invoke, SetAdd, json!(1), 2),
+        (0, Done, SetAdd, json!(1), 3),
+        (2, Invoke, SetRead, Json::Null, 4),
+        (2, Done, SetRead, json!([1, 1]), 5),
+    ])
+}

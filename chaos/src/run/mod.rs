@@ -40,7 +40,7 @@ use crate::nemesis::{Fault, NemesisSpec, node_ruleset};
 use crate::schedule::{Schedule, ScheduleConfig};
 use crate::stats::OpLog;
 use crate::topology::{NodeId, Topology};
-use crate::workload::{GARBAGE_ERROR_PREFIX, WorkerMessage};
+use crate::workload::{FINAL_READS_TIME_MAX, GARBAGE_ERROR_PREFIX, WorkerMessage};
 
 pub use report::Summary;
 
@@ -62,6 +62,33 @@ pub enum Workload {
     /// Reads, writes and compare-and-sets on a few integer registers: checked for
     /// linearizability.
     Register,
+    /// Increments and reads of a few `counter` actors, then a final read of each: every read
+    /// must lie between the acknowledged and the attempted increments.
+    Counter,
+    /// Unique messages sent to `chatRoom` actors, a few reads, then a final read of every room:
+    /// every acknowledged message must be in it, no message that was never sent.
+    Set,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Register => "register",
+            Workload::Counter => "counter",
+            Workload::Set => "set",
+        }
+    }
+
+    /// Whether the worker reads every key once more after it is told to stop.
+    pub fn has_final_reads(self) -> bool {
+        !matches!(self, Workload::Register)
+    }
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -368,6 +395,8 @@ fn worker_args(config: &RunConfig, origin_ns: u64) -> Vec<String> {
     let nodes: Vec<String> = topology.ids().map(|n| format!("{n}={}", topology.grpc(n))).collect();
     let duration_max = WARMUP_TIMEOUT + config.time_limit + config.recovery_timeout + TAIL + DRAIN_GRACE * 4;
     vec![
+        "--workload".into(),
+        config.workload.name().into(),
         "--nodes".into(),
         nodes.join(","),
         "--seed".into(),
@@ -682,7 +711,10 @@ impl Runner<'_> {
 
     async fn start_draining(&mut self) {
         self.procs.stop_worker().await;
-        self.phase = Phase::Draining { until: Instant::now() + self.config.op_timeout + DRAIN_GRACE };
+        let final_reads =
+            if self.config.workload.has_final_reads() { FINAL_READS_TIME_MAX } else { Duration::ZERO };
+        self.phase =
+            Phase::Draining { until: Instant::now() + self.config.op_timeout + final_reads + DRAIN_GRACE };
     }
 
     fn print_progress(&mut self) {

@@ -172,7 +172,7 @@ pub(super) fn write_files(summary: &Summary, runner: &Runner<'_>, end_ns: u64) -
     let title = format!(
         "mortar-chaos: {} nodes, {}, nemesis {}, seed {} — {}",
         summary.nodes,
-        "register",
+        summary.workload,
         summary.nemesis,
         summary.seed,
         if summary.passed { "passed" } else { "FAILED" }
@@ -196,8 +196,8 @@ impl fmt::Display for Summary {
         writeln!(f, "== summary ==")?;
         writeln!(
             f,
-            "seed {}  nodes {}  nemesis {}  time limit {} s  ran {:.1} s",
-            self.seed, self.nodes, self.nemesis, self.time_limit_s, self.duration_s
+            "seed {}  nodes {}  workload {}  nemesis {}  time limit {} s  ran {:.1} s",
+            self.seed, self.nodes, self.workload, self.nemesis, self.time_limit_s, self.duration_s
         )?;
         let o = &self.ops;
         writeln!(
