@@ -7,7 +7,6 @@
 //! spread over all three members of each system. Everything it started is stopped at the end, on
 //! an error and on Ctrl-C.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -17,6 +16,7 @@ use super::cluster::Cluster;
 use super::matrix::{self, Dimension, Row};
 use super::metrics::{self, Sample};
 use super::report::{self, KvBenchResult, Table};
+use super::systems::SystemsArgs;
 use super::{DURATION_SECONDS_MAX, KvBenchArgs, Target};
 
 /// Pause after each run.
@@ -59,22 +59,9 @@ pub struct CompareArgs {
     /// tables show each system's run with the median ops/s. Use 3 or more on a busy machine.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=REPEAT_MAX))]
     pub repeat: u64,
-    /// Systems to run, in this order within each row.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Target::Mortar, Target::Etcd])]
-    pub targets: Vec<Target>,
-    /// The etcd executable.
-    #[arg(long, default_value = "etcd", value_name = "PATH")]
-    pub etcd_bin: PathBuf,
-    /// The mortar binary to run as nodes [default: this executable].
-    #[arg(long, value_name = "PATH")]
-    pub bin: Option<PathBuf>,
-    /// Where the clusters keep their data (a new sub-directory, removed at the end) [default: the
-    /// system's temporary directory]. Put it on the disk you want to measure.
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Keep the data directories and logs instead of removing them.
-    #[arg(long)]
-    pub keep_data: bool,
+    /// Systems (run in this order within each row), binaries and data directories.
+    #[command(flatten)]
+    pub systems: SystemsArgs,
     /// Print one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
@@ -194,22 +181,14 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<CompareReport> {
         rate: args.rate.filter(|r| *r > 0.0),
     };
     let matrix = matrix::parse(&args.matrix, base).map_err(anyhow::Error::msg)?;
-    anyhow::ensure!(!args.targets.is_empty(), "--targets is empty; give mortar, etcd or both");
-    let mut targets = args.targets.clone();
-    targets.dedup();
+    let targets = args.systems.targets()?;
     for row in &matrix.rows {
         kv_args(&args, row, Target::Mortar, Vec::new()).validate()?;
     }
     let etcd_version =
-        if targets.contains(&Target::Etcd) { Some(etcd_version(&args.etcd_bin)?) } else { None };
-    let bin = match &args.bin {
-        Some(bin) => bin.clone(),
-        None => std::env::current_exe().context("find this executable; pass --bin <path>")?,
-    };
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
-    let parent = args.data_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let root = parent.join(format!("mortar-bench-compare-{}-{stamp}", std::process::id()));
-    std::fs::create_dir_all(&root).with_context(|| format!("create {}; check --data-dir", root.display()))?;
+        if targets.contains(&Target::Etcd) { Some(etcd_version(&args.systems.etcd_bin)?) } else { None };
+    let bin = args.systems.bin()?;
+    let root = args.systems.create_root("compare")?;
 
     // Handlers before starting anything, so Ctrl-C during startup still stops what started.
     let mut sigint = signal(SignalKind::interrupt()).context("handle SIGINT")?;
@@ -224,11 +203,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<CompareReport> {
         cluster.stop().await;
     }
     drop(clusters);
-    if args.keep_data {
-        eprintln!("data and logs kept in {}", root.display());
-    } else if let Err(e) = std::fs::remove_dir_all(&root) {
-        eprintln!("cannot remove {} ({e}); remove it by hand", root.display());
-    }
+    args.systems.finish(&root);
     Ok(CompareReport {
         etcd_version,
         duration: args.duration,
@@ -282,7 +257,7 @@ async fn measure(
     for target in targets {
         let cluster = match target {
             Target::Mortar => Cluster::spawn_mortar(bin, root),
-            Target::Etcd => Cluster::spawn_etcd(&args.etcd_bin, root),
+            Target::Etcd => Cluster::spawn_etcd(&args.systems.etcd_bin, root),
         };
         clusters.push(cluster?);
     }

@@ -115,7 +115,7 @@ fn compare_arguments_default_to_the_issue_matrix() {
         panic!("parsed as another command");
     };
     assert_eq!(args.matrix, ["clients=1,16,64,256", "conflict=0,1"]);
-    assert_eq!(args.targets, [Target::Mortar, Target::Etcd]);
+    assert_eq!(args.systems.targets, [Target::Mortar, Target::Etcd]);
     let cli = crate::cli::Cli::try_parse_from([
         "mortar",
         "bench",

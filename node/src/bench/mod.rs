@@ -25,7 +25,10 @@ pub mod matrix;
 pub mod metrics;
 pub mod report;
 pub mod schedule;
+pub mod systems;
 pub mod target;
+pub mod wan;
+pub mod wan_net;
 pub mod workload;
 
 use std::time::{Duration, Instant};

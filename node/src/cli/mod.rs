@@ -85,6 +85,9 @@ pub enum BenchCommand {
     /// Actors on a cluster this command starts: failover time, activation latency, calls/s,
     /// memory per idle actor.
     Actors(crate::bench_actors::ActorBenchArgs),
+    /// Mortar and etcd across three emulated regions (network namespaces and delay proxies; needs
+    /// root): per-region latency of both next to the floor of the network and the disk.
+    Wan(crate::bench::wan::WanArgs),
 }
 
 /// Parses the command line. Help and version go to stdout (exit 0); any other parse error is
@@ -204,6 +207,16 @@ pub async fn run(cli: Cli) -> u8 {
             match crate::bench::compare::run(args.clone()).await {
                 Ok(report) => {
                     crate::bench::compare::print(&report, &args);
+                    Ok(EXIT_OK)
+                }
+                Err(e) => Err(Failure::error(format!("{e:#}"))),
+            }
+        }
+        Command::Bench(BenchArgs { command: BenchCommand::Wan(args) }) => {
+            let json = args.json;
+            match crate::bench::wan::run(args).await {
+                Ok(report) => {
+                    crate::bench::wan::print(&report, json);
                     Ok(EXIT_OK)
                 }
                 Err(e) => Err(Failure::error(format!("{e:#}"))),

@@ -1,0 +1,71 @@
+//! What `mortar bench compare` and `mortar bench wan` share: which systems they start, from which
+//! binaries, and where the members keep their data.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::target::Target;
+
+/// The systems a benchmark starts and where their members keep their data.
+#[derive(Debug, Clone, Args)]
+pub struct SystemsArgs {
+    /// Systems to run, in this order.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Target::Mortar, Target::Etcd])]
+    pub targets: Vec<Target>,
+    /// The etcd executable.
+    #[arg(long, default_value = "etcd", value_name = "PATH")]
+    pub etcd_bin: PathBuf,
+    /// The mortar binary to run as nodes [default: this executable].
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+    /// Where the members keep their data (a new sub-directory, removed at the end) [default: the
+    /// system's temporary directory]. Put it on the disk you want to measure.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep the data directories and logs instead of removing them.
+    #[arg(long)]
+    pub keep_data: bool,
+}
+
+impl SystemsArgs {
+    /// The systems to run, each once, in the order given.
+    pub fn targets(&self) -> anyhow::Result<Vec<Target>> {
+        anyhow::ensure!(!self.targets.is_empty(), "--targets is empty; give mortar, etcd or both");
+        let mut targets = Vec::new();
+        for target in &self.targets {
+            if !targets.contains(target) {
+                targets.push(*target);
+            }
+        }
+        Ok(targets)
+    }
+
+    /// The mortar binary the nodes run.
+    pub fn bin(&self) -> anyhow::Result<PathBuf> {
+        match &self.bin {
+            Some(bin) => Ok(bin.clone()),
+            None => std::env::current_exe().context("find this executable; pass --bin <path>"),
+        }
+    }
+
+    /// Creates this run's directory, `mortar-bench-<name>-<pid>-<ms>` under `--data-dir`.
+    pub fn create_root(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
+        let parent = self.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let root = parent.join(format!("mortar-bench-{name}-{}-{stamp}", std::process::id()));
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("create {}; check --data-dir", root.display()))?;
+        Ok(root)
+    }
+
+    /// Removes the run's directory, or says where it is kept (`--keep-data`).
+    pub fn finish(&self, root: &std::path::Path) {
+        if self.keep_data {
+            eprintln!("data and logs kept in {}", root.display());
+        } else if let Err(e) = std::fs::remove_dir_all(root) {
+            eprintln!("cannot remove {} ({e}); remove it by hand", root.display());
+        }
+    }
+}
