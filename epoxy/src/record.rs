@@ -30,16 +30,24 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
-    pub(crate) fn observe(&mut self, id: InstanceId, seq: u64) {
+    /// Records that instance `id` touches this key with sequence number `seq`; returns whether
+    /// the record changed (and must be persisted again).
+    pub(crate) fn observe(&mut self, id: InstanceId, seq: u64) -> bool {
+        let mut changed = seq > self.seq_max;
         self.seq_max = self.seq_max.max(seq);
         match self.latest.binary_search_by_key(&id.replica, |i| i.replica) {
             Ok(at) => {
                 if self.latest[at].slot < id.slot {
                     self.latest[at] = id;
+                    changed = true;
                 }
             }
-            Err(at) => self.latest.insert(at, id),
+            Err(at) => {
+                self.latest.insert(at, id);
+                changed = true;
+            }
         }
+        changed
     }
 }
 
@@ -75,4 +83,28 @@ pub struct Recovered {
     pub slot_reservation: u64,
     /// Per replica, the slot through which instances were forgotten (all executed).
     pub forgotten: Vec<(ReplicaId, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::ReplicaId;
+
+    fn id(replica: u32, slot: u64) -> InstanceId {
+        InstanceId { replica: ReplicaId(replica), slot }
+    }
+
+    #[test]
+    fn observe_says_whether_the_key_record_changed() {
+        let mut record = KeyRecord::default();
+        assert!(record.observe(id(2, 5), 1), "a first instance");
+        assert!(record.observe(id(1, 3), 1), "another replica's first instance");
+        assert_eq!(record.latest, [id(1, 3), id(2, 5)], "sorted by replica");
+        assert!(!record.observe(id(2, 5), 1), "the same instance again");
+        assert!(!record.observe(id(2, 4), 1), "an older instance of a known replica");
+        assert!(record.observe(id(2, 4), 7), "an older instance with a higher seq raises seq_max");
+        assert_eq!((record.seq_max, record.latest.clone()), (7, vec![id(1, 3), id(2, 5)]));
+        assert!(record.observe(id(1, 9), 2), "a newer instance");
+        assert_eq!(record.latest, [id(1, 9), id(2, 5)]);
+    }
 }

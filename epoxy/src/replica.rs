@@ -543,9 +543,7 @@ impl Replica {
         keys.dedup();
         for key in keys {
             let record = self.keys.entry(key.clone()).or_default();
-            let before = (record.seq_max, record.latest.clone());
-            record.observe(id, seq);
-            if (record.seq_max, &record.latest) != (before.0, &before.1) {
+            if record.observe(id, seq) {
                 self.ready.persist.push(Record::Key { key: key.clone(), record: record.clone() });
             }
         }
