@@ -186,7 +186,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<CompareReport> {
         kv_args(&args, row, Target::Mortar, Vec::new()).validate()?;
     }
     let etcd_version =
-        if targets.contains(&Target::Etcd) { Some(etcd_version(&args.systems.etcd_bin)?) } else { None };
+        if targets.contains(&Target::Etcd) { Some(args.systems.etcd_version()?) } else { None };
     let bin = args.systems.bin()?;
     let root = args.systems.create_root("compare")?;
 
@@ -211,22 +211,6 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<CompareReport> {
         rows: outcome?,
         dimensions: matrix.dimensions,
         targets,
-    })
-}
-
-/// The first line of `etcd --version`, or an error saying how to install etcd.
-fn etcd_version(bin: &std::path::Path) -> anyhow::Result<String> {
-    let output = std::process::Command::new(bin).arg("--version").output().with_context(|| {
-        format!(
-            "cannot run {} --version; install etcd (`apt-get install etcd-server`) or pass --etcd-bin <path>",
-            bin.display()
-        )
-    })?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let first = text.lines().next().unwrap_or_default().trim();
-    Ok(match first.strip_prefix("etcd Version:") {
-        Some(version) => format!("etcd {}", version.trim()),
-        None => format!("etcd ({first})"),
     })
 }
 

@@ -60,6 +60,23 @@ impl SystemsArgs {
         Ok(root)
     }
 
+    /// The first line of `etcd --version`, or an error saying how to install etcd.
+    pub fn etcd_version(&self) -> anyhow::Result<String> {
+        let bin = &self.etcd_bin;
+        let output = std::process::Command::new(bin).arg("--version").output().with_context(|| {
+            format!(
+                "cannot run {} --version; install etcd (`apt-get install etcd-server`) or pass --etcd-bin <path>",
+                bin.display()
+            )
+        })?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let first = text.lines().next().unwrap_or_default().trim();
+        Ok(match first.strip_prefix("etcd Version:") {
+            Some(version) => format!("etcd {}", version.trim()),
+            None => format!("etcd ({first})"),
+        })
+    }
+
     /// Removes the run's directory, or says where it is kept (`--keep-data`).
     pub fn finish(&self, root: &std::path::Path) {
         if self.keep_data {

@@ -365,7 +365,7 @@ pub async fn run(args: WanArgs) -> anyhow::Result<WanReport> {
     );
     let with_etcd = targets.contains(&Target::Etcd);
     wan_net::preflight(with_etcd.then_some(args.systems.etcd_bin.as_path()))?;
-    let etcd_version = if with_etcd { Some(etcd_version(&args.systems.etcd_bin)?) } else { None };
+    let etcd_version = if with_etcd { Some(args.systems.etcd_version()?) } else { None };
     let bin = args.systems.bin()?;
     let _lock = RunLock::acquire()?;
     for removed in wan_net::clean_stale()? {
@@ -399,22 +399,6 @@ pub async fn run(args: WanArgs) -> anyhow::Result<WanReport> {
         value_size: args.value_size,
         regions,
         matrix: Some(matrix),
-    })
-}
-
-/// The first line of `etcd --version`, or an error saying how to install etcd.
-fn etcd_version(bin: &Path) -> anyhow::Result<String> {
-    let output = std::process::Command::new(bin).arg("--version").output().with_context(|| {
-        format!(
-            "cannot run {} --version; install etcd (`apt-get install etcd-server`) or pass --etcd-bin <path>",
-            bin.display()
-        )
-    })?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let first = text.lines().next().unwrap_or_default().trim();
-    Ok(match first.strip_prefix("etcd Version:") {
-        Some(version) => format!("etcd {}", version.trim()),
-        None => format!("etcd ({first})"),
     })
 }
 
