@@ -3,21 +3,15 @@
 //! a run that was killed.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 
+use super::netns::{self, Namespaces, RunLock, Subnet};
 use crate::nemesis::node_ruleset;
 use crate::topology::{
     BRIDGE, BRIDGE_NS, CLIENT_ADDR, CLIENT_NS, CLIENT_VETH, NodeId, PREFIX, SUBNET, Topology,
 };
-
-/// How long stale processes get to exit after `SIGKILL`.
-const STALE_EXIT_WAIT: Duration = Duration::from_secs(3);
 
 /// Runs a command to completion; an error names the command and carries its standard error.
 pub fn command(program: &str, args: &[&str], input: Option<&str>) -> anyhow::Result<String> {
@@ -66,77 +60,32 @@ pub fn preflight() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Namespaces whose names start with [`PREFIX`].
-fn our_namespaces() -> anyhow::Result<Vec<String>> {
-    let listing = ip(&["netns", "list"])?;
-    Ok(listing
-        .lines()
-        .filter_map(|line| line.split_whitespace().next())
-        .filter(|name| name.starts_with(PREFIX))
-        .map(str::to_string)
-        .collect())
-}
+/// The names and subnet of the chaos test network.
+pub const NETWORK: Subnet = Subnet { prefix: PREFIX, cidr: SUBNET };
 
-fn namespace_pids(namespace: &str) -> Vec<i32> {
-    ip(&["netns", "pids", namespace])
-        .map(|text| text.split_whitespace().filter_map(|p| p.parse().ok()).collect())
-        .unwrap_or_default()
-}
-
-/// Removes what an earlier run left behind: processes inside our namespaces (a runner killed
-/// with SIGKILL leaves its nodes running there), the namespaces, links with our prefix in the
-/// root namespace, and the blackhole route. Returns what it removed, for the log.
+/// Removes what an earlier run left behind (see [`netns::clean_stale`]).
 pub fn clean_stale() -> anyhow::Result<Vec<String>> {
-    let mut removed = Vec::new();
-    for namespace in our_namespaces()? {
-        let pids = namespace_pids(&namespace);
-        for &pid in &pids {
-            // Only processes inside our own namespaces: an earlier run started them.
-            let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        let started = Instant::now();
-        while !namespace_pids(&namespace).is_empty() && started.elapsed() < STALE_EXIT_WAIT {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        ip(&["netns", "del", &namespace]).with_context(|| format!("remove stale namespace {namespace}"))?;
-        removed.push(format!("namespace {namespace} ({} processes)", pids.len()));
-    }
-    let links = ip(&["-o", "link", "show"])?;
-    for line in links.lines() {
-        // `7: mch-v1@if6: <...>`
-        let Some(name) = line.split(':').nth(1).map(|n| n.trim().split('@').next().unwrap_or("")) else {
-            continue;
-        };
-        if name.starts_with(PREFIX) {
-            ip(&["link", "del", name]).with_context(|| format!("remove stale link {name}"))?;
-            removed.push(format!("link {name}"));
-        }
-    }
-    if ip(&["route", "show", "type", "blackhole", SUBNET])?
-        .contains(SUBNET.split('/').next().expect("subnet"))
-    {
-        ip(&["route", "del", "blackhole", SUBNET])?;
-        removed.push(format!("blackhole route {SUBNET}"));
-    }
-    Ok(removed)
+    netns::clean_stale(NETWORK)
+}
+
+/// Takes the test network for this run (see [`RunLock`]).
+pub fn lock() -> anyhow::Result<RunLock> {
+    RunLock::acquire("mch-runner.pid", "mortar-chaos", "mortar-chaos run")
 }
 
 /// The test network, removed again when dropped.
 pub struct Lab {
     topology: Topology,
-    namespaces: Vec<String>,
-    route: bool,
+    namespaces: Namespaces,
 }
 
 impl Lab {
     /// Builds the network. On error, what was built is removed (by `Drop`).
     pub fn create(topology: Topology) -> anyhow::Result<Lab> {
-        let mut lab = Lab { topology, namespaces: Vec::new(), route: false };
-        // First, so that nothing sent to the subnet from the root namespace ever leaves the machine.
-        ip(&["route", "add", "blackhole", SUBNET]).context("add the blackhole route for the test subnet")?;
-        lab.route = true;
-        lab.add_namespace(BRIDGE_NS)?;
+        // The route first, so that nothing sent to the subnet from the root namespace ever leaves
+        // the machine.
+        let mut lab = Lab { topology, namespaces: Namespaces::guard(NETWORK)? };
+        lab.namespaces.add(BRIDGE_NS)?;
         ip(&["-n", BRIDGE_NS, "link", "add", BRIDGE, "type", "bridge"])?;
         ip(&["-n", BRIDGE_NS, "link", "set", BRIDGE, "up"])?;
         for node in topology.ids() {
@@ -154,13 +103,6 @@ impl Lab {
         Ok(lab)
     }
 
-    fn add_namespace(&mut self, namespace: &str) -> anyhow::Result<()> {
-        ip(&["netns", "add", namespace])?;
-        self.namespaces.push(namespace.to_string());
-        ip(&["-n", namespace, "link", "set", "lo", "up"])?;
-        Ok(())
-    }
-
     fn add_host(
         &mut self,
         namespace: &str,
@@ -168,7 +110,7 @@ impl Lab {
         outer: &str,
         addrs: &[String],
     ) -> anyhow::Result<()> {
-        self.add_namespace(namespace)?;
+        self.namespaces.add(namespace)?;
         ip(&[
             "link", "add", inner, "netns", namespace, "type", "veth", "peer", "name", outer, "netns",
             BRIDGE_NS,
@@ -189,61 +131,9 @@ impl Lab {
         Ok(())
     }
 
-    /// Removes everything; returns what could not be removed.
+    /// Removes everything (nodes and clients first, the bridge last); returns what could not be
+    /// removed.
     pub fn teardown(&mut self) -> Vec<String> {
-        let mut errors = Vec::new();
-        // Nodes and clients first, the bridge last.
-        while let Some(namespace) = self.namespaces.pop() {
-            if let Err(e) = ip(&["netns", "del", &namespace]) {
-                errors.push(format!("{e:#}"));
-            }
-        }
-        if self.route {
-            self.route = false;
-            if let Err(e) = ip(&["route", "del", "blackhole", SUBNET]) {
-                errors.push(format!("{e:#}"));
-            }
-        }
-        errors
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for error in self.teardown() {
-            tracing::error!("cleanup: {error}");
-        }
-    }
-}
-
-/// Only one run at a time may own the test network: a pid file in the temporary directory.
-pub struct RunLock {
-    path: PathBuf,
-}
-
-impl RunLock {
-    pub fn acquire() -> anyhow::Result<RunLock> {
-        let path = std::env::temp_dir().join("mch-runner.pid");
-        if let Ok(text) = std::fs::read_to_string(&path)
-            && let Ok(pid) = text.trim().parse::<i32>()
-            && pid != std::process::id() as i32
-            && kill(Pid::from_raw(pid), None).is_ok()
-            && std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.starts_with("mortar-chaos"))
-        {
-            bail!(
-                "another mortar-chaos run (pid {pid}) owns the test network; wait for it to finish or stop it \
-                 (kill {pid}), then try again"
-            );
-        }
-        std::fs::write(&path, std::process::id().to_string())
-            .with_context(|| format!("write the run lock {}", path.display()))?;
-        Ok(RunLock { path })
-    }
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        self.namespaces.teardown()
     }
 }

@@ -18,6 +18,7 @@
 //! network.
 
 pub mod lab;
+pub mod netns;
 pub mod procs;
 mod report;
 mod timeline;
@@ -218,7 +219,7 @@ pub async fn run(config: &RunConfig, mut interrupt: watch::Receiver<bool>) -> an
     )?;
 
     lab::preflight()?;
-    let lock = lab::RunLock::acquire()?;
+    let lock = lab::lock()?;
     for removed in lab::clean_stale().context("remove leftovers of an earlier run")? {
         println!("removed leftover {removed}");
     }

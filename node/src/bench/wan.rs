@@ -38,7 +38,7 @@ use super::systems::SystemsArgs;
 use super::target::{Connection, Target};
 use super::wan_net::{
     self, ETCD_CLIENT_PORT, ETCD_PEER_PORT, Lab, MORTAR_GRPC_PORT, MORTAR_HTTP_PORT, REGION_NAMES, REGIONS,
-    RegionNet, RunLock, Server,
+    RegionNet, Server,
 };
 use super::workload::{Op, Ops, Workload};
 use super::{DURATION_SECONDS_MAX, KvBenchArgs, LATENCY_MAX, VALUE_BYTES_MAX};
@@ -367,7 +367,7 @@ pub async fn run(args: WanArgs) -> anyhow::Result<WanReport> {
     wan_net::preflight(with_etcd.then_some(args.systems.etcd_bin.as_path()))?;
     let etcd_version = if with_etcd { Some(args.systems.etcd_version()?) } else { None };
     let bin = args.systems.bin()?;
-    let _lock = RunLock::acquire()?;
+    let _lock = wan_net::lock()?;
     for removed in wan_net::clean_stale()? {
         eprintln!("removed a leftover of an earlier run: {removed}");
     }

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use mortar_chaos::proxy::{self, Delay};
 use mortar_chaos::run::lab::command;
+use mortar_chaos::run::netns::{self, Namespaces, RunLock, Subnet};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -62,8 +63,6 @@ const _: () = assert!(HOST_ADDR_BASE as usize + REGIONS < PROXY_ADDR_BASE as usi
 const _: () = assert!(PROXY_ADDR_BASE as usize + REGIONS < 255);
 /// How long servers have to exit after SIGTERM before they are killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
-/// How long stale processes from a killed run get to exit after SIGKILL.
-const STALE_EXIT_WAIT: Duration = Duration::from_secs(3);
 /// Lines of a server's log shown when it fails.
 const LOG_TAIL_LINES: usize = 15;
 /// Bytes one echo read takes at a time.
@@ -121,102 +120,38 @@ pub fn preflight(etcd_bin: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn our_namespaces() -> anyhow::Result<Vec<String>> {
-    let listing = ip(&["netns", "list"])?;
-    Ok(listing
-        .lines()
-        .filter_map(|line| line.split_whitespace().next())
-        .filter(|name| name.starts_with(PREFIX))
-        .map(str::to_string)
-        .collect())
-}
+/// The names and subnet of the emulated WAN.
+const NETWORK: Subnet = Subnet { prefix: PREFIX, cidr: SUBNET };
 
-fn namespace_pids(namespace: &str) -> Vec<i32> {
-    ip(&["netns", "pids", namespace])
-        .map(|text| text.split_whitespace().filter_map(|p| p.parse().ok()).collect())
-        .unwrap_or_default()
-}
-
-fn blackhole_present() -> anyhow::Result<bool> {
-    let routes = ip(&["route", "show", "type", "blackhole", SUBNET])?;
-    Ok(routes.contains(SUBNET.split('/').next().expect("subnet has an address")))
-}
-
-/// Removes what a killed earlier run left behind: the processes inside our namespaces (servers
-/// an earlier run started), the namespaces and the blackhole route. Call it holding [`RunLock`].
-/// Returns what it removed.
+/// Removes what a killed earlier run left behind (see [`netns::clean_stale`]). Call it holding
+/// the lock from [`lock`]. Returns what it removed.
 pub fn clean_stale() -> anyhow::Result<Vec<String>> {
-    let mut removed = Vec::new();
-    for namespace in our_namespaces()? {
-        let pids = namespace_pids(&namespace);
-        for &pid in &pids {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        let started = Instant::now();
-        while !namespace_pids(&namespace).is_empty() && started.elapsed() < STALE_EXIT_WAIT {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        ip(&["netns", "del", &namespace]).with_context(|| format!("remove stale namespace {namespace}"))?;
-        removed.push(format!("namespace {namespace} ({} processes)", pids.len()));
-    }
-    if blackhole_present()? {
-        ip(&["route", "del", "blackhole", SUBNET])?;
-        removed.push(format!("blackhole route {SUBNET}"));
-    }
-    Ok(removed)
+    netns::clean_stale(NETWORK)
 }
 
-/// Only one run at a time may own the WAN's namespaces: a pid file in the temporary directory.
-pub struct RunLock {
-    path: PathBuf,
-}
-
-impl RunLock {
-    pub fn acquire() -> anyhow::Result<RunLock> {
-        let path = std::env::temp_dir().join("mortar-bench-wan.pid");
-        if let Ok(text) = std::fs::read_to_string(&path)
-            && let Ok(pid) = text.trim().parse::<i32>()
-            && pid != std::process::id() as i32
-            && kill(Pid::from_raw(pid), None).is_ok()
-            && std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("mortar"))
-        {
-            bail!(
-                "another `mortar bench wan` (pid {pid}) owns the emulated WAN; wait for it to finish or \
-                 stop it (kill {pid}), then try again"
-            );
-        }
-        std::fs::write(&path, std::process::id().to_string())
-            .with_context(|| format!("write the run lock {}", path.display()))?;
-        Ok(RunLock { path })
-    }
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
+/// Takes the WAN's network for this run: only one run at a time may own it.
+pub fn lock() -> anyhow::Result<RunLock> {
+    RunLock::acquire("mortar-bench-wan.pid", "mortar", "`mortar bench wan`")
 }
 
 /// The namespaces, veths, bridge and blackhole route; removed again by [`Lab::teardown`] or
 /// when dropped.
 pub struct Lab {
-    namespaces: Vec<String>,
-    route: bool,
+    namespaces: Namespaces,
 }
 
 impl Lab {
     /// Builds the network. On error, what was built is removed (by `Drop`).
     pub fn create() -> anyhow::Result<Lab> {
-        let mut lab = Lab { namespaces: Vec::new(), route: false };
-        // First, so that nothing sent to the subnet from the root namespace ever leaves the machine.
-        ip(&["route", "add", "blackhole", SUBNET]).context("add the blackhole route for the WAN's subnet")?;
-        lab.route = true;
-        lab.add_namespace(BRIDGE_NS)?;
+        // The route first, so that nothing sent to the subnet from the root namespace ever leaves
+        // the machine.
+        let mut lab = Lab { namespaces: Namespaces::guard(NETWORK)? };
+        lab.namespaces.add(BRIDGE_NS)?;
         ip(&["-n", BRIDGE_NS, "link", "add", BRIDGE, "type", "bridge"])?;
         ip(&["-n", BRIDGE_NS, "link", "set", BRIDGE, "up"])?;
         for (region, name) in REGION_NAMES.iter().enumerate() {
             let namespace = namespace(region);
-            lab.add_namespace(&namespace)?;
+            lab.namespaces.add(&namespace)?;
             let (inner, outer) = (format!("{PREFIX}v{name}"), format!("{PREFIX}b{name}"));
             ip(&[
                 "link", "add", &inner, "netns", &namespace, "type", "veth", "peer", "name", &outer, "netns",
@@ -232,37 +167,10 @@ impl Lab {
         Ok(lab)
     }
 
-    fn add_namespace(&mut self, namespace: &str) -> anyhow::Result<()> {
-        ip(&["netns", "add", namespace]).with_context(|| format!("create namespace {namespace}"))?;
-        self.namespaces.push(namespace.to_string());
-        ip(&["-n", namespace, "link", "set", "lo", "up"])?;
-        Ok(())
-    }
-
     /// Removes everything (deleting a namespace deletes its links); returns what could not be
     /// removed.
     pub fn teardown(&mut self) -> Vec<String> {
-        let mut errors = Vec::new();
-        while let Some(namespace) = self.namespaces.pop() {
-            if let Err(e) = ip(&["netns", "del", &namespace]) {
-                errors.push(format!("{e:#}"));
-            }
-        }
-        if self.route {
-            self.route = false;
-            if let Err(e) = ip(&["route", "del", "blackhole", SUBNET]) {
-                errors.push(format!("{e:#}"));
-            }
-        }
-        errors
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for error in self.teardown() {
-            eprintln!("cleanup: {error}; remove it by hand");
-        }
+        self.namespaces.teardown()
     }
 }
 
