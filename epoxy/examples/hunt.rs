@@ -1,5 +1,6 @@
 //! Long seed hunts for the epoxy simulation: many seeds with crashes, pauses, partitions, drops,
-//! duplicates and reordering, for N = 3, 5 and 7. Prints the seed of the first failure (pin it as
+//! duplicates and reordering, for N = 3, 5 and 7; every other seed ends with F replicas down for
+//! good, and the others must finish without them. Prints the seed of the first failure (pin it as
 //! a regression test in `sim_test.rs`) and, at the end, how many times each recovery branch ran.
 //!
 //! ```sh
@@ -24,9 +25,13 @@ fn main() {
         .split(',')
         .map(|n| n.parse().expect("--replicas takes a list like 3,5,7"))
         .collect();
+    let down_for_good = args.iter().any(|a| a == "--down-for-good");
+    let keep_going = args.iter().any(|a| a == "--keep-going");
+    let mut failed = 0u64;
     let started = Instant::now();
     let mut totals = mortar_epoxy::Counters::default();
     let (mut runs, mut instances, mut crashes) = (0u64, 0usize, 0u64);
+    let (mut steps, mut messages) = (0u64, 0u64);
     for &n in &replicas {
         for seed in first..first + seeds {
             let config = SimConfig {
@@ -36,6 +41,9 @@ fn main() {
                 fault_steps: 3000,
                 propose_chance: 0.1,
                 faults: Faults::all(n),
+                // With --down-for-good, every other seed ends with F replicas down for good: the
+                // rest must finish alone.
+                down_for_good: if down_for_good && seed % 2 == 1 { (n - 1) / 2 } else { 0 },
                 ..SimConfig::default()
             };
             match Sim::new(config).run() {
@@ -43,6 +51,8 @@ fn main() {
                     runs += 1;
                     instances += report.proposed;
                     crashes += report.crashes;
+                    steps += report.steps;
+                    messages += report.messages_sent;
                     let c = report.counters;
                     totals.recoveries_started += c.recoveries_started;
                     totals.recovered_commit += c.recovered_commit;
@@ -55,11 +65,18 @@ fn main() {
                 }
                 Err(e) => {
                     eprintln!("FAILED: {e}");
-                    std::process::exit(1);
+                    failed += 1;
+                    if !keep_going {
+                        std::process::exit(1);
+                    }
                 }
             }
         }
     }
+    if failed > 0 {
+        println!("{failed} runs FAILED");
+    }
+    println!("{steps} simulated steps, {messages} messages sent");
     println!(
         "{runs} runs ({seeds} seeds x N={replicas:?}) passed in {:.1} s: {instances} instances proposed, {crashes} crashes",
         started.elapsed().as_secs_f64()

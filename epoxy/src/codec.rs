@@ -94,8 +94,10 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
         Message::AcceptOk { .. }
         | Message::Prepare { .. }
         | Message::TryPreAcceptOk { .. }
-        | Message::TryPreAcceptNack { .. }
         | Message::Nack { .. } => {}
+        Message::TryPreAcceptNack { excluded, .. } => {
+            check(WHAT, excluded.len() <= REPLICAS_MAX, || format!("{} excluded replicas", excluded.len()))?
+        }
         Message::CommitRequest { ids } => {
             check(WHAT, ids.len() <= COMMIT_REQUEST_IDS_MAX, || format!("{} ids", ids.len()))?
         }

@@ -1,6 +1,6 @@
 //! Protocol messages (EPaxos, Moraru et al., SOSP'13, Figure 2 and section 4.3).
 
-use crate::types::{Attributes, Ballot, Command, InstanceId, Status};
+use crate::types::{Attributes, Ballot, Command, InstanceId, ReplicaId, Status};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,13 +72,17 @@ pub enum Message {
         id: InstanceId,
         ballot: Ballot,
     },
-    /// `conflict` interferes and is not in the proposed deps; `committed`: it is committed (or
-    /// executed) at the sender.
+    /// `conflict` interferes and is not in the proposed deps. `committed`: an interfering instance
+    /// the proposal misses is committed at the sender without depending on `id` (so `id` did not
+    /// commit on the fast path). `excluded`: command leaders of interfering instances whose
+    /// ballot-0 proposal (held unchanged by the sender) neither covers `id` nor is covered by it:
+    /// each proposed before it saw `id`, so it cannot have pre-accepted `id` unchanged.
     TryPreAcceptNack {
         id: InstanceId,
         ballot: Ballot,
         conflict: InstanceId,
         committed: bool,
+        excluded: Vec<ReplicaId>,
     },
     /// `ballot` is below what the sender promised for the instance.
     Nack {

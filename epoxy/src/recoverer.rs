@@ -7,7 +7,7 @@ use crate::ready::Outbound;
 use crate::recovery::{Decision, decide};
 use crate::replica::{Instance, Lead, Phase, Recovery, Replica, record_of};
 use crate::try_outcome::TryOutcome;
-use crate::types::{Attributes, Ballot, Command, InstanceId, Status};
+use crate::types::{Attributes, Ballot, Command, InstanceId, ReplicaId, Status};
 use std::collections::BTreeMap;
 
 impl Replica {
@@ -30,7 +30,10 @@ impl Replica {
         self.counters.recoveries_started += 1;
         let mut votes = BTreeMap::new();
         votes.insert(self.config.id, vote);
-        self.recoveries.insert(id, Recovery { ballot, votes, trying: None, holding: 0, ticks: 0 });
+        self.recoveries.insert(
+            id,
+            Recovery { ballot, votes, trying: None, holding: 0, refused: 0, ruled_out: 0, ticks: 0 },
+        );
         for &peer in &self.config.replicas {
             if peer != self.config.id {
                 let prepare = Message::Prepare { id, ballot };
@@ -137,8 +140,13 @@ impl Replica {
         if self.config.id != leader && holding & self.me_bit == 0 {
             match self.try_pre_accept_here(id, ballot, attrs.clone(), commands.clone()) {
                 TryOutcome::Ok => holding |= self.me_bit,
-                TryOutcome::Conflict { .. } => {
-                    self.recoveries.remove(&id);
+                TryOutcome::Conflict { committed, excluded, .. } => {
+                    self.rule_out(id, &excluded);
+                    if committed || self.fast_path_ruled_out(id) {
+                        self.rerun_recovery(id, commands);
+                    } else {
+                        self.recoveries.remove(&id);
+                    }
                     return;
                 }
             }
@@ -149,6 +157,67 @@ impl Replica {
         if !self.check_trying(id) {
             self.send_try(id, true);
         }
+    }
+
+    /// The fast path is ruled out: run phase 1 again at this recovery's ballot, from the union of
+    /// the pre-accepted votes (as [`Decision::Rerun`]).
+    pub(crate) fn rerun_recovery(&mut self, id: InstanceId, commands: Vec<Command>) {
+        let Some(recovery) = self.recoveries.get(&id) else { return };
+        let mut base = Attributes::default();
+        for vote in recovery.votes.values().filter(|v| v.status == Status::PreAccepted) {
+            base.union(&vote.attrs);
+        }
+        self.counters.recovered_rerun += 1;
+        self.recovery_rerun(id, base, commands);
+    }
+
+    /// [`Self::rerun_recovery`] of the proposal being tried.
+    pub(crate) fn rerun_after_try(&mut self, id: InstanceId) {
+        let Some(commands) = self.recoveries.get_mut(&id).and_then(|r| r.trying.take()).map(|t| t.1) else {
+            return;
+        };
+        self.rerun_recovery(id, commands);
+    }
+
+    /// Notes replicas that cannot have pre-accepted the leader's proposal unchanged.
+    pub(crate) fn rule_out(&mut self, id: InstanceId, replicas: &[ReplicaId]) {
+        let bits: u64 = replicas.iter().filter_map(|r| self.config.index_of(*r)).map(|at| 1u64 << at).sum();
+        if let Some(recovery) = self.recoveries.get_mut(&id) {
+            recovery.ruled_out |= bits;
+        }
+    }
+
+    /// Whether too few replicas can have pre-accepted the leader's proposal unchanged for it to
+    /// have committed on the fast path: those that voted so, plus those without a vote here that
+    /// are not ruled out, are short of a fast quorum (as in [`decide`], with what TryPreAccept
+    /// taught since).
+    pub(crate) fn fast_path_ruled_out(&self, id: InstanceId) -> bool {
+        let Some(recovery) = self.recoveries.get(&id) else { return false };
+        let leader = id.replica;
+        let matched = recovery
+            .votes
+            .iter()
+            .filter(|(r, v)| **r != leader && v.status == Status::PreAccepted && v.matches_proposal)
+            .count();
+        let unknown = (self.config.replicas.iter().enumerate())
+            .filter(|(at, r)| {
+                **r != leader && !recovery.votes.contains_key(r) && recovery.ruled_out & (1 << at) == 0
+            })
+            .count();
+        matched + unknown < self.config.fast_quorum() - 1
+    }
+
+    /// Whether enough replicas may still come to hold the proposal for TryPreAccept to succeed.
+    pub(crate) fn try_may_succeed(&self, id: InstanceId) -> bool {
+        let Some(recovery) = self.recoveries.get(&id) else { return false };
+        let possible = (self.config.replicas.iter().enumerate())
+            .filter(|(at, r)| {
+                let bit = 1u64 << at;
+                **r != id.replica
+                    && (recovery.holding & bit != 0 || (recovery.refused & bit == 0 && **r != self.config.id))
+            })
+            .count();
+        possible >= self.config.fast_quorum() - 1
     }
 
     /// Accepts the proposal once the leader and enough others hold it; true when it did.

@@ -53,6 +53,11 @@ pub(crate) struct Recovery {
     /// it unchanged.
     pub(crate) trying: Option<(Attributes, Vec<Command>)>,
     pub(crate) holding: u64,
+    /// During TryPreAccept: the replicas that refused the proposal.
+    pub(crate) refused: u64,
+    /// Replicas without a vote here that cannot have pre-accepted the leader's proposal unchanged
+    /// (each led an interfering instance proposed before it saw this one).
+    pub(crate) ruled_out: u64,
     pub(crate) ticks: u32,
 }
 
@@ -378,8 +383,8 @@ impl Replica {
                 self.handle_try_pre_accept(from, id, ballot, attrs, commands)
             }
             Message::TryPreAcceptOk { id, ballot } => self.handle_try_pre_accept_ok(from, id, ballot),
-            Message::TryPreAcceptNack { id, ballot, conflict, committed } => {
-                self.handle_try_pre_accept_nack(id, ballot, conflict, committed)
+            Message::TryPreAcceptNack { id, ballot, committed, excluded, .. } => {
+                self.handle_try_pre_accept_nack(from, id, ballot, committed, &excluded)
             }
             Message::Nack { id, promised } => self.handle_nack(id, promised),
         }
@@ -388,6 +393,10 @@ impl Replica {
     /// Advances time by one tick: resends unanswered phases, settles for the slow path when a fast
     /// quorum does not answer in time, and asks peers for commits the executor waits on.
     pub fn tick(&mut self) {
+        if !self.restart_gap.is_empty() {
+            let executor = &self.executor;
+            self.restart_gap.retain(|gap| !executor.is_executed(*gap));
+        }
         let leading: Vec<InstanceId> = self.leading.iter().copied().collect();
         for id in leading {
             let (phase, ticks, replied) = {
@@ -534,6 +543,11 @@ impl Replica {
         let mut attrs = Attributes { seq: 1, deps: Vec::new() };
         self.merge_local_attrs(id, commands, &mut attrs);
         attrs
+    }
+
+    /// Whether some own slot a crash may have lost is not executed yet (see `restart_gap`).
+    pub(crate) fn restart_gap_open(&self) -> bool {
+        self.restart_gap.iter().any(|gap| !self.executor.is_executed(*gap))
     }
 
     /// Records that `id` touches the keys of `commands` with sequence number `seq`.

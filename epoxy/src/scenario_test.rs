@@ -192,3 +192,56 @@ fn recoverer_crash_mid_recovery() {
         check("recoverer crash mid-recovery", n, sim);
     }
 }
+
+/// F replicas (N = 2F + 1) crash for good, each the leader of an instance on the same key that
+/// reached just one survivor, so each survivor holds a different proposal unchanged; then a
+/// survivor writes the key. The survivors must commit and execute everything without the crashed
+/// replicas: EPaxos stays live with F down. Recovering any of the instances decides TryPreAccept
+/// (one survivor holds the proposal unchanged, the other leaders' votes are unknown), and every
+/// survivor refuses it, knowing another leader's interfering instance. Before the fix the
+/// recoverers gave up and retried forever. Now a refusal tells what rules the fast path out: a
+/// leader whose own proposal missed the instance (it cannot have pre-accepted it unchanged), or
+/// an interfering instance committed without it; and an interfering instance committed after it
+/// no longer refuses.
+#[test]
+fn f_leaders_of_interfering_instances_crash_for_good() {
+    for n in [5usize, 7] {
+        let f = (n - 1) / 2;
+        for seed in 0..20 {
+            let mut sim = Sim::new(SimConfig {
+                replicas: n,
+                seed,
+                faults: Faults::none(),
+                fault_steps: 0,
+                ..SimConfig::default()
+            });
+            warm_up(&mut sim);
+            warm_up(&mut sim);
+            let crashed = move |r: ReplicaId| (r.0 as usize) <= f;
+            // Leader i's proposal reaches only survivor f + i.
+            sim.set_filter(move |from, to, m| match m {
+                Message::PreAccept { .. } if crashed(from) => to.0 == from.0 + f as u32,
+                _ => !crashed(from),
+            });
+            let mut ids: Vec<InstanceId> = (0..f).map(|at| sim.propose_at(at, KEY)).collect();
+            for at in 0..f {
+                sim.crash_now(at);
+            }
+            sim.steps(5);
+            sim.set_filter(move |from, to, _| !crashed(from) && !crashed(to));
+            ids.push(sim.propose_at(f, KEY));
+            sim.steps(5000);
+            for at in f..n {
+                for &id in &ids {
+                    assert!(
+                        sim.executed_at(at, id),
+                        "N={n} seed {seed}: replica {} has not executed {id} with {f} replicas down: {}",
+                        at + 1,
+                        sim.debug_at(at, id)
+                    );
+                }
+            }
+            check("F leaders of interfering instances crash for good", n, sim);
+        }
+    }
+}

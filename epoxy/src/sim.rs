@@ -111,6 +111,10 @@ pub struct SimConfig {
     pub heal_steps_max: u64,
     /// A tick every this many steps.
     pub steps_per_tick: u64,
+    /// Replicas (at most F of N = 2F + 1) that crash for good at the end of the fault phase: the
+    /// others, healed, must then finish every instance any of them knows without them, within
+    /// `heal_steps_max` steps; only then do the crashed ones restart for the final checks.
+    pub down_for_good: usize,
 }
 
 impl Default for SimConfig {
@@ -126,6 +130,7 @@ impl Default for SimConfig {
             fault_steps: 400,
             heal_steps_max: 40_000,
             steps_per_tick: 4,
+            down_for_good: 0,
         }
     }
 }
@@ -267,7 +272,81 @@ impl Sim {
             self.inject_faults();
             self.advance();
         }
+        if self.config.down_for_good > 0 && self.violations.is_empty() {
+            self.run_without_some();
+        }
         self.finish()
+    }
+
+    /// Crashes `down_for_good` replicas for good, heals the others, and checks that they finish,
+    /// on their own, every instance proposed by one of them or held unfinished by one of them. (A
+    /// survivor need not learn an instance of a crashed leader that the others executed and that
+    /// nothing of its own depends on: a later command on its keys will depend on it and fetch it.)
+    fn run_without_some(&mut self) {
+        let n = self.replicas.len();
+        let down_count = self.config.down_for_good.min((n - 1) / 2);
+        let mut down = BTreeSet::new();
+        while down.len() < down_count {
+            down.insert(self.rng.below(n as u64) as usize);
+        }
+        self.partition = None;
+        self.healing = true;
+        for at in 0..n {
+            let gone = down.contains(&at);
+            match self.lives[at] {
+                Life::Up | Life::Paused { .. } if gone => self.crash(at),
+                Life::CrashMidRound if gone => self.crash(at),
+                Life::Down { .. } if !gone => self.restart(at),
+                Life::CrashMidRound => {
+                    self.crash(at);
+                    self.restart(at);
+                }
+                Life::Paused { .. } => self.lives[at] = Life::Up,
+                _ => {}
+            }
+            if gone {
+                self.report.crashes += 1;
+                self.lives[at] = Life::Down { until: u64::MAX };
+            }
+        }
+        let alive: Vec<usize> = (0..n).filter(|at| !down.contains(at)).collect();
+        let end = self.step + self.config.heal_steps_max;
+        loop {
+            let known: Vec<InstanceId> = (self.proposed.keys())
+                .filter(|id| {
+                    !down.contains(&self.index(id.replica))
+                        || alive.iter().any(|&at| self.replicas[at].status(**id).is_some())
+                })
+                .copied()
+                .collect();
+            let missing =
+                known.iter().find(|id| alive.iter().any(|&at| !self.executed_sets[at].contains(id))).copied();
+            let Some(missing) = missing else { break };
+            if self.step >= end || !self.violations.is_empty() {
+                if !self.violations.is_empty() {
+                    return;
+                }
+                let at = *alive.iter().find(|&&at| !self.executed_sets[at].contains(&missing)).expect("one");
+                let blocked = self.replicas[at].blocked_on();
+                let first = blocked.first().copied().unwrap_or(missing);
+                let holders: Vec<String> = alive
+                    .iter()
+                    .map(|&a| format!("at {}: {}", self.ids[a], self.replicas[a].debug_instance(first)))
+                    .collect();
+                self.violations.push(format!(
+                    "liveness with {down_count} of {n} down for good (replicas {:?}): replica {} has not executed {missing} ({}; blocked on {:?}: {})",
+                    down.iter().map(|at| self.ids[*at].0).collect::<Vec<_>>(),
+                    self.ids[at],
+                    self.replicas[at].debug_instance(missing),
+                    blocked,
+                    holders.join("; ")
+                ));
+                return;
+            }
+            for _ in 0..8 {
+                self.advance();
+            }
+        }
     }
 
     // ---- manual control, for scenario tests ----
@@ -316,6 +395,16 @@ impl Sim {
 
     pub fn status_at(&self, at: usize, id: InstanceId) -> Option<Status> {
         self.replicas[at].status(id)
+    }
+
+    /// What replica `at` (0-based) holds for `id` (diagnostics).
+    pub fn debug_at(&self, at: usize, id: InstanceId) -> String {
+        self.replicas[at].debug_instance(id)
+    }
+
+    /// Whether replica `at` (0-based) has executed `id`.
+    pub fn executed_at(&self, at: usize, id: InstanceId) -> bool {
+        self.replicas[at].is_executed(id)
     }
 
     /// Advances the network and the clocks.

@@ -120,12 +120,30 @@ fn seeds_n7_with_crashes_pauses_and_partitions() {
     }
 }
 
+/// F of N = 2F + 1 replicas crash for good after a fault phase of network faults alone: the
+/// others must finish, on their own, every instance they know. (With crashes and partitions in
+/// the fault phase too, some histories still stall while F replicas stay down: see the hunt's
+/// `--down-for-good`.)
+#[test]
+fn seeds_with_f_replicas_down_for_good_after_network_faults() {
+    for replicas in [3, 5, 7] {
+        for seed in 0..20 {
+            run(SimConfig { replicas, seed, down_for_good: (replicas - 1) / 2, ..SimConfig::default() });
+        }
+    }
+}
+
 #[test]
 fn debug_seed() {
     if let Ok(seed) = std::env::var("EPOXY_SEED") {
         let replicas = std::env::var("EPOXY_N").map(|n| n.parse().unwrap()).unwrap_or(3);
         let heal: u64 = std::env::var("EPOXY_HEAL").map(|h| h.parse().unwrap()).unwrap_or(40_000);
-        let config = SimConfig { heal_steps_max: heal, ..crash_config(replicas, seed.parse().unwrap()) };
+        let down_for_good = std::env::var("EPOXY_DOWN").map(|d| d.parse().unwrap()).unwrap_or(0);
+        let config = SimConfig {
+            heal_steps_max: heal,
+            down_for_good,
+            ..crash_config(replicas, seed.parse().unwrap())
+        };
         match Sim::new(config).run() {
             Ok(report) => println!("{report:?}"),
             Err(e) => panic!("{e}"),

@@ -1,13 +1,15 @@
 //! What an acceptor concludes about pre-accepting a recoverer's proposal verbatim.
 
-use crate::types::InstanceId;
+use crate::types::{InstanceId, ReplicaId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TryOutcome {
     Ok,
-    /// An interfering instance the proposal misses; whether it is committed here.
+    /// An interfering instance the proposal misses, with what it tells the recoverer (see
+    /// `Message::TryPreAcceptNack`).
     Conflict {
         conflict: InstanceId,
         committed: bool,
+        excluded: Vec<ReplicaId>,
     },
 }

@@ -428,3 +428,103 @@ fn phase_messages_for_a_committed_instance_are_answered_with_the_commit() {
         Ready { load_requests: vec![LoadRequest { to: R1, id: I11 }], ..Ready::default() }
     );
 }
+
+/// The answers of an acceptor to a TryPreAccept, in any of the round's outboxes.
+fn try_answers(r: &mut Replica) -> Vec<Message> {
+    let ready = r.ready();
+    (ready.messages.into_iter().chain(ready.messages_after_persist))
+        .map(|o| o.message)
+        .filter(|m| matches!(m, Message::TryPreAcceptOk { .. } | Message::TryPreAcceptNack { .. }))
+        .collect()
+}
+
+const R4: ReplicaId = ReplicaId(4);
+const I31: InstanceId = InstanceId::new(3, 1);
+
+fn try_pre_accept_i11(r: &mut Replica) -> Vec<Message> {
+    let ballot = Ballot { round: 1, replica: R4 };
+    r.step(R4, Message::TryPreAccept { id: I11, ballot, attrs: attrs(1, &[]), commands: vec![cmd("x")] });
+    try_answers(r)
+}
+
+#[test]
+fn try_pre_accept_refusal_names_leaders_that_proposed_before_seeing_the_instance() {
+    let mut r = replica(R3, 5);
+    // Replica 2's ballot-0 proposal, held unchanged: it does not order itself after 1.1.
+    r.step(R2, Message::PreAccept { id: I21, ballot: B2, attrs: attrs(1, &[]), commands: vec![cmd("x")] });
+    r.ready();
+    let nack = |committed, excluded: Vec<ReplicaId>| Message::TryPreAcceptNack {
+        id: I11,
+        ballot: Ballot { round: 1, replica: R4 },
+        conflict: I21,
+        committed,
+        excluded,
+    };
+    assert_eq!(try_pre_accept_i11(&mut r), vec![nack(false, vec![R2])]);
+}
+
+#[test]
+fn try_pre_accept_refusal_says_when_a_conflict_committed_without_the_instance() {
+    let mut r = replica(R3, 5);
+    r.step(R2, Message::Commit { id: I21, attrs: attrs(1, &[]), commands: vec![cmd("x")] });
+    r.ready();
+    let answers = try_pre_accept_i11(&mut r);
+    assert!(
+        matches!(&answers[..], [Message::TryPreAcceptNack { conflict: I21, committed: true, excluded, .. }] if excluded.is_empty()),
+        "{answers:?}"
+    );
+}
+
+#[test]
+fn try_pre_accept_ignores_a_conflict_committed_after_the_instance() {
+    let mut r = replica(R3, 5);
+    // 3.1 is committed after 1.1 (it depends on it), and is the first of its replica.
+    r.step(R2, Message::Commit { id: I31, attrs: attrs(2, &[I11]), commands: vec![cmd("x")] });
+    r.ready();
+    let ballot = Ballot { round: 1, replica: R4 };
+    assert_eq!(try_pre_accept_i11(&mut r), vec![Message::TryPreAcceptOk { id: I11, ballot }]);
+}
+
+#[test]
+fn try_pre_accept_refuses_a_conflict_committed_after_the_instance_with_unknown_predecessors() {
+    let mut r = replica(R3, 5);
+    // 2.2 depends on 1.1, but replica 2's earlier 2.1 is not covered by the proposal: this
+    // replica's index no longer shows whether 2.1 touched the key, so it must refuse.
+    let i22 = InstanceId::new(2, 2);
+    r.step(R2, Message::Commit { id: i22, attrs: attrs(2, &[I11]), commands: vec![cmd("x")] });
+    r.ready();
+    let answers = try_pre_accept_i11(&mut r);
+    assert!(
+        matches!(&answers[..], [Message::TryPreAcceptNack { conflict, committed: false, .. }] if *conflict == i22),
+        "{answers:?}"
+    );
+}
+
+#[test]
+fn a_restarted_acceptor_keeps_out_of_fast_paths_until_its_lost_slots_are_settled() {
+    // Replica 2 restarts with slots 1 and 2 reserved and no record of them: a proposal of its
+    // own on any key may have escaped before the crash.
+    let config = Config::new(R2, vec![R1, R2, R3]).unwrap();
+    let recovered = crate::Recovered { slot_reservation: 3, ..crate::Recovered::default() };
+    let mut r2 = Replica::recover(config, recovered);
+    r2.ready();
+    r2.step(R1, Message::PreAccept { id: I11, ballot: B1, attrs: attrs(1, &[]), commands: vec![cmd("x")] });
+    // It answers, but never with the proposal unchanged: a higher seq keeps it out of the fast path.
+    let reply = r2.ready().messages_after_persist.into_iter().find(|o| o.to == R1).map(|o| o.message);
+    assert_eq!(reply, Some(Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(2, &[]) }));
+    // Nor does it pre-accept a recoverer's proposal that misses them.
+    r2.step(
+        R3,
+        Message::TryPreAccept {
+            id: I11,
+            ballot: Ballot { round: 1, replica: R3 },
+            attrs: attrs(1, &[]),
+            commands: vec![cmd("x")],
+        },
+    );
+    let answers = try_answers(&mut r2);
+    assert!(
+        matches!(&answers[..], [Message::TryPreAcceptNack { conflict: I21, committed: false, .. }]),
+        "{answers:?}"
+    );
+}

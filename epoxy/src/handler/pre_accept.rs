@@ -38,6 +38,12 @@ impl Replica {
         }
         let mut merged = attrs.clone();
         self.merge_local_attrs(id, &commands, &mut merged);
+        if self.restart_gap_open() {
+            // This replica may have led an interfering instance a crash made it forget: it must not
+            // vote for a proposal unchanged (nor count towards its fast path) until its lost
+            // slots are settled. A higher seq is always a valid answer.
+            merged.seq += 1;
+        }
         // Only the leader's own ballot-0 proposal, left unchanged, can be part of a fast quorum.
         let matches_proposal = ballot == Ballot::initial(id.replica) && merged == attrs;
         self.observe_keys(id, &commands, merged.seq);

@@ -13,17 +13,33 @@ impl Replica {
         self.check_trying(id);
     }
 
-    /// Some replica knows an interfering instance the proposal misses. Whether or not it is
-    /// committed, this attempt cannot show the proposal safe now: give up, and let the stall timer
-    /// start a fresh attempt (by then the interfering instance or more replicas may settle it).
+    /// Some replica knows an interfering instance the proposal misses. The fast path is ruled out,
+    /// and phase 1 runs again (tech report §4.4), when that instance is committed there without
+    /// depending on this one, or when the leaders the sender excludes leave too few replicas that
+    /// can have pre-accepted the proposal unchanged. Otherwise the attempt waits for the other
+    /// answers while they may still succeed, and gives up when they cannot: the stall timer then
+    /// starts a fresh attempt (by then the interfering instance or more replicas may settle it).
     pub(crate) fn handle_try_pre_accept_nack(
         &mut self,
+        from: ReplicaId,
         id: InstanceId,
         ballot: Ballot,
-        _conflict: InstanceId,
-        _committed: bool,
+        committed: bool,
+        excluded: &[ReplicaId],
     ) {
-        if self.recoveries.get(&id).is_some_and(|r| r.ballot == ballot) {
+        if !self.recoveries.get(&id).is_some_and(|r| r.ballot == ballot && r.trying.is_some()) {
+            return;
+        }
+        self.rule_out(id, excluded);
+        if committed || self.fast_path_ruled_out(id) {
+            self.rerun_after_try(id);
+            return;
+        }
+        let Some(at) = self.config.index_of(from) else { return };
+        if let Some(recovery) = self.recoveries.get_mut(&id) {
+            recovery.refused |= 1 << at;
+        }
+        if !self.try_may_succeed(id) {
             self.recoveries.remove(&id);
         }
     }
