@@ -16,6 +16,7 @@
 //!    (another node activated the actor: this one is deposed) or when a write's outcome is
 //!    unknown (the next activation reloads whatever was committed).
 
+use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,21 +27,18 @@ use futures::FutureExt as _;
 use super::context::Context;
 use super::error::CallError;
 use super::keys::ActorId;
-use super::lease::{Lease, handover_wait};
+use super::lease::{Lease, Moment, handover_wait};
 use super::op::{ActorOp, ActorOutcome, OwnerRecord};
-use super::registry::Kind;
+use super::registry::{ActorKind, Kind};
 use super::runtime::{Call, Parked, Reply, Shared, WRITE_BYTES_MAX};
 use super::sdk::{Actor, ActorErrorKind};
 use crate::driver::ProposeError;
 use crate::state_machine::{Op, Outcome};
 
 /// The in-memory side of an active actor: what an idle actor keeps (parked in the runtime's
-/// table, with no task).
+/// table, with no task). Every idle actor keeps one, so what the task that runs it can be handed
+/// (its id, the key of its table entry; its actor type, from the registry) is not in it.
 struct Activation<A: Actor> {
-    kind: Arc<Kind<A>>,
-    id: Arc<ActorId>,
-    /// Tells this activation's table entry from a later one of the same actor.
-    token: u64,
     generation: u64,
     state: Arc<A::State>,
     /// Whether the state is stored: the actor exists. Until then each call creates the state
@@ -49,66 +47,83 @@ struct Activation<A: Actor> {
     exists: bool,
     lease: Lease,
     /// Writes are acknowledged no earlier than this (see [`handover_wait`]).
-    acks_not_before: Instant,
+    acks_not_before: Moment,
 }
 
+const _: () = assert!(
+    std::mem::size_of::<Activation<super::examples::Counter>>() <= 40,
+    "an idle actor's activation grew"
+);
+
 impl<A: Actor> Parked for Activation<A> {
-    fn resume(self: Box<Self>, shared: Arc<Shared>) {
-        let (id, token) = (self.id.clone(), self.token);
-        tokio::spawn(guarded(shared.clone(), id, token, serve(self, shared)));
+    fn resume(self: Box<Self>, shared: Arc<Shared>, id: ActorId, kind: Arc<dyn ActorKind>) {
+        let kind: Arc<dyn Any + Send + Sync> = kind;
+        let Ok(kind) = kind.downcast::<Kind<A>>() else {
+            unreachable!("actor {id} resumed with another type than {}", std::any::type_name::<A>());
+        };
+        tokio::spawn(guarded(shared.clone(), id.clone(), serve(self, kind, shared, id)));
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation
     }
 }
 
-/// Runs activation `token` of `id`: activates the actor, then serves its calls (see the module
-/// docs).
-pub(crate) async fn run<A: Actor>(kind: Arc<Kind<A>>, shared: Arc<Shared>, id: Arc<ActorId>, token: u64) {
+/// Runs activation `id` (its key in the runtime's table): activates the actor, then serves its
+/// calls (see the module docs).
+pub(crate) async fn run<A: Actor>(kind: Arc<Kind<A>>, shared: Arc<Shared>, id: ActorId) {
     let activate = async {
         let started = Instant::now();
         // Boxed, like each call below, so that the task stays small (tasks come and go with
         // calls; a large one fragments the heap that idle activations live in).
-        match Box::pin(Activation::<A>::activate(kind, &shared, id.clone(), token)).await {
+        match Box::pin(Activation::<A>::activate(&shared, &id)).await {
             Ok(activation) => {
                 metrics::histogram!("mortar_node_actor_activation_seconds")
                     .record(started.elapsed().as_secs_f64());
-                shared.activated(&id, token, activation.generation);
+                shared.activated(&id, activation.generation);
                 tracing::debug!(actor = %id, generation = activation.generation, "actor activated");
-                serve(Box::new(activation), shared.clone()).await;
+                serve(Box::new(activation), kind, shared.clone(), id.clone()).await;
             }
             Err(e) => {
                 tracing::warn!(actor = %id, error = %e, "activation failed");
-                shared.end(&id, token, &e);
+                shared.end(&id, &e);
             }
         }
     };
-    guarded(shared.clone(), id.clone(), token, activate).await;
+    guarded(shared.clone(), id.clone(), activate).await;
 }
 
-/// Runs `task` of activation `token` of `id`; if it panics (a bug: actions' panics are caught
-/// per call), the activation ends and the calls waiting for it are refused.
-async fn guarded(shared: Arc<Shared>, id: Arc<ActorId>, token: u64, task: impl Future<Output = ()>) {
+/// Runs `task` of activation `id`; if it panics (a bug: actions' panics are caught per call),
+/// the activation ends and the calls waiting for it are refused.
+async fn guarded(shared: Arc<Shared>, id: ActorId, task: impl Future<Output = ()>) {
     if AssertUnwindSafe(task).catch_unwind().await.is_err() {
         let reason = format!("the activation of actor {id} failed; retry");
         tracing::error!(actor = %id, "an activation task panicked");
-        shared.end(&id, token, &CallError::Retry(reason.clone()));
+        shared.end(&id, &CallError::Retry(reason.clone()));
         shared.hub.close(&id, &reason);
     }
 }
 
-/// Runs the calls waiting for `activation`, one at a time, until none waits (it parks) or it
-/// ends.
-async fn serve<A: Actor>(mut activation: Box<Activation<A>>, shared: Arc<Shared>) {
-    let (id, token) = (activation.id.clone(), activation.token);
+/// Runs the calls waiting for `activation` of `id`, one at a time, until none waits (it parks)
+/// or it ends.
+async fn serve<A: Actor>(
+    mut activation: Box<Activation<A>>,
+    kind: Arc<Kind<A>>,
+    shared: Arc<Shared>,
+    id: ActorId,
+) {
     let mut ended_call = false;
     loop {
         let call;
-        (call, activation) = match shared.next_call(&id, token, activation, ended_call) {
+        (call, activation) = match shared.next_call(&id, activation, ended_call) {
             Some(next) => next,
             // Parked until the next call, or removed (the actor moved).
             None => return,
         };
         let Call { action, args_json, input_json, reply } = *call;
         let started = Instant::now();
-        let (result, end) = Box::pin(activation.call(&shared, &action, args_json, input_json)).await;
+        let (result, end) =
+            Box::pin(activation.call(&kind, &shared, &id, &action, args_json, input_json)).await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) if e.is_retry_safe() => "retry",
@@ -120,7 +135,7 @@ async fn serve<A: Actor>(mut activation: Box<Activation<A>>, shared: Arc<Shared>
         let _ = reply.send(result);
         if let Some(reason) = end {
             tracing::info!(actor = %id, generation = activation.generation, reason = %reason, "actor deactivated");
-            shared.end(&id, token, &CallError::Retry(reason.clone()));
+            shared.end(&id, &CallError::Retry(reason.clone()));
             shared.hub.close(&id, &reason);
             return;
         }
@@ -129,12 +144,7 @@ async fn serve<A: Actor>(mut activation: Box<Activation<A>>, shared: Arc<Shared>
 }
 
 impl<A: Actor> Activation<A> {
-    async fn activate(
-        kind: Arc<Kind<A>>,
-        shared: &Shared,
-        id: Arc<ActorId>,
-        token: u64,
-    ) -> Result<Self, CallError> {
+    async fn activate(shared: &Shared, id: &ActorId) -> Result<Self, CallError> {
         let me = shared.config.node_id;
         let key = id.interference_key();
         let sent = Instant::now();
@@ -164,35 +174,38 @@ impl<A: Actor> Activation<A> {
                 ))
             })?,
         };
-        let mut lease = Lease::new(shared.config.lease);
-        lease.confirmed(sent);
+        let mut lease = Lease::default();
+        lease.confirmed(shared.moment(sent), shared.config.lease);
         // Another node may still hold a read lease, granted by a command it sent before our
         // activation executed here: acknowledge no write before that lease has surely expired.
+        let executed = shared.moment(executed);
         let acks_not_before = match previous {
-            Some(OwnerRecord { node, .. }) if node != me => executed + handover_wait(shared.config.lease),
+            Some(OwnerRecord { node, .. }) if node != me => {
+                executed.after(handover_wait(shared.config.lease))
+            }
             _ => executed,
         };
-        Ok(Self { kind, id, token, generation, state: Arc::new(state), exists, lease, acks_not_before })
+        Ok(Self { generation, state: Arc::new(state), exists, lease, acks_not_before })
     }
 
     /// Runs one call. Returns its result and, when the activation must end, why.
     async fn call(
         &mut self,
+        kind: &Kind<A>,
         shared: &Shared,
+        id: &ActorId,
         action: &str,
         args_json: String,
         input_json: Option<String>,
     ) -> (Result<Reply, CallError>, Option<String>) {
-        let id = self.id.clone();
-        let kind = self.kind.clone();
         let Some(handler) = kind.actions.handler(action) else {
-            return (Err(CallError::NotFound(format!("actor {} has no action {action:?}", id.name))), None);
+            return (Err(CallError::NotFound(format!("actor {} has no action {action:?}", id.name()))), None);
         };
         // A call with an input that creates the actor stores the created state with its write.
         let mut created = None;
         if !self.exists {
             let given = input_json.is_some();
-            match create::<A>(&kind, &id, input_json) {
+            match create::<A>(kind, id, input_json) {
                 Ok(state) => {
                     let state = Arc::new(state);
                     if given {
@@ -234,12 +247,14 @@ impl<A: Actor> Activation<A> {
         let reply = Reply { result_json, generation: self.generation, served_by: shared.config.node_id };
 
         if staged.is_read_only() {
-            if !self.lease.is_valid(Instant::now()) {
+            if !self.lease.is_valid(shared.moment(Instant::now())) {
                 let sent = Instant::now();
                 let op = Op::Actor(ActorOp::Confirm { generation: self.generation });
                 match shared.driver.execute(id.interference_key(), op.encode()).await {
-                    Ok(Outcome::Actor(ActorOutcome::Confirmed)) => self.lease.confirmed(sent),
-                    Ok(Outcome::Actor(ActorOutcome::Fenced { current })) => return self.fenced(current),
+                    Ok(Outcome::Actor(ActorOutcome::Confirmed)) => {
+                        self.lease.confirmed(shared.moment(sent), shared.config.lease)
+                    }
+                    Ok(Outcome::Actor(ActorOutcome::Fenced { current })) => return self.fenced(id, current),
                     Ok(other) => {
                         let why = format!("ownership check of {id} answered {other:?}");
                         return (Err(CallError::Internal(why.clone())), Some(why));
@@ -253,7 +268,7 @@ impl<A: Actor> Activation<A> {
                     }
                 }
             }
-            shared.hub.publish(&id, staged.events);
+            shared.hub.publish(id, staged.events);
             return (Ok(reply), None);
         }
 
@@ -290,16 +305,16 @@ impl<A: Actor> Activation<A> {
         let sent = Instant::now();
         match shared.driver.execute(id.interference_key(), Op::Actor(op).encode()).await {
             Ok(Outcome::Actor(ActorOutcome::Written)) => {
-                self.lease.confirmed(sent);
+                self.lease.confirmed(shared.moment(sent), shared.config.lease);
                 if let Some(state) = staged.state {
                     self.state = state;
                     self.exists = true;
                 }
-                tokio::time::sleep_until(self.acks_not_before.into()).await;
-                shared.hub.publish(&id, staged.events);
+                tokio::time::sleep_until(self.acks_not_before.instant(shared.started).into()).await;
+                shared.hub.publish(id, staged.events);
                 (Ok(reply), None)
             }
-            Ok(Outcome::Actor(ActorOutcome::Fenced { current })) => self.fenced(current),
+            Ok(Outcome::Actor(ActorOutcome::Fenced { current })) => self.fenced(id, current),
             Ok(other) => {
                 let why = format!("write of {id} answered {other:?}");
                 (Err(CallError::Internal(why.clone())), Some(why))
@@ -321,8 +336,11 @@ impl<A: Actor> Activation<A> {
         }
     }
 
-    fn fenced(&self, current: Option<OwnerRecord>) -> (Result<Reply, CallError>, Option<String>) {
-        let id = &self.id;
+    fn fenced(
+        &self,
+        id: &ActorId,
+        current: Option<OwnerRecord>,
+    ) -> (Result<Reply, CallError>, Option<String>) {
         let reason = match current {
             Some(owner) => format!(
                 "actor {id} was activated on node {} (generation {}); this activation (generation {}) is \
@@ -349,7 +367,7 @@ fn create<A: Actor>(kind: &Kind<A>, id: &ActorId, input_json: Option<String>) ->
             ))
         }
     })?;
-    kind.actor.create(&id.key, input).map_err(|e| {
+    kind.actor.create(id.key(), input).map_err(|e| {
         let message = format!("creating actor {id}: {}", e.message);
         match e.kind {
             ActorErrorKind::Rejected => CallError::Rejected(message),

@@ -21,7 +21,7 @@ pub const KV_LIST_ENTRIES_MAX: usize = 10_000;
 /// Changes are staged: the state and key-value writes become visible to later actions only once
 /// this action returns `Ok` and its write is committed.
 pub struct Context<A: Actor> {
-    id: Arc<ActorId>,
+    id: ActorId,
     state: Arc<A::State>,
     state_changed: bool,
     kv: Kv,
@@ -55,12 +55,7 @@ impl<S> Staged<S> {
 }
 
 impl<A: Actor> Context<A> {
-    pub(crate) fn new(
-        id: Arc<ActorId>,
-        state: Arc<A::State>,
-        storage: Arc<dyn Storage>,
-        client: Client,
-    ) -> Self {
+    pub(crate) fn new(id: ActorId, state: Arc<A::State>, storage: Arc<dyn Storage>, client: Client) -> Self {
         let prefix = id.kv_prefix();
         Self {
             id,
@@ -75,12 +70,12 @@ impl<A: Actor> Context<A> {
 
     /// The key of this actor (`user-42` in `counter/user-42`).
     pub fn key(&self) -> &str {
-        &self.id.key
+        self.id.key()
     }
 
     /// The type name of this actor (`counter`).
     pub fn name(&self) -> &str {
-        &self.id.name
+        self.id.name()
     }
 
     /// The state as this action sees it (including its own changes so far).

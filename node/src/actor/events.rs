@@ -143,7 +143,7 @@ mod tests {
         let (a, b) = (ActorId::new("counter", "a"), ActorId::new("counter", "b"));
         let mut ra = hub.subscribe(&a).unwrap();
         let mut rb = hub.subscribe(&b).unwrap();
-        hub.close_where(|id| (id.key == "a").then(|| "moved".to_string()));
+        hub.close_where(|id| (id.key() == "a").then(|| "moved".to_string()));
         assert!(matches!(ra.try_recv(), Ok(Published::Closed(_))));
         assert!(rb.try_recv().is_err());
         assert_eq!(hub.subscribed(), 1);

@@ -14,6 +14,10 @@
 //! The length prefixes make the encoding prefix-free: parsing reads exactly `len` bytes, so no
 //! actor's keys can start with another actor's prefix, whatever bytes names and keys contain.
 
+use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 /// Prefix of every actor key in storage and in epoxy (the KV API uses `k/`).
@@ -36,25 +40,65 @@ const _: () = assert!(
 );
 
 /// The address of one actor: its type name and its key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Both live in one shared block, `<name length>:<name><key>` (the length in decimal bytes), so
+/// that a clone only counts a reference, and an active actor's address costs one small
+/// allocation and a pointer: the runtime keeps one per active actor. Equality, ordering and
+/// hashing are those of the pair `(name, key)`.
+#[derive(Clone)]
 pub struct ActorId {
-    pub name: String,
-    pub key: String,
+    text: Arc<str>,
 }
 
 impl ActorId {
-    pub fn new(name: impl Into<String>, key: impl Into<String>) -> Self {
-        Self { name: name.into(), key: key.into() }
+    pub fn new(name: impl AsRef<str>, key: impl AsRef<str>) -> Self {
+        let (name, key) = (name.as_ref(), key.as_ref());
+        let name_len = name.len().to_string();
+        let mut text = String::with_capacity(name_len.len() + 1 + name.len() + key.len());
+        text.push_str(&name_len);
+        text.push(':');
+        text.push_str(name);
+        text.push_str(key);
+        Self { text: text.into() }
+    }
+
+    /// The name and the key.
+    fn split(&self) -> (&str, &str) {
+        let (name_len, rest) = self.text.split_once(':').expect("an actor id starts with its name length");
+        let name_len = name_len.parse().expect("an actor id's name length is a number");
+        rest.split_at(name_len)
+    }
+
+    /// The actor type name (`counter` in `counter/user-42`).
+    pub fn name(&self) -> &str {
+        self.split().0
+    }
+
+    /// The actor key (`user-42` in `counter/user-42`).
+    pub fn key(&self) -> &str {
+        self.split().1
+    }
+
+    /// An equal id in a block of its own: [`ActorId::is_same`] tells it from every other id.
+    pub(crate) fn unshared(&self) -> Self {
+        let (name, key) = self.split();
+        Self::new(name, key)
+    }
+
+    /// Whether `self` and `other` are clones of one id (share one block), not merely equal.
+    pub(crate) fn is_same(&self, other: &ActorId) -> bool {
+        Arc::ptr_eq(&self.text, &other.text)
     }
 
     /// The epoxy interference key of this actor.
     pub fn interference_key(&self) -> Bytes {
-        let mut k = Vec::with_capacity(ACTOR_KEY_PREFIX.len() + 12 + self.name.len() + self.key.len());
+        let (name, key) = self.split();
+        let mut k = Vec::with_capacity(ACTOR_KEY_PREFIX.len() + 12 + name.len() + key.len());
         k.extend_from_slice(ACTOR_KEY_PREFIX);
-        k.extend_from_slice(format!("{}:", self.name.len()).as_bytes());
-        k.extend_from_slice(self.name.as_bytes());
-        k.extend_from_slice(format!("/{}:", self.key.len()).as_bytes());
-        k.extend_from_slice(self.key.as_bytes());
+        k.extend_from_slice(format!("{}:", name.len()).as_bytes());
+        k.extend_from_slice(name.as_bytes());
+        k.extend_from_slice(format!("/{}:", key.len()).as_bytes());
+        k.extend_from_slice(key.as_bytes());
         k.into()
     }
 
@@ -65,23 +109,60 @@ impl ActorId {
 
     /// Checks the name and key a client sent; the error says what is wrong.
     pub fn validate(&self) -> Result<(), String> {
-        check_actor_name(&self.name)?;
-        if self.key.is_empty() {
+        let (name, key) = self.split();
+        check_actor_name(name)?;
+        if key.is_empty() {
             return Err("actor key is empty: give a key of 1 to 1024 bytes, e.g. user-42".into());
         }
-        if self.key.len() > ACTOR_KEY_BYTES_MAX {
+        if key.len() > ACTOR_KEY_BYTES_MAX {
             return Err(format!(
                 "actor key is {} bytes, more than the limit of {ACTOR_KEY_BYTES_MAX} bytes",
-                self.key.len()
+                key.len()
             ));
         }
         Ok(())
     }
 }
 
+impl PartialEq for ActorId {
+    fn eq(&self, other: &Self) -> bool {
+        // The text says the length of the name: equal texts, equal pairs.
+        self.text == other.text
+    }
+}
+
+impl Eq for ActorId {}
+
+impl Hash for ActorId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As the pair `(name, key)` hashes.
+        self.split().hash(state);
+    }
+}
+
+impl PartialOrd for ActorId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ActorId {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.split().cmp(&other.split())
+    }
+}
+
+impl std::fmt::Debug for ActorId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, key) = self.split();
+        f.debug_struct("ActorId").field("name", &name).field("key", &key).finish()
+    }
+}
+
 impl std::fmt::Display for ActorId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.name, self.key)
+        let (name, key) = self.split();
+        write!(f, "{name}/{key}")
     }
 }
 
@@ -149,6 +230,7 @@ pub fn kv_key(actor: &[u8], kv_key: &[u8]) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::hash::BuildHasher as _;
 
     #[test]
     fn interference_key_is_readable_and_parses_back() {
@@ -184,6 +266,53 @@ mod tests {
                 assert_ne!(kx, ky);
             }
         }
+    }
+
+    #[test]
+    fn an_id_keeps_any_name_and_key_and_compares_as_the_pair() {
+        // Names and keys that look like the id's own length prefix, empty ones, long ones.
+        let pairs = [
+            ("counter", "user-42"),
+            ("counter", "user-420"),
+            ("counte", "ruser-42"),
+            ("", "7:counter"),
+            ("7:counter", ""),
+            ("", ""),
+            ("a:b", "c:d"),
+            ("12", "34"),
+            ("1", "234"),
+            ("ünï", "cöde/κλειδί"),
+        ];
+        let long = ("n".repeat(1000), "k".repeat(5000));
+        let state = std::hash::RandomState::new();
+        let ids: Vec<ActorId> = pairs.iter().map(|(n, k)| ActorId::new(n, k)).collect();
+        let long_id = ActorId::new(&long.0, &long.1);
+        assert_eq!((long_id.name(), long_id.key()), (long.0.as_str(), long.1.as_str()));
+        for (x, (xn, xk)) in ids.iter().zip(pairs) {
+            assert_eq!((x.name(), x.key()), (xn, xk));
+            assert_eq!(x.to_string(), format!("{xn}/{xk}"));
+            assert_eq!(format!("{x:?}"), format!("ActorId {{ name: {xn:?}, key: {xk:?} }}"));
+            assert_eq!(state.hash_one(x), state.hash_one((xn, xk)), "hashes as the pair");
+            for (y, (yn, yk)) in ids.iter().zip(pairs) {
+                assert_eq!(x == y, (xn, xk) == (yn, yk), "{x:?} == {y:?}");
+                assert_eq!(x.cmp(y), (xn, xk).cmp(&(yn, yk)), "{x:?} cmp {y:?}");
+                if x == y {
+                    assert_eq!(state.hash_one(x), state.hash_one(y));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_clone_is_the_same_id_and_an_unshared_copy_only_an_equal_one() {
+        let id = ActorId::new("counter", "user-42");
+        let clone = id.clone();
+        let copy = id.unshared();
+        assert!(clone.is_same(&id));
+        assert_eq!(copy, id);
+        assert!(!copy.is_same(&id));
+        assert!(!ActorId::new("counter", "user-42").is_same(&id));
+        assert_eq!(copy.interference_key(), id.interference_key());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The actor types a node hosts, and type-erased dispatch: from `(actor name, action name, JSON
 //! arguments)` to a typed handler call.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -98,13 +99,13 @@ fn abbreviate(text: &str) -> String {
 }
 
 /// One registered actor type, erased.
-pub(crate) trait ActorKind: Send + Sync + 'static {
+pub(crate) trait ActorKind: Any + Send + Sync + 'static {
     fn action_names(&self) -> Vec<&'static str>;
     fn event_names(&self) -> Vec<&'static str>;
     fn has_action(&self, action: &str) -> bool;
-    /// Runs activation `token` of `id`, a new actor of this type, in a new task (see
-    /// [`activation::run`]).
-    fn spawn(self: Arc<Self>, shared: Arc<Shared>, id: Arc<ActorId>, token: u64);
+    /// Runs activation `id` (its key in the runtime's table), a new actor of this type, in a new
+    /// task (see [`activation::run`]).
+    fn spawn(self: Arc<Self>, shared: Arc<Shared>, id: ActorId);
 }
 
 /// An actor type with its handlers.
@@ -128,8 +129,8 @@ impl<A: Actor> ActorKind for Kind<A> {
         self.actions.handlers.contains_key(action)
     }
 
-    fn spawn(self: Arc<Self>, shared: Arc<Shared>, id: Arc<ActorId>, token: u64) {
-        tokio::spawn(activation::run(self, shared, id, token));
+    fn spawn(self: Arc<Self>, shared: Arc<Shared>, id: ActorId) {
+        tokio::spawn(activation::run(self, shared, id));
     }
 }
 

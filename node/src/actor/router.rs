@@ -83,7 +83,7 @@ impl Router {
     /// The owner of `id` in `view` (this node when the view is empty, which only happens after it
     /// left).
     fn owner_in(&self, view: &View, id: &ActorId) -> Owner {
-        let node = view.ring.owner(&id.name, id.key.as_bytes()).unwrap_or(self.me);
+        let node = view.ring.owner(id.name(), id.key().as_bytes()).unwrap_or(self.me);
         let address = view.member(node).map(|m: &Member| m.grpc_addr.clone()).unwrap_or_default();
         Owner { node, address }
     }
@@ -123,7 +123,7 @@ impl Router {
         deadline: Instant,
     ) -> Result<Reply, CallError> {
         id.validate().map_err(CallError::InvalidArgument)?;
-        self.runtime.registry().check_call(&id.name, action)?;
+        self.runtime.registry().check_call(id.name(), action)?;
         let mut view = self.view.clone();
         let mut attempt = 0;
         loop {
@@ -198,8 +198,8 @@ impl Router {
     ) -> Result<Reply, CallError> {
         let mut client = self.actors_client(owner)?;
         let mut request = tonic::Request::new(ActorCallRequest {
-            actor: id.name.clone(),
-            key: id.key.clone(),
+            actor: id.name().to_string(),
+            key: id.key().to_string(),
             action: action.to_string(),
             args_json: args_json.to_string(),
             forwarded: true,
@@ -239,7 +239,7 @@ impl Router {
         forwarded: bool,
     ) -> Result<EventStream, CallError> {
         id.validate().map_err(CallError::InvalidArgument)?;
-        self.runtime.registry().check_events(&id.name, &events)?;
+        self.runtime.registry().check_events(id.name(), &events)?;
         let owner = self.owner(&id);
         if owner.node == self.me {
             let receiver = self.runtime.hub().subscribe(&id).ok_or_else(|| {
@@ -254,8 +254,12 @@ impl Router {
             )));
         }
         let mut client = self.actors_client(&owner)?;
-        let request =
-            ActorSubscribeRequest { actor: id.name.clone(), key: id.key.clone(), events, forwarded: true };
+        let request = ActorSubscribeRequest {
+            actor: id.name().to_string(),
+            key: id.key().to_string(),
+            events,
+            forwarded: true,
+        };
         let upstream = tokio::select! {
             response = client.subscribe(request) => response.map_err(|s| CallError::from_status(&s))?.into_inner(),
             () = tokio::time::sleep(self.runtime.config().call_timeout) => {

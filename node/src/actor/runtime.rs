@@ -15,8 +15,8 @@
 //!
 //! Calls queued in a removed entry are answered with a retry-safe error (they never ran).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::collections::hash_map::{self, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,8 @@ use super::client::Client;
 use super::error::CallError;
 use super::events::EventHub;
 use super::keys::ActorId;
-use super::registry::Registry;
+use super::lease::Moment;
+use super::registry::{ActorKind, Registry};
 use crate::driver::DriverHandle;
 
 /// Default [`RuntimeConfig::idle_timeout`].
@@ -94,27 +95,68 @@ pub(crate) struct Call {
 
 /// An idle activation, type-erased: the next call resumes it.
 pub(crate) trait Parked: Send + 'static {
-    /// Runs the calls queued for this activation in a new task.
-    fn resume(self: Box<Self>, shared: Arc<Shared>);
+    /// Runs the calls queued for activation `id` (its key in the table), of actor type `kind`,
+    /// in a new task.
+    fn resume(self: Box<Self>, shared: Arc<Shared>, id: ActorId, kind: Arc<dyn ActorKind>);
+    /// The generation of this activation.
+    fn generation(&self) -> u64;
 }
 
-/// An active actor in the table.
+/// An active actor in the table; every idle actor costs one, so it is kept small.
+///
+/// Its key in the table is an [`ActorId`] of its own ([`ActorId::unshared`]), and its tasks hold
+/// clones of that key: [`ActorId::is_same`] tells the activation from a later one of the same
+/// actor (the block cannot be reused while a task still holds it).
 struct Entry {
-    /// Tells this activation from a later one of the same actor.
-    token: u64,
     slot: Slot,
-    /// 0 while the activation is being committed.
-    generation: u64,
     calls: u64,
     /// When the last call ended (or the activation was created), in ms since the runtime started.
     last_call_ms: u64,
 }
 
+const _: () = assert!(std::mem::size_of::<Entry>() <= 32, "an idle actor's table entry grew");
+const _: () = assert!(std::mem::size_of::<ActorId>() <= 16, "an idle actor's table key grew");
+
 enum Slot {
-    /// A task is activating the actor or running one of its calls; the calls after it wait here.
-    Busy(VecDeque<Box<Call>>),
+    /// A task is activating the actor or running one of its calls.
+    Busy(Box<Busy>),
     /// Waiting for calls with no task: the activation itself.
     Idle(Box<dyn Parked>),
+}
+
+/// An activation that a task is running.
+struct Busy {
+    /// The calls after the running one, in arrival order.
+    queue: VecDeque<Box<Call>>,
+    /// 0 while the activation is being committed.
+    generation: u64,
+}
+
+impl Slot {
+    fn busy(queue: VecDeque<Box<Call>>, generation: u64) -> Self {
+        Slot::Busy(Box::new(Busy { queue, generation }))
+    }
+}
+
+impl Entry {
+    /// The generation of the activation, 0 while it is being committed.
+    fn generation(&self) -> u64 {
+        match &self.slot {
+            Slot::Busy(busy) => busy.generation,
+            Slot::Idle(parked) => parked.generation(),
+        }
+    }
+}
+
+/// The entry of activation `id` (a clone of its key), if it is still in `table`.
+fn entry_of<'t>(
+    table: &'t mut HashMap<ActorId, Entry>,
+    id: &ActorId,
+) -> Option<hash_map::OccupiedEntry<'t, ActorId, Entry>> {
+    match table.entry(id.clone()) {
+        hash_map::Entry::Occupied(entry) if entry.key().is_same(id) => Some(entry),
+        _ => None,
+    }
 }
 
 /// An active actor, as listed by the admin API.
@@ -135,8 +177,7 @@ pub(crate) struct Shared {
     pub storage: Arc<dyn Storage>,
     pub hub: EventHub,
     pub started: Instant,
-    activations: Mutex<HashMap<Arc<ActorId>, Entry>>,
-    next_token: AtomicU64,
+    activations: Mutex<HashMap<ActorId, Entry>>,
     client: OnceLock<Client>,
 }
 
@@ -146,43 +187,56 @@ impl Shared {
         self.client.get().cloned().unwrap_or_else(Client::detached)
     }
 
+    /// Instant `at` on the runtime's clock.
+    pub fn moment(&self, at: Instant) -> Moment {
+        // An earlier instant would be taken for the start: a handover wait could end too soon.
+        assert!(
+            at >= self.started,
+            "instant before the runtime started: at={at:?} started={:?}",
+            self.started
+        );
+        Moment::at(self.started, at)
+    }
+
     pub fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<ActorId>, Entry>> {
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<ActorId, Entry>> {
         self.activations.lock().expect("activations lock")
     }
 
-    /// Activation `token` of `id` committed its owner record as `generation`.
-    pub fn activated(&self, id: &ActorId, token: u64, generation: u64) {
-        if let Some(entry) = self.table().get_mut(id).filter(|e| e.token == token) {
-            entry.generation = generation;
+    /// Activation `id` (a clone of its key) committed its owner record as `generation`.
+    pub fn activated(&self, id: &ActorId, generation: u64) {
+        let mut table = self.table();
+        if let Some(mut entry) = entry_of(&mut table, id)
+            && let Slot::Busy(busy) = &mut entry.get_mut().slot
+        {
+            busy.generation = generation;
         }
     }
 
-    /// The next call for activation `token` of `id` (after one ended, when `ended_call`), with
-    /// the activation handed back; or, when no call waits, parks `activation` in its entry and
-    /// returns `None`. Also `None` when the entry is gone (the actor moved): the activation is
-    /// then dropped.
+    /// The next call for activation `id` (a clone of its key; after one ended, when
+    /// `ended_call`), with the activation handed back; or, when no call waits, parks `activation`
+    /// in its entry and returns `None`. Also `None` when the entry is gone (the actor moved): the
+    /// activation is then dropped.
     pub fn next_call<P: Parked>(
         &self,
         id: &ActorId,
-        token: u64,
         activation: Box<P>,
         ended_call: bool,
     ) -> Option<(Box<Call>, Box<P>)> {
         let now_ms = self.now_ms();
         let mut table = self.table();
-        let entry = table.get_mut(id).filter(|e| e.token == token)?;
+        let entry = entry_of(&mut table, id)?.into_mut();
         if ended_call {
             entry.calls += 1;
             entry.last_call_ms = now_ms;
         }
-        let Slot::Busy(queue) = &mut entry.slot else {
-            unreachable!("only the task running activation {token} of {id} takes its calls");
+        let Slot::Busy(busy) = &mut entry.slot else {
+            unreachable!("only the task running activation {id} takes its calls");
         };
-        while let Some(call) = queue.pop_front() {
+        while let Some(call) = busy.queue.pop_front() {
             // The caller gave up before the call started: not running it is safe.
             if !call.reply.is_closed() {
                 return Some((call, activation));
@@ -192,20 +246,17 @@ impl Shared {
         None
     }
 
-    /// Removes activation `token` of `id`, if it is still in the table, and answers the calls
-    /// waiting for it with `error` (they never ran).
-    pub fn end(&self, id: &ActorId, token: u64, error: &CallError) {
+    /// Removes activation `id` (a clone of its key), if it is still in the table, and answers
+    /// the calls waiting for it with `error` (they never ran).
+    pub fn end(&self, id: &ActorId, error: &CallError) {
         let removed = {
             let mut table = self.table();
-            let removed = match table.get(id) {
-                Some(entry) if entry.token == token => table.remove(id),
-                _ => None,
-            };
+            let removed = entry_of(&mut table, id).map(|entry| entry.remove());
             metrics::gauge!("mortar_node_actors_active").set(table.len() as f64);
             removed
         };
-        if let Some(Entry { slot: Slot::Busy(queue), .. }) = removed {
-            for call in queue {
+        if let Some(Entry { slot: Slot::Busy(busy), .. }) = removed {
+            for call in busy.queue {
                 let _ = call.reply.send(Err(error.clone()));
             }
         }
@@ -215,23 +266,20 @@ impl Shared {
     fn sweep(&self) -> usize {
         let now_ms = self.now_ms();
         let idle_ms = self.config.idle_timeout.as_millis() as u64;
-        let mut asleep = Vec::new();
-        {
+        // Freed outside the lock.
+        let asleep: Vec<(ActorId, Entry)> = {
             let mut table = self.table();
-            let before = table.len();
-            table.retain(|_, entry| {
-                let sleeps = matches!(entry.slot, Slot::Idle(_))
-                    && now_ms.saturating_sub(entry.last_call_ms) >= idle_ms;
-                if sleeps {
-                    // Freed outside the lock.
-                    asleep.push(std::mem::replace(&mut entry.slot, Slot::Busy(VecDeque::new())));
-                }
-                !sleeps
-            });
-            if table.len() != before {
+            let asleep: Vec<_> = table
+                .extract_if(|_, entry| {
+                    matches!(entry.slot, Slot::Idle(_))
+                        && now_ms.saturating_sub(entry.last_call_ms) >= idle_ms
+                })
+                .collect();
+            if !asleep.is_empty() {
                 metrics::gauge!("mortar_node_actors_active").set(table.len() as f64);
             }
-        }
+            asleep
+        };
         asleep.len()
     }
 }
@@ -271,7 +319,6 @@ impl Runtime {
             hub: EventHub::new(),
             started: Instant::now(),
             activations: Mutex::new(HashMap::new()),
-            next_token: AtomicU64::new(1),
             client: OnceLock::new(),
         });
         tokio::spawn(sweep_idle(Arc::downgrade(&shared), sweep_interval));
@@ -305,7 +352,7 @@ impl Runtime {
         input_json: Option<String>,
         deadline: Instant,
     ) -> Result<Reply, CallError> {
-        let kind = self.shared.registry.check_call(&id.name, action)?.clone();
+        let kind = self.shared.registry.check_call(id.name(), action)?.clone();
         let (reply, answer) = oneshot::channel();
         let call = Box::new(Call { action: action.to_string(), args_json, input_json, reply });
         self.deliver(id, &kind, call)?;
@@ -322,29 +369,25 @@ impl Runtime {
 
     /// Queues `call` for `id`: behind the running call, or resuming the idle activation, or
     /// starting a new activation when there is none.
-    fn deliver(
-        &self,
-        id: &ActorId,
-        kind: &Arc<dyn super::registry::ActorKind>,
-        call: Box<Call>,
-    ) -> Result<(), CallError> {
+    fn deliver(&self, id: &ActorId, kind: &Arc<dyn ActorKind>, call: Box<Call>) -> Result<(), CallError> {
         let mut table = self.shared.table();
-        if let Some(entry) = table.get_mut(id) {
-            match &mut entry.slot {
-                Slot::Busy(queue) if queue.len() >= MAILBOX_CALLS_MAX => {
+        if let hash_map::Entry::Occupied(mut entry) = table.entry(id.clone()) {
+            let slot = &mut entry.get_mut().slot;
+            match slot {
+                Slot::Busy(busy) if busy.queue.len() >= MAILBOX_CALLS_MAX => {
                     return Err(CallError::Overloaded(format!(
                         "actor {id} has {MAILBOX_CALLS_MAX} calls queued; retry later"
                     )));
                 }
-                Slot::Busy(queue) => queue.push_back(call),
-                Slot::Idle(_) => {
-                    let Slot::Idle(parked) =
-                        std::mem::replace(&mut entry.slot, Slot::Busy(VecDeque::from([call])))
-                    else {
+                Slot::Busy(busy) => busy.queue.push_back(call),
+                Slot::Idle(parked) => {
+                    let busy = Slot::busy(VecDeque::from([call]), parked.generation());
+                    let Slot::Idle(parked) = std::mem::replace(slot, busy) else {
                         unreachable!("matched Idle above");
                     };
+                    let id = entry.key().clone();
                     drop(table);
-                    parked.resume(self.shared.clone());
+                    parked.resume(self.shared.clone(), id, kind.clone());
                 }
             }
             return Ok(());
@@ -354,19 +397,17 @@ impl Runtime {
                 "this node has {ACTIVATIONS_MAX} active actors; retry later or add nodes"
             )));
         }
-        let id = Arc::new(id.clone());
-        let token = self.shared.next_token.fetch_add(1, Ordering::Relaxed);
+        // A block of its own, which tells this activation from any other (see `Entry`).
+        let id = id.unshared();
         let entry = Entry {
-            token,
-            slot: Slot::Busy(VecDeque::from([call])),
-            generation: 0,
+            slot: Slot::busy(VecDeque::from([call]), 0),
             calls: 0,
             last_call_ms: self.shared.now_ms(),
         };
         table.insert(id.clone(), entry);
         metrics::gauge!("mortar_node_actors_active").set(table.len() as f64);
         drop(table);
-        kind.clone().spawn(self.shared.clone(), id, token);
+        kind.clone().spawn(self.shared.clone(), id);
         Ok(())
     }
 
@@ -377,15 +418,10 @@ impl Runtime {
         let mut stopped = Vec::new();
         {
             let mut table = self.shared.table();
-            table.retain(|id, entry| {
-                let owner = owner_of(id);
-                if owner == me {
-                    return true;
-                }
-                let slot = std::mem::replace(&mut entry.slot, Slot::Busy(VecDeque::new()));
-                stopped.push((id.clone(), owner, slot));
-                false
-            });
+            stopped.extend(table.extract_if(|id, _| owner_of(id) != me).map(|(id, entry)| {
+                let owner = owner_of(&id);
+                (id, owner, entry.slot)
+            }));
             metrics::gauge!("mortar_node_actors_active").set(table.len() as f64);
         }
         if !stopped.is_empty() {
@@ -393,8 +429,8 @@ impl Runtime {
         }
         // A running call finishes; the calls waiting behind it never ran.
         for (id, owner, slot) in stopped {
-            if let Slot::Busy(queue) = slot {
-                for call in queue {
+            if let Slot::Busy(busy) = slot {
+                for call in busy.queue {
                     let _ = call
                         .reply
                         .send(Err(CallError::Retry(format!("actor {id} moved to node {owner}; retry"))));
@@ -414,7 +450,7 @@ impl Runtime {
 
     /// Whether `id` is active here, and its generation (0 while activating).
     pub fn generation_of(&self, id: &ActorId) -> Option<u64> {
-        self.shared.table().get(id).map(|e| e.generation)
+        self.shared.table().get(id).map(Entry::generation)
     }
 
     /// Up to `limit` active actors, sorted, and how many there are in all.
@@ -422,14 +458,14 @@ impl Runtime {
         let now_ms = self.shared.now_ms();
         let table = self.shared.table();
         let total = table.len();
-        let mut ids: Vec<(&Arc<ActorId>, &Entry)> = table.iter().collect();
+        let mut ids: Vec<(&ActorId, &Entry)> = table.iter().collect();
         ids.sort_by(|a, b| a.0.cmp(b.0));
         let listed = ids
             .into_iter()
             .take(limit)
             .map(|(id, entry)| ActiveActor {
-                id: (**id).clone(),
-                generation: entry.generation,
+                id: id.clone(),
+                generation: entry.generation(),
                 calls: entry.calls,
                 idle: Duration::from_millis(now_ms.saturating_sub(entry.last_call_ms)),
             })

@@ -504,7 +504,7 @@ async fn moving_actors_stops_their_activations() {
     let node = node();
     node.call("counter", "m1", "increment", "").await.unwrap();
     node.call("counter", "m2", "increment", "").await.unwrap();
-    node.router.runtime().retain_owned(|id| if id.key == "m1" { 3 } else { ME });
+    node.router.runtime().retain_owned(|id| if id.key() == "m1" { 3 } else { ME });
     let (listed, total) = node.router.runtime().list(10);
     assert_eq!(total, 1);
     assert_eq!(listed[0].id, ActorId::new("counter", "m2"));

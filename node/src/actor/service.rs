@@ -144,8 +144,8 @@ impl ActorAdmin for ActorAdminService {
         let actors = listed
             .into_iter()
             .map(|a| ActiveActor {
-                actor: a.id.name,
-                key: a.id.key,
+                actor: a.id.name().to_string(),
+                key: a.id.key().to_string(),
                 generation: a.generation,
                 calls: a.calls,
                 idle_ms: a.idle.as_millis() as u64,
