@@ -189,14 +189,23 @@ impl Replica {
             forgotten: vec![0; config.replicas.len()],
             config,
         };
+        // What it reports as its own committed slots (`Progress`) covers what it executed: a peer
+        // that missed a Commit learns of the slot only so.
+        let me = replica.config.id;
         for (r, through) in recovered.forgotten {
             if let Some(at) = replica.config.index_of(r) {
                 replica.forgotten[at] = through;
                 replica.executor.mark_executed_through(r, through);
             }
+            if r == me {
+                replica.own_committed_max = replica.own_committed_max.max(through);
+            }
         }
         for id in recovered.executed {
             replica.executor.mark_executed(id);
+            if id.replica == me {
+                replica.own_committed_max = replica.own_committed_max.max(id.slot);
+            }
         }
         for record in recovered.instances {
             let id = record.id;
@@ -230,7 +239,6 @@ impl Replica {
         // for some before the crash. Recover each (a no-op where nobody saw it) so that no peer
         // waits on a slot forever.
         // (Earlier restarts may have left such slots too: all of them, not only the last chunk.)
-        let me = replica.config.id;
         for slot in replica.executor.executed_contiguous(me) + 1..replica.slot_reserved {
             let id = InstanceId { replica: me, slot };
             if !replica.executor.is_executed(id) && !replica.instances.contains_key(&id) {

@@ -161,6 +161,11 @@ fn pinned_regressions() {
         (3, 4, "healing took minutes: unrecorded gap slots were discovered one at a time"),
         (3, 140, "the same slow healing, found by the long hunt"),
         (3, 456, "an old leader that missed a recoverer's Commit resent Accept forever, unanswered"),
+        (
+            7,
+            1300602,
+            "a restarted leader reported no committed slots once all its own had executed: a peer that missed a Commit never asked for it",
+        ),
     ];
     for &(replicas, seed, found) in pinned {
         println!("seed {seed} replicas {replicas}: {found}");

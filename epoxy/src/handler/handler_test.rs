@@ -528,3 +528,26 @@ fn a_restarted_acceptor_keeps_out_of_fast_paths_until_its_lost_slots_are_settled
         "{answers:?}"
     );
 }
+
+#[test]
+fn a_restarted_replica_reports_its_executed_slots_as_committed() {
+    // Replica 1 restarts with its slots 1 and 2 executed and nothing else unfinished: peers that
+    // missed their Commits learn of them only from its Progress.
+    let config = Config::new(R1, vec![R1, R2, R3]).unwrap();
+    let recovered = crate::Recovered {
+        executed: vec![I11, InstanceId::new(1, 2)],
+        slot_reservation: 3,
+        ..crate::Recovered::default()
+    };
+    let mut r1 = Replica::recover(config, recovered);
+    let mut reported = None;
+    for _ in 0..4 * r1.config().commit_request_ticks {
+        r1.tick();
+        for out in r1.ready().messages_after_persist {
+            if let Message::Progress { committed_up_to, .. } = out.message {
+                reported = Some(committed_up_to);
+            }
+        }
+    }
+    assert_eq!(reported, Some(2));
+}
