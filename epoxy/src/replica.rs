@@ -151,6 +151,9 @@ pub struct Replica {
     pub(crate) restart_gap: BTreeSet<InstanceId>,
     /// Each peer's last reported executed watermarks (`Message::Progress`).
     pub(crate) peer_executed: HashMap<ReplicaId, Vec<u64>>,
+    /// `peer_executed` as it was at the last progress exchange: slots a peer executed a whole
+    /// interval ago that this replica still lacks were missed, not merely in flight.
+    pub(crate) peer_executed_before: HashMap<ReplicaId, Vec<u64>>,
     /// Per replica index: instances up to this slot are forgotten.
     pub(crate) forgotten: Vec<u64>,
 }
@@ -186,6 +189,7 @@ impl Replica {
             rng: Rng::new(config.seed ^ 0x5eed_0000_0000_0000),
             restart_gap: BTreeSet::new(),
             peer_executed: HashMap::new(),
+            peer_executed_before: HashMap::new(),
             forgotten: vec![0; config.replicas.len()],
             config,
         };
@@ -450,7 +454,9 @@ impl Replica {
     }
 
     /// Tells peers how far this replica's own instances are committed, and asks each peer for its
-    /// slots up to what it reported that this replica has not seen committed.
+    /// slots up to what it reported that this replica has not seen committed; and, for every other
+    /// replica, asks the peer that had executed the most of its slots an interval ago for those
+    /// this replica still lacks (so that it catches up on a leader that is down for good).
     fn exchange_progress(&mut self) {
         let me = self.config.id;
         // The watermarks reported must survive a crash: this round's write is synced and the
@@ -482,10 +488,47 @@ impl Replica {
                     }
                 }
             }
+            ids.extend(self.missed_elsewhere(peer, COMMIT_REQUEST_IDS_MAX - ids.len()));
             if !ids.is_empty() {
                 self.ready.messages.push(Outbound { to: peer, message: Message::CommitRequest { ids } });
             }
         }
+        self.peer_executed_before.clone_from(&self.peer_executed);
+    }
+
+    /// Slots of replicas other than `peer` (and this one) that `peer` had executed by the last
+    /// exchange, and had executed the most of, that this replica has not seen committed; at most
+    /// `max`.
+    fn missed_elsewhere(&self, peer: ReplicaId, max: usize) -> Vec<InstanceId> {
+        let mut ids = Vec::new();
+        let Some(theirs) = self.peer_executed_before.get(&peer) else { return ids };
+        for (at, &replica) in self.config.replicas.iter().enumerate() {
+            if replica == peer || replica == self.config.id {
+                continue;
+            }
+            let through = theirs[at];
+            // The first peer with the highest watermark answers for this replica.
+            let best = (self.config.replicas.iter())
+                .filter(|r| **r != replica && **r != self.config.id)
+                .filter_map(|r| self.peer_executed_before.get(r).map(|w| (w[at], *r)))
+                .max_by_key(|(w, r)| (*w, std::cmp::Reverse(*r)));
+            if best.map(|(_, r)| r) != Some(peer) {
+                continue;
+            }
+            for slot in
+                (self.executor.executed_contiguous(replica) + 1..=through).take(4 * COMMIT_REQUEST_IDS_MAX)
+            {
+                if ids.len() >= max {
+                    return ids;
+                }
+                let id = InstanceId { replica, slot };
+                let committed = self.instances.get(&id).is_some_and(|i| i.status == Status::Committed);
+                if !committed && !self.executor.is_executed(id) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids
     }
 
     pub(crate) fn handle_progress(

@@ -279,9 +279,7 @@ impl Sim {
     }
 
     /// Crashes `down_for_good` replicas for good, heals the others, and checks that they finish,
-    /// on their own, every instance proposed by one of them or held unfinished by one of them. (A
-    /// survivor need not learn an instance of a crashed leader that the others executed and that
-    /// nothing of its own depends on: a later command on its keys will depend on it and fetch it.)
+    /// on their own, every instance proposed by one of them or known to one of them.
     fn run_without_some(&mut self) {
         let n = self.replicas.len();
         let down_count = self.config.down_for_good.min((n - 1) / 2);
@@ -315,7 +313,9 @@ impl Sim {
             let known: Vec<InstanceId> = (self.proposed.keys())
                 .filter(|id| {
                     !down.contains(&self.index(id.replica))
-                        || alive.iter().any(|&at| self.replicas[at].status(**id).is_some())
+                        || alive.iter().any(|&at| {
+                            self.replicas[at].status(**id).is_some() || self.replicas[at].is_executed(**id)
+                        })
                 })
                 .copied()
                 .collect();

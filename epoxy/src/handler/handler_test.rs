@@ -551,3 +551,25 @@ fn a_restarted_replica_reports_its_executed_slots_as_committed() {
     }
     assert_eq!(reported, Some(2));
 }
+
+#[test]
+fn a_replica_asks_a_peer_for_slots_of_a_silent_leader_the_peer_executed() {
+    // Replica 2 reports it executed replica 3's slots 1 and 2; replica 3 says nothing (down for
+    // good). Replica 1 never saw them: a progress interval later, it asks replica 2.
+    let mut r1 = replica(R1, 3);
+    let progress = Message::Progress { committed_up_to: 0, executed_up_to: vec![0, 0, 2] };
+    let mut asked = Vec::new();
+    for _ in 0..3 * r1.config().commit_request_ticks {
+        r1.step(R2, progress.clone());
+        r1.tick();
+        for out in r1.ready().messages {
+            if let Message::CommitRequest { ids } = out.message {
+                asked.push((out.to, ids));
+            }
+        }
+    }
+    let i31 = InstanceId::new(3, 1);
+    let i32 = InstanceId::new(3, 2);
+    assert!(asked.contains(&(R2, vec![i31, i32])), "{asked:?}");
+    assert!(asked.iter().all(|(to, _)| *to == R2), "only the peer that executed them: {asked:?}");
+}
