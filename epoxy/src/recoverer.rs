@@ -4,7 +4,7 @@
 
 use crate::message::Message;
 use crate::ready::Outbound;
-use crate::recovery::{Decision, decide};
+use crate::recovery::{Decision, decide, decide_ruling_out};
 use crate::replica::{Instance, Lead, Phase, Recovery, Replica, record_of};
 use crate::try_outcome::TryOutcome;
 use crate::types::{Attributes, Ballot, Command, InstanceId, ReplicaId, Status};
@@ -187,24 +187,14 @@ impl Replica {
         }
     }
 
-    /// Whether too few replicas can have pre-accepted the leader's proposal unchanged for it to
-    /// have committed on the fast path: those that voted so, plus those without a vote here that
-    /// are not ruled out, are short of a fast quorum (as in [`decide`], with what TryPreAccept
-    /// taught since).
+    /// Whether, with what TryPreAccept refusals taught, too few replicas can have pre-accepted the
+    /// leader's proposal unchanged for it to have committed on the fast path.
     pub(crate) fn fast_path_ruled_out(&self, id: InstanceId) -> bool {
         let Some(recovery) = self.recoveries.get(&id) else { return false };
-        let leader = id.replica;
-        let matched = recovery
-            .votes
-            .iter()
-            .filter(|(r, v)| **r != leader && v.status == Status::PreAccepted && v.matches_proposal)
-            .count();
-        let unknown = (self.config.replicas.iter().enumerate())
-            .filter(|(at, r)| {
-                **r != leader && !recovery.votes.contains_key(r) && recovery.ruled_out & (1 << at) == 0
-            })
-            .count();
-        matched + unknown < self.config.fast_quorum() - 1
+        matches!(
+            decide_ruling_out(&self.config, id.replica, &recovery.votes, recovery.ruled_out),
+            Decision::Rerun { .. }
+        )
     }
 
     /// Whether enough replicas may still come to hold the proposal for TryPreAccept to succeed.

@@ -34,6 +34,18 @@ pub enum Decision {
 
 /// Decides from the votes of the replicas that promised the recoverer's ballot (its own included).
 pub fn decide(config: &Config, leader: ReplicaId, votes: &BTreeMap<ReplicaId, Vote>) -> Decision {
+    decide_ruling_out(config, leader, votes, 0)
+}
+
+/// [`decide`], knowing that the replicas in `ruled_out` (a bitmask by position in
+/// `config.replicas`), which did not vote, cannot have pre-accepted the leader's proposal unchanged
+/// (what TryPreAccept refusals teach).
+pub fn decide_ruling_out(
+    config: &Config,
+    leader: ReplicaId,
+    votes: &BTreeMap<ReplicaId, Vote>,
+    ruled_out: u64,
+) -> Decision {
     if votes.len() < config.slow_quorum() {
         return Decision::Wait;
     }
@@ -74,8 +86,10 @@ pub fn decide(config: &Config, leader: ReplicaId, votes: &BTreeMap<ReplicaId, Vo
             debug_assert_eq!(v.attrs, proposal.attrs, "two different proposals for one instance")
         })
         .count();
-    let voters = votes.keys().filter(|r| **r != leader).count();
-    let unknown = config.n() - 1 - voters;
+    // Replicas without a vote that may hold the proposal unchanged.
+    let unknown = (config.replicas.iter().enumerate())
+        .filter(|(at, r)| **r != leader && !votes.contains_key(r) && ruled_out & (1 << at) == 0)
+        .count();
     // A fast quorum is the leader and `need` others that pre-accepted its proposal unchanged.
     let need = config.fast_quorum() - 1;
     if matched >= need {
@@ -162,6 +176,17 @@ mod tests {
     #[test]
     fn nothing_known_commits_a_no_op() {
         assert_eq!(decide(&config(3), L, &votes(&[(2, none()), (3, none())])), Decision::NoOp);
+    }
+
+    #[test]
+    fn replicas_ruled_out_can_leave_too_few_for_a_fast_quorum() {
+        // N = 5, fast quorum 3: the leader, one matched acceptor, and maybe replica 5 (no vote).
+        let v = votes(&[(2, matched()), (3, changed()), (4, none())]);
+        let d = decide(&config(5), L, &v);
+        assert_eq!(d, Decision::TryPreAccept { attrs: proposal(), commands: cmds() });
+        let five = 1 << 4;
+        let d = decide_ruling_out(&config(5), L, &v, five);
+        assert!(matches!(d, Decision::Rerun { .. }), "{d:?}");
     }
 
     #[test]
