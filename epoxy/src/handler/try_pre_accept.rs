@@ -142,9 +142,10 @@ impl Replica {
 
     /// Whether this replica holds `other`'s ballot-0 proposal unchanged, and it does not cover
     /// `id`: then `other`'s leader proposed it before it saw `id` (it orders what it saw before
-    /// its own proposals), so its own vote for `id`, if any, names `other` (or, after a crash that
-    /// lost `other`, the restart gap that holds it) and differs from `id`'s proposal, which misses
-    /// `other`. The leader cannot be in a fast quorum of `id`.
+    /// its own proposals), so its own vote for `id`, if any, names `other` and differs from `id`'s
+    /// proposal, which misses `other`. (After a crash that lost `other`, the leader answers with a
+    /// higher seq until its lost slots are settled: different too.) The leader cannot be in a fast
+    /// quorum of `id`.
     fn proposed_before_seeing(&self, other: InstanceId, id: InstanceId) -> bool {
         other.replica != id.replica
             && self.instances.get(&other).is_some_and(|i| {
