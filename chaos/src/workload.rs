@@ -394,6 +394,18 @@ pub struct Completion {
     pub known: Option<Option<i64>>,
 }
 
+impl Completion {
+    /// No answer within the client timeout: the outcome is unknown.
+    pub fn timed_out(timeout: Duration) -> Self {
+        Completion {
+            kind: EventType::Info,
+            value: serde_json::Value::Null,
+            error: Some(format!("client timeout after {} ms", timeout.as_millis())),
+            known: None,
+        }
+    }
+}
+
 async fn execute(client: &mut KvClient<Channel>, planned: &Planned, timeout: Duration) -> Completion {
     let key = Bytes::from(planned.key.clone());
     let call = async {
@@ -481,12 +493,7 @@ async fn execute(client: &mut KvClient<Channel>, planned: &Planned, timeout: Dur
             error: Some(format!("{:?}: {}", status.code(), status.message())),
             known: None,
         },
-        Err(_) => Completion {
-            kind: EventType::Info,
-            value: serde_json::Value::Null,
-            error: Some(format!("client timeout after {} ms", timeout.as_millis())),
-            known: None,
-        },
+        Err(_) => Completion::timed_out(timeout),
     }
 }
 

@@ -213,12 +213,7 @@ pub async fn execute(client: &mut ActorsClient<Channel>, planned: &Planned, time
             )),
             known: None,
         },
-        Err(_) => Completion {
-            kind: EventType::Info,
-            value: serde_json::Value::Null,
-            error: Some(format!("client timeout after {} ms", timeout.as_millis())),
-            known: None,
-        },
+        Err(_) => Completion::timed_out(timeout),
     }
 }
 
