@@ -43,7 +43,24 @@ impl Replica {
         self.decide_recovery(id);
     }
 
+    /// Whether this replica's recovery of `id` still holds the ballot it promised itself. A replica
+    /// that has since promised a higher ballot (to another recoverer) drops its recovery: acting
+    /// on it would vote in a ballot below its promise, and two recoverers could then get two
+    /// different values accepted by majorities.
+    pub(crate) fn recovery_is_current(&mut self, id: InstanceId) -> bool {
+        let Some(recovery) = self.recoveries.get(&id) else { return false };
+        if self.instances.get(&id).is_some_and(|i| i.ballot > recovery.ballot) {
+            self.recoveries.remove(&id);
+            self.watch_stall(id);
+            return false;
+        }
+        true
+    }
+
     pub(crate) fn decide_recovery(&mut self, id: InstanceId) {
+        if !self.recovery_is_current(id) {
+            return;
+        }
         let Some(recovery) = self.recoveries.get(&id) else { return };
         if recovery.trying.is_some() {
             return;
@@ -162,6 +179,9 @@ impl Replica {
     /// The fast path is ruled out: run phase 1 again at this recovery's ballot, from the union of
     /// the pre-accepted votes (as [`Decision::Rerun`]).
     pub(crate) fn rerun_recovery(&mut self, id: InstanceId, commands: Vec<Command>) {
+        if !self.recovery_is_current(id) {
+            return;
+        }
         let Some(recovery) = self.recoveries.get(&id) else { return };
         let mut base = Attributes::default();
         for vote in recovery.votes.values().filter(|v| v.status == Status::PreAccepted) {
@@ -212,6 +232,9 @@ impl Replica {
 
     /// Accepts the proposal once the leader and enough others hold it; true when it did.
     pub(crate) fn check_trying(&mut self, id: InstanceId) -> bool {
+        if !self.recovery_is_current(id) {
+            return false;
+        }
         let Some(recovery) = self.recoveries.get(&id) else { return false };
         if (recovery.holding.count_ones() as usize) < self.config.fast_quorum() - 1 {
             return false;
@@ -245,6 +268,9 @@ impl Replica {
 
     /// Resends the current recovery phase to the replicas that have not answered.
     pub(crate) fn resend_recovery(&mut self, id: InstanceId) {
+        if !self.recovery_is_current(id) {
+            return;
+        }
         let Some(recovery) = self.recoveries.get(&id) else { return };
         if recovery.trying.is_some() {
             self.send_try(id, false);

@@ -674,6 +674,20 @@ impl Sim {
                 {
                     self.violations.push(format!("replica {} un-committed {}", self.ids[at], r.id));
                 }
+                // Paxos: a promise never goes back, and no vote is cast below the promise.
+                if let Some(old) = disk.instances.get(&r.id)
+                    && r.status != Status::Committed
+                    && r.ballot < old.ballot
+                {
+                    self.violations.push(format!(
+                        "replica {} lowered its promise for {} from {:?} to {:?}",
+                        self.ids[at], r.id, old.ballot, r.ballot
+                    ));
+                }
+                if r.status != Status::Committed && r.accepted_ballot > r.ballot {
+                    self.violations
+                        .push(format!("replica {} voted for {} above its promise", self.ids[at], r.id));
+                }
                 disk.instances.insert(r.id, r);
             }
             Record::Key { key, record } => {

@@ -166,6 +166,11 @@ fn pinned_regressions() {
             1300602,
             "a restarted leader reported no committed slots once all its own had executed: a peer that missed a Commit never asked for it",
         ),
+        (
+            3,
+            1400958,
+            "a recoverer that promised another a higher ballot went on with its own recovery and voted below its promise",
+        ),
     ];
     for &(replicas, seed, found) in pinned {
         println!("seed {seed} replicas {replicas}: {found}");

@@ -25,6 +25,7 @@ impl Replica {
         instance.ballot = ballot;
         let record = record_of(id, instance);
         self.ready.persist.push(record);
+        self.recovery_is_current(id); // a recovery of its own at a lower ballot stops here
         self.watch_stall(id);
         let reply = Message::PrepareOk { id, ballot, state };
         self.ready.messages_after_persist.push(Outbound { to: from, message: reply });
