@@ -1,5 +1,6 @@
-//! Long seed hunts for the epoxy simulation: many seeds with crashes, pauses, partitions, drops,
-//! duplicates and reordering, for N = 3, 5 and 7; every other seed ends with F replicas down for
+//! Long seed hunts for the epoxy simulation: many seeds with crashes (some of them power losses,
+//! which lose the writes since the last sync), pauses, partitions, drops, duplicates and
+//! reordering, for N = 3, 5 and 7; every other seed ends with F replicas down for
 //! good, and the others must finish without them. Prints the seed of the first failure (pin it as
 //! a regression test in `sim_test.rs`) and, at the end, how many times each recovery branch ran.
 //!
@@ -26,11 +27,15 @@ fn main() {
         .map(|n| n.parse().expect("--replicas takes a list like 3,5,7"))
         .collect();
     let down_for_good = args.iter().any(|a| a == "--down-for-good");
+    let power_loss: Option<f64> = args
+        .iter()
+        .position(|a| a == "--power-loss")
+        .map(|_| value("--power-loss", "").parse().expect("--power-loss takes a fraction"));
     let keep_going = args.iter().any(|a| a == "--keep-going");
     let mut failed = 0u64;
     let started = Instant::now();
     let mut totals = mortar_epoxy::Counters::default();
-    let (mut runs, mut instances, mut crashes) = (0u64, 0usize, 0u64);
+    let (mut runs, mut instances, mut crashes, mut power_losses) = (0u64, 0usize, 0u64, 0u64);
     let (mut steps, mut messages) = (0u64, 0u64);
     for &n in &replicas {
         for seed in first..first + seeds {
@@ -40,7 +45,10 @@ fn main() {
                 instances: 120,
                 fault_steps: 3000,
                 propose_chance: 0.1,
-                faults: Faults::all(n),
+                faults: Faults {
+                    power_loss: power_loss.unwrap_or(Faults::all(n).power_loss),
+                    ..Faults::all(n)
+                },
                 // With --down-for-good, every other seed ends with F replicas down for good: the
                 // rest must finish alone.
                 down_for_good: if down_for_good && seed % 2 == 1 { (n - 1) / 2 } else { 0 },
@@ -51,6 +59,7 @@ fn main() {
                     runs += 1;
                     instances += report.proposed;
                     crashes += report.crashes;
+                    power_losses += report.power_losses;
                     steps += report.steps;
                     messages += report.messages_sent;
                     let c = report.counters;
@@ -78,7 +87,8 @@ fn main() {
     }
     println!("{steps} simulated steps, {messages} messages sent");
     println!(
-        "{runs} runs ({seeds} seeds x N={replicas:?}) passed in {:.1} s: {instances} instances proposed, {crashes} crashes",
+        "{runs} runs ({seeds} seeds x N={replicas:?}) passed in {:.1} s: {instances} instances proposed, \
+         {crashes} crashes ({power_losses} of them power losses)",
         started.elapsed().as_secs_f64()
     );
     println!(

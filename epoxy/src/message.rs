@@ -102,9 +102,12 @@ pub struct Vote {
     /// The attributes are exactly those the command leader proposed in ballot 0 (or were
     /// installed verbatim by TryPreAccept): such votes count towards a possible fast quorum.
     pub matches_proposal: bool,
-    /// The sender is the command leader, still leading it in ballot 0 since before any restart:
-    /// it would know had it committed on the fast path.
-    pub leading: bool,
+    /// The sender is the command leader and knows it did not commit the instance in ballot 0, and
+    /// never will: it still leads it in ballot 0 (and has just promised a higher ballot), or it
+    /// stopped leading without committing and remembers every write it made since it proposed
+    /// (a leader sends a Commit only after its own commit is written). Then no fast-path commit
+    /// happened.
+    pub leader_never_committed: bool,
 }
 
 impl Message {

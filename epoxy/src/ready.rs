@@ -47,14 +47,15 @@ pub struct Ready {
 
 impl Ready {
     /// Whether `persist` must be synced before `messages_after_persist` leave and clients hear of
-    /// `executed`: true when it holds a vote, a promise or a slot reservation. A round that only
+    /// `executed`: true when it holds a vote, a promise, a slot reservation or what a restart
+    /// learnt (`OwnCommitsKnownFrom`). A round that only
     /// records commits (and the driver's applied data) needs no sync: a committed value is locked
     /// in by durable votes on a quorum, recovery re-derives it after any crash, and a later synced
     /// write makes every earlier write durable in order.
     pub fn needs_sync(&self) -> bool {
         self.persist.iter().any(|r| match r {
             Record::Instance(i) => i.status != Status::Committed,
-            Record::SlotReservation(_) | Record::Checkpoint => true,
+            Record::SlotReservation(_) | Record::Checkpoint | Record::OwnCommitsKnownFrom(_) => true,
             Record::Key { .. } | Record::Forget { .. } => false,
         })
     }

@@ -70,6 +70,10 @@ pub enum Record {
     /// Stores nothing; makes this round's write synced (what a Progress message reports must be
     /// durable before it leaves).
     Checkpoint,
+    /// This replica's own instances from this slot on were proposed after its last restart that
+    /// may have lost writes (see [`Recovered::writes_complete`]): for each of them it knows whether
+    /// it committed.
+    OwnCommitsKnownFrom(u64),
 }
 
 /// The durable state a replica restarts from (loaded by the driver from storage).
@@ -83,6 +87,13 @@ pub struct Recovered {
     pub slot_reservation: u64,
     /// Per replica, the slot through which instances were forgotten (all executed).
     pub forgotten: Vec<(ReplicaId, u64)>,
+    /// Every write this replica completed before it stopped is here, synced or not: the process
+    /// stopped but the machine did not (the driver compares boot ids). After a power loss, writes
+    /// since the last sync may be gone. Only a complete restart lets the replica vouch that it
+    /// has not committed an own instance it proposed before.
+    pub writes_complete: bool,
+    /// The last [`Record::OwnCommitsKnownFrom`] persisted.
+    pub own_commits_known_from: u64,
 }
 
 #[cfg(test)]

@@ -64,9 +64,10 @@ pub fn decide_ruling_out(
         base.union(&v.attrs);
     }
     let rerun = Decision::Rerun { base, commands: commands.clone() };
-    // The leader still leads in ballot 0 and has not committed: it never will (it promised our
-    // ballot), so no fast-path commit happened ("none of them is the leader", step 5).
-    if votes.get(&leader).is_some_and(|v| v.leading) {
+    // The leader did not commit in ballot 0 and never will (it still led and promised our ballot,
+    // or it stopped leading and remembers it did not commit), so no fast-path commit happened
+    // ("none of them is the leader", step 5).
+    if votes.get(&leader).is_some_and(|v| v.leader_never_committed) {
         return rerun;
     }
     // The leader lost its own vote: it never counted itself, so it never committed.
@@ -127,7 +128,7 @@ mod tests {
             attrs,
             commands: if status == Status::None { vec![] } else { cmds() },
             matches_proposal: matches,
-            leading: false,
+            leader_never_committed: false,
         }
     }
 
@@ -192,7 +193,7 @@ mod tests {
     #[test]
     fn a_live_leader_rules_out_the_fast_path() {
         let mut leader = matched();
-        leader.leading = true;
+        leader.leader_never_committed = true;
         let d = decide(&config(3), L, &votes(&[(1, leader), (2, matched())]));
         assert!(matches!(d, Decision::Rerun { .. }), "{d:?}");
     }

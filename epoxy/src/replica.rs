@@ -156,6 +156,9 @@ pub struct Replica {
     pub(crate) peer_executed_before: HashMap<ReplicaId, Vec<u64>>,
     /// Per replica index: instances up to this slot are forgotten.
     pub(crate) forgotten: Vec<u64>,
+    /// Own instances from this slot on were proposed after the last restart that may have lost
+    /// writes: this replica knows whether it committed each (see `Vote::leader_never_committed`).
+    pub(crate) own_commits_known_from: u64,
 }
 
 impl Replica {
@@ -166,10 +169,16 @@ impl Replica {
 
     /// A replica restarted from its durable state. Committed instances execute; uncommitted ones,
     /// its own included, are recovered at a higher ballot after a jittered wait (a restarted leader
-    /// never resumes ballot 0: a Commit it sent may have escaped before the crash).
+    /// never resumes ballot 0). When the restart may have lost writes (a power loss), this replica
+    /// can no longer vouch that it did not commit the own instances it proposed before.
     pub fn recover(config: Config, recovered: Recovered) -> Self {
         config.validate().expect("valid epoxy config");
         let me = config.index_of(config.id).expect("validated");
+        let own_commits_known_from = if recovered.writes_complete {
+            recovered.own_commits_known_from
+        } else {
+            recovered.own_commits_known_from.max(recovered.slot_reservation)
+        };
         let mut replica = Self {
             me_bit: 1 << me,
             next_slot: recovered.slot_reservation.max(1),
@@ -191,8 +200,12 @@ impl Replica {
             peer_executed: HashMap::new(),
             peer_executed_before: HashMap::new(),
             forgotten: vec![0; config.replicas.len()],
+            own_commits_known_from,
             config,
         };
+        if own_commits_known_from != recovered.own_commits_known_from {
+            replica.ready.persist.push(Record::OwnCommitsKnownFrom(own_commits_known_from));
+        }
         // What it reports as its own committed slots (`Progress`) covers what it executed: a peer
         // that missed a Commit learns of the slot only so.
         let me = replica.config.id;
@@ -733,9 +746,9 @@ impl Replica {
                 attrs: i.attrs.clone(),
                 commands: i.commands.clone(),
                 matches_proposal: i.matches_proposal,
-                leading: id.replica == self.config.id
-                    && i.lead.is_some()
-                    && i.ballot == Ballot::initial(id.replica),
+                leader_never_committed: id.replica == self.config.id
+                    && ((i.lead.is_some() && i.ballot == Ballot::initial(id.replica))
+                        || (i.status != Status::Committed && id.slot >= self.own_commits_known_from)),
             },
             None => Vote {
                 status: Status::None,
@@ -743,7 +756,7 @@ impl Replica {
                 attrs: Attributes::default(),
                 commands: Vec::new(),
                 matches_proposal: false,
-                leading: false,
+                leader_never_committed: false,
             },
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::Message;
 use crate::sim::{Faults, Sim, SimConfig, SimReport};
-use crate::types::{InstanceId, ReplicaId};
+use crate::types::{InstanceId, ReplicaId, Status};
 
 const LEADER: usize = 0;
 const KEY: &str = "x";
@@ -28,6 +28,20 @@ fn check(name: &str, n: usize, sim: Sim) -> SimReport {
     let report = sim.finish().unwrap_or_else(|e| panic!("{name}, N={n}: {e}"));
     println!("{name} N={n}: {:?}", report.counters);
     report
+}
+
+/// Every replica in `at` (0-based) has executed every instance in `ids`.
+fn assert_executed(sim: &Sim, at: &[usize], ids: &[InstanceId], context: &str) {
+    for &a in at {
+        for &id in ids {
+            assert!(
+                sim.executed_at(a, id),
+                "{context}: replica {} has not executed {id}: {}",
+                a + 1,
+                sim.debug_at(a, id)
+            );
+        }
+    }
 }
 
 /// A first instance on the key commits normally, so the slot reservation is durable and later
@@ -144,6 +158,90 @@ fn leader_crash_after_local_commit_before_the_commit_broadcast() {
     }
 }
 
+/// The leader commits on the fast path and its Commit reaches one peer only; then the leader loses
+/// power, which takes its unsynced commit record, and that peer goes down. The restarted leader
+/// must not vouch that it never committed (it cannot know): were it to, recovery would run phase 1
+/// again and order the instance after a later one on the key, against the commit already made.
+#[test]
+fn leader_loses_power_after_a_fast_commit_that_reached_one_peer() {
+    for n in [3, 5, 7] {
+        let mut sim = sim(n);
+        warm_up(&mut sim);
+        sim.set_filter(|from, to, m| {
+            !(from == ReplicaId(1) && to != ReplicaId(2) && matches!(m, Message::Commit { .. }))
+        });
+        let id = sim.propose_at(LEADER, KEY);
+        for _ in 0..30 {
+            if sim.executed_at(LEADER, id) {
+                break;
+            }
+            sim.steps(1);
+        }
+        assert!(sim.executed_at(LEADER, id), "N={n}: the leader committed and executed");
+        sim.lose_power_now(LEADER);
+        sim.crash_now(1);
+        sim.clear_filter();
+        // A later instance on the key, proposed knowing `id` uncommitted.
+        sim.propose_at(2, KEY);
+        sim.steps(5);
+        sim.restart_now(LEADER);
+        assert_eq!(
+            sim.status_at(LEADER, id),
+            Some(Status::PreAccepted),
+            "N={n}: the power loss took the leader's commit, not its vote"
+        );
+        sim.steps(400);
+        sim.restart_now(1);
+        sim.steps(400);
+        let report = check("leader loses power after a fast commit that reached one peer", n, sim);
+        assert_eq!(report.power_losses, 1, "N={n}");
+        assert!(report.acknowledged >= 2, "N={n}: the instance was acknowledged by its leader");
+    }
+}
+
+/// Two leaders propose interfering instances and crash before any reply; each proposal reached
+/// the F replicas that then go down for good (and, for N = 7, one more survivor), so each may have
+/// committed on the fast path as far as the survivors can tell. Both leaders restart (their
+/// processes crashed, their machines did not). TryPreAccept cannot settle either instance: each
+/// leader refuses the other's, knowing its own instance that the other misses. Only a leader can
+/// tell that it never committed; it remembers every write it made since it proposed, so it
+/// vouches for that and the survivors run phase 1 again. Before, they waited for the dead
+/// replicas forever.
+#[test]
+fn restarted_leaders_vouch_while_their_fast_quorums_are_down_for_good() {
+    for n in [5usize, 7] {
+        let f = (n - 1) / 2;
+        let mut sim = sim(n);
+        warm_up(&mut sim);
+        let dead = move |r: ReplicaId| (2..=f as u32 + 1).contains(&r.0);
+        // Survivors other than the two leaders hold a proposal each when a fast quorum needs them.
+        let extra = fast_quorum(n) - 1 - f;
+        let y_leader = ReplicaId(f as u32 + 2);
+        let x_extra: Vec<ReplicaId> = (f as u32 + 3..=n as u32).map(ReplicaId).take(extra).collect();
+        let y_extra: Vec<ReplicaId> = (f as u32 + 3..=n as u32).rev().map(ReplicaId).take(extra).collect();
+        sim.set_filter(move |from, to, m| match m {
+            Message::PreAccept { .. } if from == ReplicaId(1) => dead(to) || x_extra.contains(&to),
+            Message::PreAccept { .. } if from == y_leader => dead(to) || y_extra.contains(&to),
+            _ => false,
+        });
+        let x = sim.propose_at(LEADER, KEY);
+        let y = sim.propose_at(f + 1, KEY);
+        sim.crash_now(LEADER);
+        sim.crash_now(f + 1);
+        sim.steps(5);
+        for at in 1..=f {
+            sim.crash_now(at);
+        }
+        sim.set_filter(move |from, to, _| !dead(from) && !dead(to));
+        sim.restart_now(LEADER);
+        sim.restart_now(f + 1);
+        sim.steps(5000);
+        let survivors: Vec<usize> = std::iter::once(LEADER).chain(f + 1..n).collect();
+        assert_executed(&sim, &survivors, &[x, y], &format!("N={n}, {f} replicas down"));
+        check("restarted leaders vouch while their fast quorums are down for good", n, sim);
+    }
+}
+
 /// Two replicas recover the same instance with competing ballots while the old leader is slow
 /// (cut off, not crashed), then the leader comes back.
 #[test]
@@ -231,16 +329,8 @@ fn f_leaders_of_interfering_instances_crash_for_good() {
             sim.set_filter(move |from, to, _| !crashed(from) && !crashed(to));
             ids.push(sim.propose_at(f, KEY));
             sim.steps(5000);
-            for at in f..n {
-                for &id in &ids {
-                    assert!(
-                        sim.executed_at(at, id),
-                        "N={n} seed {seed}: replica {} has not executed {id} with {f} replicas down: {}",
-                        at + 1,
-                        sim.debug_at(at, id)
-                    );
-                }
-            }
+            let survivors: Vec<usize> = (f..n).collect();
+            assert_executed(&sim, &survivors, &ids, &format!("N={n} seed {seed}, {f} replicas down"));
             check("F leaders of interfering instances crash for good", n, sim);
         }
     }

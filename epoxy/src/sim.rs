@@ -1,9 +1,10 @@
 //! Deterministic simulation: several replicas in one thread, each with an in-memory disk, joined
 //! by a network that a seeded random source delays, reorders, duplicates and drops messages on,
-//! while replicas crash (sometimes half-way through a round: after sending, before persisting),
-//! restart from their disks, pause past the recovery timeout, and get partitioned. A run has a
-//! fault phase and then a healing phase; one seed decides the whole run, so a failing seed replays
-//! exactly. After every run the checkers must pass:
+//! while replicas crash (sometimes half-way through a round: after sending, before persisting;
+//! sometimes losing power, and with it every write since their last sync), restart from their
+//! disks, pause past the recovery timeout, and get partitioned. A run has a fault phase and then
+//! a healing phase; one seed decides the whole run, so a failing seed replays exactly. After every
+//! run the checkers must pass:
 //!
 //! * **agreement**: every replica that committed an instance committed the same attributes and
 //!   commands (checked at every persist);
@@ -54,6 +55,9 @@ pub struct Faults {
     pub partition_steps: u64,
     /// Most replicas down or paused at once.
     pub unavailable_max: usize,
+    /// Fraction of crashes that are power losses: the writes since the replica's last synced
+    /// write are lost too, and it restarts knowing that (`Recovered::writes_complete`).
+    pub power_loss: f64,
 }
 
 impl Faults {
@@ -70,6 +74,7 @@ impl Faults {
             partition: 0.0,
             partition_steps: 0,
             unavailable_max: 0,
+            power_loss: 0.0,
         }
     }
 
@@ -88,6 +93,7 @@ impl Faults {
             partition: 0.002,
             partition_steps: 300,
             unavailable_max: (replicas - 1) / 2,
+            power_loss: 0.3,
             ..Self::network()
         }
     }
@@ -146,6 +152,8 @@ pub struct SimReport {
     pub messages_sent: u64,
     pub messages_dropped: u64,
     pub crashes: u64,
+    /// Crashes that were power losses (writes since the last sync lost).
+    pub power_losses: u64,
     /// Forget records written (garbage collection rounds, over all replicas).
     pub forgotten: u64,
     pub pauses: u64,
@@ -163,6 +171,22 @@ struct Disk {
     executed: BTreeSet<InstanceId>,
     slot_reservation: u64,
     forgotten: BTreeMap<ReplicaId, u64>,
+    own_commits_known_from: u64,
+    /// How to undo each write since the last synced one, newest last: what a power loss undoes.
+    unsynced: Vec<Undo>,
+    /// Whether the next restart finds every write completed before the crash.
+    writes_complete: bool,
+}
+
+/// The inverse of one unsynced write.
+#[derive(Clone, Debug)]
+enum Undo {
+    Instance(InstanceId, Option<InstanceRecord>),
+    Key(Bytes, Option<KeyRecord>),
+    Executed(InstanceId),
+    OwnCommitsKnownFrom(u64),
+    /// The whole disk before a write too large to undo piecemeal (a `Forget`).
+    Everything(Box<Disk>),
 }
 
 impl Disk {
@@ -174,6 +198,8 @@ impl Disk {
             keys: self.keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             slot_reservation: self.slot_reservation,
             forgotten: self.forgotten.iter().map(|(r, s)| (*r, *s)).collect(),
+            writes_complete: self.writes_complete,
+            own_commits_known_from: self.own_commits_known_from,
         }
     }
 }
@@ -204,6 +230,11 @@ pub struct Sim {
     config: SimConfig,
     filter: Option<Filter>,
     rng: Rng,
+    /// Decides which crashes are power losses, apart from `rng` so that adding power losses left
+    /// the schedule of faults as it was.
+    power_rng: Rng,
+    /// Replicas whose pending crash (`Life::CrashMidRound`) is a power loss.
+    power_loss_pending: Vec<bool>,
     ids: Vec<ReplicaId>,
     replicas: Vec<Replica>,
     lives: Vec<Life>,
@@ -231,6 +262,8 @@ impl Sim {
         let n = ids.len();
         let mut sim = Self {
             rng: Rng::new(config.seed),
+            power_rng: Rng::new(config.seed ^ 0x9e37_79b9_7f4a_7c15),
+            power_loss_pending: vec![false; n],
             report: SimReport { seed: config.seed, ..SimReport::default() },
             ids,
             replicas: Vec::new(),
@@ -376,6 +409,13 @@ impl Sim {
         self.lives[at] = Life::Down { until: u64::MAX };
     }
 
+    /// Cuts a replica's power now: like [`Sim::crash_now`], and every write since its last synced
+    /// one is lost too.
+    pub fn lose_power_now(&mut self, at: usize) {
+        self.power_loss_pending[at] = true;
+        self.crash_now(at);
+    }
+
     /// Crashes a replica during its next round, after that round's messages left and before its
     /// disk write.
     pub fn crash_mid_next_round(&mut self, at: usize) {
@@ -465,6 +505,8 @@ impl Sim {
             if self.lives[at] == Life::Up {
                 if self.rng.chance(f.crash) {
                     self.report.crashes += 1;
+                    let power_loss = f.power_loss > 0.0 && self.power_rng.chance(f.power_loss);
+                    self.power_loss_pending[at] = power_loss;
                     if self.rng.chance(0.5) {
                         self.lives[at] = Life::CrashMidRound;
                     } else {
@@ -490,6 +532,53 @@ impl Sim {
     fn crash(&mut self, at: usize) {
         add_counters(&mut self.report.counters, self.replicas[at].counters());
         self.lives[at] = Life::Down { until: self.step + self.config.faults.down_steps };
+        if std::mem::take(&mut self.power_loss_pending[at]) {
+            self.lose_power(at);
+        } else {
+            // The process died, the machine did not: its page cache writes everything back.
+            self.disks[at].unsynced.clear();
+            self.disks[at].writes_complete = true;
+        }
+    }
+
+    /// The crashed replica `at`'s machine loses power: every write since its last synced one is
+    /// lost (its executions with them: they will run again), and it restarts knowing so.
+    fn lose_power(&mut self, at: usize) {
+        self.report.power_losses += 1;
+        let disk = &mut self.disks[at];
+        disk.writes_complete = false;
+        while let Some(undo) = disk.unsynced.pop() {
+            match undo {
+                Undo::Instance(id, old) => match old {
+                    Some(r) => {
+                        disk.instances.insert(id, r);
+                    }
+                    None => {
+                        disk.instances.remove(&id);
+                    }
+                },
+                Undo::Key(key, old) => match old {
+                    Some(r) => {
+                        disk.keys.insert(key, r);
+                    }
+                    None => {
+                        disk.keys.remove(&key);
+                    }
+                },
+                Undo::Executed(id) => {
+                    disk.executed.remove(&id);
+                    self.executed_sets[at].remove(&id);
+                    if let Some(i) = self.executed[at].iter().rposition(|e| *e == id) {
+                        self.executed[at].remove(i);
+                    }
+                }
+                Undo::OwnCommitsKnownFrom(slot) => disk.own_commits_known_from = slot,
+                Undo::Everything(before) => *disk = *before,
+            }
+        }
+        // A disk restored whole carried its own flag and log: keep what this loss means.
+        disk.writes_complete = false;
+        disk.unsynced.clear();
     }
 
     fn restart(&mut self, at: usize) {
@@ -600,6 +689,7 @@ impl Sim {
     /// Performs a replica's `Ready` the way the node's driver does.
     fn perform(&mut self, at: usize) {
         let ready: Ready = self.replicas[at].ready();
+        let synced = ready.needs_sync();
         let me = self.ids[at];
         for out in ready.messages {
             self.send(me, out.to, out.message);
@@ -609,6 +699,10 @@ impl Sim {
             return;
         }
         for record in ready.persist {
+            if !synced {
+                let undo = self.undo_of(at, &record);
+                self.disks[at].unsynced.push(undo);
+            }
             self.persist(at, record);
         }
         for out in ready.messages_after_persist {
@@ -627,7 +721,14 @@ impl Sim {
                 self.acknowledged.entry(id).or_insert(self.step);
             }
             self.disks[at].executed.insert(id);
+            if !synced {
+                self.disks[at].unsynced.push(Undo::Executed(id));
+            }
             self.executed[at].push(id);
+        }
+        if synced {
+            // A synced write makes every earlier one durable too.
+            self.disks[at].unsynced.clear();
         }
         for load in ready.load_requests {
             match self.disks[at].instances.get(&load.id) {
@@ -641,6 +742,19 @@ impl Sim {
                 _ => {
                     self.violations.push(format!("replica {me} asked to load {} it never committed", load.id))
                 }
+            }
+        }
+    }
+
+    /// How to undo `record` on replica `at`'s disk.
+    fn undo_of(&self, at: usize, record: &Record) -> Undo {
+        let disk = &self.disks[at];
+        match record {
+            Record::Instance(r) => Undo::Instance(r.id, disk.instances.get(&r.id).cloned()),
+            Record::Key { key, .. } => Undo::Key(key.clone(), disk.keys.get(key).cloned()),
+            Record::OwnCommitsKnownFrom(_) => Undo::OwnCommitsKnownFrom(disk.own_commits_known_from),
+            Record::Forget { .. } | Record::SlotReservation(_) | Record::Checkpoint => {
+                Undo::Everything(Box::new(disk.clone()))
             }
         }
     }
@@ -714,6 +828,12 @@ impl Sim {
                 disk.executed.retain(|id| !(id.replica == replica && id.slot <= through));
                 disk.forgotten.insert(replica, through);
                 self.report.forgotten += 1;
+            }
+            Record::OwnCommitsKnownFrom(slot) => {
+                if slot < disk.own_commits_known_from {
+                    self.violations.push(format!("own commits known from went back at {}", self.ids[at]));
+                }
+                disk.own_commits_known_from = slot;
             }
             Record::SlotReservation(s) => {
                 if s < disk.slot_reservation {

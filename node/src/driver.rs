@@ -24,6 +24,8 @@ pub const INPUTS_PER_ROUND_MAX: usize = 4096;
 const DIAGNOSIS_INTERVAL: Duration = Duration::from_secs(5);
 /// Storage metadata key of the durable slot reservation.
 pub const META_SLOT_RESERVATION: &str = "slot_reservation";
+/// Storage metadata key of `Record::OwnCommitsKnownFrom`.
+pub const META_OWN_COMMITS_KNOWN_FROM: &str = "own_commits_known_from";
 
 const _: () = assert!(INPUTS_PER_ROUND_MAX <= INPUT_QUEUE_MAX);
 
@@ -289,6 +291,9 @@ impl Driver {
                 Record::Key { key, record } => batch.put_conflict(key, encode_key_record(&record)),
                 Record::SlotReservation(slot) => {
                     batch.put_meta(META_SLOT_RESERVATION, slot.to_be_bytes().to_vec())
+                }
+                Record::OwnCommitsKnownFrom(slot) => {
+                    batch.put_meta(META_OWN_COMMITS_KNOWN_FROM, slot.to_be_bytes().to_vec())
                 }
                 Record::Forget { replica, through } => {
                     batch.forget_instances(replica.0, through);

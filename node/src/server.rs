@@ -6,7 +6,7 @@ use crate::actor::service::{ActorAdminService, ActorsService};
 use crate::actor::{Registry, Router, Runtime, RuntimeConfig};
 use crate::admin::AdminService;
 use crate::config::NodeConfig;
-use crate::driver::{self, META_SLOT_RESERVATION, Peers};
+use crate::driver::{self, META_OWN_COMMITS_KNOWN_FROM, META_SLOT_RESERVATION, Peers};
 use crate::http::{self, HttpState};
 use crate::kv::KvService;
 use crate::node_info::{self, LocalInfo, Peer};
@@ -361,6 +361,12 @@ pub fn load(
         let raw: [u8; 8] =
             bytes[..].try_into().map_err(|_| StorageError::Corrupt { what: "slot reservation".into() })?;
         recovered.slot_reservation = u64::from_be_bytes(raw);
+    }
+    if let Some(bytes) = storage.get_meta(META_OWN_COMMITS_KNOWN_FROM)? {
+        let raw: [u8; 8] = bytes[..]
+            .try_into()
+            .map_err(|_| StorageError::Corrupt { what: "own commits known from".into() })?;
+        recovered.own_commits_known_from = u64::from_be_bytes(raw);
     }
     Ok(recovered)
 }

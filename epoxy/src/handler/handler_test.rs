@@ -335,23 +335,29 @@ fn unanswered_pre_accept_is_resent_to_the_silent_replicas_only() {
     assert_eq!(to, vec![R3, ReplicaId(4), ReplicaId(5)]);
 }
 
+/// Replica 1's durable record of its own ballot-0 proposal I11 on key "a", not yet committed.
+fn own_proposal_i11() -> InstanceRecord {
+    InstanceRecord {
+        id: I11,
+        ballot: B1,
+        accepted_ballot: B1,
+        status: Status::PreAccepted,
+        attrs: attrs(1, &[]),
+        commands: vec![cmd("a")],
+        matches_proposal: true,
+    }
+}
+
 #[test]
 fn restart_recovers_own_uncommitted_instances_at_a_higher_ballot() {
     let config = Config::new(R1, vec![R1, R2, R3]).unwrap();
     let recovered = crate::Recovered {
-        instances: vec![InstanceRecord {
-            id: I11,
-            ballot: B1,
-            accepted_ballot: B1,
-            status: Status::PreAccepted,
-            attrs: attrs(1, &[]),
-            commands: vec![cmd("a")],
-            matches_proposal: true,
-        }],
+        instances: vec![own_proposal_i11()],
         executed: vec![],
         keys: vec![("a".into(), KeyRecord { seq_max: 1, latest: vec![I11] })],
         slot_reservation: 1 + SLOT_RESERVATION_CHUNK,
         forgotten: vec![],
+        ..crate::Recovered::default()
     };
     let mut r1 = Replica::recover(config, recovered);
     let mut prepares = Vec::new();
@@ -574,6 +580,57 @@ fn a_replica_asks_a_peer_for_slots_of_a_silent_leader_the_peer_executed() {
     assert!(asked.iter().all(|(to, _)| *to == R2), "only the peer that executed them: {asked:?}");
 }
 
+/// What a restarted leader says of its own uncommitted instance: that it never committed it when
+/// the restart kept every write (the process died, the machine did not), nothing when it may have
+/// lost some; and after such a restart it again vouches for what it proposes next.
+#[test]
+fn a_restarted_leader_vouches_it_never_committed_only_when_no_write_was_lost() {
+    let restart = |writes_complete: bool| {
+        let config = Config::new(R1, vec![R1, R2, R3]).unwrap();
+        let recovered = crate::Recovered {
+            instances: vec![own_proposal_i11()],
+            keys: vec![("a".into(), KeyRecord { seq_max: 1, latest: vec![I11] })],
+            slot_reservation: 1 + SLOT_RESERVATION_CHUNK,
+            writes_complete,
+            ..crate::Recovered::default()
+        };
+        Replica::recover(config, recovered)
+    };
+    let vote = |r: &mut Replica, id: InstanceId, round: u32| {
+        r.step(R2, Message::Prepare { id, ballot: Ballot { round, replica: R2 } });
+        let out = r.ready().messages_after_persist;
+        match &out[..] {
+            [Outbound { message: Message::PrepareOk { state, .. }, .. }] => state.leader_never_committed,
+            other => panic!("{other:?}"),
+        }
+    };
+    let mut kept = restart(true);
+    assert!(kept.ready().persist.is_empty(), "nothing new to record");
+    assert!(vote(&mut kept, I11, 1), "the same boot: it knows it did not commit");
+
+    let mut lost = restart(false);
+    let from = 1 + SLOT_RESERVATION_CHUNK;
+    assert_eq!(lost.ready().persist, vec![Record::OwnCommitsKnownFrom(from)]);
+    assert!(!vote(&mut lost, I11, 1), "a power loss may have taken its commit");
+    // A proposal after the restart, then a recoverer takes over: that one it vouches for.
+    let next = lost.propose(vec![cmd("b")]).unwrap();
+    assert_eq!(next.slot, from);
+    lost.ready();
+    assert!(vote(&mut lost, next, 1));
+    // Once committed, never.
+    lost.step(R3, Message::Commit { id: next, attrs: attrs(1, &[]), commands: vec![cmd("b")] });
+    lost.ready();
+    lost.step(R2, Message::Prepare { id: next, ballot: Ballot { round: 2, replica: R2 } });
+    let out = lost.ready();
+    assert!(
+        out.messages
+            .iter()
+            .chain(&out.messages_after_persist)
+            .all(|o| !matches!(o.message, Message::PrepareOk { .. })),
+        "a committed instance answers with its commit"
+    );
+}
+
 /// A recoverer that has promised another recoverer a higher ballot must not go on with its own
 /// recovery: a late vote for its lower ballot would otherwise have it take over and vote below its
 /// promise, and two recoverers could each get a different value accepted by a majority. (Found by
@@ -600,7 +657,7 @@ fn a_recoverer_that_promised_a_higher_ballot_drops_its_recovery() {
         attrs: proposal,
         commands: vec![cmd("a")],
         matches_proposal: true,
-        leading: true,
+        leader_never_committed: true,
     };
     r1.step(R2, Message::PrepareOk { id: I21, ballot: mine, state: vote });
     let out = r1.ready();
