@@ -106,6 +106,11 @@ async fn killed_node_catches_up_after_restart() {
     let mut cluster = Cluster::start().await;
     bounded(TEST_TIMEOUT, async {
         cluster.kv(3).put("before-kill", "1").await.expect("put before the kill");
+        // The node marked this boot in its data directory: a restart in the same boot trusts
+        // writes it made without a sync (they are in the page cache).
+        let marker = std::fs::read_to_string(cluster.node(3).data_dir.join("boot_id")).expect("boot marker");
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot id");
+        assert_eq!(marker.trim(), boot.trim());
         cluster.kill(3);
 
         // Two of three nodes are a quorum: writes through either survivor succeed.
@@ -130,6 +135,12 @@ async fn killed_node_catches_up_after_restart() {
             assert_eq!(text(&got), Some(latest.as_str()), "node 3 returns the latest value of {key}");
         }
         assert_eq!(text(&n3.get("before-kill").await.unwrap()), Some("1"));
+        let log = std::fs::read_to_string(&cluster.node(3).log).expect("node 3 log");
+        let loads: Vec<bool> = (log.lines())
+            .filter(|l| l.contains("state loaded"))
+            .map(|l| l.contains("writes_complete=true"))
+            .collect();
+        assert_eq!(loads, [false, true], "a first start trusts nothing, a restart after SIGKILL all writes");
     })
     .await;
 }

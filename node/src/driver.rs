@@ -4,6 +4,7 @@
 //! vote, commit and applied write of the round together; fdatasync'ed when the round holds a vote,
 //! see `Ready::needs_sync`), send what promised durability, answer clients, serve catch-up reads.
 
+use crate::boot::BootMarker;
 use crate::state_machine::{self, Outcome, View};
 use bytes::Bytes;
 use mortar_epoxy::codec::{decode_instance, encode_instance, encode_key_record, encode_message};
@@ -126,6 +127,8 @@ struct Driver {
     /// When the driver last looked for stuck instances, and the oldest it saw then.
     last_diagnosis: Instant,
     last_stuck: Option<InstanceId>,
+    /// Removed when a write fails (see `crate::boot`).
+    boot_marker: Option<BootMarker>,
 }
 
 /// Starts the driver thread.
@@ -134,6 +137,7 @@ pub fn start(
     storage: Arc<dyn Storage>,
     peers: Peers,
     request_timeout: Duration,
+    boot_marker: Option<BootMarker>,
 ) -> std::io::Result<(DriverHandle, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(INPUT_QUEUE_MAX);
     let counters = Arc::new(Mutex::new(replica.counters()));
@@ -146,6 +150,7 @@ pub fn start(
         counters: counters.clone(),
         last_diagnosis: Instant::now(),
         last_stuck: None,
+        boot_marker,
     };
     let thread =
         std::thread::Builder::new().name("mortar-epoxy-driver".into()).spawn(move || driver.run(rx))?;
@@ -154,8 +159,14 @@ pub fn start(
 
 impl Driver {
     fn run(mut self, mut rx: mpsc::Receiver<Input>) {
-        // Whatever recovery left executable (committed before a restart) runs first.
+        // Whatever recovery left executable (committed before a restart) runs first, and what the
+        // replica concluded from how it restarted is written; only then may the boot be marked.
         self.round();
+        if let Some(marker) = &self.boot_marker
+            && let Err(e) = marker.mark()
+        {
+            warn!(error = %e, "could not record the boot id: the next restart will count on synced writes only");
+        }
         while let Some(first) = rx.blocking_recv() {
             let mut stop = self.handle(first);
             for _ in 1..INPUTS_PER_ROUND_MAX {
@@ -192,8 +203,14 @@ impl Driver {
         if !ready.is_empty()
             && let Err(e) = self.perform(ready)
         {
-            // A failed synced write leaves durability unknown: stop rather than risk answering.
+            // A failed synced write leaves durability unknown: stop rather than risk answering. The
+            // failure may have dropped unsynced writes too: the next start must not count on them.
             error!(error = %e, "storage write failed; stopping the node: check the disk, then restart");
+            if let Some(marker) = &self.boot_marker
+                && let Err(e) = marker.invalidate()
+            {
+                error!(error = %e, "could not remove the boot marker: delete {} before restarting", crate::boot::BOOT_MARKER_FILE);
+            }
             std::process::exit(70);
         }
         let counters = self.replica.counters();

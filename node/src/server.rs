@@ -5,6 +5,7 @@
 use crate::actor::service::{ActorAdminService, ActorsService};
 use crate::actor::{Registry, Router, Runtime, RuntimeConfig};
 use crate::admin::AdminService;
+use crate::boot::{self, BootMarker};
 use crate::config::NodeConfig;
 use crate::driver::{self, META_OWN_COMMITS_KNOWN_FROM, META_SLOT_RESERVATION, Peers};
 use crate::http::{self, HttpState};
@@ -46,11 +47,17 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
         .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
     let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(&config.data_dir)?);
     check_identity(&*storage, &config)?;
-    let recovered = load(&*storage, config.initial_cluster.iter().map(|m| m.id))
+    let mut recovered = load(&*storage, config.initial_cluster.iter().map(|m| m.id))
         .context("load epoxy state from the data directory")?;
+    let (writes_complete, boot_marker) =
+        BootMarker::check(&config.data_dir, boot::current_boot_id().as_deref()).with_context(|| {
+            format!("read the boot marker {}", config.data_dir.join(boot::BOOT_MARKER_FILE).display())
+        })?;
+    recovered.writes_complete = writes_complete;
     info!(
         instances = recovered.instances.len(),
         executed = recovered.executed.len(),
+        writes_complete,
         "state loaded from {}",
         config.data_dir.display()
     );
@@ -82,7 +89,7 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
         });
     }
     let (driver, driver_thread) =
-        driver::start(replica, storage.clone(), peer_queues, config.request_timeout)
+        driver::start(replica, storage.clone(), peer_queues, config.request_timeout, Some(boot_marker))
             .context("start the epoxy driver thread")?;
 
     let ticker = driver.clone();
