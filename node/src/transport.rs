@@ -76,9 +76,20 @@ async fn peer_loop(cluster_id: u64, me: u32, peer: u32, address: String, mut rx:
             .max_decoding_message_size(mortar_proto::GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(mortar_proto::GRPC_MESSAGE_BYTES_MAX);
         let (stream_tx, stream_rx) = mpsc::channel::<MessageBatch>(4);
-        let call = tokio::spawn(async move { client.deliver(ReceiverStream::new(stream_rx)).await });
+        let mut call = tokio::spawn(async move { client.deliver(ReceiverStream::new(stream_rx)).await });
         loop {
-            let Some(first) = rx.recv().await else {
+            // Reconnect as soon as the call ends (the peer restarted, or keepalive found it gone),
+            // not on the next send, which would lose that batch.
+            let first = tokio::select! {
+                first = rx.recv() => first,
+                ended = &mut call => {
+                    if let Ok(Err(status)) = ended {
+                        debug!(peer, %address, %status, "peer stream ended");
+                    }
+                    break;
+                }
+            };
+            let Some(first) = first else {
                 call.abort();
                 return;
             };
@@ -97,9 +108,6 @@ async fn peer_loop(cluster_id: u64, me: u32, peer: u32, address: String, mut rx:
             if stream_tx.send(batch).await.is_err() {
                 break; // the call ended: reconnect
             }
-        }
-        if let Ok(Err(status)) = call.await {
-            debug!(peer, %address, %status, "peer stream ended");
         }
         tokio::time::sleep(backoff).await;
     }
@@ -163,5 +171,72 @@ impl Epoxy for EpoxyService {
             )));
         }
         Ok(Response::new(self.local.response(&self.driver)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mortar_proto::internal::v1::epoxy_server::EpoxyServer;
+    use std::sync::{Arc, Mutex};
+
+    /// A peer that takes one batch per call and then ends the call, as a restarting node does.
+    #[derive(Clone, Default)]
+    struct OneBatchPerCall {
+        received: Arc<Mutex<Vec<Bytes>>>,
+    }
+
+    #[tonic::async_trait]
+    impl Epoxy for OneBatchPerCall {
+        async fn deliver(
+            &self,
+            request: Request<Streaming<MessageBatch>>,
+        ) -> Result<Response<DeliverAck>, Status> {
+            let mut stream = request.into_inner();
+            if let Some(batch) = stream.message().await? {
+                self.received.lock().unwrap().extend(batch.messages);
+            }
+            Err(Status::unavailable("restarting"))
+        }
+
+        async fn node_info(
+            &self,
+            _request: Request<NodeInfoRequest>,
+        ) -> Result<Response<NodeInfoResponse>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+    }
+
+    async fn received_within(peer: &OneBatchPerCall, count: usize, limit: Duration) -> Vec<Bytes> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let got = peer.received.lock().unwrap().clone();
+            if got.len() >= count || tokio::time::Instant::now() >= deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// When the peer ends the call, the sender reconnects at once: the next message goes out on
+    /// a new call instead of being lost on the old one.
+    #[tokio::test]
+    async fn a_message_after_the_peer_ended_the_call_is_delivered() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let peer = OneBatchPerCall::default();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(EpoxyServer::new(peer.clone()))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let queue = spawn_peer(7, 1, 2, address);
+        queue.send(Bytes::from_static(b"first")).await.unwrap();
+        assert_eq!(received_within(&peer, 1, Duration::from_secs(5)).await, ["first"]);
+        // The call has ended by now; the sender has had time to notice.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        queue.send(Bytes::from_static(b"second")).await.unwrap();
+        assert_eq!(received_within(&peer, 2, Duration::from_secs(5)).await, ["first", "second"]);
+        server.abort();
     }
 }
