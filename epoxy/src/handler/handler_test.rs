@@ -291,7 +291,7 @@ fn commit_request_is_served_from_memory_or_storage() {
     assert_eq!(
         r2.ready(),
         Ready {
-            messages: vec![Outbound {
+            messages_after_persist: vec![Outbound {
                 to: R3,
                 message: Message::Commit {
                     id: InstanceId::new(1, 2),
@@ -424,7 +424,7 @@ fn phase_messages_for_a_committed_instance_are_answered_with_the_commit() {
         Message::Commit { id: InstanceId::new(1, 2), attrs: attrs(1, &[I21]), commands: vec![cmd("b")] };
     assert_eq!(
         r2.ready(),
-        Ready { messages: vec![Outbound { to: R1, message: commit }], ..Ready::default() }
+        Ready { messages_after_persist: vec![Outbound { to: R1, message: commit }], ..Ready::default() }
     );
     r2.step(R3, Message::Commit { id: I11, attrs: attrs(1, &[]), commands: vec![cmd("a")] });
     r2.ready(); // executed and dropped from memory
@@ -667,5 +667,36 @@ fn a_recoverer_that_promised_a_higher_ballot_drops_its_recovery() {
         if let Record::Instance(r) = record {
             assert!(r.ballot >= theirs, "a vote below the promise: {r:?}");
         }
+    }
+}
+
+/// A Commit leaves a replica only after the commit is written there, also when it answers a
+/// Prepare or a CommitRequest in the round that committed (the driver batches inputs): a leader
+/// that restarts without the commit record may vouch that it never committed.
+#[test]
+fn a_commit_answered_in_the_round_that_committed_leaves_after_the_write() {
+    for late in [
+        Message::Prepare { id: I11, ballot: Ballot { round: 1, replica: R3 } },
+        Message::CommitRequest { ids: vec![I11] },
+    ] {
+        let mut r1 = replica(R1, 3);
+        r1.propose(vec![cmd("a")]).unwrap();
+        r1.ready();
+        r1.step(R2, Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(1, &[]) });
+        r1.step(R3, late.clone());
+        let out = r1.ready();
+        assert!(
+            out.persist.iter().any(|r| matches!(r, Record::Instance(i) if i.status == Status::Committed))
+        );
+        assert!(
+            out.messages.iter().all(|o| !matches!(o.message, Message::Commit { .. })),
+            "{late:?}: a Commit before the write: {:?}",
+            out.messages
+        );
+        let to: Vec<_> = (out.messages_after_persist.iter())
+            .filter(|o| matches!(o.message, Message::Commit { .. }))
+            .map(|o| o.to)
+            .collect();
+        assert_eq!(to, [R2, R3, R3], "{late:?}: the broadcast, then the answer");
     }
 }
