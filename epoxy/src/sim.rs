@@ -627,8 +627,12 @@ impl Sim {
         }
     }
 
+    /// One step: every message due is handed to its replica, the clocks tick, and then each
+    /// replica that got input performs one round for all of it, as the node's driver batches the
+    /// inputs that queued up while it wrote.
     fn advance(&mut self) {
         self.step += 1;
+        let mut fed = vec![false; self.replicas.len()];
         while let Some(&Reverse((at, key))) = self.queue.peek() {
             if at > self.step {
                 break;
@@ -639,7 +643,7 @@ impl Sim {
             match self.lives[to] {
                 Life::Up | Life::CrashMidRound => {
                     self.replicas[to].step(envelope.from, envelope.message);
-                    self.perform(to);
+                    fed[to] = true;
                 }
                 // A stopped process reads its socket when it resumes.
                 Life::Paused { until } => self.enqueue(until + 1, envelope),
@@ -647,11 +651,16 @@ impl Sim {
             }
         }
         if self.step.is_multiple_of(self.config.steps_per_tick) {
-            for at in 0..self.replicas.len() {
+            for (at, fed) in fed.iter_mut().enumerate() {
                 if matches!(self.lives[at], Life::Up | Life::CrashMidRound) {
                     self.replicas[at].tick();
-                    self.perform(at);
+                    *fed = true;
                 }
+            }
+        }
+        for (at, fed) in fed.into_iter().enumerate() {
+            if fed {
+                self.perform(at);
             }
         }
     }
