@@ -123,8 +123,10 @@ pub struct Replica {
     pub(crate) config: Config,
     pub(crate) me_bit: u64,
     pub(crate) next_slot: u64,
-    /// Own slots below this are durably reserved.
+    /// Own slots below this are reserved (the record may still be in this round's write).
     pub(crate) slot_reserved: u64,
+    /// Own slots below this are durably reserved: the reservation was in a round already written.
+    pub(crate) slot_durable: u64,
     pub(crate) instances: HashMap<InstanceId, Instance>,
     pub(crate) keys: HashMap<Bytes, KeyRecord>,
     pub(crate) executor: Executor,
@@ -183,6 +185,7 @@ impl Replica {
             me_bit: 1 << me,
             next_slot: recovered.slot_reservation.max(1),
             slot_reserved: recovered.slot_reservation,
+            slot_durable: recovered.slot_reservation,
             instances: HashMap::new(),
             keys: recovered.keys.into_iter().collect(),
             executor: Executor::default(),
@@ -344,7 +347,9 @@ impl Replica {
         self.next_slot += 1;
         // A slot is used only once it is durably reserved, so that a restart never reuses a slot
         // whose PreAccept may have left before a crash. Reservations run ahead in chunks.
-        let reserved_before = id.slot < self.slot_reserved;
+        // Reserved in a round already written: a reservation raised in this round is not durable
+        // until its write, and a round may propose more than half a chunk of instances.
+        let reserved_before = id.slot < self.slot_durable;
         if id.slot + SLOT_RESERVATION_CHUNK / 2 >= self.slot_reserved {
             self.slot_reserved = id.slot + SLOT_RESERVATION_CHUNK;
             self.ready.persist.push(Record::SlotReservation(self.slot_reserved));
@@ -576,6 +581,8 @@ impl Replica {
 
     /// Takes everything produced since the last call, after executing what can be executed.
     pub fn ready(&mut self) -> Ready {
+        // The driver writes this round before it feeds more input (see [`Ready`]).
+        self.slot_durable = self.slot_reserved;
         let before = self.ready.executed.len();
         self.executor.run(&mut self.instances, &mut self.ready.executed);
         self.counters.executed += (self.ready.executed.len() - before) as u64;

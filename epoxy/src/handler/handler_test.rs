@@ -83,6 +83,27 @@ fn propose_reserves_slots_and_sends_pre_accept_after_the_reservation_is_durable(
     assert!(out.messages_after_persist.is_empty());
 }
 
+/// A round may propose more instances than half a reservation chunk: the reservation it raises is
+/// not durable before the round's write, so the PreAccepts of slots beyond the durable one wait
+/// for it (else a crash could restart below a slot whose PreAccept escaped, and reuse it).
+#[test]
+fn pre_accepts_beyond_the_durable_reservation_wait_for_the_write() {
+    let mut r = replica(R1, 3);
+    r.propose(vec![cmd("a")]).unwrap();
+    r.ready();
+    let durable = 1 + SLOT_RESERVATION_CHUNK;
+    let ids: Vec<InstanceId> =
+        (0..SLOT_RESERVATION_CHUNK + 20).map(|_| r.propose(vec![cmd("b")]).unwrap()).collect();
+    let out = r.ready();
+    for id in ids {
+        let sent_at_once =
+            out.messages.iter().any(|o| matches!(&o.message, Message::PreAccept { id: i, .. } if *i == id));
+        let sent_after = (out.messages_after_persist.iter())
+            .any(|o| matches!(&o.message, Message::PreAccept { id: i, .. } if *i == id));
+        assert_eq!((sent_at_once, sent_after), (id.slot < durable, id.slot >= durable), "{id}");
+    }
+}
+
 #[test]
 fn pre_accept_adds_local_conflicts_and_replies_after_persist() {
     let mut r2 = replica(R2, 3);
