@@ -1,8 +1,10 @@
-//! A TCP proxy that holds data back: the `latency` nemesis.
+//! A proxy that holds data back: the `latency` nemesis.
 //!
-//! Each node's peers reach it through its proxy (see [`crate::topology`]). Every chunk read from
-//! one side is written to the other side once it has been held for the current delay, in order;
-//! a delay of 0 passes data straight through. The delay can change at any time (it applies to
+//! Each node's peers reach it through its proxy (see [`crate::topology`]): gRPC over TCP, and
+//! gossip over UDP on the same port number. Every chunk read from one side of a TCP connection is
+//! written to the other side once it has been held for the current delay, in order; every
+//! datagram is sent on to the node likewise (the node answers gossip at the sender's own proxy,
+//! so both directions are delayed). A delay of 0 passes data straight through. The delay can change at any time (it applies to
 //! chunks read after the change). The `mortar-chaos proxy` command runs one proxy and reads
 //! `delay <ms>` lines on its standard input; it stops when its input closes, so it never outlives
 //! the runner.
@@ -17,7 +19,7 @@ use bytes::Bytes;
 use tokio::io::{
     AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader,
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 
@@ -31,6 +33,10 @@ const CHUNK_BYTES_MAX: usize = 64 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest delay accepted.
 pub const DELAY_MS_MAX: u64 = 60_000;
+/// Datagrams held at once; more are dropped, as a full network queue drops them.
+pub const DATAGRAMS_HELD_MAX: usize = 4096;
+/// Largest datagram relayed (the UDP limit).
+const DATAGRAM_BYTES_MAX: usize = 65_536;
 
 /// The delay every connection of one proxy applies, shared with whoever changes it.
 #[derive(Clone, Debug, Default)]
@@ -151,6 +157,38 @@ async fn pump(
     written.and(read)
 }
 
+/// Relays every datagram arriving on `socket` to `target` after the delay, in order, from the same
+/// socket. Runs until the task is dropped.
+pub async fn relay_datagrams(socket: UdpSocket, target: SocketAddr, delay: Delay) -> anyhow::Result<()> {
+    let socket = Arc::new(socket);
+    let (tx, mut rx) = mpsc::channel::<(Instant, Bytes)>(DATAGRAMS_HELD_MAX);
+    let sender = socket.clone();
+    let writer = tokio::spawn(async move {
+        while let Some((release, datagram)) = rx.recv().await {
+            tokio::time::sleep_until(release).await;
+            // The node may be down: the datagram is lost, as on a real network.
+            if let Err(e) = sender.send_to(&datagram, target).await {
+                tracing::debug!(error = %e, "datagram not sent on");
+            }
+        }
+    });
+    let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
+    let result = loop {
+        let n = match socket.recv_from(&mut buf).await {
+            Ok((n, _from)) => n,
+            // An ICMP error for an earlier datagram, and the like: the next one may go through.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+            Err(e) => break Err(anyhow::Error::new(e).context("receive a datagram")),
+        };
+        let release = Instant::now() + delay.get();
+        if tx.try_send((release, Bytes::copy_from_slice(&buf[..n]))).is_err() {
+            tracing::debug!("relay queue full: datagram dropped");
+        }
+    };
+    writer.abort();
+    result
+}
+
 /// `delay <ms>` → the delay; anything else is an error message.
 pub fn parse_control(line: &str) -> Result<Duration, String> {
     let mut words = line.split_whitespace();
@@ -166,9 +204,13 @@ pub async fn run_command(listen: SocketAddr, target: SocketAddr, initial: Durati
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listen on {listen} (is the address local?)"))?;
+    let socket = UdpSocket::bind(listen)
+        .await
+        .with_context(|| format!("listen on UDP {listen} (is the port free?)"))?;
     let delay = Delay::new(initial);
     tracing::info!(listen = %listen, target = %target, delay_ms = initial.as_millis() as u64, "proxy serving");
     let server = tokio::spawn(serve(listener, target, delay.clone()));
+    let relay = tokio::spawn(relay_datagrams(socket, target, delay.clone()));
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await.context("read proxy control input")? {
         match parse_control(&line) {
@@ -180,6 +222,7 @@ pub async fn run_command(listen: SocketAddr, target: SocketAddr, initial: Durati
         }
     }
     server.abort();
+    relay.abort();
     tracing::info!("control input closed, proxy stopping");
     Ok(())
 }

@@ -76,3 +76,30 @@ fn control_lines() {
     assert!(parse_control("delay 1 2").is_err());
     assert!(parse_control("delay 999999999").is_err());
 }
+
+/// Datagrams reach the target after the delay, in order, and a delay of 0 passes them at once.
+#[tokio::test]
+async fn relays_datagrams_after_the_delay() {
+    let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let relay = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let relay_address = relay.local_addr().unwrap();
+    let delay = Delay::new(Duration::from_millis(200));
+    tokio::spawn(relay_datagrams(relay, target.local_addr().unwrap(), delay.clone()));
+    let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let started = std::time::Instant::now();
+    for message in [&b"one"[..], b"two", b"three"] {
+        sender.send_to(message, relay_address).await.unwrap();
+    }
+    let mut buf = [0u8; 16];
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let n = tokio::time::timeout(Duration::from_secs(5), target.recv(&mut buf)).await.unwrap().unwrap();
+        got.push(buf[..n].to_vec());
+    }
+    assert!(started.elapsed() >= Duration::from_millis(200), "held for the delay: {:?}", started.elapsed());
+    assert_eq!(got, [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+    delay.set(Duration::ZERO);
+    sender.send_to(b"now", relay_address).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), target.recv(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(&buf[..n], b"now");
+}

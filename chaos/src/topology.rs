@@ -100,10 +100,15 @@ impl Topology {
         SocketAddr::new(self.proxy_addr(node).into(), GRPC_PORT)
     }
 
-    /// Where node `node` finds its gossip peers (UDP): the other nodes' own addresses, on the gRPC
-    /// port number (the nodes' default gossip port).
+    /// Where node `node` finds its gossip peers (UDP): the other nodes' proxies, on the gRPC port
+    /// number (the nodes' default gossip port), so the latency nemesis delays gossip too.
     pub fn gossip_seeds(&self, node: NodeId) -> String {
-        self.ids().filter(|&n| n != node).map(|n| self.grpc(n).to_string()).collect::<Vec<_>>().join(",")
+        self.ids().filter(|&n| n != node).map(|n| self.proxy(n).to_string()).collect::<Vec<_>>().join(",")
+    }
+
+    /// The gossip address node `node` gives its peers: its proxy's (it binds its own address).
+    pub fn gossip_advertise(&self, node: NodeId) -> String {
+        self.proxy(node).to_string()
     }
 
     /// The `--initial-cluster` every node gets: the proxy addresses.
@@ -130,7 +135,8 @@ mod tests {
         assert_eq!(t.proxy(3).to_string(), "10.77.0.113:7000");
         assert_eq!(t.initial_cluster(), "1=10.77.0.111:7000,2=10.77.0.112:7000,3=10.77.0.113:7000");
         assert_eq!(t.namespace(1), "mch-n1");
-        assert_eq!(t.gossip_seeds(2), "10.77.0.11:7000,10.77.0.13:7000");
+        assert_eq!(t.gossip_seeds(2), "10.77.0.111:7000,10.77.0.113:7000");
+        assert_eq!(t.gossip_advertise(2), "10.77.0.112:7000");
         assert_eq!(t.minority(), 1);
         assert!(Topology::new(4).is_err());
         assert_eq!(Topology::new(7).unwrap().minority(), 3);

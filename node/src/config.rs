@@ -82,6 +82,9 @@ pub struct NodeConfig {
     pub tick_interval: Duration,
     /// UDP address gossip (membership) binds.
     pub gossip_listen: SocketAddr,
+    /// The gossip address peers reach this member at, when not the one it binds (behind a relay
+    /// or NAT); `None`: the bound one (or, bound to every interface, its --initial-cluster IP).
+    pub gossip_advertise: Option<SocketAddr>,
     /// Gossip addresses (`host:port`) of the members to join through.
     pub gossip_seeds: Vec<String>,
     /// An actor without calls for this long sleeps (memory freed, state on disk).
@@ -180,6 +183,14 @@ impl NodeConfig {
             Some(text) => parse_socket_addr(&text).ok_or(ConfigError::BadGossipListen(text))?,
             None => listen,
         };
+        let gossip_advertise = match args.gossip_advertise.or(file.gossip_advertise) {
+            Some(text) => Some(
+                parse_socket_addr(&text)
+                    .filter(|a| !a.ip().is_unspecified() && a.port() != 0)
+                    .ok_or(ConfigError::BadGossipAdvertise(text))?,
+            ),
+            None => None,
+        };
         let gossip_seeds = match args.gossip_seeds.or(file.gossip_seeds) {
             Some(text) => {
                 let seeds: Vec<String> =
@@ -218,6 +229,7 @@ impl NodeConfig {
             value_bytes_max,
             tick_interval: TICK_INTERVAL_DEFAULT,
             gossip_listen,
+            gossip_advertise,
             gossip_seeds,
             actor_idle_timeout,
             actor_lease,
@@ -288,6 +300,11 @@ pub struct NodeArgs {
     #[arg(long, env = "MORTAR_GOSSIP_LISTEN", value_name = "IP:PORT")]
     pub gossip_listen: Option<String>,
 
+    /// The gossip address other members reach this one at, when it is not the one bound (behind a
+    /// relay or NAT) [default: the --gossip-listen address].
+    #[arg(long, env = "MORTAR_GOSSIP_ADVERTISE", value_name = "IP:PORT")]
+    pub gossip_advertise: Option<String>,
+
     /// Gossip addresses of members to join through [default: the other members' --initial-cluster
     /// addresses, i.e. every member gossips on its gRPC port number].
     #[arg(long, env = "MORTAR_GOSSIP_SEEDS", value_name = "HOST:PORT,...")]
@@ -304,8 +321,8 @@ pub struct NodeArgs {
     pub actor_lease_ms: Option<u64>,
 
     /// TOML file with any of: id, listen, http, data_dir, initial_cluster, region,
-    /// request_timeout_ms, value_bytes_max, gossip_listen, gossip_seeds, actor_idle_timeout_ms,
-    /// actor_lease_ms. Flags and environment variables override it.
+    /// request_timeout_ms, value_bytes_max, gossip_listen, gossip_advertise, gossip_seeds,
+    /// actor_idle_timeout_ms, actor_lease_ms. Flags and environment variables override it.
     #[arg(long, env = "MORTAR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -344,6 +361,7 @@ pub struct FileConfig {
     pub request_timeout_ms: Option<u64>,
     pub value_bytes_max: Option<usize>,
     pub gossip_listen: Option<String>,
+    pub gossip_advertise: Option<String>,
     pub gossip_seeds: Option<String>,
     pub actor_idle_timeout_ms: Option<u64>,
     pub actor_lease_ms: Option<u64>,
@@ -461,6 +479,8 @@ pub enum ConfigError {
     BadValueBytesMax(usize),
     #[error("--gossip-listen `{0}` is not an address: give ip:port, e.g. 0.0.0.0:7100")]
     BadGossipListen(String),
+    #[error("--gossip-advertise `{0}` is not an address peers can reach: give ip:port, e.g. 10.0.0.2:7100")]
+    BadGossipAdvertise(String),
     #[error("--gossip-seeds entry `{0}` is not a host:port address, e.g. 10.0.0.2:7100")]
     BadGossipSeed(String),
     #[error("--gossip-seeds lists {0} seeds, at most {GOSSIP_SEEDS_MAX} allowed: a few members are enough")]
@@ -821,12 +841,14 @@ mod tests {
     fn gossip_and_actor_flags() {
         let config = NodeConfig::from_layers(args(2), FileConfig::default()).unwrap();
         assert_eq!(config.gossip_listen, config.listen, "gossip shares the gRPC port number by default");
+        assert_eq!(config.gossip_advertise, None);
         assert_eq!(config.gossip_seeds, ["127.0.0.1:7100", "127.0.0.1:7102"]);
         assert_eq!(config.actor_idle_timeout, Duration::from_secs(60));
         assert_eq!(config.actor_lease, Duration::from_millis(300));
         let config = NodeConfig::from_layers(
             NodeArgs {
                 gossip_listen: Some("0.0.0.0:7946".into()),
+                gossip_advertise: Some("10.1.2.3:17946".into()),
                 gossip_seeds: Some("a:7946, b:7946".into()),
                 actor_idle_timeout_ms: Some(500),
                 actor_lease_ms: Some(200),
@@ -836,6 +858,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.gossip_listen, "0.0.0.0:7946".parse().unwrap());
+        assert_eq!(config.gossip_advertise, Some("10.1.2.3:17946".parse().unwrap()));
         assert_eq!(config.gossip_seeds, ["a:7946", "b:7946"]);
         assert_eq!(config.actor_idle_timeout, Duration::from_millis(500));
         assert_eq!(config.actor_lease, Duration::from_millis(200));
@@ -846,6 +869,10 @@ mod tests {
             (
                 NodeArgs { gossip_listen: Some("x".into()), ..args(1) },
                 ConfigError::BadGossipListen("x".into()),
+            ),
+            (
+                NodeArgs { gossip_advertise: Some("0.0.0.0:7946".into()), ..args(1) },
+                ConfigError::BadGossipAdvertise("0.0.0.0:7946".into()),
             ),
             (
                 NodeArgs { gossip_seeds: Some("a:1,b".into()), ..args(1) },

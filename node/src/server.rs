@@ -223,7 +223,9 @@ async fn start_membership(config: &NodeConfig) -> anyhow::Result<Membership> {
     gossip.region = config.region.clone();
     gossip.grpc_addr = config.this_member().address.clone();
     gossip.seeds = config.gossip_seeds.clone();
-    if config.gossip_listen.ip().is_unspecified() {
+    if let Some(advertise) = config.gossip_advertise {
+        gossip.advertise_addr = Some(advertise);
+    } else if config.gossip_listen.ip().is_unspecified() {
         // Bound to every interface: advertise the IP peers know this member by.
         let address = &config.this_member().address;
         let ip = tokio::net::lookup_host(address.as_str())

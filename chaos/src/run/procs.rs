@@ -185,9 +185,11 @@ impl Procs {
             .args(["--initial-cluster", &topology.initial_cluster()])
             .args(["--request-timeout-ms", &self.launch.request_timeout_ms.to_string()])
             .env("MORTAR_LOG", &self.launch.log_filter)
-            // Gossip (UDP) goes to the peers' own addresses: the delay proxies carry TCP only.
-            // An environment variable rather than `--gossip-seeds`, which older builds refuse.
+            // Gossip (UDP) goes through the peers' delay proxies too: each node binds its own
+            // address and advertises its proxy's. Environment variables rather than flags, which
+            // older builds refuse (they ignore the advertised address and gossip directly).
             .env("MORTAR_GOSSIP_SEEDS", topology.gossip_seeds(node))
+            .env("MORTAR_GOSSIP_ADVERTISE", topology.gossip_advertise(node))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
