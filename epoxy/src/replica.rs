@@ -753,9 +753,11 @@ impl Replica {
                 attrs: i.attrs.clone(),
                 commands: i.commands.clone(),
                 matches_proposal: i.matches_proposal,
+                // A leader still leading in ballot 0 qualifies too: it proposed after its last
+                // restart, so at or above `own_commits_known_from`.
                 leader_never_committed: id.replica == self.config.id
-                    && ((i.lead.is_some() && i.ballot == Ballot::initial(id.replica))
-                        || (i.status != Status::Committed && id.slot >= self.own_commits_known_from)),
+                    && i.status != Status::Committed
+                    && id.slot >= self.own_commits_known_from,
             },
             None => Vote {
                 status: Status::None,
