@@ -158,12 +158,13 @@ async fn pump(
 }
 
 /// Relays every datagram arriving on `socket` to `target` after the delay, in order, from the same
-/// socket. Runs until the task is dropped.
-pub async fn relay_datagrams(socket: UdpSocket, target: SocketAddr, delay: Delay) -> anyhow::Result<()> {
+/// socket, until the task is dropped.
+pub async fn relay_datagrams(socket: UdpSocket, target: SocketAddr, delay: Delay) {
     let socket = Arc::new(socket);
     let (tx, mut rx) = mpsc::channel::<(Instant, Bytes)>(DATAGRAMS_HELD_MAX);
     let sender = socket.clone();
-    let writer = tokio::spawn(async move {
+    // Ends once this task is gone and its queue closes.
+    tokio::spawn(async move {
         while let Some((release, datagram)) = rx.recv().await {
             tokio::time::sleep_until(release).await;
             // The node may be down: the datagram is lost, as on a real network.
@@ -173,20 +174,21 @@ pub async fn relay_datagrams(socket: UdpSocket, target: SocketAddr, delay: Delay
         }
     });
     let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
-    let result = loop {
+    loop {
         let n = match socket.recv_from(&mut buf).await {
             Ok((n, _from)) => n,
-            // An ICMP error for an earlier datagram, and the like: the next one may go through.
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
-            Err(e) => break Err(anyhow::Error::new(e).context("receive a datagram")),
+            Err(e) => {
+                // An ICMP error for an earlier datagram, and the like: wait a little rather than spin.
+                tracing::debug!(error = %e, "datagram receive failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
         };
         let release = Instant::now() + delay.get();
         if tx.try_send((release, Bytes::copy_from_slice(&buf[..n]))).is_err() {
             tracing::debug!("relay queue full: datagram dropped");
         }
-    };
-    writer.abort();
-    result
+    }
 }
 
 /// `delay <ms>` → the delay; anything else is an error message.
