@@ -721,3 +721,24 @@ fn a_commit_answered_in_the_round_that_committed_leaves_after_the_write() {
         assert_eq!(to, [R2, R3, R3], "{late:?}: the broadcast, then the answer");
     }
 }
+
+/// A recoverer whose PrepareOk was lost asks again at the same ballot: the answer is the vote
+/// again, not a Nack (which would cost it a whole recovery at a higher ballot).
+#[test]
+fn a_repeated_prepare_at_the_promised_ballot_is_answered_again() {
+    let mut r2 = replica(R2, 3);
+    r2.step(R1, Message::PreAccept { id: I11, ballot: B1, attrs: attrs(1, &[]), commands: vec![cmd("a")] });
+    r2.ready();
+    let ballot = Ballot { round: 1, replica: R3 };
+    let answers = |r: &mut Replica| -> Vec<Message> {
+        let out = r.ready();
+        out.messages.into_iter().chain(out.messages_after_persist).map(|o| o.message).collect()
+    };
+    r2.step(R3, Message::Prepare { id: I11, ballot });
+    let first = answers(&mut r2);
+    assert!(matches!(&first[..], [Message::PrepareOk { .. }]), "{first:?}");
+    r2.step(R3, Message::Prepare { id: I11, ballot });
+    assert_eq!(answers(&mut r2), first);
+    r2.step(R1, Message::Prepare { id: I11, ballot: Ballot { round: 1, replica: R1 } });
+    assert_eq!(answers(&mut r2), [Message::Nack { id: I11, promised: ballot }]);
+}

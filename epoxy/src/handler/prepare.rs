@@ -5,7 +5,8 @@ use crate::types::{Ballot, InstanceId, ReplicaId};
 
 impl Replica {
     /// Recovery phase 1 at an acceptor (EPaxos §4.4, Figure 3): promise the higher ballot durably,
-    /// then report the vote. A committed instance answers with its commit instead.
+    /// then report the vote. A committed instance answers with its commit instead, a lower ballot
+    /// with a Nack, and the ballot already promised (a resend) with the vote again.
     pub(crate) fn handle_prepare(&mut self, from: ReplicaId, id: InstanceId, ballot: Ballot) {
         if self.answer_with_commit(from, id) {
             return;
@@ -13,8 +14,14 @@ impl Replica {
         if let Some(instance) = self.instances.get(&id)
             && ballot <= instance.ballot
         {
-            let nack = Message::Nack { id, promised: instance.ballot };
-            self.ready.messages.push(Outbound { to: from, message: nack });
+            if ballot == instance.ballot {
+                // The same recoverer again (its answer was lost): the promise stands, answer again.
+                let reply = Message::PrepareOk { id, ballot, state: self.vote_of(id) };
+                self.ready.messages_after_persist.push(Outbound { to: from, message: reply });
+            } else {
+                let nack = Message::Nack { id, promised: instance.ballot };
+                self.ready.messages.push(Outbound { to: from, message: nack });
+            }
             return;
         }
         let state = self.vote_of(id);
