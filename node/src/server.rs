@@ -360,22 +360,22 @@ pub fn load(
         Ok(())
     })?;
     for member in members {
-        if let Some(bytes) = storage.get_meta(&driver::forgotten_meta_key(member))? {
-            let raw: [u8; 8] =
-                bytes[..].try_into().map_err(|_| StorageError::Corrupt { what: "forgotten floor".into() })?;
-            recovered.forgotten.push((ReplicaId(member), u64::from_be_bytes(raw)));
+        if let Some(through) = meta_u64(storage, &driver::forgotten_meta_key(member), "forgotten floor")? {
+            recovered.forgotten.push((ReplicaId(member), through));
         }
     }
-    if let Some(bytes) = storage.get_meta(META_SLOT_RESERVATION)? {
-        let raw: [u8; 8] =
-            bytes[..].try_into().map_err(|_| StorageError::Corrupt { what: "slot reservation".into() })?;
-        recovered.slot_reservation = u64::from_be_bytes(raw);
+    if let Some(slot) = meta_u64(storage, META_SLOT_RESERVATION, "slot reservation")? {
+        recovered.slot_reservation = slot;
     }
-    if let Some(bytes) = storage.get_meta(META_OWN_COMMITS_KNOWN_FROM)? {
-        let raw: [u8; 8] = bytes[..]
-            .try_into()
-            .map_err(|_| StorageError::Corrupt { what: "own commits known from".into() })?;
-        recovered.own_commits_known_from = u64::from_be_bytes(raw);
+    if let Some(slot) = meta_u64(storage, META_OWN_COMMITS_KNOWN_FROM, "own commits known from")? {
+        recovered.own_commits_known_from = slot;
     }
     Ok(recovered)
+}
+
+/// A metadata entry holding a big-endian u64 (`what` names it in the corruption error).
+fn meta_u64(storage: &dyn Storage, name: &str, what: &str) -> Result<Option<u64>, StorageError> {
+    let Some(bytes) = storage.get_meta(name)? else { return Ok(None) };
+    let raw: [u8; 8] = bytes[..].try_into().map_err(|_| StorageError::Corrupt { what: what.into() })?;
+    Ok(Some(u64::from_be_bytes(raw)))
 }
