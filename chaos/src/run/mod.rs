@@ -691,6 +691,7 @@ impl Runner<'_> {
                         .map(|(n, _)| format!("n{n}"))
                         .collect();
                     println!("not recovered: {} served nothing within the bound", waiting.join(", "));
+                    self.record_stuck_stacks().await;
                     self.start_draining().await;
                 }
             }
@@ -708,6 +709,18 @@ impl Runner<'_> {
             self.print_progress();
         }
         Ok(())
+    }
+
+    /// Records the thread stacks of every running node that served nothing after the heal.
+    async fn record_stuck_stacks(&mut self) {
+        let stuck: Vec<NodeId> =
+            self.first_ok_after_heal.iter().filter(|(_, t)| t.is_none()).map(|(n, _)| *n).collect();
+        for node in stuck {
+            match self.procs.capture_stacks(node).await {
+                Ok(path) => println!("  n{node}: thread stacks in {}", path.display()),
+                Err(e) => println!("  n{node}: no thread stacks: {e:#}"),
+            }
+        }
     }
 
     async fn start_draining(&mut self) {

@@ -23,6 +23,8 @@ use crate::topology::{CLIENT_NS, NodeId, Topology};
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long a killed process may take to be reaped.
 const REAP_WAIT: Duration = Duration::from_secs(5);
+/// How long gdb may take to print a node's thread stacks.
+const STACKS_WAIT: Duration = Duration::from_secs(60);
 
 /// Where the files of a run go.
 #[derive(Clone, Debug)]
@@ -37,6 +39,10 @@ impl Paths {
 
     pub fn proxy_log(&self, node: NodeId) -> PathBuf {
         self.run_dir.join("logs").join(format!("proxy-n{node}.log"))
+    }
+
+    pub fn stacks(&self, node: NodeId) -> PathBuf {
+        self.run_dir.join("logs").join(format!("n{node}-stacks.txt"))
     }
 
     pub fn client_log(&self) -> PathBuf {
@@ -136,6 +142,40 @@ fn signal(child: &Child, signal: Signal) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes every thread's stack of process `pid` to `path` with gdb, attached for a moment: the
+/// process goes on afterwards.
+pub async fn write_stacks(pid: u32, path: &Path) -> anyhow::Result<()> {
+    let out = File::create(path).with_context(|| format!("create {}", path.display()))?;
+    let mut gdb = Command::new("gdb");
+    gdb.args(["-p", &pid.to_string(), "-batch", "-nx", "-ex", "thread apply all bt"])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .kill_on_drop(true);
+    let mut child = gdb.spawn().context("start gdb (install it to record a stuck node's stacks)")?;
+    match tokio::time::timeout(STACKS_WAIT, child.wait()).await {
+        Ok(status) => {
+            let status = status.context("wait for gdb")?;
+            anyhow::ensure!(status.success(), "gdb exited with {status}; see {}", path.display());
+            // gdb exits 0 also when it could not attach.
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            anyhow::ensure!(
+                text.lines().any(|l| l.starts_with("#0")),
+                "gdb printed no stack; see {}",
+                path.display()
+            );
+            Ok(())
+        }
+        Err(_) => {
+            let _ = signal(&child, Signal::SIGKILL);
+            let _ = tokio::time::timeout(REAP_WAIT, child.wait()).await;
+            // A gdb killed while attached leaves the process stopped: let it run on.
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGCONT);
+            anyhow::bail!("gdb did not finish within {} s", STACKS_WAIT.as_secs())
+        }
+    }
+}
+
 impl Procs {
     pub fn new(topology: Topology, paths: Paths, launch: NodeLaunch, self_bin: PathBuf) -> Self {
         Procs {
@@ -230,6 +270,20 @@ impl Procs {
             proc.state = NodeState::Running;
         }
         Ok(())
+    }
+
+    /// Writes every thread's stack of node `node`'s process to `logs/n<node>-stacks.txt` (see
+    /// [`write_stacks`]), so that a node that stopped serving shows where it waits.
+    pub async fn capture_stacks(&self, node: NodeId) -> anyhow::Result<PathBuf> {
+        let pid = self
+            .nodes
+            .get(&node)
+            .and_then(|n| n.child.as_ref())
+            .and_then(Child::id)
+            .with_context(|| format!("node {node} has no running process"))?;
+        let path = self.paths.stacks(node);
+        write_stacks(pid, &path).await?;
+        Ok(path)
     }
 
     /// Nodes that exited without being killed, with their exit status, since the last call.
@@ -352,5 +406,37 @@ impl Drop for Procs {
             let _ = signal(child, Signal::SIGCONT);
             let _ = signal(child, Signal::SIGKILL);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stacks of a live process are written, and the process runs on afterwards.
+    #[tokio::test]
+    async fn stacks_of_a_running_process_are_written_and_it_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sleeper = Command::new("sleep").arg("30").kill_on_drop(true).spawn().unwrap();
+        let pid = sleeper.id().unwrap();
+        let path = dir.path().join("stacks.txt");
+        write_stacks(pid, &path).await.unwrap();
+        let stacks = std::fs::read_to_string(&path).unwrap();
+        assert!(stacks.contains("#0"), "no frame in the stacks:\n{stacks}");
+        assert!(sleeper.try_wait().unwrap().is_none(), "the process ended");
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let state = state.rsplit(')').next().unwrap().split_whitespace().next().unwrap().to_string();
+        assert_ne!(state, "T", "the process was left stopped");
+        sleeper.kill().await.unwrap();
+    }
+
+    /// A process that is gone gives an error, not an empty file taken for stacks.
+    #[tokio::test]
+    async fn stacks_of_a_process_that_is_gone_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut done = Command::new("true").spawn().unwrap();
+        let pid = done.id().unwrap();
+        done.wait().await.unwrap();
+        assert!(write_stacks(pid, &dir.path().join("stacks.txt")).await.is_err());
     }
 }
