@@ -7,6 +7,10 @@
 //! ```sh
 //! cargo run --release -p mortar-epoxy --example hunt -- --seeds 5000 [--first 0] [--replicas 3,5,7]
 //! ```
+//!
+//! `--instances N --fault-steps S` (default 120 and 3000) scale a history up: past a few hundred
+//! instances per replica, slot reservations renew, catch-up requests fill their windows and
+//! executed prefixes are forgotten, as in a long real run.
 
 use mortar_epoxy::sim::{Faults, Sim, SimConfig};
 use std::time::Instant;
@@ -32,6 +36,8 @@ fn main() {
         .position(|a| a == "--power-loss")
         .map(|_| value("--power-loss", "").parse().expect("--power-loss takes a fraction"));
     let keep_going = args.iter().any(|a| a == "--keep-going");
+    let instances_max: usize = value("--instances", "120").parse().expect("--instances takes a number");
+    let fault_steps: u64 = value("--fault-steps", "3000").parse().expect("--fault-steps takes a number");
     let mut failed = 0u64;
     let started = Instant::now();
     let mut totals = mortar_epoxy::Counters::default();
@@ -42,8 +48,8 @@ fn main() {
             let config = SimConfig {
                 replicas: n,
                 seed,
-                instances: 120,
-                fault_steps: 3000,
+                instances: instances_max,
+                fault_steps,
                 propose_chance: 0.1,
                 faults: Faults {
                     power_loss: power_loss.unwrap_or(Faults::all(n).power_loss),
