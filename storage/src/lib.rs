@@ -387,7 +387,9 @@ impl fmt::Display for OpenFailure {
                 "is another mortar node using it? stop that node or give this one another data directory"
             }
             OpenFailure::Corrupt => {
-                "the data directory looks corrupt; restore it from a backup, or move it aside so the node starts empty and rejoins"
+                "the data directory looks corrupt; keep it, and keep this node stopped (the others serve while a majority runs): \
+                 an emptied or restored directory would make the node vote again on what it promised before, which can lose \
+                 acknowledged writes; replacing a node needs membership changes, not built yet"
             }
             OpenFailure::Other => {
                 "check that the path is a directory this user can read and write, on a disk with free space"

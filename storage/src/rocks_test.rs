@@ -79,6 +79,8 @@ fn garbage_current_file_is_an_open_error() {
     assert!(matches!(err, StorageError::Open { kind: OpenFailure::Corrupt, .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("looks corrupt"), "{message}");
+    // Never the unsafe advice: a node that forgot its votes can break agreement.
+    assert!(message.contains("keep this node stopped"), "{message}");
     assert!(!err.is_retryable());
 }
 
