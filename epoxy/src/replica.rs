@@ -93,11 +93,14 @@ pub enum ProposeError {
     KeyTooLarge(usize),
     #[error("{INFLIGHT_INSTANCES_MAX} instances are in flight: retry when some have committed")]
     Busy,
+    /// Restarts in quick succession left more own slots to recover than a proposal may depend on.
+    #[error("recovering {0} slots that restarts left, more than {SLOT_RESERVATION_CHUNK}: retry shortly")]
+    Recovering(usize),
 }
 
 impl ProposeError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ProposeError::Busy)
+        matches!(self, ProposeError::Busy | ProposeError::Recovering(_))
     }
 }
 
@@ -342,6 +345,17 @@ impl Replica {
         }
         if self.leading.len() >= INFLIGHT_INSTANCES_MAX {
             return Err(ProposeError::Busy);
+        }
+        // Every proposal depends on the whole restart gap, which grows by up to a chunk with each
+        // restart that comes before the last one's gap is recovered (a node restarted into a
+        // minority, say). Past a chunk the proposal could exceed DEPS_MAX, which no peer decodes
+        // and no restart loads: wait for the recoveries instead.
+        if self.restart_gap.len() > SLOT_RESERVATION_CHUNK as usize {
+            let executor = &self.executor;
+            self.restart_gap.retain(|gap| !executor.is_executed(*gap));
+            if self.restart_gap.len() > SLOT_RESERVATION_CHUNK as usize {
+                return Err(ProposeError::Recovering(self.restart_gap.len()));
+            }
         }
         let id = InstanceId { replica: self.config.id, slot: self.next_slot };
         self.next_slot += 1;

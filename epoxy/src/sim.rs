@@ -622,7 +622,7 @@ impl Sim {
                 self.proposed.insert(id, (commands, self.step));
                 self.perform(at);
             }
-            Err(ProposeError::Busy) => {}
+            Err(ProposeError::Busy | ProposeError::Recovering(_)) => {}
             Err(e) => self.violations.push(format!("valid proposal refused: {e}")),
         }
     }

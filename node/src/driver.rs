@@ -278,7 +278,7 @@ impl Driver {
             }
             Err(e) => {
                 let error = if e.is_retryable() {
-                    ProposeError::Unavailable(format!("overloaded: {e}"))
+                    ProposeError::Unavailable(format!("not proposed: {e}"))
                 } else {
                     ProposeError::Invalid(e.to_string())
                 };

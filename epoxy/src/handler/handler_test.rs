@@ -409,6 +409,89 @@ fn restart_recovers_own_uncommitted_instances_at_a_higher_ballot() {
     assert_eq!(attrs.deps.len(), gap, "{attrs:?}");
 }
 
+/// Each restart that comes before the last one's gap is recovered (a node restarted into a
+/// minority, then killed again) adds most of a chunk to the gap every proposal depends on. Past a
+/// chunk the replica refuses to propose, retryably, rather than send deps no peer would decode;
+/// once the gap is recovered it proposes again.
+#[test]
+fn restarts_in_quick_succession_never_propose_past_the_deps_bound() {
+    use crate::codec::{decode_instance, decode_message, encode_instance, encode_message};
+    use crate::replica::ProposeError;
+    let config = Config::new(R1, vec![R1, R2, R3]).unwrap();
+    let mut reservation = 1 + SLOT_RESERVATION_CHUNK;
+    let mut durable: Vec<InstanceRecord> = Vec::new();
+    let mut refused = None;
+    // Enough restarts for the gap to pass DEPS_MAX if nothing stopped it.
+    let restarts = crate::config::DEPS_MAX / SLOT_RESERVATION_CHUNK as usize + 2;
+    for restart in 0..restarts {
+        let recovered = crate::Recovered {
+            instances: durable.clone(),
+            slot_reservation: reservation,
+            writes_complete: true,
+            ..crate::Recovered::default()
+        };
+        let mut r1 = Replica::recover(config.clone(), recovered);
+        match r1.propose(vec![cmd("a")]) {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e, ProposeError::Recovering(r1.restart_gap.len()), "restart {restart}");
+                assert!(e.is_retryable());
+                refused = Some(r1);
+                break;
+            }
+        }
+        // The round is written (the instance and the reservation it renewed), then the node dies
+        // before any tick: no gap slot was recovered.
+        for record in r1.ready().persist {
+            match record {
+                Record::Instance(ir) => {
+                    let deps = ir.attrs.deps.len();
+                    assert!(deps <= crate::config::DEPS_MAX, "{deps} deps");
+                    decode_instance(&encode_instance(&ir)).expect("a restart loads it");
+                    durable.retain(|d| d.id != ir.id);
+                    durable.push(ir);
+                }
+                Record::SlotReservation(slot) => reservation = slot,
+                _ => {}
+            }
+        }
+    }
+    let mut r1 = refused.expect("never refused a proposal");
+    assert!(
+        r1.restart_gap.len() <= 2 * SLOT_RESERVATION_CHUNK as usize,
+        "refused only at {}",
+        r1.restart_gap.len()
+    );
+    // Peers answer the gap's recoveries with nothing: each commits a no-op and executes.
+    for _ in 0..8 * r1.config().recovery_ticks {
+        r1.tick();
+        let out = r1.ready();
+        for o in out.messages_after_persist.into_iter().chain(out.messages) {
+            let reply = match o.message {
+                Message::Prepare { id, ballot } => {
+                    let state = crate::message::Vote {
+                        status: Status::None,
+                        accepted_ballot: Ballot::initial(id.replica),
+                        attrs: Attributes::default(),
+                        commands: Vec::new(),
+                        matches_proposal: false,
+                        leader_never_committed: false,
+                    };
+                    Message::PrepareOk { id, ballot, state }
+                }
+                Message::Accept { id, ballot, .. } => Message::AcceptOk { id, ballot },
+                _ => continue,
+            };
+            let reply = decode_message(&encode_message(&reply)).unwrap();
+            r1.step(o.to, reply);
+        }
+        if r1.propose(vec![cmd("b")]).is_ok() {
+            return;
+        }
+    }
+    panic!("still refusing with {} gap slots", r1.restart_gap.len());
+}
+
 #[test]
 fn votes_need_a_sync_and_commits_do_not() {
     let mut r1 = replica(R1, 3);
