@@ -110,6 +110,20 @@ pub struct Vote {
     pub leader_never_committed: bool,
 }
 
+impl Vote {
+    /// The vote of a replica that holds nothing for an instance of `leader`.
+    pub fn none(leader: ReplicaId) -> Self {
+        Vote {
+            status: Status::None,
+            accepted_ballot: Ballot::initial(leader),
+            attrs: Attributes::default(),
+            commands: Vec::new(),
+            matches_proposal: false,
+            leader_never_committed: false,
+        }
+    }
+}
+
 impl Message {
     pub fn name(&self) -> &'static str {
         match self {

@@ -773,14 +773,7 @@ impl Replica {
                     && i.status != Status::Committed
                     && id.slot >= self.own_commits_known_from,
             },
-            None => Vote {
-                status: Status::None,
-                accepted_ballot: Ballot::initial(id.replica),
-                attrs: Attributes::default(),
-                commands: Vec::new(),
-                matches_proposal: false,
-                leader_never_committed: false,
-            },
+            None => Vote::none(id.replica),
         }
     }
 

@@ -469,15 +469,7 @@ fn restarts_in_quick_succession_never_propose_past_the_deps_bound() {
         for o in out.messages_after_persist.into_iter().chain(out.messages) {
             let reply = match o.message {
                 Message::Prepare { id, ballot } => {
-                    let state = crate::message::Vote {
-                        status: Status::None,
-                        accepted_ballot: Ballot::initial(id.replica),
-                        attrs: Attributes::default(),
-                        commands: Vec::new(),
-                        matches_proposal: false,
-                        leader_never_committed: false,
-                    };
-                    Message::PrepareOk { id, ballot, state }
+                    Message::PrepareOk { id, ballot, state: crate::message::Vote::none(id.replica) }
                 }
                 Message::Accept { id, ballot, .. } => Message::AcceptOk { id, ballot },
                 _ => continue,
