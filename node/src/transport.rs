@@ -23,7 +23,10 @@ pub const PEER_BATCH_MESSAGES_MAX: usize = 1024;
 /// Most bytes in one batch on the wire.
 pub const PEER_BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
 const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(20);
-const RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// A restarted peer hears nothing back until every sender to it has reconnected, so this bounds
+/// how long it stays deaf. A refused connect costs next to nothing, and an unreachable one is
+/// bounded by the connect timeout anyway.
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(100);
 
 const _: () = assert!(PEER_BATCH_BYTES_MAX < mortar_proto::GRPC_MESSAGE_BYTES_MAX);
 
