@@ -18,8 +18,10 @@ pub const INFLIGHT_INSTANCES_MAX: usize = 4096;
 pub const COMMIT_REQUEST_IDS_MAX: usize = 256;
 /// Slots a command leader reserves durably at a time, so that a restart never reuses a slot it may
 /// have sent before crashing. A restarted leader recovers every slot of its last reservation it has
-/// no record of (committing a no-op where nobody saw it), so the chunk bounds that work.
-pub const SLOT_RESERVATION_CHUNK: u64 = 256;
+/// no record of (committing a no-op where nobody saw it), so the chunk bounds that work. It is
+/// renewed half-way: only a round of more than half a chunk of instances (thousands of queued
+/// commands, or large values) outruns it, and those PreAccepts then wait for the round's write.
+pub const SLOT_RESERVATION_CHUNK: u64 = 64;
 
 const _: () = assert!(REPLICAS_MAX <= 64, "reply sets are u64 bitmasks");
 const _: () = assert!(DEPS_MAX >= REPLICAS_MAX);

@@ -262,11 +262,12 @@ impl Replica {
         // for some before the crash. Recover each (a no-op where nobody saw it) so that no peer
         // waits on a slot forever.
         // (Earlier restarts may have left such slots too: all of them, not only the last chunk.)
+        // They are recovered at the first tick: every proposal of this replica waits on them,
+        // and no peer knows of them before it sees such a proposal, so none competes yet.
         for slot in replica.executor.executed_contiguous(me) + 1..replica.slot_reserved {
             let id = InstanceId { replica: me, slot };
             if !replica.executor.is_executed(id) && !replica.instances.contains_key(&id) {
-                let wait = 1 + replica.rng.below(u64::from(replica.config.recovery_ticks)) as u32;
-                replica.stalled.insert(id, wait);
+                replica.stalled.insert(id, 1);
                 replica.restart_gap.insert(id);
             }
         }
