@@ -351,12 +351,9 @@ impl Replica {
         // restart that comes before the last one's gap is recovered (a node restarted into a
         // minority, say). Past a chunk the proposal could exceed DEPS_MAX, which no peer decodes
         // and no restart loads: wait for the recoveries instead.
+        self.prune_restart_gap();
         if self.restart_gap.len() > SLOT_RESERVATION_CHUNK as usize {
-            let executor = &self.executor;
-            self.restart_gap.retain(|gap| !executor.is_executed(*gap));
-            if self.restart_gap.len() > SLOT_RESERVATION_CHUNK as usize {
-                return Err(ProposeError::Recovering(self.restart_gap.len()));
-            }
+            return Err(ProposeError::Recovering(self.restart_gap.len()));
         }
         let id = InstanceId { replica: self.config.id, slot: self.next_slot };
         self.next_slot += 1;
@@ -371,11 +368,7 @@ impl Replica {
         }
         let ballot = Ballot::initial(self.config.id);
         let mut attrs = Attributes { seq: 1, deps: Vec::new() };
-        if !self.restart_gap.is_empty() {
-            let executor = &self.executor;
-            self.restart_gap.retain(|gap| !executor.is_executed(*gap));
-            attrs.deps.extend(self.restart_gap.iter().copied());
-        }
+        attrs.deps.extend(self.restart_gap.iter().copied());
         self.merge_local_attrs(id, &commands, &mut attrs);
         self.observe_keys(id, &commands, attrs.seq);
         let instance = Instance {
@@ -438,10 +431,7 @@ impl Replica {
     /// Advances time by one tick: resends unanswered phases, settles for the slow path when a fast
     /// quorum does not answer in time, and asks peers for commits the executor waits on.
     pub fn tick(&mut self) {
-        if !self.restart_gap.is_empty() {
-            let executor = &self.executor;
-            self.restart_gap.retain(|gap| !executor.is_executed(*gap));
-        }
+        self.prune_restart_gap();
         let leading: Vec<InstanceId> = self.leading.iter().copied().collect();
         for id in leading {
             let (phase, ticks, replied) = {
@@ -629,6 +619,14 @@ impl Replica {
         let mut attrs = Attributes { seq: 1, deps: Vec::new() };
         self.merge_local_attrs(id, commands, &mut attrs);
         attrs
+    }
+
+    /// Drops the slots of the restart gap that have executed.
+    fn prune_restart_gap(&mut self) {
+        if !self.restart_gap.is_empty() {
+            let executor = &self.executor;
+            self.restart_gap.retain(|gap| !executor.is_executed(*gap));
+        }
     }
 
     /// Whether some own slot a crash may have lost is not executed yet (see `restart_gap`).
