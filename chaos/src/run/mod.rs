@@ -684,14 +684,15 @@ impl Runner<'_> {
                     );
                     self.phase = Phase::Tail { until: now + TAIL };
                 } else if now >= deadline {
-                    let waiting: Vec<String> = self
+                    let stuck: Vec<NodeId> = self
                         .first_ok_after_heal
                         .iter()
                         .filter(|(_, t)| t.is_none())
-                        .map(|(n, _)| format!("n{n}"))
+                        .map(|(n, _)| *n)
                         .collect();
-                    println!("not recovered: {} served nothing within the bound", waiting.join(", "));
-                    self.record_stuck_stacks().await;
+                    let names: Vec<String> = stuck.iter().map(|n| format!("n{n}")).collect();
+                    println!("not recovered: {} served nothing within the bound", names.join(", "));
+                    self.record_stacks(&stuck).await;
                     self.start_draining().await;
                 }
             }
@@ -711,11 +712,9 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Records the thread stacks of every running node that served nothing after the heal.
-    async fn record_stuck_stacks(&mut self) {
-        let stuck: Vec<NodeId> =
-            self.first_ok_after_heal.iter().filter(|(_, t)| t.is_none()).map(|(n, _)| *n).collect();
-        for node in stuck {
+    /// Records the thread stacks of `nodes` (those that served nothing after the heal).
+    async fn record_stacks(&self, nodes: &[NodeId]) {
+        for &node in nodes {
             match self.procs.capture_stacks(node).await {
                 Ok(path) => println!("  n{node}: thread stacks in {}", path.display()),
                 Err(e) => println!("  n{node}: no thread stacks: {e:#}"),
