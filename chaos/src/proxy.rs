@@ -5,9 +5,9 @@
 //! written to the other side once it has been held for the current delay, in order; every
 //! datagram is sent on to the node likewise (the node answers gossip at the sender's own proxy,
 //! so both directions are delayed). A delay of 0 passes data straight through. The delay can
-//! change at any time (it applies to chunks read after the change). The `mortar-chaos proxy` command runs one proxy and reads
-//! `delay <ms>` lines on its standard input; it stops when its input closes, so it never outlives
-//! the runner.
+//! change at any time (it applies to chunks read after the change). The `mortar-chaos proxy`
+//! command runs one proxy and reads `delay <ms>` lines on its standard input; it stops when its
+//! input closes, so it never outlives the runner.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
