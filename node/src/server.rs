@@ -147,8 +147,7 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
     let actors = ActorsService { router: router.clone() };
     let actor_admin = ActorAdminService { router };
     let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
-    let grpc = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
+    let grpc = transport::grpc_server(transport::SERVER_PING_INTERVAL, transport::SERVER_PING_TIMEOUT)
         .add_service(KvServer::new(kv).max_decoding_message_size(max).max_encoding_message_size(max))
         .add_service(AdminServer::new(admin))
         .add_service(ActorsServer::new(actors).max_decoding_message_size(max).max_encoding_message_size(max))

@@ -28,7 +28,25 @@ const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(20);
 /// bounded by the connect timeout anyway.
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(100);
 
+/// The node's gRPC server pings a connection that has sent nothing for this long. A peer or client
+/// that vanished without closing its connection (killed behind a partition, its host gone) would
+/// otherwise keep the socket and its `deliver` task for as long as this node runs: a connection
+/// that only receives never learns that the other end is gone. Peers' senders ping every second
+/// on their own, so this only reaps what is already dead.
+pub const SERVER_PING_INTERVAL: Duration = Duration::from_secs(10);
+/// How long the server waits for the answer to its ping before it closes the connection.
+pub const SERVER_PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 const _: () = assert!(PEER_BATCH_BYTES_MAX < mortar_proto::GRPC_MESSAGE_BYTES_MAX);
+
+/// The gRPC server builder of a node: Nagle off, and silent connections pinged and closed when the
+/// ping goes unanswered (the node passes `SERVER_PING_INTERVAL` and `SERVER_PING_TIMEOUT`).
+pub fn grpc_server(ping_interval: Duration, ping_timeout: Duration) -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(ping_interval))
+        .http2_keepalive_timeout(Some(ping_timeout))
+}
 
 /// A lazily connected channel to a peer, for unary calls (node info) with short timeouts.
 pub fn peer_channel(address: &str) -> Result<Channel, tonic::transport::Error> {
@@ -219,6 +237,42 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// A connection whose other end went silent (as a peer killed behind a partition does: no FIN
+    /// ever arrives) is closed by the server once its ping goes unanswered, instead of holding a
+    /// socket and a task for as long as the node runs.
+    #[tokio::test]
+    async fn the_server_closes_a_connection_that_stopped_answering() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(
+            grpc_server(Duration::from_millis(200), Duration::from_millis(300))
+                .add_service(EpoxyServer::new(OneBatchPerCall::default()))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let mut silent = tokio::net::TcpStream::connect(address).await.unwrap();
+        // The HTTP/2 client preface and an empty SETTINGS frame; after that this client reads
+        // what the server sends but never answers anything, pings included.
+        silent.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+        silent.write_all(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]).await.unwrap();
+        let mut received = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut buffer = [0u8; 1024];
+            loop {
+                match silent.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => received.extend_from_slice(&buffer[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the server kept a silent connection open for 10 s");
+        // The server did speak HTTP/2 to it (its SETTINGS and a ping) before giving up.
+        let ping = [0u8, 0, 8, 0x6, 0];
+        assert!(received.windows(ping.len()).any(|w| w == ping), "no PING frame among {received:?}");
+        server.abort();
     }
 
     /// When the peer ends the call, the sender reconnects at once: the next message goes out on
