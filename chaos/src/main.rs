@@ -82,8 +82,9 @@ struct RunArgs {
     nodes: u32,
     #[arg(long, value_enum, default_value_t = Workload::Register)]
     workload: Workload,
-    /// Comma-separated nemeses: partition, kill, pause, loss, latency; or `mixed` (all, sometimes
-    /// two at once); or `none`.
+    /// Comma-separated nemeses: partition, kill, pause, loss, latency, restart (every node
+    /// SIGKILLed at once, restarted when the window ends); or `mixed` (all, sometimes two at
+    /// once, never restart with another); or `none`.
     #[arg(long, default_value = "partition,kill,pause")]
     nemesis: NemesisSpec,
     /// Seconds of workload under faults, before the healing phase.

@@ -37,15 +37,18 @@ pub enum NemesisKind {
     Pause,
     Loss,
     Latency,
+    /// The whole cluster at once: every node SIGKILLed, restarted when the window ends.
+    Restart,
 }
 
 impl NemesisKind {
-    pub const ALL: [NemesisKind; 5] = [
+    pub const ALL: [NemesisKind; 6] = [
         NemesisKind::Partition,
         NemesisKind::Kill,
         NemesisKind::Pause,
         NemesisKind::Loss,
         NemesisKind::Latency,
+        NemesisKind::Restart,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +58,7 @@ impl NemesisKind {
             NemesisKind::Pause => "pause",
             NemesisKind::Loss => "loss",
             NemesisKind::Latency => "latency",
+            NemesisKind::Restart => "restart",
         }
     }
 }
@@ -89,7 +93,7 @@ impl FromStr for NemesisSpec {
                     let kind = NemesisKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
                         format!(
                             "unknown nemesis {name:?}: use a comma-separated list of partition, kill, pause, \
-                             loss, latency, or mixed, or none"
+                             loss, latency, restart, or mixed, or none"
                         )
                     })?;
                     kinds.insert(kind);
@@ -299,6 +303,9 @@ pub enum Fault {
     Latency {
         delay_ms: u64,
     },
+    /// Every node is SIGKILLed at the start of the window and restarted on its data directory at
+    /// its end: the whole cluster down at once. Never shares a window with another fault.
+    Restart,
 }
 
 impl Fault {
@@ -309,6 +316,7 @@ impl Fault {
             Fault::Pause { .. } => NemesisKind::Pause,
             Fault::Loss { .. } => NemesisKind::Loss,
             Fault::Latency { .. } => NemesisKind::Latency,
+            Fault::Restart => NemesisKind::Restart,
         }
     }
 
@@ -319,6 +327,7 @@ impl Fault {
             Fault::Kill { nodes } | Fault::Pause { nodes } => serde_json::json!({"nodes": nodes}),
             Fault::Loss { nodes, percent } => serde_json::json!({"nodes": nodes, "percent": percent}),
             Fault::Latency { delay_ms } => serde_json::json!({"delay_ms": delay_ms}),
+            Fault::Restart => serde_json::json!({}),
         };
         detail["text"] = self.to_string().into();
         detail
@@ -337,6 +346,7 @@ impl fmt::Display for Fault {
             Fault::Pause { nodes } => write!(f, "pause {}", node_list(nodes)),
             Fault::Loss { nodes, percent } => write!(f, "loss {percent}% {}", node_list(nodes)),
             Fault::Latency { delay_ms } => write!(f, "latency {delay_ms}ms"),
+            Fault::Restart => f.write_str("restart of every node"),
         }
     }
 }

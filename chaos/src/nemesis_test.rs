@@ -151,7 +151,9 @@ fn nemesis_spec_parses() {
     assert_eq!(spec.to_string(), "partition,kill,pause");
     let mixed: NemesisSpec = "mixed".parse().unwrap();
     assert!(mixed.mixed);
-    assert_eq!(mixed.kinds.len(), 5);
+    assert_eq!(mixed.kinds.len(), 6);
+    assert!(mixed.kinds.contains(&NemesisKind::Restart));
+    assert_eq!("restart".parse::<NemesisSpec>().unwrap().kinds, vec![NemesisKind::Restart]);
     assert_eq!("none".parse::<NemesisSpec>().unwrap().kinds, vec![]);
     assert!("partition,frobnicate".parse::<NemesisSpec>().unwrap_err().contains("frobnicate"));
     assert!("none,kill".parse::<NemesisSpec>().is_err());
@@ -171,4 +173,12 @@ fn fault_text() {
     let detail = Fault::Latency { delay_ms: 50 }.detail();
     assert_eq!(detail["delay_ms"], 50);
     assert_eq!(detail["text"], "latency 50ms");
+    assert_eq!(Fault::Restart.to_string(), "restart of every node");
+    assert_eq!(Fault::Restart.kind(), NemesisKind::Restart);
+}
+
+#[test]
+fn a_restart_adds_no_rules() {
+    let t = topo(3);
+    assert_eq!(node_ruleset(t, 1, &[&Fault::Restart]), node_ruleset(t, 1, &[]));
 }

@@ -2,7 +2,7 @@
 //!
 //! The run's fault phase is cut into windows: a quiet stretch, a fault window, a quiet stretch, ...
 //! Each window holds one fault of a kind drawn from `--nemesis` (with `mixed`, sometimes two of
-//! different kinds at once). The last window ends by the time limit, when the healing phase
+//! different kinds at once, but a whole-cluster restart always alone). The last window ends by the time limit, when the healing phase
 //! begins. The same [`ScheduleConfig`] always gives the same [`Schedule`]; what the cluster does
 //! in response is not deterministic (real processes, real clocks).
 
@@ -108,6 +108,10 @@ fn draw_faults(config: &ScheduleConfig, rng: &mut Rng) -> Vec<Fault> {
     let count =
         if config.nemesis.mixed && kinds.len() > 1 && rng.percent(MIXED_PAIR_PERCENT) { 2 } else { 1 };
     kinds.truncate(count);
+    // A whole-cluster restart stops every node: it has its window to itself.
+    if kinds.contains(&NemesisKind::Restart) {
+        kinds.truncate(1);
+    }
     kinds.sort_unstable();
     // Kill and pause in one window hit different nodes.
     let mut stopped = BTreeSet::new();
@@ -141,6 +145,7 @@ fn draw_fault(
             let delay_ms = rng.between((config.latency_ms_max / 4).max(1), config.latency_ms_max);
             Fault::Latency { delay_ms }
         }
+        NemesisKind::Restart => Fault::Restart,
     }
 }
 

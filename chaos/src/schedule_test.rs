@@ -74,6 +74,23 @@ fn faults_respect_the_request() {
 }
 
 #[test]
+fn a_whole_cluster_restart_has_its_window_to_itself() {
+    let mut restarts = 0;
+    for seed in 0..200 {
+        for w in Schedule::generate(&config(seed, 5, "mixed", 300)).windows {
+            if w.faults.contains(&Fault::Restart) {
+                restarts += 1;
+                assert_eq!(w.faults, [Fault::Restart], "seed {seed}: a restart shares its window");
+            }
+        }
+        for w in Schedule::generate(&config(seed, 3, "restart", 60)).windows {
+            assert_eq!(w.faults, [Fault::Restart], "seed {seed}");
+        }
+    }
+    assert!(restarts > 0, "mixed restarts the cluster sometimes");
+}
+
+#[test]
 fn kill_and_pause_in_one_window_hit_different_nodes() {
     for seed in 0..300 {
         for w in Schedule::generate(&config(seed, 3, "mixed", 120)).windows {

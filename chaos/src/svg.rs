@@ -36,6 +36,7 @@ fn color(kind: NemesisKind) -> &'static str {
         NemesisKind::Pause => "#8c564b",
         NemesisKind::Loss => "#e377c2",
         NemesisKind::Latency => "#17becf",
+        NemesisKind::Restart => "#7f7f7f",
     }
 }
 

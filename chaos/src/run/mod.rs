@@ -36,7 +36,7 @@ use tokio::time::Instant;
 
 use crate::check;
 use crate::clock;
-use crate::history::{EventType, History, HistoryWriter};
+use crate::history::{Event, EventType, History, HistoryWriter};
 use crate::nemesis::{Fault, NemesisSpec, node_ruleset};
 use crate::schedule::{Schedule, ScheduleConfig};
 use crate::stats::OpLog;
@@ -189,6 +189,8 @@ struct Runner<'a> {
     /// Rule faults (partition, loss) active now, and the script each node holds.
     rule_faults: BTreeMap<(usize, usize), Fault>,
     node_scripts: BTreeMap<NodeId, String>,
+    /// Whole-cluster restarts not yet in the history, by time: see `write_restart_markers`.
+    pending_restart_markers: Vec<u64>,
     heal_ns: Option<u64>,
     first_ok_after_heal: BTreeMap<NodeId, Option<u64>>,
     worker_done: bool,
@@ -268,6 +270,7 @@ pub async fn run(config: &RunConfig, mut interrupt: watch::Receiver<bool>) -> an
         faults_started: None,
         rule_faults: BTreeMap::new(),
         node_scripts: BTreeMap::new(),
+        pending_restart_markers: Vec::new(),
         heal_ns: None,
         first_ok_after_heal: topology.ids().map(|n| (n, None)).collect(),
         worker_done: false,
@@ -334,6 +337,7 @@ pub async fn run(config: &RunConfig, mut interrupt: watch::Receiver<bool>) -> an
     // Stop everything in order, then remove the network.
     let end_ns = runner.now();
     runner.timeline.end_all(end_ns)?;
+    runner.write_restart_markers(u64::MAX)?;
     runner.history.flush().context("write history.jsonl")?;
     runner.completions.flush().context("write completions.jsonl")?;
     runner.procs.stop_all().await;
@@ -464,6 +468,7 @@ impl Runner<'_> {
                 );
             }
             WorkerMessage::Op { node, event, error } => {
+                self.write_restart_markers(event.time)?;
                 self.history.write(&event).context("write history.jsonl")?;
                 match event.kind {
                     EventType::Invoke => self.ops.invoke(event.process, event.f, node, event.time),
@@ -565,6 +570,20 @@ impl Runner<'_> {
                 }
             }
             Fault::Latency { delay_ms } => self.procs.set_delay(*delay_ms).await?,
+            Fault::Restart => {
+                // A restart window has no other fault, so every node runs (or crashed on its own,
+                // and stays down until the heal).
+                for node in self.config.topology.ids() {
+                    if matches!(
+                        self.procs.state(node),
+                        Some(procs::NodeState::Running | procs::NodeState::Paused)
+                    ) {
+                        self.procs.kill_node(node).await?;
+                    }
+                }
+                // Every node is dead now: what was acknowledged before this must be there after.
+                self.pending_restart_markers.push(self.now());
+            }
         }
         Ok(())
     }
@@ -590,6 +609,26 @@ impl Runner<'_> {
                 }
             }
             Fault::Latency { .. } => self.procs.set_delay(0).await?,
+            Fault::Restart => {
+                let note = format!("restart of every node, {:.1} s into the run", self.now() as f64 / 1e9);
+                for node in self.config.topology.ids() {
+                    if self.procs.state(node) == Some(procs::NodeState::Killed) {
+                        self.procs.start_node(node, &note)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the restart markers due before an event at `time`: the worker's events reach the
+    /// history in time order, and a marker goes in among them where its time falls.
+    fn write_restart_markers(&mut self, time: u64) -> anyhow::Result<()> {
+        while let Some(&marker) = self.pending_restart_markers.first()
+            && marker <= time
+        {
+            self.history.write(&Event::restart(marker)).context("write history.jsonl")?;
+            self.pending_restart_markers.remove(0);
         }
         Ok(())
     }
