@@ -465,6 +465,19 @@ async fn http_endpoints_answer() {
         let (status, body) = http_get(http, "/metrics").await.expect("GET /metrics");
         assert_eq!(status, 200);
         assert!(body.contains("mortar_"), "metrics carry mortar_ names: {body}");
+        // The put went to both peers and their votes came back: per-peer traffic is counted.
+        let value = |name: &str, peer: u32| -> u64 {
+            let prefix = format!("{name}{{peer=\"{peer}\"}} ");
+            body.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {prefix} in the metrics: {body}"))
+        };
+        for peer in [2, 3] {
+            assert!(value("mortar_node_peer_connects_total", peer) >= 1);
+            assert!(value("mortar_node_peer_messages_sent_total", peer) >= 1);
+            assert!(value("mortar_node_peer_messages_received_total", peer) >= 1);
+        }
     })
     .await;
 }

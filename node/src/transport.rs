@@ -1,5 +1,11 @@
 //! Node-to-node transport for epoxy: one long-lived client stream per peer carries batches of
 //! encoded messages; the `Epoxy` gRPC service receives them and hands them to the driver.
+//!
+//! Per-peer counters (label `peer`, the other node's id), so that an operator can tell a node
+//! that hears nothing from one that is not heard:
+//! `mortar_node_peer_connects_total` (streams opened to the peer),
+//! `mortar_node_peer_messages_sent_total` (handed to the stream),
+//! `mortar_node_peer_messages_received_total` (arrived from the peer).
 
 use crate::driver::DriverHandle;
 use crate::node_info::LocalInfo;
@@ -76,6 +82,9 @@ async fn peer_loop(cluster_id: u64, me: u32, peer: u32, address: String, mut rx:
             return;
         }
     };
+    let peer_label = peer.to_string();
+    let connects = metrics::counter!("mortar_node_peer_connects_total", "peer" => peer_label.clone());
+    let sent = metrics::counter!("mortar_node_peer_messages_sent_total", "peer" => peer_label);
     let mut backoff = RECONNECT_BACKOFF_MIN;
     loop {
         let channel = match endpoint.connect().await {
@@ -93,6 +102,7 @@ async fn peer_loop(cluster_id: u64, me: u32, peer: u32, address: String, mut rx:
             }
         };
         backoff = RECONNECT_BACKOFF_MIN;
+        connects.increment(1);
         let mut client = EpoxyClient::new(channel)
             .max_decoding_message_size(mortar_proto::GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(mortar_proto::GRPC_MESSAGE_BYTES_MAX);
@@ -125,10 +135,12 @@ async fn peer_loop(cluster_id: u64, me: u32, peer: u32, address: String, mut rx:
                     Err(_) => break,
                 }
             }
+            let count = messages.len() as u64;
             let batch = MessageBatch { cluster_id, from: me, to: peer, messages };
             if stream_tx.send(batch).await.is_err() {
                 break; // the call ended: reconnect
             }
+            sent.increment(count);
         }
         tokio::time::sleep(backoff).await;
     }
@@ -150,6 +162,8 @@ impl Epoxy for EpoxyService {
         request: Request<Streaming<MessageBatch>>,
     ) -> Result<Response<DeliverAck>, Status> {
         let mut stream = request.into_inner();
+        // The counter of the peer this stream comes from, looked up once.
+        let mut received: Option<(u32, metrics::Counter)> = None;
         while let Some(batch) = stream.message().await? {
             if batch.cluster_id != self.cluster_id {
                 return Err(Status::failed_precondition(format!(
@@ -163,6 +177,17 @@ impl Epoxy for EpoxyService {
                     batch.from, batch.to, self.me
                 )));
             }
+            let counter = match &received {
+                Some((from, counter)) if *from == batch.from => counter,
+                _ => {
+                    let counter = metrics::counter!(
+                        "mortar_node_peer_messages_received_total",
+                        "peer" => batch.from.to_string()
+                    );
+                    &received.insert((batch.from, counter)).1
+                }
+            };
+            counter.increment(batch.messages.len() as u64);
             for bytes in batch.messages {
                 match decode_message(&bytes) {
                     Ok(message) => {
