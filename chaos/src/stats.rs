@@ -202,6 +202,38 @@ pub fn recovery(ops: &[OpRecord], nodes: &[NodeId], heal_ns: u64, bound_ms: u64)
     }
 }
 
+/// How the cluster came back from one whole-cluster restart (the `restart` nemesis).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RestartRecovery {
+    /// When every node had been started again, seconds since the start of the run.
+    pub restarted_at_s: f64,
+    /// From then to the first `ok` operation invoked after it.
+    pub first_ok_ms: Option<u64>,
+    /// From then until every node had served an `ok` operation invoked after it.
+    pub all_nodes_ms: Option<u64>,
+}
+
+/// One entry per `restart` fault in `faults`, measured from its end (when the nodes start
+/// again). A node that served nothing more before the run ended counts as never.
+pub fn restart_recoveries(
+    ops: &[OpRecord],
+    nodes: &[NodeId],
+    faults: &[FaultInterval],
+) -> Vec<RestartRecovery> {
+    faults
+        .iter()
+        .filter(|f| f.kind == NemesisKind::Restart)
+        .map(|f| {
+            let r = recovery(ops, nodes, f.end_ns, u64::MAX);
+            RestartRecovery {
+                restarted_at_s: f.end_ns as f64 / 1e9,
+                first_ok_ms: r.first_ok_ms,
+                all_nodes_ms: r.all_nodes_ms,
+            }
+        })
+        .collect()
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Latency {
     pub count: u64,

@@ -16,6 +16,31 @@ fn op(node: NodeId, invoke_ns: u64, latency_ns: u64, outcome: EventType) -> OpRe
 }
 
 #[test]
+fn restart_recovery_is_measured_from_each_restart() {
+    let faults = [
+        FaultInterval { kind: NemesisKind::Restart, text: "restart".into(), start_ns: 5 * S, end_ns: 10 * S },
+        FaultInterval { kind: NemesisKind::Kill, text: "kill n1".into(), start_ns: 12 * S, end_ns: 14 * S },
+        FaultInterval {
+            kind: NemesisKind::Restart,
+            text: "restart".into(),
+            start_ns: 20 * S,
+            end_ns: 25 * S,
+        },
+    ];
+    let ops = [
+        op(1, 9 * S, MS, EventType::Ok), // invoked before the nodes came back: not counted
+        op(1, 10 * S, 200 * MS, EventType::Fail),
+        op(1, 10 * S + 100 * MS, 400 * MS, EventType::Ok),
+        op(2, 10 * S + 300 * MS, 600 * MS, EventType::Ok),
+        op(1, 25 * S + 50 * MS, 100 * MS, EventType::Ok), // node 2 never serves after the second
+    ];
+    let r = restart_recoveries(&ops, &[1, 2], &faults);
+    assert_eq!(r.len(), 2, "one entry per restart, none for the kill");
+    assert_eq!((r[0].restarted_at_s, r[0].first_ok_ms, r[0].all_nodes_ms), (10.0, Some(500), Some(900)));
+    assert_eq!((r[1].first_ok_ms, r[1].all_nodes_ms), (Some(150), None));
+}
+
+#[test]
 fn op_log_pairs_by_process() {
     let mut log = OpLog::default();
     log.invoke(1, Function::Write, 2, 10);

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::Runner;
 use crate::check::Report;
 use crate::nemesis::NemesisKind;
-use crate::stats::{self, AvailabilityReport, Latency, OutcomeCounts, Recovery};
+use crate::stats::{self, AvailabilityReport, Latency, OutcomeCounts, Recovery, RestartRecovery};
 use crate::svg;
 
 /// Error groups listed in the summary.
@@ -52,6 +52,8 @@ pub struct Summary {
     pub availability: AvailabilityReport,
     /// `null` when the run never reached the heal.
     pub recovery: Option<Recovery>,
+    /// How the cluster came back from each whole-cluster restart.
+    pub restarts: Vec<RestartRecovery>,
     pub node_crashes: Vec<String>,
     /// Reads that returned a value this workload never writes (not an integer).
     pub garbage_reads: u64,
@@ -150,6 +152,7 @@ pub(super) fn build(runner: &Runner<'_>, report: Option<&Report>, end_ns: u64, i
         faults,
         availability: stats::availability(ops, &runner.timeline.intervals, runner.heal_ns),
         recovery,
+        restarts: stats::restart_recoveries(ops, &nodes, &runner.timeline.intervals),
         node_crashes: runner.crashes.clone(),
         garbage_reads: runner.garbage_reads,
         checks,
@@ -249,6 +252,22 @@ impl fmt::Display for Summary {
                 r.bound_ms
             )?,
             None => writeln!(f, "recovery: the run never reached the heal")?,
+        }
+        if !self.restarts.is_empty() {
+            let mut first: Vec<u64> = self.restarts.iter().filter_map(|r| r.first_ok_ms).collect();
+            first.sort_unstable();
+            let all: Option<Vec<u64>> = self.restarts.iter().map(|r| r.all_nodes_ms).collect();
+            writeln!(
+                f,
+                "whole-cluster restarts ×{}: first ok after median {}, max {}; every node served after max {}",
+                self.restarts.len(),
+                first.get(first.len() / 2).map_or("never".into(), |v| format!("{v} ms")),
+                match first.last() {
+                    Some(v) if first.len() == self.restarts.len() => format!("{v} ms"),
+                    _ => "never".into(),
+                },
+                all.and_then(|v| v.into_iter().max()).map_or("never".into(), |v| format!("{v} ms")),
+            )?;
         }
         for c in &self.checks {
             let kinds: Vec<String> = c.kinds.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
