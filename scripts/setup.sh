@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages Mortar's build and tests need, when they are missing:
 # libclang (bindgen, for the rocksdb crate), protoc (the etcd-client crate's build script), ping
-# and nftables (chaos tests), etcd (`mortar bench compare`), gdb (the chaos harness records the
-# thread stacks of a node that stops serving). Safe to re-run.
+# and nftables (chaos tests), etcd (`mortar bench compare`), gdb and curl (the chaos harness
+# records the thread stacks of a node that stops serving, and every node's metrics). Safe to
+# re-run.
 set -euo pipefail
 need=()
 have_libclang() {
@@ -16,6 +17,7 @@ command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v gdb >/dev/null 2>&1 || need+=(gdb)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   sudo_cmd=()

@@ -751,12 +751,19 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Records the thread stacks of `nodes` (those that served nothing after the heal).
+    /// Records the thread stacks of `nodes` (those that served nothing after the heal), and the
+    /// metrics of every node, for comparison (per-peer messages sent and received, commits).
     async fn record_stacks(&self, nodes: &[NodeId]) {
         for &node in nodes {
             match self.procs.capture_stacks(node).await {
                 Ok(path) => println!("  n{node}: thread stacks in {}", path.display()),
                 Err(e) => println!("  n{node}: no thread stacks: {e:#}"),
+            }
+        }
+        for node in self.config.topology.ids() {
+            match self.procs.capture_metrics(node).await {
+                Ok(path) => println!("  n{node}: metrics in {}", path.display()),
+                Err(e) => println!("  n{node}: no metrics: {e:#}"),
             }
         }
     }

@@ -45,6 +45,10 @@ impl Paths {
         self.run_dir.join("logs").join(format!("n{node}-stacks.txt"))
     }
 
+    pub fn metrics(&self, node: NodeId) -> PathBuf {
+        self.run_dir.join("logs").join(format!("n{node}-metrics.txt"))
+    }
+
     pub fn client_log(&self) -> PathBuf {
         self.run_dir.join("logs").join("client.log")
     }
@@ -139,6 +143,32 @@ fn signal(child: &Child, signal: Signal) -> anyhow::Result<()> {
     if let Some(pid) = child.id() {
         kill(Pid::from_raw(pid as i32), signal).with_context(|| format!("send {signal} to pid {pid}"))?;
     }
+    Ok(())
+}
+
+/// Saves the body of `GET url` to `path` with curl, run under `prefix` (such as `ip netns exec
+/// <ns>`); an HTTP error status or no answer within 3 s is an error.
+pub async fn fetch_to_file(prefix: &[&str], url: &str, path: &Path) -> anyhow::Result<()> {
+    let (program, prefix_args) = match prefix.split_first() {
+        Some((program, rest)) => (*program, rest),
+        None => ("curl", &[][..]),
+    };
+    let mut curl = Command::new(program);
+    curl.args(prefix_args);
+    if !prefix.is_empty() {
+        curl.arg("curl");
+    }
+    curl.args(["-sS", "--fail", "-m", "3", "-o"]).arg(path).arg(url).stdin(Stdio::null()).kill_on_drop(true);
+    let output = tokio::time::timeout(STACKS_WAIT, curl.output())
+        .await
+        .context("curl did not finish in time")?
+        .context("run curl (install it to record the nodes' metrics)")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "curl {url} exited with {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
     Ok(())
 }
 
@@ -283,6 +313,15 @@ impl Procs {
             .with_context(|| format!("node {node} has no running process"))?;
         let path = self.paths.stacks(node);
         write_stacks(pid, &path).await?;
+        Ok(path)
+    }
+
+    /// Saves what node `node` serves on `/metrics` (fetched with curl inside its namespace).
+    pub async fn capture_metrics(&self, node: NodeId) -> anyhow::Result<PathBuf> {
+        let path = self.paths.metrics(node);
+        let url = format!("http://{}/metrics", self.topology.http(node));
+        let namespace = self.topology.namespace(node);
+        fetch_to_file(&["ip", "netns", "exec", &namespace], &url, &path).await?;
         Ok(path)
     }
 
@@ -438,5 +477,39 @@ mod tests {
         let pid = done.id().unwrap();
         done.wait().await.unwrap();
         assert!(write_stacks(pid, &dir.path().join("stacks.txt")).await.is_err());
+    }
+
+    /// A server that answers every connection with `response` and closes it.
+    async fn answering(response: &'static str) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 1024];
+                let _ = socket.read(&mut request).await;
+                let _ = socket.write_all(response.as_bytes()).await;
+            }
+        });
+        address
+    }
+
+    /// The body is saved under a prefix command (here `env`, standing in for `ip netns exec`);
+    /// an error status or nobody listening is an error.
+    #[tokio::test]
+    async fn a_fetched_body_is_saved_and_failures_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.txt");
+        let ok =
+            answering("HTTP/1.1 200 OK\r\nContent-Length: 14\r\nConnection: close\r\n\r\nmortar_x 1\nok\n")
+                .await;
+        fetch_to_file(&["env"], &format!("http://{ok}/metrics"), &path).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "mortar_x 1\nok\n");
+        let missing =
+            answering("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+        let error = fetch_to_file(&[], &format!("http://{missing}/metrics"), &path).await.unwrap_err();
+        assert!(error.to_string().contains("404"), "{error:#}");
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        assert!(fetch_to_file(&[], &format!("http://{closed}/metrics"), &path).await.is_err());
     }
 }
