@@ -246,6 +246,7 @@ impl Driver {
             leading = ?leading.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
             recovering = ?recovering.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
             first = first.unwrap_or_default(),
+            // mortar-chaos prints the last line with this text of a node that stopped serving.
             "epoxy: instances waiting"
         );
     }

@@ -379,6 +379,21 @@ pub async fn run(config: &RunConfig, mut interrupt: watch::Receiver<bool>) -> an
 
 /// Lines of a log shown in an error.
 const LOG_TAIL_LINES: usize = 10;
+/// What a node logs, every few seconds, about epoxy instances that stay blocked or uncommitted.
+const STUCK_INSTANCES_LOG: &str = "epoxy: instances waiting";
+/// Characters of a log line shown in the output.
+const LOG_LINE_SHOWN_MAX: usize = 600;
+
+/// The last line of a log file that contains `needle`, cut to `LOG_LINE_SHOWN_MAX` characters.
+fn last_line_containing(path: &std::path::Path, needle: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().rev().find(|l| l.contains(needle))?;
+    let mut shown: String = line.chars().take(LOG_LINE_SHOWN_MAX).collect();
+    if shown.len() < line.len() {
+        shown.push_str(" …");
+    }
+    Some(shown)
+}
 
 /// The last lines of a log file, indented, for an error message.
 fn log_tail(path: &std::path::Path) -> String {
@@ -759,6 +774,13 @@ impl Runner<'_> {
                 Ok(path) => println!("  n{node}: thread stacks in {}", path.display()),
                 Err(e) => println!("  n{node}: no thread stacks: {e:#}"),
             }
+            let log = self.config.run_dir.join(format!("logs/n{node}.log"));
+            match last_line_containing(&log, STUCK_INSTANCES_LOG) {
+                Some(line) => println!("  n{node}: last {STUCK_INSTANCES_LOG:?} line: {line}"),
+                None => println!(
+                    "  n{node}: never logged {STUCK_INSTANCES_LOG:?}: no epoxy instance of it stayed stuck for an interval"
+                ),
+            }
         }
         for node in self.config.topology.ids() {
             match self.procs.capture_metrics(node).await {
@@ -796,5 +818,29 @@ impl Runner<'_> {
         self.window_ok = 0;
         self.window_fail = 0;
         self.window_info = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_matching_line_is_found_and_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("n1.log");
+        let long = "x".repeat(LOG_LINE_SHOWN_MAX + 10);
+        std::fs::write(
+            &log,
+            format!(
+                "a WARN epoxy: instances waiting first\nother\nb WARN epoxy: instances waiting {long}\nlast\n"
+            ),
+        )
+        .unwrap();
+        let line = last_line_containing(&log, STUCK_INSTANCES_LOG).unwrap();
+        assert!(line.starts_with("b WARN") && line.ends_with(" …"), "{line}");
+        assert_eq!(line.chars().count(), LOG_LINE_SHOWN_MAX + 2);
+        assert_eq!(last_line_containing(&log, "absent"), None);
+        assert_eq!(last_line_containing(&dir.path().join("missing.log"), "x"), None);
     }
 }
