@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A long chaos hunt: `mortar-chaos run` over and over, with consecutive seeds, cycling through
 # cluster sizes 3, 5 and 7, the three workloads and the nemeses, until a time budget is spent.
-# Runs that pass leave one line in the summary; a run that fails keeps its run directory and its
-# output. Needs root (network namespaces), like `mortar-chaos run`.
+# Every run leaves one line in the summary and its `summary.json` in `summaries/`; a run that
+# fails also keeps its run directory and its output. Needs root (network namespaces), like
+# `mortar-chaos run`.
 #
 #   scripts/chaos-hunt.sh [--minutes 60] [--first-seed 1] [--out DIR]
 #
@@ -21,14 +22,14 @@ while [ $# -gt 0 ]; do
     --minutes) minutes=${2:-}; shift 2 ;;
     --first-seed) seed=${2:-}; shift 2 ;;
     --out) out=${2:-}; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "chaos-hunt: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$minutes" in ''|*[!0-9]*) echo "chaos-hunt: --minutes takes a whole number" >&2; exit 2 ;; esac
 case "$seed" in ''|*[!0-9]*) echo "chaos-hunt: --first-seed takes a whole number" >&2; exit 2 ;; esac
 [ -n "$out" ] || out=$(mktemp -d /tmp/mortar-hunt.XXXXXX)
-mkdir -p "$out/bin" || exit 2
+mkdir -p "$out/bin" "$out/summaries" || exit 2
 
 scripts/setup.sh || exit 2
 . scripts/env.sh
@@ -66,6 +67,8 @@ while [ "$(date +%s)" -lt "$end" ]; do
   line="$(date +%T) seed $seed: $nodes nodes, $workload, $nemesis, $seconds s${more:+ $more}: $verdict"
   echo "$line" | tee -a "$summary"
   if [ "$status" -eq 0 ]; then
+    # Keep the summary (a few kB: availability, recovery times, restarts) of every run.
+    cp "$dir/summary.json" "$out/summaries/run-$seed.json" 2>/dev/null
     rm -rf "$dir" "$dir.log"
   else
     failed=$((failed + 1))
