@@ -146,18 +146,9 @@ fn signal(child: &Child, signal: Signal) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Saves the body of `GET url` to `path` with curl, run under `prefix` (such as `ip netns exec
-/// <ns>`); an HTTP error status or no answer within 3 s is an error.
-pub async fn fetch_to_file(prefix: &[&str], url: &str, path: &Path) -> anyhow::Result<()> {
-    let (program, prefix_args) = match prefix.split_first() {
-        Some((program, rest)) => (*program, rest),
-        None => ("curl", &[][..]),
-    };
-    let mut curl = Command::new(program);
-    curl.args(prefix_args);
-    if !prefix.is_empty() {
-        curl.arg("curl");
-    }
+/// Saves the body of `GET url` to `path` with `curl`, a command that runs curl (`curl` itself, or
+/// curl inside a namespace); an HTTP error status or no answer within 3 s is an error.
+pub async fn fetch_to_file(mut curl: Command, url: &str, path: &Path) -> anyhow::Result<()> {
     curl.args(["-sS", "--fail", "-m", "3", "-o"]).arg(path).arg(url).stdin(Stdio::null()).kill_on_drop(true);
     let output = tokio::time::timeout(STACKS_WAIT, curl.output())
         .await
@@ -320,8 +311,7 @@ impl Procs {
     pub async fn capture_metrics(&self, node: NodeId) -> anyhow::Result<PathBuf> {
         let path = self.paths.metrics(node);
         let url = format!("http://{}/metrics", self.topology.http(node));
-        let namespace = self.topology.namespace(node);
-        fetch_to_file(&["ip", "netns", "exec", &namespace], &url, &path).await?;
+        fetch_to_file(in_namespace(&self.topology.namespace(node), Path::new("curl")), &url, &path).await?;
         Ok(path)
     }
 
@@ -494,8 +484,8 @@ mod tests {
         address
     }
 
-    /// The body is saved under a prefix command (here `env`, standing in for `ip netns exec`);
-    /// an error status or nobody listening is an error.
+    /// The body is saved (curl run through `env`, as `ip netns exec` runs it); an error status or
+    /// nobody listening is an error.
     #[tokio::test]
     async fn a_fetched_body_is_saved_and_failures_are_errors() {
         let dir = tempfile::tempdir().unwrap();
@@ -503,13 +493,19 @@ mod tests {
         let ok =
             answering("HTTP/1.1 200 OK\r\nContent-Length: 14\r\nConnection: close\r\n\r\nmortar_x 1\nok\n")
                 .await;
-        fetch_to_file(&["env"], &format!("http://{ok}/metrics"), &path).await.unwrap();
+        let mut through_env = Command::new("env");
+        through_env.arg("curl");
+        fetch_to_file(through_env, &format!("http://{ok}/metrics"), &path).await.unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "mortar_x 1\nok\n");
         let missing =
             answering("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
-        let error = fetch_to_file(&[], &format!("http://{missing}/metrics"), &path).await.unwrap_err();
+        let error = fetch_to_file(Command::new("curl"), &format!("http://{missing}/metrics"), &path)
+            .await
+            .unwrap_err();
         assert!(error.to_string().contains("404"), "{error:#}");
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-        assert!(fetch_to_file(&[], &format!("http://{closed}/metrics"), &path).await.is_err());
+        assert!(
+            fetch_to_file(Command::new("curl"), &format!("http://{closed}/metrics"), &path).await.is_err()
+        );
     }
 }
