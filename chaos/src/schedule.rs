@@ -2,9 +2,10 @@
 //!
 //! The run's fault phase is cut into windows: a quiet stretch, a fault window, a quiet stretch, ...
 //! Each window holds one fault of a kind drawn from `--nemesis` (with `mixed`, sometimes two of
-//! different kinds at once, but a whole-cluster restart always alone). The last window ends by the time limit, when the healing phase
-//! begins. The same [`ScheduleConfig`] always gives the same [`Schedule`]; what the cluster does
-//! in response is not deterministic (real processes, real clocks).
+//! different kinds at once, but a whole-cluster restart always alone). The last window ends by
+//! the time limit, when the healing phase begins. The same [`ScheduleConfig`] always gives the
+//! same [`Schedule`]; what the cluster does in response is not deterministic (real processes,
+//! real clocks).
 
 use std::collections::BTreeSet;
 use std::time::Duration;

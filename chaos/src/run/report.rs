@@ -254,19 +254,19 @@ impl fmt::Display for Summary {
             None => writeln!(f, "recovery: the run never reached the heal")?,
         }
         if !self.restarts.is_empty() {
-            let mut first: Vec<u64> = self.restarts.iter().filter_map(|r| r.first_ok_ms).collect();
-            first.sort_unstable();
-            let all: Option<Vec<u64>> = self.restarts.iter().map(|r| r.all_nodes_ms).collect();
+            // A restart after which nothing was served counts as the worst.
+            let never_last = |v: &Option<u64>| v.unwrap_or(u64::MAX);
+            let ms = |v: Option<u64>| v.map_or("never".to_string(), |v| format!("{v} ms"));
+            let mut first: Vec<Option<u64>> = self.restarts.iter().map(|r| r.first_ok_ms).collect();
+            first.sort_unstable_by_key(never_last);
+            let every = self.restarts.iter().map(|r| r.all_nodes_ms).max_by_key(never_last).flatten();
             writeln!(
                 f,
                 "whole-cluster restarts ×{}: first ok after median {}, max {}; every node served after max {}",
-                self.restarts.len(),
-                first.get(first.len() / 2).map_or("never".into(), |v| format!("{v} ms")),
-                match first.last() {
-                    Some(v) if first.len() == self.restarts.len() => format!("{v} ms"),
-                    _ => "never".into(),
-                },
-                all.and_then(|v| v.into_iter().max()).map_or("never".into(), |v| format!("{v} ms")),
+                first.len(),
+                ms(first[first.len() / 2]),
+                ms(first[first.len() - 1]),
+                ms(every),
             )?;
         }
         for c in &self.checks {
