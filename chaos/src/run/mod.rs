@@ -702,7 +702,7 @@ impl Runner<'_> {
         for (node, status) in self.procs.reap_exited() {
             let text =
                 format!("node {node} exited on its own ({status}) at {:.1} s", self.now() as f64 / 1e9);
-            println!("{text}; see {}", self.config.run_dir.join(format!("logs/n{node}.log")).display());
+            println!("{text}; see {}", self.procs.node_log(node).display());
             self.timeline.write(
                 self.now(),
                 "crash",
@@ -715,7 +715,7 @@ impl Runner<'_> {
         if matches!(self.phase, Phase::Warmup { .. })
             && let Some(crash) = self.crashes.first()
         {
-            let node_log = self.config.run_dir.join(format!("logs/n{}.log", self.crashes_nodes[0]));
+            let node_log = self.procs.node_log(self.crashes_nodes[0]);
             bail!("{crash} before the cluster became ready; the end of its log:\n{}", log_tail(&node_log));
         }
         let proxies = self.procs.exited_proxies();
@@ -746,7 +746,7 @@ impl Runner<'_> {
                         .collect();
                     let names: Vec<String> = stuck.iter().map(|n| format!("n{n}")).collect();
                     println!("not recovered: {} served nothing within the bound", names.join(", "));
-                    self.record_stacks(&stuck).await;
+                    self.record_stuck(&stuck).await;
                     self.start_draining().await;
                 }
             }
@@ -766,16 +766,16 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Records the thread stacks of `nodes` (those that served nothing after the heal), and the
-    /// metrics of every node, for comparison (per-peer messages sent and received, commits).
-    async fn record_stacks(&self, nodes: &[NodeId]) {
+    /// Records what explains `nodes` (those that served nothing after the heal): their thread
+    /// stacks and last stuck-instances log line, and the metrics of every node, for comparison
+    /// (per-peer messages sent and received, commits).
+    async fn record_stuck(&self, nodes: &[NodeId]) {
         for &node in nodes {
             match self.procs.capture_stacks(node).await {
                 Ok(path) => println!("  n{node}: thread stacks in {}", path.display()),
                 Err(e) => println!("  n{node}: no thread stacks: {e:#}"),
             }
-            let log = self.config.run_dir.join(format!("logs/n{node}.log"));
-            match last_line_containing(&log, STUCK_INSTANCES_LOG) {
+            match last_line_containing(&self.procs.node_log(node), STUCK_INSTANCES_LOG) {
                 Some(line) => println!("  n{node}: last {STUCK_INSTANCES_LOG:?} line: {line}"),
                 None => println!(
                     "  n{node}: never logged {STUCK_INSTANCES_LOG:?}: no epoxy instance of it stayed stuck for an interval"

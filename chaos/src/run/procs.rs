@@ -260,6 +260,11 @@ impl Procs {
         Ok(())
     }
 
+    /// Where node `node` logs.
+    pub fn node_log(&self, node: NodeId) -> PathBuf {
+        self.paths.node_log(node)
+    }
+
     pub fn state(&self, node: NodeId) -> Option<NodeState> {
         self.nodes.get(&node).map(|n| n.state)
     }
