@@ -4,6 +4,14 @@
 //! (dependencies first) and the instances inside one in (seq, id) order.
 //! An instance that depends on one not yet committed here waits; the replica asks its peers for the
 //! missing commit after a timeout instead of spinning.
+//!
+//! A dependency `r.s` stands for every instance of replica `r` up to slot `s`. The search does not
+//! expand it into an edge per slot, which made it quadratic in the unexecuted instances (a replica
+//! catching up on thousands of them stalled its driver for minutes): `r.s` is one edge to a *prefix
+//! node* `P(r, s)`, whose edges are `r.u` (`u` the highest unexecuted slot `<= s`) and
+//! `P(r, u - 1)`. Prefix nodes reach exactly the instances their dependencies stand for, so the
+//! components of instances, and the order between them, are those of the expanded graph; each
+//! prefix node is shared by every dependency on that prefix, and a search is linear in its size.
 
 use crate::ready::Executed;
 use crate::replica::Instance;
@@ -32,6 +40,18 @@ impl Watermark {
         }
     }
 
+    /// The last slot at or before `slot` that is not executed, if any (slots start at 1).
+    fn prev_unexecuted(&self, slot: u64) -> Option<u64> {
+        if slot <= self.contiguous {
+            return None;
+        }
+        match self.above.range(..=slot).next_back() {
+            // Ranges never touch `contiguous` or each other: the slot before one is unexecuted.
+            Some((&start, &end)) if end >= slot => (start - 1 > self.contiguous).then_some(start - 1),
+            _ => Some(slot),
+        }
+    }
+
     fn insert(&mut self, slot: u64) {
         if self.contains(slot) {
             return;
@@ -53,6 +73,14 @@ impl Watermark {
             self.above.insert(start, end);
         }
     }
+}
+
+/// The slot bit that marks a search node as a prefix node `P(r, s)` (see the module
+/// documentation); no instance's slot comes near it.
+const PREFIX: u64 = 1 << 63;
+
+fn is_prefix(id: InstanceId) -> bool {
+    id.slot & PREFIX != 0
 }
 
 #[derive(Debug, Default)]
@@ -78,9 +106,19 @@ pub(crate) struct Executor {
     // Scratch space for Tarjan's algorithm, kept to avoid allocating per run.
     visits: HashMap<InstanceId, Visit>,
     stack: Vec<InstanceId>,
-    /// Search frames: instance, index into its deps, next slot of that dependency's prefix.
-    calls: Vec<(InstanceId, usize, u64)>,
+    /// Search frames: node, index of its next edge.
+    calls: Vec<(InstanceId, usize)>,
     component: Vec<InstanceId>,
+    /// Search nodes found blocked, with the instance not committed here that each reaches: a
+    /// later search that meets one stops there instead of searching the blocked region again
+    /// (each new commit behind a long-blocked instance would). Only that instance's commit can
+    /// unblock them (nothing on a path to it can execute first), and it clears them.
+    blocked: HashMap<InstanceId, InstanceId>,
+    /// The nodes in `blocked`, by the instance that blocks them.
+    blocked_by: HashMap<InstanceId, Vec<InstanceId>>,
+    /// Steps the searches took (each examines one edge or closes one instance), over this
+    /// executor's life: the work execution costs.
+    pub(crate) search_steps: u64,
 }
 
 impl Executor {
@@ -125,6 +163,9 @@ impl Executor {
         if let Some(w) = self.waiting.remove(&id) {
             self.queue.extend(w.roots);
         }
+        for v in self.blocked_by.remove(&id).unwrap_or_default() {
+            self.blocked.remove(&v);
+        }
     }
 
     /// Instances that committed instances have waited on for `ticks_max` ticks; their wait starts
@@ -156,19 +197,26 @@ impl Executor {
                 Some(i) if i.status == Status::Committed => {}
                 _ => continue, // queued again when it commits here
             }
-            if let Err(missing) = self.execute_from(root, instances, out) {
+            let result = match self.blocked.get(&root) {
+                Some(&missing) => Err(missing),
+                None => self.execute_from(root, instances, out),
+            };
+            if let Err(missing) = result {
                 self.waiting.entry(missing).or_default().roots.push(root);
             }
         }
     }
 
-    /// Tarjan's SCC algorithm from `root` over committed, unexecuted instances. Components are
-    /// complete (every instance they reach is committed) when emitted, so they execute at once even
-    /// if the search later meets an instance that is not committed, which it then returns.
+    /// Tarjan's SCC algorithm from `root` over committed, unexecuted instances (and the prefix
+    /// nodes their dependencies point to; see the module documentation). Components are complete
+    /// (every instance they reach is committed) when emitted, so they execute at once even if the
+    /// search later meets an instance that is not committed, which it then returns.
     ///
     /// A dependency `r.s` stands for every instance of replica `r` up to slot `s` (as in the EPaxos
     /// reference implementation): the "latest instance per replica per key" that attributes record
-    /// then covers the earlier ones on that key even when a no-op or a crash broke the chain.
+    /// then covers the earlier ones on that key even when a no-op or a crash broke the chain. An
+    /// instance's dependency on its own replica's prefix may cover the instance itself: a path
+    /// back to an instance on the stack only joins it to a component, so it never waits on itself.
     fn execute_from(
         &mut self,
         root: InstanceId,
@@ -180,33 +228,36 @@ impl Executor {
         self.calls.clear();
         let mut next_index = 0u32;
         self.open(root, &mut next_index);
-        while let Some(&(v, dep_at, slot_at)) = self.calls.last() {
-            let deps = &instances.get(&v).expect("visited instance is in memory").attrs.deps;
-            let Some(&dep) = deps.get(dep_at) else {
+        while let Some(&(v, _)) = self.calls.last() {
+            self.search_steps += 1;
+            let Some(w) = self.next_edge(v, instances) else {
                 self.close(v, instances, out);
                 continue;
             };
-            // Next unexecuted slot of this dependency's prefix (an instance never waits on itself).
-            let mut slot = self.next_unexecuted(dep.replica, slot_at);
-            if dep.replica == v.replica && slot == v.slot {
-                slot = self.next_unexecuted(dep.replica, slot + 1);
-            }
-            let next = (slot <= dep.slot).then_some(slot);
-            let frame = self.calls.last_mut().expect("non-empty");
-            let Some(slot) = next else {
-                frame.1 += 1;
-                frame.2 = 0;
-                continue;
-            };
-            frame.2 = slot + 1;
-            let w = InstanceId { replica: dep.replica, slot };
             match self.visits.get(&w) {
                 None => {
-                    match instances.get(&w) {
-                        Some(i) if i.status == Status::Committed => {}
-                        _ => return Err(w),
+                    let missing = match self.blocked.get(&w) {
+                        Some(&missing) => missing,
+                        None if is_prefix(w) => {
+                            self.open(w, &mut next_index);
+                            continue;
+                        }
+                        None => match instances.get(&w) {
+                            Some(i) if i.status == Status::Committed => {
+                                self.open(w, &mut next_index);
+                                continue;
+                            }
+                            _ => w,
+                        },
+                    };
+                    // Everything still on the stack reaches `missing`: the search path does, and
+                    // each other entry is in a component with a node on the path.
+                    let by = self.blocked_by.entry(missing).or_default();
+                    for &v in &self.stack {
+                        self.blocked.insert(v, missing);
+                        by.push(v);
                     }
-                    self.open(w, &mut next_index);
+                    return Err(missing);
                 }
                 Some(visit) if visit.on_stack => {
                     let index = visit.index;
@@ -217,6 +268,42 @@ impl Executor {
             }
         }
         Ok(())
+    }
+
+    /// The next edge of search node `v` (its frame is the top of `calls`), advancing the frame;
+    /// `None` once `v` has no more edges. Executed instances and empty prefixes are skipped.
+    fn next_edge(&mut self, v: InstanceId, instances: &HashMap<InstanceId, Instance>) -> Option<InstanceId> {
+        loop {
+            let frame = self.calls.last_mut().expect("v's frame");
+            let edge_at = frame.1;
+            frame.1 += 1;
+            let target = if is_prefix(v) {
+                // P(r, u): first r.u, then the prefix below it.
+                let u = v.slot & !PREFIX;
+                match edge_at {
+                    0 => Some(InstanceId { replica: v.replica, slot: u }).filter(|i| !self.is_executed(*i)),
+                    1 => self.prefix_node(v.replica, u - 1),
+                    _ => return None,
+                }
+            } else {
+                let deps = &instances.get(&v).expect("visited instance is in memory").attrs.deps;
+                let &dep = deps.get(edge_at)?;
+                self.prefix_node(dep.replica, dep.slot)
+            };
+            if target.is_some() {
+                return target;
+            }
+        }
+    }
+
+    /// The prefix node for every unexecuted instance of `replica` up to `slot`, named by the
+    /// highest of them so that equal prefixes share one node; `None` when all are executed.
+    fn prefix_node(&self, replica: crate::types::ReplicaId, slot: u64) -> Option<InstanceId> {
+        let u = match self.executed.get(&replica) {
+            Some(w) => w.prev_unexecuted(slot)?,
+            None => slot,
+        };
+        (u >= 1).then_some(InstanceId { replica, slot: u | PREFIX })
     }
 
     fn close(
@@ -230,7 +317,7 @@ impl Executor {
         if visit.low == visit.index {
             self.emit_component(v, instances, out);
         }
-        if let Some(&(parent, _, _)) = self.calls.last() {
+        if let Some(&(parent, _)) = self.calls.last() {
             let low = &mut self.visits.get_mut(&parent).expect("visited").low;
             *low = (*low).min(visit.low);
         }
@@ -240,7 +327,7 @@ impl Executor {
         self.visits.insert(v, Visit { index: *next_index, low: *next_index, on_stack: true });
         *next_index += 1;
         self.stack.push(v);
-        self.calls.push((v, 0, 0));
+        self.calls.push((v, 0));
     }
 
     fn emit_component(
@@ -253,7 +340,9 @@ impl Executor {
         loop {
             let w = self.stack.pop().expect("component head is on the stack");
             self.visits.get_mut(&w).expect("visited").on_stack = false;
-            self.component.push(w);
+            if !is_prefix(w) {
+                self.component.push(w);
+            }
             if w == head {
                 break;
             }
@@ -274,46 +363,5 @@ impl Executor {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn watermark_tracks_gaps() {
-        let mut w = Watermark::default();
-        w.insert(2);
-        assert!(!w.contains(1) && w.contains(2));
-        w.insert(1);
-        assert_eq!(w.contiguous, 2);
-        assert!(w.above.is_empty());
-        w.insert(5);
-        w.insert(3);
-        assert_eq!(w.contiguous, 3);
-        assert!(w.contains(5) && !w.contains(4));
-    }
-
-    #[test]
-    fn watermark_merges_ranges_and_finds_the_next_gap() {
-        let mut w = Watermark::default();
-        for slot in [10, 12, 11, 20, 5, 6, 7, 19] {
-            w.insert(slot);
-        }
-        assert_eq!(
-            w.above.iter().map(|(s, e)| (*s, *e)).collect::<Vec<_>>(),
-            vec![(5, 7), (10, 12), (19, 20)]
-        );
-        assert_eq!(w.next_unexecuted(1), 1);
-        assert_eq!(w.next_unexecuted(5), 8);
-        assert_eq!(w.next_unexecuted(11), 13);
-        assert_eq!(w.next_unexecuted(19), 21);
-        for slot in 1..=4 {
-            w.insert(slot);
-        }
-        assert_eq!(w.contiguous, 7);
-        assert_eq!(w.next_unexecuted(1), 8);
-        for slot in 8..=9 {
-            w.insert(slot);
-        }
-        assert_eq!(w.contiguous, 12);
-        assert!(!w.contains(13) && w.contains(20));
-    }
-}
+#[path = "exec_test.rs"]
+mod tests;

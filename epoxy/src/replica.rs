@@ -120,6 +120,9 @@ pub struct Counters {
     pub recovered_try_pre_accept: u64,
     pub recovered_rerun: u64,
     pub recovered_no_op: u64,
+    /// Steps of the executor's searches (an edge examined or an instance closed): its work, which
+    /// should stay within a small multiple of `executed`.
+    pub execution_steps: u64,
 }
 
 pub struct Replica {
@@ -591,6 +594,7 @@ impl Replica {
         let before = self.ready.executed.len();
         self.executor.run(&mut self.instances, &mut self.ready.executed);
         self.counters.executed += (self.ready.executed.len() - before) as u64;
+        self.counters.execution_steps = self.executor.search_steps;
         std::mem::take(&mut self.ready)
     }
 

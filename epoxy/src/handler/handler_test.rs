@@ -817,3 +817,61 @@ fn a_repeated_prepare_at_the_promised_ballot_is_answered_again() {
     r2.step(R1, Message::Prepare { id: I11, ballot: Ballot { round: 1, replica: R1 } });
     assert_eq!(answers(&mut r2), [Message::Nack { id: I11, promised: ballot }]);
 }
+
+/// The chaos harness saw a node SIGKILLed together with another, then restarted, answer nothing
+/// for about a minute (once for the rest of the run) while the other nodes served. A replica
+/// killed while its committed instances waited on an instance of the other (uncommitted here:
+/// its leader died with it) restarts with every one of them queued for execution, each of which
+/// the executor searched separately, expanding every dependency slot by slot: cubic in their
+/// number, in the driver's first round. Now the first search finds the region blocked, the rest
+/// stop there, and the round is linear in it.
+#[test]
+fn a_restarted_replica_with_a_blocked_backlog_executes_it_in_linear_work() {
+    const COUNT: u64 = 400;
+    // Replica 1's and replica 2's instances on one key, as concurrent leaders under contention
+    // leave them: one cycle (each of replica 1's depends on replica 2's latest, each of replica
+    // 2's on replica 1's next), whose last instance also depends on replica 3's slot 1.
+    let committed = |id: InstanceId, deps: &[InstanceId]| crate::InstanceRecord {
+        id,
+        ballot: Ballot::initial(id.replica),
+        accepted_ballot: Ballot::initial(id.replica),
+        status: Status::Committed,
+        attrs: attrs(1, deps),
+        commands: vec![cmd("a")],
+        matches_proposal: false,
+    };
+    let mut instances = vec![];
+    for slot in 1..=COUNT {
+        instances.push(committed(InstanceId::new(1, slot), &[InstanceId::new(2, slot)]));
+        let next = if slot < COUNT {
+            vec![InstanceId::new(1, slot + 1)]
+        } else {
+            vec![InstanceId::new(1, slot), InstanceId::new(3, 1)]
+        };
+        instances.push(committed(InstanceId::new(2, slot), &next));
+    }
+    let config = Config::new(R1, vec![R1, R2, R3]).unwrap();
+    let recovered = crate::Recovered {
+        instances,
+        slot_reservation: COUNT + 1,
+        writes_complete: true,
+        ..Default::default()
+    };
+    let mut r1 = Replica::recover(config, recovered);
+    assert!(r1.ready().executed.is_empty());
+    let steps = r1.counters().execution_steps;
+    assert!(steps <= 10 * 2 * COUNT, "{steps} search steps for a backlog of {}", 2 * COUNT);
+    // The missing instance commits: the whole backlog runs, in order.
+    r1.step(
+        R3,
+        Message::Commit { id: InstanceId::new(3, 1), attrs: attrs(1, &[]), commands: vec![cmd("a")] },
+    );
+    let executed: Vec<InstanceId> = r1.ready().executed.iter().map(|e| e.id).collect();
+    // One component: in (seq, id) order, all of replica 1's, then all of replica 2's.
+    let mut expected = vec![InstanceId::new(3, 1)];
+    expected.extend((1..=COUNT).map(|s| InstanceId::new(1, s)));
+    expected.extend((1..=COUNT).map(|s| InstanceId::new(2, s)));
+    assert_eq!(executed, expected);
+    let steps = r1.counters().execution_steps;
+    assert!(steps <= 20 * 2 * COUNT, "{steps} search steps to execute a backlog of {}", 2 * COUNT);
+}
