@@ -10,39 +10,36 @@
 //!
 //! `--instances N --fault-steps S` (default 120 and 3000) scale a history up: past a few hundred
 //! instances per replica, slot reservations renew, catch-up requests fill their windows and
-//! executed prefixes are forgotten, as in a long real run.
+//! executed prefixes are forgotten, as in a long real run. `--steps-per-tick 40` (default 4)
+//! runs many message exchanges per tick, as on a real loopback network.
 
 use mortar_epoxy::sim::{Faults, Sim, SimConfig};
 use std::time::Instant;
 
+#[path = "shared/args.rs"]
+mod args;
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str, default: &str| -> String {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-            .unwrap_or_else(|| default.into())
-    };
-    let seeds: u64 = value("--seeds", "1000").parse().expect("--seeds takes a number");
-    let first: u64 = value("--first", "0").parse().expect("--first takes a number");
-    let replicas: Vec<usize> = value("--replicas", "3,5,7")
-        .split(',')
-        .map(|n| n.parse().expect("--replicas takes a list like 3,5,7"))
-        .collect();
-    let down_for_good = args.iter().any(|a| a == "--down-for-good");
-    let power_loss: Option<f64> = args
-        .iter()
-        .position(|a| a == "--power-loss")
-        .map(|_| value("--power-loss", "").parse().expect("--power-loss takes a fraction"));
-    let keep_going = args.iter().any(|a| a == "--keep-going");
-    let instances_max: usize = value("--instances", "120").parse().expect("--instances takes a number");
-    let fault_steps: u64 = value("--fault-steps", "3000").parse().expect("--fault-steps takes a number");
+    let args = args::Args::from_env();
+    let seeds: u64 = args.get("--seeds", "1000");
+    let first: u64 = args.get("--first", "0");
+    let replicas = args.replicas("3,5,7");
+    let down_for_good = args.has("--down-for-good");
+    let power_loss: Option<f64> = args.has("--power-loss").then(|| args.get("--power-loss", "0.3"));
+    let keep_going = args.has("--keep-going");
+    let instances_max: usize = args.get("--instances", "120");
+    let fault_steps: u64 = args.get("--fault-steps", "3000");
+    // The default, 4, makes a message take about a quarter of a tick; a node on loopback
+    // exchanges dozens of messages per tick, which `--steps-per-tick 40` comes nearer to.
+    let steps_per_tick: u64 = args.get("--steps-per-tick", "4");
     let mut failed = 0u64;
     let started = Instant::now();
     let mut totals = mortar_epoxy::Counters::default();
     let (mut runs, mut instances, mut crashes, mut power_losses) = (0u64, 0usize, 0u64, 0u64);
     let (mut steps, mut messages) = (0u64, 0u64);
+    // How long healing and the probes after it took, to find slow recoveries that still finish.
+    let (mut slowest_heal, mut slowest_probe) = ((0u64, 0usize, 0u64), (0u64, 0usize, 0u64));
+    let (mut heal_steps, mut probe_steps) = (Vec::new(), Vec::new());
     for &n in &replicas {
         for seed in first..first + seeds {
             let config = SimConfig {
@@ -50,6 +47,7 @@ fn main() {
                 seed,
                 instances: instances_max,
                 fault_steps,
+                steps_per_tick,
                 propose_chance: 0.1,
                 faults: Faults {
                     power_loss: power_loss.unwrap_or(Faults::all(n).power_loss),
@@ -63,6 +61,10 @@ fn main() {
             match Sim::new(config).run() {
                 Ok(report) => {
                     runs += 1;
+                    slowest_heal = slowest_heal.max((report.heal_steps, n, seed));
+                    slowest_probe = slowest_probe.max((report.probe_steps, n, seed));
+                    heal_steps.push(report.heal_steps);
+                    probe_steps.push(report.probe_steps);
                     instances += report.proposed;
                     crashes += report.crashes;
                     power_losses += report.power_losses;
@@ -92,6 +94,21 @@ fn main() {
         println!("{failed} runs FAILED");
     }
     println!("{steps} simulated steps, {messages} messages sent");
+    let percentiles = |v: &mut Vec<u64>| -> String {
+        v.sort_unstable();
+        let at = |q: f64| v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))).copied();
+        format!("p50 {:?}, p99 {:?}, max {:?}", at(0.5), at(0.99), v.last())
+    };
+    println!(
+        "steps to heal: {} (slowest: N={} seed {}); to execute a new proposal of every replica after: {} \
+         (slowest: N={} seed {})",
+        percentiles(&mut heal_steps),
+        slowest_heal.1,
+        slowest_heal.2,
+        percentiles(&mut probe_steps),
+        slowest_probe.1,
+        slowest_probe.2
+    );
     println!(
         "{runs} runs ({seeds} seeds x N={replicas:?}) passed in {:.1} s: {instances} instances proposed, \
          {crashes} crashes ({power_losses} of them power losses)",

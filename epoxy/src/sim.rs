@@ -159,6 +159,10 @@ pub struct SimReport {
     pub pauses: u64,
     pub partitions: u64,
     pub steps: u64,
+    /// Steps from the heal until every proposed instance executed everywhere.
+    pub heal_steps: u64,
+    /// Steps from then until every replica's probe (a new proposal) executed everywhere.
+    pub probe_steps: u64,
     /// Summed over every replica and every life of it.
     pub counters: Counters,
 }
@@ -393,6 +397,28 @@ impl Sim {
         id
     }
 
+    /// Proposes `commands` at replica `at` (0-based) if it is up, and performs its round; the
+    /// replica's refusal otherwise (`Busy` while `at` is down).
+    pub fn try_propose_at(&mut self, at: usize, commands: Vec<Command>) -> Result<InstanceId, ProposeError> {
+        if self.lives[at] != Life::Up {
+            return Err(ProposeError::Busy);
+        }
+        let id = self.replicas[at].propose(commands.clone())?;
+        self.proposed.insert(id, (commands, self.step));
+        self.perform(at);
+        Ok(id)
+    }
+
+    /// Whether replica `at` (0-based) is running (not crashed, not paused).
+    pub fn is_up(&self, at: usize) -> bool {
+        self.lives[at] == Life::Up
+    }
+
+    /// The current step.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
     /// Drops every message for which `filter` returns false, until cleared.
     pub fn set_filter(&mut self, filter: impl FnMut(ReplicaId, ReplicaId, &Message) -> bool + 'static) {
         self.filter = Some(Box::new(filter));
@@ -459,9 +485,16 @@ impl Sim {
     pub fn finish(mut self) -> Result<SimReport, String> {
         self.filter = None;
         self.heal();
+        let healed_at = self.step;
         let heal_end = self.step + self.config.heal_steps_max;
         while !self.all_executed() && self.step < heal_end && self.violations.is_empty() {
             self.advance();
+        }
+        self.report.heal_steps = self.step - healed_at;
+        if self.all_executed() && self.violations.is_empty() {
+            let probed_at = self.step;
+            self.probe_every_replica();
+            self.report.probe_steps = self.step - probed_at;
         }
         self.check_end();
         self.report.steps = self.step;
@@ -479,6 +512,43 @@ impl Sim {
                 self.config.replicas,
                 self.violations.join("; ")
             ))
+        }
+    }
+
+    /// After healing, every replica must still be able to serve: one after another, each proposes
+    /// a new instance on a key of the workload (retrying while it answers `Busy` or
+    /// `Recovering`), which must execute everywhere within `heal_steps_max` in all. A replica a
+    /// restart left unable to commit or execute anything of its own fails here, even though every
+    /// earlier instance executed. (One at a time, so that the probes do not conflict.)
+    fn probe_every_replica(&mut self) {
+        let end = self.step + self.config.heal_steps_max;
+        for at in 0..self.replicas.len() {
+            let commands = vec![Command::new("k0".to_string(), format!("probe{at}"))];
+            let mut refused = None;
+            let probe = loop {
+                if self.step >= end || !self.violations.is_empty() {
+                    break None;
+                }
+                match self.replicas[at].propose(commands.clone()) {
+                    Ok(id) => break Some(id),
+                    Err(e @ (ProposeError::Busy | ProposeError::Recovering(_))) => refused = Some(e),
+                    Err(e) => self.violations.push(format!("probe refused at {}: {e}", self.ids[at])),
+                }
+                self.advance();
+            };
+            let Some(id) = probe else {
+                self.violations.push(format!(
+                    "liveness: replica {} refused every new proposal for {} steps after healing (last: {refused:?})",
+                    self.ids[at], self.config.heal_steps_max
+                ));
+                return;
+            };
+            self.proposed.insert(id, (commands, self.step));
+            self.perform(at);
+            while self.step < end && self.violations.is_empty() && !self.all_executed() {
+                self.advance();
+            }
+            // A probe that did not execute everywhere shows in `check_end`.
         }
     }
 
@@ -968,4 +1038,5 @@ fn add_counters(total: &mut Counters, c: Counters) {
     total.recovered_try_pre_accept += c.recovered_try_pre_accept;
     total.recovered_rerun += c.recovered_rerun;
     total.recovered_no_op += c.recovered_no_op;
+    total.execution_steps += c.execution_steps;
 }
