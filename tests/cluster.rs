@@ -478,6 +478,13 @@ async fn http_endpoints_answer() {
             assert!(value("mortar_node_peer_messages_sent_total", peer) >= 1);
             assert!(value("mortar_node_peer_messages_received_total", peer) >= 1);
         }
+        // The put executed here: the executor's search took at least a step for it.
+        let steps: u64 = body
+            .lines()
+            .find_map(|l| l.strip_prefix("mortar_epoxy_execution_search_steps_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no mortar_epoxy_execution_search_steps_total in the metrics: {body}"));
+        assert!(steps >= 1, "{steps} search steps after an executed put");
     })
     .await;
 }

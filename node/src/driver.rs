@@ -224,6 +224,9 @@ impl Driver {
         metrics::counter!("mortar_epoxy_instances_executed_total").absolute(counters.executed);
         metrics::counter!("mortar_epoxy_fast_path_commits_total").absolute(counters.fast_path);
         metrics::counter!("mortar_epoxy_slow_path_commits_total").absolute(counters.slow_path);
+        // The executor's work: a few steps per executed instance; far more means it searches
+        // dependency graphs it cannot execute yet.
+        metrics::counter!("mortar_epoxy_execution_search_steps_total").absolute(counters.execution_steps);
     }
 
     /// Logs, at most every [`DIAGNOSIS_INTERVAL`], what keeps this replica from executing or
