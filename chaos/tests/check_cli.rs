@@ -1,7 +1,7 @@
 //! Hand-made histories under `tests/histories/`, checked through the library and through the
 //! `mortar-chaos check` binary.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use mortar_chaos::check::{self, AnomalyKind, Checker};
@@ -67,7 +67,11 @@ const CASES: &[Case] = &[
 ];
 
 fn fixture(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/histories").join(file)
+    // Cargo sets the crate's directory for the test process too. Prefer that to the one compiled
+    // in: builds of other checkouts that share the target directory reuse this binary.
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    crate_dir.join("tests/histories").join(file)
 }
 
 fn load(file: &str) -> History {
