@@ -18,6 +18,10 @@ use std::time::Instant;
 
 #[path = "shared/args.rs"]
 mod args;
+#[path = "shared/percentiles.rs"]
+mod percentiles;
+
+use percentiles::percentiles;
 
 fn main() {
     let args = args::Args::from_env();
@@ -38,7 +42,6 @@ fn main() {
     let (mut runs, mut instances, mut crashes, mut power_losses) = (0u64, 0usize, 0u64, 0u64);
     let (mut steps, mut messages) = (0u64, 0u64);
     // How long healing and the probes after it took, to find slow recoveries that still finish.
-    let (mut slowest_heal, mut slowest_probe) = ((0u64, 0usize, 0u64), (0u64, 0usize, 0u64));
     let (mut heal_steps, mut probe_steps) = (Vec::new(), Vec::new());
     for &n in &replicas {
         for seed in first..first + seeds {
@@ -61,10 +64,8 @@ fn main() {
             match Sim::new(config).run() {
                 Ok(report) => {
                     runs += 1;
-                    slowest_heal = slowest_heal.max((report.heal_steps, n, seed));
-                    slowest_probe = slowest_probe.max((report.probe_steps, n, seed));
-                    heal_steps.push(report.heal_steps);
-                    probe_steps.push(report.probe_steps);
+                    heal_steps.push((report.heal_steps, n, seed));
+                    probe_steps.push((report.probe_steps, n, seed));
                     instances += report.proposed;
                     crashes += report.crashes;
                     power_losses += report.power_losses;
@@ -94,21 +95,8 @@ fn main() {
         println!("{failed} runs FAILED");
     }
     println!("{steps} simulated steps, {messages} messages sent");
-    let percentiles = |v: &mut Vec<u64>| -> String {
-        v.sort_unstable();
-        let at = |q: f64| v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))).copied();
-        format!("p50 {:?}, p99 {:?}, max {:?}", at(0.5), at(0.99), v.last())
-    };
-    println!(
-        "steps to heal: {} (slowest: N={} seed {}); to execute a new proposal of every replica after: {} \
-         (slowest: N={} seed {})",
-        percentiles(&mut heal_steps),
-        slowest_heal.1,
-        slowest_heal.2,
-        percentiles(&mut probe_steps),
-        slowest_probe.1,
-        slowest_probe.2
-    );
+    println!("steps to heal: {}", percentiles(&mut heal_steps));
+    println!("steps to execute a new proposal of every replica after: {}", percentiles(&mut probe_steps));
     println!(
         "{runs} runs ({seeds} seeds x N={replicas:?}) passed in {:.1} s: {instances} instances proposed, \
          {crashes} crashes ({power_losses} of them power losses)",

@@ -20,6 +20,10 @@ use mortar_epoxy::{Command, InstanceId};
 
 #[path = "shared/args.rs"]
 mod args;
+#[path = "shared/percentiles.rs"]
+mod percentiles;
+
+use percentiles::percentiles;
 
 fn main() {
     let args = args::Args::from_env();
@@ -57,20 +61,6 @@ fn main() {
         println!("{} runs FAILED: {failed:?}", failed.len());
         std::process::exit(1);
     }
-}
-
-/// p50, p90, p99 and the largest (with its N and seed) of `(value, n, seed)`s.
-fn percentiles<T: PartialOrd + Copy + std::fmt::Debug>(values: &mut [(T, usize, u64)]) -> String {
-    values.sort_by(|a, b| a.0.partial_cmp(&b.0).expect("comparable"));
-    let Some(&(max, n, seed)) = values.last() else { return "none".into() };
-    let at = |q: f64| values[((values.len() as f64 * q) as usize).min(values.len() - 1)].0;
-    format!(
-        "p50 {:?}, p90 {:?}, p99 {:?}, max {max:?} (N={n} seed {seed}), over {}",
-        at(0.5),
-        at(0.9),
-        at(0.99),
-        values.len()
-    )
 }
 
 struct Outcome {
