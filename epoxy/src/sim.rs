@@ -391,10 +391,7 @@ impl Sim {
     /// Proposes one command on `key` at replica `at` (0-based) and performs its round.
     pub fn propose_at(&mut self, at: usize, key: &str) -> InstanceId {
         let commands = vec![Command::new(key.to_string(), format!("op{}", self.rng.next_u64()))];
-        let id = self.replicas[at].propose(commands.clone()).expect("proposal accepted");
-        self.proposed.insert(id, (commands, self.step));
-        self.perform(at);
-        id
+        self.propose_recorded(at, commands).expect("proposal accepted")
     }
 
     /// Proposes `commands` at replica `at` (0-based) if it is up, and performs its round; the
@@ -403,15 +400,16 @@ impl Sim {
         if self.lives[at] != Life::Up {
             return Err(ProposeError::Busy);
         }
+        self.propose_recorded(at, commands)
+    }
+
+    /// Proposes `commands` at replica `at`; when it takes them, records the proposal for the
+    /// end checks and performs the replica's round.
+    fn propose_recorded(&mut self, at: usize, commands: Vec<Command>) -> Result<InstanceId, ProposeError> {
         let id = self.replicas[at].propose(commands.clone())?;
         self.proposed.insert(id, (commands, self.step));
         self.perform(at);
         Ok(id)
-    }
-
-    /// Whether replica `at` (0-based) is running (not crashed, not paused).
-    pub fn is_up(&self, at: usize) -> bool {
-        self.lives[at] == Life::Up
     }
 
     /// The current step.
@@ -525,26 +523,24 @@ impl Sim {
         for at in 0..self.replicas.len() {
             let commands = vec![Command::new("k0".to_string(), format!("probe{at}"))];
             let mut refused = None;
-            let probe = loop {
+            let proposed = loop {
                 if self.step >= end || !self.violations.is_empty() {
-                    break None;
+                    break false;
                 }
-                match self.replicas[at].propose(commands.clone()) {
-                    Ok(id) => break Some(id),
+                match self.propose_recorded(at, commands.clone()) {
+                    Ok(_) => break true,
                     Err(e @ (ProposeError::Busy | ProposeError::Recovering(_))) => refused = Some(e),
                     Err(e) => self.violations.push(format!("probe refused at {}: {e}", self.ids[at])),
                 }
                 self.advance();
             };
-            let Some(id) = probe else {
+            if !proposed {
                 self.violations.push(format!(
                     "liveness: replica {} refused every new proposal for {} steps after healing (last: {refused:?})",
                     self.ids[at], self.config.heal_steps_max
                 ));
                 return;
-            };
-            self.proposed.insert(id, (commands, self.step));
-            self.perform(at);
+            }
             while self.step < end && self.violations.is_empty() && !self.all_executed() {
                 self.advance();
             }
@@ -687,12 +683,8 @@ impl Sim {
                 Command::new(key, payload)
             })
             .collect();
-        match self.replicas[at].propose(commands.clone()) {
-            Ok(id) => {
-                self.proposed.insert(id, (commands, self.step));
-                self.perform(at);
-            }
-            Err(ProposeError::Busy | ProposeError::Recovering(_)) => {}
+        match self.propose_recorded(at, commands) {
+            Ok(_) | Err(ProposeError::Busy | ProposeError::Recovering(_)) => {}
             Err(e) => self.violations.push(format!("valid proposal refused: {e}")),
         }
     }
