@@ -78,6 +78,7 @@ pub mod conformance;
 mod group_commit;
 mod mem;
 mod rocks;
+pub mod watermark;
 
 #[cfg(test)]
 mod conformance_test;

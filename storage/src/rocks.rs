@@ -7,8 +7,9 @@ use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, DBRecoveryMode,
     ErrorKind, Options, ReadOptions, WriteOptions,
 };
-use tracing::info;
+use tracing::{info, warn};
 
+use crate::watermark::{self, Watermark};
 use crate::{InstanceKey, Op, OpenFailure, Storage, StorageError, WriteBatch};
 
 pub(crate) const CF_INSTANCES: &str = "instances";
@@ -35,11 +36,14 @@ const _: () = assert!(DB_WRITE_BUFFER_BYTES_MAX <= WAL_BYTES_MAX);
 ///
 /// Tables are column families (`instances`, `executed`, `conflicts`, `kv`, `meta`), so one
 /// RocksDB write batch, and one WAL record, covers a whole [`WriteBatch`]: after a crash it is
-/// recovered entirely or not at all, and every synced write is recovered.
+/// recovered entirely or not at all, and every synced write is recovered. A directory that lost
+/// synced writes (a short, damaged or deleted WAL or table file) refuses to open: see
+/// [`crate::watermark`].
 #[derive(Debug)]
 pub struct RocksStorage {
-    db: DB,
+    pub(crate) db: DB,
     path: PathBuf,
+    watermark: Watermark,
 }
 
 impl RocksStorage {
@@ -48,13 +52,45 @@ impl RocksStorage {
     /// Fails with [`StorageError::Open`] if another process holds the directory, if its files
     /// are damaged, or if it cannot be read or written.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
+        let failed = |kind, reason: String| StorageError::Open { path: path.to_path_buf(), kind, reason };
+        // What the WAL files were before RocksDB replays (and then may remove) them.
+        let wal_files = wal_files(path);
+        let persisted = watermark::read(path)
+            .map_err(|e| failed(OpenFailure::Corrupt, format!("the synced watermark: {e}")))?;
         let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let column_families =
             COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, options(&cache)));
         let db = DB::open_cf_descriptors(&options(&cache), path, column_families)
             .map_err(|e| open_error(path, e))?;
-        info!(path = %path.display(), "storage opened");
-        Ok(RocksStorage { db, path: path.to_path_buf() })
+        let recovered = db.latest_sequence_number();
+        match persisted {
+            Some(synced) if recovered < synced => {
+                drop(db);
+                let newest = wal_files.last().map_or_else(
+                    || "none left".to_string(),
+                    |(name, bytes)| format!("the newest, {name}, held {bytes} bytes"),
+                );
+                return Err(failed(
+                    OpenFailure::Corrupt,
+                    format!(
+                        "the disk lost synced writes: they reached sequence {synced}, but only {recovered} were \
+                         recovered; a write-ahead log file is shorter than what was synced, damaged or deleted \
+                         ({} WAL files, {newest}), or a table file or the MANIFEST is missing",
+                        wal_files.len()
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None if recovered > 0 => warn!(
+                path = %path.display(),
+                "no synced watermark in this data directory (written by an older version?); lost synced writes are detected from now on"
+            ),
+            None => {}
+        }
+        let watermark = Watermark::start(path, persisted.unwrap_or(0))
+            .map_err(|e| failed(OpenFailure::Other, format!("start the watermark thread: {e}")))?;
+        info!(path = %path.display(), sequence = recovered, "storage opened");
+        Ok(RocksStorage { db, path: path.to_path_buf(), watermark })
     }
 
     /// The data directory.
@@ -108,9 +144,12 @@ fn options(cache: &Cache) -> Options {
     // Write SST files out in 1 MiB steps instead of one large burst at the end of a flush, so
     // the WAL fdatasync of a concurrent write does not wait behind it.
     o.set_bytes_per_sync(MIB as u64);
-    // After a crash, recover every complete WAL record up to the first damaged one: a torn
-    // last record (never acknowledged, since its sync did not finish) is dropped.
+    // After a crash, recover every complete WAL record up to the first damaged one: a torn last
+    // record (never acknowledged, since its sync did not finish) is dropped. A WAL that lost synced
+    // records is caught by the synced watermark (see `crate::watermark`).
     o.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
+    // Closed WALs' synced sizes go to the MANIFEST: one that is missing or short fails the open.
+    o.set_track_and_verify_wals_in_manifest(true);
     // Bound RocksDB's own info LOG files.
     o.set_keep_log_file_num(4);
     o.set_max_log_file_size(16 * MIB);
@@ -123,6 +162,31 @@ fn options(cache: &Cache) -> Options {
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     o.set_block_based_table_factory(&table);
     o
+}
+
+impl Drop for RocksStorage {
+    /// A clean close syncs the WAL and records the exact watermark.
+    fn drop(&mut self) {
+        match self.db.flush_wal(true) {
+            Ok(()) => self.watermark.close(self.db.latest_sequence_number()),
+            Err(e) => warn!(error = %e, "could not sync the WAL at close"),
+        }
+    }
+}
+
+/// The WAL files (`*.log`) in `dir` with their sizes, oldest first.
+fn wal_files(dir: &Path) -> Vec<(String, u64)> {
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.ends_with(".log").then(|| (name, e.metadata().map_or(0, |m| m.len())))
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 fn open_error(path: &Path, e: rocksdb::Error) -> StorageError {
@@ -162,9 +226,17 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 impl Storage for RocksStorage {
     fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StorageError> {
         batch.check_size()?;
+        // Every write before a synced one is durable once it returns.
+        let durable_after = sync.then(|| self.db.latest_sequence_number());
         if batch.is_empty() {
             // Nothing to apply, but a sync still has to make earlier writes durable.
-            return if sync { self.db.flush_wal(true).map_err(io_error) } else { Ok(()) };
+            if sync {
+                self.db.flush_wal(true).map_err(io_error)?;
+            }
+            if let Some(sequence) = durable_after {
+                self.watermark.synced(sequence);
+            }
+            return Ok(());
         }
         let instances = self.cf(CF_INSTANCES);
         let executed = self.cf(CF_EXECUTED);
@@ -196,7 +268,11 @@ impl Storage for RocksStorage {
         let mut write = WriteOptions::default();
         // fdatasync of the WAL; the WAL stays enabled.
         write.set_sync(sync);
-        self.db.write_opt(rocks_batch, &write).map_err(io_error)
+        self.db.write_opt(rocks_batch, &write).map_err(io_error)?;
+        if let Some(sequence) = durable_after {
+            self.watermark.synced(sequence);
+        }
+        Ok(())
     }
 
     fn get_kv(&self, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
