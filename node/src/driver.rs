@@ -1,26 +1,51 @@
-//! The epoxy driver: the one thread that owns the replica. Each round it takes every input that
-//! is queued (client proposals, peer messages, ticks), feeds the replica, and performs the
-//! `Ready` in the order epoxy requires: send, persist in one RocksDB write (group commit: every
-//! vote, commit and applied write of the round together; fdatasync'ed when the round holds a vote,
-//! see `Ready::needs_sync`), send what promised durability, answer clients, serve catch-up reads.
+//! The epoxy driver: the one thread that owns the replica. Each round it takes the inputs that
+//! are queued (client proposals, peer messages, ticks; at most [`INPUTS_PER_ROUND_MAX`] of them
+//! and about [`ROUND_INPUT_BYTES_MAX`] bytes), feeds the replica, and performs the `Ready` in the
+//! order epoxy requires: send, persist (group commit: every vote, commit and applied write of the
+//! round, in write batches of about [`WRITE_CHUNK_BYTES`], the last one fdatasync'ed when the round
+//! holds a vote, see `Ready::needs_sync`), send what promised durability, answer clients, serve
+//! catch-up reads.
+//!
+//! Client commands are admitted by size: at most [`REQUEST_BYTES_INFLIGHT_MAX`] bytes of them are
+//! proposed through this node and unanswered at once. A caller beyond it waits up to
+//! [`ADMISSION_WAIT_MAX`], then is refused with [`ProposeError::Overloaded`] (nothing proposed).
 
 use crate::boot::BootMarker;
 use crate::state_machine::{self, Outcome, View};
 use bytes::Bytes;
+use mortar_epoxy::codec::ENCODED_BYTES_MAX;
 use mortar_epoxy::codec::{decode_instance, encode_instance, encode_key_record, encode_message};
 use mortar_epoxy::config::{BATCH_BYTES_MAX, BATCH_COMMANDS_MAX};
 use mortar_epoxy::{Command, Counters, InstanceId, Message, Outbound, Ready, Record, Replica, ReplicaId};
-use mortar_storage::{InstanceKey, Storage, StorageError, WriteBatch};
+use mortar_storage::{InstanceKey, Storage, StorageError, WRITE_BATCH_BYTES_MAX, WriteBatch};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{error, warn};
 
 /// Inputs queued for the driver; senders wait when it is full (backpressure).
 pub const INPUT_QUEUE_MAX: usize = 16 * 1024;
 /// Most inputs handled in one round (one synced write).
 pub const INPUTS_PER_ROUND_MAX: usize = 4096;
+/// A round takes no further input once its inputs (proposed commands, peer messages) reach this
+/// many bytes, so that what one round persists stays bounded by bytes, not only by count.
+pub const ROUND_INPUT_BYTES_MAX: usize = 16 * MIB;
+/// A round's persisted records and applied writes go to storage in write batches of about this
+/// size (all but the last unsynced; the last synced when the round needs it). Cuts fall between
+/// records and between executed instances, never inside one instance's effects.
+pub const WRITE_CHUNK_BYTES: usize = 16 * MIB;
+/// Most bytes of client commands (keys and payloads) proposed through this node and not yet
+/// answered. It bounds what callers can make the node hold (the driver's queue, epoxy's instances
+/// and peer queues); a caller beyond it waits up to [`ADMISSION_WAIT_MAX`] and is then refused.
+pub const REQUEST_BYTES_INFLIGHT_MAX: usize = 64 * MIB;
+/// How long a command waits for room under [`REQUEST_BYTES_INFLIGHT_MAX`] before it is refused
+/// with [`ProposeError::Overloaded`]. Short: waiting callers hold their request in memory.
+pub const ADMISSION_WAIT_MAX: Duration = Duration::from_millis(250);
+/// Most bytes of peer messages queued for the driver and not yet handled. A peer's stream waits
+/// (TCP backpressure) beyond it: the input queue's count alone would let 16,384 large messages in.
+pub const INBOUND_BYTES_MAX: usize = 64 * MIB;
+const MIB: usize = 1024 * 1024;
 /// How often a driver with stuck instances logs them.
 const DIAGNOSIS_INTERVAL: Duration = Duration::from_secs(5);
 /// Storage metadata key of the durable slot reservation.
@@ -29,6 +54,15 @@ pub const META_SLOT_RESERVATION: &str = "slot_reservation";
 pub const META_OWN_COMMITS_KNOWN_FROM: &str = "own_commits_known_from";
 
 const _: () = assert!(INPUTS_PER_ROUND_MAX <= INPUT_QUEUE_MAX);
+// One write batch holds at most a chunk plus the one record or executed instance that crossed the
+// chunk size: an encoded instance, or the applied writes of one instance's commands (a value and
+// a dedup record per command, each at most the instance's payload).
+const _: () = assert!(WRITE_CHUNK_BYTES + 2 * ENCODED_BYTES_MAX <= WRITE_BATCH_BYTES_MAX);
+// The largest single command must fit the admission budget, or it would wait forever.
+const _: () = assert!(BATCH_BYTES_MAX <= REQUEST_BYTES_INFLIGHT_MAX);
+const _: () = assert!(REQUEST_BYTES_INFLIGHT_MAX <= u32::MAX as usize, "semaphore permits are u32");
+const _: () = assert!(INBOUND_BYTES_MAX <= u32::MAX as usize, "semaphore permits are u32");
+const _: () = assert!(ENCODED_BYTES_MAX <= INBOUND_BYTES_MAX, "the largest message fits");
 
 /// Why a command was not executed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +76,10 @@ pub enum ProposeError {
     /// Definitely not applied: recovery replaced the command with a no-op after a failure.
     #[error("{0}")]
     Aborted(String),
+    /// Not proposed: the node holds [`REQUEST_BYTES_INFLIGHT_MAX`] bytes of commands already.
+    /// Retrying later is safe.
+    #[error("{0}")]
+    Overloaded(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -56,10 +94,25 @@ pub enum Input {
     Message {
         from: ReplicaId,
         message: Message,
+        /// Its encoded size, counted against [`ROUND_INPUT_BYTES_MAX`].
+        bytes: usize,
+        /// Its share of [`INBOUND_BYTES_MAX`], given back once the replica has handled it.
+        _inbound: tokio::sync::OwnedSemaphorePermit,
     },
     Tick,
     /// Finish the current round and exit the thread, closing storage (see `DriverHandle::stop`).
     Stop,
+}
+
+impl Input {
+    /// What the input counts against [`ROUND_INPUT_BYTES_MAX`].
+    fn bytes(&self) -> usize {
+        match self {
+            Input::Propose { command, .. } => command.bytes(),
+            Input::Message { bytes, .. } => *bytes,
+            Input::Tick | Input::Stop => 0,
+        }
+    }
 }
 
 /// A cloneable handle to the driver thread.
@@ -68,14 +121,20 @@ pub struct DriverHandle {
     tx: mpsc::Sender<Input>,
     request_timeout: Duration,
     counters: Arc<Mutex<Counters>>,
+    /// Permits are bytes of commands admitted and not yet answered.
+    admission: Arc<Semaphore>,
+    /// Permits are bytes of peer messages queued for the driver.
+    inbound: Arc<Semaphore>,
 }
 
 impl DriverHandle {
     /// Proposes one command and waits until it is committed on a quorum, durable, and executed
     /// here; returns what it saw.
     pub async fn execute(&self, key: Bytes, payload: Bytes) -> Result<Outcome, ProposeError> {
-        let (reply, rx) = oneshot::channel();
         let command = Command { key, payload };
+        // Held until the command is answered (or this call gives up on it).
+        let _admitted = self.admit(command.bytes()).await?;
+        let (reply, rx) = oneshot::channel();
         let wait = async {
             self.tx
                 .send(Input::Propose { command, reply })
@@ -92,9 +151,32 @@ impl DriverHandle {
         }
     }
 
-    /// Hands a peer's message to the driver (waits while the driver is saturated).
-    pub async fn deliver(&self, from: ReplicaId, message: Message) -> Result<(), ()> {
-        self.tx.send(Input::Message { from, message }).await.map_err(|_| ())
+    /// Waits up to [`ADMISSION_WAIT_MAX`] for room for `bytes` under
+    /// [`REQUEST_BYTES_INFLIGHT_MAX`].
+    async fn admit(&self, bytes: usize) -> Result<tokio::sync::SemaphorePermit<'_>, ProposeError> {
+        let permits = bytes.min(REQUEST_BYTES_INFLIGHT_MAX) as u32;
+        let wait = ADMISSION_WAIT_MAX.min(self.request_timeout);
+        match tokio::time::timeout(wait, self.admission.acquire_many(permits)).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(ProposeError::Unavailable("the node is shutting down".into())),
+            Err(_) => {
+                metrics::counter!("mortar_node_requests_refused_total", "limit" => "request_bytes_inflight")
+                    .increment(1);
+                Err(ProposeError::Overloaded(format!(
+                    "not proposed: this node already holds {} MiB of requests in flight, its limit \
+                     (request_bytes_inflight_max); retry later or through another node",
+                    REQUEST_BYTES_INFLIGHT_MAX / MIB
+                )))
+            }
+        }
+    }
+
+    /// Hands a peer's message, `bytes` long encoded, to the driver (waits while the driver is
+    /// saturated).
+    pub async fn deliver(&self, from: ReplicaId, message: Message, bytes: usize) -> Result<(), ()> {
+        let permits = bytes.min(INBOUND_BYTES_MAX) as u32;
+        let inbound = self.inbound.clone().acquire_many_owned(permits).await.map_err(|_| ())?;
+        self.tx.send(Input::Message { from, message, bytes, _inbound: inbound }).await.map_err(|_| ())
     }
 
     /// Queues a tick unless the driver is saturated (a skipped tick only delays timeouts).
@@ -115,7 +197,7 @@ impl DriverHandle {
 }
 
 /// Per-peer outbound queues (see `transport`).
-pub type Peers = HashMap<ReplicaId, mpsc::Sender<Bytes>>;
+pub type Peers = HashMap<ReplicaId, crate::transport::PeerQueue>;
 
 struct Driver {
     replica: Replica,
@@ -154,7 +236,9 @@ pub fn start(
     };
     let thread =
         std::thread::Builder::new().name("mortar-epoxy-driver".into()).spawn(move || driver.run(rx))?;
-    Ok((DriverHandle { tx, request_timeout, counters }, thread))
+    let admission = Arc::new(Semaphore::new(REQUEST_BYTES_INFLIGHT_MAX));
+    let inbound = Arc::new(Semaphore::new(INBOUND_BYTES_MAX));
+    Ok((DriverHandle { tx, request_timeout, counters, admission, inbound }, thread))
 }
 
 impl Driver {
@@ -168,10 +252,17 @@ impl Driver {
             warn!(error = %e, "could not record the boot id: the next restart will count on synced writes only");
         }
         while let Some(first) = rx.blocking_recv() {
+            let mut bytes = first.bytes();
             let mut stop = self.handle(first);
             for _ in 1..INPUTS_PER_ROUND_MAX {
+                if bytes >= ROUND_INPUT_BYTES_MAX {
+                    break;
+                }
                 match rx.try_recv() {
-                    Ok(input) => stop |= self.handle(input),
+                    Ok(input) => {
+                        bytes += input.bytes();
+                        stop |= self.handle(input);
+                    }
                     Err(_) => break,
                 }
             }
@@ -190,7 +281,7 @@ impl Driver {
                     self.proposals.push((command, reply));
                 }
             }
-            Input::Message { from, message } => self.replica.step(from, message),
+            Input::Message { from, message, .. } => self.replica.step(from, message),
             Input::Tick => self.replica.tick(),
             Input::Stop => return true,
         }
@@ -295,7 +386,7 @@ impl Driver {
 
     fn send(&self, out: Outbound) {
         let Some(queue) = self.peers.get(&out.to) else { return };
-        if queue.try_send(encode_message(&out.message).into()).is_err() {
+        if !queue.try_push(encode_message(&out.message).into()) {
             metrics::counter!("mortar_node_peer_messages_dropped_total").increment(1);
         }
     }
@@ -307,6 +398,9 @@ impl Driver {
         }
         let mut batch = WriteBatch::new();
         for record in ready.persist {
+            if batch.bytes() >= WRITE_CHUNK_BYTES {
+                self.write_chunk(std::mem::take(&mut batch), false)?;
+            }
             match record {
                 Record::Instance(r) => batch.put_instance(instance_key(r.id), encode_instance(&r)),
                 Record::Key { key, record } => batch.put_conflict(key, encode_key_record(&record)),
@@ -323,10 +417,16 @@ impl Driver {
                 Record::Checkpoint => {} // makes the round's write synced (see Ready::needs_sync)
             }
         }
-        // Apply executed commands in order; later commands of the round read earlier ones' writes.
+        // Apply executed commands in order; later commands of the round read earlier ones' writes
+        // (through the view, and through storage once an earlier chunk is written).
         let mut replies = Vec::new();
         let mut view = View::new(&*self.storage, &mut batch);
         for executed in ready.executed {
+            if view.batch_bytes() >= WRITE_CHUNK_BYTES {
+                drop(view);
+                self.write_chunk(std::mem::take(&mut batch), false)?;
+                view = View::new(&*self.storage, &mut batch);
+            }
             let mut outcomes = Vec::with_capacity(executed.commands.len());
             for command in &executed.commands {
                 outcomes.push(state_machine::apply(&command.key, &command.payload, &mut view)?);
@@ -345,15 +445,10 @@ impl Driver {
             }
         }
         drop(view);
-        if !batch.is_empty() {
-            let started = Instant::now();
-            self.storage.write(batch, sync)?;
-            let seconds = started.elapsed().as_secs_f64();
-            if sync {
-                metrics::histogram!("mortar_storage_sync_write_seconds").record(seconds);
-            } else {
-                metrics::histogram!("mortar_storage_write_seconds").record(seconds);
-            }
+        // A synced round syncs even with nothing left to write: earlier chunks, and earlier
+        // rounds' unsynced writes, must be durable before its promises are sent.
+        if !batch.is_empty() || sync {
+            self.write_chunk(batch, sync)?;
         }
         for out in ready.messages_after_persist {
             self.send(out);
@@ -372,6 +467,26 @@ impl Driver {
                 }),
                 Err(e) => error!(instance = %load.id, error = %e, "stored instance does not decode"),
             }
+        }
+        Ok(())
+    }
+
+    /// Writes one of a round's write batches (see [`WRITE_CHUNK_BYTES`]).
+    fn write_chunk(&self, batch: WriteBatch, sync: bool) -> Result<(), StorageError> {
+        // The constants guarantee it; a larger batch would be refused by storage, which is not a
+        // disk failure but a bug here.
+        assert!(
+            batch.bytes() <= WRITE_BATCH_BYTES_MAX,
+            "a round's write chunk holds {} bytes, more than storage's {WRITE_BATCH_BYTES_MAX}",
+            batch.bytes()
+        );
+        let started = Instant::now();
+        self.storage.write(batch, sync)?;
+        let seconds = started.elapsed().as_secs_f64();
+        if sync {
+            metrics::histogram!("mortar_storage_sync_write_seconds").record(seconds);
+        } else {
+            metrics::histogram!("mortar_storage_write_seconds").record(seconds);
         }
         Ok(())
     }

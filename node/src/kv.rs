@@ -176,6 +176,7 @@ impl KvService {
             Err(ProposeError::Unavailable(why)) => Err(Status::unavailable(why)),
             Err(ProposeError::Invalid(why)) => Err(Status::invalid_argument(why)),
             Err(ProposeError::Aborted(why)) => Err(Status::aborted(why)),
+            Err(ProposeError::Overloaded(why)) => Err(Status::resource_exhausted(why)),
             Err(ProposeError::Internal(why)) => Err(Status::internal(why)),
         }
     }

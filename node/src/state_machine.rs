@@ -67,6 +67,11 @@ impl<'a> View<'a> {
         self.overlay.insert(key, value);
     }
 
+    /// Bytes in the round's write batch so far.
+    pub fn batch_bytes(&self) -> usize {
+        self.batch.bytes()
+    }
+
     /// Marks an instance executed, in the same write batch as its effects.
     pub(crate) fn mark_executed(&mut self, id: mortar_storage::InstanceKey) {
         self.batch.mark_executed(id);

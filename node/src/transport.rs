@@ -15,6 +15,8 @@ use mortar_epoxy::codec::decode_message;
 use mortar_proto::internal::v1::epoxy_client::EpoxyClient;
 use mortar_proto::internal::v1::epoxy_server::Epoxy;
 use mortar_proto::internal::v1::{DeliverAck, MessageBatch, NodeInfoRequest, NodeInfoResponse};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -24,6 +26,9 @@ use tracing::{debug, warn};
 
 /// Messages queued for one peer; when full, new messages are dropped (epoxy resends).
 pub const PEER_QUEUE_MAX: usize = 8192;
+/// Bytes queued for one peer; a message that would pass it is dropped (epoxy resends). Large values
+/// make few messages many bytes: the count alone would let 8,192 of 1 MiB pile up per peer.
+pub const PEER_QUEUE_BYTES_MAX: usize = 32 * 1024 * 1024;
 /// Most messages in one batch on the wire.
 pub const PEER_BATCH_MESSAGES_MAX: usize = 1024;
 /// Most bytes in one batch on the wire.
@@ -43,13 +48,84 @@ pub const SERVER_PING_INTERVAL: Duration = Duration::from_secs(10);
 /// How long the server waits for the answer to its ping before it closes the connection.
 pub const SERVER_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
-const _: () = assert!(PEER_BATCH_BYTES_MAX < mortar_proto::GRPC_MESSAGE_BYTES_MAX);
+/// Most concurrent HTTP/2 streams (calls) on one connection to the node's gRPC port. Every call's
+/// request is held whole in memory before it is handled, so this bounds what one connection makes
+/// the node hold (128 requests of at most a few MiB); a client with more calls queues them on its
+/// side until a stream ends. Without it (tonic passes no limit to hyper) 1,000 concurrent 1 MiB
+/// puts on one connection were all buffered by the node.
+pub const GRPC_STREAMS_PER_CONNECTION_MAX: u32 = 128;
 
-/// The gRPC server builder of a node: Nagle off, and silent connections pinged and closed when the
-/// ping goes unanswered (the node passes `SERVER_PING_INTERVAL` and `SERVER_PING_TIMEOUT`).
+const _: () = assert!(PEER_BATCH_BYTES_MAX < mortar_proto::GRPC_MESSAGE_BYTES_MAX);
+// The largest epoxy message fits an empty queue.
+const _: () = assert!(mortar_epoxy::codec::ENCODED_BYTES_MAX <= PEER_QUEUE_BYTES_MAX);
+
+/// The driver's end of one peer's outbound queue, bounded by count and by bytes.
+#[derive(Clone)]
+pub struct PeerQueue {
+    tx: mpsc::Sender<Bytes>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+impl PeerQueue {
+    /// Queues an encoded message; false when the queue is full (by count or by bytes) or closed,
+    /// and the message is dropped.
+    pub fn try_push(&self, message: Bytes) -> bool {
+        let len = message.len();
+        if self.queued_bytes.fetch_add(len, Ordering::AcqRel) + len > PEER_QUEUE_BYTES_MAX {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        if self.tx.try_send(message).is_err() {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+}
+
+/// The sender's end of a [`PeerQueue`].
+struct PeerQueueRx {
+    rx: mpsc::Receiver<Bytes>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+impl PeerQueueRx {
+    fn taken(&self, message: Option<Bytes>) -> Option<Bytes> {
+        if let Some(m) = &message {
+            self.queued_bytes.fetch_sub(m.len(), Ordering::AcqRel);
+        }
+        message
+    }
+
+    async fn recv(&mut self) -> Option<Bytes> {
+        let message = self.rx.recv().await;
+        self.taken(message)
+    }
+
+    fn try_recv(&mut self) -> Option<Bytes> {
+        let message = self.rx.try_recv().ok();
+        self.taken(message)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.rx.is_closed()
+    }
+}
+
+/// A bounded queue for one peer (see [`PeerQueue`]).
+fn peer_queue() -> (PeerQueue, PeerQueueRx) {
+    let (tx, rx) = mpsc::channel(PEER_QUEUE_MAX);
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
+    (PeerQueue { tx, queued_bytes: queued_bytes.clone() }, PeerQueueRx { rx, queued_bytes })
+}
+
+/// The gRPC server builder of a node: Nagle off, at most [`GRPC_STREAMS_PER_CONNECTION_MAX`]
+/// streams per connection, and silent connections pinged and closed when the ping goes unanswered
+/// (the node passes `SERVER_PING_INTERVAL` and `SERVER_PING_TIMEOUT`).
 pub fn grpc_server(ping_interval: Duration, ping_timeout: Duration) -> tonic::transport::Server {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .max_concurrent_streams(GRPC_STREAMS_PER_CONNECTION_MAX)
         .http2_keepalive_interval(Some(ping_interval))
         .http2_keepalive_timeout(Some(ping_timeout))
 }
@@ -64,13 +140,13 @@ pub fn peer_channel(address: &str) -> Result<Channel, tonic::transport::Error> {
 }
 
 /// Starts the sender for one peer and returns its queue.
-pub fn spawn_peer(cluster_id: u64, me: u32, peer: u32, address: String) -> mpsc::Sender<Bytes> {
-    let (tx, rx) = mpsc::channel(PEER_QUEUE_MAX);
+pub fn spawn_peer(cluster_id: u64, me: u32, peer: u32, address: String) -> PeerQueue {
+    let (tx, rx) = peer_queue();
     tokio::spawn(peer_loop(cluster_id, me, peer, address, rx));
     tx
 }
 
-async fn peer_loop(cluster_id: u64, me: u32, peer: u32, address: String, mut rx: mpsc::Receiver<Bytes>) {
+async fn peer_loop(cluster_id: u64, me: u32, peer: u32, address: String, mut rx: PeerQueueRx) {
     let endpoint = match Endpoint::from_shared(format!("http://{address}")) {
         Ok(e) => e
             .connect_timeout(Duration::from_millis(500))
@@ -92,7 +168,7 @@ async fn peer_loop(cluster_id: u64, me: u32, peer: u32, address: String, mut rx:
             Err(e) => {
                 debug!(peer, %address, error = %e, "peer unreachable");
                 // Drop what queued up meanwhile: epoxy resends what still matters.
-                while rx.try_recv().is_ok() {}
+                while rx.try_recv().is_some() {}
                 if rx.is_closed() {
                     return;
                 }
@@ -128,11 +204,11 @@ async fn peer_loop(cluster_id: u64, me: u32, peer: u32, address: String, mut rx:
             let mut messages = vec![first];
             while messages.len() < PEER_BATCH_MESSAGES_MAX && bytes < PEER_BATCH_BYTES_MAX {
                 match rx.try_recv() {
-                    Ok(m) => {
+                    Some(m) => {
                         bytes += m.len();
                         messages.push(m);
                     }
-                    Err(_) => break,
+                    None => break,
                 }
             }
             let count = messages.len() as u64;
@@ -191,7 +267,7 @@ impl Epoxy for EpoxyService {
             for bytes in batch.messages {
                 match decode_message(&bytes) {
                     Ok(message) => {
-                        if self.driver.deliver(ReplicaId(batch.from), message).await.is_err() {
+                        if self.driver.deliver(ReplicaId(batch.from), message, bytes.len()).await.is_err() {
                             return Err(Status::unavailable("node is shutting down"));
                         }
                     }
@@ -300,6 +376,23 @@ mod tests {
         server.abort();
     }
 
+    /// A peer's queue holds at most PEER_QUEUE_BYTES_MAX: a message beyond it is dropped, and
+    /// room comes back as the sender takes messages out.
+    #[tokio::test]
+    async fn a_peer_queue_is_bounded_by_bytes() {
+        let (queue, mut rx) = peer_queue();
+        let big = Bytes::from(vec![0u8; PEER_QUEUE_BYTES_MAX / 4]);
+        for _ in 0..4 {
+            assert!(queue.try_push(big.clone()));
+        }
+        assert!(!queue.try_push(Bytes::from_static(b"x")), "a full queue by bytes drops");
+        assert_eq!(rx.recv().await.map(|m| m.len()), Some(big.len()));
+        assert!(queue.try_push(Bytes::from_static(b"x")), "taking one out makes room");
+        assert!(!queue.try_push(big.clone()), "but not for more than was taken out");
+        while rx.try_recv().is_some() {}
+        assert_eq!(queue.queued_bytes.load(Ordering::Acquire), 0);
+    }
+
     /// When the peer ends the call, the sender reconnects at once: the next message goes out on
     /// a new call instead of being lost on the old one.
     #[tokio::test]
@@ -313,11 +406,11 @@ mod tests {
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
         let queue = spawn_peer(7, 1, 2, address);
-        queue.send(Bytes::from_static(b"first")).await.unwrap();
+        assert!(queue.try_push(Bytes::from_static(b"first")));
         assert_eq!(received_within(&peer, 1, Duration::from_secs(5)).await, ["first"]);
         // The call has ended by now; the sender has had time to notice.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        queue.send(Bytes::from_static(b"second")).await.unwrap();
+        assert!(queue.try_push(Bytes::from_static(b"second")));
         assert_eq!(received_within(&peer, 2, Duration::from_secs(5)).await, ["first", "second"]);
         server.abort();
     }

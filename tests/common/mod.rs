@@ -219,6 +219,21 @@ impl Cluster {
         }
     }
 
+    /// Node `id`'s peak resident memory so far (`VmHWM`), in bytes, while it runs.
+    pub fn peak_rss_bytes(&self, id: usize) -> Option<u64> {
+        let child = self.nodes[id - 1].child.as_ref()?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    }
+
     /// Whether node `id`'s process is running (and has not exited on its own).
     pub fn is_running(&mut self, id: usize) -> bool {
         match &mut self.nodes[id - 1].child {

@@ -159,6 +159,9 @@ impl<A: Actor> Activation<A> {
             Err(ProposeError::Unavailable(why) | ProposeError::Aborted(why)) => {
                 return Err(CallError::Retry(format!("could not activate actor {id}: {why}")));
             }
+            Err(ProposeError::Overloaded(why)) => {
+                return Err(CallError::Overloaded(format!("could not activate actor {id}: {why}")));
+            }
             Err(ProposeError::Invalid(why) | ProposeError::Internal(why)) => {
                 return Err(CallError::Internal(format!("could not activate actor {id}: {why}")));
             }
@@ -325,6 +328,10 @@ impl<A: Actor> Activation<A> {
                 ))),
                 Some(format!("the outcome of a write of actor {id} is unknown; it will be reloaded")),
             ),
+            // Refused before it was proposed: nothing was written and the state is as it was.
+            Err(ProposeError::Overloaded(why)) => {
+                (Err(CallError::Overloaded(format!("{why} (action {action} of actor {id})"))), None)
+            }
             Err(ProposeError::Aborted(why)) => (
                 Err(CallError::Retry(format!("{why} (action {action} of actor {id})"))),
                 Some(format!("a write of actor {id} was aborted by recovery; it will be reloaded")),
