@@ -462,27 +462,35 @@ async fn http_endpoints_answer() {
         let http = cluster.node(1).http;
         assert_eq!(http_get(http, "/healthz").await.map(|r| r.0), Some(200));
         assert_eq!(http_get(http, "/readyz").await.map(|r| r.0), Some(200));
-        let (status, body) = http_get(http, "/metrics").await.expect("GET /metrics");
-        assert_eq!(status, 200);
-        assert!(body.contains("mortar_"), "metrics carry mortar_ names: {body}");
-        // The put went to both peers and their votes came back: per-peer traffic is counted.
-        let value = |name: &str, peer: u32| -> u64 {
-            let prefix = format!("{name}{{peer=\"{peer}\"}} ");
+        let value = |body: &str, line: &str| -> Option<u64> {
             body.lines()
-                .find_map(|l| l.strip_prefix(&prefix))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or_else(|| panic!("no {prefix} in the metrics: {body}"))
+                .find_map(|l| l.strip_prefix(line))
+                .and_then(|v| v.strip_prefix(' ')?.trim().parse().ok())
         };
-        for peer in [2, 3] {
-            assert!(value("mortar_node_peer_connects_total", peer) >= 1);
-            assert!(value("mortar_node_peer_messages_sent_total", peer) >= 1);
-            assert!(value("mortar_node_peer_messages_received_total", peer) >= 1);
-        }
-        // The put executed here: the executor's search took at least a step for it.
-        let steps: u64 = body
-            .lines()
-            .find_map(|l| l.strip_prefix("mortar_epoxy_execution_search_steps_total "))
-            .and_then(|v| v.trim().parse().ok())
+        // The put needed one peer's vote (a fast quorum of 2), not both: the other peer's traffic
+        // is counted once it happens, so poll for it.
+        let deadline = Instant::now() + AVAILABILITY_RETRY;
+        let body = loop {
+            let (status, body) = http_get(http, "/metrics").await.expect("GET /metrics");
+            assert_eq!(status, 200);
+            assert!(body.contains("mortar_"), "metrics carry mortar_ names: {body}");
+            let counted = [2, 3].iter().all(|peer| {
+                [
+                    "mortar_node_peer_connects_total",
+                    "mortar_node_peer_messages_sent_total",
+                    "mortar_node_peer_messages_received_total",
+                ]
+                .iter()
+                .all(|name| value(&body, &format!("{name}{{peer=\"{peer}\"}}")).is_some_and(|v| v >= 1))
+            });
+            if counted {
+                break body;
+            }
+            assert!(Instant::now() < deadline, "per-peer traffic of both peers never counted: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        // The put executed here, before it was answered: the executor's search took a step for it.
+        let steps = value(&body, "mortar_epoxy_execution_search_steps_total")
             .unwrap_or_else(|| panic!("no mortar_epoxy_execution_search_steps_total in the metrics: {body}"));
         assert!(steps >= 1, "{steps} search steps after an executed put");
     })
