@@ -99,6 +99,70 @@ async fn oversize_keys_and_values_are_invalid_arguments() {
     .await;
 }
 
+/// Bytes sent as they are, as the body of one gRPC message: what a broken client sends.
+#[derive(Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use bytes::BufMut as _;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf as _;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_requests_are_invalid_arguments() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        // A field tag with a varint that never ends: no message type decodes it.
+        let garbage = vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        for method in [
+            "/mortar.v1.Kv/Put",
+            "/mortar.v1.Admin/Status",
+            "/mortar.v1.Actors/Call",
+            "/mortar.v1.ActorAdmin/Locate",
+        ] {
+            let mut grpc = tonic::client::Grpc::new(cluster.channel(1));
+            grpc.ready().await.expect("the channel connects");
+            let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
+            let call = grpc.unary(tonic::Request::new(garbage.clone()), path, RawCodec);
+            let status = common::bounded_call(call).await.expect_err("garbage is refused");
+            assert_eq!(status.code(), Code::InvalidArgument, "{method}: {status:?}");
+            assert!(status.message().contains("cannot decode"), "{method}: {status:?}");
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_node_catches_up_after_restart() {
     const KEYS: usize = 10;
