@@ -89,6 +89,18 @@ async fn oversize_keys_and_values_are_invalid_arguments() {
         let e = n1.cas("big", None, value).await.expect_err("cas checks the value size too");
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
         assert_eq!(cluster.kv(2).get("big").await.unwrap(), None, "nothing was written");
+        // The expected value of a CAS travels in the replicated command too: it is checked alike.
+        let huge = Bytes::from(vec![b'e'; mortar_proto::VALUE_BYTES_LIMIT]);
+        let request = mortar_proto::v1::CasRequest {
+            key: "big".into(),
+            expect: Some(mortar_proto::v1::cas_request::Expect::ExpectValue(huge)),
+            value: "v".into(),
+            ..Default::default()
+        };
+        let mut client = mortar_proto::v1::kv_client::KvClient::new(cluster.channel(1));
+        let e = common::bounded_call(client.cas(request)).await.expect_err("a 3 MiB expect is refused");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().starts_with("expect_value: value is 3145728 bytes"), "{e:?}");
 
         // The limits themselves are accepted.
         let key = vec![b'k'; mortar_proto::KEY_BYTES_MAX];
