@@ -526,3 +526,21 @@ async fn the_cli_calls_subscribes_locates_and_lists() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locating_an_unregistered_actor_type_is_not_found() {
+    let cluster = Cluster::start().await;
+    let nodes = Nodes::of(&cluster);
+    bounded(TEST_TIMEOUT, async {
+        // As a call says: an unregistered type has no owner.
+        let status = nodes.locate(1, "nosuch", "k").await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        assert!(status.message().contains("no actor type named \"nosuch\""), "{status:?}");
+        let endpoint = cluster.node(2).grpc.to_string();
+        let run = mortar_cli(&["admin", "locate", "nosuch", "k"], &[("MORTAR_ENDPOINT", &endpoint)]).await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.starts_with("error: NotFound: no actor type named \"nosuch\""), "{run:?}");
+        assert_eq!(run.stdout, "", "{run:?}");
+    })
+    .await;
+}
