@@ -544,3 +544,19 @@ async fn locating_an_unregistered_actor_type_is_not_found() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_argument_is_refused_by_name() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let endpoint = cluster.node(1).grpc.to_string();
+        let env = [("MORTAR_ENDPOINT", endpoint.as_str())];
+        let run = mortar_cli(&["call", "counter", "typo", "increment", r#"{"amont": 5}"#], &env).await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.starts_with("error: InvalidArgument: "), "{run:?}");
+        assert!(run.stderr.contains("unknown field `amont`, expected `amount`"), "{run:?}");
+        let run = mortar_cli(&["call", "counter", "typo", "getCount"], &env).await;
+        assert_eq!(run.stdout, "0\n", "nothing was added: {run:?}");
+    })
+    .await;
+}

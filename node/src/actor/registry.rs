@@ -81,11 +81,15 @@ fn dispatch<'a, A: Handles<X>, X: Action>(
 }
 
 /// Decodes JSON arguments; empty arguments mean `null`, or `{}` for an action with named fields.
+/// A field `X` does not declare is an error unless [`Action::ALLOW_UNKNOWN_FIELDS`].
 fn decode_args<X: Action>(args_json: &str) -> Result<X, serde_json::Error> {
     if args_json.trim().is_empty() {
         return serde_json::from_str("null").or_else(|_| serde_json::from_str("{}"));
     }
-    serde_json::from_str(args_json)
+    if X::ALLOW_UNKNOWN_FIELDS {
+        return serde_json::from_str(args_json);
+    }
+    super::args::from_str_strict(args_json)
 }
 
 fn abbreviate(text: &str) -> String {
