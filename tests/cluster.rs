@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Cluster, bounded, free_addresses, http_get, mortar_cli, retry_unavailable};
+use common::{
+    Cluster, bounded, free_addresses, http_get, mortar_cli, mortar_cli_stdout_closed, retry_unavailable,
+};
 use tonic::Code;
 
 /// Bound on one test once its cluster is up.
@@ -425,6 +427,32 @@ async fn cli_talks_to_a_cluster() {
             "the refusal mentions another cluster: {out:?}"
         );
         assert!(!out.stderr.contains("panicked"), "{out:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_output_to_a_closed_pipe_ends_quietly() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let endpoint = cluster.node(1).grpc.to_string();
+        let env = [("MORTAR_ENDPOINT", endpoint.as_str())];
+        let out = mortar_cli(&["kv", "put", "k", "v"], &env).await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        // `mortar admin locate counter k | head -0`: the reader has gone before anything is
+        // printed. No panic, no message, exit 0.
+        for args in [
+            &["admin", "locate", "counter", "k"][..],
+            &["admin", "status"],
+            &["admin", "status", "--json"],
+            &["admin", "actors"],
+            &["kv", "get", "k"],
+            &["kv", "put", "k", "v"],
+            &["call", "counter", "k", "getCount"],
+        ] {
+            let out = mortar_cli_stdout_closed(args, &env).await;
+            assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""), "{args:?}: {out:?}");
+        }
     })
     .await;
 }

@@ -12,7 +12,7 @@ use mortar_proto::v1::{
     StatusRequest,
 };
 
-use super::{ConnectArgs, EXIT_OK, Failure};
+use super::{ConnectArgs, EXIT_OK, Failure, note, say};
 use crate::actor::CallError;
 
 /// Consecutive failed subscription attempts before `mortar subscribe` gives up.
@@ -124,7 +124,7 @@ pub async fn call(args: CallArgs) -> Result<u8, Failure> {
         input_json,
     });
     let response = args.connect.call("the call's outcome is unknown", client.call(request)).await?;
-    println!("{}", response.result_json);
+    say(&response.result_json)?;
     Ok(EXIT_OK)
 }
 
@@ -159,7 +159,7 @@ pub async fn subscribe(args: SubscribeArgs) -> Result<u8, Failure> {
                                 "data": data,
                                 "node": event.served_by,
                             });
-                            println!("{line}");
+                            say(&line.to_string())?;
                             received += 1;
                             if args.count.is_some_and(|count| received >= count) {
                                 return Ok(EXIT_OK);
@@ -179,7 +179,7 @@ pub async fn subscribe(args: SubscribeArgs) -> Result<u8, Failure> {
                         "subscription failed {RESUBSCRIBE_ATTEMPTS_MAX} times in a row, last: {ended}"
                     )));
                 }
-                eprintln!("subscription ended ({ended}); subscribing again");
+                note(&format!("subscription ended ({ended}); subscribing again"));
                 tokio::time::sleep(RESUBSCRIBE_BACKOFF).await;
             }
             other => return Err(Failure::status(&tonic::Status::from(other))),
@@ -192,12 +192,12 @@ pub async fn locate(args: LocateArgs) -> Result<u8, Failure> {
     let mut client = ActorAdminClient::new(args.connect.connect().await?);
     let request = args.connect.request(LocateRequest { actor: args.actor, key: args.key });
     let located = args.connect.call("the node did not answer", client.locate(request)).await?;
-    println!("{}", located.node_id);
-    println!("address {}", located.address);
+    say(&located.node_id.to_string())?;
+    say(&format!("address {}", located.address))?;
     let live: Vec<String> = located.live_members.iter().map(u32::to_string).collect();
-    println!("answered by node {} (live members: {})", located.answered_by, live.join(", "));
+    say(&format!("answered by node {} (live members: {})", located.answered_by, live.join(", ")))?;
     if located.active_here {
-        println!("active on node {} with generation {}", located.answered_by, located.generation);
+        say(&format!("active on node {} with generation {}", located.answered_by, located.generation))?;
     }
     Ok(EXIT_OK)
 }
@@ -231,9 +231,9 @@ pub async fn actors(args: ActorsArgs) -> Result<u8, Failure> {
         nodes.push((member.id, member.address.clone(), answer));
     }
     if args.json {
-        println!("{}", actors_json(&nodes));
+        say(&actors_json(&nodes).to_string())?;
     } else {
-        print!("{}", actors_table(&nodes));
+        super::write_stdout(actors_table(&nodes).as_bytes(), false)?;
     }
     Ok(EXIT_OK)
 }

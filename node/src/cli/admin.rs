@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use mortar_proto::v1::admin_client::AdminClient;
 use mortar_proto::v1::{MemberStatus, StatusRequest, StatusResponse};
 
-use super::{ConnectArgs, EXIT_OK, Failure};
+use super::{ConnectArgs, EXIT_OK, Failure, say, write_stdout};
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
@@ -42,9 +42,9 @@ pub async fn run(args: AdminArgs) -> Result<u8, Failure> {
             let request = a.connect.request(StatusRequest {});
             let status = a.connect.call("the node did not report", client.status(request)).await?;
             if a.json {
-                println!("{}", status_json(&status));
+                say(&status_json(&status).to_string())?;
             } else {
-                print!("{}", status_table(&status));
+                write_stdout(status_table(&status).as_bytes(), false)?;
             }
             Ok(EXIT_OK)
         }

@@ -21,6 +21,14 @@ use tokio::sync::mpsc;
 use super::{EXIT_NO, EXIT_OK, Failure};
 use crate::config::{HTTP_PORT_OFFSET, MEMBERS_MAX};
 
+/// Prints a line on stdout. `mortar dev` keeps running its nodes when nobody reads it any more,
+/// so a closed stdout is ignored.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = super::say(&format!($($arg)*));
+    }};
+}
+
 /// How long every node has to answer `GET /healthz` after it is started.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long nodes have to exit after SIGTERM before they are killed.
@@ -164,26 +172,26 @@ pub async fn run(args: DevArgs) -> Result<u8, Failure> {
             _ = sigterm.recv() => break,
             exited = exits.recv() => {
                 let Some(exited) = exited else {
-                    println!("every node has exited; stopping");
+                    out!("every node has exited; stopping");
                     return Ok(EXIT_NO);
                 };
                 let node = mark_exited(&mut nodes, exited.id);
-                println!(
+                out!(
                     "node {} exited on its own ({}); its log: {}",
                     exited.id,
                     describe(&exited.status),
                     node.log.display()
                 );
                 if nodes.iter().all(|n| n.pid.is_none()) {
-                    println!("every node has exited; stopping");
+                    out!("every node has exited; stopping");
                     return Ok(EXIT_NO);
                 }
             }
         }
     }
-    println!("stopping {} nodes", nodes.iter().filter(|n| n.pid.is_some()).count());
+    out!("stopping {} nodes", nodes.iter().filter(|n| n.pid.is_some()).count());
     stop_all(&mut nodes, &mut exits).await;
-    println!("stopped");
+    out!("stopped");
     Ok(EXIT_OK)
 }
 
@@ -336,7 +344,7 @@ async fn stop_all(nodes: &mut [DevNode], exits: &mut mpsc::Receiver<Exited>) {
         }
         if signal == Signal::SIGTERM {
             for node in nodes.iter().filter(|n| n.pid.is_some()) {
-                println!(
+                out!(
                     "node {} did not stop within {} s of SIGTERM; killing it",
                     node.id,
                     STOP_GRACE.as_secs()
@@ -348,11 +356,11 @@ async fn stop_all(nodes: &mut [DevNode], exits: &mut mpsc::Receiver<Exited>) {
 
 fn print_banner(nodes: &[DevNode], data_dir: &Path) {
     let first = &nodes[0];
-    println!("mortar dev: {} nodes are up (data in {})", nodes.len(), data_dir.display());
-    println!();
-    println!("  NODE  GRPC              HTTP              LOG");
+    out!("mortar dev: {} nodes are up (data in {})", nodes.len(), data_dir.display());
+    out!("");
+    out!("  NODE  GRPC              HTTP              LOG");
     for node in nodes {
-        println!(
+        out!(
             "  {:<4}  {:<16}  {:<16}  {}",
             node.id,
             node.grpc.to_string(),
@@ -360,14 +368,14 @@ fn print_banner(nodes: &[DevNode], data_dir: &Path) {
             node.log.display()
         );
     }
-    println!();
-    println!("Try:");
-    println!("  mortar kv put hello world --endpoint {}", first.grpc);
-    println!("  mortar kv get hello --endpoint {}", first.grpc);
-    println!("  mortar admin status --endpoint {}", first.grpc);
-    println!("  curl http://{}/metrics", first.http);
-    println!();
-    println!("Press Ctrl-C to stop every node.");
+    out!("");
+    out!("Try:");
+    out!("  mortar kv put hello world --endpoint {}", first.grpc);
+    out!("  mortar kv get hello --endpoint {}", first.grpc);
+    out!("  mortar admin status --endpoint {}", first.grpc);
+    out!("  curl http://{}/metrics", first.http);
+    out!("");
+    out!("Press Ctrl-C to stop every node.");
 }
 
 /// Prints the last [`LOG_TAIL_LINES`] lines of a log on stderr.

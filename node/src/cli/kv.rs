@@ -1,7 +1,6 @@
 //! `mortar kv`: linearizable get, put, delete and compare-and-set against any node.
 
 use std::ffi::OsString;
-use std::io::Write as _;
 use std::os::unix::ffi::OsStringExt as _;
 
 use bytes::Bytes;
@@ -9,7 +8,7 @@ use clap::{Args, Subcommand};
 use mortar_proto::v1::kv_client::KvClient;
 use mortar_proto::v1::{CasRequest, DeleteRequest, GetRequest, PutRequest, cas_request};
 
-use super::{ConnectArgs, EXIT_NO, EXIT_OK, Failure};
+use super::{ConnectArgs, EXIT_NO, EXIT_OK, Failure, note, say, write_stdout};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Keys and values are taken byte for byte from the command line.\n\n\
@@ -88,14 +87,9 @@ fn bytes(arg: OsString) -> Bytes {
     Bytes::from(arg.into_vec())
 }
 
-/// Writes `value` and a newline to stdout. A closed pipe (`| head`) is not an error.
+/// Writes `value` and a newline to stdout.
 fn print_value(value: &[u8]) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(value).and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Failure::error(format!("cannot write to stdout: {e}"))),
-    }
+    write_stdout(value, true)
 }
 
 pub async fn run(args: KvArgs) -> Result<u8, Failure> {
@@ -105,7 +99,7 @@ pub async fn run(args: KvArgs) -> Result<u8, Failure> {
             let request = a.connect.request(GetRequest { key: bytes(a.key) });
             let response = a.connect.call("the read did not finish", client.get(request)).await?;
             if !response.found {
-                eprintln!("not found");
+                note("not found");
                 return Ok(EXIT_NO);
             }
             print_value(&response.value)?;
@@ -119,7 +113,7 @@ pub async fn run(args: KvArgs) -> Result<u8, Failure> {
                 ..Default::default()
             });
             a.connect.call("the write may or may not have happened", client.put(request)).await?;
-            println!("ok");
+            say("ok")?;
             Ok(EXIT_OK)
         }
         KvCommand::Delete(a) => {
@@ -127,7 +121,7 @@ pub async fn run(args: KvArgs) -> Result<u8, Failure> {
             let request = a.connect.request(DeleteRequest { key: bytes(a.key), ..Default::default() });
             let response =
                 a.connect.call("the delete may or may not have happened", client.delete(request)).await?;
-            println!("{}", if response.existed { "deleted" } else { "ok (the key had no value)" });
+            say(if response.existed { "deleted" } else { "ok (the key had no value)" })?;
             Ok(EXIT_OK)
         }
         KvCommand::Cas(a) => {
@@ -145,14 +139,14 @@ pub async fn run(args: KvArgs) -> Result<u8, Failure> {
             let response =
                 a.connect.call("the swap may or may not have happened", client.cas(request)).await?;
             if response.swapped {
-                println!("swapped");
+                say("swapped")?;
                 return Ok(EXIT_OK);
             }
             if response.found {
-                eprintln!("not swapped: the key holds another value (on stdout)");
+                note("not swapped: the key holds another value (on stdout)");
                 print_value(&response.current)?;
             } else {
-                eprintln!("not swapped: the key has no value");
+                note("not swapped: the key has no value");
                 print_value(b"(absent)")?;
             }
             Ok(EXIT_NO)

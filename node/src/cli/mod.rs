@@ -103,7 +103,7 @@ pub fn parse() -> Cli {
                 | ErrorKind::DisplayVersion
                 | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
                 _ => {
-                    eprintln!("{}", one_line(&e, &command_path(&args)));
+                    note(&one_line(&e, &command_path(&args)));
                     std::process::exit(i32::from(EXIT_ERROR));
                 }
             }
@@ -156,7 +156,8 @@ pub fn one_line(e: &clap::Error, command: &str) -> String {
     out
 }
 
-/// A command that failed: print `error: <message>` and exit with `code`.
+/// A command that failed: print `error: <message>` (nothing when the message is empty) and exit
+/// with `code`.
 #[derive(Debug)]
 pub struct Failure {
     pub code: u8,
@@ -166,6 +167,12 @@ pub struct Failure {
 impl Failure {
     pub fn new(code: u8, message: impl Into<String>) -> Failure {
         Failure { code, message: message.into() }
+    }
+
+    /// The reader of stdout has gone (`| head -1`): stop without a word, exit 0, as `cat` would
+    /// if it ignored SIGPIPE. Nobody reads what the command would print next.
+    pub fn stdout_closed() -> Failure {
+        Failure { code: EXIT_OK, message: String::new() }
     }
 
     /// An error worth exit code 2.
@@ -230,10 +237,40 @@ pub async fn run(cli: Cli) -> u8 {
     match result {
         Ok(code) => code,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            if !failure.message.is_empty() {
+                note(&format!("error: {}", failure.message));
+            }
             failure.code
         }
     }
+}
+
+/// Writes `bytes`, then a newline if `newline`, to stdout and flushes. A closed stdout ends the
+/// command quietly ([`Failure::stdout_closed`]); any other write error is a failure.
+pub fn write_stdout(bytes: &[u8], newline: bool) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let result = out
+        .write_all(bytes)
+        .and_then(|()| if newline { out.write_all(b"\n") } else { Ok(()) })
+        .and_then(|()| out.flush());
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::stdout_closed()),
+        Err(e) => Err(Failure::error(format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// Prints one line on stdout (see [`write_stdout`]): `say(&format!(..))?`.
+pub fn say(line: &str) -> Result<(), Failure> {
+    write_stdout(line.as_bytes(), true)
+}
+
+/// Prints one line on stderr; a closed stderr is ignored (there is nowhere left to say it).
+pub fn note(line: &str) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(line.as_bytes()).and_then(|()| err.write_all(b"\n"));
 }
 
 async fn run_node(args: NodeArgs) -> Result<u8, Failure> {
