@@ -458,6 +458,56 @@ async fn cli_output_to_a_closed_pipe_ends_quietly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_names_an_endpoint_that_is_not_a_mortar_node() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        // The node's HTTP port answers HTTP/2 too, but not gRPC.
+        let http = cluster.node(1).http.to_string();
+        let out = mortar_cli(&["kv", "get", "k", "--endpoint", &http], &[]).await;
+        assert_eq!(out.code, Some(2), "{out:?}");
+        assert!(
+            out.stderr.starts_with(&format!(
+                "error: {http} answered, but not as a Mortar gRPC endpoint (an HTTP 404 without a gRPC \
+                 status); is it the HTTP port?"
+            )),
+            "{out:?}"
+        );
+        // A listener that accepts connections and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent_address = silent.local_addr().unwrap().to_string();
+        for args in [vec!["kv", "get", "k"], vec!["admin", "status"]] {
+            let mut args = args.clone();
+            args.extend(["--endpoint", &silent_address, "--timeout-ms", "1000"]);
+            let started = Instant::now();
+            let out = mortar_cli(&args, &[]).await;
+            assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+            assert_eq!(out.stderr_lines().len(), 1, "{args:?}: {out:?}");
+            assert!(
+                out.stderr.contains(&format!("no answer from {silent_address} within 1000 ms")),
+                "{args:?}: {out:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{args:?} gave up after {:?}",
+                started.elapsed()
+            );
+        }
+        drop(silent);
+        for (endpoint, why) in
+            [("127.0.0.1:99999", "port must be 1-65535"), ("127.0.0.1", "the port is missing")]
+        {
+            let out = mortar_cli(&["kv", "get", "k", "--endpoint", endpoint], &[]).await;
+            assert_eq!(out.code, Some(2), "{out:?}");
+            assert!(
+                out.stderr.starts_with(&format!("error: invalid endpoint '{endpoint}': {why}")),
+                "{out:?}"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_errors_are_one_clear_line() {
     bounded(TEST_TIMEOUT, async {
         // Nobody listens on a just-released port.
