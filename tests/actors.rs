@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, NODES, bounded, mortar_cli};
+use common::{Cluster, NODES, bounded, mortar_cli, mortar_cli_stdin};
 use mortar_node::actor::CallError;
 use mortar_proto::v1::actor_admin_client::ActorAdminClient;
 use mortar_proto::v1::actors_client::ActorsClient;
@@ -557,6 +557,31 @@ async fn a_misspelt_argument_is_refused_by_name() {
         assert!(run.stderr.contains("unknown field `amont`, expected `amount`"), "{run:?}");
         let run = mortar_cli(&["call", "counter", "typo", "getCount"], &env).await;
         assert_eq!(run.stdout, "0\n", "nothing was added: {run:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_arguments_come_from_stdin_or_a_file() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let endpoint = cluster.node(1).grpc.to_string();
+        let env = [("MORTAR_ENDPOINT", endpoint.as_str())];
+        let message = br#"{"sender": "ann", "text": "from stdin"}"#;
+        let run = mortar_cli_stdin(&["call", "chatRoom", "io", "sendMessage", "-"], &env, message).await;
+        assert_eq!((run.code, run.stdout.as_str()), (Some(0), "0\n"), "{run:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("args.json");
+        std::fs::write(&file, r#"{"sender": "bob", "text": "from a file"}"#).unwrap();
+        let file = file.to_str().unwrap();
+        let run = mortar_cli(&["call", "chatRoom", "io", "sendMessage", "--args-file", file], &env).await;
+        assert_eq!((run.code, run.stdout.as_str()), (Some(0), "1\n"), "{run:?}");
+        let run = mortar_cli(&["call", "chatRoom", "io", "getHistory"], &env).await;
+        assert!(run.stdout.contains("from stdin") && run.stdout.contains("from a file"), "{run:?}");
+        let run =
+            mortar_cli_stdin(&["call", "chatRoom", "io", "sendMessage", "-"], &env, &[0xff, 0xfe]).await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.starts_with("error: the arguments in stdin are not UTF-8 JSON"), "{run:?}");
     })
     .await;
 }

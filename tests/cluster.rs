@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{
-    Cluster, bounded, free_addresses, http_get, mortar_cli, mortar_cli_stdout_closed, retry_unavailable,
+    Cluster, bounded, free_addresses, http_get, mortar_cli, mortar_cli_stdin, mortar_cli_stdout_closed,
+    retry_unavailable,
 };
 use tonic::Code;
 
@@ -427,6 +428,52 @@ async fn cli_talks_to_a_cluster() {
             "the refusal mentions another cluster: {out:?}"
         );
         assert!(!out.stderr.contains("panicked"), "{out:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_values_come_from_stdin_or_a_file_byte_for_byte() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let endpoint = cluster.node(1).grpc.to_string();
+        let env = [("MORTAR_ENDPOINT", endpoint.as_str())];
+        // 1 MiB, the default limit, of bytes that are not UTF-8: more than one argument can hold.
+        let value: Vec<u8> =
+            (0..mortar_proto::VALUE_BYTES_MAX_DEFAULT).map(|i| (i % 251) as u8 | 0x80).collect();
+        assert!(std::str::from_utf8(&value).is_err());
+        let out = mortar_cli_stdin(&["kv", "put", "binary", "-"], &env, &value).await;
+        assert_eq!((out.code, out.stdout.as_str()), (Some(0), "ok\n"), "{out:?}");
+        let out = mortar_cli(&["kv", "get", "binary", "--raw"], &env).await;
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert!(out.stdout_bytes == value, "read back {} bytes, not the same", out.stdout_bytes.len());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("value");
+        std::fs::write(&file, &value[..1000]).unwrap();
+        let out = mortar_cli(&["kv", "put", "from-file", "--value-file", file.to_str().unwrap()], &env).await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let out = mortar_cli(&["kv", "get", "from-file"], &env).await;
+        assert_eq!(out.stdout_bytes, [&value[..1000], b"\n"].concat(), "without --raw, a newline follows");
+
+        // One byte over the node's limit: the node says so. Over what any node takes: the CLI
+        // says so before sending.
+        let over = vec![0xffu8; mortar_proto::VALUE_BYTES_MAX_DEFAULT + 1];
+        let out = mortar_cli_stdin(&["kv", "put", "big", "-"], &env, &over).await;
+        assert_eq!(out.code, Some(2), "{out:?}");
+        assert_eq!(
+            out.stderr,
+            "error: InvalidArgument: value is 1048577 bytes, more than this node's limit of 1048576 bytes \
+             (--value-bytes-max)\n"
+        );
+        let huge = vec![0u8; mortar_proto::VALUE_BYTES_LIMIT + 1];
+        let out = mortar_cli_stdin(&["kv", "put", "big", "-"], &env, &huge).await;
+        assert_eq!(out.code, Some(2), "{out:?}");
+        assert!(out.stderr.starts_with("error: stdin holds more than 3145728 bytes"), "{out:?}");
+        let out = mortar_cli(&["kv", "get", "big"], &env).await;
+        assert_eq!(out.code, Some(1), "nothing was written: {out:?}");
+        let out = mortar_cli(&["kv", "put", "k"], &env).await;
+        assert_eq!(out.code, Some(2), "a value is required: {out:?}");
     })
     .await;
 }

@@ -1,5 +1,6 @@
 //! `mortar call`, `mortar subscribe`, `mortar admin locate` and `mortar admin actors`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -14,6 +15,7 @@ use mortar_proto::v1::{
 
 use super::{ConnectArgs, EXIT_OK, Failure, note, say};
 use crate::actor::CallError;
+use crate::actor::service::ARGS_BYTES_MAX;
 
 /// Consecutive failed subscription attempts before `mortar subscribe` gives up.
 pub const RESUBSCRIBE_ATTEMPTS_MAX: u32 = 50;
@@ -26,7 +28,8 @@ pub const RESUBSCRIBE_BACKOFF: Duration = Duration::from_millis(200);
     mortar call counter user-42 getCount\n  \
     mortar call chatRoom lobby sendMessage '{\"sender\": \"ann\", \"text\": \"hi\"}'\n  \
     mortar call chatRoom lobby getHistory '{\"limit\": 10}'\n  \
-    mortar call counter user-7 getCount --input '{\"start\": 100}'\n\n\
+    mortar call counter user-7 getCount --input '{\"start\": 100}'\n  \
+    mortar call chatRoom lobby sendMessage - < message.json\n\n\
     Exit 0 with the JSON result on stdout. Exit 2 with the reason on stderr when the actor type or \
     action does not exist (NotFound), the arguments do not fit the action (InvalidArgument), the \
     action refused (FailedPrecondition: nothing changed), or the cluster could not answer \
@@ -38,8 +41,12 @@ pub struct CallArgs {
     pub key: String,
     /// Action, e.g. increment.
     pub action: String,
-    /// The action's arguments as JSON [default: none].
+    /// The action's arguments as JSON [default: none]; `-` reads them from stdin.
+    #[arg(conflicts_with = "args_file")]
     pub args: Option<String>,
+    /// Read the action's arguments (JSON) from this file.
+    #[arg(long, value_name = "PATH")]
+    pub args_file: Option<PathBuf>,
     /// The actor's creation input as JSON, used only if this call creates the actor (its first
     /// call ever) [default: null].
     #[arg(long, value_name = "JSON")]
@@ -95,7 +102,7 @@ pub struct ActorsArgs {
 
 /// `mortar call`.
 pub async fn call(args: CallArgs) -> Result<u8, Failure> {
-    let args_json = args.args.unwrap_or_default();
+    let args_json = args_of(args.args, args.args_file)?;
     if !args_json.trim().is_empty()
         && let Err(e) = serde_json::from_str::<serde_json::Value>(&args_json)
     {
@@ -128,7 +135,29 @@ pub async fn call(args: CallArgs) -> Result<u8, Failure> {
     Ok(EXIT_OK)
 }
 
-/// `mortar subscribe`.
+/// The arguments of `mortar call`: the argument itself, stdin (`-`) or `--args-file`, as UTF-8.
+fn args_of(args: Option<String>, file: Option<PathBuf>) -> Result<String, Failure> {
+    let (data, what) = match (args, file) {
+        (Some(args), None) if args == "-" => {
+            (super::kv::read_bounded(std::io::stdin().lock(), "stdin", ARGS_BYTES_MAX)?, "stdin".to_string())
+        }
+        (Some(args), None) => return Ok(args),
+        (None, Some(path)) => {
+            let file = std::fs::File::open(&path)
+                .map_err(|e| Failure::error(format!("cannot open --args-file {} ({e})", path.display())))?;
+            let what = path.display().to_string();
+            (super::kv::read_bounded(file, &what, ARGS_BYTES_MAX)?, what)
+        }
+        (None, None) => return Ok(String::new()),
+        // clap refuses both at once.
+        (Some(_), Some(_)) => return Err(Failure::error("give the arguments or --args-file, not both")),
+    };
+    String::from_utf8(data)
+        .map_err(|e| Failure::error(format!("the arguments in {what} are not UTF-8 JSON ({e})")))
+}
+
+/// `mortar subscribe`: fails when the first subscription cannot be made; after a subscription
+/// ends, subscribes again until one is made or `--retry-for-ms` has passed.
 pub async fn subscribe(args: SubscribeArgs) -> Result<u8, Failure> {
     let mut client = ActorsClient::new(args.connect.connect().await?);
     let mut received = 0u64;
