@@ -585,3 +585,49 @@ async fn call_arguments_come_from_stdin_or_a_file() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mortar_subscribe_gives_up_when_it_cannot_subscribe() {
+    // A listener that accepts connections and never answers: the first subscription is never
+    // made, and that is the answer, at once.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_address = silent.local_addr().unwrap().to_string();
+    let args = ["subscribe", "counter", "k", "--endpoint", &silent_address, "--timeout-ms", "1000"];
+    let run = mortar_cli(&args, &[]).await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert_eq!(
+        run.stderr_lines(),
+        [format!(
+            "error: cannot subscribe to counter/k: no answer from {silent_address} within 1000 ms; no \
+             subscription was made (is it a Mortar node? raise --timeout-ms to wait longer)"
+        )],
+        "{run:?}"
+    );
+    drop(silent);
+
+    // A subscription whose node dies is made again until --retry-for-ms, then given up.
+    let mut cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let endpoint = cluster.node(3).grpc.to_string();
+        let subscriber = tokio::spawn(async move {
+            let args = ["subscribe", "counter", "sub", "--retry-for-ms", "2000", "--timeout-ms", "1000"];
+            mortar_cli(&args, &[("MORTAR_ENDPOINT", endpoint.as_str())]).await
+        });
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!subscriber.is_finished(), "the subscription was made and waits for events");
+        cluster.kill(3);
+        let killed = Instant::now();
+        let run = subscriber.await.unwrap();
+        assert_eq!(run.code, Some(2), "{run:?}");
+        let last = run.stderr_lines().last().copied().unwrap_or_default();
+        assert!(
+            last.starts_with(
+                "error: the subscription to counter/sub ended and subscribing again failed for 2000 ms \
+                 (--retry-for-ms)"
+            ),
+            "{run:?}"
+        );
+        assert!(killed.elapsed() < Duration::from_secs(8), "gave up {:?} after the kill", killed.elapsed());
+    })
+    .await;
+}

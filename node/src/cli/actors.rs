@@ -1,7 +1,7 @@
 //! `mortar call`, `mortar subscribe`, `mortar admin locate` and `mortar admin actors`.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use futures::StreamExt as _;
@@ -17,10 +17,10 @@ use super::{ConnectArgs, EXIT_OK, Failure, note, say};
 use crate::actor::CallError;
 use crate::actor::service::ARGS_BYTES_MAX;
 
-/// Consecutive failed subscription attempts before `mortar subscribe` gives up.
-pub const RESUBSCRIBE_ATTEMPTS_MAX: u32 = 50;
 /// Pause between two subscription attempts.
 pub const RESUBSCRIBE_BACKOFF: Duration = Duration::from_millis(200);
+/// Default of `mortar subscribe --retry-for-ms`.
+pub const RESUBSCRIBE_FOR_MS_DEFAULT: u64 = 30_000;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -61,6 +61,8 @@ pub struct CallArgs {
     Events are delivered at most once, from the moment the subscription is made. When the actor \
     moves to another node the node ends the stream, and this command subscribes again by itself \
     (saying so on stderr); events emitted in between are missed.\n\n\
+    Exit 2 when the first subscription cannot be made, or when subscribing again has failed for \
+    --retry-for-ms.\n\n\
     Example:\n  mortar subscribe counter user-42 --event newCount"
 )]
 pub struct SubscribeArgs {
@@ -74,6 +76,10 @@ pub struct SubscribeArgs {
     /// Exit after this many events [default: run until interrupted].
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
+    /// After a subscription ends, keep subscribing again for this long before giving up.
+    #[arg(long, default_value_t = RESUBSCRIBE_FOR_MS_DEFAULT, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+    pub retry_for_ms: u64,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -160,8 +166,10 @@ fn args_of(args: Option<String>, file: Option<PathBuf>) -> Result<String, Failur
 /// ends, subscribes again until one is made or `--retry-for-ms` has passed.
 pub async fn subscribe(args: SubscribeArgs) -> Result<u8, Failure> {
     let mut client = ActorsClient::new(args.connect.connect().await?);
+    let retry_for = Duration::from_millis(args.retry_for_ms);
     let mut received = 0u64;
-    let mut failures = 0u32;
+    // Set once a subscription has been made: since when subscribing again has failed.
+    let mut ended_at: Option<Instant> = None;
     loop {
         if args.count.is_some_and(|count| received >= count) {
             return Ok(EXIT_OK);
@@ -172,13 +180,14 @@ pub async fn subscribe(args: SubscribeArgs) -> Result<u8, Failure> {
             events: args.events.clone(),
             forwarded: false,
         };
-        let ended = match tokio::time::timeout(args.connect.timeout(), client.subscribe(request)).await {
-            Err(_) => CallError::Retry(format!("no answer within {} ms", args.connect.timeout_ms)),
-            Ok(Err(status)) => CallError::from_status(&status),
+        let (ended, status) = match tokio::time::timeout(args.connect.timeout(), client.subscribe(request))
+            .await
+        {
+            Err(_) => (CallError::Retry(format!("no answer within {} ms", args.connect.timeout_ms)), None),
+            Ok(Err(status)) => (CallError::from_status(&status), Some(status)),
             Ok(Ok(response)) => {
-                failures = 0;
                 let mut stream = response.into_inner();
-                loop {
+                let ended = loop {
                     match stream.next().await {
                         Some(Ok(event)) => {
                             let data: serde_json::Value = serde_json::from_str(&event.data_json)
@@ -197,15 +206,27 @@ pub async fn subscribe(args: SubscribeArgs) -> Result<u8, Failure> {
                         Some(Err(status)) => break CallError::from_status(&status),
                         None => break CallError::Retry("the node ended the stream".into()),
                     }
-                }
+                };
+                ended_at = Some(Instant::now());
+                (ended, None)
             }
+        };
+        let Some(since) = ended_at else {
+            // Never subscribed: retrying what never worked would only hide the reason.
+            let what = "no subscription was made";
+            let reason = match &status {
+                Some(status) => args.connect.failure(status, what).message,
+                None => args.connect.no_answer(what).message,
+            };
+            return Err(Failure::error(format!("cannot subscribe to {}/{}: {reason}", args.actor, args.key)));
         };
         match ended {
             CallError::Retry(_) | CallError::Unavailable(_) | CallError::Overloaded(_) => {
-                failures += 1;
-                if failures > RESUBSCRIBE_ATTEMPTS_MAX {
+                if since.elapsed() >= retry_for {
                     return Err(Failure::error(format!(
-                        "subscription failed {RESUBSCRIBE_ATTEMPTS_MAX} times in a row, last: {ended}"
+                        "the subscription to {}/{} ended and subscribing again failed for {} ms \
+                         (--retry-for-ms); last: {ended}",
+                        args.actor, args.key, args.retry_for_ms
                     )));
                 }
                 note(&format!("subscription ended ({ended}); subscribing again"));
