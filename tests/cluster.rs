@@ -860,3 +860,42 @@ async fn a_retried_request_id_takes_effect_once() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mortar_dev_refuses_a_data_dir_of_another_size_and_creates_nothing() {
+    bounded(TEST_TIMEOUT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("mortar-data");
+        for id in 1..=5 {
+            let node = data.join(format!("node-{id}"));
+            std::fs::create_dir_all(&node).unwrap();
+            std::fs::write(node.join("CURRENT"), "MANIFEST-000001\n").unwrap();
+        }
+        let listing = || {
+            let mut names: Vec<String> = std::fs::read_dir(&data)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let before = listing();
+        let data_arg = data.to_str().unwrap();
+        let out = mortar_cli(&["dev", "--nodes", "3", "--data-dir", data_arg], &[]).await;
+        assert_eq!(out.code, Some(2), "{out:?}");
+        assert_eq!(
+            out.stderr_lines(),
+            [format!(
+                "error: {data_arg} holds a 5-node cluster; run with --nodes 5 or choose another --data-dir"
+            )],
+        );
+        let out = mortar_cli(&["dev", "--nodes", "7", "--data-dir", data_arg], &[]).await;
+        assert_eq!(out.code, Some(2), "{out:?}");
+        assert_eq!(listing(), before, "nothing was created");
+        for id in 1..=5 {
+            let files = std::fs::read_dir(data.join(format!("node-{id}"))).unwrap().count();
+            assert_eq!(files, 1, "node-{id} holds no log or lock of this run");
+        }
+    })
+    .await;
+}
