@@ -899,3 +899,115 @@ async fn mortar_dev_refuses_a_data_dir_of_another_size_and_creates_nothing() {
     })
     .await;
 }
+
+/// A `mortar dev` process of a test: on drop (also when the test panics) it gets SIGTERM, which
+/// stops the nodes it started, and is reaped.
+struct DevProcess {
+    child: std::process::Child,
+}
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// A base port for `mortar dev --nodes 3` whose six gRPC and HTTP ports are free right now.
+fn free_dev_base_port() -> u16 {
+    for base in (20_000..40_000).step_by(997) {
+        let ports = [base, base + 1, base + 2, base + 100, base + 101, base + 102];
+        if ports.iter().all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free ports for mortar dev");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_dev_node_restarts_by_hand_and_mortar_dev_stops_only_its_own() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    bounded(TEST_TIMEOUT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("mortar-data");
+        let base = free_dev_base_port();
+        let mut command = Command::new(common::MORTAR);
+        command
+            .args(["dev", "--base-port", &base.to_string(), "--data-dir", data.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        common::clear_mortar_env(&mut command);
+        let mut dev = DevProcess { child: command.spawn().expect("start mortar dev") };
+        // Its stdout, line by line, from a thread (reads block).
+        let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+        let stdout = dev.child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let wait_for = |prefix: &str| -> String {
+            loop {
+                let line = lines
+                    .recv_timeout(Duration::from_secs(30))
+                    .unwrap_or_else(|e| panic!("mortar dev printed no line starting {prefix:?}: {e}"));
+                if line.trim_start().starts_with(prefix) {
+                    return line;
+                }
+            }
+        };
+        // The banner names each node's PID: kill node 2 by it.
+        let row = wait_for("2 ");
+        let pid: i32 = row.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("a PID column");
+        wait_for("Press Ctrl-C");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+        wait_for("node 2 exited on its own");
+
+        // Restart it by hand with the command that heads its last run in node.log.
+        let log_path = data.join("node-2").join("node.log");
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        let marker = log.lines().rfind(|l| l.starts_with("--- mortar dev: starting node 2 ")).unwrap();
+        let (_, command_line) = marker.split_once("): mortar ").expect("the marker holds the command");
+        let log_file = std::fs::OpenOptions::new().append(true).open(&log_path).unwrap();
+        let mut node = Command::new(common::MORTAR);
+        node.args(command_line.split_whitespace())
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file);
+        common::clear_mortar_env(&mut node);
+        let mut node = node.spawn().expect("restart node 2");
+        let endpoint = format!("127.0.0.1:{}", base + 1);
+        let deadline = Instant::now() + AVAILABILITY_RETRY;
+        loop {
+            let out = mortar_cli(&["kv", "put", "restarted", "yes", "--endpoint", &endpoint], &[]).await;
+            if out.code == Some(0) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the restarted node 2 does not serve: {out:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
+        // Ctrl-C stops the nodes `mortar dev` started, not the one started by hand.
+        let dev_pid = nix::unistd::Pid::from_raw(dev.child.id() as i32);
+        nix::sys::signal::kill(dev_pid, nix::sys::signal::Signal::SIGINT).unwrap();
+        wait_for("stopped");
+        let status = dev.child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+        assert!(matches!(node.try_wait(), Ok(None)), "mortar dev stopped a node it did not start");
+        let _ = node.kill();
+        let _ = node.wait();
+    })
+    .await;
+}

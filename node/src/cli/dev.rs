@@ -425,11 +425,13 @@ fn print_banner(nodes: &[DevNode], data_dir: &Path) {
     let first = &nodes[0];
     out!("mortar dev: {} nodes are up (data in {})", nodes.len(), data_dir.display());
     out!("");
-    out!("  NODE  GRPC              HTTP              LOG");
+    out!("  NODE  PID      GRPC              HTTP              LOG");
     for node in nodes {
+        let pid = node.pid.map_or_else(|| "-".to_string(), |pid| pid.to_string());
         out!(
-            "  {:<4}  {:<16}  {:<16}  {}",
+            "  {:<4}  {:<7}  {:<16}  {:<16}  {}",
             node.id,
+            pid,
             node.grpc.to_string(),
             node.http.to_string(),
             node.log.display()
