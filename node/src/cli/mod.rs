@@ -2,7 +2,9 @@
 //!
 //! Exit codes: 0 success; 1 a definite "no" (key not found, CAS not swapped) or a node that
 //! stopped with an error; 2 a usage error, an unreachable node or an error returned by the
-//! cluster.
+//! cluster. A command whose stdout is closed under it (`| head -1`) stops quietly with 0, the
+//! client commands' output going through [`say`] and [`write_stdout`] (`mortar bench` prints on
+//! its own and does not yet).
 
 pub mod actors;
 pub mod admin;
