@@ -56,7 +56,10 @@ pub struct GetArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("new_value").required(true).args(["value", "value_file"]))]
+#[command(
+    group = clap::ArgGroup::new("new_value").required(true).args(["value", "value_file"]),
+    override_usage = "mortar kv put [OPTIONS] <KEY> <VALUE | - | --value-file PATH>"
+)]
 pub struct PutArgs {
     /// The key to write.
     pub key: OsString,
