@@ -462,6 +462,24 @@ async fn cli_values_come_from_stdin_or_a_file_byte_for_byte() {
         let out = mortar_cli(&["kv", "get", "from-file"], &env).await;
         assert_eq!(out.stdout_bytes, [&value[..1000], b"\n"].concat(), "without --raw, a newline follows");
 
+        // A CAS compares with, and writes, values from files too.
+        let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+        std::fs::write(&old, &value).unwrap();
+        let new_value: Vec<u8> = value.iter().rev().copied().collect();
+        std::fs::write(&new, &new_value).unwrap();
+        let (old, new) = (old.to_str().unwrap(), new.to_str().unwrap());
+        let out = mortar_cli(&["kv", "cas", "binary", "--expect-file", old, "--value-file", new], &env).await;
+        assert_eq!((out.code, out.stdout.as_str()), (Some(0), "swapped\n"), "{out:?}");
+        let out = mortar_cli(&["kv", "get", "binary", "--raw"], &env).await;
+        assert!(
+            out.stdout_bytes == new_value,
+            "read back {} bytes, not the new value",
+            out.stdout_bytes.len()
+        );
+        let out = mortar_cli(&["kv", "cas", "binary", "--expect-file", old, "--value", "x"], &env).await;
+        assert_eq!(out.code, Some(1), "the key no longer holds the old value: {out:?}");
+        assert!(out.stdout_bytes == [&new_value[..], b"\n"].concat(), "it prints the current value");
+
         // One byte over the node's limit: the node says so. Over what any node takes: the CLI
         // says so before sending.
         let over = vec![0xffu8; mortar_proto::VALUE_BYTES_MAX_DEFAULT + 1];

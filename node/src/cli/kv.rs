@@ -21,6 +21,7 @@ use super::{ConnectArgs, EXIT_NO, EXIT_OK, Failure, note, say, write_stdout};
     mortar kv get photo --raw > copy.jpg\n  \
     mortar kv get hello\n  \
     mortar kv cas hello --expect world --value mortar\n  \
+    mortar kv cas photo --expect-file old.jpg --value-file new.jpg\n  \
     mortar kv cas lock --absent --value me\n  \
     mortar kv delete hello --endpoint 10.0.0.2:7100")]
 pub struct KvArgs {
@@ -81,19 +82,28 @@ pub struct DeleteArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("expectation").required(true).args(["expect", "absent"]))]
+#[command(
+    group = clap::ArgGroup::new("expectation").required(true).args(["expect", "expect_file", "absent"]),
+    group = clap::ArgGroup::new("new_value").required(true).args(["value", "value_file"])
+)]
 pub struct CasArgs {
     /// The key to compare and set.
     pub key: OsString,
     /// Swap only if the key currently holds this value.
     #[arg(long, value_name = "OLD")]
     pub expect: Option<OsString>,
+    /// Swap only if the key currently holds the contents of this file.
+    #[arg(long, value_name = "PATH")]
+    pub expect_file: Option<PathBuf>,
     /// Swap only if the key currently has no value.
     #[arg(long)]
     pub absent: bool,
-    /// The value to write.
+    /// The value to write; `-` reads it from stdin.
     #[arg(long, value_name = "NEW")]
-    pub value: OsString,
+    pub value: Option<OsString>,
+    /// Read the value to write from this file.
+    #[arg(long, value_name = "PATH")]
+    pub value_file: Option<PathBuf>,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -112,14 +122,17 @@ fn value_of(value: Option<OsString>, file: Option<PathBuf>) -> Result<Bytes, Fai
             read_bounded(std::io::stdin().lock(), "stdin", VALUE_READ_BYTES_MAX).map(Bytes::from)
         }
         (Some(value), None) => Ok(bytes(value)),
-        (None, Some(path)) => {
-            let file = std::fs::File::open(&path)
-                .map_err(|e| Failure::error(format!("cannot open --value-file {} ({e})", path.display())))?;
-            read_bounded(file, &path.display().to_string(), VALUE_READ_BYTES_MAX).map(Bytes::from)
-        }
+        (None, Some(path)) => file_value(&path, "--value-file"),
         // clap's argument group admits exactly one of them.
         _ => Err(Failure::error("give the value, `-` for stdin, or --value-file PATH")),
     }
+}
+
+/// The contents of `path`, given with `flag`, as a value.
+fn file_value(path: &std::path::Path, flag: &str) -> Result<Bytes, Failure> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Failure::error(format!("cannot open {flag} {} ({e})", path.display())))?;
+    read_bounded(file, &path.display().to_string(), VALUE_READ_BYTES_MAX).map(Bytes::from)
 }
 
 /// Reads all of `input` (named `what` in errors), refusing more than `max` bytes before it has
@@ -177,15 +190,19 @@ pub async fn run(args: KvArgs) -> Result<u8, Failure> {
             Ok(EXIT_OK)
         }
         KvCommand::Cas(a) => {
-            let expect = match a.expect {
-                Some(old) => cas_request::Expect::ExpectValue(bytes(old)),
-                None => cas_request::Expect::ExpectAbsent(true),
+            let expect = match (a.expect, a.expect_file) {
+                (Some(old), _) => cas_request::Expect::ExpectValue(bytes(old)),
+                (None, Some(path)) => cas_request::Expect::ExpectValue(file_value(&path, "--expect-file")?),
+                (None, None) => cas_request::Expect::ExpectAbsent(true),
             };
-            let mut client = KvClient::new(a.connect.connect().await?);
+            let value = value_of(a.value, a.value_file)?;
+            let mut client = KvClient::new(a.connect.connect().await?)
+                .max_encoding_message_size(mortar_proto::GRPC_MESSAGE_BYTES_MAX)
+                .max_decoding_message_size(mortar_proto::GRPC_MESSAGE_BYTES_MAX);
             let request = a.connect.request(CasRequest {
                 key: bytes(a.key),
                 expect: Some(expect),
-                value: bytes(a.value),
+                value,
                 ..Default::default()
             });
             let response =

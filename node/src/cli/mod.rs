@@ -508,7 +508,7 @@ mod tests {
         let e = Cli::try_parse_from(["mortar", "kv", "cas", "k", "--value", "v"]).unwrap_err();
         let line = one_line(&e, "mortar");
         assert!(!line.contains('\n'), "{line}");
-        assert!(line.contains("not provided: <--expect <OLD>|--absent>"), "{line}");
+        assert!(line.contains("not provided: <--expect <OLD>|--expect-file <PATH>|--absent>"), "{line}");
         assert!(line.contains("mortar kv cas --help"), "{line}");
 
         let args = ["mortar", "node", "--id", "one"];
