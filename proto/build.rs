@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     tonic_prost_build::configure()
         .bytes(".")
+        // Undecodable messages are INVALID_ARGUMENT, not tonic-prost's INTERNAL (src/codec.rs).
+        .codec_path("crate::codec::MortarCodec")
         .file_descriptor_set_path(out_dir.join("mortar_descriptor.bin"))
         .compile_protos(&protos, &["proto"])?;
     Ok(())

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, NODES, bounded, mortar_cli};
+use common::{Cluster, NODES, bounded, mortar_cli, mortar_cli_stdin};
 use mortar_node::actor::CallError;
 use mortar_proto::v1::actor_admin_client::ActorAdminClient;
 use mortar_proto::v1::actors_client::ActorsClient;
@@ -523,6 +523,111 @@ async fn the_cli_calls_subscribes_locates_and_lists() {
         assert_eq!(run.stdout, "0\n", "{run:?}");
         let run = mortar_cli(&["call", "chatRoom", "lobby", "getHistory"], &on(2)).await;
         assert_eq!(run.stdout, "[{\"seq\":0,\"sender\":\"ann\",\"text\":\"hi\"}]\n", "{run:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locating_an_unregistered_actor_type_is_not_found() {
+    let cluster = Cluster::start().await;
+    let nodes = Nodes::of(&cluster);
+    bounded(TEST_TIMEOUT, async {
+        // As a call says: an unregistered type has no owner.
+        let status = nodes.locate(1, "nosuch", "k").await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        assert!(status.message().contains("no actor type named \"nosuch\""), "{status:?}");
+        let endpoint = cluster.node(2).grpc.to_string();
+        let run = mortar_cli(&["admin", "locate", "nosuch", "k"], &[("MORTAR_ENDPOINT", &endpoint)]).await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.starts_with("error: NotFound: no actor type named \"nosuch\""), "{run:?}");
+        assert_eq!(run.stdout, "", "{run:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_argument_is_refused_by_name() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let endpoint = cluster.node(1).grpc.to_string();
+        let env = [("MORTAR_ENDPOINT", endpoint.as_str())];
+        let run = mortar_cli(&["call", "counter", "typo", "increment", r#"{"amont": 5}"#], &env).await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.starts_with("error: InvalidArgument: "), "{run:?}");
+        assert!(run.stderr.contains("unknown field `amont`, expected `amount`"), "{run:?}");
+        let run = mortar_cli(&["call", "counter", "typo", "getCount"], &env).await;
+        assert_eq!(run.stdout, "0\n", "nothing was added: {run:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_arguments_come_from_stdin_or_a_file() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let endpoint = cluster.node(1).grpc.to_string();
+        let env = [("MORTAR_ENDPOINT", endpoint.as_str())];
+        let message = br#"{"sender": "ann", "text": "from stdin"}"#;
+        let run = mortar_cli_stdin(&["call", "chatRoom", "io", "sendMessage", "-"], &env, message).await;
+        assert_eq!((run.code, run.stdout.as_str()), (Some(0), "0\n"), "{run:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("args.json");
+        std::fs::write(&file, r#"{"sender": "bob", "text": "from a file"}"#).unwrap();
+        let file = file.to_str().unwrap();
+        let run = mortar_cli(&["call", "chatRoom", "io", "sendMessage", "--args-file", file], &env).await;
+        assert_eq!((run.code, run.stdout.as_str()), (Some(0), "1\n"), "{run:?}");
+        let run = mortar_cli(&["call", "chatRoom", "io", "getHistory"], &env).await;
+        assert!(run.stdout.contains("from stdin") && run.stdout.contains("from a file"), "{run:?}");
+        let run =
+            mortar_cli_stdin(&["call", "chatRoom", "io", "sendMessage", "-"], &env, &[0xff, 0xfe]).await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.starts_with("error: the arguments in stdin are not UTF-8 JSON"), "{run:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mortar_subscribe_gives_up_when_it_cannot_subscribe() {
+    // A listener that accepts connections and never answers: the first subscription is never
+    // made, and that is the answer, at once.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_address = silent.local_addr().unwrap().to_string();
+    let args = ["subscribe", "counter", "k", "--endpoint", &silent_address, "--timeout-ms", "1000"];
+    let run = mortar_cli(&args, &[]).await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert_eq!(
+        run.stderr_lines(),
+        [format!(
+            "error: cannot subscribe to counter/k: no answer from {silent_address} within 1000 ms; no \
+             subscription was made (is it a Mortar node? raise --timeout-ms to wait longer)"
+        )],
+        "{run:?}"
+    );
+    drop(silent);
+
+    // A subscription whose node dies is made again until --retry-for-ms, then given up.
+    let mut cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let endpoint = cluster.node(3).grpc.to_string();
+        let subscriber = tokio::spawn(async move {
+            let args = ["subscribe", "counter", "sub", "--retry-for-ms", "2000", "--timeout-ms", "1000"];
+            mortar_cli(&args, &[("MORTAR_ENDPOINT", endpoint.as_str())]).await
+        });
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!subscriber.is_finished(), "the subscription was made and waits for events");
+        cluster.kill(3);
+        let killed = Instant::now();
+        let run = subscriber.await.unwrap();
+        assert_eq!(run.code, Some(2), "{run:?}");
+        let last = run.stderr_lines().last().copied().unwrap_or_default();
+        assert!(
+            last.starts_with(
+                "error: the subscription to counter/sub ended and subscribing again failed for 2000 ms \
+                 (--retry-for-ms)"
+            ),
+            "{run:?}"
+        );
+        assert!(killed.elapsed() < Duration::from_secs(8), "gave up {:?} after the kill", killed.elapsed());
     })
     .await;
 }

@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Cluster, bounded, free_addresses, http_get, mortar_cli, retry_unavailable};
+use common::{
+    Cluster, bounded, free_addresses, http_get, mortar_cli, mortar_cli_stdin, mortar_cli_stdout_closed,
+    retry_unavailable,
+};
 use tonic::Code;
 
 /// Bound on one test once its cluster is up.
@@ -89,12 +92,88 @@ async fn oversize_keys_and_values_are_invalid_arguments() {
         let e = n1.cas("big", None, value).await.expect_err("cas checks the value size too");
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
         assert_eq!(cluster.kv(2).get("big").await.unwrap(), None, "nothing was written");
+        // The expected value of a CAS travels in the replicated command too: it is checked alike.
+        let huge = Bytes::from(vec![b'e'; mortar_proto::VALUE_BYTES_LIMIT]);
+        let request = mortar_proto::v1::CasRequest {
+            key: "big".into(),
+            expect: Some(mortar_proto::v1::cas_request::Expect::ExpectValue(huge)),
+            value: "v".into(),
+            ..Default::default()
+        };
+        let mut client = mortar_proto::v1::kv_client::KvClient::new(cluster.channel(1));
+        let e = common::bounded_call(client.cas(request)).await.expect_err("a 3 MiB expect is refused");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().starts_with("expect_value: value is 3145728 bytes"), "{e:?}");
 
         // The limits themselves are accepted.
         let key = vec![b'k'; mortar_proto::KEY_BYTES_MAX];
         let value = Bytes::from(vec![b'v'; mortar_proto::VALUE_BYTES_MAX_DEFAULT]);
         n1.put(key.clone(), value.clone()).await.expect("a 1024-byte key and a 1 MiB value");
         assert_eq!(cluster.kv(3).get(key).await.unwrap(), Some(value));
+    })
+    .await;
+}
+
+/// Bytes sent as they are, as the body of one gRPC message: what a broken client sends.
+#[derive(Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use bytes::BufMut as _;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf as _;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_requests_are_invalid_arguments() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        // A field tag with a varint that never ends: no message type decodes it.
+        let garbage = vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        for method in [
+            "/mortar.v1.Kv/Put",
+            "/mortar.v1.Admin/Status",
+            "/mortar.v1.Actors/Call",
+            "/mortar.v1.ActorAdmin/Locate",
+        ] {
+            let mut grpc = tonic::client::Grpc::new(cluster.channel(1));
+            grpc.ready().await.expect("the channel connects");
+            let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
+            let call = grpc.unary(tonic::Request::new(garbage.clone()), path, RawCodec);
+            let status = common::bounded_call(call).await.expect_err("garbage is refused");
+            assert_eq!(status.code(), Code::InvalidArgument, "{method}: {status:?}");
+            assert!(status.message().contains("cannot decode"), "{method}: {status:?}");
+        }
     })
     .await;
 }
@@ -306,7 +385,8 @@ async fn cli_talks_to_a_cluster() {
             let members = json["members"].as_array().expect("members is an array");
             assert_eq!(members.len(), 3, "{json}");
             assert_eq!(json["answered_by"], 1, "{json}");
-            assert!(json["cluster_id"].is_u64(), "{json}");
+            let id = json["cluster_id"].as_str().expect("the cluster id is a string");
+            assert!(id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{json}");
             if members.iter().all(|m| m["reachable"] == true) {
                 for m in members {
                     assert!(m["epoxy"]["instances_committed"].is_u64(), "{json}");
@@ -320,6 +400,11 @@ async fn cli_talks_to_a_cluster() {
         assert_eq!(out.code, Some(0), "{out:?}");
         assert_eq!(out.stdout.lines().count(), 5, "header lines and one row per member: {out:?}");
         assert!(out.stdout.contains("IN-FLIGHT"), "{out:?}");
+        // The cluster id in JSON is the table's hex string (a number above 2^53 is rounded by jq).
+        let json = run(at(&["admin", "status", "--json"], &endpoint)).await;
+        let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("admin status --json");
+        let shown = out.stdout.split_whitespace().nth(1).expect("cluster <id>,").trim_end_matches(',');
+        assert_eq!(json["cluster_id"], shown, "{json}");
 
         // A data dir of this cluster refuses to join a cluster with another membership.
         cluster.stop_all();
@@ -349,6 +434,146 @@ async fn cli_talks_to_a_cluster() {
             "the refusal mentions another cluster: {out:?}"
         );
         assert!(!out.stderr.contains("panicked"), "{out:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_values_come_from_stdin_or_a_file_byte_for_byte() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let endpoint = cluster.node(1).grpc.to_string();
+        let env = [("MORTAR_ENDPOINT", endpoint.as_str())];
+        // 1 MiB, the default limit, of bytes that are not UTF-8: more than one argument can hold.
+        let value: Vec<u8> =
+            (0..mortar_proto::VALUE_BYTES_MAX_DEFAULT).map(|i| (i % 251) as u8 | 0x80).collect();
+        assert!(std::str::from_utf8(&value).is_err());
+        let out = mortar_cli_stdin(&["kv", "put", "binary", "-"], &env, &value).await;
+        assert_eq!((out.code, out.stdout.as_str()), (Some(0), "ok\n"), "{out:?}");
+        let out = mortar_cli(&["kv", "get", "binary", "--raw"], &env).await;
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert!(out.stdout_bytes == value, "read back {} bytes, not the same", out.stdout_bytes.len());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("value");
+        std::fs::write(&file, &value[..1000]).unwrap();
+        let out = mortar_cli(&["kv", "put", "from-file", "--value-file", file.to_str().unwrap()], &env).await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let out = mortar_cli(&["kv", "get", "from-file"], &env).await;
+        assert_eq!(out.stdout_bytes, [&value[..1000], b"\n"].concat(), "without --raw, a newline follows");
+
+        // A CAS compares with, and writes, values from files too.
+        let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+        std::fs::write(&old, &value).unwrap();
+        let new_value: Vec<u8> = value.iter().rev().copied().collect();
+        std::fs::write(&new, &new_value).unwrap();
+        let (old, new) = (old.to_str().unwrap(), new.to_str().unwrap());
+        let out = mortar_cli(&["kv", "cas", "binary", "--expect-file", old, "--value-file", new], &env).await;
+        assert_eq!((out.code, out.stdout.as_str()), (Some(0), "swapped\n"), "{out:?}");
+        let out = mortar_cli(&["kv", "get", "binary", "--raw"], &env).await;
+        assert!(
+            out.stdout_bytes == new_value,
+            "read back {} bytes, not the new value",
+            out.stdout_bytes.len()
+        );
+        let out = mortar_cli(&["kv", "cas", "binary", "--expect-file", old, "--value", "x"], &env).await;
+        assert_eq!(out.code, Some(1), "the key no longer holds the old value: {out:?}");
+        assert!(out.stdout_bytes == [&new_value[..], b"\n"].concat(), "it prints the current value");
+
+        // One byte over the node's limit: the node says so. Over what any node takes: the CLI
+        // says so before sending.
+        let over = vec![0xffu8; mortar_proto::VALUE_BYTES_MAX_DEFAULT + 1];
+        let out = mortar_cli_stdin(&["kv", "put", "big", "-"], &env, &over).await;
+        assert_eq!(out.code, Some(2), "{out:?}");
+        assert_eq!(
+            out.stderr,
+            "error: InvalidArgument: value is 1048577 bytes, more than this node's limit of 1048576 bytes \
+             (--value-bytes-max)\n"
+        );
+        let huge = vec![0u8; mortar_proto::VALUE_BYTES_LIMIT + 1];
+        let out = mortar_cli_stdin(&["kv", "put", "big", "-"], &env, &huge).await;
+        assert_eq!(out.code, Some(2), "{out:?}");
+        assert!(out.stderr.starts_with("error: stdin holds more than 3145728 bytes"), "{out:?}");
+        let out = mortar_cli(&["kv", "get", "big"], &env).await;
+        assert_eq!(out.code, Some(1), "nothing was written: {out:?}");
+        let out = mortar_cli(&["kv", "put", "k"], &env).await;
+        assert_eq!(out.code, Some(2), "a value is required: {out:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_output_to_a_closed_pipe_ends_quietly() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let endpoint = cluster.node(1).grpc.to_string();
+        let env = [("MORTAR_ENDPOINT", endpoint.as_str())];
+        let out = mortar_cli(&["kv", "put", "k", "v"], &env).await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        // `mortar admin locate counter k | head -0`: the reader has gone before anything is
+        // printed. No panic, no message, exit 0.
+        for args in [
+            &["admin", "locate", "counter", "k"][..],
+            &["admin", "status"],
+            &["admin", "status", "--json"],
+            &["admin", "actors"],
+            &["kv", "get", "k"],
+            &["kv", "put", "k", "v"],
+            &["call", "counter", "k", "getCount"],
+        ] {
+            let out = mortar_cli_stdout_closed(args, &env).await;
+            assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""), "{args:?}: {out:?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_names_an_endpoint_that_is_not_a_mortar_node() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        // The node's HTTP port answers HTTP/2 too, but not gRPC.
+        let http = cluster.node(1).http.to_string();
+        let out = mortar_cli(&["kv", "get", "k", "--endpoint", &http], &[]).await;
+        assert_eq!(out.code, Some(2), "{out:?}");
+        assert!(
+            out.stderr.starts_with(&format!(
+                "error: {http} answered, but not as a Mortar gRPC endpoint (an HTTP 404 without a gRPC \
+                 status); is it the HTTP port?"
+            )),
+            "{out:?}"
+        );
+        // A listener that accepts connections and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent_address = silent.local_addr().unwrap().to_string();
+        for args in [vec!["kv", "get", "k"], vec!["admin", "status"]] {
+            let mut args = args.clone();
+            args.extend(["--endpoint", &silent_address, "--timeout-ms", "1000"]);
+            let started = Instant::now();
+            let out = mortar_cli(&args, &[]).await;
+            assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+            assert_eq!(out.stderr_lines().len(), 1, "{args:?}: {out:?}");
+            assert!(
+                out.stderr.contains(&format!("no answer from {silent_address} within 1000 ms")),
+                "{args:?}: {out:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{args:?} gave up after {:?}",
+                started.elapsed()
+            );
+        }
+        drop(silent);
+        for (endpoint, why) in
+            [("127.0.0.1:99999", "port must be 1-65535"), ("127.0.0.1", "the port is missing")]
+        {
+            let out = mortar_cli(&["kv", "get", "k", "--endpoint", endpoint], &[]).await;
+            assert_eq!(out.code, Some(2), "{out:?}");
+            assert!(
+                out.stderr.starts_with(&format!("error: invalid endpoint '{endpoint}': {why}")),
+                "{out:?}"
+            );
+        }
     })
     .await;
 }
@@ -658,6 +883,157 @@ async fn a_retried_request_id_takes_effect_once() {
         let too_long: &'static str = Box::leak("r".repeat(65).into_boxed_str());
         let e = n1.put_once("account", "x", too_long).await.expect_err("oversize request id");
         assert_eq!(e.code(), Code::InvalidArgument);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mortar_dev_refuses_a_data_dir_of_another_size_and_creates_nothing() {
+    bounded(TEST_TIMEOUT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("mortar-data");
+        for id in 1..=5 {
+            let node = data.join(format!("node-{id}"));
+            std::fs::create_dir_all(&node).unwrap();
+            std::fs::write(node.join("CURRENT"), "MANIFEST-000001\n").unwrap();
+        }
+        let listing = || {
+            let mut names: Vec<String> = std::fs::read_dir(&data)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let before = listing();
+        let data_arg = data.to_str().unwrap();
+        let out = mortar_cli(&["dev", "--nodes", "3", "--data-dir", data_arg], &[]).await;
+        assert_eq!(out.code, Some(2), "{out:?}");
+        assert_eq!(
+            out.stderr_lines(),
+            [format!(
+                "error: {data_arg} holds a 5-node cluster; run with --nodes 5 or choose another --data-dir"
+            )],
+        );
+        let out = mortar_cli(&["dev", "--nodes", "7", "--data-dir", data_arg], &[]).await;
+        assert_eq!(out.code, Some(2), "{out:?}");
+        assert_eq!(listing(), before, "nothing was created");
+        for id in 1..=5 {
+            let files = std::fs::read_dir(data.join(format!("node-{id}"))).unwrap().count();
+            assert_eq!(files, 1, "node-{id} holds no log or lock of this run");
+        }
+    })
+    .await;
+}
+
+/// A `mortar dev` process of a test: on drop (also when the test panics) it gets SIGTERM, which
+/// stops the nodes it started, and is reaped.
+struct DevProcess {
+    child: std::process::Child,
+}
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// A base port for `mortar dev --nodes 3` whose six gRPC and HTTP ports are free right now.
+fn free_dev_base_port() -> u16 {
+    for base in (20_000..40_000).step_by(997) {
+        let ports = [base, base + 1, base + 2, base + 100, base + 101, base + 102];
+        if ports.iter().all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free ports for mortar dev");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_dev_node_restarts_by_hand_and_mortar_dev_stops_only_its_own() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    bounded(TEST_TIMEOUT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("mortar-data");
+        let base = free_dev_base_port();
+        let mut command = Command::new(common::MORTAR);
+        command
+            .args(["dev", "--base-port", &base.to_string(), "--data-dir", data.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        common::clear_mortar_env(&mut command);
+        let mut dev = DevProcess { child: command.spawn().expect("start mortar dev") };
+        // Its stdout, line by line, from a thread (reads block).
+        let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+        let stdout = dev.child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let wait_for = |prefix: &str| -> String {
+            loop {
+                let line = lines
+                    .recv_timeout(Duration::from_secs(30))
+                    .unwrap_or_else(|e| panic!("mortar dev printed no line starting {prefix:?}: {e}"));
+                if line.trim_start().starts_with(prefix) {
+                    return line;
+                }
+            }
+        };
+        // The banner names each node's PID: kill node 2 by it.
+        let row = wait_for("2 ");
+        let pid: i32 = row.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("a PID column");
+        wait_for("Press Ctrl-C");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+        wait_for("node 2 exited on its own");
+
+        // Restart it by hand with the command that heads its last run in node.log.
+        let log_path = data.join("node-2").join("node.log");
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        let marker = log.lines().rfind(|l| l.starts_with("--- mortar dev: starting node 2 ")).unwrap();
+        let (_, command_line) = marker.split_once("): mortar ").expect("the marker holds the command");
+        let log_file = std::fs::OpenOptions::new().append(true).open(&log_path).unwrap();
+        let mut node = Command::new(common::MORTAR);
+        node.args(command_line.split_whitespace())
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file);
+        common::clear_mortar_env(&mut node);
+        let mut node = node.spawn().expect("restart node 2");
+        let endpoint = format!("127.0.0.1:{}", base + 1);
+        let deadline = Instant::now() + AVAILABILITY_RETRY;
+        loop {
+            let out = mortar_cli(&["kv", "put", "restarted", "yes", "--endpoint", &endpoint], &[]).await;
+            if out.code == Some(0) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the restarted node 2 does not serve: {out:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
+        // Ctrl-C stops the nodes `mortar dev` started, not the one started by hand.
+        let dev_pid = nix::unistd::Pid::from_raw(dev.child.id() as i32);
+        nix::sys::signal::kill(dev_pid, nix::sys::signal::Signal::SIGINT).unwrap();
+        wait_for("stopped");
+        let status = dev.child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+        assert!(matches!(node.try_wait(), Ok(None)), "mortar dev stopped a node it did not start");
+        let _ = node.kill();
+        let _ = node.wait();
     })
     .await;
 }

@@ -208,7 +208,12 @@ impl Kv for KvService {
         let req = request.into_inner();
         mortar_proto::check_value(&req.value, self.value_bytes_max)?;
         let expect = match req.expect {
-            Some(cas_request::Expect::ExpectValue(v)) => Some(v),
+            Some(cas_request::Expect::ExpectValue(v)) => {
+                // The expected value travels in the replicated command like a value does.
+                mortar_proto::check_value(&v, self.value_bytes_max)
+                    .map_err(|e| Status::invalid_argument(format!("expect_value: {e}")))?;
+                Some(v)
+            }
             Some(cas_request::Expect::ExpectAbsent(true)) => None,
             Some(cas_request::Expect::ExpectAbsent(false)) | None => {
                 return Err(Status::invalid_argument(

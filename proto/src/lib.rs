@@ -7,6 +7,8 @@
 //! assert!(mortar_proto::check_key(&req.key).is_ok());
 //! ```
 
+pub mod codec;
+
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("mortar.v1");

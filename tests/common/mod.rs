@@ -482,6 +482,8 @@ pub struct CliRun {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+    /// Stdout byte for byte (`stdout` is its lossy UTF-8 text).
+    pub stdout_bytes: Vec<u8>,
 }
 
 impl CliRun {
@@ -491,9 +493,34 @@ impl CliRun {
     }
 }
 
+/// How a CLI run's stdin and stdout are connected.
+#[derive(Clone, Copy)]
+enum CliIo<'a> {
+    /// Stdin empty (`/dev/null`), stdout captured.
+    Plain,
+    /// Stdin holds these bytes, stdout captured.
+    Stdin(&'a [u8]),
+    /// Stdout is a pipe whose reader has gone before the command writes (`| head -0`).
+    StdoutClosed,
+}
+
 /// Runs `mortar <args>` with a clean `MORTAR_*` environment plus `env`, bounded by
 /// [`CLI_TIMEOUT`] (the process is killed when the bound passes).
 pub async fn mortar_cli(args: &[&str], env: &[(&str, &str)]) -> CliRun {
+    run_cli(args, env, CliIo::Plain).await
+}
+
+/// [`mortar_cli`] with `stdin` on its standard input.
+pub async fn mortar_cli_stdin(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> CliRun {
+    run_cli(args, env, CliIo::Stdin(stdin)).await
+}
+
+/// [`mortar_cli`] with a stdout nobody reads: the pipe's read end is closed before it starts.
+pub async fn mortar_cli_stdout_closed(args: &[&str], env: &[(&str, &str)]) -> CliRun {
+    run_cli(args, env, CliIo::StdoutClosed).await
+}
+
+async fn run_cli(args: &[&str], env: &[(&str, &str)], io: CliIo<'_>) -> CliRun {
     let mut command = Command::new(MORTAR);
     command.args(args);
     clear_mortar_env(&mut command);
@@ -501,14 +528,30 @@ pub async fn mortar_cli(args: &[&str], env: &[(&str, &str)]) -> CliRun {
         command.env(key, value);
     }
     let mut command = tokio::process::Command::from(command);
-    command.stdin(Stdio::null()).kill_on_drop(true);
-    let output = tokio::time::timeout(CLI_TIMEOUT, command.output())
+    command.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    command.stdin(if matches!(io, CliIo::Stdin(_)) { Stdio::piped() } else { Stdio::null() });
+    let run = async {
+        let mut child = command.spawn().expect("run the mortar binary");
+        if let CliIo::StdoutClosed = io {
+            drop(child.stdout.take());
+        }
+        if let CliIo::Stdin(bytes) = io {
+            let mut stdin = child.stdin.take().expect("a piped stdin");
+            let bytes = bytes.to_vec();
+            // The command may stop reading early (a refused value): a broken pipe is its answer.
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&bytes).await;
+            });
+        }
+        child.wait_with_output().await.expect("wait for the mortar binary")
+    };
+    let output = tokio::time::timeout(CLI_TIMEOUT, run)
         .await
-        .unwrap_or_else(|_| panic!("`mortar {}` did not finish within {CLI_TIMEOUT:?}", args.join(" ")))
-        .expect("run the mortar binary");
+        .unwrap_or_else(|_| panic!("`mortar {}` did not finish within {CLI_TIMEOUT:?}", args.join(" ")));
     CliRun {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        stdout_bytes: output.stdout,
     }
 }

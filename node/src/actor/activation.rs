@@ -364,7 +364,8 @@ impl<A: Actor> Activation<A> {
 /// The state of a new actor `id`, created from `input_json` (JSON `null` when absent).
 fn create<A: Actor>(kind: &Kind<A>, id: &ActorId, input_json: Option<String>) -> Result<A::State, CallError> {
     let given = input_json.is_some();
-    let input: A::Input = serde_json::from_str(input_json.as_deref().unwrap_or("null")).map_err(|e| {
+    let json = input_json.as_deref().unwrap_or("null");
+    let input: A::Input = super::args::from_str_strict(json).map_err(|e| {
         if given {
             CallError::InvalidArgument(format!("the input to create actor {id} is not valid: {e}"))
         } else {

@@ -32,6 +32,7 @@ pub struct Counter;
 
 /// The creation input of a [`Counter`] (optional).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CounterInput {
     #[serde(default)]
     pub start: i64,
@@ -60,6 +61,7 @@ pub struct CounterState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Increment {
     #[serde(default = "one")]
     pub amount: i64,
@@ -169,12 +171,14 @@ pub struct ChatMessage {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SendMessage {
     pub sender: String,
     pub text: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GetHistory {
     #[serde(default)]
     pub limit: Option<u64>,

@@ -126,6 +126,7 @@
 //!   and the client subscribes again (the CLI does so by itself).
 
 mod activation;
+pub mod args;
 pub mod client;
 pub mod context;
 pub mod error;

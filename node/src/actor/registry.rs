@@ -81,11 +81,15 @@ fn dispatch<'a, A: Handles<X>, X: Action>(
 }
 
 /// Decodes JSON arguments; empty arguments mean `null`, or `{}` for an action with named fields.
+/// A field `X` does not declare is an error unless [`Action::ALLOW_UNKNOWN_FIELDS`].
 fn decode_args<X: Action>(args_json: &str) -> Result<X, serde_json::Error> {
     if args_json.trim().is_empty() {
         return serde_json::from_str("null").or_else(|_| serde_json::from_str("{}"));
     }
-    serde_json::from_str(args_json)
+    if X::ALLOW_UNKNOWN_FIELDS {
+        return serde_json::from_str(args_json);
+    }
+    super::args::from_str_strict(args_json)
 }
 
 fn abbreviate(text: &str) -> String {
@@ -179,14 +183,19 @@ impl Registry {
         self.kinds.keys().copied().collect()
     }
 
-    /// Checks that actor type `name` exists and has action `action`.
-    pub(crate) fn check_call(&self, name: &str, action: &str) -> Result<&Arc<dyn ActorKind>, CallError> {
-        let kind = self.kinds.get(name).ok_or_else(|| {
+    /// Checks that actor type `name` exists.
+    pub(crate) fn check_actor(&self, name: &str) -> Result<&Arc<dyn ActorKind>, CallError> {
+        self.kinds.get(name).ok_or_else(|| {
             CallError::NotFound(format!(
                 "no actor type named {name:?}; this node hosts: {}",
                 self.names().join(", ")
             ))
-        })?;
+        })
+    }
+
+    /// Checks that actor type `name` exists and has action `action`.
+    pub(crate) fn check_call(&self, name: &str, action: &str) -> Result<&Arc<dyn ActorKind>, CallError> {
+        let kind = self.check_actor(name)?;
         if !kind.has_action(action) {
             return Err(CallError::NotFound(format!(
                 "actor {name} has no action {action:?}; its actions: {}",
@@ -198,12 +207,7 @@ impl Registry {
 
     /// Checks that actor type `name` exists and declares every event in `events`.
     pub(crate) fn check_events(&self, name: &str, events: &[String]) -> Result<(), CallError> {
-        let kind = self.kinds.get(name).ok_or_else(|| {
-            CallError::NotFound(format!(
-                "no actor type named {name:?}; this node hosts: {}",
-                self.names().join(", ")
-            ))
-        })?;
+        let kind = self.check_actor(name)?;
         let declared = kind.event_names();
         if let Some(unknown) = events.iter().find(|e| !declared.contains(&e.as_str())) {
             return Err(CallError::InvalidArgument(format!(

@@ -112,13 +112,35 @@ struct KvScript {
     get: String,
 }
 
+/// Returns its `n`; ignores fields it does not declare, by choice.
+#[derive(Serialize, Deserialize)]
+struct Tolerant {
+    n: u32,
+}
+
 impl Actor for Probe {
     const NAME: &'static str = "probe";
     type State = ProbeState;
     type Input = ();
     type Events = NoEvents;
     fn actions(actions: &mut Actions<Self>) {
-        actions.action::<FailAfterChange>().action::<PanicAfterChange>().action::<KvScript>();
+        actions
+            .action::<FailAfterChange>()
+            .action::<PanicAfterChange>()
+            .action::<KvScript>()
+            .action::<Tolerant>();
+    }
+}
+
+impl Action for Tolerant {
+    const NAME: &'static str = "tolerant";
+    type Output = u32;
+    const ALLOW_UNKNOWN_FIELDS: bool = true;
+}
+
+impl Handles<Tolerant> for Probe {
+    async fn handle(&self, action: Tolerant, _: &mut Context<Self>) -> Result<u32, ActorError> {
+        Ok(action.n)
     }
 }
 
@@ -347,6 +369,27 @@ async fn bad_calls_get_clear_errors_and_leave_the_actor_running_and_unchanged() 
     let reply = node.call("counter", "c", "getCount", "").await.unwrap();
     assert_eq!((reply.result_json.as_str(), reply.generation), ("7", 1), "same activation, same state");
     assert_eq!(node.stored_state("counter", "c").as_deref(), Some(r#"{"count":7}"#));
+}
+
+#[tokio::test]
+async fn unknown_fields_in_arguments_and_inputs_are_refused_by_name() {
+    let node = node();
+    // Argument types written without `deny_unknown_fields`: the SDK refuses unknown fields itself.
+    let script = r#"{"puts": [["a", 1]], "deletes": [], "prefix": "", "get": "a", "gett": "b"}"#;
+    let e = node.call("probe", "p", "kv", script).await.unwrap_err();
+    let CallError::InvalidArgument(message) = &e else { panic!("{e:?}") };
+    assert!(message.contains(r#"unknown field "gett"; expected puts, deletes, prefix, get"#), "{e:?}");
+    assert_eq!(node.stored_state("probe", "p"), None, "the action did not run");
+    let e =
+        node.call_with_input("ledger", "l", "owner", r#"{"owner": "ann", "ownr": "bob"}"#).await.unwrap_err();
+    assert!(matches!(&e, CallError::InvalidArgument(m) if m.contains(r#"unknown field "ownr""#)), "{e:?}");
+    // The example actors declare it too, and say so alike.
+    let e = node.call("counter", "c", "increment", r#"{"amont": 5}"#).await.unwrap_err();
+    assert!(matches!(&e, CallError::InvalidArgument(m) if m.contains("amont")), "{e:?}");
+    assert_eq!(node.call("counter", "c", "getCount", "").await.unwrap().result_json, "0");
+    // An action may choose to ignore them.
+    let reply = node.call("probe", "p", "tolerant", r#"{"n": 3, "extra": true}"#).await.unwrap();
+    assert_eq!(reply.result_json, "3");
 }
 
 #[tokio::test]

@@ -31,7 +31,8 @@ pub trait Actor: Send + Sync + Sized + 'static {
     /// ever), given to [`Actor::create`]. A call without input passes JSON `null`, so with
     /// `Input = ()` or `Option<..>` an actor exists as soon as it is called (a plain virtual
     /// actor); with a required input, calls fail with `NOT_FOUND` until one creates it with an
-    /// input. Once the actor exists, inputs are ignored.
+    /// input. Once the actor exists, inputs are ignored. As with [`Action`] arguments, a field the
+    /// input type does not declare is refused.
     type Input: Serialize + DeserializeOwned + Send + 'static;
     /// The events the actor emits ([`Context::emit`]): usually an enum with one variant per
     /// [`Event`] type, externally tagged by the event names (see [`Events`]); [`NoEvents`] for
@@ -94,11 +95,19 @@ impl Events for NoEvents {
 
 /// A request an actor answers: a serde type (its JSON form is what `mortar call` sends) with the
 /// type of its answer.
+///
+/// Arguments with a field the type does not declare are refused with `INVALID_ARGUMENT` naming
+/// the field (`{"amont": 5}` for `Increment { amount }`), where serde alone would drop it and run
+/// the action with a default: no `#[serde(deny_unknown_fields)]` needed. That holds for the
+/// fields of nested structs and `Option`s too, not inside lists or maps. Set
+/// [`Action::ALLOW_UNKNOWN_FIELDS`] to accept and ignore them instead.
 pub trait Action: Serialize + DeserializeOwned + Send + 'static {
     /// The name clients call it by, e.g. `increment`.
     const NAME: &'static str;
     /// What the action returns (as JSON to clients).
     type Output: Serialize + DeserializeOwned + Send + 'static;
+    /// Whether arguments may carry fields the type does not declare (they are then ignored).
+    const ALLOW_UNKNOWN_FIELDS: bool = false;
 }
 
 /// How actor `Self` answers action `A`.

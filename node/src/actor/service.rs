@@ -119,6 +119,8 @@ impl ActorAdmin for ActorAdminService {
         let req = request.into_inner();
         let id = ActorId::new(req.actor, req.key);
         id.validate().map_err(Status::invalid_argument)?;
+        // As a call would: an unregistered type has no owner to report.
+        self.router.runtime().registry().check_actor(id.name())?;
         let view = self.router.view();
         let owner = self.router.owner(&id);
         let generation = self.router.runtime().generation_of(&id);

@@ -1,6 +1,7 @@
 //! `mortar call`, `mortar subscribe`, `mortar admin locate` and `mortar admin actors`.
 
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use futures::StreamExt as _;
@@ -12,13 +13,14 @@ use mortar_proto::v1::{
     StatusRequest,
 };
 
-use super::{ConnectArgs, EXIT_OK, Failure};
+use super::{ConnectArgs, EXIT_OK, Failure, note, say};
 use crate::actor::CallError;
+use crate::actor::service::ARGS_BYTES_MAX;
 
-/// Consecutive failed subscription attempts before `mortar subscribe` gives up.
-pub const RESUBSCRIBE_ATTEMPTS_MAX: u32 = 50;
 /// Pause between two subscription attempts.
 pub const RESUBSCRIBE_BACKOFF: Duration = Duration::from_millis(200);
+/// Default of `mortar subscribe --retry-for-ms`.
+pub const RESUBSCRIBE_FOR_MS_DEFAULT: u64 = 30_000;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -26,7 +28,8 @@ pub const RESUBSCRIBE_BACKOFF: Duration = Duration::from_millis(200);
     mortar call counter user-42 getCount\n  \
     mortar call chatRoom lobby sendMessage '{\"sender\": \"ann\", \"text\": \"hi\"}'\n  \
     mortar call chatRoom lobby getHistory '{\"limit\": 10}'\n  \
-    mortar call counter user-7 getCount --input '{\"start\": 100}'\n\n\
+    mortar call counter user-7 getCount --input '{\"start\": 100}'\n  \
+    mortar call chatRoom lobby sendMessage - < message.json\n\n\
     Exit 0 with the JSON result on stdout. Exit 2 with the reason on stderr when the actor type or \
     action does not exist (NotFound), the arguments do not fit the action (InvalidArgument), the \
     action refused (FailedPrecondition: nothing changed), or the cluster could not answer \
@@ -38,8 +41,12 @@ pub struct CallArgs {
     pub key: String,
     /// Action, e.g. increment.
     pub action: String,
-    /// The action's arguments as JSON [default: none].
+    /// The action's arguments as JSON [default: none]; `-` reads them from stdin.
+    #[arg(conflicts_with = "args_file")]
     pub args: Option<String>,
+    /// Read the action's arguments (JSON) from this file.
+    #[arg(long, value_name = "PATH")]
+    pub args_file: Option<PathBuf>,
     /// The actor's creation input as JSON, used only if this call creates the actor (its first
     /// call ever) [default: null].
     #[arg(long, value_name = "JSON")]
@@ -54,6 +61,8 @@ pub struct CallArgs {
     Events are delivered at most once, from the moment the subscription is made. When the actor \
     moves to another node the node ends the stream, and this command subscribes again by itself \
     (saying so on stderr); events emitted in between are missed.\n\n\
+    Exit 2 when the first subscription cannot be made, or when subscribing again has failed for \
+    --retry-for-ms.\n\n\
     Example:\n  mortar subscribe counter user-42 --event newCount"
 )]
 pub struct SubscribeArgs {
@@ -67,6 +76,10 @@ pub struct SubscribeArgs {
     /// Exit after this many events [default: run until interrupted].
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
+    /// After a subscription ends, keep subscribing again for this long before giving up.
+    #[arg(long, default_value_t = RESUBSCRIBE_FOR_MS_DEFAULT, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+    pub retry_for_ms: u64,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -95,7 +108,7 @@ pub struct ActorsArgs {
 
 /// `mortar call`.
 pub async fn call(args: CallArgs) -> Result<u8, Failure> {
-    let args_json = args.args.unwrap_or_default();
+    let args_json = args_of(args.args, args.args_file)?;
     if !args_json.trim().is_empty()
         && let Err(e) = serde_json::from_str::<serde_json::Value>(&args_json)
     {
@@ -124,15 +137,39 @@ pub async fn call(args: CallArgs) -> Result<u8, Failure> {
         input_json,
     });
     let response = args.connect.call("the call's outcome is unknown", client.call(request)).await?;
-    println!("{}", response.result_json);
+    say(&response.result_json)?;
     Ok(EXIT_OK)
 }
 
-/// `mortar subscribe`.
+/// The arguments of `mortar call`: the argument itself, stdin (`-`) or `--args-file`, as UTF-8.
+fn args_of(args: Option<String>, file: Option<PathBuf>) -> Result<String, Failure> {
+    let (data, what) = match (args, file) {
+        (Some(args), None) if args == "-" => {
+            (super::kv::read_bounded(std::io::stdin().lock(), "stdin", ARGS_BYTES_MAX)?, "stdin".to_string())
+        }
+        (Some(args), None) => return Ok(args),
+        (None, Some(path)) => {
+            let file = std::fs::File::open(&path)
+                .map_err(|e| Failure::error(format!("cannot open --args-file {} ({e})", path.display())))?;
+            let what = path.display().to_string();
+            (super::kv::read_bounded(file, &what, ARGS_BYTES_MAX)?, what)
+        }
+        (None, None) => return Ok(String::new()),
+        // clap refuses both at once.
+        (Some(_), Some(_)) => return Err(Failure::error("give the arguments or --args-file, not both")),
+    };
+    String::from_utf8(data)
+        .map_err(|e| Failure::error(format!("the arguments in {what} are not UTF-8 JSON ({e})")))
+}
+
+/// `mortar subscribe`: fails when the first subscription cannot be made; after a subscription
+/// ends, subscribes again until one is made or `--retry-for-ms` has passed.
 pub async fn subscribe(args: SubscribeArgs) -> Result<u8, Failure> {
     let mut client = ActorsClient::new(args.connect.connect().await?);
+    let retry_for = Duration::from_millis(args.retry_for_ms);
     let mut received = 0u64;
-    let mut failures = 0u32;
+    // Set once a subscription has been made: since when subscribing again has failed.
+    let mut ended_at: Option<Instant> = None;
     loop {
         if args.count.is_some_and(|count| received >= count) {
             return Ok(EXIT_OK);
@@ -143,13 +180,14 @@ pub async fn subscribe(args: SubscribeArgs) -> Result<u8, Failure> {
             events: args.events.clone(),
             forwarded: false,
         };
-        let ended = match tokio::time::timeout(args.connect.timeout(), client.subscribe(request)).await {
-            Err(_) => CallError::Retry(format!("no answer within {} ms", args.connect.timeout_ms)),
-            Ok(Err(status)) => CallError::from_status(&status),
+        let (ended, status) = match tokio::time::timeout(args.connect.timeout(), client.subscribe(request))
+            .await
+        {
+            Err(_) => (CallError::Retry(format!("no answer within {} ms", args.connect.timeout_ms)), None),
+            Ok(Err(status)) => (CallError::from_status(&status), Some(status)),
             Ok(Ok(response)) => {
-                failures = 0;
                 let mut stream = response.into_inner();
-                loop {
+                let ended = loop {
                     match stream.next().await {
                         Some(Ok(event)) => {
                             let data: serde_json::Value = serde_json::from_str(&event.data_json)
@@ -159,7 +197,7 @@ pub async fn subscribe(args: SubscribeArgs) -> Result<u8, Failure> {
                                 "data": data,
                                 "node": event.served_by,
                             });
-                            println!("{line}");
+                            say(&line.to_string())?;
                             received += 1;
                             if args.count.is_some_and(|count| received >= count) {
                                 return Ok(EXIT_OK);
@@ -168,18 +206,30 @@ pub async fn subscribe(args: SubscribeArgs) -> Result<u8, Failure> {
                         Some(Err(status)) => break CallError::from_status(&status),
                         None => break CallError::Retry("the node ended the stream".into()),
                     }
-                }
+                };
+                ended_at = Some(Instant::now());
+                (ended, None)
             }
+        };
+        let Some(since) = ended_at else {
+            // Never subscribed: retrying what never worked would only hide the reason.
+            let what = "no subscription was made";
+            let reason = match &status {
+                Some(status) => args.connect.failure(status, what).message,
+                None => args.connect.no_answer(what).message,
+            };
+            return Err(Failure::error(format!("cannot subscribe to {}/{}: {reason}", args.actor, args.key)));
         };
         match ended {
             CallError::Retry(_) | CallError::Unavailable(_) | CallError::Overloaded(_) => {
-                failures += 1;
-                if failures > RESUBSCRIBE_ATTEMPTS_MAX {
+                if since.elapsed() >= retry_for {
                     return Err(Failure::error(format!(
-                        "subscription failed {RESUBSCRIBE_ATTEMPTS_MAX} times in a row, last: {ended}"
+                        "the subscription to {}/{} ended and subscribing again failed for {} ms \
+                         (--retry-for-ms); last: {ended}",
+                        args.actor, args.key, args.retry_for_ms
                     )));
                 }
-                eprintln!("subscription ended ({ended}); subscribing again");
+                note(&format!("subscription ended ({ended}); subscribing again"));
                 tokio::time::sleep(RESUBSCRIBE_BACKOFF).await;
             }
             other => return Err(Failure::status(&tonic::Status::from(other))),
@@ -192,12 +242,12 @@ pub async fn locate(args: LocateArgs) -> Result<u8, Failure> {
     let mut client = ActorAdminClient::new(args.connect.connect().await?);
     let request = args.connect.request(LocateRequest { actor: args.actor, key: args.key });
     let located = args.connect.call("the node did not answer", client.locate(request)).await?;
-    println!("{}", located.node_id);
-    println!("address {}", located.address);
+    say(&located.node_id.to_string())?;
+    say(&format!("address {}", located.address))?;
     let live: Vec<String> = located.live_members.iter().map(u32::to_string).collect();
-    println!("answered by node {} (live members: {})", located.answered_by, live.join(", "));
+    say(&format!("answered by node {} (live members: {})", located.answered_by, live.join(", ")))?;
     if located.active_here {
-        println!("active on node {} with generation {}", located.answered_by, located.generation);
+        say(&format!("active on node {} with generation {}", located.answered_by, located.generation))?;
     }
     Ok(EXIT_OK)
 }
@@ -231,9 +281,9 @@ pub async fn actors(args: ActorsArgs) -> Result<u8, Failure> {
         nodes.push((member.id, member.address.clone(), answer));
     }
     if args.json {
-        println!("{}", actors_json(&nodes));
+        say(&actors_json(&nodes).to_string())?;
     } else {
-        print!("{}", actors_table(&nodes));
+        super::write_stdout(actors_table(&nodes).as_bytes(), false)?;
     }
     Ok(EXIT_OK)
 }

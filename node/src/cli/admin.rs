@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use mortar_proto::v1::admin_client::AdminClient;
 use mortar_proto::v1::{MemberStatus, StatusRequest, StatusResponse};
 
-use super::{ConnectArgs, EXIT_OK, Failure};
+use super::{ConnectArgs, EXIT_OK, Failure, say, write_stdout};
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
@@ -42,9 +42,9 @@ pub async fn run(args: AdminArgs) -> Result<u8, Failure> {
             let request = a.connect.request(StatusRequest {});
             let status = a.connect.call("the node did not report", client.status(request)).await?;
             if a.json {
-                println!("{}", status_json(&status));
+                say(&status_json(&status).to_string())?;
             } else {
-                print!("{}", status_table(&status));
+                write_stdout(status_table(&status).as_bytes(), false)?;
             }
             Ok(EXIT_OK)
         }
@@ -53,7 +53,8 @@ pub async fn run(args: AdminArgs) -> Result<u8, Failure> {
     }
 }
 
-/// The status as one JSON object with every field.
+/// The status as one JSON object with every field. The cluster id is the hex string the table
+/// shows: as a JSON number it would pass 2^53, and tools such as jq round it.
 pub fn status_json(status: &StatusResponse) -> serde_json::Value {
     let members: Vec<serde_json::Value> = status
         .members
@@ -80,7 +81,7 @@ pub fn status_json(status: &StatusResponse) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({
-        "cluster_id": status.cluster_id,
+        "cluster_id": format!("{:016x}", status.cluster_id),
         "answered_by": status.answered_by,
         "members": members,
     })
@@ -202,7 +203,7 @@ mod tests {
     #[test]
     fn json_has_every_field() {
         let json = status_json(&sample());
-        assert_eq!(json["cluster_id"], 0xdead_beef_u64);
+        assert_eq!(json["cluster_id"], "00000000deadbeef");
         assert_eq!(json["answered_by"], 1);
         assert_eq!(json["members"][0]["epoxy"]["instances_proposed"], 12);
         assert_eq!(json["members"][0]["reachable"], true);

@@ -2,8 +2,8 @@
 //!
 //! Node i listens for gRPC on 127.0.0.1:(base-port + i - 1) and for HTTP on
 //! 127.0.0.1:(base-port + 100 + i - 1), keeps its state in <data-dir>/node-<i> and appends its
-//! output to <data-dir>/node-<i>/node.log. Ctrl-C (or SIGTERM) stops every node: SIGTERM, then
-//! SIGKILL after a grace period.
+//! output to <data-dir>/node-<i>/node.log. Ctrl-C (or SIGTERM) stops every node it started (by the
+//! PIDs of its own children, never by name): SIGTERM, then SIGKILL after a grace period.
 
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::net::SocketAddr;
@@ -18,8 +18,16 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use super::{EXIT_NO, EXIT_OK, Failure};
+use super::{EXIT_NO, EXIT_OK, Failure, note};
 use crate::config::{HTTP_PORT_OFFSET, MEMBERS_MAX};
+
+/// Prints a line on stdout. `mortar dev` keeps running its nodes when nobody reads it any more,
+/// so a closed stdout is ignored.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = super::say(&format!($($arg)*));
+    }};
+}
 
 /// How long every node has to answer `GET /healthz` after it is started.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -38,9 +46,11 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Args)]
 #[command(after_help = "The data directory is kept between runs: run `mortar dev` again to \
-    restart the same cluster with its data, or delete the directory to start empty (a cluster of \
-    a different size refuses an old directory).\n\n\
-    Logs of every node: <data-dir>/node-<i>/node.log (set MORTAR_LOG=debug for more).")]
+    restart the same cluster with its data, or delete the directory to start empty. A directory \
+    holding a cluster of another size is refused before anything starts.\n\n\
+    Logs of every node: <data-dir>/node-<i>/node.log (set MORTAR_LOG=debug for more). Each run \
+    starts with a line holding the node's command, to restart one node by hand.\n\n\
+    Ctrl-C stops the nodes this command started, and only those.")]
 pub struct DevArgs {
     /// Number of nodes (1 to 7).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=MEMBERS_MAX as i64))]
@@ -67,6 +77,8 @@ struct DevNode {
     http: SocketAddr,
     dir: PathBuf,
     log: PathBuf,
+    /// Length of the log before this run's first line: a failure shows only this run's lines.
+    log_start: u64,
     /// Set until the node's exit has been observed (then the PID may be reused: never signal it).
     pid: Option<Pid>,
 }
@@ -91,6 +103,7 @@ pub async fn run(args: DevArgs) -> Result<u8, Failure> {
         )));
     }
     let mut nodes = plan(&args)?;
+    check_data_dir(&args.data_dir, args.nodes)?;
     check_ports_free(&nodes)?;
 
     // Install signal handlers before starting anything, so Ctrl-C during startup still cleans up.
@@ -116,14 +129,14 @@ pub async fn run(args: DevArgs) -> Result<u8, Failure> {
     while healthy.iter().any(|h| !h) {
         if let Ok(exited) = exits.try_recv() {
             let node = mark_exited(&mut nodes, exited.id);
-            let log = node.log.clone();
-            eprintln!(
-                "error: node {} exited during startup ({}); last lines of {}:",
+            let (log, log_start) = (node.log.clone(), node.log_start);
+            note(&format!(
+                "error: node {} exited during startup ({}); its lines in {}:",
                 exited.id,
                 describe(&exited.status),
                 log.display()
-            );
-            print_log_tail(&log);
+            ));
+            print_log_tail(&log, log_start);
             stop_all(&mut nodes, &mut exits).await;
             return Ok(EXIT_NO);
         }
@@ -138,14 +151,14 @@ pub async fn run(args: DevArgs) -> Result<u8, Failure> {
         if Instant::now() >= deadline {
             let i = healthy.iter().position(|h| !h).expect("some node is not healthy");
             let node = &nodes[i];
-            eprintln!(
-                "error: node {} did not answer GET http://{}/healthz within {} s; last lines of {}:",
+            note(&format!(
+                "error: node {} did not answer GET http://{}/healthz within {} s; its lines in {}:",
                 node.id,
                 node.http,
                 STARTUP_TIMEOUT.as_secs(),
                 node.log.display()
-            );
-            print_log_tail(&node.log.clone());
+            ));
+            print_log_tail(&node.log.clone(), node.log_start);
             stop_all(&mut nodes, &mut exits).await;
             return Ok(EXIT_NO);
         }
@@ -164,26 +177,26 @@ pub async fn run(args: DevArgs) -> Result<u8, Failure> {
             _ = sigterm.recv() => break,
             exited = exits.recv() => {
                 let Some(exited) = exited else {
-                    println!("every node has exited; stopping");
+                    out!("every node has exited; stopping");
                     return Ok(EXIT_NO);
                 };
                 let node = mark_exited(&mut nodes, exited.id);
-                println!(
+                out!(
                     "node {} exited on its own ({}); its log: {}",
                     exited.id,
                     describe(&exited.status),
                     node.log.display()
                 );
                 if nodes.iter().all(|n| n.pid.is_none()) {
-                    println!("every node has exited; stopping");
+                    out!("every node has exited; stopping");
                     return Ok(EXIT_NO);
                 }
             }
         }
     }
-    println!("stopping {} nodes", nodes.iter().filter(|n| n.pid.is_some()).count());
+    out!("stopping {} nodes", nodes.iter().filter(|n| n.pid.is_some()).count());
     stop_all(&mut nodes, &mut exits).await;
-    println!("stopped");
+    out!("stopped");
     Ok(EXIT_OK)
 }
 
@@ -208,11 +221,62 @@ fn plan(args: &DevArgs) -> Result<Vec<DevNode>, Failure> {
                 grpc: SocketAddr::from((localhost, args.base_port + id - 1)),
                 http: SocketAddr::from((localhost, args.base_port + HTTP_PORT_OFFSET + id - 1)),
                 log: dir.join("node.log"),
+                log_start: 0,
                 dir,
                 pid: None,
             }
         })
         .collect())
+}
+
+/// Refuses a data directory that holds a cluster of another size, before anything is created:
+/// its nodes would refuse to start (the membership is part of a cluster's identity).
+fn check_data_dir(data_dir: &Path, nodes: u16) -> Result<(), Failure> {
+    let held = node_dirs_with_data(data_dir)
+        .map_err(|e| Failure::error(format!("cannot read --data-dir {} ({e})", data_dir.display())))?;
+    if held.is_empty() || held == (1..=nodes).collect::<Vec<_>>() {
+        return Ok(());
+    }
+    let size = held.last().copied().unwrap_or_default();
+    let what = if held == (1..=size).collect::<Vec<_>>() {
+        format!("a {size}-node cluster")
+    } else {
+        let ids: Vec<String> = held.iter().map(u16::to_string).collect();
+        format!("the data of nodes {}", ids.join(", "))
+    };
+    Err(Failure::error(format!(
+        "{} holds {what}; run with --nodes {size} or choose another --data-dir",
+        data_dir.display()
+    )))
+}
+
+/// The ids `i` of the `node-<i>` directories under `data_dir` that hold a node's data (anything
+/// besides `node.log`), sorted; none when `data_dir` does not exist.
+fn node_dirs_with_data(data_dir: &Path) -> std::io::Result<Vec<u16>> {
+    let entries = match std::fs::read_dir(data_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut ids = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(id) =
+            name.to_str().and_then(|n| n.strip_prefix("node-")).and_then(|n| n.parse::<u16>().ok())
+        else {
+            continue;
+        };
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let mut files = std::fs::read_dir(entry.path())?;
+        if files.try_fold(false, |data, f| f.map(|f| data || f.file_name() != "node.log"))? {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 fn check_ports_free(nodes: &[DevNode]) -> Result<(), Failure> {
@@ -247,29 +311,40 @@ fn spawn_node(
         })
     };
     let mut log = open_log()?;
+    node.log_start = log.metadata().map_or(0, |m| m.len());
     let started =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    // A marker between runs; a failure to write it is not worth stopping for.
+    let args: Vec<std::ffi::OsString> = vec![
+        "node".into(),
+        "--id".into(),
+        node.id.to_string().into(),
+        "--listen".into(),
+        node.grpc.to_string().into(),
+        "--http".into(),
+        node.http.to_string().into(),
+        "--data-dir".into(),
+        node.dir.clone().into(),
+        "--initial-cluster".into(),
+        initial_cluster.into(),
+    ];
+    // A marker between runs, with the command that restarts this node by hand; a failure to
+    // write it is not worth stopping for.
+    let command_line: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let _ = std::io::Write::write_all(
         &mut log,
-        format!("--- mortar dev: starting node {} (unix time {started})\n", node.id).as_bytes(),
+        format!(
+            "--- mortar dev: starting node {} (unix time {started}): mortar {}\n",
+            node.id,
+            command_line.join(" ")
+        )
+        .as_bytes(),
     );
     let stderr_log = log
         .try_clone()
         .map_err(|e| Failure::error(format!("cannot open {} ({e}); check --data-dir", node.log.display())))?;
     let mut command = tokio::process::Command::new(bin);
     command
-        .arg("node")
-        .arg("--id")
-        .arg(node.id.to_string())
-        .arg("--listen")
-        .arg(node.grpc.to_string())
-        .arg("--http")
-        .arg(node.http.to_string())
-        .arg("--data-dir")
-        .arg(&node.dir)
-        .arg("--initial-cluster")
-        .arg(initial_cluster)
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(stderr_log))
@@ -336,7 +411,7 @@ async fn stop_all(nodes: &mut [DevNode], exits: &mut mpsc::Receiver<Exited>) {
         }
         if signal == Signal::SIGTERM {
             for node in nodes.iter().filter(|n| n.pid.is_some()) {
-                println!(
+                out!(
                     "node {} did not stop within {} s of SIGTERM; killing it",
                     node.id,
                     STOP_GRACE.as_secs()
@@ -348,52 +423,61 @@ async fn stop_all(nodes: &mut [DevNode], exits: &mut mpsc::Receiver<Exited>) {
 
 fn print_banner(nodes: &[DevNode], data_dir: &Path) {
     let first = &nodes[0];
-    println!("mortar dev: {} nodes are up (data in {})", nodes.len(), data_dir.display());
-    println!();
-    println!("  NODE  GRPC              HTTP              LOG");
+    out!("mortar dev: {} nodes are up (data in {})", nodes.len(), data_dir.display());
+    out!("");
+    out!("  NODE  PID      GRPC              HTTP              LOG");
     for node in nodes {
-        println!(
-            "  {:<4}  {:<16}  {:<16}  {}",
+        let pid = node.pid.map_or_else(|| "-".to_string(), |pid| pid.to_string());
+        out!(
+            "  {:<4}  {:<7}  {:<16}  {:<16}  {}",
             node.id,
+            pid,
             node.grpc.to_string(),
             node.http.to_string(),
             node.log.display()
         );
     }
-    println!();
-    println!("Try:");
-    println!("  mortar kv put hello world --endpoint {}", first.grpc);
-    println!("  mortar kv get hello --endpoint {}", first.grpc);
-    println!("  mortar admin status --endpoint {}", first.grpc);
-    println!("  curl http://{}/metrics", first.http);
-    println!();
-    println!("Press Ctrl-C to stop every node.");
+    out!("");
+    out!("Try:");
+    out!("  mortar kv put hello world --endpoint {}", first.grpc);
+    out!("  mortar kv get hello --endpoint {}", first.grpc);
+    out!("  mortar admin status --endpoint {}", first.grpc);
+    out!("  curl http://{}/metrics", first.http);
+    out!("");
+    out!("Press Ctrl-C to stop every node.");
 }
 
-/// Prints the last [`LOG_TAIL_LINES`] lines of a log on stderr.
-fn print_log_tail(path: &Path) {
-    match log_tail(path, LOG_TAIL_LINES) {
-        Ok(lines) if lines.is_empty() => eprintln!("  (the log is empty)"),
+/// Prints on stderr the last [`LOG_TAIL_LINES`] lines of a log written after byte `from` (this
+/// run's).
+fn print_log_tail(path: &Path, from: u64) {
+    match log_tail_from(path, LOG_TAIL_LINES, from) {
+        Ok(lines) if lines.is_empty() => note("  (the log is empty)"),
         Ok(lines) => {
             for line in lines {
-                eprintln!("  {line}");
+                note(&format!("  {line}"));
             }
         }
-        Err(e) => eprintln!("  (cannot read the log: {e})"),
+        Err(e) => note(&format!("  (cannot read the log: {e})")),
     }
 }
 
 /// The last `count` lines of a file, reading at most [`LOG_TAIL_BYTES_MAX`] bytes from its end.
 pub fn log_tail(path: &Path, count: usize) -> std::io::Result<Vec<String>> {
+    log_tail_from(path, count, 0)
+}
+
+/// The last `count` lines of a file after byte `from`, reading at most [`LOG_TAIL_BYTES_MAX`]
+/// bytes from its end.
+pub fn log_tail_from(path: &Path, count: usize, from: u64) -> std::io::Result<Vec<String>> {
     let mut file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
-    let start = len.saturating_sub(LOG_TAIL_BYTES_MAX);
+    let start = len.saturating_sub(LOG_TAIL_BYTES_MAX).max(from.min(len));
     file.seek(SeekFrom::Start(start))?;
     let mut bytes = Vec::new();
     file.take(LOG_TAIL_BYTES_MAX).read_to_end(&mut bytes)?;
     let text = String::from_utf8_lossy(&bytes);
     let mut lines: Vec<&str> = text.lines().collect();
-    if start > 0 && !lines.is_empty() {
+    if start > from && !lines.is_empty() {
         lines.remove(0); // Probably cut in the middle.
     }
     let skip = lines.len().saturating_sub(count);
@@ -460,6 +544,40 @@ mod tests {
     }
 
     #[test]
+    fn a_data_dir_of_another_size_is_refused_before_anything_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("mortar-data");
+        check_data_dir(&data, 3).unwrap();
+        assert!(!data.exists(), "checking creates nothing");
+        for id in 1..=5 {
+            let node = data.join(format!("node-{id}"));
+            std::fs::create_dir_all(&node).unwrap();
+            std::fs::write(node.join("CURRENT"), "x").unwrap();
+        }
+        // Left behind by an older `mortar dev`: an empty directory and one with only a log.
+        std::fs::create_dir_all(data.join("node-6")).unwrap();
+        std::fs::create_dir_all(data.join("node-7")).unwrap();
+        std::fs::write(data.join("node-7/node.log"), "old lines").unwrap();
+        check_data_dir(&data, 5).unwrap();
+        let e = check_data_dir(&data, 3).unwrap_err();
+        assert_eq!(
+            e.message,
+            format!(
+                "{} holds a 5-node cluster; run with --nodes 5 or choose another --data-dir",
+                data.display()
+            )
+        );
+        assert!(check_data_dir(&data, 7).unwrap_err().message.contains("holds a 5-node cluster"));
+        std::fs::remove_dir_all(data.join("node-2")).unwrap();
+        let e = check_data_dir(&data, 5).unwrap_err();
+        assert!(
+            e.message.contains("holds the data of nodes 1, 3, 4, 5; run with --nodes 5"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn log_tail_returns_the_last_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.log");
@@ -469,6 +587,9 @@ mod tests {
         assert_eq!(tail.len(), 20);
         assert_eq!(tail[0], "line 11");
         assert_eq!(tail[19], "line 30");
+        // Only the lines after `from`: this run's.
+        let from = text[..27].iter().map(|l| l.len() as u64 + 1).sum();
+        assert_eq!(log_tail_from(&path, 20, from).unwrap(), ["line 28", "line 29", "line 30"]);
         std::fs::write(&path, "").unwrap();
         assert!(log_tail(&path, 20).unwrap().is_empty());
     }

@@ -2,7 +2,9 @@
 //!
 //! Exit codes: 0 success; 1 a definite "no" (key not found, CAS not swapped) or a node that
 //! stopped with an error; 2 a usage error, an unreachable node or an error returned by the
-//! cluster.
+//! cluster. A command whose stdout is closed under it (`| head -1`) stops quietly with 0, the
+//! client commands' output going through [`say`] and [`write_stdout`] (`mortar bench` prints on
+//! its own and does not yet).
 
 pub mod actors;
 pub mod admin;
@@ -103,7 +105,7 @@ pub fn parse() -> Cli {
                 | ErrorKind::DisplayVersion
                 | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
                 _ => {
-                    eprintln!("{}", one_line(&e, &command_path(&args)));
+                    note(&one_line(&e, &command_path(&args)));
                     std::process::exit(i32::from(EXIT_ERROR));
                 }
             }
@@ -156,7 +158,8 @@ pub fn one_line(e: &clap::Error, command: &str) -> String {
     out
 }
 
-/// A command that failed: print `error: <message>` and exit with `code`.
+/// A command that failed: print `error: <message>` (nothing when the message is empty) and exit
+/// with `code`.
 #[derive(Debug)]
 pub struct Failure {
     pub code: u8,
@@ -166,6 +169,12 @@ pub struct Failure {
 impl Failure {
     pub fn new(code: u8, message: impl Into<String>) -> Failure {
         Failure { code, message: message.into() }
+    }
+
+    /// The reader of stdout has gone (`| head -1`): stop without a word, exit 0, as `cat` would
+    /// if it ignored SIGPIPE. Nobody reads what the command would print next.
+    pub fn stdout_closed() -> Failure {
+        Failure { code: EXIT_OK, message: String::new() }
     }
 
     /// An error worth exit code 2.
@@ -230,10 +239,40 @@ pub async fn run(cli: Cli) -> u8 {
     match result {
         Ok(code) => code,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            if !failure.message.is_empty() {
+                note(&format!("error: {}", failure.message));
+            }
             failure.code
         }
     }
+}
+
+/// Writes `bytes`, then a newline if `newline`, to stdout and flushes. A closed stdout ends the
+/// command quietly ([`Failure::stdout_closed`]); any other write error is a failure.
+pub fn write_stdout(bytes: &[u8], newline: bool) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let result = out
+        .write_all(bytes)
+        .and_then(|()| if newline { out.write_all(b"\n") } else { Ok(()) })
+        .and_then(|()| out.flush());
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::stdout_closed()),
+        Err(e) => Err(Failure::error(format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// Prints one line on stdout (see [`write_stdout`]): `say(&format!(..))?`.
+pub fn say(line: &str) -> Result<(), Failure> {
+    write_stdout(line.as_bytes(), true)
+}
+
+/// Prints one line on stderr; a closed stderr is ignored (there is nowhere left to say it).
+pub fn note(line: &str) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(line.as_bytes()).and_then(|()| err.write_all(b"\n"));
 }
 
 async fn run_node(args: NodeArgs) -> Result<u8, Failure> {
@@ -277,25 +316,27 @@ impl ConnectArgs {
 
     /// Connects to `--endpoint`, failing with one line that says what to do.
     pub async fn connect(&self) -> Result<Channel, Failure> {
-        let uri = if self.endpoint.contains("://") {
-            self.endpoint.clone()
-        } else {
-            format!("http://{}", self.endpoint)
-        };
+        let uri = endpoint_uri(&self.endpoint)?;
         let connect_timeout = self.timeout().min(CONNECT_TIMEOUT_MAX);
         let endpoint = Endpoint::from_shared(uri)
-            .map_err(|_| {
-                Failure::error(format!(
-                    "--endpoint `{}` is not a host:port address; give e.g. 127.0.0.1:7100",
-                    self.endpoint
-                ))
-            })?
+            .map_err(|e| Failure::error(format!("invalid endpoint '{}': {e}", self.endpoint)))?
             .connect_timeout(connect_timeout);
         // The outer timeout also bounds name resolution and the HTTP/2 handshake.
+        let no_answer = || {
+            Failure::error(format!(
+                "no answer from {} within {} ms; no connection was made (is it a Mortar node's gRPC \
+                 address? set --endpoint or MORTAR_ENDPOINT)",
+                self.endpoint,
+                connect_timeout.as_millis()
+            ))
+        };
         match tokio::time::timeout(connect_timeout + Duration::from_millis(500), endpoint.connect()).await {
             Ok(Ok(channel)) => Ok(channel),
-            Ok(Err(e)) => Err(self.unreachable(&connect_error_reason(&e))),
-            Err(_) => Err(self.unreachable(&format!("no answer within {} ms", connect_timeout.as_millis()))),
+            Ok(Err(e)) => match connect_error_reason(&e) {
+                reason if reason.contains("timeout expired") => Err(no_answer()),
+                reason => Err(self.unreachable(&reason)),
+            },
+            Err(_) => Err(no_answer()),
         }
     }
 
@@ -314,12 +355,36 @@ impl ConnectArgs {
     {
         match tokio::time::timeout(self.timeout(), call).await {
             Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(Failure::status(&status)),
-            Err(_) => Err(Failure::error(format!(
-                "no answer from {} within {} ms; {what} (raise --timeout-ms to wait longer)",
-                self.endpoint, self.timeout_ms
-            ))),
+            Ok(Err(status)) => Err(self.failure(&status, what)),
+            Err(_) => Err(self.no_answer(what)),
         }
+    }
+
+    /// The failure for an error status of a call through `--endpoint`: the node's own errors as
+    /// `<Code>: <message>`; what the transport says about the endpoint itself, in words.
+    pub fn failure(&self, status: &tonic::Status, what: &str) -> Failure {
+        if let Some(reason) = not_mortar_reason(status) {
+            return Failure::error(format!(
+                "{} answered, but not as a Mortar gRPC endpoint ({reason}); is it the HTTP port? A \
+                 node's gRPC address is its --listen (7100 + i - 1 under `mortar dev`, HTTP is 7200 + \
+                 i - 1)",
+                self.endpoint
+            ));
+        }
+        // What tonic reports when its own deadline on the request passes.
+        if status.code() == tonic::Code::Cancelled && status.message() == "Timeout expired" {
+            return self.no_answer(what);
+        }
+        Failure::status(status)
+    }
+
+    /// No answer from `--endpoint` within `--timeout-ms`; `what` says what that means.
+    pub fn no_answer(&self, what: &str) -> Failure {
+        Failure::error(format!(
+            "no answer from {} within {} ms; {what} (is it a Mortar node? raise --timeout-ms to wait \
+             longer)",
+            self.endpoint, self.timeout_ms
+        ))
     }
 
     /// Wraps a message in a request carrying the deadline.
@@ -328,6 +393,67 @@ impl ConnectArgs {
         request.set_timeout(self.timeout());
         request
     }
+}
+
+/// Checks an `--endpoint` before anything connects: `HOST:PORT` or `http://HOST:PORT`, with a
+/// port of 1 to 65535 (IPv6 hosts in brackets). Returns the URI to connect to.
+pub fn endpoint_uri(endpoint: &str) -> Result<String, Failure> {
+    const EXAMPLE: &str = "give HOST:PORT, e.g. 127.0.0.1:7100";
+    let invalid = |why: &str| Failure::error(format!("invalid endpoint '{endpoint}': {why}"));
+    let authority = match endpoint.split_once("://") {
+        None => endpoint,
+        Some(("http", rest)) => rest.strip_suffix('/').unwrap_or(rest),
+        Some((scheme, _)) => return Err(invalid(&format!("{scheme}:// is not supported; {EXAMPLE}"))),
+    };
+    if authority.is_empty() {
+        return Err(invalid(&format!("it is empty; {EXAMPLE}")));
+    }
+    if authority.contains(['/', '?', '#', '@']) || authority.chars().any(char::is_whitespace) {
+        return Err(invalid(&format!("{EXAMPLE}, without a path")));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !authority.ends_with(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    if host.is_empty() {
+        return Err(invalid(&format!("the host is missing; {EXAMPLE}")));
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(invalid("write an IPv6 address in brackets, e.g. [::1]:7100"));
+    }
+    let port = match port {
+        None | Some("") => return Err(invalid(&format!("the port is missing; {EXAMPLE}"))),
+        Some(port) => port,
+    };
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("port must be a number, 1-65535"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p >= 1 => Ok(format!("http://{host}:{p}")),
+        _ => Err(invalid("port must be 1-65535")),
+    }
+}
+
+/// Why a status shows that the peer is not a Mortar gRPC server, if it does: an HTTP server
+/// without gRPC (tonic maps its HTTP status), or a server that does not speak HTTP/2.
+fn not_mortar_reason(status: &tonic::Status) -> Option<String> {
+    let message = status.message();
+    if message.contains("grpc-status header missing") {
+        // "grpc-status header missing, mapped from HTTP status code 404"
+        let code = message.rsplit(' ').next().filter(|c| c.parse::<u16>().is_ok());
+        return Some(match code {
+            Some(code) => format!("an HTTP {code} without a gRPC status"),
+            None => "an HTTP answer without a gRPC status".to_string(),
+        });
+    }
+    let mut chain = message.to_string();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(err) = source {
+        chain.push_str(&err.to_string());
+        source = err.source();
+    }
+    (chain.contains("h2 protocol error") || chain.contains("http2 error"))
+        .then(|| "it does not speak HTTP/2".to_string())
 }
 
 /// The most specific reason in a connection error's chain: "connection refused" rather than
@@ -382,7 +508,7 @@ mod tests {
         let e = Cli::try_parse_from(["mortar", "kv", "cas", "k", "--value", "v"]).unwrap_err();
         let line = one_line(&e, "mortar");
         assert!(!line.contains('\n'), "{line}");
-        assert!(line.contains("not provided: <--expect <OLD>|--absent>"), "{line}");
+        assert!(line.contains("not provided: <--expect <OLD>|--expect-file <PATH>|--absent>"), "{line}");
         assert!(line.contains("mortar kv cas --help"), "{line}");
 
         let args = ["mortar", "node", "--id", "one"];
@@ -420,6 +546,55 @@ mod tests {
             Cli::try_parse_from(["mortar", "kv", "cas", "k", "--absent", "--expect", "o", "--value", "v"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn endpoints_are_checked_before_connecting() {
+        assert_eq!(endpoint_uri("127.0.0.1:7100").unwrap(), "http://127.0.0.1:7100");
+        assert_eq!(endpoint_uri("http://node-1:7100/").unwrap(), "http://node-1:7100");
+        assert_eq!(endpoint_uri("[::1]:7100").unwrap(), "http://[::1]:7100");
+        for (endpoint, why) in [
+            ("127.0.0.1:99999", "port must be 1-65535"),
+            ("127.0.0.1:0", "port must be 1-65535"),
+            ("127.0.0.1", "the port is missing"),
+            ("127.0.0.1:", "the port is missing"),
+            ("127.0.0.1:http", "port must be a number"),
+            (":7100", "the host is missing"),
+            ("", "it is empty"),
+            ("::1:7100", "in brackets"),
+            ("[::1]", "the port is missing"),
+            ("https://h:1", "https:// is not supported"),
+            ("h:1/path", "without a path"),
+        ] {
+            let e = endpoint_uri(endpoint).unwrap_err();
+            assert_eq!(e.code, EXIT_ERROR);
+            assert!(e.message.starts_with(&format!("invalid endpoint '{endpoint}': ")), "{}", e.message);
+            assert!(e.message.contains(why), "{endpoint}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn an_http_answer_is_not_a_mortar_endpoint() {
+        let connect = ConnectArgs { endpoint: "127.0.0.1:7200".into(), timeout_ms: 1500 };
+        let status =
+            tonic::Status::unimplemented("grpc-status header missing, mapped from HTTP status code 404");
+        let failure = connect.failure(&status, "x");
+        assert!(
+            failure.message.starts_with(
+                "127.0.0.1:7200 answered, but not as a Mortar gRPC endpoint (an HTTP 404 without a \
+                 gRPC status); is it the HTTP port?"
+            ),
+            "{}",
+            failure.message
+        );
+        let failure = connect.failure(&tonic::Status::cancelled("Timeout expired"), "x");
+        assert!(
+            failure.message.starts_with("no answer from 127.0.0.1:7200 within 1500 ms"),
+            "{}",
+            failure.message
+        );
+        let failure = connect.failure(&tonic::Status::not_found("no actor"), "x");
+        assert_eq!(failure.message, "NotFound: no actor");
     }
 
     #[test]
