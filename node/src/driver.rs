@@ -500,3 +500,7 @@ pub fn forgotten_meta_key(replica: u32) -> String {
 pub fn instance_key(id: InstanceId) -> InstanceKey {
     InstanceKey { replica: id.replica.0, slot: id.slot }
 }
+
+#[cfg(test)]
+#[path = "driver_test.rs"]
+mod driver_test;

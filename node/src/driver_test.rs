@@ -1,0 +1,137 @@
+//! The driver's round on one replica over in-memory storage: however much a round executes, its
+//! writes reach storage in batches within storage's limit, and a synced round syncs even when it
+//! has nothing left to write.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+use crate::kv::{KvOp, storage_key};
+use crate::state_machine::Op;
+use mortar_epoxy::ready::Executed;
+use mortar_epoxy::{Config, InstanceId};
+use mortar_storage::MemStorage;
+
+/// In-memory storage that records the largest write batch and the writes it was given.
+#[derive(Default)]
+struct Recording {
+    inner: MemStorage,
+    largest: AtomicUsize,
+    writes: AtomicUsize,
+    synced: AtomicUsize,
+}
+
+impl Storage for Recording {
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StorageError> {
+        self.largest.fetch_max(batch.bytes(), Ordering::Relaxed);
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        if sync {
+            self.synced.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.write(batch, sync)
+    }
+    fn get_kv(&self, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
+        self.inner.get_kv(key)
+    }
+    fn get_instance(&self, id: InstanceKey) -> Result<Option<Bytes>, StorageError> {
+        self.inner.get_instance(id)
+    }
+    fn get_meta(&self, name: &str) -> Result<Option<Bytes>, StorageError> {
+        self.inner.get_meta(name)
+    }
+    fn scan_instances(
+        &self,
+        f: &mut dyn FnMut(InstanceKey, &[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.inner.scan_instances(f)
+    }
+    fn scan_executed(
+        &self,
+        f: &mut dyn FnMut(InstanceKey) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.inner.scan_executed(f)
+    }
+    fn scan_conflicts(
+        &self,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.inner.scan_conflicts(f)
+    }
+    fn scan_kv_prefix(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        self.inner.scan_kv_prefix(prefix, start_after, limit)
+    }
+}
+
+fn driver(storage: Arc<Recording>) -> Driver {
+    let replica = Replica::new(Config::new(ReplicaId(1), vec![ReplicaId(1)]).expect("config"));
+    let counters = Arc::new(Mutex::new(replica.counters()));
+    Driver {
+        replica,
+        storage,
+        peers: Peers::new(),
+        pending: HashMap::new(),
+        proposals: Vec::new(),
+        counters,
+        last_diagnosis: Instant::now(),
+        last_stuck: None,
+        boot_marker: None,
+    }
+}
+
+/// A restarted node's first round, or a round that a late commit unblocks, can execute far more
+/// than one write batch holds: before, it was one batch, storage refused it, and the node stopped.
+#[test]
+fn a_round_that_executes_more_than_a_write_batch_holds_is_written_in_chunks() {
+    const INSTANCES: u64 = 100;
+    let storage = Arc::new(Recording::default());
+    let mut driver = driver(storage.clone());
+    let value = Bytes::from(vec![7u8; 900 * 1024]);
+    let key = |slot: u64| storage_key(format!("key{slot}").as_bytes());
+    let executed = (1..=INSTANCES)
+        .map(|slot| Executed {
+            id: InstanceId { replica: ReplicaId(2), slot },
+            commands: vec![Command {
+                key: key(slot),
+                payload: Op::Kv(KvOp::Put { value: value.clone() }).encode(),
+            }],
+        })
+        .collect();
+    assert!(INSTANCES as usize * value.len() > WRITE_BATCH_BYTES_MAX, "the round exceeds one batch");
+    driver.perform(Ready { executed, ..Ready::default() }).expect("the round is written");
+
+    let largest = storage.largest.load(Ordering::Relaxed);
+    assert!(largest <= WRITE_BATCH_BYTES_MAX, "a write batch of {largest} bytes");
+    assert!(storage.writes.load(Ordering::Relaxed) >= 5, "written in several batches");
+    for slot in 1..=INSTANCES {
+        assert_eq!(storage.get_kv(&key(slot)).expect("get").as_ref(), Some(&value), "key{slot}");
+    }
+    let mut marked = 0;
+    storage
+        .scan_executed(&mut |_| {
+            marked += 1;
+            Ok(())
+        })
+        .expect("scan");
+    assert_eq!(marked, INSTANCES, "every instance is marked executed with its effects");
+}
+
+/// A round that needs a sync (a checkpoint before progress reports) syncs even when it has nothing
+/// to write: what earlier rounds wrote unsynced must be durable before its promises leave.
+#[test]
+fn a_synced_round_with_nothing_to_write_still_syncs() {
+    let storage = Arc::new(Recording::default());
+    let mut driver = driver(storage.clone());
+    let mut earlier = WriteBatch::new();
+    earlier.put_kv("k/earlier", "unsynced");
+    storage.write(earlier, false).expect("write");
+    let ready = Ready { persist: vec![Record::Checkpoint], ..Ready::default() };
+    assert!(ready.needs_sync());
+    driver.perform(ready).expect("perform");
+    assert_eq!(storage.synced.load(Ordering::Relaxed), 1, "one synced write");
+    storage.inner.crash();
+    assert!(storage.get_kv(b"k/earlier").expect("get").is_some(), "the sync made it durable");
+}
