@@ -53,6 +53,11 @@ impl RocksStorage {
     /// are damaged, or if it cannot be read or written.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let failed = |kind, reason: String| StorageError::Open { path: path.to_path_buf(), kind, reason };
+        // A directory found damaged before is not opened again: the open that found it let RocksDB
+        // flush what it recovered and remove the damaged WAL, so only the record tells what it was.
+        if let Some(found) = watermark::read_damaged(path) {
+            return Err(failed(OpenFailure::Corrupt, format!("found damaged at an earlier start: {found}")));
+        }
         // What the WAL files were before RocksDB replays (and then may remove) them.
         let wal_files = wal_files(path);
         let persisted = watermark::read(path)
@@ -70,15 +75,16 @@ impl RocksStorage {
                     || "none left".to_string(),
                     |(name, bytes)| format!("the newest, {name}, held {bytes} bytes"),
                 );
-                return Err(failed(
-                    OpenFailure::Corrupt,
-                    format!(
-                        "the disk lost synced writes: they reached sequence {synced}, but only {recovered} were \
-                         recovered; a write-ahead log file is shorter than what was synced, damaged or deleted \
-                         ({} WAL files, {newest}), or a table file or the MANIFEST is missing",
-                        wal_files.len()
-                    ),
-                ));
+                let reason = format!(
+                    "the disk lost synced writes: they reached sequence {synced}, but only {recovered} were \
+                     recovered; a write-ahead log file is shorter than what was synced, damaged or deleted \
+                     ({} WAL files, {newest}), or a table file or the MANIFEST is missing",
+                    wal_files.len()
+                );
+                if let Err(e) = watermark::write_damaged(path, &reason) {
+                    warn!(error = %e, "could not record that the data directory is damaged");
+                }
+                return Err(failed(OpenFailure::Corrupt, reason));
             }
             Some(_) => {}
             None if recovered > 0 => warn!(
@@ -174,15 +180,19 @@ impl Drop for RocksStorage {
     }
 }
 
-/// The WAL files (`*.log`) in `dir` with their sizes, oldest first.
+/// RocksDB's WAL files in `dir` (named by number, `000123.log`; other `.log` files, such as a
+/// node's own log kept in its data directory, are not) with their sizes, oldest first.
 fn wal_files(dir: &Path) -> Vec<(String, u64)> {
+    let is_wal = |name: &str| {
+        name.strip_suffix(".log").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
     let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            name.ends_with(".log").then(|| (name, e.metadata().map_or(0, |m| m.len())))
+            is_wal(&name).then(|| (name, e.metadata().map_or(0, |m| m.len())))
         })
         .collect();
     files.sort();

@@ -163,7 +163,9 @@ fn files_ending(dir: &Path, suffix: &str) -> Vec<std::path::PathBuf> {
 }
 
 fn newest_wal(dir: &Path) -> std::path::PathBuf {
-    files_ending(dir, ".log").pop().expect("a WAL file")
+    let mut wals = files_ending(dir, ".log");
+    wals.retain(|p| p.file_name().is_some_and(|n| n != "node.log"));
+    wals.pop().expect("a WAL file")
 }
 
 fn assert_lost_synced_writes(err: &StorageError) {
@@ -177,6 +179,8 @@ fn assert_lost_synced_writes(err: &StorageError) {
 fn a_truncated_wal_refuses_to_open_and_names_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     fill(dir.path(), 200);
+    // A node's own log in its data directory (as `mortar dev` keeps it) is not a WAL.
+    fs::write(dir.path().join("node.log"), "a log line\n").expect("write node.log");
     let wal = newest_wal(dir.path());
     let len = fs::metadata(&wal).expect("stat").len();
     fs::OpenOptions::new().write(true).open(&wal).expect("open WAL").set_len(len / 2).expect("truncate");
@@ -184,8 +188,11 @@ fn a_truncated_wal_refuses_to_open_and_names_it() {
     assert_lost_synced_writes(&err);
     let name = wal.file_name().expect("name").to_string_lossy().into_owned();
     assert!(err.to_string().contains(&name), "the message names {name}: {err}");
-    // Refused again: the open that refused did not make the loss look normal.
-    assert_lost_synced_writes(&open_err(dir.path()));
+    // Refused again, naming the same file: the open that refused neither made the loss look
+    // normal nor removed the damaged WAL.
+    let again = open_err(dir.path());
+    assert_lost_synced_writes(&again);
+    assert!(again.to_string().contains(&name), "the second refusal names {name}: {again}");
 }
 
 #[test]

@@ -13,6 +13,10 @@
 //! crash loses is never above the watermark: every write below a synced write's sequence number
 //! is in the WAL before it and synced with it.
 //!
+//! An open that refuses records its diagnosis in [`DAMAGED_FILE`]; later opens refuse at once
+//! with it, without opening RocksDB again, since the refused open let RocksDB flush what it had
+//! recovered and delete the damaged WAL.
+//!
 //! What this cannot see: synced writes lost after the last persisted watermark (at most
 //! [`PERSIST_INTERVAL`] of them after a crash; none after a clean close), and a directory whose
 //! watermark file was deleted along with the data.
@@ -30,6 +34,9 @@ use tracing::warn;
 
 /// The watermark's file in the data directory.
 pub const WATERMARK_FILE: &str = "MORTAR-SYNCED";
+/// Written, with the diagnosis, when an open finds that synced writes were lost; a directory
+/// holding it is refused at once by every later open.
+pub const DAMAGED_FILE: &str = "MORTAR-DAMAGED";
 /// How often a raised watermark is written out.
 pub const PERSIST_INTERVAL: Duration = Duration::from_millis(200);
 const HEADER: &str = "mortar synced watermark v1";
@@ -65,6 +72,20 @@ pub fn write(dir: &Path, sequence: u64) -> io::Result<()> {
     write!(file, "{HEADER}\nsequence {sequence}\ncheck {}\n", sequence ^ CHECK_MASK)?;
     file.sync_all()?;
     fs::rename(&temp, dir.join(WATERMARK_FILE))?;
+    File::open(dir)?.sync_all()
+}
+
+/// The diagnosis recorded by an open that found `dir` damaged, if any.
+pub fn read_damaged(dir: &Path) -> Option<String> {
+    let found = fs::read_to_string(dir.join(DAMAGED_FILE)).ok()?;
+    Some(found.trim().to_string())
+}
+
+/// Records that `dir` lost synced writes, and why (see [`DAMAGED_FILE`]).
+pub fn write_damaged(dir: &Path, reason: &str) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(dir.join(DAMAGED_FILE))?;
+    writeln!(file, "{reason}")?;
+    file.sync_all()?;
     File::open(dir)?.sync_all()
 }
 
