@@ -103,6 +103,12 @@
 //! SIGTERM ends every process the run started (by pid) and removes namespaces, route and rules;
 //! after a `SIGKILL` of the runner, the next run removes the leftovers first.
 //!
+//! # Benchmarks that build clusters
+//!
+//! `mortar-chaos bench compare|wan|actors` start their own clusters (on loopback, or across
+//! emulated regions in network namespaces) and measure Mortar next to etcd, or the actor runtime;
+//! `mortar-chaos bench kv` loads a running Mortar or etcd cluster. See [`bench`].
+//!
 //! # Seeds and replay
 //!
 //! `--seed` decides the nemesis schedule (which faults, when, on which nodes) and every choice
@@ -193,6 +199,7 @@
 //! # Ok::<(), mortar_chaos::HistoryError>(())
 //! ```
 
+pub mod bench;
 pub mod check;
 pub mod clock;
 pub mod history;

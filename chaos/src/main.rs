@@ -9,12 +9,17 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use mortar_chaos::bench::BenchCommand;
 use mortar_chaos::nemesis::NemesisSpec;
 use mortar_chaos::run::{RunConfig, Workload};
 use mortar_chaos::topology::Topology;
 use mortar_chaos::workload::WorkerConfig;
 use mortar_chaos::{History, check, proxy, rng, workload};
 use tracing_subscriber::EnvFilter;
+
+/// mimalloc, as in `mortar`: the benchmarks' load generators ran under it there (see Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Environment variable holding the log filter (`info`, `debug`, `mortar_chaos=debug`, ...).
 const LOG_ENV: &str = "MORTAR_LOG";
@@ -59,6 +64,15 @@ enum Command {
     /// after the heal, no node crashed), 1 failed, 2 the run could not be carried out,
     /// 130 interrupted.
     Run(RunArgs),
+    /// Benchmarks that build whole clusters (Mortar next to etcd on loopback or across emulated
+    /// regions; the actor runtime), and load on a running Mortar or etcd cluster.
+    ///
+    /// Each prints its tables, and with --json one JSON object on the last line. Exit status: 0
+    /// done, 2 the benchmark could not be carried out (the message says why).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// (internal) The client workload, run by `run` inside the client namespace.
     #[command(hide = true)]
     ClientWorker(WorkerArgs),
@@ -169,6 +183,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { history, json } => ExitCode::from(run_check(&history, json)),
         Command::Run(args) => ExitCode::from(run_run(args)),
+        Command::Bench { command } => {
+            exit_on_error(bench_runtime().and_then(|rt| rt.block_on(mortar_chaos::bench::run(command))))
+        }
         Command::ClientWorker(args) => exit_on_error(run_worker(args)),
         Command::Proxy { listen, target, delay_ms } => {
             exit_on_error(runtime(1).and_then(|rt| {
@@ -194,6 +211,12 @@ fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("start the async runtime")
+}
+
+/// The benchmarks' runtime: a worker per core, as `mortar` gave them before they moved here, so
+/// that the load generator's figures stay comparable.
+fn bench_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")
 }
 
 fn run_check(path: &PathBuf, json: bool) -> u8 {

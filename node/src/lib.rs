@@ -2,7 +2,6 @@
 pub mod actor;
 pub mod admin;
 pub mod bench;
-pub mod bench_actors;
 pub mod boot;
 pub mod cli;
 pub mod config;

@@ -1,7 +1,7 @@
 //! Network namespaces on a private test subnet, guarded by a blackhole route for that subnet in
 //! the root namespace (so that nothing sent there from the root namespace leaves the machine), a
 //! run lock, and the removal of what a killed earlier run left behind. Shared by `mortar-chaos run`
-//! ([`super::lab`]) and `mortar bench wan`.
+//! ([`super::lab`]) and `mortar-chaos bench wan` ([`crate::bench::wan_net`]).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -1,13 +1,15 @@
-//! `mortar bench`: load generators for a running cluster, and a side-by-side comparison with etcd.
+//! `mortar bench kv`: the load generator for a running cluster.
 //!
-//! * `mortar bench kv` ([`run_kv`]) sends puts, and with `--reads` linearizable gets, to a Mortar
-//!   or an etcd cluster. Closed loop by default: each client sends its next request when the
-//!   previous one is answered. Open loop with `--rate`: requests are due on a fixed schedule
-//!   ([`schedule`]) and latency counts from the due time, so a slow answer cannot hide the
-//!   requests it delayed. Latencies go into HDR histograms.
-//! * `mortar bench compare` ([`compare::run`]) starts a 3-node Mortar cluster and a 3-node etcd
-//!   cluster on loopback, runs a matrix of `bench kv` workloads against each in alternation, and
-//!   prints one table.
+//! [`run_kv`] sends puts, and with `--reads` linearizable gets, to a Mortar cluster. Closed loop
+//! by default: each client sends its next request when the previous one is answered. Open loop
+//! with `--rate`: requests are due on a fixed schedule ([`schedule`]) and latency counts from the
+//! due time, so a slow answer cannot hide the requests it delayed. Latencies go into HDR
+//! histograms.
+//!
+//! The benchmarks that build whole clusters (`compare`, `wan`, `actors`) and the etcd client are
+//! the lab's: `mortar-chaos bench compare|wan|actors`, and `mortar-chaos bench kv --target etcd`
+//! for a running etcd cluster. They drive this same load generator through [`run_kv_on`] with
+//! their own [`Connection`]s.
 //!
 //! Every run is bounded in time (`--duration`, `--timeout-ms` per request) and in operations
 //! (`--ops-max`).
@@ -15,20 +17,12 @@
 //! ```text
 //! $ mortar dev --base-port 7400 &
 //! $ mortar bench kv --endpoints 127.0.0.1:7400,127.0.0.1:7401,127.0.0.1:7402 --clients 16 --duration 5
-//! $ mortar bench kv --target etcd --endpoints 127.0.0.1:2379 --clients 16 --rate 2000 --json
-//! $ mortar bench compare --duration 5 --matrix clients=1,16,64,256 conflict=0,1
+//! $ mortar bench kv --endpoints 127.0.0.1:7400 --clients 16 --rate 2000 --json
 //! ```
 
-pub mod cluster;
-pub mod compare;
-pub mod matrix;
-pub mod metrics;
 pub mod report;
 pub mod schedule;
-pub mod systems;
 pub mod target;
-pub mod wan;
-pub mod wan_net;
 pub mod workload;
 
 use std::time::{Duration, Instant};
@@ -38,8 +32,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 
 pub use report::KvBenchResult;
-use target::Connection;
-pub use target::Target;
+pub use target::{Connection, MortarConnection, Target};
 use workload::{Ops, Workload};
 
 /// Most concurrent clients of one run.
@@ -56,7 +49,7 @@ pub const LATENCY_MAX: Duration = Duration::from_secs(120);
     one is answered. With --rate, requests are due on a fixed schedule shared by the clients and latency \
     counts from the due time (give enough --clients: each has one request in flight).")]
 pub struct KvBenchArgs {
-    /// System under test.
+    /// System under test (`mortar bench kv` drives mortar; `mortar-chaos bench kv` drives both).
     #[arg(long, value_enum, default_value_t = Target::Mortar)]
     pub target: Target,
     /// Comma-separated host:port list; clients are spread over them round-robin [default:
@@ -154,6 +147,11 @@ impl KvBenchArgs {
     fn workload(&self) -> Workload {
         Workload { keys: self.keys, conflict: self.conflict, reads: self.reads }
     }
+
+    /// `--endpoints`, or the target's default ones when none is given.
+    pub fn endpoints(&self) -> Vec<String> {
+        if self.endpoints.is_empty() { self.target.endpoints_default() } else { self.endpoints.clone() }
+    }
 }
 
 /// What one client measured.
@@ -181,15 +179,32 @@ fn record(histogram: &mut Histogram<u64>, latency: Duration) {
     histogram.record(us).expect("latency within the histogram's bounds");
 }
 
-/// Runs one load: connects to every endpoint, runs the clients, merges what they measured.
+/// Runs one load on a Mortar cluster: connects to every endpoint, runs the clients, merges what
+/// they measured. etcd is the lab's: `mortar-chaos bench kv --target etcd`.
 pub async fn run_kv(args: KvBenchArgs) -> anyhow::Result<KvBenchResult> {
     args.validate()?;
-    let endpoints =
-        if args.endpoints.is_empty() { args.target.endpoints_default() } else { args.endpoints.clone() };
-    let mut connections = Vec::with_capacity(endpoints.len());
-    for endpoint in &endpoints {
-        connections.push(Connection::open(args.target, endpoint).await?);
+    anyhow::ensure!(
+        args.target == Target::Mortar,
+        "--target {}: the mortar binary drives Mortar clusters only; run `mortar-chaos bench kv --target {}` \
+         with the same flags (build it with `cargo build --release -p mortar-chaos`)",
+        args.target,
+        args.target
+    );
+    let mut connections = Vec::new();
+    for endpoint in args.endpoints() {
+        connections.push(MortarConnection::open(&endpoint).await?);
     }
+    run_kv_on(args, connections).await
+}
+
+/// Runs one load through `connections` (one per endpoint; clients are spread over them
+/// round-robin) and merges what the clients measured.
+pub async fn run_kv_on<C: Connection>(
+    args: KvBenchArgs,
+    connections: Vec<C>,
+) -> anyhow::Result<KvBenchResult> {
+    args.validate()?;
+    anyhow::ensure!(!connections.is_empty(), "no endpoint to send requests to; give --endpoints");
     let value = Bytes::from(vec![b'x'; args.value_size]);
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(args.warmup);
@@ -223,7 +238,7 @@ pub async fn run_kv(args: KvBenchArgs) -> anyhow::Result<KvBenchResult> {
 
 /// Sends one request with the per-request timeout.
 async fn send(
-    connection: &mut Connection,
+    connection: &mut impl Connection,
     op: &workload::Op,
     value: &Bytes,
     timeout: Duration,
@@ -236,7 +251,7 @@ async fn send(
 
 /// Each request is sent when the previous one is answered; latency counts from the send.
 async fn closed_loop(
-    mut connection: Connection,
+    mut connection: impl Connection,
     ops: impl Iterator<Item = workload::Op>,
     value: Bytes,
     window: Window,
@@ -259,7 +274,7 @@ async fn closed_loop(
 /// Each request is due at its place in the schedule; latency counts from the due time. Requests
 /// due before the end but not sent by then (the client was waiting on earlier ones) are `missed`.
 async fn open_loop(
-    mut connection: Connection,
+    mut connection: impl Connection,
     ops: impl Iterator<Item = workload::Op>,
     value: Bytes,
     window: Window,
@@ -304,5 +319,16 @@ pub fn print(result: &KvBenchResult, json: bool) {
     println!("{}", result.line());
     if json {
         println!("{}", serde_json::to_string(result).expect("serialize bench result"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn etcd_is_left_to_the_lab_with_a_pointer() {
+        let e = run_kv(KvBenchArgs::new(Target::Etcd, Vec::new())).await.unwrap_err().to_string();
+        assert!(e.contains("mortar-chaos bench kv --target etcd"), "{e}");
     }
 }

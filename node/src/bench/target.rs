@@ -1,7 +1,9 @@
-//! The systems a benchmark can drive, behind one small client: Mortar through its gRPC `Kv`
-//! service, etcd through the `etcd-client` crate (v3 API: `Put`, and `Range` without
-//! `serializable`, which etcd answers linearizably).
+//! The systems a benchmark can drive, and the one small client the load generator needs of each:
+//! [`Connection`]. The node holds Mortar's, through its gRPC `Kv` service; etcd's, through the
+//! `etcd-client` crate, is the lab's (`mortar-chaos bench kv|compare|wan`), so that the `mortar`
+//! binary does not link an etcd client.
 
+use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -46,79 +48,76 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// A connection to one node (Mortar) or member (etcd); cheap to clone (clones share it).
-#[derive(Clone)]
-pub enum Connection {
-    Mortar(KvClient<Channel>),
-    Etcd(Box<etcd_client::KvClient>),
+/// A connection to one member of the system under test, as the load generator ([`super::run_kv_on`])
+/// drives it: cheap to clone (clones share it), one request at a time per clone.
+pub trait Connection: Clone + Send + 'static {
+    /// Sends one request and waits for its answer; the error is one line.
+    fn send(&mut self, op: &Op, value: &Bytes) -> impl Future<Output = Result<(), String>> + Send;
 }
 
-impl Connection {
-    /// Connects to `endpoint` (`host:port`) and checks that it answers a read.
-    pub async fn open(target: Target, endpoint: &str) -> anyhow::Result<Connection> {
-        let uri = if endpoint.contains("://") { endpoint.to_string() } else { format!("http://{endpoint}") };
-        let mut connection = match target {
-            Target::Mortar => {
-                let channel = Endpoint::from_shared(uri)
-                    .with_context(|| format!("--endpoints: {endpoint:?} is not a host:port address"))?
-                    .tcp_nodelay(true)
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .connect()
-                    .await
-                    .with_context(|| format!("cannot reach a mortar node at {endpoint}; is it running?"))?;
-                Connection::Mortar(KvClient::new(channel))
-            }
-            Target::Etcd => {
-                let options = etcd_client::ConnectOptions::new().with_connect_timeout(CONNECT_TIMEOUT);
-                let client = etcd_client::Client::connect([uri], Some(options))
-                    .await
-                    .with_context(|| format!("cannot connect to an etcd member at {endpoint}"))?;
-                Connection::Etcd(Box::new(client.kv_client()))
-            }
-        };
-        // etcd connects lazily, and a Mortar node without quorum accepts connections: one read
-        // tells whether the cluster answers at all.
-        let probe = Op::Get(Bytes::from_static(b"bench/probe"));
-        match tokio::time::timeout(CONNECT_TIMEOUT, connection.send(&probe, &Bytes::new())).await {
-            Ok(Ok(())) => Ok(connection),
-            Ok(Err(e)) => {
-                anyhow::bail!("{target} at {endpoint} does not answer a read: {e}; is the cluster up?")
-            }
-            Err(_) => anyhow::bail!(
-                "{target} at {endpoint} did not answer a read within {} s; is the cluster up?",
-                CONNECT_TIMEOUT.as_secs()
-            ),
-        }
-    }
+/// A connection to one Mortar node.
+#[derive(Clone)]
+pub struct MortarConnection(KvClient<Channel>);
 
-    /// Sends one request and waits for its answer; the error is one line.
-    pub async fn send(&mut self, op: &Op, value: &Bytes) -> Result<(), String> {
-        match (self, op) {
-            (Connection::Mortar(client), Op::Put(key)) => client
+impl MortarConnection {
+    /// Connects to `endpoint` (`host:port`) and checks that it answers a read.
+    pub async fn open(endpoint: &str) -> anyhow::Result<MortarConnection> {
+        let channel = Endpoint::from_shared(uri(endpoint))
+            .with_context(|| format!("--endpoints: {endpoint:?} is not a host:port address"))?
+            .tcp_nodelay(true)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach a mortar node at {endpoint}; is it running?"))?;
+        let mut connection = MortarConnection(KvClient::new(channel));
+        check_answers(&mut connection, Target::Mortar, endpoint).await?;
+        Ok(connection)
+    }
+}
+
+impl Connection for MortarConnection {
+    async fn send(&mut self, op: &Op, value: &Bytes) -> Result<(), String> {
+        match op {
+            Op::Put(key) => self
+                .0
                 .put(PutRequest { key: key.clone(), value: value.clone(), ..Default::default() })
                 .await
                 .map(drop)
                 .map_err(|s| status_line(&s)),
-            (Connection::Mortar(client), Op::Get(key)) => {
-                client.get(GetRequest { key: key.clone() }).await.map(drop).map_err(|s| status_line(&s))
-            }
-            (Connection::Etcd(client), Op::Put(key)) => {
-                client.put(key.to_vec(), value.to_vec(), None).await.map(drop).map_err(|e| etcd_line(&e))
-            }
-            (Connection::Etcd(client), Op::Get(key)) => {
-                client.get(key.to_vec(), None).await.map(drop).map_err(|e| etcd_line(&e))
+            Op::Get(key) => {
+                self.0.get(GetRequest { key: key.clone() }).await.map(drop).map_err(|s| status_line(&s))
             }
         }
     }
 }
 
-fn status_line(status: &tonic::Status) -> String {
-    format!("{:?}: {}", status.code(), status.message()).replace(['\n', '\r'], " ")
+/// `endpoint` as a URI: `http://` unless it names a scheme.
+pub fn uri(endpoint: &str) -> String {
+    if endpoint.contains("://") { endpoint.to_string() } else { format!("http://{endpoint}") }
 }
 
-fn etcd_line(error: &etcd_client::Error) -> String {
-    match error {
-        etcd_client::Error::GRpcStatus(status) => status_line(status),
-        other => other.to_string().replace(['\n', '\r'], " "),
+/// Checks that a fresh connection to `target` at `endpoint` answers a read. etcd connects
+/// lazily, and a Mortar node without quorum accepts connections: one read tells whether the
+/// cluster answers at all.
+pub async fn check_answers(
+    connection: &mut impl Connection,
+    target: Target,
+    endpoint: &str,
+) -> anyhow::Result<()> {
+    let probe = Op::Get(Bytes::from_static(b"bench/probe"));
+    match tokio::time::timeout(CONNECT_TIMEOUT, connection.send(&probe, &Bytes::new())).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            anyhow::bail!("{target} at {endpoint} does not answer a read: {e}; is the cluster up?")
+        }
+        Err(_) => anyhow::bail!(
+            "{target} at {endpoint} did not answer a read within {} s; is the cluster up?",
+            CONNECT_TIMEOUT.as_secs()
+        ),
     }
+}
+
+/// A gRPC status as one line.
+pub fn status_line(status: &tonic::Status) -> String {
+    format!("{:?}: {}", status.code(), status.message()).replace(['\n', '\r'], " ")
 }

@@ -81,15 +81,6 @@ pub enum BenchCommand {
     /// Load on a running Mortar or etcd cluster (closed loop, or open loop with --rate): ops/s and
     /// latency percentiles (HDR histogram).
     Kv(crate::bench::KvBenchArgs),
-    /// Mortar and etcd side by side: starts a 3-node cluster of each on loopback, runs a matrix of
-    /// workloads against both in alternation, prints one table.
-    Compare(crate::bench::compare::CompareArgs),
-    /// Actors on a cluster this command starts: failover time, activation latency, calls/s,
-    /// memory per idle actor.
-    Actors(crate::bench_actors::ActorBenchArgs),
-    /// Mortar and etcd across three emulated regions (network namespaces and delay proxies; needs
-    /// root): per-region latency of both next to the floor of the network and the disk.
-    Wan(crate::bench::wan::WanArgs),
 }
 
 /// Parses the command line. Help and version go to stdout (exit 0); any other parse error is
@@ -212,29 +203,6 @@ pub async fn run(cli: Cli) -> u8 {
                 Err(e) => Err(Failure::error(format!("{e:#}"))),
             }
         }
-        Command::Bench(BenchArgs { command: BenchCommand::Compare(args) }) => {
-            match crate::bench::compare::run(args.clone()).await {
-                Ok(report) => {
-                    crate::bench::compare::print(&report, &args);
-                    Ok(EXIT_OK)
-                }
-                Err(e) => Err(Failure::error(format!("{e:#}"))),
-            }
-        }
-        Command::Bench(BenchArgs { command: BenchCommand::Wan(args) }) => {
-            let json = args.json;
-            match crate::bench::wan::run(args).await {
-                Ok(report) => {
-                    crate::bench::wan::print(&report, json);
-                    Ok(EXIT_OK)
-                }
-                Err(e) => Err(Failure::error(format!("{e:#}"))),
-            }
-        }
-        Command::Bench(BenchArgs { command: BenchCommand::Actors(args) }) => crate::bench_actors::run(args)
-            .await
-            .map(|()| EXIT_OK)
-            .map_err(|e| Failure::error(format!("{e:#}"))),
     };
     match result {
         Ok(code) => code,

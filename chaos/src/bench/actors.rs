@@ -1,5 +1,5 @@
-//! `mortar bench actors`: measures the actor runtime on a three-node cluster of real processes
-//! that it starts itself (on loopback, in a temporary directory):
+//! `mortar-chaos bench actors`: measures the actor runtime on a three-node cluster of real
+//! processes that it starts itself (on loopback, in a temporary directory):
 //!
 //! * **calls/s** of `counter.getCount` and `counter.increment` through node 1 (closed loop,
 //!   `--clients` callers over `--keys` counters, each for `--duration` seconds), with latency
@@ -66,7 +66,7 @@ pub struct ActorBenchArgs {
     /// Idle actors activated on node 1 for the memory measurement.
     #[arg(long, default_value_t = 100_000)]
     pub idle_actors: usize,
-    /// The mortar binary to run as nodes [default: this executable].
+    /// The mortar binary to run as nodes [default: `mortar` beside this program].
     #[arg(long, value_name = "PATH")]
     pub bin: Option<PathBuf>,
     /// Print one JSON object on the last line.
@@ -300,10 +300,7 @@ fn keys_owned_by(owner: u32, prefix: &str, count: usize) -> Vec<String> {
 
 pub async fn run(args: ActorBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.idle_actors <= IDLE_ACTORS_MAX, "--idle-actors is at most {IDLE_ACTORS_MAX}");
-    let bin = match &args.bin {
-        Some(bin) => bin.clone(),
-        None => std::env::current_exe().context("find this executable")?,
-    };
+    let bin = super::mortar_bin(args.bin.as_deref())?;
     let mut cluster = BenchCluster::new(bin)?;
     for id in 1..=BENCH_NODES {
         cluster.start(id)?;

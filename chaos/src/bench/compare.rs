@@ -1,4 +1,4 @@
-//! `mortar bench compare`: Mortar and etcd side by side, on the same machine in the same run.
+//! `mortar-chaos bench compare`: Mortar and etcd side by side, on the same machine in the same run.
 //!
 //! Starts a 3-node Mortar cluster and a 3-node etcd cluster on loopback (each member with its own
 //! data directory; both fsync as they do by default), then runs every row of the matrix against
@@ -12,12 +12,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 
+use mortar_node::bench::{DURATION_SECONDS_MAX, KvBenchArgs, KvBenchResult, Target};
+
 use super::cluster::Cluster;
 use super::matrix::{self, Dimension, Row};
 use super::metrics::{self, Sample};
-use super::report::{self, KvBenchResult, Table};
 use super::systems::SystemsArgs;
-use super::{DURATION_SECONDS_MAX, KvBenchArgs, Target};
+use super::table::{self, Table};
 
 /// Pause after each run.
 const SETTLE: Duration = Duration::from_millis(200);
@@ -28,7 +29,7 @@ pub const REPEAT_MAX: u64 = 9;
 #[command(after_help = "Matrix dimensions: clients, conflict (fraction of requests on one key shared \
     by all clients; for etcd too), reads (fraction of linearizable gets), value-size (bytes), rate \
     (open-loop requests per second; 0 = closed loop). Example:\n  \
-    mortar bench compare --duration 5 --matrix clients=1,16,64,256 conflict=0,1")]
+    mortar-chaos bench compare --duration 5 --matrix clients=1,16,64,256 conflict=0,1")]
 pub struct CompareArgs {
     /// Seconds each row runs against each system (after the warm-up).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=DURATION_SECONDS_MAX))]
@@ -263,7 +264,7 @@ async fn measure(
             for (i, cluster) in clusters.iter_mut().enumerate() {
                 let before = cluster.sample().await?;
                 let client_before = metrics::cpu_seconds(std::process::id())?;
-                let result = super::run_kv(kv_args(args, row, cluster.target, cluster.endpoints()))
+                let result = super::target::run_kv(kv_args(args, row, cluster.target, cluster.endpoints()))
                     .await
                     .with_context(|| format!("run {} clients against {}", row.clients, cluster.target))?;
                 let client_cpu = metrics::cpu_seconds(std::process::id())? - client_before;
@@ -303,10 +304,10 @@ pub fn results_table(report: &CompareReport) -> Table {
     let both = report.targets.contains(&Target::Mortar) && report.targets.contains(&Target::Etcd);
     let mut header: Vec<String> = labels.iter().map(|d| d.name().to_string()).collect();
     let metrics: [(&str, Cell); 4] = [
-        ("ops/s", |r| report::ops(r.ops_per_sec)),
-        ("p50 ms", |r| report::ms(r.p50_ms)),
-        ("p99 ms", |r| report::ms(r.p99_ms)),
-        ("p99.9 ms", |r| report::ms(r.p999_ms)),
+        ("ops/s", |r| table::ops(r.ops_per_sec)),
+        ("p50 ms", |r| table::ms(r.p50_ms)),
+        ("p99 ms", |r| table::ms(r.p99_ms)),
+        ("p99.9 ms", |r| table::ms(r.p999_ms)),
     ];
     for (name, _) in &metrics {
         for target in &report.targets {
@@ -335,7 +336,7 @@ pub fn results_table(report: &CompareReport) -> Table {
             }
             if both && *name == "p99 ms" {
                 let p99 = |t: Target| run(&t).map_or(0.0, |r| r.result.p99_ms);
-                cells.push(report::ratio(p99(Target::Etcd), p99(Target::Mortar)));
+                cells.push(table::ratio(p99(Target::Etcd), p99(Target::Mortar)));
             }
         }
         let errors: Vec<String> = report

@@ -1,5 +1,5 @@
-//! The emulated WAN of `mortar bench wan`: one network namespace per region on a private bridge,
-//! user-space delay proxies between the regions (the chaos harness's [`mortar_chaos::proxy`]), and
+//! The emulated WAN of `mortar-chaos bench wan`: one network namespace per region on a private bridge,
+//! user-space delay proxies between the regions (the chaos harness's [`crate::proxy`]), and
 //! the threads and processes that run inside a region.
 //!
 //! | host | namespace | addresses |
@@ -29,10 +29,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::proxy::{self, Delay};
+use crate::run::lab::command;
+use crate::run::netns::{self, Namespaces, RunLock, Subnet};
 use anyhow::{Context as _, bail};
-use mortar_chaos::proxy::{self, Delay};
-use mortar_chaos::run::lab::command;
-use mortar_chaos::run::netns::{self, Namespaces, RunLock, Subnet};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -103,7 +103,7 @@ fn found(tool: &Path) -> bool {
 /// Checks the privileges and tools a run needs, saying what to do when one is missing.
 pub fn preflight(etcd_bin: Option<&Path>) -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
-        bail!("mortar bench wan creates network namespaces and must run as root (try sudo)");
+        bail!("mortar-chaos bench wan creates network namespaces and must run as root (try sudo)");
     }
     if !found(Path::new("ip")) {
         bail!("`ip` is not installed: apt-get install -y iproute2");
@@ -131,7 +131,7 @@ pub fn clean_stale() -> anyhow::Result<Vec<String>> {
 
 /// Takes the WAN's network for this run: only one run at a time may own it.
 pub fn lock() -> anyhow::Result<RunLock> {
-    RunLock::acquire("mortar-bench-wan.pid", "mortar", "`mortar bench wan`")
+    RunLock::acquire("mortar-bench-wan.pid", "mortar", "`mortar-chaos bench wan`")
 }
 
 /// The namespaces, veths, bridge and blackhole route; removed again by [`Lab::teardown`] or
@@ -434,7 +434,7 @@ impl Server {
     }
 
     pub fn log_tail(&self) -> String {
-        match crate::cli::dev::log_tail(&self.log, LOG_TAIL_LINES) {
+        match mortar_node::cli::dev::log_tail(&self.log, LOG_TAIL_LINES) {
             Ok(lines) => lines.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"),
             Err(e) => format!("  (cannot read the log: {e})"),
         }

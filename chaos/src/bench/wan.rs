@@ -1,4 +1,4 @@
-//! `mortar bench wan`: Mortar and etcd across three emulated regions.
+//! `mortar-chaos bench wan`: Mortar and etcd across three emulated regions.
 //!
 //! Builds three network namespaces (regions a, b and c) joined through user-space delay proxies
 //! that add a configured one-way delay between every pair ([`wan_net`]; this kernel has no netem),
@@ -19,8 +19,8 @@
 //! error and on Ctrl-C; a run killed with SIGKILL leaves namespaces that the next run removes.
 //!
 //! ```text
-//! $ sudo mortar bench wan --duration 10 --clients 4
-//! $ sudo mortar bench wan --delays a-b=10,a-c=40,b-c=45 --etcd-leader b --json
+//! $ sudo mortar-chaos bench wan --duration 10 --clients 4
+//! $ sudo mortar-chaos bench wan --delays a-b=10,a-c=40,b-c=45 --etcd-leader b --json
 //! ```
 
 use std::ffi::OsString;
@@ -32,20 +32,24 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use tokio::signal::unix::{SignalKind, signal};
 
+use mortar_node::bench::workload::{Op, Ops, Workload};
+use mortar_node::bench::{
+    Connection as _, DURATION_SECONDS_MAX, KvBenchArgs, KvBenchResult, LATENCY_MAX, Target, VALUE_BYTES_MAX,
+    new_histogram,
+};
+
 use super::metrics::{self, Sample};
-use super::report::{self, KvBenchResult, Table};
 use super::systems::SystemsArgs;
-use super::target::{Connection, Target};
+use super::table::{self, Table};
+use super::target::LabConnection;
 use super::wan_net::{
     self, ETCD_CLIENT_PORT, ETCD_PEER_PORT, Lab, MORTAR_GRPC_PORT, MORTAR_HTTP_PORT, REGION_NAMES, REGIONS,
     RegionNet, Server,
 };
-use super::workload::{Op, Ops, Workload};
-use super::{DURATION_SECONDS_MAX, KvBenchArgs, LATENCY_MAX, VALUE_BYTES_MAX};
 
 /// Largest one-way delay between two regions.
 pub const ONE_WAY_MS_MAX: u64 = 5_000;
-const _: () = assert!(ONE_WAY_MS_MAX <= mortar_chaos::proxy::DELAY_MS_MAX);
+const _: () = assert!(ONE_WAY_MS_MAX <= crate::proxy::DELAY_MS_MAX);
 /// Most clients in one region.
 pub const CLIENTS_PER_REGION_MAX: u64 = 256;
 /// Bound on every member answering a write after it is started.
@@ -70,8 +74,8 @@ const SETTLE: Duration = Duration::from_secs(1);
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = "Needs root (it creates network namespaces on 10.78.0.0/24, nothing else) and \
     `ip`; etcd from `apt-get install etcd-server` unless --targets mortar. Example:\n  \
-    sudo mortar bench wan --duration 10 --clients 4\n  \
-    sudo mortar bench wan --delays a-b=10,a-c=40,b-c=45 --etcd-leader b --json")]
+    sudo mortar-chaos bench wan --duration 10 --clients 4\n  \
+    sudo mortar-chaos bench wan --delays a-b=10,a-c=40,b-c=45 --etcd-leader b --json")]
 pub struct WanArgs {
     /// One-way delay between each pair of the regions a, b and c, in milliseconds; it applies in
     /// both directions, so a round trip takes twice as long.
@@ -373,7 +377,7 @@ pub async fn run(args: WanArgs) -> anyhow::Result<WanReport> {
     }
     let root = args.systems.create_root("wan")?;
     // Every node starts from the same build even if the binary is rebuilt meanwhile.
-    let bin = mortar_chaos::run::procs::pin_binary(&bin, &root);
+    let bin = crate::run::procs::pin_binary(&bin, &root);
 
     // Handlers before starting anything, so Ctrl-C during startup still removes what started.
     let mut sigint = signal(SignalKind::interrupt()).context("handle SIGINT")?;
@@ -664,7 +668,7 @@ fn spawn_etcd(bin: &Path, root: &Path) -> anyhow::Result<Vec<Server>> {
 /// One put through `endpoint`.
 async fn probe(target: Target, endpoint: String) -> anyhow::Result<()> {
     let work = async {
-        let mut connection = Connection::open(target, &endpoint).await?;
+        let mut connection = LabConnection::open(target, &endpoint).await?;
         let put = Op::Put(Bytes::from_static(b"bench/ready"));
         connection.send(&put, &Bytes::from_static(b"1")).await.map_err(anyhow::Error::msg)
     };
@@ -816,7 +820,7 @@ async fn region_load(
         ..KvBenchArgs::new(target, vec![endpoint.clone()])
     };
     args.validate()?;
-    let connection = Connection::open(target, &endpoint).await?;
+    let connection = LabConnection::open(target, &endpoint).await?;
     let (before, started) = (scrape(target, region).await?, Instant::now());
     let value = Bytes::from(vec![b'x'; args.value_size]);
     let measure_from = Instant::now() + Duration::from_secs(args.warmup);
@@ -830,7 +834,7 @@ async fn region_load(
         let ops = Ops::new(workload, region as u64 * args.clients + c).take(ops_per_client);
         let value = value.clone();
         tasks.push(tokio::spawn(async move {
-            let mut tally = Tally { latency: super::new_histogram(), errors: 0, first_error: None };
+            let mut tally = Tally { latency: new_histogram(), errors: 0, first_error: None };
             for op in ops {
                 let sent = Instant::now();
                 if sent >= end {
@@ -857,7 +861,7 @@ async fn region_load(
             tally
         }));
     }
-    let mut latency = super::new_histogram();
+    let mut latency = new_histogram();
     let (mut errors, mut first_error) = (0, None);
     for task in tasks {
         let tally = task.await.context("a benchmark client panicked")?;
@@ -891,14 +895,14 @@ pub fn results_table(report: &WanReport) -> Table {
         let mut cells = vec![
             if leader { format!("{} (etcd leader)", region.region) } else { region.region.clone() },
             region.nearest.clone(),
-            report::ms(region.rtt_ms.get(&region.nearest).copied().unwrap_or_default()),
-            report::ms(region.fsync_ms),
+            table::ms(region.rtt_ms.get(&region.nearest).copied().unwrap_or_default()),
+            table::ms(region.fsync_ms),
         ];
         let figures = |floor: f64, result: &Option<KvBenchResult>| match result {
             Some(r) => {
-                [report::ms(floor), report::ops(r.ops_per_sec), report::ms(r.p50_ms), report::ms(r.p99_ms)]
+                [table::ms(floor), table::ops(r.ops_per_sec), table::ms(r.p50_ms), table::ms(r.p99_ms)]
             }
-            None => [report::ms(floor), "-".into(), "-".into(), "-".into()],
+            None => [table::ms(floor), "-".into(), "-".into(), "-".into()],
         };
         if mortar {
             cells.extend(figures(region.mortar_floor_ms, &region.mortar));
@@ -907,8 +911,8 @@ pub fn results_table(report: &WanReport) -> Table {
             cells.extend(figures(region.etcd_floor_ms.unwrap_or_default(), &region.etcd));
         }
         if let (true, true, Some(m), Some(e)) = (mortar, etcd, &region.mortar, &region.etcd) {
-            cells.push(report::ratio(e.p50_ms, m.p50_ms));
-            cells.push(report::ratio(e.p99_ms, m.p99_ms));
+            cells.push(table::ratio(e.p50_ms, m.p50_ms));
+            cells.push(table::ratio(e.p99_ms, m.p99_ms));
         } else if mortar && etcd {
             cells.extend(["-".to_string(), "-".to_string()]);
         }

@@ -104,33 +104,27 @@ fn one_system_alone_has_no_ratio_columns() {
     assert_eq!(costs.rows[0][2..], ["1000", "100", "2.00", "1.00", "2.0", "10%"]);
 }
 
+/// `mortar-chaos bench <args>`, parsed as the binary parses it.
+fn parse_bench(args: &[&str]) -> crate::bench::BenchCommand {
+    #[derive(clap::Parser)]
+    struct Bench {
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
+    }
+    use clap::Parser as _;
+    let args = std::iter::once("mortar-chaos bench").chain(args.iter().copied());
+    Bench::try_parse_from(args).unwrap().command
+}
+
 #[test]
 fn compare_arguments_default_to_the_issue_matrix() {
-    use clap::Parser as _;
-    let cli = crate::cli::Cli::try_parse_from(["mortar", "bench", "compare"]).unwrap();
-    let crate::cli::Command::Bench(crate::cli::BenchArgs {
-        command: crate::cli::BenchCommand::Compare(args),
-    }) = cli.command
-    else {
+    let crate::bench::BenchCommand::Compare(args) = parse_bench(&["compare"]) else {
         panic!("parsed as another command");
     };
     assert_eq!(args.matrix, ["clients=1,16,64,256", "conflict=0,1"]);
     assert_eq!(args.systems.targets, [Target::Mortar, Target::Etcd]);
-    let cli = crate::cli::Cli::try_parse_from([
-        "mortar",
-        "bench",
-        "compare",
-        "--duration",
-        "5",
-        "--matrix",
-        "clients=1,16",
-        "conflict=0,1",
-        "--json",
-    ])
-    .unwrap();
-    let crate::cli::Command::Bench(crate::cli::BenchArgs {
-        command: crate::cli::BenchCommand::Compare(args),
-    }) = cli.command
+    let crate::bench::BenchCommand::Compare(args) =
+        parse_bench(&["compare", "--duration", "5", "--matrix", "clients=1,16", "conflict=0,1", "--json"])
     else {
         panic!("parsed as another command");
     };

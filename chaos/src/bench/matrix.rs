@@ -1,7 +1,7 @@
-//! The workloads `mortar bench compare` runs: `--matrix clients=1,16,64,256 conflict=0,1` is one
+//! The workloads `mortar-chaos bench compare` runs: `--matrix clients=1,16,64,256 conflict=0,1` is one
 //! row per combination, the first dimension outermost.
 
-use super::{CLIENTS_MAX, VALUE_BYTES_MAX, schedule};
+use mortar_node::bench::{CLIENTS_MAX, VALUE_BYTES_MAX, schedule};
 
 /// Most rows in one matrix.
 pub const ROWS_MAX: usize = 256;

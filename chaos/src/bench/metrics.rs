@@ -1,5 +1,5 @@
 //! What the servers did during a run, read from outside: their Prometheus counters (`/metrics`)
-//! and their CPU time (`/proc/<pid>/stat`). `mortar bench compare` takes a [`Sample`] before and
+//! and their CPU time (`/proc/<pid>/stat`). `mortar-chaos bench compare` takes a [`Sample`] before and
 //! after each run and prints the difference per operation.
 
 use std::net::SocketAddr;

@@ -1,4 +1,4 @@
-//! Local clusters for `mortar bench compare`: three `mortar node` processes or three etcd members
+//! Local clusters for `mortar-chaos bench compare`: three `mortar node` processes or three etcd members
 //! on loopback, each with its own data directory and log, durable as configured by default
 //! (fsync on). [`Cluster::stop`] sends SIGTERM, then SIGKILL after [`STOP_GRACE`]; a member
 //! still running when dropped is killed.
@@ -14,9 +14,12 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::os::unix::process::CommandExt as _;
 
+use mortar_node::bench::target::CONNECT_TIMEOUT;
+use mortar_node::bench::workload::Op;
+use mortar_node::bench::{Connection as _, Target};
+
 use super::metrics::{self, Sample};
-use super::target::{Connection, Target};
-use super::workload::Op;
+use super::target::LabConnection;
 
 /// Members of each benchmark cluster.
 pub const MEMBERS: usize = 3;
@@ -83,7 +86,7 @@ impl Member {
     }
 
     fn log_tail(&self) -> String {
-        match crate::cli::dev::log_tail(&self.log, LOG_TAIL_LINES) {
+        match mortar_node::cli::dev::log_tail(&self.log, LOG_TAIL_LINES) {
             Ok(lines) => lines.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"),
             Err(e) => format!("  (cannot read the log: {e})"),
         }
@@ -294,15 +297,10 @@ impl Cluster {
 
 /// One write through `endpoint`.
 async fn probe(target: Target, endpoint: SocketAddr) -> anyhow::Result<()> {
-    let mut connection = Connection::open(target, &endpoint.to_string()).await?;
+    let mut connection = LabConnection::open(target, &endpoint.to_string()).await?;
     let put = Op::Put(Bytes::from_static(b"bench/ready"));
-    match tokio::time::timeout(
-        super::target::CONNECT_TIMEOUT,
-        connection.send(&put, &Bytes::from_static(b"1")),
-    )
-    .await
-    {
+    match tokio::time::timeout(CONNECT_TIMEOUT, connection.send(&put, &Bytes::from_static(b"1"))).await {
         Ok(outcome) => outcome.map_err(|e| anyhow::anyhow!("{e}")),
-        Err(_) => anyhow::bail!("no answer to a write within {:?}", super::target::CONNECT_TIMEOUT),
+        Err(_) => anyhow::bail!("no answer to a write within {CONNECT_TIMEOUT:?}"),
     }
 }

@@ -1,4 +1,4 @@
-//! What `mortar bench compare` and `mortar bench wan` share: which systems they start, from which
+//! What `mortar-chaos bench compare` and `bench wan` share: which systems they start, from which
 //! binaries, and where the members keep their data.
 
 use std::path::PathBuf;
@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::target::Target;
+use mortar_node::bench::Target;
 
 /// The systems a benchmark starts and where their members keep their data.
 #[derive(Debug, Clone, Args)]
@@ -17,7 +17,7 @@ pub struct SystemsArgs {
     /// The etcd executable.
     #[arg(long, default_value = "etcd", value_name = "PATH")]
     pub etcd_bin: PathBuf,
-    /// The mortar binary to run as nodes [default: this executable].
+    /// The mortar binary to run as nodes [default: `mortar` beside this program].
     #[arg(long, value_name = "PATH")]
     pub bin: Option<PathBuf>,
     /// Where the members keep their data (a new sub-directory, removed at the end) [default: the
@@ -44,10 +44,7 @@ impl SystemsArgs {
 
     /// The mortar binary the nodes run.
     pub fn bin(&self) -> anyhow::Result<PathBuf> {
-        match &self.bin {
-            Some(bin) => Ok(bin.clone()),
-            None => std::env::current_exe().context("find this executable; pass --bin <path>"),
-        }
+        super::mortar_bin(self.bin.as_deref())
     }
 
     /// Creates this run's directory, `mortar-bench-<name>-<pid>-<ms>` under `--data-dir`.
