@@ -9,62 +9,27 @@ use crate::kv::{KvOp, storage_key};
 use crate::state_machine::Op;
 use mortar_epoxy::ready::Executed;
 use mortar_epoxy::{Config, InstanceId};
-use mortar_storage::MemStorage;
+use mortar_storage::{Observed, WriteHook};
 
-/// In-memory storage that records the largest write batch and the writes it was given.
+/// Records the largest write batch and the writes storage was given.
 #[derive(Default)]
-struct Recording {
-    inner: MemStorage,
+struct Sizes {
     largest: AtomicUsize,
     writes: AtomicUsize,
     synced: AtomicUsize,
 }
 
-impl Storage for Recording {
-    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StorageError> {
+impl WriteHook for Sizes {
+    fn before_write(&self, batch: &WriteBatch, sync: bool) {
         self.largest.fetch_max(batch.bytes(), Ordering::Relaxed);
         self.writes.fetch_add(1, Ordering::Relaxed);
         if sync {
             self.synced.fetch_add(1, Ordering::Relaxed);
         }
-        self.inner.write(batch, sync)
-    }
-    fn get_kv(&self, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
-        self.inner.get_kv(key)
-    }
-    fn get_instance(&self, id: InstanceKey) -> Result<Option<Bytes>, StorageError> {
-        self.inner.get_instance(id)
-    }
-    fn get_meta(&self, name: &str) -> Result<Option<Bytes>, StorageError> {
-        self.inner.get_meta(name)
-    }
-    fn scan_instances(
-        &self,
-        f: &mut dyn FnMut(InstanceKey, &[u8]) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
-        self.inner.scan_instances(f)
-    }
-    fn scan_executed(
-        &self,
-        f: &mut dyn FnMut(InstanceKey) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
-        self.inner.scan_executed(f)
-    }
-    fn scan_conflicts(
-        &self,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
-        self.inner.scan_conflicts(f)
-    }
-    fn scan_kv_prefix(
-        &self,
-        prefix: &[u8],
-        start_after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
-        self.inner.scan_kv_prefix(prefix, start_after, limit)
     }
 }
+
+type Recording = Observed<Sizes>;
 
 fn driver(storage: Arc<Recording>) -> Driver {
     let replica = Replica::new(Config::new(ReplicaId(1), vec![ReplicaId(1)]).expect("config"));
@@ -87,7 +52,7 @@ fn driver(storage: Arc<Recording>) -> Driver {
 #[test]
 fn a_round_that_executes_more_than_a_write_batch_holds_is_written_in_chunks() {
     const INSTANCES: u64 = 100;
-    let storage = Arc::new(Recording::default());
+    let storage = Arc::new(Recording::new(Sizes::default()));
     let mut driver = driver(storage.clone());
     let value = Bytes::from(vec![7u8; 900 * 1024]);
     let key = |slot: u64| storage_key(format!("key{slot}").as_bytes());
@@ -103,9 +68,9 @@ fn a_round_that_executes_more_than_a_write_batch_holds_is_written_in_chunks() {
     assert!(INSTANCES as usize * value.len() > WRITE_BATCH_BYTES_MAX, "the round exceeds one batch");
     driver.perform(Ready { executed, ..Ready::default() }).expect("the round is written");
 
-    let largest = storage.largest.load(Ordering::Relaxed);
+    let largest = storage.hook().largest.load(Ordering::Relaxed);
     assert!(largest <= WRITE_BATCH_BYTES_MAX, "a write batch of {largest} bytes");
-    assert!(storage.writes.load(Ordering::Relaxed) >= 5, "written in several batches");
+    assert!(storage.hook().writes.load(Ordering::Relaxed) >= 5, "written in several batches");
     for slot in 1..=INSTANCES {
         assert_eq!(storage.get_kv(&key(slot)).expect("get").as_ref(), Some(&value), "key{slot}");
     }
@@ -123,7 +88,7 @@ fn a_round_that_executes_more_than_a_write_batch_holds_is_written_in_chunks() {
 /// to write: what earlier rounds wrote unsynced must be durable before its promises leave.
 #[test]
 fn a_synced_round_with_nothing_to_write_still_syncs() {
-    let storage = Arc::new(Recording::default());
+    let storage = Arc::new(Recording::new(Sizes::default()));
     let mut driver = driver(storage.clone());
     let mut earlier = WriteBatch::new();
     earlier.put_kv("k/earlier", "unsynced");
@@ -131,7 +96,7 @@ fn a_synced_round_with_nothing_to_write_still_syncs() {
     let ready = Ready { persist: vec![Record::Checkpoint], ..Ready::default() };
     assert!(ready.needs_sync());
     driver.perform(ready).expect("perform");
-    assert_eq!(storage.synced.load(Ordering::Relaxed), 1, "one synced write");
-    storage.inner.crash();
+    assert_eq!(storage.hook().synced.load(Ordering::Relaxed), 1, "one synced write");
+    storage.inner().crash();
     assert!(storage.get_kv(b"k/earlier").expect("get").is_some(), "the sync made it durable");
 }

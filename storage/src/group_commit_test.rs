@@ -5,58 +5,59 @@ use std::thread;
 use bytes::Bytes;
 
 use crate::{
-    GroupCommit, GroupCommitConfig, GroupCommitStats, InstanceKey, MemStorage, Storage, StorageError,
-    WriteBatch,
+    GroupCommit, GroupCommitConfig, GroupCommitStats, InstanceKey, MemStorage, Observed, Storage,
+    StorageError, WriteBatch, WriteHook,
 };
 
 /// A MemStorage whose writes wait at a gate the test opens, so the test knows exactly what is
 /// queued while the group commit thread is busy. Records the op count of every write.
+type Gated = Observed<Gate>;
+
 #[derive(Default)]
-struct Gated {
-    inner: MemStorage,
-    gate: Mutex<Gate>,
+struct Gate {
+    state: Mutex<GateState>,
     changed: Condvar,
 }
 
 #[derive(Default)]
-struct Gate {
+struct GateState {
     open: bool,
     writes_entered: usize,
     write_ops: Vec<usize>,
     syncs: Vec<bool>,
 }
 
-impl Gated {
-    fn closed() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
+fn closed() -> Arc<Gated> {
+    Arc::new(Observed::new(Gate::default()))
+}
 
-    fn open() -> Arc<Self> {
-        let gated = Self::default();
-        gated.gate.lock().expect("gate").open = true;
-        Arc::new(gated)
-    }
+fn open() -> Arc<Gated> {
+    let gated = Observed::new(Gate::default());
+    gated.hook().state.lock().expect("gate").open = true;
+    Arc::new(gated)
+}
 
+impl Gate {
     fn wait_for_writes_entered(&self, n: usize) {
-        let mut gate = self.gate.lock().expect("gate");
+        let mut gate = self.state.lock().expect("gate");
         while gate.writes_entered < n {
             gate = self.changed.wait(gate).expect("gate");
         }
     }
 
     fn open_gate(&self) {
-        self.gate.lock().expect("gate").open = true;
+        self.state.lock().expect("gate").open = true;
         self.changed.notify_all();
     }
 
     fn write_ops(&self) -> Vec<usize> {
-        self.gate.lock().expect("gate").write_ops.clone()
+        self.state.lock().expect("gate").write_ops.clone()
     }
 }
 
-impl Storage for Gated {
-    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StorageError> {
-        let mut gate = self.gate.lock().expect("gate");
+impl WriteHook for Gate {
+    fn before_write(&self, batch: &WriteBatch, sync: bool) {
+        let mut gate = self.state.lock().expect("gate");
         gate.writes_entered += 1;
         gate.write_ops.push(batch.len());
         gate.syncs.push(sync);
@@ -64,50 +65,6 @@ impl Storage for Gated {
         while !gate.open {
             gate = self.changed.wait(gate).expect("gate");
         }
-        drop(gate);
-        self.inner.write(batch, sync)
-    }
-
-    fn get_kv(&self, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
-        self.inner.get_kv(key)
-    }
-
-    fn get_instance(&self, id: InstanceKey) -> Result<Option<Bytes>, StorageError> {
-        self.inner.get_instance(id)
-    }
-
-    fn get_meta(&self, name: &str) -> Result<Option<Bytes>, StorageError> {
-        self.inner.get_meta(name)
-    }
-
-    fn scan_instances(
-        &self,
-        f: &mut dyn FnMut(InstanceKey, &[u8]) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
-        self.inner.scan_instances(f)
-    }
-
-    fn scan_executed(
-        &self,
-        f: &mut dyn FnMut(InstanceKey) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
-        self.inner.scan_executed(f)
-    }
-
-    fn scan_conflicts(
-        &self,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
-        self.inner.scan_conflicts(f)
-    }
-
-    fn scan_kv_prefix(
-        &self,
-        prefix: &[u8],
-        start_after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
-        self.inner.scan_kv_prefix(prefix, start_after, limit)
     }
 }
 
@@ -140,13 +97,13 @@ fn get(storage: &dyn Storage, key: &str) -> Option<Bytes> {
 
 #[test]
 fn merges_batches_queued_while_a_write_is_in_flight() {
-    let storage = Gated::closed();
+    let storage = closed();
     let gc = Arc::new(GroupCommit::start(storage.clone(), GroupCommitConfig::default()));
     let (tx, rx) = mpsc::channel();
 
     // The first batch occupies the thread at the gate...
     submit(&gc, kv_batch("key/first", "v"), 0, &tx);
-    storage.wait_for_writes_entered(1);
+    storage.hook().wait_for_writes_entered(1);
     // ...while four threads queue 25 batches each.
     let submitters: Vec<_> = (0..4)
         .map(|t| {
@@ -162,7 +119,7 @@ fn merges_batches_queued_while_a_write_is_in_flight() {
     for submitter in submitters {
         submitter.join().expect("submitter");
     }
-    storage.open_gate();
+    storage.hook().open_gate();
 
     let outcomes = collect(&rx, 101);
     for (tag, result) in &outcomes {
@@ -173,14 +130,14 @@ fn merges_batches_queued_while_a_write_is_in_flight() {
         assert!(get(&*storage, &format!("key/{tag}")).is_some(), "key/{tag} missing");
     }
     // One write for the first batch, one for the other hundred.
-    assert_eq!(storage.write_ops(), vec![1, 100]);
-    assert!(storage.gate.lock().expect("gate").syncs.iter().all(|s| *s));
+    assert_eq!(storage.hook().write_ops(), vec![1, 100]);
+    assert!(storage.hook().state.lock().expect("gate").syncs.iter().all(|s| *s));
     assert_eq!(gc.stats(), GroupCommitStats { synced_writes: 2, batches_committed: 101, failed_writes: 0 });
 }
 
 #[test]
 fn concurrent_submitters_without_a_gate_all_commit() {
-    let storage = Gated::open();
+    let storage = open();
     let gc = Arc::new(GroupCommit::start(storage.clone(), GroupCommitConfig::default()));
     let (tx, rx) = mpsc::channel();
     let submitters: Vec<_> = (0..4)
@@ -205,44 +162,44 @@ fn concurrent_submitters_without_a_gate_all_commit() {
     let stats = gc.stats();
     assert_eq!(stats.batches_committed, 200);
     assert!(stats.synced_writes <= 200, "{stats:?}");
-    assert_eq!(stats.synced_writes as usize, storage.write_ops().len());
+    assert_eq!(stats.synced_writes as usize, storage.hook().write_ops().len());
 }
 
 #[test]
 fn merged_write_holds_at_most_batches_max_batches() {
-    let storage = Gated::closed();
+    let storage = closed();
     let config = GroupCommitConfig { batches_max: 4, ..GroupCommitConfig::default() };
     let gc = GroupCommit::start(storage.clone(), config);
     let (tx, rx) = mpsc::channel();
     submit(&gc, kv_batch("k", "0"), 0, &tx);
-    storage.wait_for_writes_entered(1);
+    storage.hook().wait_for_writes_entered(1);
     for tag in 1..=10 {
         submit(&gc, kv_batch(format!("k{tag}"), "v"), tag, &tx);
     }
-    storage.open_gate();
+    storage.hook().open_gate();
     collect(&rx, 11);
-    assert_eq!(storage.write_ops(), vec![1, 4, 4, 2]);
+    assert_eq!(storage.hook().write_ops(), vec![1, 4, 4, 2]);
 }
 
 #[test]
 fn merged_write_holds_at_most_batch_bytes_max_bytes() {
-    let storage = Gated::closed();
+    let storage = closed();
     let config = GroupCommitConfig { batch_bytes_max: 100, ..GroupCommitConfig::default() };
     let gc = GroupCommit::start(storage.clone(), config);
     let (tx, rx) = mpsc::channel();
     let value = "v".repeat(38); // 2 + 38 = 40 bytes per batch: two fit, three do not.
     submit(&gc, kv_batch("k0", value.clone()), 0, &tx);
-    storage.wait_for_writes_entered(1);
+    storage.hook().wait_for_writes_entered(1);
     for tag in 1..=5 {
         submit(&gc, kv_batch(format!("k{tag}"), value.clone()), tag, &tx);
     }
     // A batch larger than the bound on its own is written alone.
     submit(&gc, kv_batch("big", "x".repeat(500)), 6, &tx);
     submit(&gc, kv_batch("k7", value.clone()), 7, &tx);
-    storage.open_gate();
+    storage.hook().open_gate();
     let outcomes = collect(&rx, 8);
     assert!(outcomes.iter().all(|(_, r)| r.is_ok()));
-    assert_eq!(storage.write_ops(), vec![1, 2, 2, 1, 1, 1]);
+    assert_eq!(storage.hook().write_ops(), vec![1, 2, 2, 1, 1, 1]);
     // Callbacks come in submission order.
     let tags: Vec<usize> = outcomes.iter().map(|(tag, _)| *tag).collect();
     assert_eq!(tags, (0..8).collect::<Vec<_>>());
@@ -250,16 +207,16 @@ fn merged_write_holds_at_most_batch_bytes_max_bytes() {
 
 #[test]
 fn later_submission_wins_within_a_merged_write() {
-    let storage = Gated::closed();
+    let storage = closed();
     let gc = GroupCommit::start(storage.clone(), GroupCommitConfig::default());
     let (tx, rx) = mpsc::channel();
     submit(&gc, kv_batch("other", "x"), 0, &tx);
-    storage.wait_for_writes_entered(1);
+    storage.hook().wait_for_writes_entered(1);
     submit(&gc, kv_batch("key", "first"), 1, &tx);
     submit(&gc, kv_batch("key", "second"), 2, &tx);
-    storage.open_gate();
+    storage.hook().open_gate();
     collect(&rx, 3);
-    assert_eq!(storage.write_ops(), vec![1, 2]);
+    assert_eq!(storage.hook().write_ops(), vec![1, 2]);
     assert_eq!(get(&*storage, "key").as_deref(), Some(&b"second"[..]));
 }
 

@@ -77,6 +77,7 @@ use bytes::Bytes;
 pub mod conformance;
 mod group_commit;
 mod mem;
+mod observed;
 mod rocks;
 pub mod watermark;
 
@@ -96,6 +97,7 @@ pub use group_commit::{
     WriteDone,
 };
 pub use mem::MemStorage;
+pub use observed::{Observed, WriteHook};
 pub use rocks::RocksStorage;
 
 /// The largest [`WriteBatch`] (by [`WriteBatch::bytes`]) that [`Storage::write`] accepts.
