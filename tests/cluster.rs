@@ -520,6 +520,18 @@ async fn cli_output_to_a_closed_pipe_ends_quietly() {
             &["kv", "get", "k"],
             &["kv", "put", "k", "v"],
             &["call", "counter", "k", "getCount"],
+            &[
+                "bench",
+                "kv",
+                "--endpoints",
+                endpoint.as_str(),
+                "--ops-max",
+                "5",
+                "--warmup",
+                "0",
+                "--duration",
+                "1",
+            ],
         ] {
             let out = mortar_cli_stdout_closed(args, &env).await;
             assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""), "{args:?}: {out:?}");

@@ -61,7 +61,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Kv(args) => {
             let json = args.json;
             let result = target::run_kv(args).await?;
-            mortar_node::bench::print(&result, json);
+            println!("{}", mortar_node::bench::render(&result, json));
         }
         BenchCommand::Compare(args) => {
             let report = compare::run(args.clone()).await?;

@@ -314,12 +314,14 @@ impl ClientTally {
     }
 }
 
-/// Prints one result: a line for people, and with `json` one JSON object on the last line.
-pub fn print(result: &KvBenchResult, json: bool) {
-    println!("{}", result.line());
+/// One result as printed: a line for people, and with `json` one JSON object on the last line.
+pub fn render(result: &KvBenchResult, json: bool) -> String {
+    let mut out = result.line();
     if json {
-        println!("{}", serde_json::to_string(result).expect("serialize bench result"));
+        out.push('\n');
+        out.push_str(&serde_json::to_string(result).expect("serialize bench result"));
     }
+    out
 }
 
 #[cfg(test)]

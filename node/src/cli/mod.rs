@@ -196,10 +196,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Bench(BenchArgs { command: BenchCommand::Kv(args) }) => {
             let json = args.json;
             match crate::bench::run_kv(args).await {
-                Ok(result) => {
-                    crate::bench::print(&result, json);
-                    Ok(0)
-                }
+                Ok(result) => say(&crate::bench::render(&result, json)).map(|()| 0),
                 Err(e) => Err(Failure::error(format!("{e:#}"))),
             }
         }
