@@ -143,17 +143,11 @@ pub async fn call(args: CallArgs) -> Result<u8, Failure> {
 
 /// The arguments of `mortar call`: the argument itself, stdin (`-`) or `--args-file`, as UTF-8.
 fn args_of(args: Option<String>, file: Option<PathBuf>) -> Result<String, Failure> {
+    const LIMIT: &str = "more than a node accepts as an action's arguments";
     let (data, what) = match (args, file) {
-        (Some(args), None) if args == "-" => {
-            (super::kv::read_bounded(std::io::stdin().lock(), "stdin", ARGS_BYTES_MAX)?, "stdin".to_string())
-        }
+        (Some(args), None) if args == "-" => super::kv::read_source(None, "", ARGS_BYTES_MAX, LIMIT)?,
         (Some(args), None) => return Ok(args),
-        (None, Some(path)) => {
-            let file = std::fs::File::open(&path)
-                .map_err(|e| Failure::error(format!("cannot open --args-file {} ({e})", path.display())))?;
-            let what = path.display().to_string();
-            (super::kv::read_bounded(file, &what, ARGS_BYTES_MAX)?, what)
-        }
+        (None, Some(path)) => super::kv::read_source(Some(&path), "--args-file", ARGS_BYTES_MAX, LIMIT)?,
         (None, None) => return Ok(String::new()),
         // clap refuses both at once.
         (Some(_), Some(_)) => return Err(Failure::error("give the arguments or --args-file, not both")),

@@ -115,11 +115,15 @@ fn bytes(arg: OsString) -> Bytes {
 /// Most bytes read for one value: no node accepts more ([`mortar_proto::VALUE_BYTES_LIMIT`]).
 pub const VALUE_READ_BYTES_MAX: usize = mortar_proto::VALUE_BYTES_LIMIT;
 
+/// Why a value may not be longer than [`VALUE_READ_BYTES_MAX`], in [`read_bounded`]'s error.
+const VALUE_LIMIT: &str =
+    "more than any node accepts; nodes take up to their --value-bytes-max (1 MiB by default)";
+
 /// Where a value comes from: the command line, stdin (`-`) or a file.
 fn value_of(value: Option<OsString>, file: Option<PathBuf>) -> Result<Bytes, Failure> {
     match (value, file) {
         (Some(value), None) if value == "-" => {
-            read_bounded(std::io::stdin().lock(), "stdin", VALUE_READ_BYTES_MAX).map(Bytes::from)
+            read_source(None, "", VALUE_READ_BYTES_MAX, VALUE_LIMIT).map(|(data, _)| Bytes::from(data))
         }
         (Some(value), None) => Ok(bytes(value)),
         (None, Some(path)) => file_value(&path, "--value-file"),
@@ -130,14 +134,31 @@ fn value_of(value: Option<OsString>, file: Option<PathBuf>) -> Result<Bytes, Fai
 
 /// The contents of `path`, given with `flag`, as a value.
 fn file_value(path: &std::path::Path, flag: &str) -> Result<Bytes, Failure> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| Failure::error(format!("cannot open {flag} {} ({e})", path.display())))?;
-    read_bounded(file, &path.display().to_string(), VALUE_READ_BYTES_MAX).map(Bytes::from)
+    read_source(Some(path), flag, VALUE_READ_BYTES_MAX, VALUE_LIMIT).map(|(data, _)| Bytes::from(data))
+}
+
+/// Reads stdin (`path` is `None`) or the file `path` given with `flag`, refusing more than `max`
+/// bytes (`limit` says why, in the error): the bytes, and the name of where they came from.
+pub fn read_source(
+    path: Option<&std::path::Path>,
+    flag: &str,
+    max: usize,
+    limit: &str,
+) -> Result<(Vec<u8>, String), Failure> {
+    match path {
+        None => Ok((read_bounded(std::io::stdin().lock(), "stdin", max, limit)?, "stdin".to_string())),
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .map_err(|e| Failure::error(format!("cannot open {flag} {} ({e})", path.display())))?;
+            let what = path.display().to_string();
+            Ok((read_bounded(file, &what, max, limit)?, what))
+        }
+    }
 }
 
 /// Reads all of `input` (named `what` in errors), refusing more than `max` bytes before it has
-/// read more than one byte past them.
-pub fn read_bounded(input: impl std::io::Read, what: &str, max: usize) -> Result<Vec<u8>, Failure> {
+/// read more than one byte past them; `limit` says why.
+fn read_bounded(input: impl std::io::Read, what: &str, max: usize, limit: &str) -> Result<Vec<u8>, Failure> {
     use std::io::Read as _;
     let mut data = Vec::new();
     input
@@ -145,10 +166,7 @@ pub fn read_bounded(input: impl std::io::Read, what: &str, max: usize) -> Result
         .read_to_end(&mut data)
         .map_err(|e| Failure::error(format!("cannot read {what} ({e})")))?;
     if data.len() > max {
-        return Err(Failure::error(format!(
-            "{what} holds more than {max} bytes, more than any node accepts; nodes take up to their \
-             --value-bytes-max (1 MiB by default)"
-        )));
+        return Err(Failure::error(format!("{what} holds more than {max} bytes, {limit}")));
     }
     Ok(data)
 }
@@ -230,8 +248,8 @@ mod tests {
     #[test]
     fn values_are_read_up_to_the_bound() {
         let data = vec![0xffu8; 10];
-        assert_eq!(read_bounded(&data[..], "stdin", 10).unwrap(), data);
-        let e = read_bounded(&data[..], "stdin", 9).unwrap_err();
+        assert_eq!(read_bounded(&data[..], "stdin", 10, VALUE_LIMIT).unwrap(), data);
+        let e = read_bounded(&data[..], "stdin", 9, VALUE_LIMIT).unwrap_err();
         assert_eq!(
             e.message,
             "stdin holds more than 9 bytes, more than any node accepts; nodes take up to their \
