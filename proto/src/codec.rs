@@ -5,8 +5,6 @@
 //! uses it (tested end to end in `tests/cluster.rs`). A client that cannot decode a reply sees the
 //! same code; the message names the message type that did not decode.
 
-use std::marker::PhantomData;
-
 use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
@@ -38,7 +36,7 @@ where
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        MortarDecoder { inner: self.inner.decoder(), _message: PhantomData }
+        MortarDecoder { inner: self.inner.decoder() }
     }
 }
 
@@ -46,7 +44,6 @@ where
 #[derive(Debug, Clone)]
 pub struct MortarDecoder<U> {
     inner: ProstDecoder<U>,
-    _message: PhantomData<U>,
 }
 
 impl<U: prost::Message + Default> Decoder for MortarDecoder<U> {
