@@ -8,7 +8,8 @@ use crate::config::{
 };
 use crate::message::Message;
 use crate::record::{InstanceRecord, KeyRecord};
-use crate::types::{Attributes, Command};
+use crate::seal::Cut;
+use crate::types::{Attributes, Command, ReplicaId};
 
 /// Largest encoded message or record accepted: a full batch plus its dependencies.
 pub const ENCODED_BYTES_MAX: usize = BATCH_BYTES_MAX + DEPS_MAX * 16 + BATCH_COMMANDS_MAX * 16 + 1024;
@@ -63,13 +64,34 @@ fn check_commands(what: &'static str, commands: &[Command]) -> Result<(), Decode
     check(what, total <= BATCH_BYTES_MAX, || format!("{total} command bytes > {BATCH_BYTES_MAX}"))
 }
 
-pub fn encode_message(message: &Message) -> Vec<u8> {
-    encode(message)
+/// Per-replica slot bounds of a seal or a cut: one per replica, in replica order.
+fn check_bounds(what: &'static str, bounds: &[(ReplicaId, u64)]) -> Result<(), DecodeError> {
+    check(what, bounds.len() <= REPLICAS_MAX, || format!("{} bounds", bounds.len()))?;
+    check(what, bounds.windows(2).all(|w| w[0].0 < w[1].0), || "bounds not one per replica in order".into())
 }
 
-pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
+/// A [`Cut`] as stored by the node (its epoch and bounds), checked like the wire's.
+pub fn encode_cut(cut: &Cut) -> Vec<u8> {
+    encode(cut)
+}
+
+pub fn decode_cut(bytes: &[u8]) -> Result<Cut, DecodeError> {
+    const WHAT: &str = "epoch cut";
+    let cut: Cut = decode(WHAT, bytes)?;
+    check_bounds(WHAT, &cut.bounds)?;
+    Ok(cut)
+}
+
+/// A message as it travels between replicas: the sender's epoch, then the message (see
+/// [`crate::Replica::step_in_epoch`]).
+pub fn encode_message(epoch: u64, message: &Message) -> Vec<u8> {
+    encode(&(epoch, message))
+}
+
+/// The sender's epoch and the message.
+pub fn decode_message(bytes: &[u8]) -> Result<(u64, Message), DecodeError> {
     const WHAT: &str = "epoxy message";
-    let message: Message = decode(WHAT, bytes)?;
+    let (epoch, message): (u64, Message) = decode(WHAT, bytes)?;
     match &message {
         Message::PreAccept { attrs, commands, .. }
         | Message::Accept { attrs, commands, .. }
@@ -98,11 +120,13 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
         Message::TryPreAcceptNack { excluded, .. } => {
             check(WHAT, excluded.len() <= REPLICAS_MAX, || format!("{} excluded replicas", excluded.len()))?
         }
+        Message::Seal { .. } => {}
+        Message::SealOk { bounds, .. } => check_bounds(WHAT, bounds)?,
         Message::CommitRequest { ids } => {
             check(WHAT, ids.len() <= COMMIT_REQUEST_IDS_MAX, || format!("{} ids", ids.len()))?
         }
     }
-    Ok(message)
+    Ok((epoch, message))
 }
 
 pub fn encode_instance(record: &InstanceRecord) -> Vec<u8> {
@@ -147,7 +171,7 @@ mod tests {
     #[test]
     fn message_round_trips() {
         let m = sample();
-        assert_eq!(decode_message(&encode_message(&m)).unwrap(), m);
+        assert_eq!(decode_message(&encode_message(7, &m)).unwrap(), (7, m));
     }
 
     #[test]
@@ -169,7 +193,7 @@ mod tests {
     #[test]
     fn garbage_and_truncation_are_errors() {
         assert!(matches!(decode_message(&[0xff, 0xff, 0xff]), Err(DecodeError::Malformed { .. })));
-        let bytes = encode_message(&sample());
+        let bytes = encode_message(1, &sample());
         assert!(decode_message(&bytes[..bytes.len() - 1]).is_err());
         assert!(decode_instance(b"").is_err());
     }
@@ -181,10 +205,10 @@ mod tests {
             attrs: Attributes { seq: 1, deps: vec![InstanceId::new(3, 1), InstanceId::new(2, 1)] },
             commands: vec![Command::new("k", "")],
         };
-        assert!(matches!(decode_message(&encode_message(&m)), Err(DecodeError::OutOfBounds { .. })));
+        assert!(matches!(decode_message(&encode_message(1, &m)), Err(DecodeError::OutOfBounds { .. })));
         let noop =
             Message::Commit { id: InstanceId::new(1, 1), attrs: Attributes::default(), commands: vec![] };
-        assert_eq!(decode_message(&encode_message(&noop)).unwrap(), noop);
+        assert_eq!(decode_message(&encode_message(1, &noop)).unwrap(), (1, noop));
     }
 
     #[test]

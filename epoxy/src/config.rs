@@ -35,8 +35,12 @@ const _: () = assert!(
 pub struct Config {
     /// This replica.
     pub id: ReplicaId,
-    /// Every replica, this one included.
+    /// Every replica of this epoch, this one included. Quorum sizes come from this set alone:
+    /// reconfiguration (see [`crate::seal`]) changes it by starting a new epoch.
     pub replicas: Vec<ReplicaId>,
+    /// The configuration's number: 1 for the first, one more with each reconfiguration. Replicas
+    /// of different epochs never act on each other's protocol messages.
+    pub epoch: u64,
     /// Ticks a command leader waits for a phase's replies before resending to the silent ones.
     pub retry_ticks: u32,
     /// Ticks a command leader waits for a fast quorum before settling for the slow path with a
@@ -62,6 +66,8 @@ pub enum ConfigError {
     NotAMember(ReplicaId),
     #[error("timeouts must be at least one tick")]
     ZeroTimeout,
+    #[error("epochs start at 1")]
+    ZeroEpoch,
 }
 
 impl Config {
@@ -71,6 +77,7 @@ impl Config {
         let config = Self {
             id,
             replicas,
+            epoch: 1,
             retry_ticks: 20,
             fast_path_wait_ticks: 5,
             commit_request_ticks: 20,
@@ -99,6 +106,9 @@ impl Config {
             || self.recovery_ticks == 0
         {
             return Err(ConfigError::ZeroTimeout);
+        }
+        if self.epoch == 0 {
+            return Err(ConfigError::ZeroEpoch);
         }
         Ok(())
     }

@@ -119,6 +119,9 @@ pub(crate) struct Executor {
     /// Steps the searches took (each examines one edge or closes one instance), over this
     /// executor's life: the work execution costs.
     pub(crate) search_steps: u64,
+    /// The cut of a sealed epoch (see `crate::seal`): a dependency above it stands for a slot that
+    /// never committed anywhere, a no-op, so it counts only up to the cut.
+    clamp: HashMap<crate::types::ReplicaId, u64>,
 }
 
 impl Executor {
@@ -152,6 +155,24 @@ impl Executor {
                 w.contiguous = end;
             }
         }
+    }
+
+    /// The highest executed slot of `replica` (0 if none).
+    pub(crate) fn executed_max(&self, replica: crate::types::ReplicaId) -> u64 {
+        self.executed
+            .get(&replica)
+            .map_or(0, |w| w.above.values().next_back().copied().unwrap_or(w.contiguous))
+    }
+
+    /// Installs the cut of a sealed epoch: dependencies count only up to it. Everything that waited
+    /// on a slot above it is tried again.
+    pub(crate) fn set_clamp(&mut self, cut: impl IntoIterator<Item = (crate::types::ReplicaId, u64)>) {
+        self.clamp = cut.into_iter().collect();
+        for (_, w) in self.waiting.drain() {
+            self.queue.extend(w.roots);
+        }
+        self.blocked.clear();
+        self.blocked_by.clear();
     }
 
     pub(crate) fn mark_executed(&mut self, id: InstanceId) {
@@ -288,7 +309,8 @@ impl Executor {
             } else {
                 let deps = &instances.get(&v).expect("visited instance is in memory").attrs.deps;
                 let &dep = deps.get(edge_at)?;
-                self.prefix_node(dep.replica, dep.slot)
+                let slot = self.clamp.get(&dep.replica).map_or(dep.slot, |&bound| dep.slot.min(bound));
+                self.prefix_node(dep.replica, slot)
             };
             if target.is_some() {
                 return target;

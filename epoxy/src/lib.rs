@@ -36,8 +36,10 @@
 //! # let _ = Message::CommitRequest { ids: vec![] };
 //! ```
 //!
-//! Not yet here (next issue): recovery of instances whose leader failed (Prepare, TryPreAccept),
-//! and garbage collection of executed instances.
+//! The replica set changes by epochs: [`seal`] seals an epoch on a majority of its members,
+//! computes the cut (the instances that execute in it), and starts the next epoch above it. Every
+//! message travels with its sender's epoch ([`Replica::step_in_epoch`]); quorum sizes come from
+//! the epoch's members.
 
 pub mod codec;
 pub mod config;
@@ -52,6 +54,7 @@ mod replica;
 pub mod rng;
 #[cfg(test)]
 mod scenario_test;
+pub mod seal;
 pub mod sim;
 #[cfg(test)]
 mod sim_test;
@@ -63,4 +66,5 @@ pub use message::Message;
 pub use ready::{Executed, LoadRequest, Outbound, Ready};
 pub use record::{InstanceRecord, KeyRecord, Record, Recovered};
 pub use replica::{Counters, ProposeError, Replica};
+pub use seal::Cut;
 pub use types::{Attributes, Ballot, Command, InstanceId, ReplicaId, Status};

@@ -89,6 +89,17 @@ pub enum Message {
         id: InstanceId,
         promised: Ballot,
     },
+    /// Reconfiguration (see [`crate::seal`]): stop voting on instances of this epoch the receiver
+    /// has no record of, and report, per command leader, the highest slot it holds a record of.
+    Seal {
+        epoch: u64,
+    },
+    /// The receiver is sealed (durably): it votes on no slot above `bounds` (per replica, in
+    /// replica order) in this epoch.
+    SealOk {
+        epoch: u64,
+        bounds: Vec<(ReplicaId, u64)>,
+    },
 }
 
 /// What an acceptor holds for an instance, as reported to a recoverer.
@@ -140,6 +151,8 @@ impl Message {
             Message::TryPreAcceptOk { .. } => "try_pre_accept_ok",
             Message::TryPreAcceptNack { .. } => "try_pre_accept_nack",
             Message::Nack { .. } => "nack",
+            Message::Seal { .. } => "seal",
+            Message::SealOk { .. } => "seal_ok",
         }
     }
 }

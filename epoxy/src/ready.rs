@@ -43,6 +43,14 @@ pub struct Ready {
     pub messages_after_persist: Vec<Outbound>,
     pub executed: Vec<Executed>,
     pub load_requests: Vec<LoadRequest>,
+    /// This replica drove a seal (see [`crate::seal`]) and a majority answered: the cut to have
+    /// the control plane commit with the next epoch's members.
+    pub cut: Option<crate::seal::Cut>,
+    /// Own instances that will never execute (above the cut of a sealed epoch): their clients may
+    /// retry in the next epoch.
+    pub dropped: Vec<InstanceId>,
+    /// A peer spoke in a newer epoch than this replica's: learn it from the control plane.
+    pub newer_epoch: Option<u64>,
 }
 
 impl Ready {
@@ -55,7 +63,11 @@ impl Ready {
     pub fn needs_sync(&self) -> bool {
         self.persist.iter().any(|r| match r {
             Record::Instance(i) => i.status != Status::Committed,
-            Record::SlotReservation(_) | Record::Checkpoint | Record::OwnCommitsKnownFrom(_) => true,
+            Record::SlotReservation(_)
+            | Record::Checkpoint
+            | Record::OwnCommitsKnownFrom(_)
+            | Record::Seal { .. }
+            | Record::Cut(_) => true,
             Record::Key { .. } | Record::Forget { .. } => false,
         })
     }
@@ -66,5 +78,8 @@ impl Ready {
             && self.messages_after_persist.is_empty()
             && self.executed.is_empty()
             && self.load_requests.is_empty()
+            && self.cut.is_none()
+            && self.dropped.is_empty()
+            && self.newer_epoch.is_none()
     }
 }

@@ -74,6 +74,15 @@ pub enum Record {
     /// may have lost writes (see [`Recovered::writes_complete`]): for each of them it knows whether
     /// it committed.
     OwnCommitsKnownFrom(u64),
+    /// This replica is sealed in `epoch` (see [`crate::seal`]): it never votes on a slot above
+    /// `bounds` in this epoch. Synced before the SealOk that reports it leaves.
+    Seal {
+        epoch: u64,
+        bounds: Vec<(ReplicaId, u64)>,
+    },
+    /// The cut of this replica's epoch: the slots that execute in it (every one of them), after
+    /// which the next epoch starts. Synced.
+    Cut(crate::seal::Cut),
 }
 
 /// The durable state a replica restarts from (loaded by the driver from storage).
@@ -94,6 +103,10 @@ pub struct Recovered {
     pub writes_complete: bool,
     /// The last [`Record::OwnCommitsKnownFrom`] persisted.
     pub own_commits_known_from: u64,
+    /// The last [`Record::Seal`] of the replica's epoch.
+    pub seal: Option<Vec<(ReplicaId, u64)>>,
+    /// The [`Record::Cut`] of the replica's epoch, once known.
+    pub cut: Option<crate::seal::Cut>,
 }
 
 #[cfg(test)]

@@ -19,6 +19,10 @@ impl Replica {
         if self.instances.get(&id).is_some_and(|i| i.status == Status::Committed) {
             return;
         }
+        if self.above_vote_limit(id) {
+            self.stalled.remove(&id); // sealed: this replica may not vote on it (see crate::seal)
+            return;
+        }
         let current = self.instances.get(&id).map_or(0, |i| i.ballot.round);
         let floor = self.min_round.get(&id).copied().unwrap_or(0);
         let ballot = Ballot { round: (current + 1).max(floor), replica: self.config.id };

@@ -96,11 +96,14 @@ pub enum ProposeError {
     /// Restarts in quick succession left more own slots to recover than a proposal may depend on.
     #[error("recovering {0} slots that restarts left, more than {SLOT_RESERVATION_CHUNK}: retry shortly")]
     Recovering(usize),
+    /// The replica set is being reconfigured: retry in the next epoch.
+    #[error("epoch {0} is sealed for a reconfiguration: retry in the next epoch")]
+    Sealed(u64),
 }
 
 impl ProposeError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ProposeError::Busy | ProposeError::Recovering(_))
+        matches!(self, ProposeError::Busy | ProposeError::Recovering(_) | ProposeError::Sealed(_))
     }
 }
 
@@ -167,6 +170,13 @@ pub struct Replica {
     /// Own instances from this slot on were proposed after the last restart that may have lost
     /// writes: this replica knows whether it committed each (see `Vote::leader_never_committed`).
     pub(crate) own_commits_known_from: u64,
+    /// Per replica index: this replica is sealed and votes on no slot above these (see
+    /// [`crate::seal`]).
+    pub(crate) sealed: Option<Vec<u64>>,
+    /// A seal this replica drives.
+    pub(crate) sealing: Option<crate::seal::Sealing>,
+    /// The cut of this epoch, once installed.
+    pub(crate) cut: Option<crate::seal::Cut>,
 }
 
 impl Replica {
@@ -210,8 +220,23 @@ impl Replica {
             peer_executed_before: HashMap::new(),
             forgotten: vec![0; config.replicas.len()],
             own_commits_known_from,
+            sealed: None,
+            sealing: None,
+            cut: None,
             config,
         };
+        if let Some(bounds) = recovered.seal {
+            let bounds: Vec<u64> = replica.config.replicas.iter().map(|r| bound_of(&bounds, *r)).collect();
+            replica.sealed = Some(bounds);
+        }
+        if let Some(cut) = &recovered.cut {
+            assert_eq!(cut.epoch, replica.config.epoch, "a stored cut of another epoch: cut={cut:?}");
+            if replica.sealed.is_none() {
+                replica.sealed = Some(cut.bounds.iter().map(|(_, s)| *s).collect());
+            }
+            replica.executor.set_clamp(cut.bounds.iter().copied());
+            replica.cut = Some(cut.clone());
+        }
         if own_commits_known_from != recovered.own_commits_known_from {
             replica.ready.persist.push(Record::OwnCommitsKnownFrom(own_commits_known_from));
         }
@@ -237,6 +262,13 @@ impl Replica {
             let id = record.id;
             if replica.executor.is_executed(id) {
                 continue;
+            }
+            if replica.cut.is_some() && replica.above_vote_limit(id) {
+                assert!(
+                    record.status != Status::Committed,
+                    "a stored instance committed above the cut: instance={id}"
+                );
+                continue; // never committed anywhere: dropped when the cut was installed
             }
             if id.replica == replica.config.id {
                 replica.next_slot = replica.next_slot.max(id.slot + 1);
@@ -275,6 +307,8 @@ impl Replica {
             }
         }
         replica.counters.in_flight = replica.leading.len() as u64;
+        replica.drop_above_limit();
+        replica.chase_cut();
         replica
     }
 
@@ -347,6 +381,9 @@ impl Replica {
         if bytes > BATCH_BYTES_MAX {
             return Err(ProposeError::TooLarge(bytes));
         }
+        if self.sealed.is_some() {
+            return Err(ProposeError::Sealed(self.config.epoch));
+        }
         if self.leading.len() >= INFLIGHT_INSTANCES_MAX {
             return Err(ProposeError::Busy);
         }
@@ -404,6 +441,22 @@ impl Replica {
         if self.config.index_of(from).is_none() || from == self.config.id {
             return; // not a peer: a misdirected or forged message changes nothing
         }
+        match &message {
+            // A sealed replica never votes above its limit (see `crate::seal`): silence, so the
+            // leader's quorum never forms there.
+            Message::PreAccept { id, .. } | Message::Accept { id, .. } | Message::TryPreAccept { id, .. }
+                if self.above_vote_limit(*id) =>
+            {
+                return;
+            }
+            // Above an installed cut an instance is a no-op forever, and its records are gone:
+            // a promise there would only overwrite an older one.
+            Message::Prepare { id, .. } if self.cut.is_some() && self.above_vote_limit(*id) => return,
+            Message::Commit { id, .. } if self.cut.is_some() && self.above_vote_limit(*id) => {
+                panic!("a commit above the cut of epoch {}: instance={id} from={from}", self.config.epoch)
+            }
+            _ => {}
+        }
         match message {
             Message::PreAccept { id, ballot, attrs, commands } => {
                 self.handle_pre_accept(from, id, ballot, attrs, commands)
@@ -428,6 +481,8 @@ impl Replica {
                 self.handle_try_pre_accept_nack(from, id, ballot, committed, &excluded)
             }
             Message::Nack { id, promised } => self.handle_nack(id, promised),
+            Message::Seal { epoch } => self.handle_seal(from, epoch),
+            Message::SealOk { epoch, bounds } => self.handle_seal_ok(from, epoch, bounds),
         }
     }
 
@@ -472,10 +527,14 @@ impl Replica {
             }
         }
         self.tick_recovery();
+        self.tick_seal();
         self.progress_ticks += 1;
         if self.progress_ticks >= self.config.commit_request_ticks {
             self.progress_ticks = 0;
             self.exchange_progress();
+            if !self.epoch_done() {
+                self.chase_cut();
+            }
         }
     }
 
@@ -605,9 +664,10 @@ impl Replica {
     pub(crate) fn merge_local_attrs(&self, id: InstanceId, commands: &[Command], attrs: &mut Attributes) {
         for c in commands {
             if let Some(k) = self.keys.get(&c.key) {
-                for dep in &k.latest {
-                    if *dep != id {
-                        attrs.deps.push(*dep);
+                for &latest in &k.latest {
+                    let Some(dep) = self.clamp_to_cut(latest) else { continue };
+                    if dep != id {
+                        attrs.deps.push(dep);
                         attrs.seq = attrs.seq.max(k.seq_max + 1);
                     }
                 }
@@ -844,6 +904,11 @@ impl Replica {
             self.resend_recovery(id);
         }
     }
+}
+
+/// The bound of `replica` in per-replica bounds (0 when absent).
+fn bound_of(bounds: &[(ReplicaId, u64)], replica: ReplicaId) -> u64 {
+    bounds.iter().find(|(r, _)| *r == replica).map_or(0, |(_, s)| *s)
 }
 
 /// The durable form of an instance.

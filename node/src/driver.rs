@@ -14,15 +14,17 @@ use crate::boot::BootMarker;
 use crate::state_machine::{self, Outcome, View};
 use bytes::Bytes;
 use mortar_epoxy::codec::ENCODED_BYTES_MAX;
-use mortar_epoxy::codec::{decode_instance, encode_instance, encode_key_record, encode_message};
+use mortar_epoxy::codec::{decode_instance, encode_cut, encode_instance, encode_key_record, encode_message};
 use mortar_epoxy::config::{BATCH_BYTES_MAX, BATCH_COMMANDS_MAX};
-use mortar_epoxy::{Command, Counters, InstanceId, Message, Outbound, Ready, Record, Replica, ReplicaId};
+use mortar_epoxy::{
+    Command, Counters, Cut, InstanceId, Message, Outbound, Ready, Record, Replica, ReplicaId,
+};
 use mortar_storage::{InstanceKey, Storage, StorageError, WRITE_BATCH_BYTES_MAX, WriteBatch};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tracing::{error, warn};
+use tracing::{debug, error, info, warn};
 
 /// Inputs queued for the driver; senders wait when it is full (backpressure).
 pub const INPUT_QUEUE_MAX: usize = 16 * 1024;
@@ -50,6 +52,10 @@ const MIB: usize = 1024 * 1024;
 const DIAGNOSIS_INTERVAL: Duration = Duration::from_secs(5);
 /// Storage metadata key of the durable slot reservation.
 pub const META_SLOT_RESERVATION: &str = "slot_reservation";
+/// Storage metadata key of `Record::Seal` (stored as a cut: the epoch and its bounds).
+pub const META_SEAL: &str = "epoxy_seal";
+/// Storage metadata key of `Record::Cut`.
+pub const META_CUT: &str = "epoxy_cut";
 /// Storage metadata key of `Record::OwnCommitsKnownFrom`.
 pub const META_OWN_COMMITS_KNOWN_FROM: &str = "own_commits_known_from";
 
@@ -93,6 +99,8 @@ pub enum Input {
     },
     Message {
         from: ReplicaId,
+        /// The sender's epoch.
+        epoch: u64,
         message: Message,
         /// Its encoded size, counted against [`ROUND_INPUT_BYTES_MAX`].
         bytes: usize,
@@ -171,12 +179,19 @@ impl DriverHandle {
         }
     }
 
-    /// Hands a peer's message, `bytes` long encoded, to the driver (waits while the driver is
-    /// saturated).
-    pub async fn deliver(&self, from: ReplicaId, message: Message, bytes: usize) -> Result<(), ()> {
+    /// Hands a peer's message, sent in `epoch` and `bytes` long encoded, to the driver (waits
+    /// while the driver is saturated).
+    pub async fn deliver(
+        &self,
+        from: ReplicaId,
+        epoch: u64,
+        message: Message,
+        bytes: usize,
+    ) -> Result<(), ()> {
         let permits = bytes.min(INBOUND_BYTES_MAX) as u32;
         let inbound = self.inbound.clone().acquire_many_owned(permits).await.map_err(|_| ())?;
-        self.tx.send(Input::Message { from, message, bytes, _inbound: inbound }).await.map_err(|_| ())
+        let input = Input::Message { from, epoch, message, bytes, _inbound: inbound };
+        self.tx.send(input).await.map_err(|_| ())
     }
 
     /// Queues a tick unless the driver is saturated (a skipped tick only delays timeouts).
@@ -281,7 +296,7 @@ impl Driver {
                     self.proposals.push((command, reply));
                 }
             }
-            Input::Message { from, message, .. } => self.replica.step(from, message),
+            Input::Message { from, epoch, message, .. } => self.replica.step_in_epoch(from, epoch, message),
             Input::Tick => self.replica.tick(),
             Input::Stop => return true,
         }
@@ -386,7 +401,7 @@ impl Driver {
 
     fn send(&self, out: Outbound) {
         let Some(queue) = self.peers.get(&out.to) else { return };
-        if !queue.try_push(encode_message(&out.message).into()) {
+        if !queue.try_push(encode_message(self.replica.epoch(), &out.message).into()) {
             metrics::counter!("mortar_node_peer_messages_dropped_total").increment(1);
         }
     }
@@ -415,6 +430,10 @@ impl Driver {
                     batch.put_meta(forgotten_meta_key(replica.0), through.to_be_bytes().to_vec());
                 }
                 Record::Checkpoint => {} // makes the round's write synced (see Ready::needs_sync)
+                Record::Seal { epoch, bounds } => {
+                    batch.put_meta(META_SEAL, encode_cut(&Cut { epoch, bounds }));
+                }
+                Record::Cut(cut) => batch.put_meta(META_CUT, encode_cut(&cut)),
             }
         }
         // Apply executed commands in order; later commands of the round read earlier ones' writes
@@ -452,6 +471,20 @@ impl Driver {
         }
         for out in ready.messages_after_persist {
             self.send(out);
+        }
+        for id in ready.dropped {
+            // Above the cut of a sealed epoch: never applied anywhere.
+            for waiter in self.pending.remove(&id).unwrap_or_default() {
+                let error =
+                    "the replica set is being reconfigured and the write did not take effect; retry it";
+                let _ = waiter.send(Err(ProposeError::Aborted(error.into())));
+            }
+        }
+        if let Some(cut) = &ready.cut {
+            info!(epoch = cut.epoch, bounds = ?cut.bounds, "epoch sealed: its cut is ready for the control plane");
+        }
+        if let Some(epoch) = ready.newer_epoch {
+            debug!(epoch, "a peer speaks in a newer epoch");
         }
         for (waiters, outcomes) in replies {
             for (waiter, outcome) in waiters.into_iter().zip(outcomes) {

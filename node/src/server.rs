@@ -7,15 +7,15 @@ use crate::actor::{Registry, Router, Runtime, RuntimeConfig};
 use crate::admin::AdminService;
 use crate::boot::{self, BootMarker};
 use crate::config::NodeConfig;
-use crate::driver::{self, META_OWN_COMMITS_KNOWN_FROM, META_SLOT_RESERVATION, Peers};
+use crate::driver::{self, META_CUT, META_OWN_COMMITS_KNOWN_FROM, META_SEAL, META_SLOT_RESERVATION, Peers};
 use crate::http::{self, HttpState};
 use crate::kv::KvService;
 use crate::node_info::{self, LocalInfo, Peer};
 use crate::transport::{self, EpoxyService};
 use anyhow::{Context, bail};
 use metrics_exporter_prometheus::PrometheusHandle;
-use mortar_epoxy::codec::{decode_instance, decode_key_record};
-use mortar_epoxy::{Config as EpoxyConfig, InstanceId, Recovered, Replica, ReplicaId};
+use mortar_epoxy::codec::{decode_cut, decode_instance, decode_key_record};
+use mortar_epoxy::{Config as EpoxyConfig, Cut, InstanceId, Recovered, Replica, ReplicaId};
 use mortar_placement::{Membership, MembershipConfig};
 use mortar_proto::internal::v1::epoxy_client::EpoxyClient;
 use mortar_proto::internal::v1::epoxy_server::EpoxyServer;
@@ -369,7 +369,15 @@ pub fn load(
     if let Some(slot) = meta_u64(storage, META_OWN_COMMITS_KNOWN_FROM, "own commits known from")? {
         recovered.own_commits_known_from = slot;
     }
+    recovered.seal = meta_cut(storage, META_SEAL, "epoch seal")?.map(|seal| seal.bounds);
+    recovered.cut = meta_cut(storage, META_CUT, "epoch cut")?;
     Ok(recovered)
+}
+
+/// A metadata entry holding an epoch's bounds (`what` names it in the corruption error).
+fn meta_cut(storage: &dyn Storage, name: &str, what: &str) -> Result<Option<Cut>, StorageError> {
+    let Some(bytes) = storage.get_meta(name)? else { return Ok(None) };
+    decode_cut(&bytes).map(Some).map_err(|e| StorageError::Corrupt { what: format!("{what}: {e}") })
 }
 
 /// A metadata entry holding a big-endian u64 (`what` names it in the corruption error).

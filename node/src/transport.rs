@@ -266,8 +266,9 @@ impl Epoxy for EpoxyService {
             counter.increment(batch.messages.len() as u64);
             for bytes in batch.messages {
                 match decode_message(&bytes) {
-                    Ok(message) => {
-                        if self.driver.deliver(ReplicaId(batch.from), message, bytes.len()).await.is_err() {
+                    Ok((epoch, message)) => {
+                        let from = ReplicaId(batch.from);
+                        if self.driver.deliver(from, epoch, message, bytes.len()).await.is_err() {
                             return Err(Status::unavailable("node is shutting down"));
                         }
                     }

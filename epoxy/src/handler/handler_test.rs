@@ -474,7 +474,7 @@ fn restarts_in_quick_succession_never_propose_past_the_deps_bound() {
                 Message::Accept { id, ballot, .. } => Message::AcceptOk { id, ballot },
                 _ => continue,
             };
-            let reply = decode_message(&encode_message(&reply)).unwrap();
+            let (_, reply) = decode_message(&encode_message(1, &reply)).unwrap();
             r1.step(o.to, reply);
         }
         if r1.propose(vec![cmd("b")]).is_ok() {

@@ -91,7 +91,10 @@ impl Replica {
         }
         for c in commands {
             let Some(key) = self.keys.get(&c.key) else { continue };
-            for &other in &key.latest {
+            for &latest in &key.latest {
+                // Above an installed cut, the latest instance is a no-op that never committed; the
+                // replica's latest real one on the key is at most its bound (crate::seal).
+                let Some(other) = self.clamp_to_cut(latest) else { continue };
                 // A later instance of the same leader is ordered after `id`: its leader proposed it
                 // knowing `id` (or the restart gap that holds it), and every vote for it keeps that.
                 let later_of_leader = other.replica == id.replica && other.slot > id.slot;
