@@ -18,11 +18,20 @@
 //!   and executed on every replica;
 //! * **exactly once**: no replica executes an instance twice.
 //!
+//! With [`SimConfig::membership`], the replica set also changes during the fault phase (nodes
+//! added, removed, and dead ones replaced; see [`crate::seal`] and the `reconfig` submodule),
+//! and the checks then also cover every epoch: no instance commits above its epoch's cut, none
+//! acknowledged is dropped, and every member of the final epoch executes everything.
+//!
 //! ```
 //! use mortar_epoxy::sim::{Sim, SimConfig};
 //! let report = Sim::new(SimConfig { replicas: 3, seed: 7, ..SimConfig::default() }).run().unwrap();
 //! assert!(report.executed_everywhere > 0);
 //! ```
+
+mod reconfig;
+
+pub use reconfig::Change;
 
 use crate::config::Config;
 use crate::message::Message;
@@ -121,6 +130,8 @@ pub struct SimConfig {
     /// others, healed, must then finish every instance any of them knows without them, within
     /// `heal_steps_max` steps; only then do the crashed ones restart for the final checks.
     pub down_for_good: usize,
+    /// Reconfigurations, one after another, spread over the fault phase.
+    pub membership: Vec<Change>,
 }
 
 impl Default for SimConfig {
@@ -137,6 +148,7 @@ impl Default for SimConfig {
             heal_steps_max: 40_000,
             steps_per_tick: 4,
             down_for_good: 0,
+            membership: Vec::new(),
         }
     }
 }
@@ -165,6 +177,12 @@ pub struct SimReport {
     pub probe_steps: u64,
     /// Summed over every replica and every life of it.
     pub counters: Counters,
+    /// Reconfigurations completed (epochs started after the first).
+    pub reconfigurations: u64,
+    /// Members that got their state from a donor's checkpoint (new, or lagging behind a switch).
+    pub checkpoints: u64,
+    /// Own instances replicas dropped above a cut (their clients retry).
+    pub dropped: u64,
 }
 
 /// The disk of one simulated replica: what its driver wrote.
@@ -180,6 +198,11 @@ struct Disk {
     unsynced: Vec<Undo>,
     /// Whether the next restart finds every write completed before the crash.
     writes_complete: bool,
+    /// The replica's epoch and its members (what the node keeps beside epoxy's records).
+    epoch: u64,
+    members: Vec<ReplicaId>,
+    seal: Option<Vec<(ReplicaId, u64)>>,
+    cut: Option<crate::seal::Cut>,
 }
 
 /// The inverse of one unsynced write.
@@ -204,11 +227,15 @@ impl Disk {
             forgotten: self.forgotten.iter().map(|(r, s)| (*r, *s)).collect(),
             writes_complete: self.writes_complete,
             own_commits_known_from: self.own_commits_known_from,
+            seal: self.seal.clone(),
+            cut: self.cut.clone(),
         }
     }
 }
 
 struct Envelope {
+    /// The sender's epoch when it sent the message.
+    epoch: u64,
     from: ReplicaId,
     to: ReplicaId,
     message: Message,
@@ -258,12 +285,16 @@ pub struct Sim {
     executed_sets: Vec<BTreeSet<InstanceId>>,
     violations: Vec<String>,
     report: SimReport,
+    /// Membership: the current epoch, and the reconfiguration in progress.
+    membership: reconfig::Membership,
 }
 
 impl Sim {
     pub fn new(config: SimConfig) -> Self {
         let ids: Vec<ReplicaId> = (1..=config.replicas as u32).map(ReplicaId).collect();
         let n = ids.len();
+        let first_disk = Disk { epoch: 1, members: ids.clone(), ..Disk::default() };
+        let membership = reconfig::Membership::new(&ids, config.membership.clone(), config.fault_steps);
         let mut sim = Self {
             rng: Rng::new(config.seed),
             power_rng: Rng::new(config.seed ^ 0x9e37_79b9_7f4a_7c15),
@@ -273,7 +304,7 @@ impl Sim {
             replicas: Vec::new(),
             lives: vec![Life::Up; n],
             restarts: vec![0; n],
-            disks: vec![Disk::default(); n],
+            disks: vec![first_disk; n],
             queue: BinaryHeap::new(),
             in_flight: HashMap::new(),
             next_envelope: 0,
@@ -287,6 +318,7 @@ impl Sim {
             executed_sets: vec![BTreeSet::new(); n],
             violations: Vec::new(),
             filter: None,
+            membership,
             config,
         };
         sim.replicas = (0..n).map(|at| sim.boot(at)).collect();
@@ -294,9 +326,18 @@ impl Sim {
     }
 
     fn boot(&self, at: usize) -> Replica {
-        let mut config = Config::new(self.ids[at], self.ids.clone()).expect("valid sim config");
+        let disk = &self.disks[at];
+        let mut config = Config::new(self.ids[at], disk.members.clone()).expect("valid sim config");
+        config.epoch = disk.epoch;
         config.seed = self.config.seed.wrapping_mul(31).wrapping_add(at as u64 * 1009 + self.restarts[at]);
-        Replica::recover(config, self.disks[at].recovered())
+        let mut replica = Replica::recover(config, disk.recovered());
+        // A node learns a cut committed while it was down from the control plane when it starts.
+        if disk.cut.is_none()
+            && let Some(cut) = self.membership.cut_of(disk.epoch)
+        {
+            replica.install_cut(cut.clone());
+        }
+        replica
     }
 
     /// Runs the fault phase, then heals and runs until every proposed instance executed
@@ -485,6 +526,15 @@ impl Sim {
         self.heal();
         let healed_at = self.step;
         let heal_end = self.step + self.config.heal_steps_max;
+        while !self.membership.settled() && self.step < heal_end && self.violations.is_empty() {
+            self.advance();
+        }
+        if !self.membership.settled() && self.violations.is_empty() {
+            self.violations.push(format!(
+                "liveness: membership not settled after healing: {}",
+                self.membership.describe()
+            ));
+        }
         while !self.all_executed() && self.step < heal_end && self.violations.is_empty() {
             self.advance();
         }
@@ -521,6 +571,9 @@ impl Sim {
     fn probe_every_replica(&mut self) {
         let end = self.step + self.config.heal_steps_max;
         for at in 0..self.replicas.len() {
+            if !self.is_member(at) {
+                continue;
+            }
             let commands = vec![Command::new("k0".to_string(), format!("probe{at}"))];
             let mut refused = None;
             let proposed = loop {
@@ -553,22 +606,32 @@ impl Sim {
         if self.healing { (0.0, 0.0, 3) } else { (f.drop, f.duplicate, f.delay_steps_max) }
     }
 
+    /// Members (of the current epoch, or of the next while switching) not up.
     fn unavailable(&self) -> usize {
-        self.lives.iter().filter(|l| !matches!(l, Life::Up)).count()
+        (0..self.replicas.len()).filter(|&at| self.is_active(at) && self.lives[at] != Life::Up).count()
+    }
+
+    /// Most members down or paused at once: the configured bound, and a minority of the smaller
+    /// epoch while switching.
+    fn unavailable_max(&self) -> usize {
+        self.config.faults.unavailable_max.min((self.membership.smallest_epoch_size() - 1) / 2)
     }
 
     fn inject_faults(&mut self) {
         let f = self.config.faults.clone();
         for at in 0..self.replicas.len() {
+            if !self.is_active(at) {
+                continue;
+            }
             match self.lives[at] {
                 Life::Down { until } if self.step >= until => self.restart(at),
                 Life::Paused { until } if self.step >= until => self.lives[at] = Life::Up,
                 _ => {}
             }
         }
-        if self.unavailable() < f.unavailable_max {
+        if self.unavailable() < self.unavailable_max() {
             let at = self.rng.below(self.replicas.len() as u64) as usize;
-            if self.lives[at] == Life::Up {
+            if self.lives[at] == Life::Up && self.is_active(at) {
                 if self.rng.chance(f.crash) {
                     self.report.crashes += 1;
                     let power_loss = f.power_loss > 0.0 && self.power_rng.chance(f.power_loss);
@@ -648,6 +711,7 @@ impl Sim {
     }
 
     fn restart(&mut self, at: usize) {
+        self.membership.note_boot(at, self.step);
         self.restarts[at] += 1;
         self.replicas[at] = self.boot(at);
         self.lives[at] = Life::Up;
@@ -658,6 +722,9 @@ impl Sim {
         self.healing = true;
         self.partition = None;
         for at in 0..self.replicas.len() {
+            if !self.is_active(at) || self.is_wiped(at) {
+                continue;
+            }
             match self.lives[at] {
                 Life::Down { .. } => self.restart(at),
                 Life::CrashMidRound => {
@@ -672,7 +739,7 @@ impl Sim {
 
     fn propose_random(&mut self) {
         let at = self.rng.below(self.replicas.len() as u64) as usize;
-        if self.lives[at] != Life::Up {
+        if self.lives[at] != Life::Up || !self.is_active(at) {
             return;
         }
         let count = 1 + self.rng.below(self.config.batch_max as u64) as usize;
@@ -684,7 +751,7 @@ impl Sim {
             })
             .collect();
         match self.propose_recorded(at, commands) {
-            Ok(_) | Err(ProposeError::Busy | ProposeError::Recovering(_)) => {}
+            Ok(_) | Err(ProposeError::Busy | ProposeError::Recovering(_) | ProposeError::Sealed(_)) => {}
             Err(e) => self.violations.push(format!("valid proposal refused: {e}")),
         }
     }
@@ -704,7 +771,7 @@ impl Sim {
             let to = self.index(envelope.to);
             match self.lives[to] {
                 Life::Up | Life::CrashMidRound => {
-                    self.replicas[to].step(envelope.from, envelope.message);
+                    self.replicas[to].step_in_epoch(envelope.from, envelope.epoch, envelope.message);
                     fed[to] = true;
                 }
                 // A stopped process reads its socket when it resumes.
@@ -725,6 +792,7 @@ impl Sim {
                 self.perform(at);
             }
         }
+        self.drive_membership();
     }
 
     fn index(&self, id: ReplicaId) -> usize {
@@ -744,7 +812,7 @@ impl Sim {
         let cut = self
             .partition
             .as_ref()
-            .is_some_and(|(sides, _)| sides[self.index(from)] != sides[self.index(to)]);
+            .is_some_and(|(sides, _)| side(sides, self.index(from)) != side(sides, self.index(to)));
         let filtered = self.filter.as_mut().is_some_and(|deliver| !deliver(from, to, &message));
         if cut || filtered || self.rng.chance(drop) {
             self.report.messages_dropped += 1;
@@ -753,7 +821,8 @@ impl Sim {
         let copies = if self.rng.chance(duplicate) { 2 } else { 1 };
         for _ in 0..copies {
             let delay = 1 + self.rng.below(delay_max.max(1));
-            self.enqueue(self.step + delay, Envelope { from, to, message: message.clone() });
+            let epoch = self.replicas[self.index(from)].epoch();
+            self.enqueue(self.step + delay, Envelope { epoch, from, to, message: message.clone() });
         }
     }
 
@@ -801,6 +870,12 @@ impl Sim {
             // A synced write makes every earlier one durable too.
             self.disks[at].unsynced.clear();
         }
+        if let Some(cut) = ready.cut {
+            self.on_cut(at, cut);
+        }
+        for id in ready.dropped {
+            self.on_dropped(at, id);
+        }
         for load in ready.load_requests {
             match self.disks[at].instances.get(&load.id) {
                 Some(r) if r.status == Status::Committed => {
@@ -824,9 +899,11 @@ impl Sim {
             Record::Instance(r) => Undo::Instance(r.id, disk.instances.get(&r.id).cloned()),
             Record::Key { key, .. } => Undo::Key(key.clone(), disk.keys.get(key).cloned()),
             Record::OwnCommitsKnownFrom(_) => Undo::OwnCommitsKnownFrom(disk.own_commits_known_from),
-            Record::Forget { .. } | Record::SlotReservation(_) | Record::Checkpoint => {
-                Undo::Everything(Box::new(disk.clone()))
-            }
+            Record::Forget { .. }
+            | Record::SlotReservation(_)
+            | Record::Checkpoint
+            | Record::Seal { .. }
+            | Record::Cut(_) => Undo::Everything(Box::new(disk.clone())),
         }
     }
 
@@ -879,9 +956,29 @@ impl Sim {
                 disk.keys.insert(key, record);
             }
             Record::Checkpoint => {}
+            Record::Seal { epoch, bounds } => {
+                assert_eq!(epoch, disk.epoch, "a seal of another epoch");
+                if disk.seal.as_ref().is_some_and(|old| *old != bounds) {
+                    self.violations.push(format!("replica {} sealed epoch {epoch} twice", self.ids[at]));
+                }
+                disk.seal = Some(bounds);
+            }
+            Record::Cut(cut) => {
+                if self.membership.cut_of(cut.epoch) != Some(&cut) {
+                    self.violations.push(format!(
+                        "replica {} installed a cut the control plane never committed",
+                        self.ids[at]
+                    ));
+                }
+                disk.cut = Some(cut);
+            }
             Record::Forget { replica, through } => {
-                // Only what every replica has executed may be forgotten.
+                // Only what every member of the epoch has executed may be forgotten.
+                let members = disk.members.clone();
                 for (q, set) in self.executed_sets.iter().enumerate() {
+                    if !members.contains(&self.ids[q]) {
+                        continue;
+                    }
                     let missing = self
                         .committed
                         .keys()
@@ -915,12 +1012,18 @@ impl Sim {
         }
     }
 
+    /// Every member of the current epoch executed every proposed instance (but the dropped).
     fn all_executed(&self) -> bool {
-        self.executed_sets.iter().all(|set| self.proposed.keys().all(|id| set.contains(id)))
+        (self.executed_sets.iter().enumerate())
+            .filter(|(at, _)| self.is_member(*at))
+            .all(|(_, set)| self.proposed.keys().all(|id| set.contains(id)))
     }
 
     fn check_end(&mut self) {
         for (at, set) in self.executed_sets.iter().enumerate() {
+            if !self.is_member(at) {
+                continue;
+            }
             let missing: Vec<_> = self.proposed.keys().filter(|id| !set.contains(id)).collect();
             if !missing.is_empty() {
                 self.violations.push(format!(
@@ -971,9 +1074,10 @@ impl Sim {
             }
             orders.push(per_key);
         }
-        for at in 1..orders.len() {
+        let reference = (0..orders.len()).find(|&at| self.is_member(at)).unwrap_or(0);
+        for at in 0..orders.len() {
             for (key, order) in &orders[at] {
-                let first = orders[0].get(key).map(|v| v.as_slice()).unwrap_or(&[]);
+                let first = orders[reference].get(key).map(|v| v.as_slice()).unwrap_or(&[]);
                 let common = first.len().min(order.len());
                 if first[..common] != order[..common] {
                     let split = (0..common).find(|&i| first[i] != order[i]).unwrap_or(common);
@@ -991,12 +1095,12 @@ impl Sim {
                         order[split..(split + 3).min(order.len())].iter().map(describe).collect();
                     self.violations.push(format!(
                         "execution order of key {key:?} differs between replica {} and {} from position {split}: {a:?} vs {b:?}",
-                        self.ids[0], self.ids[at]
+                        self.ids[reference], self.ids[at]
                     ));
                 }
             }
         }
-        for (key, order) in &orders[0] {
+        for (key, order) in &orders[reference] {
             for (i, a) in order.iter().enumerate() {
                 for b in &order[i + 1..] {
                     let (Some((_, a_proposed)), Some(b_acked)) =
@@ -1013,9 +1117,19 @@ impl Sim {
                 }
             }
         }
-        self.report.executed_everywhere =
-            self.proposed.keys().filter(|id| self.executed_sets.iter().all(|s| s.contains(id))).count();
+        self.report.executed_everywhere = (self.proposed.keys())
+            .filter(|id| {
+                (self.executed_sets.iter().enumerate())
+                    .filter(|(at, _)| self.is_member(*at))
+                    .all(|(_, s)| s.contains(id))
+            })
+            .count();
     }
+}
+
+/// The side of a partition replica `at` is on (replicas added since it began are on one side).
+fn side(sides: &[bool], at: usize) -> bool {
+    sides.get(at).copied().unwrap_or(false)
 }
 
 fn add_counters(total: &mut Counters, c: Counters) {

