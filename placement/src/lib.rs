@@ -76,6 +76,7 @@
 //! See [`membership`] for how detection works and [`MembershipConfig`] for the timings and their
 //! defaults (100 ms probes, 40 ms probe RTT, 400 ms suspicion, 50 ms gossip).
 
+pub mod control;
 mod gossip;
 pub mod membership;
 pub mod ring;
