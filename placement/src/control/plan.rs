@@ -2,8 +2,8 @@
 //!
 //! Checked in this order, so that the first refusal names the most basic problem: the epoch the
 //! driver planned from, the driver, the nodes the kind names, the group's size bounds, the
-//! control plane's last voter, then whether the old epoch can be sealed at all (its members ready,
-//! a majority of them reachable).
+//! control plane's last voter, then whether the switch can finish (the staying members ready, a
+//! majority of the old epoch and of the new one reachable).
 
 use super::metadata::{ClusterMetadata, Group, ReconfigKind};
 use super::refusal::{Action, Refusal};
@@ -86,22 +86,30 @@ impl ClusterMetadata {
         if !not_ready.is_empty() {
             return Err(Refusal::MembersNotReady { group: group.id, epoch: group.epoch, nodes: not_ready });
         }
-        // The seal needs a majority of the old epoch; the leaving node does not count, since the
-        // switch must not depend on it.
-        let members = group.members.len();
-        let needed = members / 2 + 1;
-        let reachable_count = staying().filter(|m| reachable.contains(m)).count();
-        if reachable_count < needed {
-            return Err(Refusal::NoSurvivingQuorum {
-                group: group.id,
-                epoch: group.epoch,
-                reachable: reachable_count,
-                members,
-                needed,
-            });
-        }
         let mut to: Vec<NodeId> = staying().chain(kind.joining()).collect();
         to.sort_unstable();
+        // The switch can finish only if the driver can seal the old epoch (a majority of its
+        // members answer) and the new epoch can work (a majority of its members are up). The
+        // leaving node may help seal when it answers (a removed node is alive; a replaced one never
+        // is), but never counts for the new epoch: the group must not depend on it afterwards.
+        let reachable_of = |members: &[NodeId]| members.iter().filter(|m| reachable.contains(m)).count();
+        for (epoch, members) in [(group.epoch, &group.members), (group.epoch + 1, &to)] {
+            let needed = members.len() / 2 + 1;
+            let up = reachable_of(members);
+            if up < needed {
+                return Err(Refusal::NoSurvivingQuorum {
+                    group: group.id,
+                    epoch,
+                    reachable: up,
+                    members: members.len(),
+                    needed,
+                });
+            }
+        }
         Ok(to)
     }
 }
+
+#[cfg(test)]
+#[path = "plan_test.rs"]
+mod plan_test;

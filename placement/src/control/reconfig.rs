@@ -151,3 +151,7 @@ impl ClusterMetadata {
         Ok(Outcome::Ready { group: group_id, epoch, node })
     }
 }
+
+#[cfg(test)]
+#[path = "reconfig_test.rs"]
+mod reconfig_test;

@@ -132,9 +132,9 @@ pub enum Refusal {
     )]
     ReplacingReachableNode { group: GroupId, node: NodeId },
     #[error(
-        "no surviving quorum: only {reachable} of the {members} members of group {group} at epoch \
-         {epoch} are reachable (the leaving one not counted), and sealing the epoch needs \
-         {needed}; bring members back (a lost majority needs explicit unsafe recovery)"
+        "no surviving quorum: only {reachable} of the {members} members group {group} would have at \
+         epoch {epoch} are reachable, and the switch needs {needed}; bring members back first (a \
+         lost majority needs explicit unsafe recovery)"
     )]
     NoSurvivingQuorum { group: GroupId, epoch: u64, reachable: usize, members: usize, needed: usize },
     #[error(

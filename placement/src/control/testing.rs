@@ -1,6 +1,6 @@
 //! Helpers shared by the control module's tests: a known cluster, and apply-and-check wrappers.
 
-use super::{ClusterMetadata, Command, InitialNode, Outcome, Refusal};
+use super::{ClusterMetadata, Command, GroupId, InitialNode, Outcome, ReconfigKind, Refusal};
 use crate::ring::NodeId;
 
 pub const CLUSTER: u64 = 0xc1;
@@ -64,4 +64,15 @@ pub fn accept_twice(meta: &mut ClusterMetadata, command: &Command) -> Outcome {
     after_first.version = meta.version;
     assert_eq!(*meta, after_first, "a repeated {command:?} changed the metadata");
     first
+}
+
+/// `BeginReconfig` of group 0 from epoch 1, driven by `driver`.
+pub fn begin_by(driver: NodeId, kind: ReconfigKind, reachable: &[NodeId]) -> Command {
+    Command::BeginReconfig {
+        group: GroupId::FIRST,
+        from_epoch: 1,
+        kind,
+        driver,
+        reachable: reachable.to_vec(),
+    }
 }
