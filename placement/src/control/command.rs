@@ -84,3 +84,7 @@ impl Command {
         Ok(command)
     }
 }
+
+#[cfg(test)]
+#[path = "command_test.rs"]
+mod command_test;

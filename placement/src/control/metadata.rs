@@ -297,3 +297,7 @@ impl ClusterMetadata {
         self.groups.values().filter(move |g| g.members.binary_search(&node).is_ok())
     }
 }
+
+#[cfg(test)]
+#[path = "metadata_test.rs"]
+mod metadata_test;

@@ -82,3 +82,7 @@ impl ClusterMetadata {
             .collect()
     }
 }
+
+#[cfg(test)]
+#[path = "query_test.rs"]
+mod query_test;

@@ -62,3 +62,7 @@ impl ClusterMetadata {
         Ok(metadata)
     }
 }
+
+#[cfg(test)]
+#[path = "snapshot_test.rs"]
+mod snapshot_test;
