@@ -27,7 +27,9 @@ pub enum Command {
     /// A new node (a new data directory) asks for an id; it starts as joining.
     RegisterNode { cluster_id: u64, address: String, region: String, incarnation: u64 },
     /// Starts a switch of `group` from `from_epoch`. `reachable` is what the driver could reach
-    /// just before asking: the control plane refuses a switch that no majority could seal.
+    /// just before asking: the control plane refuses a switch that no majority could seal. A
+    /// retry of the pending request (same epoch, kind and driver) gets its attempt back, whatever
+    /// it reached this time.
     BeginReconfig {
         group: GroupId,
         from_epoch: u64,

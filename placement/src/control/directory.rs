@@ -67,7 +67,7 @@ impl ClusterMetadata {
         self.groups.insert(GroupId::FIRST, group);
         // The raft layer initializes the control plane with the initial nodes as its voters; if it
         // chose fewer it says so with SetControlVoters.
-        self.control_voters = members.iter().copied().take(CONTROL_VOTERS_MAX).collect();
+        self.control_voters = members.iter().copied().collect();
         self.initial = sorted;
         Ok(Outcome::Initialized { cluster_id })
     }

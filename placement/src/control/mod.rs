@@ -6,7 +6,7 @@
 //! nothing and says why not ([`Refusal`]). No clocks, sockets, disks or randomness: every replica
 //! of the control plane that applies the same log holds the same metadata.
 //!
-//! What it holds (see `docs/DESIGN.md`, "Control plane and epochs"):
+//! What it holds (the design's "Control plane and epochs"):
 //!
 //! * the node directory: [`NodeEntry`] per id, ids never reused, one incarnation (data directory)
 //!   per id;
@@ -73,6 +73,7 @@ const GROUP_BYTES_MAX: usize = 256 + 4 * GROUP_MEMBERS_MAX * 15;
 const _: () = assert!(GROUP_MEMBERS_MIN <= GROUP_MEMBERS_MAX);
 const _: () = assert!(GROUP_MEMBERS_MAX <= NODES_MAX);
 const _: () = assert!(CONTROL_VOTERS_MAX <= NODES_MAX);
+const _: () = assert!(GROUP_MEMBERS_MAX <= CONTROL_VOTERS_MAX, "every initial node can be a control voter");
 const _: () = assert!(
     NODES_MAX * 5 + 1024 <= COMMAND_BYTES_MAX,
     "a BeginReconfig naming every node as reachable must fit in one command"
