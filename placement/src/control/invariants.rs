@@ -171,3 +171,7 @@ pub(super) fn assert_transition(before: &ClusterMetadata, after: &ClusterMetadat
         );
     }
 }
+
+#[cfg(test)]
+#[path = "invariants_test.rs"]
+mod invariants_test;
