@@ -1,11 +1,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::testing::{
-    CLUSTER, accept, accept_twice, cluster, initial_node, initialize_command, refuse, register_command,
+    CLUSTER, accept, accept_twice, begin_by, cluster, initial_node, initialize_command, refuse,
+    register_command,
 };
 use super::super::{
     Action, ClusterMetadata, Command, Group, GroupId, InitialNode, NODES_MAX, NodeEntry, NodeState, Outcome,
-    Refusal,
+    ReconfigKind, Refusal,
 };
 use super::NODE_ID_MAX;
 use crate::ring::{GRPC_ADDR_BYTES_MAX, NodeId, REGION_BYTES_MAX};
@@ -140,6 +141,8 @@ fn commands_before_initialize_are_refused() {
         Command::Drain { node: 1 },
         Command::Undrain { node: 1 },
         Command::SetControlVoters { voters: vec![1] },
+        begin_by(1, ReconfigKind::Add { node: 2 }, &[1]),
+        Command::CommitReconfig { group: GroupId::FIRST, attempt: 1, cut: vec![] },
         Command::AbortReconfig { group: GroupId::FIRST, attempt: 1 },
         Command::ReportReady { group: GroupId::FIRST, epoch: 1, node: 1 },
     ] {
