@@ -131,14 +131,9 @@ impl ClusterMetadata {
             NodeState::Active => {}
             _ => return Err(Refusal::WrongNodeState { node, state, action: Action::Drain }),
         }
-        // Some member must still be able to own the group's actors.
+        // Some other member must still be able to own the group's actors.
         for group in self.groups_of(node) {
-            let others_active = group
-                .members
-                .iter()
-                .filter(|&&m| m != node)
-                .any(|m| self.nodes.get(m).is_some_and(|e| e.state == NodeState::Active));
-            if !others_active {
+            if !group.members.iter().any(|&m| m != node && self.may_own_actors(group, m)) {
                 return Err(Refusal::LastActiveMember { group: group.id, node });
             }
         }

@@ -251,6 +251,14 @@ fn drain_refuses_the_last_active_member_of_a_group() {
 }
 
 #[test]
+fn drain_refuses_when_the_other_members_are_not_ready() {
+    let mut meta = cluster(2);
+    meta.groups.get_mut(&GroupId::FIRST).expect("group 0").ready.remove(&2);
+    let refusal = refuse(&mut meta, &Command::Drain { node: 1 });
+    assert_eq!(refusal, Refusal::LastActiveMember { group: GroupId::FIRST, node: 1 });
+}
+
+#[test]
 fn drain_and_undrain_refuse_nodes_in_other_states() {
     let mut meta = cluster(3);
     accept(&mut meta, &register_command(4));

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::metadata::{ClusterMetadata, GroupId, NodeState};
+use super::metadata::{ClusterMetadata, Group, GroupId, NodeState};
 use crate::ring::NodeId;
 
 /// A node's part in the control plane's raft group.
@@ -73,13 +73,12 @@ impl ClusterMetadata {
         let Some(group) = self.groups.get(&group) else {
             return Vec::new();
         };
-        group
-            .members
-            .iter()
-            .copied()
-            .filter(|m| group.ready.contains(m))
-            .filter(|m| self.nodes.get(m).is_some_and(|n| n.state == NodeState::Active))
-            .collect()
+        group.members.iter().copied().filter(|&m| self.may_own_actors(group, m)).collect()
+    }
+
+    /// Whether member `node` of `group` may own actors: see [`Self::placement_members`].
+    pub(super) fn may_own_actors(&self, group: &Group, node: NodeId) -> bool {
+        group.ready.contains(&node) && self.nodes.get(&node).is_some_and(|n| n.state == NodeState::Active)
     }
 }
 

@@ -131,9 +131,11 @@ pub enum Refusal {
          it first and then replace it"
     )]
     ReplacingReachableNode { group: GroupId, node: NodeId },
+    /// `epoch` is the sealed one, or the next one when the new members could not work without the
+    /// leaving node.
     #[error(
-        "no surviving quorum: only {reachable} of the {members} members group {group} would have at \
-         epoch {epoch} are reachable, and the switch needs {needed}; bring members back first (a \
+        "no surviving quorum: only {reachable} of the {members} members of group {group} at epoch \
+         {epoch} are reachable, and the switch needs {needed} of them; bring members back first (a \
          lost majority needs explicit unsafe recovery)"
     )]
     NoSurvivingQuorum { group: GroupId, epoch: u64, reachable: usize, members: usize, needed: usize },
@@ -163,8 +165,8 @@ pub enum Refusal {
     )]
     CutConflict { group: GroupId, attempt: u64 },
     #[error(
-        "draining node {node} would leave group {group} with no active member: undrain another \
-         member first"
+        "draining node {node} would leave group {group} with no member that may own actors (active \
+         and ready): undrain another member, or wait until a new one reports ready"
     )]
     LastActiveMember { group: GroupId, node: NodeId },
     #[error("the control plane has 1 to {max} voters, not {count}")]
@@ -186,3 +188,7 @@ impl Refusal {
         )
     }
 }
+
+#[cfg(test)]
+#[path = "refusal_test.rs"]
+mod refusal_test;
