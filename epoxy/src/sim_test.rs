@@ -274,11 +274,14 @@ fn seeds_reconfiguration_with_crashes_pauses_and_partitions() {
 }
 
 /// A known liveness bug of recovery, found by the reconfiguration runs: a member dies for good
-/// half-way through the fault phase (no reconfiguration at all), the others crash, pause and
-/// partition around it, and after healing some instance's recovery never settles (its
-/// TryPreAccept is refused forever by acceptors that know a committed interfering instance that
-/// depends on it but cannot rule out its leader's earlier ones). Seeds (3, 138), (5, 174) and
-/// (7, 24) show it; so does (7, 31) with the member dying half-way.
+/// during the fault phase (no reconfiguration at all), the others crash (power losses included),
+/// pause and partition around it, and after healing some instance's recovery never settles. Its
+/// TryPreAccept is refused, attempt after attempt, by a live acceptor that knows an interfering
+/// instance the proposal misses, while the dead member may hold the vote that made the proposal
+/// a fast commit: (7, 24) names a committed instance that depends on the recovered one but whose
+/// leader's earlier instances the acceptor cannot rule out; (3, 138) an uncommitted instance
+/// whose own recovery waits on this one, its leader having lost after a power loss the knowledge
+/// of whether it committed. (5, 174) and (7, 31), with the member dying half-way, show it too.
 #[test]
 #[ignore = "known recovery liveness bug with a member dead for good during faults"]
 fn a_member_dead_for_good_during_faults_stalls_recovery() {
