@@ -122,6 +122,9 @@ pub const SNAPSHOT_EVERY_ENTRIES: u64 = 1000;
 pub const LOG_KEPT_AFTER_SNAPSHOT: u64 = 1000;
 /// Attempts of [`ControlPlane::write`] to find a leader that takes the command.
 pub const WRITE_ATTEMPTS_MAX: u32 = 40;
+/// Attempts of a membership change while another one is still in progress (a new leader has
+/// not committed the membership it inherited yet, or a joint configuration is being left).
+pub const MEMBERSHIP_ATTEMPTS_MAX: u32 = 40;
 /// Wait between two attempts of [`ControlPlane::write`]: a few attempts per election timeout.
 pub const WRITE_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -448,11 +451,22 @@ impl<SM: ControlStateMachine> ControlPlane<SM> {
 
     /// Adds node `id` at gRPC `address` as a learner: it receives the log and catches up, but
     /// does not vote. Returns once the change is committed (the learner may still be catching
-    /// up: see [`ControlPlane::status`] on it). Made on the leader.
+    /// up: see [`ControlPlane::status`] on it). Made on the leader. While another membership
+    /// change is in progress it retries, up to [`MEMBERSHIP_ATTEMPTS_MAX`] times.
     pub async fn add_learner(&self, id: u64, address: String) -> Result<(), ControlError> {
         check_address(id, &address)?;
-        let result = self.raft.add_learner(id, BasicNode::new(address), false).await;
-        result.map(|_| ()).map_err(|e| self.membership_error(e))
+        for attempt in 1..=MEMBERSHIP_ATTEMPTS_MAX {
+            let result = self.raft.add_learner(id, BasicNode::new(address.clone()), false).await;
+            match result.map_err(|e| self.membership_error(e)) {
+                Err(ControlError::Membership { retryable: true, .. })
+                    if attempt < MEMBERSHIP_ATTEMPTS_MAX =>
+                {
+                    tokio::time::sleep(WRITE_RETRY_BACKOFF).await;
+                }
+                result => return result.map(|_| ()),
+            }
+        }
+        unreachable!("the last attempt returns");
     }
 
     /// Makes `voters` the set of voters. Each must be a member already (a voter, or a learner
@@ -460,8 +474,19 @@ impl<SM: ControlStateMachine> ControlPlane<SM> {
     /// become learners. Made on the leader. Passes through a joint configuration: if the leader
     /// fails before the change completes, call it again with the same set on the new leader.
     pub async fn change_voters(&self, voters: BTreeSet<u64>) -> Result<(), ControlError> {
-        let result = self.raft.change_membership(ChangeMembers::ReplaceAllVoters(voters), true).await;
-        result.map(|_| ()).map_err(|e| self.membership_error(e))
+        for attempt in 1..=MEMBERSHIP_ATTEMPTS_MAX {
+            let change = ChangeMembers::ReplaceAllVoters(voters.clone());
+            let result = self.raft.change_membership(change, true).await;
+            match result.map_err(|e| self.membership_error(e)) {
+                Err(ControlError::Membership { retryable: true, .. })
+                    if attempt < MEMBERSHIP_ATTEMPTS_MAX =>
+                {
+                    tokio::time::sleep(WRITE_RETRY_BACKOFF).await;
+                }
+                result => return result.map(|_| ()),
+            }
+        }
+        unreachable!("the last attempt returns");
     }
 
     fn membership_error(&self, e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> ControlError {
