@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/mortar/v1/admin.proto",
         "proto/mortar/v1/actors.proto",
         "proto/mortar/internal/v1/epoxy.proto",
+        "proto/mortar/internal/v1/control.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

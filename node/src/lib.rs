@@ -5,6 +5,7 @@ pub mod bench;
 pub mod boot;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod driver;
 pub mod http;
 pub mod kv;

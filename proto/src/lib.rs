@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn descriptor_set_names_every_service() {
         let raw = String::from_utf8_lossy(FILE_DESCRIPTOR_SET);
-        for service in ["Kv", "Admin", "Epoxy"] {
+        for service in ["Kv", "Admin", "Epoxy", "Control"] {
             assert!(raw.contains(service), "descriptor set lacks {service}");
         }
     }

@@ -11,7 +11,7 @@
 
 use bytes::Bytes;
 
-use crate::{InstanceKey, Storage, StorageError, WRITE_BATCH_BYTES_MAX, WriteBatch};
+use crate::{CONTROL_LOG_INDEX_MAX, InstanceKey, Storage, StorageError, WRITE_BATCH_BYTES_MAX, WriteBatch};
 
 /// One contract test.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +43,13 @@ pub const CASES: &[Case] = &[
     Case { name: "empty_batch_is_fine", run: empty_batch_is_fine },
     Case { name: "unsynced_write_is_visible", run: unsynced_write_is_visible },
     Case { name: "oversize_batch_is_rejected", run: oversize_batch_is_rejected },
+    Case { name: "control_log_scans_in_index_order", run: control_log_scans_in_index_order },
+    Case { name: "control_log_delete_range", run: control_log_delete_range },
+    Case {
+        name: "control_log_scan_callback_error_stops_scan",
+        run: control_log_scan_callback_error_stops_scan,
+    },
+    Case { name: "control_state_round_trip", run: control_state_round_trip },
 ];
 
 /// Runs every case in [`CASES`], each on a new storage from `make`.
@@ -109,6 +116,17 @@ fn kv_keys(storage: &dyn Storage, prefix: &[u8], start_after: Option<&[u8]>, lim
         .collect()
 }
 
+/// The control log's entries with `from <= index < to`, by `scan_control_log`.
+fn control_log(storage: &dyn Storage, from: u64, to: u64) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let scan = storage.scan_control_log(from, to, &mut |index, entry| {
+        out.push((index, entry.to_vec()));
+        Ok(())
+    });
+    ok(scan, "scan_control_log");
+    out
+}
+
 fn keys(list: &[&[u8]]) -> Vec<Vec<u8>> {
     list.iter().map(|k| k.to_vec()).collect()
 }
@@ -126,7 +144,9 @@ pub fn batch_applies_every_table(storage: &dyn Storage) {
     batch.put_conflict("conflict-key", "conflict-record");
     batch.put_kv("user", "data");
     batch.put_meta("node_id", "7");
-    assert_eq!(batch.len(), 5);
+    batch.put_control_log(4, "log entry");
+    batch.put_control_state("vote", "vote record");
+    assert_eq!(batch.len(), 7);
     write(storage, batch);
 
     assert_eq!(ok(storage.get_instance(id), "get_instance"), some(b"record"));
@@ -135,6 +155,8 @@ pub fn batch_applies_every_table(storage: &dyn Storage) {
     assert_eq!(conflicts(storage), vec![(b"conflict-key".to_vec(), b"conflict-record".to_vec())]);
     assert_eq!(ok(storage.get_kv(b"user"), "get_kv"), some(b"data"));
     assert_eq!(ok(storage.get_meta("node_id"), "get_meta"), some(b"7"));
+    assert_eq!(control_log(storage, 0, u64::MAX), vec![(4, b"log entry".to_vec())]);
+    assert_eq!(ok(storage.get_control_state("vote"), "get_control_state"), some(b"vote record"));
 }
 
 /// Reads of keys never written find nothing, and scans of empty tables visit nothing.
@@ -539,4 +561,113 @@ pub fn forget_instances_removes_a_replicas_prefix(storage: &dyn Storage) {
         })
         .expect("scan");
     assert_eq!(executed, expected);
+}
+
+/// Indexes whose byte order differs from numeric order under a naive (little-endian, varint)
+/// encoding, plus both ends of the range.
+const AWKWARD_CONTROL_LOG_INDEXES: [u64; 7] = [256, 0, CONTROL_LOG_INDEX_MAX, 255, 1 << 32, 1, 65_536];
+
+fn put_control_log_indexes(storage: &dyn Storage, indexes: &[u64]) {
+    let mut batch = WriteBatch::new();
+    for index in indexes {
+        batch.put_control_log(*index, format!("e{index}"));
+    }
+    write(storage, batch);
+}
+
+fn entries(indexes: &[u64]) -> Vec<(u64, Vec<u8>)> {
+    indexes.iter().map(|i| (*i, format!("e{i}").into_bytes())).collect()
+}
+
+/// Control-log entries come back in index order; a scan covers `from <= index < to`, and the
+/// last entry is the one with the highest index.
+pub fn control_log_scans_in_index_order(storage: &dyn Storage) {
+    assert!(control_log(storage, 0, u64::MAX).is_empty());
+    assert_eq!(ok(storage.last_control_log(), "last_control_log"), None);
+    put_control_log_indexes(storage, &AWKWARD_CONTROL_LOG_INDEXES);
+
+    let mut all = AWKWARD_CONTROL_LOG_INDEXES.to_vec();
+    all.sort();
+    assert_eq!(control_log(storage, 0, u64::MAX), entries(&all));
+    assert_eq!(control_log(storage, 1, 257), entries(&[1, 255, 256]));
+    assert_eq!(control_log(storage, 2, 256), entries(&[255]));
+    assert_eq!(control_log(storage, 257, 1 << 32), entries(&[65_536]));
+    assert_eq!(control_log(storage, CONTROL_LOG_INDEX_MAX, u64::MAX), entries(&[CONTROL_LOG_INDEX_MAX]));
+    // Empty and reversed ranges visit nothing.
+    assert!(control_log(storage, 5, 5).is_empty());
+    assert!(control_log(storage, 300, 2).is_empty());
+    let last = ok(storage.last_control_log(), "last_control_log");
+    assert_eq!(last, Some((CONTROL_LOG_INDEX_MAX, Bytes::from(format!("e{CONTROL_LOG_INDEX_MAX}")))));
+
+    // A put at an existing index replaces the entry.
+    let mut batch = WriteBatch::new();
+    batch.put_control_log(255, "replaced");
+    write(storage, batch);
+    assert_eq!(control_log(storage, 255, 256), vec![(255, b"replaced".to_vec())]);
+}
+
+/// `delete_control_log_range` removes exactly `from <= index < to`: a purged prefix, a truncated
+/// tail, a hole in the middle; an empty or reversed range removes nothing.
+pub fn control_log_delete_range(storage: &dyn Storage) {
+    let indexes: Vec<u64> = (1..=20).collect();
+    put_control_log_indexes(storage, &indexes);
+
+    let mut batch = WriteBatch::new();
+    batch.delete_control_log_range(7, 7);
+    batch.delete_control_log_range(9, 3);
+    write(storage, batch);
+    assert_eq!(control_log(storage, 0, u64::MAX), entries(&indexes));
+
+    // Purge through 5, truncate from 16, and drop 10..12, in one batch.
+    let mut batch = WriteBatch::new();
+    batch.delete_control_log_range(0, 6);
+    batch.delete_control_log_range(16, u64::MAX);
+    batch.delete_control_log_range(10, 12);
+    write(storage, batch);
+    assert_eq!(control_log(storage, 0, u64::MAX), entries(&[6, 7, 8, 9, 12, 13, 14, 15]));
+    assert_eq!(ok(storage.last_control_log(), "last_control_log"), Some((15, Bytes::from("e15"))));
+
+    // A delete then a put in one batch leaves the put.
+    let mut batch = WriteBatch::new();
+    batch.delete_control_log_range(0, u64::MAX);
+    batch.put_control_log(16, "e16");
+    write(storage, batch);
+    assert_eq!(control_log(storage, 0, u64::MAX), entries(&[16]));
+    // The control log is its own table: epoxy's instances are untouched by it.
+    assert!(instances(storage).is_empty());
+}
+
+/// An error returned by the control-log scan callback stops the scan and is returned by it.
+pub fn control_log_scan_callback_error_stops_scan(storage: &dyn Storage) {
+    put_control_log_indexes(storage, &[1, 2, 3, 4]);
+    let mut calls = 0;
+    let result = storage.scan_control_log(0, u64::MAX, &mut |_, _| {
+        calls += 1;
+        if calls == 2 { Err(StorageError::Corrupt { what: "stop here".to_owned() }) } else { Ok(()) }
+    });
+    assert!(
+        matches!(&result, Err(StorageError::Corrupt { what }) if what == "stop here"),
+        "scan_control_log returned {result:?}"
+    );
+    assert_eq!(calls, 2, "scan_control_log kept calling after an error");
+}
+
+/// Control-plane state round-trips, is overwritten by a later put, and is apart from `meta`.
+pub fn control_state_round_trip(storage: &dyn Storage) {
+    assert_eq!(ok(storage.get_control_state("vote"), "get_control_state"), None);
+    let mut batch = WriteBatch::new();
+    batch.put_control_state("vote", "v1");
+    batch.put_control_state("committed", "c1");
+    batch.put_control_state("empty", Bytes::new());
+    write(storage, batch);
+    assert_eq!(ok(storage.get_control_state("vote"), "get_control_state"), some(b"v1"));
+    assert_eq!(ok(storage.get_control_state("committed"), "get_control_state"), some(b"c1"));
+    assert_eq!(ok(storage.get_control_state("empty"), "get_control_state"), some(b""));
+
+    let mut batch = WriteBatch::new();
+    batch.put_control_state("vote", "v2");
+    write(storage, batch);
+    assert_eq!(ok(storage.get_control_state("vote"), "get_control_state"), some(b"v2"));
+    assert_eq!(ok(storage.get_meta("vote"), "get_meta"), None);
+    assert_eq!(ok(storage.get_control_state("vot"), "get_control_state"), None);
 }

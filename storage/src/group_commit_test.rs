@@ -312,6 +312,23 @@ impl Storage for Broken {
     ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
         Ok(Vec::new())
     }
+
+    fn get_control_state(&self, _: &str) -> Result<Option<Bytes>, StorageError> {
+        Ok(None)
+    }
+
+    fn scan_control_log(
+        &self,
+        _: u64,
+        _: u64,
+        _: &mut dyn FnMut(u64, &[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn last_control_log(&self) -> Result<Option<(u64, Bytes)>, StorageError> {
+        Ok(None)
+    }
 }
 
 #[test]

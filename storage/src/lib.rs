@@ -16,15 +16,20 @@
 //! `fdatasync`, so a node shares it between many batches with [`GroupCommit`], which merges
 //! queued batches into one synced write and calls each submitter back.
 //!
-//! The data is kept in five tables:
+//! The data is kept in seven tables:
 //!
-//! | table       | key                | written by                                           |
-//! |-------------|--------------------|------------------------------------------------------|
-//! | instances   | [`InstanceKey`]    | [`Op::PutInstance`], [`Op::DeleteInstance`]          |
-//! | executed    | [`InstanceKey`]    | [`Op::MarkExecuted`]                                 |
-//! | conflicts   | bytes              | [`Op::PutConflict`]                                  |
-//! | kv          | bytes              | [`Op::PutKv`], [`Op::DeleteKv`]                      |
-//! | meta        | name               | [`Op::PutMeta`]                                      |
+//! | table         | key                   | written by                                        |
+//! |---------------|-----------------------|---------------------------------------------------|
+//! | instances     | [`InstanceKey`]       | [`Op::PutInstance`], [`Op::DeleteInstance`]       |
+//! | executed      | [`InstanceKey`]       | [`Op::MarkExecuted`]                              |
+//! | conflicts     | bytes                 | [`Op::PutConflict`]                               |
+//! | kv            | bytes                 | [`Op::PutKv`], [`Op::DeleteKv`]                   |
+//! | meta          | name                  | [`Op::PutMeta`]                                   |
+//! | control_log   | index (u64 big-endian)| [`Op::PutControlLog`], [`Op::DeleteControlLog`]   |
+//! | control_state | name                  | [`Op::PutControlState`]                           |
+//!
+//! The two `control_*` tables hold the control plane's Raft group (its log, its vote and its
+//! state-machine snapshot), apart from epoxy's data so that neither can read the other's keys.
 //!
 //! # Example
 //!
@@ -104,6 +109,21 @@ pub use rocks::RocksStorage;
 /// Larger batches fail with [`StorageError::TooLarge`].
 pub const WRITE_BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
 
+/// The largest index of the control plane's log: [`Storage::scan_control_log`] and
+/// [`Op::DeleteControlLog`] take half-open ranges, so `u64::MAX` is kept free as their open end.
+pub const CONTROL_LOG_INDEX_MAX: u64 = u64::MAX - 1;
+
+/// Length of a stored control-log key: the index, big-endian, so byte order is index order.
+pub(crate) const CONTROL_LOG_KEY_LEN: usize = 8;
+
+/// Parses a stored control-log key. Any length other than 8 bytes is [`StorageError::Corrupt`].
+pub(crate) fn decode_control_log_key(b: &[u8]) -> Result<u64, StorageError> {
+    let b: [u8; CONTROL_LOG_KEY_LEN] = b.try_into().map_err(|_| StorageError::Corrupt {
+        what: format!("control log key has {} bytes, expected {CONTROL_LOG_KEY_LEN}", b.len()),
+    })?;
+    Ok(u64::from_be_bytes(b))
+}
+
 /// Identifies an epoxy instance: the replica that leads it and its slot in that replica's log.
 ///
 /// Stored as 12 bytes, `replica` then `slot`, both big-endian, so that the byte order of stored
@@ -166,6 +186,13 @@ pub enum Op {
     DeleteKv { key: Bytes },
     /// Stores small node metadata (cluster id, node id, slot reservation).
     PutMeta { name: String, value: Bytes },
+    /// Stores the control plane's log entry at `index` (opaque bytes), replacing any previous one.
+    /// `index` is at most [`CONTROL_LOG_INDEX_MAX`].
+    PutControlLog { index: u64, entry: Bytes },
+    /// Removes the control plane's log entries with `from <= index < to`.
+    DeleteControlLog { from: u64, to: u64 },
+    /// Stores one named value of the control plane (its vote, commit point, snapshot).
+    PutControlState { name: String, value: Bytes },
 }
 
 impl Op {
@@ -180,6 +207,9 @@ impl Op {
             Op::PutKv { key, value } => key.len() + value.len(),
             Op::DeleteKv { key } => key.len(),
             Op::PutMeta { name, value } => name.len() + value.len(),
+            Op::PutControlLog { entry, .. } => CONTROL_LOG_KEY_LEN + entry.len(),
+            Op::DeleteControlLog { .. } => 2 * CONTROL_LOG_KEY_LEN,
+            Op::PutControlState { name, value } => name.len() + value.len(),
         }
     }
 }
@@ -232,6 +262,25 @@ impl WriteBatch {
 
     pub fn put_meta(&mut self, name: impl Into<String>, value: impl Into<Bytes>) {
         self.push(Op::PutMeta { name: name.into(), value: value.into() });
+    }
+
+    /// Stores the control plane's log entry at `index`.
+    ///
+    /// # Panics
+    ///
+    /// If `index` is above [`CONTROL_LOG_INDEX_MAX`]: Raft's log never gets there, so it is a bug.
+    pub fn put_control_log(&mut self, index: u64, entry: impl Into<Bytes>) {
+        assert!(index <= CONTROL_LOG_INDEX_MAX, "control log index {index} is above {CONTROL_LOG_INDEX_MAX}");
+        self.push(Op::PutControlLog { index, entry: entry.into() });
+    }
+
+    /// Removes the control plane's log entries with `from <= index < to` (none when `from >= to`).
+    pub fn delete_control_log_range(&mut self, from: u64, to: u64) {
+        self.push(Op::DeleteControlLog { from, to });
+    }
+
+    pub fn put_control_state(&mut self, name: impl Into<String>, value: impl Into<Bytes>) {
+        self.push(Op::PutControlState { name: name.into(), value: value.into() });
     }
 
     /// Number of ops.
@@ -322,6 +371,21 @@ pub trait Storage: Send + Sync + 'static {
         start_after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>, StorageError>;
+
+    /// One named value of the control plane, from [`Op::PutControlState`].
+    fn get_control_state(&self, name: &str) -> Result<Option<Bytes>, StorageError>;
+
+    /// Visits the control plane's log entries with `from <= index < to`, in index order. The
+    /// callback may stop the scan by returning an error, which is passed through.
+    fn scan_control_log(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError>;
+
+    /// The control plane's log entry with the highest index, if the log has any.
+    fn last_control_log(&self) -> Result<Option<(u64, Bytes)>, StorageError>;
 }
 
 impl<S: Storage + ?Sized> Storage for Arc<S> {
@@ -369,6 +433,23 @@ impl<S: Storage + ?Sized> Storage for Arc<S> {
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
         (**self).scan_kv_prefix(prefix, start_after, limit)
+    }
+
+    fn get_control_state(&self, name: &str) -> Result<Option<Bytes>, StorageError> {
+        (**self).get_control_state(name)
+    }
+
+    fn scan_control_log(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        (**self).scan_control_log(from, to, f)
+    }
+
+    fn last_control_log(&self) -> Result<Option<(u64, Bytes)>, StorageError> {
+        (**self).last_control_log()
     }
 }
 

@@ -35,6 +35,8 @@ struct Tables {
     conflicts: BTreeMap<Bytes, Bytes>,
     kv: BTreeMap<Bytes, Bytes>,
     meta: BTreeMap<String, Bytes>,
+    control_log: BTreeMap<u64, Bytes>,
+    control_state: BTreeMap<String, Bytes>,
 }
 
 impl Tables {
@@ -66,6 +68,20 @@ impl Tables {
                 }
                 Op::PutMeta { name, value } => {
                     self.meta.insert(name.clone(), value.clone());
+                }
+                Op::PutControlLog { index, entry } => {
+                    self.control_log.insert(*index, entry.clone());
+                }
+                Op::DeleteControlLog { from, to } => {
+                    if from < to {
+                        // Split off [from, ..), then put back [to, ..).
+                        let mut removed = self.control_log.split_off(from);
+                        let mut kept = removed.split_off(to);
+                        self.control_log.append(&mut kept);
+                    }
+                }
+                Op::PutControlState { name, value } => {
+                    self.control_state.insert(name.clone(), value.clone());
                 }
             }
         }
@@ -189,5 +205,33 @@ impl Storage for MemStorage {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         Ok(found)
+    }
+
+    fn get_control_state(&self, name: &str) -> Result<Option<Bytes>, StorageError> {
+        Ok(self.lock().visible.control_state.get(name).cloned())
+    }
+
+    fn scan_control_log(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        if from >= to {
+            return Ok(());
+        }
+        let entries: Vec<(u64, Bytes)> = {
+            let state = self.lock();
+            state.visible.control_log.range(from..to).map(|(k, v)| (*k, v.clone())).collect()
+        };
+        for (index, entry) in entries {
+            f(index, &entry)?;
+        }
+        Ok(())
+    }
+
+    fn last_control_log(&self) -> Result<Option<(u64, Bytes)>, StorageError> {
+        let state = self.lock();
+        Ok(state.visible.control_log.last_key_value().map(|(k, v)| (*k, v.clone())))
     }
 }

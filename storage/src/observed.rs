@@ -79,4 +79,21 @@ impl<H: WriteHook> Storage for Observed<H> {
     ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
         self.inner.scan_kv_prefix(prefix, start_after, limit)
     }
+
+    fn get_control_state(&self, name: &str) -> Result<Option<Bytes>, StorageError> {
+        self.inner.get_control_state(name)
+    }
+
+    fn scan_control_log(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.inner.scan_control_log(from, to, f)
+    }
+
+    fn last_control_log(&self) -> Result<Option<(u64, Bytes)>, StorageError> {
+        self.inner.last_control_log()
+    }
 }

@@ -10,14 +10,19 @@ use rocksdb::{
 use tracing::{info, warn};
 
 use crate::watermark::{self, Watermark};
-use crate::{InstanceKey, Op, OpenFailure, Storage, StorageError, WriteBatch};
+use crate::{InstanceKey, Op, OpenFailure, Storage, StorageError, WriteBatch, decode_control_log_key};
 
 pub(crate) const CF_INSTANCES: &str = "instances";
 pub(crate) const CF_EXECUTED: &str = "executed";
 const CF_CONFLICTS: &str = "conflicts";
-const CF_KV: &str = "kv";
+pub(crate) const CF_KV: &str = "kv";
 const CF_META: &str = "meta";
-pub(crate) const COLUMN_FAMILIES: [&str; 5] = [CF_INSTANCES, CF_EXECUTED, CF_CONFLICTS, CF_KV, CF_META];
+pub(crate) const CF_CONTROL_LOG: &str = "control_log";
+const CF_CONTROL_STATE: &str = "control_state";
+/// Every table. A directory made before a table was added gets it at the next open
+/// (`create_missing_column_families`), empty.
+pub(crate) const COLUMN_FAMILIES: [&str; 7] =
+    [CF_INSTANCES, CF_EXECUTED, CF_CONFLICTS, CF_KV, CF_META, CF_CONTROL_LOG, CF_CONTROL_STATE];
 
 const MIB: usize = 1024 * 1024;
 /// Memtable size of one column family; a full memtable is flushed to an SST file.
@@ -34,7 +39,8 @@ const _: () = assert!(DB_WRITE_BUFFER_BYTES_MAX <= WAL_BYTES_MAX);
 
 /// A node's data in a RocksDB directory.
 ///
-/// Tables are column families (`instances`, `executed`, `conflicts`, `kv`, `meta`), so one
+/// Tables are column families (`instances`, `executed`, `conflicts`, `kv`, `meta`, `control_log`,
+/// `control_state`), so one
 /// RocksDB write batch, and one WAL record, covers a whole [`WriteBatch`]: after a crash it is
 /// recovered entirely or not at all, and every synced write is recovered. A directory that lost
 /// synced writes (a short, damaged or deleted WAL or table file) refuses to open: see
@@ -253,6 +259,8 @@ impl Storage for RocksStorage {
         let conflicts = self.cf(CF_CONFLICTS);
         let kv = self.cf(CF_KV);
         let meta = self.cf(CF_META);
+        let control_log = self.cf(CF_CONTROL_LOG);
+        let control_state = self.cf(CF_CONTROL_STATE);
         let mut rocks_batch = rocksdb::WriteBatch::default();
         for op in batch {
             match op {
@@ -273,6 +281,16 @@ impl Storage for RocksStorage {
                 Op::PutKv { key, value } => rocks_batch.put_cf(kv, key, value),
                 Op::DeleteKv { key } => rocks_batch.delete_cf(kv, key),
                 Op::PutMeta { name, value } => rocks_batch.put_cf(meta, name, value),
+                Op::PutControlLog { index, entry } => {
+                    rocks_batch.put_cf(control_log, index.to_be_bytes(), entry)
+                }
+                Op::DeleteControlLog { from, to } => {
+                    // RocksDB requires begin <= end; an empty range deletes nothing.
+                    if from < to {
+                        rocks_batch.delete_range_cf(control_log, from.to_be_bytes(), to.to_be_bytes());
+                    }
+                }
+                Op::PutControlState { name, value } => rocks_batch.put_cf(control_state, name, value),
             }
         }
         let mut write = WriteOptions::default();
@@ -355,5 +373,41 @@ impl Storage for RocksStorage {
         }
         it.status().map_err(io_error)?;
         Ok(found)
+    }
+
+    fn get_control_state(&self, name: &str) -> Result<Option<Bytes>, StorageError> {
+        let value = self.db.get_pinned_cf(self.cf(CF_CONTROL_STATE), name);
+        Ok(value.map_err(io_error)?.map(|v| Bytes::copy_from_slice(&v)))
+    }
+
+    fn scan_control_log(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        if from >= to {
+            return Ok(());
+        }
+        let mut read = ReadOptions::default();
+        read.set_iterate_upper_bound(to.to_be_bytes());
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_CONTROL_LOG), read);
+        it.seek(from.to_be_bytes());
+        while let Some((key, entry)) = it.item() {
+            f(decode_control_log_key(key)?, entry)?;
+            it.next();
+        }
+        it.status().map_err(io_error)
+    }
+
+    fn last_control_log(&self) -> Result<Option<(u64, Bytes)>, StorageError> {
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_CONTROL_LOG));
+        it.seek_to_last();
+        let last = match it.item() {
+            Some((key, entry)) => Some((decode_control_log_key(key)?, Bytes::copy_from_slice(entry))),
+            None => None,
+        };
+        it.status().map_err(io_error)?;
+        Ok(last)
     }
 }

@@ -1,7 +1,9 @@
 use std::fs;
 use std::path::Path;
 
-use crate::rocks::{CF_EXECUTED, CF_INSTANCES, COLUMN_FAMILIES};
+use bytes::Bytes;
+
+use crate::rocks::{CF_CONTROL_LOG, CF_EXECUTED, CF_INSTANCES, CF_KV, COLUMN_FAMILIES};
 use crate::{InstanceKey, OpenFailure, RocksStorage, Storage, StorageError, WriteBatch};
 
 fn open(path: &Path) -> RocksStorage {
@@ -135,6 +137,48 @@ fn malformed_stored_instance_key_is_corrupt_not_a_panic() {
     let err = storage.scan_instances(&mut |_, _| Ok(())).expect_err("scan must fail");
     assert!(matches!(&err, StorageError::Corrupt { what } if what.contains("5 bytes")), "{err:?}");
     let err = storage.scan_executed(&mut |_| Ok(())).expect_err("scan must fail");
+    assert!(matches!(err, StorageError::Corrupt { .. }), "{err:?}");
+}
+
+#[test]
+fn a_directory_made_before_the_control_tables_opens_with_them_empty() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        // The tables of the version before the control plane.
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let old = ["instances", "executed", "conflicts", "kv", "meta"];
+        let db = rocksdb::DB::open_cf(&options, dir.path(), old).expect("raw open");
+        db.put_cf(db.cf_handle(CF_KV).expect("kv"), b"k", b"v").expect("raw put");
+        db.flush_wal(true).expect("sync");
+    }
+    let storage = open(dir.path());
+    assert_eq!(storage.get_kv(b"k").expect("get_kv").as_deref(), Some(&b"v"[..]));
+    assert_eq!(storage.get_control_state("vote").expect("get_control_state"), None);
+    assert_eq!(storage.last_control_log().expect("last_control_log"), None);
+    let mut batch = WriteBatch::new();
+    batch.put_control_log(1, "entry");
+    storage.write(batch, true).expect("write");
+    drop(storage);
+    let storage = open(dir.path());
+    assert_eq!(storage.last_control_log().expect("last_control_log"), Some((1, Bytes::from("entry"))));
+}
+
+#[test]
+fn malformed_stored_control_log_key_is_corrupt_not_a_panic() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let db = rocksdb::DB::open_cf(&options, dir.path(), COLUMN_FAMILIES).expect("raw open");
+        db.put_cf(db.cf_handle(CF_CONTROL_LOG).expect("cf"), b"short", b"entry").expect("raw put");
+    }
+    let storage = open(dir.path());
+    let err = storage.scan_control_log(0, u64::MAX, &mut |_, _| Ok(())).expect_err("scan must fail");
+    assert!(matches!(&err, StorageError::Corrupt { what } if what.contains("5 bytes")), "{err:?}");
+    let err = storage.last_control_log().expect_err("last must fail");
     assert!(matches!(err, StorageError::Corrupt { .. }), "{err:?}");
 }
 
