@@ -16,9 +16,8 @@ use super::wire;
 
 type SmStore = StateMachineStore<Journal>;
 
-fn stores(storage: Arc<dyn Storage>) -> Result<(LogStore, SmStore), RaftStorageError> {
-    let state_machine =
-        StateMachineStore::open(storage.clone(), Journal::default()).map_err(|e| StorageIOError::read(&e))?;
+fn stores(storage: Arc<dyn Storage>) -> Result<(LogStore, SmStore), mortar_storage::StorageError> {
+    let state_machine = StateMachineStore::open(storage.clone(), Journal::default())?;
     Ok((LogStore::new(storage), state_machine))
 }
 
@@ -26,7 +25,7 @@ struct MemBuilder;
 
 impl StoreBuilder<TypeConfig, LogStore, SmStore, ()> for MemBuilder {
     async fn build(&self) -> Result<((), LogStore, SmStore), RaftStorageError> {
-        let (log, sm) = stores(Arc::new(MemStorage::new()))?;
+        let (log, sm) = stores(Arc::new(MemStorage::new())).map_err(|e| StorageIOError::read(&e))?;
         Ok(((), log, sm))
     }
 }
@@ -37,7 +36,7 @@ impl StoreBuilder<TypeConfig, LogStore, SmStore, tempfile::TempDir> for RocksBui
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, SmStore), RaftStorageError> {
         let dir = tempfile::tempdir().map_err(|e| StorageIOError::write(&e))?;
         let storage = RocksStorage::open(dir.path()).map_err(|e| StorageIOError::write(&e))?;
-        let (log, sm) = stores(Arc::new(storage))?;
+        let (log, sm) = stores(Arc::new(storage)).map_err(|e| StorageIOError::read(&e))?;
         Ok((dir, log, sm))
     }
 }

@@ -253,7 +253,14 @@ pub struct ControlPlane<SM> {
     raft: Raft,
     applied: Shared<SM>,
     /// The client of the leader last forwarded to, reused while that node leads.
-    leader_client: Arc<Mutex<Option<(NodeId, String, ControlClient<Channel>)>>>,
+    leader_client: Arc<Mutex<Option<LeaderClient>>>,
+}
+
+/// A client of the leader's `Control` service, known by the leader's id and address.
+struct LeaderClient {
+    id: NodeId,
+    address: String,
+    client: ControlClient<Channel>,
 }
 
 impl<SM> Clone for ControlPlane<SM> {
@@ -436,16 +443,16 @@ impl<SM: ControlStateMachine> ControlPlane<SM> {
 
     fn leader_client(&self, leader: NodeId, address: &str) -> Result<ControlClient<Channel>, ControlError> {
         let mut cached = self.leader_client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((id, cached_address, client)) = &*cached
-            && *id == leader
-            && cached_address == address
+        if let Some(cached) = &*cached
+            && cached.id == leader
+            && cached.address == address
         {
-            return Ok(client.clone());
+            return Ok(cached.client.clone());
         }
         let client = control_client(address).map_err(|e| ControlError::InvalidConfig {
             reason: format!("the leader, node {leader}, has an invalid address {address:?}: {e}"),
         })?;
-        *cached = Some((leader, address.to_string(), client.clone()));
+        *cached = Some(LeaderClient { id: leader, address: address.to_string(), client: client.clone() });
         Ok(client)
     }
 
