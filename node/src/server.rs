@@ -7,15 +7,20 @@ use crate::actor::{Registry, Router, Runtime, RuntimeConfig};
 use crate::admin::AdminService;
 use crate::boot::{self, BootMarker};
 use crate::config::NodeConfig;
+use crate::control::{ControlConfig, ControlPlane};
 use crate::driver::{self, META_CUT, META_OWN_COMMITS_KNOWN_FROM, META_SEAL, META_SLOT_RESERVATION, Peers};
 use crate::http::{self, HttpState};
 use crate::kv::KvService;
+use crate::metadata::{self, MetadataMachine};
 use crate::node_info::{self, LocalInfo, Peer};
+use crate::placement_view;
 use crate::transport::{self, EpoxyService};
 use anyhow::{Context, bail};
 use metrics_exporter_prometheus::PrometheusHandle;
 use mortar_epoxy::codec::{decode_cut, decode_instance, decode_key_record};
 use mortar_epoxy::{Config as EpoxyConfig, Cut, InstanceId, Recovered, Replica, ReplicaId};
+use mortar_placement::View;
+use mortar_placement::control::{ClusterMetadata, Command, InitialNode};
 use mortar_placement::{Membership, MembershipConfig};
 use mortar_proto::internal::v1::epoxy_client::EpoxyClient;
 use mortar_proto::internal::v1::epoxy_server::EpoxyServer;
@@ -24,12 +29,13 @@ use mortar_proto::v1::actors_server::ActorsServer;
 use mortar_proto::v1::admin_server::AdminServer;
 use mortar_proto::v1::kv_server::KvServer;
 use mortar_storage::{RocksStorage, Storage, StorageError};
+use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{debug, info};
 
 const META_CLUSTER_ID: &str = "cluster_id";
 const META_CLUSTER_MEMBERS: &str = "cluster_members";
@@ -106,13 +112,20 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
     });
 
     let membership = Arc::new(start_membership(&config).await?);
+    let (machine, metadata) = MetadataMachine::new();
+    let control_config = ControlConfig::new(u64::from(config.id), cluster_id, storage.clone());
+    let (control, control_service) =
+        ControlPlane::start(control_config, machine).await.context("start the control plane")?;
+    let bootstrap =
+        spawn_control_bootstrap(&config, control.clone(), metadata.clone(), membership.subscribe());
+    let (placement, placement_task) = placement_view::spawn(membership.subscribe(), metadata.clone());
     let mut runtime_config = RuntimeConfig::new(config.id);
     runtime_config.lease = config.actor_lease;
     runtime_config.idle_timeout = config.actor_idle_timeout;
     // Room for a failover (detection, then activation on the new owner) within one call.
     runtime_config.call_timeout = 2 * config.request_timeout;
     let runtime = Runtime::new(runtime_config, registry, driver.clone(), storage);
-    let router = Router::new(runtime.clone(), membership.subscribe());
+    let router = Router::new(runtime.clone(), placement);
     let rebalancer = router.spawn_rebalancer();
     let load_reporter = {
         let membership = membership.clone();
@@ -142,7 +155,14 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
         .context("build gRPC reflection")?;
     let members: Vec<u32> = config.initial_cluster.iter().map(|m| m.id).collect();
     let kv = KvService { driver: driver.clone(), value_bytes_max: config.value_bytes_max };
-    let admin = AdminService { cluster_id, local: local.clone(), peers, driver: driver.clone() };
+    let admin = AdminService {
+        cluster_id,
+        local: local.clone(),
+        peers,
+        driver: driver.clone(),
+        control: control.clone(),
+        metadata: metadata.clone(),
+    };
     let epoxy = EpoxyService { cluster_id, me: config.id, members, driver: driver.clone(), local };
     let actors = ActorsService { router: router.clone() };
     let actor_admin = ActorAdminService { router };
@@ -153,6 +173,9 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
         .add_service(ActorsServer::new(actors).max_decoding_message_size(max).max_encoding_message_size(max))
         .add_service(ActorAdminServer::new(actor_admin))
         .add_service(EpoxyServer::new(epoxy).max_decoding_message_size(max).max_encoding_message_size(max))
+        .add_service(
+            control_service.into_server().max_decoding_message_size(max).max_encoding_message_size(max),
+        )
         .add_service(health_service)
         .add_service(reflection)
         .serve_with_incoming_shutdown(
@@ -189,6 +212,8 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
     load_reporter.abort();
     let _ = load_reporter.await;
     rebalancer.abort();
+    bootstrap.abort();
+    placement_task.abort();
     match Arc::try_unwrap(membership) {
         Ok(membership) => {
             if let Err(e) = membership.leave().await {
@@ -205,6 +230,9 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
             drain_ms = SHUTDOWN_DRAIN.as_millis() as u64,
             "connections still open after the drain; closing them"
         );
+    }
+    if let Err(e) = control.shutdown().await {
+        info!(error = %e, "the control plane did not stop cleanly");
     }
     // Close storage before the process exits: RocksDB aborts the process if it is still in use
     // when static destructors run.
@@ -246,6 +274,91 @@ async fn start_membership(config: &NodeConfig) -> anyhow::Result<Membership> {
     })?;
     info!(gossip = %membership.gossip_addr(), seeds = ?config.gossip_seeds, "gossip membership started");
     Ok(membership)
+}
+
+/// How often an uninitialized control plane tries to initialize itself.
+const BOOTSTRAP_RETRY: Duration = Duration::from_millis(500);
+/// How long bootstrap waits for gossip to tell the other initial members' regions.
+const BOOTSTRAP_REGIONS_WAIT: Duration = Duration::from_secs(5);
+
+/// The control plane's voters when a cluster starts: 5 of the initial members (by id), or 3, or
+/// all of them when there are fewer than 3. The others follow as learners.
+pub fn bootstrap_voters(initial: &[crate::config::Member]) -> BTreeMap<u64, String> {
+    let count = match initial.len() {
+        n if n >= 5 => 5,
+        n if n >= 3 => 3,
+        n => n,
+    };
+    let mut members: Vec<&crate::config::Member> = initial.iter().collect();
+    members.sort_by_key(|m| m.id);
+    members.iter().take(count).map(|m| (u64::from(m.id), m.address.clone())).collect()
+}
+
+/// The incarnation of an initial member: distinct per id within a cluster (a multiplication by
+/// an odd constant is a bijection), and known to every initial member without asking.
+fn initial_incarnation(cluster_id: u64, id: u32) -> u64 {
+    cluster_id ^ u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Until the control plane holds the cluster's metadata, each initial voter initializes the raft
+/// group (the same voters everywhere: safe on several nodes), adds the other initial members as
+/// learners, and commits `Initialize` (idempotent), with the regions gossip reports.
+fn spawn_control_bootstrap(
+    config: &NodeConfig,
+    control: ControlPlane<MetadataMachine>,
+    mut metadata: watch::Receiver<Arc<ClusterMetadata>>,
+    mut gossip: watch::Receiver<View>,
+) -> tokio::task::JoinHandle<()> {
+    let voters = bootstrap_voters(&config.initial_cluster);
+    let initial = config.initial_cluster.clone();
+    let (me, cluster_id, region) = (u64::from(config.id), config.cluster_id(), config.region.clone());
+    tokio::spawn(async move {
+        if metadata.borrow().is_initialized() || !voters.contains_key(&me) {
+            return;
+        }
+        let _ = tokio::time::timeout(
+            BOOTSTRAP_REGIONS_WAIT,
+            gossip.wait_for(|view| initial.iter().all(|m| view.members.iter().any(|g| g.id == m.id))),
+        )
+        .await;
+        let regions: BTreeMap<u32, String> =
+            gossip.borrow().members.iter().map(|m| (m.id, m.region.clone())).collect();
+        let nodes = initial
+            .iter()
+            .map(|m| InitialNode {
+                id: m.id,
+                address: m.address.clone(),
+                region: if u64::from(m.id) == me {
+                    region.clone()
+                } else {
+                    regions.get(&m.id).cloned().unwrap_or_default()
+                },
+                incarnation: initial_incarnation(cluster_id, m.id),
+            })
+            .collect();
+        let initialize = Command::Initialize { cluster_id, nodes };
+        let record_voters = Command::SetControlVoters { voters: voters.keys().map(|&v| v as u32).collect() };
+        loop {
+            if let Err(e) = control.initialize(voters.clone()).await {
+                debug!(error = %e, "control plane not initialized yet");
+            }
+            let done = async {
+                for m in initial.iter().filter(|m| !voters.contains_key(&u64::from(m.id))) {
+                    control.add_learner(u64::from(m.id), m.address.clone()).await.ok()?;
+                }
+                metadata::change(&control, &initialize).await.ok()?;
+                metadata::change(&control, &record_voters).await.ok()
+            };
+            if done.await.is_some() {
+                info!("control plane initialized with the initial members");
+                return;
+            }
+            if metadata.borrow_and_update().is_initialized() {
+                return;
+            }
+            tokio::time::sleep(BOOTSTRAP_RETRY).await;
+        }
+    })
 }
 
 async fn wait_for(mut shutdown: watch::Receiver<bool>) {
