@@ -631,3 +631,112 @@ async fn mortar_subscribe_gives_up_when_it_cannot_subscribe() {
     })
     .await;
 }
+
+/// `mortar admin members` lists the control plane's directory; a drained node owns no actor (its
+/// actors move to the others with every acknowledged increment), the last member that may own
+/// actors cannot be drained, and an undrained node owns actors again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_node_owns_no_actor_and_members_shows_it() {
+    let cluster = Cluster::start().await;
+    let nodes = Nodes::of(&cluster);
+    let on = |id: usize| [("MORTAR_ENDPOINT", cluster.node(id).grpc.to_string())];
+    bounded(TEST_TIMEOUT, async {
+        let env = |id: usize| on(id).map(|(k, v)| (k, v));
+        let members = |id: usize| {
+            let env = env(id);
+            async move {
+                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let run = mortar_cli(&["admin", "members", "--json"], &env).await;
+                assert_eq!(run.code, Some(0), "{run:?}");
+                serde_json::from_str::<serde_json::Value>(&run.stdout).expect("members --json prints JSON")
+            }
+        };
+        let states = |json: &serde_json::Value| -> Vec<String> {
+            let rows = json["members"].as_array().expect("an array");
+            rows.iter().map(|m| format!("{}:{}", m["id"], m["state"].as_str().unwrap_or("?"))).collect()
+        };
+        // The control plane initializes itself from --initial-cluster.
+        let deadline = Instant::now() + CONVERGENCE_TIMEOUT;
+        loop {
+            let json = members(2).await;
+            if states(&json) == ["1:active", "2:active", "3:active"] {
+                for m in json["members"].as_array().unwrap() {
+                    assert_eq!(
+                        (m["epoch"].as_u64(), m["control"].as_str(), m["ready"].as_bool()),
+                        (Some(1), Some("voter"), Some(true)),
+                        "{json}"
+                    );
+                }
+                break;
+            }
+            assert!(Instant::now() < deadline, "the control plane did not list the initial members: {json}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
+        let keys: Vec<String> = (0..24).map(|i| format!("drained-{i}")).collect();
+        for key in &keys {
+            nodes.call(1, "counter", key, "increment", r#"{"amount": 3}"#).await.expect("increment");
+        }
+        let mut on_two = Vec::new();
+        for key in &keys {
+            if nodes.owner(1, key).await == 2 {
+                on_two.push(key.clone());
+            }
+        }
+        assert!(!on_two.is_empty(), "no key owned by node 2 among {keys:?}");
+
+        let drain = |args: &'static [&'static str; 3], id: usize| {
+            let env = env(id);
+            async move {
+                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                mortar_cli(args, &env).await
+            }
+        };
+        let run = drain(&["admin", "drain", "2"], 3).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert!(run.stdout.contains("node 2 is draining"), "{run:?}");
+        let run = drain(&["admin", "drain", "2"], 1).await;
+        assert_eq!(run.code, Some(0), "draining again is a no-op: {run:?}");
+
+        // Every node moves node 2's actors to the others, and they keep their counts.
+        let deadline = Instant::now() + CONVERGENCE_TIMEOUT;
+        for via in 1..=NODES {
+            for key in &keys {
+                while nodes.owner(via, key).await == 2 {
+                    assert!(Instant::now() < deadline, "node {via} still places {key} on drained node 2");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        for key in &on_two {
+            nodes.call(3, "counter", key, "increment", r#"{"amount": 4}"#).await.expect("increment");
+            assert_eq!(nodes.read_count(2, key).await, 7, "{key} after moving off node 2");
+        }
+        assert_eq!(states(&members(1).await), ["1:active", "2:draining", "3:active"]);
+
+        // Draining every member that may own actors is refused, with the reason.
+        let run = drain(&["admin", "drain", "1"], 1).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let run = drain(&["admin", "drain", "3"], 1).await;
+        assert_ne!(run.code, Some(0), "{run:?}");
+        assert!(run.stderr.contains("no member that may own actors"), "{run:?}");
+        let run = drain(&["admin", "drain", "9"], 1).await;
+        assert_ne!(run.code, Some(0), "an unknown node: {run:?}");
+
+        for args in [&["admin", "undrain", "1"], &["admin", "undrain", "2"]] {
+            let run = drain(args, 3).await;
+            assert_eq!(run.code, Some(0), "{run:?}");
+            assert!(run.stdout.contains("active"), "{run:?}");
+        }
+        assert_eq!(states(&members(3).await), ["1:active", "2:active", "3:active"]);
+        let deadline = Instant::now() + CONVERGENCE_TIMEOUT;
+        for key in &on_two {
+            while nodes.owner(1, key).await != 2 {
+                assert!(Instant::now() < deadline, "{key} did not go back to undrained node 2");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(nodes.read_count(1, key).await, 7, "{key} back on node 2");
+        }
+    })
+    .await;
+}

@@ -2,7 +2,9 @@
 
 use clap::{Args, Subcommand};
 use mortar_proto::v1::admin_client::AdminClient;
-use mortar_proto::v1::{MemberStatus, StatusRequest, StatusResponse};
+use mortar_proto::v1::{
+    DrainRequest, MemberStatus, MembersRequest, MembersResponse, StatusRequest, StatusResponse,
+};
 
 use super::{ConnectArgs, EXIT_OK, Failure, say, write_stdout};
 
@@ -20,6 +22,22 @@ pub enum AdminCommand {
         on the fast and the slow path, executed, and still in flight).\n\n\
         A member that does not answer is shown as unreachable with the reason.")]
     Status(StatusArgs),
+    /// List the node directory the control plane holds: state, epoch, voter or learner, ready.
+    #[command(long_about = "List every node the control plane knows, removed and dead ones \
+        included (their ids are never reused): its address, region, state (joining, active, \
+        draining, removed, dead), its replica group's epoch, its part in the control plane (voter \
+        or learner), and whether it holds its group's data.\n\n\
+        The node you ask answers from its own copy of the control plane's state.")]
+    Members(MembersArgs),
+    /// Move actor ownership off a node before restarting it (membership does not change).
+    #[command(long_about = "Move actor ownership off a node before restarting it: the node keeps \
+        replicating and serving as a member, but owns no actor; the others take its actors over \
+        (with fencing, as after a failure, but without waiting for failure detection). \
+        Idempotent. Refused when no other member could own the actors.\n\n\
+        Undo it with `mortar admin undrain <id>`.")]
+    Drain(DrainArgs),
+    /// Let a drained node own actors again.
+    Undrain(DrainArgs),
     /// Print the node that owns an actor (its id on the first line), as the node you ask sees it.
     Locate(super::actors::LocateArgs),
     /// List the actors active on every node.
@@ -31,6 +49,23 @@ pub struct StatusArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MembersArgs {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// The node's id (see `mortar admin members`).
+    pub id: u32,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -48,9 +83,113 @@ pub async fn run(args: AdminArgs) -> Result<u8, Failure> {
             }
             Ok(EXIT_OK)
         }
+        AdminCommand::Members(a) => {
+            let mut client = AdminClient::new(a.connect.connect().await?);
+            let request = a.connect.request(MembersRequest {});
+            let members =
+                a.connect.call("the node did not list the members", client.members(request)).await?;
+            if a.json {
+                say(&members_json(&members).to_string())?;
+            } else {
+                write_stdout(members_table(&members).as_bytes(), false)?;
+            }
+            Ok(EXIT_OK)
+        }
+        AdminCommand::Drain(a) => set_drained(a, true).await,
+        AdminCommand::Undrain(a) => set_drained(a, false).await,
         AdminCommand::Locate(a) => super::actors::locate(a).await,
         AdminCommand::Actors(a) => super::actors::actors(a).await,
     }
+}
+
+/// Drains a node (or undrains it) and says what became of it.
+async fn set_drained(a: DrainArgs, drain: bool) -> Result<u8, Failure> {
+    let mut client = AdminClient::new(a.connect.connect().await?);
+    let request = a.connect.request(DrainRequest { id: a.id });
+    let reply = if drain {
+        a.connect.call("the node was not drained", client.drain(request)).await?
+    } else {
+        a.connect.call("the node was not undrained", client.undrain(request)).await?
+    };
+    let id = a.id;
+    let what = if drain {
+        format!("it owns no actors; undo with `mortar admin undrain {id}`")
+    } else {
+        "it may own actors again".to_string()
+    };
+    say(&format!("node {id} is {}: {what}", reply.state))?;
+    Ok(EXIT_OK)
+}
+
+/// The members as one JSON object (the cluster id as a hex string, as in `status_json`).
+pub fn members_json(members: &MembersResponse) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = (members.members.iter())
+        .map(|m| {
+            serde_json::json!({
+                "id": m.id,
+                "address": m.address,
+                "region": m.region,
+                "state": m.state,
+                "epoch": m.epoch,
+                "control": m.control,
+                "ready": m.ready,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "cluster_id": format!("{:016x}", members.cluster_id),
+        "answered_by": members.answered_by,
+        "control_leader": members.control_leader,
+        "applied_index": members.applied_index,
+        "members": rows,
+    })
+}
+
+/// The members as a table, one node per row, after a header line.
+pub fn members_table(members: &MembersResponse) -> String {
+    const HEADER: [&str; 7] = ["ID", "ADDRESS", "REGION", "STATE", "EPOCH", "CONTROL", "READY"];
+    let rows: Vec<Vec<String>> = (members.members.iter())
+        .map(|m| {
+            vec![
+                m.id.to_string(),
+                m.address.clone(),
+                m.region.clone(),
+                m.state.clone(),
+                if m.epoch == 0 { "-".into() } else { m.epoch.to_string() },
+                if m.control.is_empty() { "-".into() } else { m.control.clone() },
+                if m.ready { "yes" } else { "no" }.to_string(),
+            ]
+        })
+        .collect();
+    let header: Vec<String> = HEADER.iter().map(|h| h.to_string()).collect();
+    let leader = match members.control_leader {
+        0 => "no control-plane leader known".to_string(),
+        id => format!("control-plane leader {id}"),
+    };
+    let mut out = format!(
+        "cluster {:016x}, answered by node {} ({leader}, applied index {})\n",
+        members.cluster_id, members.answered_by, members.applied_index
+    );
+    out.push_str(&columns(std::iter::once(&header).chain(&rows)));
+    out
+}
+
+/// Rows as left-aligned columns two spaces apart, each line trimmed.
+fn columns<'a>(rows: impl Iterator<Item = &'a Vec<String>> + Clone) -> String {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows.clone() {
+        widths.resize(widths.len().max(row.len()), 0);
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// The status as one JSON object with every field. The cluster id is the hex string the table
@@ -181,6 +320,41 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn members_table_has_one_row_per_node() {
+        let member = |id: u32, state: &str, epoch, control: &str, ready| mortar_proto::v1::Member {
+            id,
+            address: format!("127.0.0.1:710{id}"),
+            region: "default".into(),
+            state: state.into(),
+            epoch,
+            control: control.into(),
+            ready,
+        };
+        let members = MembersResponse {
+            cluster_id: 0xdead_beef,
+            answered_by: 2,
+            control_leader: 1,
+            applied_index: 7,
+            members: vec![member(1, "active", 3, "voter", true), member(4, "dead", 0, "", false)],
+        };
+        let table = members_table(&members);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "cluster 00000000deadbeef, answered by node 2 (control-plane leader 1, applied index 7)"
+        );
+        let header: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(header, ["ID", "ADDRESS", "REGION", "STATE", "EPOCH", "CONTROL", "READY"]);
+        let row: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(row, ["1", "127.0.0.1:7101", "default", "active", "3", "voter", "yes"]);
+        let row: Vec<&str> = lines[3].split_whitespace().collect();
+        assert_eq!(row, ["4", "127.0.0.1:7104", "default", "dead", "-", "-", "no"]);
+        let json = members_json(&members);
+        assert_eq!(json["members"][1]["state"], "dead");
+        assert_eq!(json["cluster_id"], "00000000deadbeef");
     }
 
     #[test]
