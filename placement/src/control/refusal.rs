@@ -79,7 +79,7 @@ pub enum Refusal {
     DirectoryFull { max: usize },
     #[error("every node id has been used: no more nodes can be registered in this cluster")]
     NodeIdsExhausted,
-    #[error("node {node} is unknown to the control plane: check the id (mortar members lists them)")]
+    #[error("node {node} is unknown to the control plane: check the id (`mortar admin members` lists them)")]
     UnknownNode { node: NodeId },
     #[error("node {node} is {state} and cannot {action}")]
     WrongNodeState { node: NodeId, state: NodeState, action: Action },
@@ -107,7 +107,7 @@ pub enum Refusal {
     EpochNotReached { group: GroupId, epoch: u64, current: u64 },
     #[error("node {node} is already a member of group {group}: nothing to add")]
     AlreadyMember { group: GroupId, node: NodeId },
-    #[error("node {node} is not a member of group {group}: check the ids (mortar members)")]
+    #[error("node {node} is not a member of group {group}: check the ids (`mortar admin members`)")]
     NotMember { group: GroupId, node: NodeId },
     #[error(
         "removing would leave group {group} with {left} members, fewer than {min}: add a node \
