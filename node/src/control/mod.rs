@@ -462,18 +462,7 @@ impl<SM: ControlStateMachine> ControlPlane<SM> {
     /// change is in progress it retries, up to [`MEMBERSHIP_ATTEMPTS_MAX`] times.
     pub async fn add_learner(&self, id: u64, address: String) -> Result<(), ControlError> {
         check_address(id, &address)?;
-        for attempt in 1..=MEMBERSHIP_ATTEMPTS_MAX {
-            let result = self.raft.add_learner(id, BasicNode::new(address.clone()), false).await;
-            match result.map_err(|e| self.membership_error(e)) {
-                Err(ControlError::Membership { retryable: true, .. })
-                    if attempt < MEMBERSHIP_ATTEMPTS_MAX =>
-                {
-                    tokio::time::sleep(WRITE_RETRY_BACKOFF).await;
-                }
-                result => return result.map(|_| ()),
-            }
-        }
-        unreachable!("the last attempt returns");
+        self.retry_membership(|| self.raft.add_learner(id, BasicNode::new(address.clone()), false)).await
     }
 
     /// Makes `voters` the set of voters. Each must be a member already (a voter, or a learner
@@ -481,10 +470,21 @@ impl<SM: ControlStateMachine> ControlPlane<SM> {
     /// become learners. Made on the leader. Passes through a joint configuration: if the leader
     /// fails before the change completes, call it again with the same set on the new leader.
     pub async fn change_voters(&self, voters: BTreeSet<u64>) -> Result<(), ControlError> {
+        self.retry_membership(|| {
+            self.raft.change_membership(ChangeMembers::ReplaceAllVoters(voters.clone()), true)
+        })
+        .await
+    }
+
+    /// Runs a membership change, again while another one is still in progress, up to
+    /// [`MEMBERSHIP_ATTEMPTS_MAX`] times.
+    async fn retry_membership<T, F, Fut>(&self, mut change: F) -> Result<(), ControlError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>>>,
+    {
         for attempt in 1..=MEMBERSHIP_ATTEMPTS_MAX {
-            let change = ChangeMembers::ReplaceAllVoters(voters.clone());
-            let result = self.raft.change_membership(change, true).await;
-            match result.map_err(|e| self.membership_error(e)) {
+            match change().await.map_err(|e| self.membership_error(e)) {
                 Err(ControlError::Membership { retryable: true, .. })
                     if attempt < MEMBERSHIP_ATTEMPTS_MAX =>
                 {

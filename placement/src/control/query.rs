@@ -24,7 +24,7 @@ pub struct Seat {
     pub ready: bool,
 }
 
-/// One line of `mortar members`.
+/// One line of `mortar admin members`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberRow {
     pub id: NodeId,
