@@ -226,7 +226,8 @@ impl Replica {
             config,
         };
         if let Some(bounds) = recovered.seal {
-            let bounds: Vec<u64> = replica.config.replicas.iter().map(|r| bound_of(&bounds, *r)).collect();
+            let bounds: Vec<u64> =
+                replica.config.replicas.iter().map(|r| crate::seal::bound_of(&bounds, *r)).collect();
             replica.sealed = Some(bounds);
         }
         if let Some(cut) = &recovered.cut {
@@ -904,11 +905,6 @@ impl Replica {
             self.resend_recovery(id);
         }
     }
-}
-
-/// The bound of `replica` in per-replica bounds (0 when absent).
-fn bound_of(bounds: &[(ReplicaId, u64)], replica: ReplicaId) -> u64 {
-    bounds.iter().find(|(r, _)| *r == replica).map_or(0, |(_, s)| *s)
 }
 
 /// The durable form of an instance.

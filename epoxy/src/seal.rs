@@ -51,8 +51,13 @@ pub struct Cut {
 impl Cut {
     /// The bound of `replica` (0 for a replica not in the epoch).
     pub fn bound(&self, replica: ReplicaId) -> u64 {
-        self.bounds.iter().find(|(r, _)| *r == replica).map_or(0, |(_, s)| *s)
+        bound_of(&self.bounds, replica)
     }
+}
+
+/// The bound of `replica` in per-replica bounds (0 when absent): a cut's, or a stored seal's.
+pub(crate) fn bound_of(bounds: &[(ReplicaId, u64)], replica: ReplicaId) -> u64 {
+    bounds.iter().find(|(r, _)| *r == replica).map_or(0, |(_, s)| *s)
 }
 
 /// A seal this replica drives: the bounds each member reported.
