@@ -386,6 +386,13 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The control plane's log entry with the highest index, if the log has any.
     fn last_control_log(&self) -> Result<Option<(u64, Bytes)>, StorageError>;
+
+    /// Writes a consistent copy of everything stored to the new directory `dir` (a RocksDB
+    /// checkpoint: hard links to the table files where the file system allows). What a node
+    /// hands to a new member of its group. Storage without the ability says so.
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<(), StorageError> {
+        Err(StorageError::Io(format!("this storage cannot write a checkpoint to {}", dir.display())))
+    }
 }
 
 impl<S: Storage + ?Sized> Storage for Arc<S> {
@@ -451,6 +458,10 @@ impl<S: Storage + ?Sized> Storage for Arc<S> {
     fn last_control_log(&self) -> Result<Option<(u64, Bytes)>, StorageError> {
         (**self).last_control_log()
     }
+
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<(), StorageError> {
+        (**self).checkpoint(dir)
+    }
 }
 
 /// Why [`RocksStorage::open`] failed; decides the advice in the error message.
@@ -473,7 +484,7 @@ impl fmt::Display for OpenFailure {
             OpenFailure::Corrupt => {
                 "the data directory looks corrupt; keep it, and keep this node stopped (the others serve while a majority runs): \
                  an emptied or restored directory would make the node vote again on what it promised before, which can lose \
-                 acknowledged writes; replacing a node needs membership changes, not built yet"
+                 acknowledged writes; replace the node instead: `mortar node --join <a member> --replace <its id>` with an empty directory"
             }
             OpenFailure::Other => {
                 "check that the path is a directory this user can read and write, on a disk with free space"

@@ -410,4 +410,9 @@ impl Storage for RocksStorage {
         it.status().map_err(io_error)?;
         Ok(last)
     }
+
+    fn checkpoint(&self, dir: &Path) -> Result<(), StorageError> {
+        let checkpoint = rocksdb::checkpoint::Checkpoint::new(&self.db).map_err(io_error)?;
+        checkpoint.create_checkpoint(dir).map_err(io_error)
+    }
 }

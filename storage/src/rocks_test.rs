@@ -356,3 +356,28 @@ fn a_torn_unsynced_tail_still_opens_with_every_synced_write() {
     }
     assert_eq!(storage.get_kv(b"unsynced").expect("get"), None, "the torn record is dropped");
 }
+
+/// A checkpoint holds what was written before it and nothing after; it opens as a data directory
+/// of its own, and a second checkpoint into the same directory is refused.
+#[test]
+fn a_checkpoint_is_a_consistent_copy_that_opens_on_its_own() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = open(&dir.path().join("db"));
+    let mut batch = WriteBatch::new();
+    batch.put_kv(Bytes::from_static(b"a"), Bytes::from_static(b"1"));
+    batch.put_kv(Bytes::from_static(b"b"), Bytes::from_static(b"2"));
+    storage.write(batch, true).unwrap();
+    let copy = dir.path().join("copy");
+    storage.checkpoint(&copy).unwrap();
+    let mut after = WriteBatch::new();
+    after.put_kv(Bytes::from_static(b"c"), Bytes::from_static(b"3"));
+    after.delete_kv(Bytes::from_static(b"a"));
+    storage.write(after, true).unwrap();
+    assert!(storage.checkpoint(&copy).is_err(), "the directory exists already");
+
+    let copied = open(&copy);
+    let pairs = copied.scan_kv_prefix(b"", None, 10).unwrap();
+    let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+    assert_eq!(pairs, [(&b"a"[..], &b"1"[..]), (&b"b"[..], &b"2"[..])]);
+    assert_eq!(storage.get_kv(b"a").unwrap(), None, "the original moved on");
+}
