@@ -50,6 +50,10 @@ pub enum Command {
     Undrain { node: NodeId },
     /// The control plane's raft voters changed; recorded for operators.
     SetControlVoters { voters: Vec<NodeId> },
+    /// An initial node's data directory names itself: at its first start it drew `incarnation`,
+    /// which replaces the one `Initialize` gave it. Any other incarnation is then refused: a
+    /// directory that was wiped or restored from a copy must not vote again under that id.
+    ClaimIncarnation { node: NodeId, incarnation: u64 },
 }
 
 /// Bytes that are not a command. Retrying cannot help: the same bytes decode the same way.

@@ -18,6 +18,7 @@ fn every_command() -> Vec<Command> {
         Command::Drain { node: 1 },
         Command::Undrain { node: 1 },
         Command::SetControlVoters { voters: vec![1, 2, 3] },
+        Command::ClaimIncarnation { node: 2, incarnation: u64::MAX },
     ]
 }
 

@@ -169,6 +169,25 @@ impl ClusterMetadata {
         Ok(Outcome::ControlVotersSet)
     }
 
+    pub(super) fn claim_incarnation(&mut self, node: NodeId, incarnation: u64) -> Result<Outcome, Refusal> {
+        let entry = self.node(node)?;
+        if !entry.state.is_live() {
+            return Err(Refusal::IncarnationRetired { node, state: entry.state });
+        }
+        if entry.incarnation == incarnation {
+            return Ok(Outcome::Claimed { node });
+        }
+        let unclaimed = self.initial.iter().any(|i| i.id == node && i.incarnation == entry.incarnation);
+        if !unclaimed {
+            return Err(Refusal::IncarnationReplaced { node });
+        }
+        if self.nodes.values().any(|n| n.incarnation == incarnation) {
+            return Err(Refusal::IncarnationDuplicate { incarnation });
+        }
+        self.nodes.get_mut(&node).expect("looked up above").incarnation = incarnation;
+        Ok(Outcome::Claimed { node })
+    }
+
     pub(super) fn set_state(&mut self, node: NodeId, state: NodeState) {
         self.nodes.get_mut(&node).expect("callers checked the node exists").state = state;
     }

@@ -294,3 +294,23 @@ fn set_control_voters_refuses_no_voters_too_many_and_unknown_ones() {
     let unknown = Command::SetControlVoters { voters: vec![1, 9] };
     assert_eq!(refuse(&mut meta, &unknown), Refusal::UnknownNode { node: 9 });
 }
+
+/// An initial node's first start names its data directory; a wiped or restored one is refused
+/// under that id, and the claim is idempotent.
+#[test]
+fn an_initial_node_claims_its_incarnation_once_and_a_replaced_directory_is_refused() {
+    let mut meta = cluster(3);
+    let claim = Command::ClaimIncarnation { node: 2, incarnation: 0xfeed };
+    assert_eq!(accept_twice(&mut meta, &claim), Outcome::Claimed { node: 2 });
+    assert_eq!(meta.nodes[&2].incarnation, 0xfeed);
+
+    let wiped = Command::ClaimIncarnation { node: 2, incarnation: 0xbeef };
+    assert_eq!(refuse(&mut meta, &wiped), Refusal::IncarnationReplaced { node: 2 });
+    assert!(refuse(&mut meta, &wiped).to_string().contains("--replace 2"));
+
+    // Another node's incarnation is never taken.
+    let taken = Command::ClaimIncarnation { node: 3, incarnation: 0xfeed };
+    assert_eq!(refuse(&mut meta, &taken), Refusal::IncarnationDuplicate { incarnation: 0xfeed });
+    let unknown = Command::ClaimIncarnation { node: 9, incarnation: 1 };
+    assert_eq!(refuse(&mut meta, &unknown), Refusal::UnknownNode { node: 9 });
+}

@@ -126,8 +126,13 @@ pub(super) fn assert_transition(before: &ClusterMetadata, after: &ClusterMetadat
     );
     for (id, old) in &before.nodes {
         let new = after.nodes.get(id);
+        // An initial node's deterministic incarnation is replaced once, by the one its data
+        // directory drew at its first start (ClaimIncarnation); nothing else changes it.
+        let initial = before.initial.iter().find(|i| i.id == *id).map(|i| i.incarnation);
         let kept = new.is_some_and(|n| {
-            n.incarnation == old.incarnation && n.address == old.address && n.region == old.region
+            (n.incarnation == old.incarnation || Some(old.incarnation) == initial)
+                && n.address == old.address
+                && n.region == old.region
         });
         assert!(
             kept,

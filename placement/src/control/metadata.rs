@@ -198,6 +198,9 @@ pub enum Outcome {
         node: NodeId,
     },
     ControlVotersSet,
+    Claimed {
+        node: NodeId,
+    },
 }
 
 /// Everything the control plane knows about the cluster.
@@ -269,6 +272,7 @@ impl ClusterMetadata {
             Command::Drain { node } => next.drain(*node),
             Command::Undrain { node } => next.undrain(*node),
             Command::SetControlVoters { voters } => next.set_control_voters(voters),
+            Command::ClaimIncarnation { node, incarnation } => next.claim_incarnation(*node, *incarnation),
         }?;
         next.version = version;
         invariants::assert_transition(self, &next);

@@ -73,6 +73,13 @@ pub enum Refusal {
     )]
     IncarnationRetired { node: NodeId, state: NodeState },
     #[error(
+        "node {node} started before from another data directory: this one was wiped, replaced or \
+         restored from a copy, and must not vote again as node {node} (it could undo what it \
+         promised); join this machine as a new node with an empty data directory: \
+         `mortar node --join <a member> --replace {node}`"
+    )]
+    IncarnationReplaced { node: NodeId },
+    #[error(
         "the node directory is full ({max} nodes, removed and dead ones included, since their ids \
          are never reused): no more nodes can be registered in this cluster"
     )]
