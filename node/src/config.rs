@@ -71,8 +71,13 @@ pub struct NodeConfig {
     /// HTTP listener: `/metrics`, `/healthz`, `/readyz`.
     pub http: SocketAddr,
     pub data_dir: PathBuf,
-    /// Sorted by id, contains `id`, 1..=7 members, ids unique and ≥ 1.
+    /// Sorted by id, 1..=7 members, ids unique and ≥ 1; contains `id` unless the node joined
+    /// later. Empty, with `id` 0, until a joining node learns both (see [`Join`]).
     pub initial_cluster: Vec<Member>,
+    /// `host:port` other nodes dial this node's gRPC listener at.
+    pub address: String,
+    /// Set when the node starts with `--join`.
+    pub join: Option<Join>,
     pub region: String,
     /// A request that cannot reach a quorum fails with `Unavailable` after this.
     pub request_timeout: Duration,
@@ -93,6 +98,15 @@ pub struct NodeConfig {
     pub actor_lease: Duration,
 }
 
+/// How a node started with `--join` enters a running cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Join {
+    /// gRPC `host:port` of any member, asked to register this node and add it to the group.
+    pub endpoint: String,
+    /// The dead member this node takes the place of, instead of adding one more.
+    pub replace: Option<u32>,
+}
+
 impl NodeConfig {
     /// Stable 64-bit id of the cluster: FNV-1a over the sorted `"id=address,"` list of
     /// `initial_cluster`. A data directory remembers it; starting a node on a directory of another
@@ -106,12 +120,9 @@ impl NodeConfig {
         self.initial_cluster.iter().filter(move |m| m.id != self.id)
     }
 
-    /// This node's entry in `initial_cluster`.
-    pub fn this_member(&self) -> &Member {
-        self.initial_cluster
-            .iter()
-            .find(|m| m.id == self.id)
-            .expect("validated config lists its own id in initial_cluster")
+    /// This node as a member: its id and the address peers dial.
+    pub fn this_member(&self) -> Member {
+        Member { id: self.id, address: self.address.clone() }
     }
 
     /// Merges flags/environment (already in `args`), the config file named by `args.config`,
@@ -126,22 +137,52 @@ impl NodeConfig {
 
     /// Merges `args` (flags and environment) over `file` over defaults, then validates.
     pub fn from_layers(args: NodeArgs, file: FileConfig) -> Result<NodeConfig, ConfigError> {
-        let id = args.id.or(file.id).ok_or(ConfigError::MissingId)?;
-        if id == 0 {
-            return Err(ConfigError::ZeroId);
-        }
-        let cluster_text =
-            args.initial_cluster.or(file.initial_cluster).ok_or(ConfigError::MissingInitialCluster)?;
-        let initial_cluster = parse_initial_cluster(&cluster_text)?;
-        let me = initial_cluster
-            .iter()
-            .find(|m| m.id == id)
-            .ok_or_else(|| ConfigError::IdNotInCluster { id, ids: id_list(&initial_cluster) })?;
+        let join = match args.join.clone() {
+            Some(endpoint) => {
+                if !is_host_port(&endpoint) {
+                    return Err(ConfigError::BadJoin(endpoint));
+                }
+                if args.id.is_some() || args.initial_cluster.is_some() {
+                    return Err(ConfigError::JoinWithIdentity);
+                }
+                if args.replace == Some(0) {
+                    return Err(ConfigError::ZeroId);
+                }
+                Some(Join { endpoint, replace: args.replace })
+            }
+            None if args.replace.is_some() => return Err(ConfigError::ReplaceWithoutJoin),
+            None => None,
+        };
+        let (id, initial_cluster, me) = if join.is_some() {
+            (0, Vec::new(), None)
+        } else {
+            let id = args.id.or(file.id).ok_or(ConfigError::MissingId)?;
+            if id == 0 {
+                return Err(ConfigError::ZeroId);
+            }
+            let cluster_text =
+                args.initial_cluster.or(file.initial_cluster).ok_or(ConfigError::MissingInitialCluster)?;
+            let initial_cluster = parse_initial_cluster(&cluster_text)?;
+            let me = initial_cluster
+                .iter()
+                .find(|m| m.id == id)
+                .ok_or_else(|| ConfigError::IdNotInCluster { id, ids: id_list(&initial_cluster) })?
+                .clone();
+            (id, initial_cluster, Some(me))
+        };
 
-        let listen = match args.listen.or(file.listen) {
-            Some(text) => parse_socket_addr(&text).ok_or(ConfigError::BadListen(text))?,
-            None => parse_socket_addr(&me.address)
+        let listen = match (args.listen.or(file.listen), &me) {
+            (Some(text), _) => parse_socket_addr(&text).ok_or(ConfigError::BadListen(text))?,
+            (None, Some(me)) => parse_socket_addr(&me.address)
                 .ok_or_else(|| ConfigError::MissingListen { address: me.address.clone() })?,
+            (None, None) => return Err(ConfigError::JoinWithoutListen),
+        };
+        let address = match (args.advertise.clone(), &me) {
+            (Some(text), _) if is_host_port(&text) => text,
+            (Some(text), _) => return Err(ConfigError::BadAdvertise(text)),
+            (None, Some(me)) => me.address.clone(),
+            (None, None) if !listen.ip().is_unspecified() && listen.port() != 0 => listen.to_string(),
+            (None, None) => return Err(ConfigError::JoinWithoutAdvertise(listen)),
         };
         let http = match args.http.or(file.http) {
             Some(text) => parse_socket_addr(&text).ok_or(ConfigError::BadHttp(text))?,
@@ -224,6 +265,8 @@ impl NodeConfig {
             http,
             data_dir,
             initial_cluster,
+            address,
+            join,
             region,
             request_timeout,
             value_bytes_max,
@@ -261,6 +304,22 @@ pub struct NodeArgs {
     /// This node's id: a number from 1 up that appears in --initial-cluster.
     #[arg(long, env = "MORTAR_ID", value_name = "N")]
     pub id: Option<u32>,
+
+    /// Join a running cluster as a new node, through the gRPC endpoint of any member, with an
+    /// empty --data-dir: the control plane assigns this node's id (give neither --id nor
+    /// --initial-cluster). Restarting with the same flags resumes or reuses the data directory.
+    #[arg(long, env = "MORTAR_JOIN", value_name = "HOST:PORT")]
+    pub join: Option<String>,
+
+    /// With --join: take the place of this dead member in the replica group (one switch: the
+    /// group never runs with fewer copies), instead of adding one more member.
+    #[arg(long, env = "MORTAR_REPLACE", value_name = "ID")]
+    pub replace: Option<u32>,
+
+    /// The gRPC address other nodes dial this node at [default: its --initial-cluster address;
+    /// with --join, the --listen address].
+    #[arg(long, env = "MORTAR_ADVERTISE", value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
 
     /// Address of the gRPC listener (clients and peers) [default: this node's address in
     /// --initial-cluster].
@@ -400,8 +459,30 @@ impl FileConfig {
 /// Why a node configuration was refused. Each message is one line that says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("missing node id: pass --id <N> (or set MORTAR_ID, or `id` in the config file)")]
+    #[error(
+        "missing node id: pass --id <N> (or set MORTAR_ID, or `id` in the config file), or --join \
+         <a member's host:port> to join a running cluster as a new node"
+    )]
     MissingId,
+    #[error("--join `{0}` is not a host:port address of a member, e.g. 10.0.0.1:7100")]
+    BadJoin(String),
+    #[error("--join takes no --id or --initial-cluster: the control plane assigns a joining node its id")]
+    JoinWithIdentity,
+    #[error(
+        "--replace needs --join: a node replaces a dead one by joining, e.g. --join 10.0.0.1:7100 --replace 3"
+    )]
+    ReplaceWithoutJoin,
+    #[error(
+        "--join needs --listen: pass the ip:port for this node's gRPC listener, e.g. --listen 10.0.0.4:7100"
+    )]
+    JoinWithoutListen,
+    #[error("--advertise `{0}` is not a host:port address, e.g. 10.0.0.4:7100")]
+    BadAdvertise(String),
+    #[error(
+        "--listen {0} is not an address other nodes can dial: pass --advertise host:port, the address \
+         peers reach this node at"
+    )]
+    JoinWithoutAdvertise(SocketAddr),
     #[error("node id 0 is invalid: ids start at 1; pass --id 1 or higher")]
     ZeroId,
     #[error(

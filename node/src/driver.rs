@@ -11,6 +11,7 @@
 //! [`ADMISSION_WAIT_MAX`], then is refused with [`ProposeError::Overloaded`] (nothing proposed).
 
 use crate::boot::BootMarker;
+use crate::epoch::{EpochRecord, EpochStatus};
 use crate::state_machine::{self, Outcome, View};
 use bytes::Bytes;
 use mortar_epoxy::codec::ENCODED_BYTES_MAX;
@@ -23,8 +24,8 @@ use mortar_storage::{InstanceKey, Storage, StorageError, WRITE_BATCH_BYTES_MAX, 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, mpsc, oneshot};
-use tracing::{debug, error, info, warn};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tracing::{error, info, warn};
 
 /// Inputs queued for the driver; senders wait when it is full (backpressure).
 pub const INPUT_QUEUE_MAX: usize = 16 * 1024;
@@ -108,6 +109,19 @@ pub enum Input {
         _inbound: tokio::sync::OwnedSemaphorePermit,
     },
     Tick,
+    /// Seal the replica's epoch as its driver; the cut is sent once a majority sealed.
+    Seal {
+        epoch: u64,
+        reply: oneshot::Sender<Cut>,
+    },
+    /// Install the cut the control plane committed (ignored unless of the replica's epoch).
+    InstallCut(Cut),
+    /// Move to the next epoch (see `crate::epoch`): only once the current one is done.
+    Switch {
+        next: EpochRecord,
+        peers: Peers,
+        reply: SwitchReply,
+    },
     /// Finish the current round and exit the thread, closing storage (see `DriverHandle::stop`).
     Stop,
 }
@@ -118,7 +132,7 @@ impl Input {
         match self {
             Input::Propose { command, .. } => command.bytes(),
             Input::Message { bytes, .. } => *bytes,
-            Input::Tick | Input::Stop => 0,
+            Input::Tick | Input::Stop | Input::Seal { .. } | Input::InstallCut(_) | Input::Switch { .. } => 0,
         }
     }
 }
@@ -133,12 +147,23 @@ pub struct DriverHandle {
     admission: Arc<Semaphore>,
     /// Permits are bytes of peer messages queued for the driver.
     inbound: Arc<Semaphore>,
+    epoch: watch::Receiver<EpochStatus>,
+    /// False while a node on a fresh data directory has not yet confirmed with the control plane
+    /// that it is the first directory of its id (see `crate::reconfig`): it proposes nothing and
+    /// peers' messages are refused, so a wiped directory never votes.
+    serving: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl DriverHandle {
     /// Proposes one command and waits until it is committed on a quorum, durable, and executed
     /// here; returns what it saw.
     pub async fn execute(&self, key: Bytes, payload: Bytes) -> Result<Outcome, ProposeError> {
+        if !self.is_serving() {
+            return Err(ProposeError::Unavailable(
+                "not proposed: the node is starting (confirming its data directory with the control plane)"
+                    .into(),
+            ));
+        }
         let command = Command { key, payload };
         // Held until the command is answered (or this call gives up on it).
         let _admitted = self.admit(command.bytes()).await?;
@@ -209,7 +234,62 @@ impl DriverHandle {
     pub fn counters(&self) -> Counters {
         *self.counters.lock().expect("counters lock")
     }
+
+    /// Whether the node proposes and takes peers' messages (see the field).
+    pub fn is_serving(&self) -> bool {
+        self.serving.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Holds the node (see [`DriverHandle::is_serving`]) until [`DriverHandle::serve`].
+    pub fn hold(&self) {
+        self.serving.store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn serve(&self) {
+        self.serving.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The replica's epoch, as of the driver's last round.
+    pub fn epoch_status(&self) -> watch::Receiver<EpochStatus> {
+        self.epoch.clone()
+    }
+
+    /// Seals `epoch` as its driver and returns the cut, once a majority of its members sealed.
+    /// None when the replica is in another epoch or the node is stopping.
+    pub async fn seal(&self, epoch: u64) -> Option<Cut> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Input::Seal { epoch, reply }).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Installs the committed cut of the replica's epoch.
+    pub async fn install_cut(&self, cut: Cut) {
+        let _ = self.tx.send(Input::InstallCut(cut)).await;
+    }
+
+    /// Moves the replica to the epoch `next`, sending to `peers` from then on.
+    pub async fn switch(&self, next: EpochRecord, peers: Peers) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Switch { next, peers, reply })
+            .await
+            .map_err(|_| "the node is shutting down".to_string())?;
+        rx.await.map_err(|_| "the node is shutting down".to_string())?
+    }
 }
+
+/// What the driver needs to know about epochs when it starts.
+#[derive(Debug, Default)]
+pub struct EpochOptions {
+    /// The cut of the epoch before the replica's (see `crate::epoch::EpochRecord`).
+    pub previous_cut: Option<Cut>,
+    /// Where to take the checkpoint of an epoch when it ends (see `crate::transfer`); none: no
+    /// checkpoint (tests without RocksDB).
+    pub checkpoints: Option<std::path::PathBuf>,
+}
+
+/// Where the outcome of a switch goes.
+type SwitchReply = oneshot::Sender<Result<(), String>>;
 
 /// Per-peer outbound queues (see `transport`).
 pub type Peers = HashMap<ReplicaId, crate::transport::PeerQueue>;
@@ -226,6 +306,15 @@ struct Driver {
     last_stuck: Option<InstanceId>,
     /// Removed when a write fails (see `crate::boot`).
     boot_marker: Option<BootMarker>,
+    /// The cut of the epoch before the replica's, whose instances it still serves to members
+    /// finishing that epoch.
+    previous_cut: Option<Cut>,
+    checkpoints: Option<std::path::PathBuf>,
+    /// Callers of [`DriverHandle::seal`] waiting for the cut.
+    seal_waiters: Vec<oneshot::Sender<Cut>>,
+    /// A switch asked for, done at the end of the round.
+    switch: Option<(EpochRecord, Peers, SwitchReply)>,
+    epoch: watch::Sender<EpochStatus>,
 }
 
 /// Starts the driver thread.
@@ -235,9 +324,12 @@ pub fn start(
     peers: Peers,
     request_timeout: Duration,
     boot_marker: Option<BootMarker>,
+    epochs: EpochOptions,
 ) -> std::io::Result<(DriverHandle, std::thread::JoinHandle<()>)> {
+    let EpochOptions { previous_cut, checkpoints } = epochs;
     let (tx, rx) = mpsc::channel(INPUT_QUEUE_MAX);
     let counters = Arc::new(Mutex::new(replica.counters()));
+    let (epoch, epoch_rx) = watch::channel(epoch_status(&replica));
     let driver = Driver {
         replica,
         storage,
@@ -248,12 +340,29 @@ pub fn start(
         last_diagnosis: Instant::now(),
         last_stuck: None,
         boot_marker,
+        previous_cut,
+        checkpoints,
+        seal_waiters: Vec::new(),
+        switch: None,
+        epoch,
     };
     let thread =
         std::thread::Builder::new().name("mortar-epoxy-driver".into()).spawn(move || driver.run(rx))?;
     let admission = Arc::new(Semaphore::new(REQUEST_BYTES_INFLIGHT_MAX));
     let inbound = Arc::new(Semaphore::new(INBOUND_BYTES_MAX));
-    Ok((DriverHandle { tx, request_timeout, counters, admission, inbound }, thread))
+    let serving = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    Ok((DriverHandle { tx, request_timeout, counters, admission, inbound, epoch: epoch_rx, serving }, thread))
+}
+
+fn epoch_status(replica: &Replica) -> EpochStatus {
+    EpochStatus {
+        epoch: replica.epoch(),
+        members: replica.config().replicas.iter().map(|r| r.0).collect(),
+        sealed: replica.is_sealed(),
+        cut_installed: replica.cut().is_some(),
+        done: replica.epoch_done(),
+        newer_epoch_seen: None,
+    }
 }
 
 impl Driver {
@@ -296,8 +405,37 @@ impl Driver {
                     self.proposals.push((command, reply));
                 }
             }
+            Input::Message { from, epoch, message: Message::CommitRequest { ids }, .. }
+                if epoch + 1 == self.replica.epoch() =>
+            {
+                self.serve_previous_epoch(from, epoch, ids)
+            }
             Input::Message { from, epoch, message, .. } => self.replica.step_in_epoch(from, epoch, message),
             Input::Tick => self.replica.tick(),
+            Input::Seal { epoch, reply } => {
+                if epoch == self.replica.epoch() {
+                    match self.replica.cut() {
+                        // The control plane committed a cut already: it is the one to commit.
+                        Some(cut) => {
+                            let _ = reply.send(cut.clone());
+                        }
+                        None => {
+                            self.replica.start_seal();
+                            self.seal_waiters.push(reply);
+                        }
+                    }
+                }
+            }
+            Input::InstallCut(cut) => {
+                if cut.epoch == self.replica.epoch() {
+                    self.replica.install_cut(cut);
+                }
+            }
+            Input::Switch { next, peers, reply } => {
+                if let Some((_, _, earlier)) = self.switch.replace((next, peers, reply)) {
+                    let _ = earlier.send(Err("superseded by a later switch request".into()));
+                }
+            }
             Input::Stop => return true,
         }
         false
@@ -305,7 +443,8 @@ impl Driver {
 
     fn round(&mut self) {
         self.flush_proposals();
-        let ready = self.replica.ready();
+        let mut ready = self.replica.ready();
+        let newer_epoch = ready.newer_epoch.take();
         if !ready.is_empty()
             && let Err(e) = self.perform(ready)
         {
@@ -319,6 +458,24 @@ impl Driver {
             }
             std::process::exit(70);
         }
+        if let Some((next, peers, reply)) = self.switch.take() {
+            let result = self.switch_epoch(next, peers);
+            if let Err(e) = &result
+                && e.starts_with("storage")
+            {
+                error!(error = %e, "storage write failed; stopping the node: check the disk, then restart");
+                std::process::exit(70);
+            }
+            let _ = reply.send(result);
+        }
+        let mut status = epoch_status(&self.replica);
+        status.newer_epoch_seen =
+            newer_epoch.or(self.epoch.borrow().newer_epoch_seen).filter(|&e| e > status.epoch);
+        self.epoch.send_if_modified(|current| {
+            let changed = *current != status;
+            *current = status;
+            changed
+        });
         let counters = self.replica.counters();
         *self.counters.lock().expect("counters lock") = counters;
         if self.last_diagnosis.elapsed() >= DIAGNOSIS_INTERVAL {
@@ -360,8 +517,13 @@ impl Driver {
         );
     }
 
-    /// Proposes the queued client commands, several to an instance.
+    /// Proposes the queued client commands, several to an instance. A sealed replica proposes
+    /// nothing: they wait for the next epoch (or their caller's timeout).
     fn flush_proposals(&mut self) {
+        if self.replica.is_sealed() {
+            self.proposals.retain(|(_, waiter)| !waiter.is_closed());
+            return;
+        }
         let mut commands = Vec::new();
         let mut waiters = Vec::new();
         let mut bytes = 0;
@@ -482,9 +644,9 @@ impl Driver {
         }
         if let Some(cut) = &ready.cut {
             info!(epoch = cut.epoch, bounds = ?cut.bounds, "epoch sealed: its cut is ready for the control plane");
-        }
-        if let Some(epoch) = ready.newer_epoch {
-            debug!(epoch, "a peer speaks in a newer epoch");
+            for waiter in self.seal_waiters.drain(..) {
+                let _ = waiter.send(cut.clone());
+            }
         }
         for (waiters, outcomes) in replies {
             for (waiter, outcome) in waiters.into_iter().zip(outcomes) {
@@ -501,6 +663,78 @@ impl Driver {
                 Err(e) => error!(instance = %load.id, error = %e, "stored instance does not decode"),
             }
         }
+        Ok(())
+    }
+
+    /// Answers a `CommitRequest` a member still finishing the previous epoch sent: the committed
+    /// instances up to that epoch's cut, from storage, in that epoch.
+    fn serve_previous_epoch(&self, from: ReplicaId, epoch: u64, ids: Vec<InstanceId>) {
+        let Some(cut) = self.previous_cut.as_ref().filter(|c| c.epoch == epoch) else { return };
+        let Some(queue) = self.peers.get(&from) else { return };
+        for id in ids.into_iter().filter(|id| id.slot <= cut.bound(id.replica)) {
+            let record = match self.storage.get_instance(instance_key(id)) {
+                Ok(Some(bytes)) => decode_instance(&bytes),
+                Ok(None) => continue,
+                Err(e) => {
+                    warn!(instance = %id, error = %e, "could not read an instance of the previous epoch");
+                    continue;
+                }
+            };
+            match record {
+                Ok(r) if r.status == mortar_epoxy::Status::Committed => {
+                    let commit = Message::Commit { id: r.id, attrs: r.attrs, commands: r.commands };
+                    let _ = queue.try_push(encode_message(epoch, &commit).into());
+                }
+                Ok(_) => {}
+                Err(e) => error!(instance = %id, error = %e, "stored instance does not decode"),
+            }
+        }
+    }
+
+    /// Moves the replica to the epoch `next` (see `crate::epoch`). An error starting with
+    /// "storage" is a failed write: the node stops.
+    fn switch_epoch(&mut self, next: EpochRecord, peers: Peers) -> Result<(), String> {
+        let Some(cut) = self.replica.cut().cloned() else {
+            return Err(format!("epoch {} has no cut installed", self.replica.epoch()));
+        };
+        if next.previous_cut != cut || next.epoch != cut.epoch + 1 {
+            return Err(format!("epoch {} does not follow the installed cut {cut:?}", next.epoch));
+        }
+        if !self.replica.epoch_done() {
+            return Err(format!("epoch {} has not executed through its cut yet", cut.epoch));
+        }
+        let me = self.replica.id();
+        let members: Vec<ReplicaId> = next.members.iter().map(|&m| ReplicaId(m)).collect();
+        let mut config = self.replica.config().clone();
+        config.epoch = next.epoch;
+        config.replicas = members;
+        if let Err(e) = config.validate() {
+            return Err(format!("epoch {} cannot run here: {e}", next.epoch));
+        }
+        if let Some(root) = &self.checkpoints {
+            // The data exactly at the cut, for members new in the next epoch. One left by a
+            // switch interrupted before its write below is taken again.
+            let dir = crate::transfer::checkpoint_dir(root, cut.epoch);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| format!("storage: remove {}: {e}", dir.display()))?;
+            }
+            std::fs::create_dir_all(root).map_err(|e| format!("storage: create {}: {e}", root.display()))?;
+            self.storage.checkpoint(&dir).map_err(|e| format!("storage: checkpoint: {e}"))?;
+        }
+        let batch = crate::epoch::switch_batch(&*self.storage, me.0, &cut, &next)
+            .map_err(|e| format!("storage: {e}"))?;
+        self.write_chunk(batch, true).map_err(|e| format!("storage: {e}"))?;
+        self.replica = Replica::recover(config, mortar_epoxy::Recovered::starting_epoch(&cut, me));
+        self.peers = peers;
+        self.previous_cut = Some(cut);
+        for (_, waiters) in self.pending.drain() {
+            for waiter in waiters {
+                let error = "the replica set was reconfigured and the write did not take effect; retry it";
+                let _ = waiter.send(Err(ProposeError::Aborted(error.into())));
+            }
+        }
+        info!(epoch = next.epoch, members = ?next.members, "switched to the next epoch");
         Ok(())
     }
 

@@ -34,6 +34,7 @@ type Recording = Observed<Sizes>;
 fn driver(storage: Arc<Recording>) -> Driver {
     let replica = Replica::new(Config::new(ReplicaId(1), vec![ReplicaId(1)]).expect("config"));
     let counters = Arc::new(Mutex::new(replica.counters()));
+    let (epoch, _) = tokio::sync::watch::channel(super::epoch_status(&replica));
     Driver {
         replica,
         storage,
@@ -44,6 +45,11 @@ fn driver(storage: Arc<Recording>) -> Driver {
         last_diagnosis: Instant::now(),
         last_stuck: None,
         boot_marker: None,
+        previous_cut: None,
+        checkpoints: None,
+        seal_waiters: Vec::new(),
+        switch: None,
+        epoch,
     }
 }
 

@@ -7,13 +7,17 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod driver;
+pub mod epoch;
 pub mod http;
+pub mod join;
 pub mod kv;
 pub mod metadata;
 pub mod node_info;
 pub mod placement_view;
+pub mod reconfig;
 pub mod server;
 pub mod state_machine;
+pub mod transfer;
 pub mod transport;
 
 /// Everything an application needs to write actors and call them.

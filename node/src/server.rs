@@ -8,12 +8,15 @@ use crate::admin::AdminService;
 use crate::boot::{self, BootMarker};
 use crate::config::NodeConfig;
 use crate::control::{ControlConfig, ControlPlane};
-use crate::driver::{self, META_CUT, META_OWN_COMMITS_KNOWN_FROM, META_SEAL, META_SLOT_RESERVATION, Peers};
+use crate::driver::{self, META_CUT, META_OWN_COMMITS_KNOWN_FROM, META_SEAL, META_SLOT_RESERVATION};
+use crate::epoch::{EpochRecord, META_REMOVED};
 use crate::http::{self, HttpState};
 use crate::kv::KvService;
 use crate::metadata::{self, MetadataMachine};
 use crate::node_info::{self, LocalInfo, Peer};
 use crate::placement_view;
+use crate::reconfig::{self, PeerSet};
+use crate::transfer;
 use crate::transport::{self, EpoxyService};
 use anyhow::{Context, bail};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -37,9 +40,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
-const META_CLUSTER_ID: &str = "cluster_id";
-const META_CLUSTER_MEMBERS: &str = "cluster_members";
-const META_NODE_ID: &str = "node_id";
+pub const META_CLUSTER_ID: &str = "cluster_id";
+pub const META_CLUSTER_MEMBERS: &str = "cluster_members";
+pub const META_NODE_ID: &str = "node_id";
 /// How long a stopping node waits for requests in progress.
 const SHUTDOWN_DRAIN: Duration = Duration::from_millis(1500);
 /// How often readiness re-probes the peers.
@@ -48,12 +51,35 @@ const READINESS_INTERVAL: Duration = Duration::from_millis(500);
 const LOAD_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs a node hosting the actor types of `registry` until SIGINT or SIGTERM.
-pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Registry) -> anyhow::Result<()> {
+pub async fn run(
+    mut config: NodeConfig,
+    metrics: PrometheusHandle,
+    registry: Registry,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
     let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(&config.data_dir)?);
-    check_identity(&*storage, &config)?;
-    let mut recovered = load(&*storage, config.initial_cluster.iter().map(|m| m.id))
+    if let Some(join) = config.join.clone() {
+        crate::join::prepare(&*storage, &mut config, &join).await.context("join the cluster")?;
+    }
+    let fresh = check_identity(&*storage, &config)?;
+    let incarnation = match storage.get_meta(crate::join::META_INCARNATION)? {
+        Some(bytes) => u64::from_be_bytes(
+            bytes[..]
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("the data directory's incarnation is corrupt"))?,
+        ),
+        None => {
+            let incarnation = crate::join::draw_incarnation();
+            let mut batch = mortar_storage::WriteBatch::new();
+            batch.put_meta(crate::join::META_INCARNATION, incarnation.to_be_bytes().to_vec());
+            storage.write(batch, true)?;
+            incarnation
+        }
+    };
+    let epoch_record = EpochRecord::load(&*storage).context("read the epoch from the data directory")?;
+    let initial_members: Vec<u32> = config.initial_cluster.iter().map(|m| m.id).collect();
+    let mut recovered = load(&*storage, epoch_record.as_ref(), &initial_members)
         .context("load epoxy state from the data directory")?;
     let (writes_complete, boot_marker) =
         BootMarker::check(&config.data_dir, boot::current_boot_id().as_deref()).with_context(|| {
@@ -67,9 +93,15 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
         "state loaded from {}",
         config.data_dir.display()
     );
-    let replicas: Vec<ReplicaId> = config.initial_cluster.iter().map(|m| ReplicaId(m.id)).collect();
-    let epoxy_config = EpoxyConfig::new(ReplicaId(config.id), replicas).context("epoxy configuration")?;
+    let (epoch, members) = match &epoch_record {
+        Some(record) => (record.epoch, record.members.clone()),
+        None => (1, initial_members.clone()),
+    };
+    let replicas: Vec<ReplicaId> = members.iter().map(|&m| ReplicaId(m)).collect();
+    let mut epoxy_config = EpoxyConfig::new(ReplicaId(config.id), replicas).context("epoxy configuration")?;
+    epoxy_config.epoch = epoch;
     let replica = Replica::recover(epoxy_config, recovered);
+    info!(epoch, members = ?members, "replica of epoch {epoch}");
 
     let grpc_listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
         format!("listen for gRPC on {} (is another process using the port?)", config.listen)
@@ -79,13 +111,8 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
     })?;
 
     let cluster_id = config.cluster_id();
-    let mut peer_queues = Peers::new();
     let mut peers = Vec::new();
     for member in config.peers() {
-        peer_queues.insert(
-            ReplicaId(member.id),
-            transport::spawn_peer(cluster_id, config.id, member.id, member.address.clone()),
-        );
         let channel = transport::peer_channel(&member.address)
             .with_context(|| format!("peer {} has an invalid address {:?}", member.id, member.address))?;
         peers.push(Peer {
@@ -94,9 +121,30 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
             client: EpoxyClient::new(channel),
         });
     }
-    let (driver, driver_thread) =
-        driver::start(replica, storage.clone(), peer_queues, config.request_timeout, Some(boot_marker))
-            .context("start the epoxy driver thread")?;
+    let addresses: BTreeMap<u32, String> = match &epoch_record {
+        Some(record) => record.addresses.clone(),
+        None => config.initial_cluster.iter().map(|m| (m.id, m.address.clone())).collect(),
+    };
+    let mut peer_set = PeerSet::new(cluster_id, config.id);
+    let peer_queues = peer_set.peers_for(&addresses);
+    let previous_cut = epoch_record.as_ref().map(|r| r.previous_cut.clone());
+    let (driver, driver_thread) = driver::start(
+        replica,
+        storage.clone(),
+        peer_queues,
+        config.request_timeout,
+        Some(boot_marker),
+        driver::EpochOptions {
+            previous_cut,
+            checkpoints: Some(transfer::checkpoints_root(&config.data_dir)),
+        },
+    )
+    .context("start the epoxy driver thread")?;
+    if fresh && config.join.is_none() {
+        // Until the control plane confirms this is the first directory of this id (a wiped one
+        // must not vote again), the node proposes nothing and takes no peer message.
+        driver.hold();
+    }
 
     let ticker = driver.clone();
     let tick_interval = config.tick_interval;
@@ -118,12 +166,22 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
         ControlPlane::start(control_config, machine).await.context("start the control plane")?;
     let bootstrap =
         spawn_control_bootstrap(&config, control.clone(), metadata.clone(), membership.subscribe());
+    let (mut removed, follower) = reconfig::spawn(
+        config.id,
+        incarnation,
+        control.clone(),
+        metadata.clone(),
+        driver.clone(),
+        peer_set,
+        transfer::checkpoints_root(&config.data_dir),
+    );
     let (placement, placement_task) = placement_view::spawn(membership.subscribe(), metadata.clone());
     let mut runtime_config = RuntimeConfig::new(config.id);
     runtime_config.lease = config.actor_lease;
     runtime_config.idle_timeout = config.actor_idle_timeout;
     // Room for a failover (detection, then activation on the new owner) within one call.
     runtime_config.call_timeout = 2 * config.request_timeout;
+    let storage_for_exit = storage.clone();
     let runtime = Runtime::new(runtime_config, registry, driver.clone(), storage);
     let router = Router::new(runtime.clone(), placement);
     let rebalancer = router.spawn_rebalancer();
@@ -144,7 +202,14 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
         region: config.region.clone(),
     };
     let http_state = HttpState::new(metrics, "starting: no peer probed yet");
-    spawn_readiness(cluster_id, config.initial_cluster.len(), peers.clone(), http_state.clone());
+    spawn_readiness(
+        cluster_id,
+        config.id,
+        addresses.clone(),
+        driver.clone(),
+        metadata.clone(),
+        http_state.clone(),
+    );
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -153,7 +218,6 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
         .register_encoded_file_descriptor_set(mortar_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("build gRPC reflection")?;
-    let members: Vec<u32> = config.initial_cluster.iter().map(|m| m.id).collect();
     let kv = KvService { driver: driver.clone(), value_bytes_max: config.value_bytes_max };
     let admin = AdminService {
         cluster_id,
@@ -162,8 +226,15 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
         driver: driver.clone(),
         control: control.clone(),
         metadata: metadata.clone(),
+        gossip: membership.subscribe(),
     };
-    let epoxy = EpoxyService { cluster_id, me: config.id, members, driver: driver.clone(), local };
+    let epoxy = EpoxyService {
+        cluster_id,
+        me: config.id,
+        driver: driver.clone(),
+        local,
+        transfer: transfer::Source::new(transfer::checkpoints_root(&config.data_dir)),
+    };
     let actors = ActorsService { router: router.clone() };
     let actor_admin = ActorAdminService { router };
     let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
@@ -201,18 +272,39 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
     tokio::pin!(serve);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("install SIGTERM handler")?;
+    let mut removed_at = None;
+    let mut removed_reason: Option<String> = None;
     tokio::select! {
         result = &mut serve => return result,
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => info!("signal received, stopping"),
+        _ = term.recv() => info!("signal received, stopping"),
+        Some(ended) = removed.recv() => match ended {
+            reconfig::Ended::Replaced { reason } => {
+                tracing::error!("{reason}");
+                removed_reason = Some(reason);
+            }
+            reconfig::Ended::Removed { epoch } => {
+                tracing::error!(
+                    epoch,
+                    "this node was removed from the cluster (it is not a member of epoch {epoch}); it stops \
+                     and will not start again on this data directory"
+                );
+                if let Err(e) = reconfig::record_removed(&*storage_for_exit, epoch) {
+                    tracing::error!(error = %e, "could not record the removal in the data directory");
+                }
+                // Members still finishing the last epoch may ask this node for its instances.
+                tokio::time::sleep(reconfig::REMOVED_LINGER).await;
+                removed_at = Some(epoch);
+            }
+        },
     }
-    info!("signal received, stopping");
     // Leave gossip first, so peers move this node's actors at once instead of after failure
     // detection.
     load_reporter.abort();
     let _ = load_reporter.await;
     rebalancer.abort();
     bootstrap.abort();
+    follower.abort();
     placement_task.abort();
     match Arc::try_unwrap(membership) {
         Ok(membership) => {
@@ -241,6 +333,17 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
         tracing::error!("the epoxy driver thread panicked while stopping");
     }
     info!("stopped");
+    if let Some(reason) = removed_reason {
+        bail!("{reason}");
+    }
+    if let Some(epoch) = removed_at {
+        bail!(
+            "node {} was removed from the cluster at epoch {epoch}; its data directory {} is retired: \
+             to bring this machine back, join it as a new node with an empty data directory",
+            config.id,
+            config.data_dir.display()
+        );
+    }
     Ok(())
 }
 
@@ -369,24 +472,55 @@ async fn wait_for(mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Marks the node ready while it reaches a majority of the cluster (itself included).
-fn spawn_readiness(cluster_id: u64, members: usize, peers: Vec<Peer>, state: HttpState) {
-    let quorum = members / 2 + 1;
+/// Marks the node ready while it reaches a majority of its epoch's members (itself included).
+/// Addresses come from the epoch's members as the node started (`addresses`), then from the
+/// control plane's directory.
+fn spawn_readiness(
+    cluster_id: u64,
+    me: u32,
+    mut addresses: BTreeMap<u32, String>,
+    driver: driver::DriverHandle,
+    metadata: watch::Receiver<Arc<ClusterMetadata>>,
+    state: HttpState,
+) {
+    let epoch = driver.epoch_status();
     tokio::spawn(async move {
+        let mut clients: BTreeMap<u32, Peer> = BTreeMap::new();
         loop {
+            let members = epoch.borrow().members.clone();
+            for (id, node) in &metadata.borrow().nodes {
+                addresses.insert(*id, node.address.clone());
+            }
+            let mut peers = Vec::new();
+            for &id in members.iter().filter(|&&m| m != me) {
+                let Some(address) = addresses.get(&id) else { continue };
+                if clients.get(&id).is_none_or(|p| &p.address != address) {
+                    let Ok(channel) = transport::peer_channel(address) else { continue };
+                    let client = EpoxyClient::new(channel);
+                    clients.insert(id, Peer { id, address: address.clone(), client });
+                }
+                peers.push(clients[&id].clone());
+            }
+            let quorum = members.len() / 2 + 1;
             let statuses =
                 futures::future::join_all(peers.iter().map(|p| node_info::probe(cluster_id, p))).await;
             let reachable = 1 + statuses.iter().filter(|s| s.reachable).count();
-            let ready = reachable >= quorum;
+            let serving = driver.is_serving();
+            let ready = reachable >= quorum && serving;
             metrics::gauge!("mortar_node_members_reachable").set(reachable as f64);
-            if !ready {
+            if !serving {
+                *state.not_ready_reason.lock().expect("reason lock") =
+                    "confirming this data directory with the control plane (a wiped one must not vote again)"
+                        .to_string();
+            } else if !ready {
                 let down: Vec<String> = statuses
                     .iter()
                     .filter(|s| !s.reachable)
                     .map(|s| format!("{} ({})", s.id, s.error))
                     .collect();
                 *state.not_ready_reason.lock().expect("reason lock") = format!(
-                    "{reachable} of {members} members reachable, a quorum needs {quorum}; unreachable: {}",
+                    "{reachable} of {} members reachable, a quorum needs {quorum}; unreachable: {}",
+                    members.len(),
                     down.join(", ")
                 );
             }
@@ -396,13 +530,22 @@ fn spawn_readiness(cluster_id: u64, members: usize, peers: Vec<Peer>, state: Htt
     });
 }
 
-/// A data directory remembers which cluster and node it belongs to; another is refused.
-fn check_identity(storage: &dyn Storage, config: &NodeConfig) -> anyhow::Result<()> {
+/// A data directory remembers which cluster and node it belongs to; another is refused. True
+/// when the directory was new: this start wrote its identity.
+fn check_identity(storage: &dyn Storage, config: &NodeConfig) -> anyhow::Result<bool> {
     let dir = config.data_dir.display();
     let members: Vec<String> =
         config.initial_cluster.iter().map(|m| format!("{}={}", m.id, m.address)).collect();
     let members = members.join(",");
     let cluster_id = config.cluster_id();
+    if let Some(epoch) = storage.get_meta(META_REMOVED)? {
+        let epoch = epoch[..].try_into().map(u64::from_be_bytes).unwrap_or(0);
+        bail!(
+            "data directory {dir} belongs to node {}, which was removed from the cluster at epoch {epoch}: \
+             a removed node never serves again; join this machine as a new node with an empty data directory",
+            config.id
+        );
+    }
     match storage.get_meta(META_CLUSTER_ID)? {
         Some(stored) => {
             let stored_id = u64::from_be_bytes(
@@ -440,16 +583,27 @@ fn check_identity(storage: &dyn Storage, config: &NodeConfig) -> anyhow::Result<
             batch.put_meta(META_CLUSTER_MEMBERS, members.into_bytes());
             batch.put_meta(META_NODE_ID, config.id.to_be_bytes().to_vec());
             storage.write(batch, true)?;
+            return Ok(true);
         }
     }
-    Ok(())
+    Ok(false)
 }
 
-/// Reads everything a replica restarts from.
+/// Reads everything a replica restarts from: in the epoch of `epoch` (the stored
+/// [`EpochRecord`]), or in epoch 1 over `initial_members` when the node never switched.
 pub fn load(
     storage: &dyn Storage,
-    members: impl IntoIterator<Item = u32>,
+    epoch: Option<&EpochRecord>,
+    initial_members: &[u32],
 ) -> Result<Recovered, StorageError> {
+    let current = epoch.map_or(1, |e| e.epoch);
+    let mut members: Vec<u32> = initial_members.to_vec();
+    if let Some(record) = epoch {
+        members = record.members.clone();
+        members.extend(record.previous_cut.bounds.iter().map(|(r, _)| r.0));
+        members.sort_unstable();
+        members.dedup();
+    }
     let mut recovered = Recovered::default();
     storage.scan_executed(&mut |key| {
         recovered.executed.push(InstanceId { replica: ReplicaId(key.replica), slot: key.slot });
@@ -466,8 +620,15 @@ pub fn load(
         Ok(())
     })?;
     storage.scan_conflicts(&mut |key, bytes| {
-        let record = decode_key_record(bytes)
+        let mut record = decode_key_record(bytes)
             .map_err(|e| StorageError::Corrupt { what: format!("key record: {e}") })?;
+        if let Some(epoch) = epoch {
+            // Entries of earlier epochs are no dependency of anything in this one.
+            record.latest.retain(|id| !crate::epoch::is_stale_entry(epoch, id.replica, id.slot));
+            if record.latest.is_empty() {
+                return Ok(());
+            }
+        }
         recovered.keys.push((bytes::Bytes::copy_from_slice(key), record));
         Ok(())
     })?;
@@ -482,8 +643,10 @@ pub fn load(
     if let Some(slot) = meta_u64(storage, META_OWN_COMMITS_KNOWN_FROM, "own commits known from")? {
         recovered.own_commits_known_from = slot;
     }
-    recovered.seal = meta_cut(storage, META_SEAL, "epoch seal")?.map(|seal| seal.bounds);
-    recovered.cut = meta_cut(storage, META_CUT, "epoch cut")?;
+    // A seal or cut of an earlier epoch stays stored until the next one replaces it.
+    let of_current = |c: &Cut| c.epoch == current;
+    recovered.seal = meta_cut(storage, META_SEAL, "epoch seal")?.filter(of_current).map(|seal| seal.bounds);
+    recovered.cut = meta_cut(storage, META_CUT, "epoch cut")?.filter(of_current);
     Ok(recovered)
 }
 

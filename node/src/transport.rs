@@ -14,7 +14,9 @@ use mortar_epoxy::ReplicaId;
 use mortar_epoxy::codec::decode_message;
 use mortar_proto::internal::v1::epoxy_client::EpoxyClient;
 use mortar_proto::internal::v1::epoxy_server::Epoxy;
-use mortar_proto::internal::v1::{DeliverAck, MessageBatch, NodeInfoRequest, NodeInfoResponse};
+use mortar_proto::internal::v1::{
+    DeliverAck, MessageBatch, NodeInfoRequest, NodeInfoResponse, TransferChunk, TransferRequest,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -226,9 +228,9 @@ async fn peer_loop(cluster_id: u64, me: u32, peer: u32, address: String, mut rx:
 pub struct EpoxyService {
     pub cluster_id: u64,
     pub me: u32,
-    pub members: Vec<u32>,
     pub driver: DriverHandle,
     pub local: LocalInfo,
+    pub transfer: crate::transfer::Source,
 }
 
 #[tonic::async_trait]
@@ -237,6 +239,11 @@ impl Epoxy for EpoxyService {
         &self,
         request: Request<Streaming<MessageBatch>>,
     ) -> Result<Response<DeliverAck>, Status> {
+        if !self.driver.is_serving() {
+            return Err(Status::unavailable(
+                "the node is starting: it confirms its data directory with the control plane first",
+            ));
+        }
         let mut stream = request.into_inner();
         // The counter of the peer this stream comes from, looked up once.
         let mut received: Option<(u32, metrics::Counter)> = None;
@@ -247,7 +254,9 @@ impl Epoxy for EpoxyService {
                     batch.cluster_id, self.cluster_id
                 )));
             }
-            if batch.to != self.me || batch.from == self.me || !self.members.contains(&batch.from) {
+            // A sender outside the replica's epoch is ignored by the replica itself: membership
+            // changes by epochs, and a new member speaks before this node knows its epoch.
+            if batch.to != self.me || batch.from == self.me {
                 return Err(Status::invalid_argument(format!(
                     "batch from {} to {} reached node {}",
                     batch.from, batch.to, self.me
@@ -295,6 +304,33 @@ impl Epoxy for EpoxyService {
         }
         Ok(Response::new(self.local.response(&self.driver)))
     }
+
+    type TransferStream = ReceiverStream<Result<TransferChunk, Status>>;
+
+    async fn transfer(
+        &self,
+        request: Request<TransferRequest>,
+    ) -> Result<Response<Self::TransferStream>, Status> {
+        let request = request.into_inner();
+        if request.cluster_id != self.cluster_id {
+            return Err(Status::failed_precondition(format!(
+                "asked by cluster {:016x}, but this node is in cluster {:016x}",
+                request.cluster_id, self.cluster_id
+            )));
+        }
+        let local = self.driver.epoch_status().borrow().epoch;
+        if local <= request.epoch {
+            return Err(Status::unavailable(format!(
+                "node {} runs epoch {local}: it has not finished epoch {} yet",
+                self.me, request.epoch
+            )));
+        }
+        let source = self.transfer.clone();
+        let rx = tokio::task::spawn_blocking(move || source.stream(request.epoch, request.start_after))
+            .await
+            .map_err(|e| Status::internal(format!("open the checkpoint: {e}")))??;
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
 }
 
 #[cfg(test)]
@@ -326,6 +362,15 @@ mod tests {
             &self,
             _request: Request<NodeInfoRequest>,
         ) -> Result<Response<NodeInfoResponse>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+
+        type TransferStream = ReceiverStream<Result<TransferChunk, Status>>;
+
+        async fn transfer(
+            &self,
+            _request: Request<TransferRequest>,
+        ) -> Result<Response<Self::TransferStream>, Status> {
             Err(Status::unimplemented("not in this test"))
         }
     }

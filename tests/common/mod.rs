@@ -70,6 +70,8 @@ pub struct Node {
     pub http: SocketAddr,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// For a node started with `--join`: the member's endpoint and the node it replaces.
+    pub join: Option<(String, Option<u32>)>,
     child: Option<Child>,
 }
 
@@ -86,16 +88,22 @@ pub struct Cluster {
 impl Cluster {
     /// Allocates ports and directories for three nodes without starting any.
     pub async fn new() -> Cluster {
+        Cluster::of_size(NODES).await
+    }
+
+    /// Allocates ports and directories for `size` nodes (ids 1..=size) without starting any.
+    pub async fn of_size(size: usize) -> Cluster {
         let serial = SERIAL.lock().await;
         let dir = tempfile::Builder::new().prefix("mortar-cluster-").tempdir().expect("create a temp dir");
-        let addresses = free_addresses(2 * NODES);
-        let nodes: Vec<Node> = (1..=NODES)
+        let addresses = free_addresses(2 * size);
+        let nodes: Vec<Node> = (1..=size)
             .map(|id| Node {
                 id,
                 grpc: addresses[2 * (id - 1)],
                 http: addresses[2 * (id - 1) + 1],
                 data_dir: dir.path().join(format!("node-{id}")),
                 log: dir.path().join(format!("node-{id}.log")),
+                join: None,
                 child: None,
             })
             .collect();
@@ -144,13 +152,23 @@ impl Cluster {
             std::fs::OpenOptions::new().create(true).append(true).open(&node.log).expect("open a node log");
         let stderr = log.try_clone().expect("clone a log handle");
         let mut command = Command::new(MORTAR);
+        command.arg("node");
+        match &node.join {
+            None => {
+                command.args(["--id", &id.to_string()]).args(["--initial-cluster", &initial_cluster]);
+            }
+            Some((endpoint, replace)) => {
+                command.args(["--join", endpoint]);
+                if let Some(dead) = replace {
+                    command.args(["--replace", &dead.to_string()]);
+                }
+            }
+        }
         command
-            .args(["node", "--id", &id.to_string()])
             .args(["--listen", &node.grpc.to_string()])
             .args(["--http", &node.http.to_string()])
             .arg("--data-dir")
             .arg(&node.data_dir)
-            .args(["--initial-cluster", &initial_cluster])
             .args(["--request-timeout-ms", &REQUEST_TIMEOUT.as_millis().to_string()])
             .args(&extra_args)
             .stdin(Stdio::null())
@@ -158,6 +176,44 @@ impl Cluster {
             .stderr(stderr);
         clear_mortar_env(&mut command);
         node.child = Some(command.spawn().expect("spawn mortar node"));
+    }
+
+    /// Starts a new node with `--join` through node `via` (replacing node `replace`, if given),
+    /// on fresh ports and an empty directory, without waiting for it. Its index here is the id
+    /// the control plane assigns when no other node joined meanwhile (ids are never reused).
+    pub fn join_node(&mut self, via: usize, replace: Option<u32>) -> usize {
+        let id = self.nodes.len() + 1;
+        let addresses = free_addresses(2);
+        let endpoint = self.node(via).grpc.to_string();
+        self.nodes.push(Node {
+            id,
+            grpc: addresses[0],
+            http: addresses[1],
+            data_dir: self.dir.path().join(format!("node-{id}")),
+            log: self.dir.path().join(format!("node-{id}.log")),
+            join: Some((endpoint, replace)),
+            child: None,
+        });
+        self.start_node(id);
+        id
+    }
+
+    /// Waits up to `limit` for node `id` to exit on its own: its exit status, or `None` when it
+    /// is still running.
+    pub async fn wait_exit(&mut self, id: usize, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let node = &mut self.nodes[id - 1];
+            let child = node.child.as_mut().unwrap_or_else(|| panic!("node {id} is not running"));
+            if let Ok(Some(status)) = child.try_wait() {
+                node.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// SIGKILLs node `id` and reaps it.
@@ -324,7 +380,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for id in 1..=NODES {
+            for id in 1..=self.nodes.len() {
                 eprintln!("{}", self.log_tail(id));
             }
         }

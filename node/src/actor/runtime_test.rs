@@ -29,9 +29,15 @@ struct Node {
 fn node_with(config: RuntimeConfig) -> Node {
     let epoxy = EpoxyConfig::new(ReplicaId(ME), vec![ReplicaId(ME)]).unwrap();
     let storage = Arc::new(MemStorage::new());
-    let (driver, _thread) =
-        driver::start(Replica::new(epoxy), storage.clone(), Peers::new(), Duration::from_secs(5), None)
-            .unwrap();
+    let (driver, _thread) = driver::start(
+        Replica::new(epoxy),
+        storage.clone(),
+        Peers::new(),
+        Duration::from_secs(5),
+        None,
+        Default::default(),
+    )
+    .unwrap();
     let mut registry = examples::registry();
     registry.register(Probe).register(Ledger);
     let runtime = Runtime::new(config, registry, driver.clone(), storage.clone());

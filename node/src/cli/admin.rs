@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use mortar_proto::v1::admin_client::AdminClient;
 use mortar_proto::v1::{
-    DrainRequest, MemberStatus, MembersRequest, MembersResponse, StatusRequest, StatusResponse,
+    DrainRequest, MemberStatus, MembersRequest, MembersResponse, RemoveRequest, StatusRequest, StatusResponse,
 };
 
 use super::{ConnectArgs, EXIT_OK, Failure, say, write_stdout};
@@ -38,6 +38,15 @@ pub enum AdminCommand {
     Drain(DrainArgs),
     /// Let a drained node own actors again.
     Undrain(DrainArgs),
+    /// Reconfigure the replica group without a node (alive or dead).
+    #[command(long_about = "Reconfigure the replica group without a node, alive or dead: the \
+        node you ask (a member) seals the group's epoch and the control plane commits the next \
+        one without that node. Every acknowledged write is kept. The removed node, if alive, \
+        stops, and never starts again on its data directory; its id is never reused.\n\n\
+        Refused, with the reason, when it would leave fewer than 3 members, no reachable \
+        majority, or while another reconfiguration is in progress. Idempotent, and resumable: \
+        run it again after any failure.")]
+    Remove(DrainArgs),
     /// Print the node that owns an actor (its id on the first line), as the node you ask sees it.
     Locate(super::actors::LocateArgs),
     /// List the actors active on every node.
@@ -97,9 +106,30 @@ pub async fn run(args: AdminArgs) -> Result<u8, Failure> {
         }
         AdminCommand::Drain(a) => set_drained(a, true).await,
         AdminCommand::Undrain(a) => set_drained(a, false).await,
+        AdminCommand::Remove(a) => remove(a).await,
         AdminCommand::Locate(a) => super::actors::locate(a).await,
         AdminCommand::Actors(a) => super::actors::actors(a).await,
     }
+}
+
+/// Longest wait for a switch of epochs to commit (the node gives up after a minute).
+const SWITCH_TIMEOUT_MS: u64 = 70_000;
+
+/// Removes a node from the replica group, printing each step.
+async fn remove(mut a: DrainArgs) -> Result<u8, Failure> {
+    a.connect.timeout_ms = a.connect.timeout_ms.max(SWITCH_TIMEOUT_MS);
+    let mut client = AdminClient::new(a.connect.connect().await?);
+    say(&format!("removing node {} through {}", a.id, a.connect.endpoint))?;
+    let request = a.connect.request(RemoveRequest { id: a.id });
+    let reply = a.connect.call("the node was not removed", client.remove(request)).await?;
+    for step in &reply.progress {
+        say(step)?;
+    }
+    say(&format!(
+        "node {} is removed: the group runs epoch {} with members {:?}",
+        a.id, reply.epoch, reply.members
+    ))?;
+    Ok(EXIT_OK)
 }
 
 /// Drains a node (or undrains it) and says what became of it.

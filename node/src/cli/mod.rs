@@ -245,15 +245,25 @@ async fn run_node(args: NodeArgs) -> Result<u8, Failure> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| Failure::new(EXIT_NO, format!("cannot install the metrics recorder: {e}")))?;
-    tracing::info!(
-        id = config.id,
-        cluster_id = format_args!("{:016x}", config.cluster_id()),
-        listen = %config.listen,
-        http = %config.http,
-        data_dir = %config.data_dir.display(),
-        members = config.initial_cluster.len(),
-        "starting node"
-    );
+    match &config.join {
+        Some(join) => tracing::info!(
+            through = %join.endpoint,
+            replace = ?join.replace,
+            listen = %config.listen,
+            http = %config.http,
+            data_dir = %config.data_dir.display(),
+            "starting a node that joins a running cluster"
+        ),
+        None => tracing::info!(
+            id = config.id,
+            cluster_id = format_args!("{:016x}", config.cluster_id()),
+            listen = %config.listen,
+            http = %config.http,
+            data_dir = %config.data_dir.display(),
+            members = config.initial_cluster.len(),
+            "starting node"
+        ),
+    }
     crate::server::run(config, metrics, crate::actor::examples::registry())
         .await
         .map_err(|e| Failure::new(EXIT_NO, format!("{e:#}").replace('\n', " ")))?;
