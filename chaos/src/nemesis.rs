@@ -9,6 +9,7 @@
 //! | `pause` | `SIGSTOP` a minority of nodes | `SIGCONT` |
 //! | `loss` | nftables drops a random share of the packets some nodes send to their peers | rules removed |
 //! | `latency` | every peer proxy holds data back for a delay | delay 0 |
+//! | `membership` | `mortar admin remove` one node (it stops) | its slot joins again with a wiped directory (`mortar node --join`): a new id |
 //!
 //! Partition shapes (Jepsen's): random halves (a minority and a majority), one node isolated, a
 //! bridge (two halves that cannot talk, and one node that talks to both), and a majorities ring
@@ -39,16 +40,20 @@ pub enum NemesisKind {
     Latency,
     /// The whole cluster at once: every node SIGKILLed, restarted when the window ends.
     Restart,
+    /// One node removed from the replica group (a switch of epochs); its slot joins again as a
+    /// new node with a wiped directory when the window ends (another switch, and a state copy).
+    Membership,
 }
 
 impl NemesisKind {
-    pub const ALL: [NemesisKind; 6] = [
+    pub const ALL: [NemesisKind; 7] = [
         NemesisKind::Partition,
         NemesisKind::Kill,
         NemesisKind::Pause,
         NemesisKind::Loss,
         NemesisKind::Latency,
         NemesisKind::Restart,
+        NemesisKind::Membership,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +64,7 @@ impl NemesisKind {
             NemesisKind::Loss => "loss",
             NemesisKind::Latency => "latency",
             NemesisKind::Restart => "restart",
+            NemesisKind::Membership => "membership",
         }
     }
 }
@@ -93,7 +99,7 @@ impl FromStr for NemesisSpec {
                     let kind = NemesisKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
                         format!(
                             "unknown nemesis {name:?}: use a comma-separated list of partition, kill, pause, \
-                             loss, latency, restart, or mixed, or none"
+                             loss, latency, restart, membership, or mixed, or none"
                         )
                     })?;
                     kinds.insert(kind);
@@ -306,6 +312,13 @@ pub enum Fault {
     /// Every node is SIGKILLed at the start of the window and restarted on its data directory at
     /// its end: the whole cluster down at once. Never shares a window with another fault.
     Restart,
+    /// The node in slot `node` is removed from the group at the start (`mortar admin remove`
+    /// through another node; it stops by itself), and the slot joins again with a wiped data
+    /// directory at the end. A removal the control plane refuses (another fault left no safe
+    /// switch) is recorded, and the slot stays as it was.
+    Membership {
+        node: NodeId,
+    },
 }
 
 impl Fault {
@@ -317,6 +330,7 @@ impl Fault {
             Fault::Loss { .. } => NemesisKind::Loss,
             Fault::Latency { .. } => NemesisKind::Latency,
             Fault::Restart => NemesisKind::Restart,
+            Fault::Membership { .. } => NemesisKind::Membership,
         }
     }
 
@@ -328,6 +342,7 @@ impl Fault {
             Fault::Loss { nodes, percent } => serde_json::json!({"nodes": nodes, "percent": percent}),
             Fault::Latency { delay_ms } => serde_json::json!({"delay_ms": delay_ms}),
             Fault::Restart => serde_json::json!({}),
+            Fault::Membership { node } => serde_json::json!({"nodes": [node]}),
         };
         detail["text"] = self.to_string().into();
         detail
@@ -347,6 +362,7 @@ impl fmt::Display for Fault {
             Fault::Loss { nodes, percent } => write!(f, "loss {percent}% {}", node_list(nodes)),
             Fault::Latency { delay_ms } => write!(f, "latency {delay_ms}ms"),
             Fault::Restart => f.write_str("restart of every node"),
+            Fault::Membership { node } => write!(f, "remove n{node}, then join it again wiped"),
         }
     }
 }

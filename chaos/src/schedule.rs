@@ -147,6 +147,11 @@ fn draw_fault(
             Fault::Latency { delay_ms }
         }
         NemesisKind::Restart => Fault::Restart,
+        NemesisKind::Membership => {
+            let mut nodes = pick_minority(topology, rng, stopped);
+            nodes.truncate(1);
+            Fault::Membership { node: nodes[0] }
+        }
     }
 }
 

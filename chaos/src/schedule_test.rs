@@ -91,13 +91,15 @@ fn a_whole_cluster_restart_has_its_window_to_itself() {
 }
 
 #[test]
-fn kill_and_pause_in_one_window_hit_different_nodes() {
+fn kill_pause_and_membership_in_one_window_hit_different_nodes() {
     for seed in 0..300 {
         for w in Schedule::generate(&config(seed, 3, "mixed", 120)).windows {
             let mut stopped = Vec::new();
             for f in &w.faults {
-                if let Fault::Kill { nodes } | Fault::Pause { nodes } = f {
-                    stopped.extend(nodes.iter().copied());
+                match f {
+                    Fault::Kill { nodes } | Fault::Pause { nodes } => stopped.extend(nodes.iter().copied()),
+                    Fault::Membership { node } => stopped.push(*node),
+                    _ => {}
                 }
             }
             let count = stopped.len();
@@ -122,4 +124,23 @@ fn bad_limits_are_refused() {
     c.loss_percent_max = 30;
     c.latency_ms_max = 0;
     assert!(c.validate().unwrap_err().contains("--latency-ms-max"));
+}
+
+/// `mixed` draws the membership nemesis too, one node at a time, on every cluster size.
+#[test]
+fn mixed_removes_one_node_at_a_time() {
+    for nodes in [3, 5, 7] {
+        let mut seen = 0;
+        for seed in 0..100 {
+            for w in Schedule::generate(&config(seed, nodes, "mixed", 120)).windows {
+                for f in &w.faults {
+                    if let Fault::Membership { node } = f {
+                        assert!((1..=nodes).contains(node), "seed {seed}: {w:?}");
+                        seen += 1;
+                    }
+                }
+            }
+        }
+        assert!(seen > 0, "{nodes} nodes: mixed never drew membership");
+    }
 }

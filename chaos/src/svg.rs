@@ -37,6 +37,7 @@ fn color(kind: NemesisKind) -> &'static str {
         NemesisKind::Loss => "#e377c2",
         NemesisKind::Latency => "#17becf",
         NemesisKind::Restart => "#7f7f7f",
+        NemesisKind::Membership => "#bcbd22",
     }
 }
 

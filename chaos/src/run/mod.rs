@@ -23,7 +23,7 @@ pub mod procs;
 mod report;
 mod timeline;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write as _};
 use std::path::PathBuf;
@@ -196,6 +196,10 @@ struct Runner<'a> {
     worker_done: bool,
     crashes: Vec<String>,
     crashes_nodes: Vec<NodeId>,
+    /// Membership faults whose node was removed, by fault: it joins again when the fault ends.
+    removed: BTreeMap<(usize, usize), NodeId>,
+    /// Removed nodes, whose exit is expected rather than a crash.
+    exits_expected: BTreeSet<NodeId>,
     reasons: Vec<String>,
     garbage_reads: u64,
     bad_lines: u64,
@@ -276,6 +280,8 @@ pub async fn run(config: &RunConfig, mut interrupt: watch::Receiver<bool>) -> an
         worker_done: false,
         crashes: Vec::new(),
         crashes_nodes: Vec::new(),
+        removed: BTreeMap::new(),
+        exits_expected: BTreeSet::new(),
         reasons: Vec::new(),
         garbage_reads: 0,
         bad_lines: 0,
@@ -585,6 +591,7 @@ impl Runner<'_> {
                 }
             }
             Fault::Latency { delay_ms } => self.procs.set_delay(*delay_ms).await?,
+            Fault::Membership { node } => self.remove_member(id, *node).await?,
             Fault::Restart => {
                 // A restart window has no other fault, so every node runs (or crashed on its own,
                 // and stays down until the heal).
@@ -624,6 +631,7 @@ impl Runner<'_> {
                 }
             }
             Fault::Latency { .. } => self.procs.set_delay(0).await?,
+            Fault::Membership { .. } => self.join_again(id).await?,
             Fault::Restart => {
                 let note = format!("restart of every node, {:.1} s into the run", self.now() as f64 / 1e9);
                 for node in self.config.topology.ids() {
@@ -633,6 +641,69 @@ impl Runner<'_> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// A running slot other than `node`, to send an admin command through.
+    fn other_running(&self, node: NodeId) -> Option<NodeId> {
+        self.config
+            .topology
+            .ids()
+            .find(|&n| n != node && self.procs.state(n) == Some(procs::NodeState::Running))
+    }
+
+    /// The membership nemesis' start: removes slot `node`'s node through another node. A refusal
+    /// (another fault may leave no safe switch) is recorded; the slot then stays as it is.
+    async fn remove_member(&mut self, id: (usize, usize), node: NodeId) -> anyhow::Result<()> {
+        let via = self.other_running(node);
+        let result = match via {
+            _ if self.procs.state(node) != Some(procs::NodeState::Running) => {
+                Err("it is not running".to_string())
+            }
+            None => Err("no other node is running".to_string()),
+            Some(via) => self.procs.remove_member(node, via).await?,
+        };
+        match result {
+            Ok(output) => {
+                let last = output.lines().last().unwrap_or_default().to_string();
+                println!("membership: removed n{node}: {last}");
+                self.timeline.write(
+                    self.now(),
+                    "membership",
+                    "removed",
+                    serde_json::json!({"node": node, "text": last}),
+                )?;
+                self.removed.insert(id, node);
+                self.exits_expected.insert(node);
+            }
+            Err(reason) => {
+                println!("membership: n{node} not removed: {reason}");
+                self.timeline.write(
+                    self.now(),
+                    "membership",
+                    "refused",
+                    serde_json::json!({"node": node, "reason": reason}),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The membership nemesis' end: the removed node's slot joins again with a wiped directory.
+    async fn join_again(&mut self, id: (usize, usize)) -> anyhow::Result<()> {
+        let Some(node) = self.removed.remove(&id) else { return Ok(()) };
+        let via = self.other_running(node).unwrap_or(if node == 1 { 2 } else { 1 });
+        self.procs.retire(node, via, std::time::Duration::from_secs(10)).await?;
+        self.exits_expected.remove(&node);
+        let note =
+            format!("joins again through n{via}, wiped, {:.1} s into the run", self.now() as f64 / 1e9);
+        self.procs.start_node(node, &note)?;
+        self.timeline.write(
+            self.now(),
+            "membership",
+            "joining",
+            serde_json::json!({"node": node, "via": via}),
+        )?;
         Ok(())
     }
 
@@ -674,6 +745,10 @@ impl Runner<'_> {
             self.rule_faults.remove(&id);
         }
         self.apply_rules()?;
+        let open: Vec<(usize, usize)> = self.removed.keys().copied().collect();
+        for id in open {
+            self.join_again(id).await?;
+        }
         let mut restarted = Vec::new();
         for node in self.config.topology.ids() {
             match self.procs.state(node) {
@@ -700,6 +775,11 @@ impl Runner<'_> {
 
     async fn on_tick(&mut self) -> anyhow::Result<()> {
         for (node, status) in self.procs.reap_exited() {
+            if self.exits_expected.contains(&node) {
+                let detail = serde_json::json!({"node": node, "status": status.to_string()});
+                self.timeline.write(self.now(), "membership", "exited", detail)?;
+                continue;
+            }
             let text =
                 format!("node {node} exited on its own ({status}) at {:.1} s", self.now() as f64 / 1e9);
             println!("{text}; see {}", self.procs.node_log(node).display());

@@ -122,7 +122,15 @@ pub struct Procs {
     nodes: BTreeMap<NodeId, NodeProc>,
     proxies: BTreeMap<NodeId, ProxyProc>,
     worker: Option<Child>,
+    /// Slots whose node joined the running cluster (the membership nemesis): they start with
+    /// `--join` through the slot named here, not with `--id`.
+    joined: BTreeMap<NodeId, NodeId>,
+    /// Data directories set aside so far (a removed node's), to name the next one.
+    retired_dirs: u32,
 }
+
+/// Most time one `mortar admin` command of the membership nemesis may take.
+const ADMIN_WAIT: Duration = Duration::from_secs(30);
 
 fn append(path: &Path) -> anyhow::Result<File> {
     OpenOptions::new()
@@ -207,7 +215,79 @@ impl Procs {
             nodes: BTreeMap::new(),
             proxies: BTreeMap::new(),
             worker: None,
+            joined: BTreeMap::new(),
+            retired_dirs: 0,
         }
+    }
+
+    /// Runs `mortar admin <args>` against slot `via`'s node, from inside its namespace: stdout,
+    /// or an error with the command's stderr.
+    async fn admin(&self, via: NodeId, args: &[&str]) -> anyhow::Result<Result<String, String>> {
+        let mut command = in_namespace(&self.topology.namespace(via), &self.launch.mortar_bin);
+        command
+            .arg("admin")
+            .args(args)
+            .args(["--endpoint", &self.topology.grpc(via).to_string(), "--timeout-ms", "20000"])
+            .stdin(Stdio::null());
+        let output = tokio::time::timeout(ADMIN_WAIT, command.output())
+            .await
+            .with_context(|| format!("mortar admin {args:?} did not finish in time"))?
+            .context("run mortar admin")?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        Ok(if output.status.success() { Ok(stdout) } else { Err(stderr) })
+    }
+
+    /// The id of the live member at slot `node`'s address, as slot `via`'s node lists the
+    /// directory (a slot that joined again has a new id).
+    pub async fn member_id(&self, node: NodeId, via: NodeId) -> anyhow::Result<Result<u32, String>> {
+        let listing = match self.admin(via, &["members", "--json"]).await? {
+            Ok(listing) => listing,
+            Err(e) => return Ok(Err(e)),
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&listing).with_context(|| format!("members --json printed {listing:?}"))?;
+        let address = self.topology.proxy(node).to_string();
+        let live = ["joining", "active", "draining"];
+        let id = json["members"].as_array().into_iter().flatten().find_map(|m| {
+            let here = m["address"].as_str() == Some(address.as_str());
+            let alive = m["state"].as_str().is_some_and(|s| live.contains(&s));
+            (here && alive).then(|| m["id"].as_u64()).flatten()
+        });
+        Ok(id.map(|id| id as u32).ok_or_else(|| format!("no live member at {address} in {listing}")))
+    }
+
+    /// Removes slot `node`'s node from the replica group through slot `via`: the command's
+    /// output, or why it was refused.
+    pub async fn remove_member(&self, node: NodeId, via: NodeId) -> anyhow::Result<Result<String, String>> {
+        let id = match self.member_id(node, via).await? {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.admin(via, &["remove", &id.to_string()]).await
+    }
+
+    /// Waits up to `wait` for slot `node`'s node to exit by itself (a removed node does), then
+    /// kills it if it has not; sets its data directory aside (kept for the report) and marks the
+    /// slot to join again through slot `via` at its next start.
+    pub async fn retire(&mut self, node: NodeId, via: NodeId, wait: Duration) -> anyhow::Result<()> {
+        let proc = self.nodes.get_mut(&node).with_context(|| format!("node {node} was never started"))?;
+        if let Some(mut child) = proc.child.take()
+            && tokio::time::timeout(wait, child.wait()).await.is_err()
+        {
+            signal(&child, Signal::SIGKILL)?;
+            let _ = tokio::time::timeout(REAP_WAIT, child.wait()).await;
+        }
+        proc.state = NodeState::Killed;
+        self.retired_dirs += 1;
+        let aside = self.paths.data_dir().join(format!("n{node}-removed-{}", self.retired_dirs));
+        let data = self.paths.node_data(node);
+        if data.exists() {
+            std::fs::rename(&data, &aside)
+                .with_context(|| format!("set {} aside as {}", data.display(), aside.display()))?;
+        }
+        self.joined.insert(node, via);
+        Ok(())
     }
 
     pub fn start_proxy(&mut self, node: NodeId) -> anyhow::Result<()> {
@@ -236,14 +316,22 @@ impl Procs {
         let starts = self.nodes.get(&node).map_or(0, |n| n.starts) + 1;
         writeln!(log, "=== mortar-chaos: start {starts} of node {node}: {note} ===")?;
         let topology = self.topology;
-        let child = in_namespace(&topology.namespace(node), &self.launch.mortar_bin)
-            .arg("node")
-            .args(["--id", &node.to_string()])
+        let mut command = in_namespace(&topology.namespace(node), &self.launch.mortar_bin);
+        command.arg("node");
+        match self.joined.get(&node) {
+            // A slot whose node was removed: a new node with a new id, at the same addresses.
+            Some(&via) => command
+                .args(["--join", &topology.proxy(via).to_string()])
+                .args(["--advertise", &topology.proxy(node).to_string()]),
+            None => command
+                .args(["--id", &node.to_string()])
+                .args(["--initial-cluster", &topology.initial_cluster()]),
+        };
+        let child = command
             .args(["--listen", &topology.grpc(node).to_string()])
             .args(["--http", &topology.http(node).to_string()])
             .arg("--data-dir")
             .arg(self.paths.node_data(node))
-            .args(["--initial-cluster", &topology.initial_cluster()])
             .args(["--request-timeout-ms", &self.launch.request_timeout_ms.to_string()])
             .env("MORTAR_LOG", &self.launch.log_filter)
             // Gossip (UDP) goes through the peers' delay proxies too: each node binds its own
