@@ -88,8 +88,8 @@ async fn read_back(cluster: &Cluster, via: &[usize], keys: &[String]) {
     }
 }
 
-/// A three-node group grows to five by `--join` and shrinks back to three by `admin remove`,
-/// under a write load: once through a remaining member, once through the very node removed.
+/// A three-node group grows to five and seven by `--join` and shrinks back to three by `admin
+/// remove`, under a write load: once through a remaining member, once through the very node removed.
 /// Each removed node stops and refuses to start again; a further removal is refused; every
 /// acknowledged write is read back from every node; and quorums follow the epoch: two of the
 /// final three serve with the third killed.
@@ -102,35 +102,33 @@ async fn a_group_grows_and_shrinks_under_load_and_keeps_every_acknowledged_write
         let load = tokio::spawn(write_load(vec![cluster.kv(1), cluster.kv(2), cluster.kv(3)], stop.clone()));
         tokio::time::sleep(Duration::from_millis(500)).await;
 
-        let four = cluster.join_node(2, None);
-        cluster.wait_ready(&[four]).await;
-        wait_members(
-            &cluster,
-            1,
-            &["1:active:2:true", "2:active:2:true", "3:active:2:true", "4:active:2:true"],
-        )
-        .await;
-        let five = cluster.join_node(4, None);
-        cluster.wait_ready(&[five]).await;
-        let all_five =
-            ["1:active:3:true", "2:active:3:true", "3:active:3:true", "4:active:3:true", "5:active:3:true"];
-        wait_members(&cluster, 3, &all_five).await;
-        assert!(cluster.log_tail(five).contains("state transfer complete"), "{}", cluster.log_tail(five));
+        // Grow one node at a time, each join through another member: 3 -> 5 -> 7.
+        for (id, via) in [(4, 2), (5, 4), (6, 1), (7, 5)] {
+            assert_eq!(cluster.join_node(via, None), id);
+            cluster.wait_ready(&[id]).await;
+            let epoch = id - 2;
+            let rows: Vec<String> = (1..=id).map(|m| format!("{m}:active:{epoch}:true")).collect();
+            let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+            wait_members(&cluster, 3, &rows).await;
+            assert!(cluster.log_tail(id).contains("state transfer complete"), "{}", cluster.log_tail(id));
+        }
 
-        // Through a remaining member.
-        let run = admin(&cluster, 1, &["remove", "5"]).await;
-        assert_eq!(run.code, Some(0), "{run:?}");
-        assert!(run.stdout.contains("the group runs epoch 4 with members [1, 2, 3, 4]"), "{run:?}");
-        let exit = cluster.wait_exit(5, Duration::from_secs(20)).await;
-        assert!(exit.is_some_and(|s| !s.success()), "node 5 did not stop with an error: {exit:?}");
-        assert!(cluster.log_tail(5).contains("was removed from the cluster"), "{}", cluster.log_tail(5));
-
-        // Through the node removed: it drives its own removal, then stops.
-        let run = admin(&cluster, 4, &["remove", "4"]).await;
-        assert_eq!(run.code, Some(0), "{run:?}");
-        assert!(run.stdout.contains("the group runs epoch 5 with members [1, 2, 3]"), "{run:?}");
-        let exit = cluster.wait_exit(4, Duration::from_secs(20)).await;
-        assert!(exit.is_some_and(|s| !s.success()), "node 4 did not stop with an error: {exit:?}");
+        // Shrink back: through a remaining member, and through the very node removed (which
+        // drives its own removal, then stops).
+        for (id, via) in [(7, 1), (6, 6), (5, 2), (4, 4)] {
+            let run = admin(&cluster, via, &["remove", &id.to_string()]).await;
+            assert_eq!(run.code, Some(0), "{run:?}");
+            let members: Vec<String> = (1..id).map(|m| m.to_string()).collect();
+            let expected = format!("the group runs epoch {} with members [{}]", 13 - id, members.join(", "));
+            assert!(run.stdout.contains(&expected), "{expected}: {run:?}");
+            let exit = cluster.wait_exit(id, Duration::from_secs(20)).await;
+            assert!(exit.is_some_and(|s| !s.success()), "node {id} did not stop with an error: {exit:?}");
+            assert!(
+                cluster.log_tail(id).contains("was removed from the cluster"),
+                "{}",
+                cluster.log_tail(id)
+            );
+        }
 
         // Idempotent: removing it again answers what happened.
         let run = admin(&cluster, 2, &["remove", "4"]).await;
@@ -145,18 +143,10 @@ async fn a_group_grows_and_shrinks_under_load_and_keeps_every_acknowledged_write
         stop.store(true, Ordering::Relaxed);
         let acknowledged = load.await.expect("the load task");
         assert!(acknowledged.len() >= 20, "the load made too little progress: {}", acknowledged.len());
-        wait_members(
-            &cluster,
-            3,
-            &[
-                "1:active:5:true",
-                "2:active:5:true",
-                "3:active:5:true",
-                "4:removed:0:false",
-                "5:removed:0:false",
-            ],
-        )
-        .await;
+        let mut rows: Vec<String> = (1..=3).map(|m| format!("{m}:active:9:true")).collect();
+        rows.extend((4..=7).map(|m| format!("{m}:removed:0:false")));
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        wait_members(&cluster, 3, &rows).await;
         read_back(&cluster, &[1, 2, 3], &acknowledged).await;
 
         // A removed node refuses to start again on its data directory.
@@ -170,7 +160,7 @@ async fn a_group_grows_and_shrinks_under_load_and_keeps_every_acknowledged_write
         let kv = cluster.kv(1);
         retry_unavailable(READ_RETRY, || kv.put("after-shrink", "two of three"))
             .await
-            .expect("nodes 1 and 2 are a majority of epoch 5");
+            .expect("nodes 1 and 2 are a majority of epoch 9");
         assert_eq!(cluster.kv(2).get("after-shrink").await.unwrap().as_deref(), Some(&b"two of three"[..]));
     })
     .await;
