@@ -151,9 +151,11 @@ fn nemesis_spec_parses() {
     assert_eq!(spec.to_string(), "partition,kill,pause");
     let mixed: NemesisSpec = "mixed".parse().unwrap();
     assert!(mixed.mixed);
-    assert_eq!(mixed.kinds.len(), 6);
+    assert_eq!(mixed.kinds.len(), 7);
     assert!(mixed.kinds.contains(&NemesisKind::Restart));
+    assert!(mixed.kinds.contains(&NemesisKind::Membership));
     assert_eq!("restart".parse::<NemesisSpec>().unwrap().kinds, vec![NemesisKind::Restart]);
+    assert_eq!("membership".parse::<NemesisSpec>().unwrap().kinds, vec![NemesisKind::Membership]);
     assert_eq!("none".parse::<NemesisSpec>().unwrap().kinds, vec![]);
     assert!("partition,frobnicate".parse::<NemesisSpec>().unwrap_err().contains("frobnicate"));
     assert!("none,kill".parse::<NemesisSpec>().is_err());
