@@ -186,6 +186,13 @@ impl Follower {
     }
 
     async fn step(&mut self, metadata: &ClusterMetadata, group: &Group, local: &EpochStatus) -> Step {
+        // Removed or replaced while this node was down or cut off: it must not serve again.
+        if let Some(entry) = metadata.nodes.get(&self.me)
+            && !entry.state.is_live()
+            && !group.members.contains(&self.me)
+        {
+            return Step::Ended(Ended::Removed { epoch: group.epoch });
+        }
         if !self.claimed
             && let Some(ended) = self.claim().await
         {
