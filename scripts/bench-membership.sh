@@ -33,8 +33,13 @@ done
 work=$(mktemp -d /tmp/mortar-bench-membership.XXXXXX)
 declare -A pid=()
 cleanup() {
+  local status=$?
   for p in "${pid[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ "$status" -ne 0 ]; then
+    mkdir -p "$work.logs" && cp "$work"/*.log "$work.logs/" 2>/dev/null || true
+    echo "bench-membership: failed; the nodes' logs are in $work.logs" >&2
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -112,7 +117,7 @@ for mb in $sizes; do
   started=$(date +%s%N)
   join "$slot"
   ready_in_members "$(grpc "$slot")"
-  took=$(echo "scale=2; ($(date +%s%N) - started) / 1000000000" | bc)
+  took=$(echo "scale=2; ($(date +%s%N) - $started) / 1000000000" | bc)
   echo "  ${mb} MB in the group (8,000 keys of $value B, written once): --join to ready in ${took} s"
   grep -h "state transfer complete" "$work/n$slot.log" | sed 's/^/    /' | cut -c1-200
   "$bin" admin remove "$(id_at "$(grpc "$slot")")" --endpoint "$(grpc 1)" >/dev/null

@@ -18,8 +18,12 @@ use tokio::sync::mpsc;
 use tonic::Status;
 use tracing::{info, warn};
 
-/// Most bytes of pairs in one streamed chunk.
+/// Most bytes of pairs in one streamed chunk (a single larger pair goes alone).
 pub const CHUNK_BYTES_MAX: usize = 1024 * 1024;
+// A chunk is at most CHUNK_BYTES_MAX plus one pair, within a gRPC message.
+const _: () = assert!(
+    CHUNK_BYTES_MAX + mortar_proto::VALUE_BYTES_LIMIT + 64 * 1024 < mortar_proto::GRPC_MESSAGE_BYTES_MAX
+);
 /// Pairs read from the checkpoint at a time.
 const SCAN_PAGE: usize = 256;
 /// Chunks queued for one stream (the stream waits on the receiver beyond it).
@@ -106,33 +110,36 @@ impl Source {
         let (tx, rx) = mpsc::channel(CHUNKS_QUEUED_MAX);
         tokio::task::spawn_blocking(move || {
             let mut after = (!start_after.is_empty()).then_some(start_after);
+            let mut chunk = TransferChunk::default();
+            let mut bytes = 0;
             loop {
-                let mut chunk = TransferChunk::default();
-                let mut bytes = 0;
-                let mut last_page = false;
-                while bytes < CHUNK_BYTES_MAX {
-                    let page = match storage.scan_kv_prefix(b"", after.as_deref(), SCAN_PAGE) {
-                        Ok(page) => page,
-                        Err(e) => {
-                            let _ = tx.blocking_send(Err(Status::internal(e.to_string())));
-                            return;
+                let page = match storage.scan_kv_prefix(b"", after.as_deref(), SCAN_PAGE) {
+                    Ok(page) => page,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(Status::internal(e.to_string())));
+                        return;
+                    }
+                };
+                let last_page = page.len() < SCAN_PAGE;
+                for (key, value) in page {
+                    // A chunk holds pairs up to CHUNK_BYTES_MAX (one pair alone may pass it: a
+                    // value is far below the gRPC message limit).
+                    let size = key.len() + value.len();
+                    if bytes + size > CHUNK_BYTES_MAX && !chunk.keys.is_empty() {
+                        if tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err() {
+                            return; // the receiver went away
                         }
-                    };
-                    last_page = page.len() < SCAN_PAGE;
-                    for (key, value) in page {
-                        bytes += key.len() + value.len();
-                        after = Some(key.clone());
-                        chunk.keys.push(key);
-                        chunk.values.push(value);
+                        bytes = 0;
                     }
-                    if last_page {
-                        break;
-                    }
-                }
-                if !chunk.keys.is_empty() && tx.blocking_send(Ok(chunk)).is_err() {
-                    return; // the receiver went away
+                    bytes += size;
+                    after = Some(key.clone());
+                    chunk.keys.push(key);
+                    chunk.values.push(value);
                 }
                 if last_page {
+                    if !chunk.keys.is_empty() {
+                        let _ = tx.blocking_send(Ok(chunk));
+                    }
                     return;
                 }
             }
@@ -158,8 +165,12 @@ pub async fn fetch(
     loop {
         for (donor, address) in donors {
             let after = storage.get_meta(META_TRANSFER_AFTER)?.unwrap_or_default();
-            let channel = match crate::transport::peer_channel(address) {
-                Ok(c) => c,
+            // No deadline on the call: a large copy streams for minutes (progress is logged, and
+            // an interrupted stream resumes after the last key stored).
+            let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+                .map(|e| e.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true));
+            let channel = match endpoint {
+                Ok(e) => e.connect_lazy(),
                 Err(e) => {
                     warn!(donor, %address, error = %e, "invalid donor address");
                     continue;
@@ -225,3 +236,7 @@ fn store_chunk(storage: &dyn Storage, chunk: &TransferChunk) -> Result<(), Stora
     }
     storage.write(batch, false)
 }
+
+#[cfg(test)]
+#[path = "transfer_test.rs"]
+mod transfer_test;
