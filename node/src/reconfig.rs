@@ -23,7 +23,6 @@ use mortar_epoxy::{Cut, ReplicaId};
 use mortar_placement::control::{ClusterMetadata, Command, Group, GroupId, Refusal};
 use mortar_storage::Storage;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -84,7 +83,7 @@ pub fn spawn(
     metadata: watch::Receiver<Arc<ClusterMetadata>>,
     driver: DriverHandle,
     peers: PeerSet,
-    checkpoints: PathBuf,
+    checkpoints: crate::transfer::Source,
 ) -> (mpsc::Receiver<Ended>, tokio::task::JoinHandle<()>) {
     let (ended_tx, ended_rx) = mpsc::channel(1);
     let task = Follower {
@@ -119,7 +118,8 @@ struct Follower {
     metadata: watch::Receiver<Arc<ClusterMetadata>>,
     driver: DriverHandle,
     peers: PeerSet,
-    checkpoints: PathBuf,
+    /// The checkpoints this node serves to new members.
+    checkpoints: crate::transfer::Source,
     /// The attempt this node drives, with the task doing it.
     driving: Option<(u64, tokio::task::JoinHandle<()>)>,
     /// The epoch this node last reported ready in.
@@ -235,9 +235,8 @@ impl Follower {
             }
             if self.cleaned != local.epoch && group.members.iter().all(|m| group.ready.contains(m)) {
                 // Every member holds the data: the copies taken at earlier cuts are not needed.
-                let (root, epoch) = (self.checkpoints.clone(), local.epoch);
-                let _ =
-                    tokio::task::spawn_blocking(move || crate::transfer::delete_before(&root, epoch)).await;
+                let (checkpoints, epoch) = (self.checkpoints.clone(), local.epoch);
+                let _ = tokio::task::spawn_blocking(move || checkpoints.delete_before(epoch)).await;
                 self.cleaned = local.epoch;
             }
         }

@@ -166,6 +166,7 @@ pub async fn run(
         ControlPlane::start(control_config, machine).await.context("start the control plane")?;
     let bootstrap =
         spawn_control_bootstrap(&config, control.clone(), metadata.clone(), membership.subscribe());
+    let checkpoints = transfer::Source::new(transfer::checkpoints_root(&config.data_dir));
     let (mut removed, follower) = reconfig::spawn(
         config.id,
         incarnation,
@@ -173,7 +174,7 @@ pub async fn run(
         metadata.clone(),
         driver.clone(),
         peer_set,
-        transfer::checkpoints_root(&config.data_dir),
+        checkpoints.clone(),
     );
     let (placement, placement_task) = placement_view::spawn(membership.subscribe(), metadata.clone());
     let mut runtime_config = RuntimeConfig::new(config.id);
@@ -228,13 +229,8 @@ pub async fn run(
         metadata: metadata.clone(),
         gossip: membership.subscribe(),
     };
-    let epoxy = EpoxyService {
-        cluster_id,
-        me: config.id,
-        driver: driver.clone(),
-        local,
-        transfer: transfer::Source::new(transfer::checkpoints_root(&config.data_dir)),
-    };
+    let epoxy =
+        EpoxyService { cluster_id, me: config.id, driver: driver.clone(), local, transfer: checkpoints };
     let actors = ActorsService { router: router.clone() };
     let actor_admin = ActorAdminService { router };
     let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;

@@ -79,6 +79,17 @@ impl Source {
         Self { root, opened: Arc::new(Mutex::new(None)) }
     }
 
+    /// Closes an open checkpoint of an epoch before `epoch`, then deletes every such checkpoint
+    /// (see [`delete_before`]).
+    pub fn delete_before(&self, epoch: u64) {
+        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        if opened.as_ref().is_some_and(|(e, _)| *e < epoch) {
+            *opened = None;
+        }
+        drop(opened);
+        delete_before(&self.root, epoch);
+    }
+
     fn open(&self, epoch: u64) -> Result<Arc<RocksStorage>, Status> {
         let dir = checkpoint_dir(&self.root, epoch);
         let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
