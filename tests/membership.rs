@@ -222,6 +222,15 @@ async fn a_wiped_node_is_replaced_and_the_group_survives_another_failure() {
             .await
             .expect("node 1 and the replacement are a majority of epoch 2");
         read_back(&cluster, &[1, replacement], &keys).await;
+
+        // A directory of a node started with --id is not joined anew: its data would be
+        // overwritten with an older copy.
+        cluster.kill(1);
+        cluster.nodes[0].join = Some((cluster.node(replacement).grpc.to_string(), None));
+        cluster.start_node(1);
+        let exit = cluster.wait_exit(1, Duration::from_secs(30)).await;
+        assert!(exit.is_some_and(|s| !s.success()), "node 1's directory joined: {exit:?}");
+        assert!(cluster.log_tail(1).contains("started with --id"), "{}", cluster.log_tail(1));
     })
     .await;
 }

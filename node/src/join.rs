@@ -27,6 +27,9 @@ use tracing::{info, warn};
 
 /// Storage metadata key of the incarnation a joining node drew.
 pub const META_INCARNATION: &str = "incarnation";
+/// Storage metadata key written when a join starts (with the incarnation), before anything else:
+/// a directory with an identity but without it belongs to a node started with `--id`.
+pub const META_JOINING: &str = "joining";
 /// Storage metadata key written once the join is complete.
 pub const META_JOINED: &str = "joined";
 /// How long the node keeps asking the member while it answers UNAVAILABLE.
@@ -47,7 +50,7 @@ pub async fn prepare(storage: &dyn Storage, config: &mut NodeConfig, join: &Join
         info!(id, "joined before: starting as node {id}");
         return Ok(());
     }
-    if stored_cluster.is_some() && storage.get_meta(META_INCARNATION)?.is_none() {
+    if stored_cluster.is_some() && storage.get_meta(META_JOINING)?.is_none() {
         bail!(
             "data directory {} belongs to a node that was started with --id and --initial-cluster: start it \
              that way, or join with an empty data directory",
@@ -60,6 +63,7 @@ pub async fn prepare(storage: &dyn Storage, config: &mut NodeConfig, join: &Join
             let incarnation = draw_incarnation();
             let mut batch = WriteBatch::new();
             batch.put_meta(META_INCARNATION, incarnation.to_be_bytes().to_vec());
+            batch.put_meta(META_JOINING, Vec::new());
             storage.write(batch, true)?;
             incarnation
         }
