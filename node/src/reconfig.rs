@@ -20,7 +20,7 @@ use crate::epoch::{EpochRecord, EpochStatus, META_REMOVED};
 use crate::metadata::{self, ChangeError, MetadataMachine};
 use crate::transport::{self, PeerQueue};
 use mortar_epoxy::{Cut, ReplicaId};
-use mortar_placement::control::{ClusterMetadata, Command, Group, GroupId, Refusal};
+use mortar_placement::control::{ClusterMetadata, Command, Group, GroupId, NodeState, Refusal};
 use mortar_storage::Storage;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -318,28 +318,28 @@ impl Follower {
 }
 
 /// The voters the control plane should have, when they differ from `voters`: the live ones,
-/// topped up from live learners (lowest ids first) to 5 when 5 nodes are live, else 3, else all.
+/// topped up from active learners (lowest ids first) to 5 when 5 nodes are active, else 3, else
+/// all. A node still joining is never promoted: it may never come up.
 pub fn control_voters(
     metadata: &ClusterMetadata,
     voters: &std::collections::BTreeSet<u64>,
     learners: &std::collections::BTreeSet<u64>,
 ) -> Option<std::collections::BTreeSet<u32>> {
-    let live = |id: u64| {
-        u32::try_from(id).ok().and_then(|id| metadata.nodes.get(&id)).is_some_and(|n| n.state.is_live())
-    };
-    let live_count = metadata.nodes.values().filter(|n| n.state.is_live()).count();
-    let want = match live_count {
+    let state = |id: u64| u32::try_from(id).ok().and_then(|id| metadata.nodes.get(&id)).map(|n| n.state);
+    let settled = |s: NodeState| matches!(s, NodeState::Active | NodeState::Draining);
+    let settled_count = metadata.nodes.values().filter(|n| settled(n.state)).count();
+    let want = match settled_count {
         n if n >= 5 => 5,
         n if n >= 3 => 3,
         n => n,
     };
     let mut target: std::collections::BTreeSet<u32> =
-        voters.iter().filter(|v| live(**v)).map(|&v| v as u32).collect();
+        voters.iter().filter(|v| state(**v).is_some_and(NodeState::is_live)).map(|&v| v as u32).collect();
     for &learner in learners {
         if target.len() >= want {
             break;
         }
-        if live(learner) {
+        if state(learner).is_some_and(settled) {
             target.insert(learner as u32);
         }
     }
@@ -395,3 +395,7 @@ pub fn record_removed(storage: &dyn Storage, epoch: u64) -> Result<(), mortar_st
     batch.put_meta(META_REMOVED, epoch.to_be_bytes().to_vec());
     storage.write(batch, true)
 }
+
+#[cfg(test)]
+#[path = "reconfig_test.rs"]
+mod reconfig_test;
