@@ -15,6 +15,7 @@
 
 use crate::config::{Join, NodeConfig, parse_initial_cluster};
 use crate::epoch::EpochRecord;
+use crate::server::meta_u64;
 use anyhow::{Context, bail};
 use mortar_epoxy::{Cut, ReplicaId};
 use mortar_proto::v1::admin_client::AdminClient;
@@ -57,8 +58,8 @@ pub async fn prepare(storage: &dyn Storage, config: &mut NodeConfig, join: &Join
             config.data_dir.display()
         );
     }
-    let incarnation = match storage.get_meta(META_INCARNATION)? {
-        Some(bytes) => u64::from_be_bytes(bytes[..].try_into().context("the stored incarnation is corrupt")?),
+    let incarnation = match meta_u64(storage, META_INCARNATION, "incarnation")? {
+        Some(incarnation) => incarnation,
         None => {
             let incarnation = draw_incarnation();
             let mut batch = WriteBatch::new();
@@ -68,10 +69,7 @@ pub async fn prepare(storage: &dyn Storage, config: &mut NodeConfig, join: &Join
             incarnation
         }
     };
-    let cluster_id = match &stored_cluster {
-        Some(bytes) => u64::from_be_bytes(bytes[..].try_into().context("the stored cluster id is corrupt")?),
-        None => 0,
-    };
+    let cluster_id = meta_u64(storage, crate::server::META_CLUSTER_ID, "cluster id")?.unwrap_or(0);
     let answer = ask(config, join, cluster_id, incarnation).await?;
     for step in &answer.progress {
         info!("join: {step}");

@@ -63,12 +63,8 @@ pub async fn run(
         crate::join::prepare(&*storage, &mut config, &join).await.context("join the cluster")?;
     }
     let fresh = check_identity(&*storage, &config)?;
-    let incarnation = match storage.get_meta(crate::join::META_INCARNATION)? {
-        Some(bytes) => u64::from_be_bytes(
-            bytes[..]
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("the data directory's incarnation is corrupt"))?,
-        ),
+    let incarnation = match meta_u64(&*storage, crate::join::META_INCARNATION, "incarnation")? {
+        Some(incarnation) => incarnation,
         None => {
             let incarnation = crate::join::draw_incarnation();
             let mut batch = mortar_storage::WriteBatch::new();
@@ -534,8 +530,7 @@ fn check_identity(storage: &dyn Storage, config: &NodeConfig) -> anyhow::Result<
         config.initial_cluster.iter().map(|m| format!("{}={}", m.id, m.address)).collect();
     let members = members.join(",");
     let cluster_id = config.cluster_id();
-    if let Some(epoch) = storage.get_meta(META_REMOVED)? {
-        let epoch = epoch[..].try_into().map(u64::from_be_bytes).unwrap_or(0);
+    if let Some(epoch) = meta_u64(storage, META_REMOVED, "the epoch this node was removed at")? {
         bail!(
             "data directory {dir} belongs to node {}, which was removed from the cluster at epoch {epoch}: \
              a removed node never serves again; join this machine as a new node with an empty data directory",
@@ -653,7 +648,7 @@ fn meta_cut(storage: &dyn Storage, name: &str, what: &str) -> Result<Option<Cut>
 }
 
 /// A metadata entry holding a big-endian u64 (`what` names it in the corruption error).
-fn meta_u64(storage: &dyn Storage, name: &str, what: &str) -> Result<Option<u64>, StorageError> {
+pub(crate) fn meta_u64(storage: &dyn Storage, name: &str, what: &str) -> Result<Option<u64>, StorageError> {
     let Some(bytes) = storage.get_meta(name)? else { return Ok(None) };
     let raw: [u8; 8] = bytes[..].try_into().map_err(|_| StorageError::Corrupt { what: what.into() })?;
     Ok(Some(u64::from_be_bytes(raw)))
