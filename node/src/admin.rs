@@ -29,6 +29,8 @@ pub struct AdminService {
     pub gossip: watch::Receiver<View>,
 }
 
+/// How long a switch whose begin had an unknown outcome looks for it in this node's copy.
+const BEGIN_UNKNOWN_WAIT: Duration = Duration::from_secs(5);
 /// How long `Remove` (and the other switches) waits for the switch to commit.
 const SWITCH_WAIT: Duration = Duration::from_secs(60);
 
@@ -244,6 +246,21 @@ impl AdminService {
                 }
             }
             Ok(other) => return Err(Status::internal(format!("unexpected answer {other:?}"))),
+            Err(ChangeError::Control(e)) => {
+                // The outcome is unknown (the leader changed, say): the begin may have been
+                // applied, and then this node's follower drives it. Look before giving up.
+                let mut watch = self.metadata.clone();
+                let begun = watch.wait_for(|m| {
+                    m.groups
+                        .get(&GroupId::FIRST)
+                        .and_then(|g| g.pending.as_ref())
+                        .is_some_and(|p| p.kind == kind && p.driver == me && p.from_epoch == group.epoch)
+                });
+                match tokio::time::timeout(BEGIN_UNKNOWN_WAIT, begun).await {
+                    Ok(Ok(m)) => m.groups[&GroupId::FIRST].pending.as_ref().expect("matched above").attempt,
+                    _ => return Err(status_of(ChangeError::Control(e))),
+                }
+            }
             Err(e) => return Err(status_of(e)),
         };
         progress.push(format!(

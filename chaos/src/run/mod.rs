@@ -780,6 +780,20 @@ impl Runner<'_> {
                 self.timeline.write(self.now(), "membership", "exited", detail)?;
                 continue;
             }
+            if log_tail(&self.procs.node_log(node)).contains("was removed from the cluster") {
+                // A removal whose command answered with an unknown outcome, and that went
+                // through: the slot joins again at once, as at the end of its window.
+                let detail = serde_json::json!({"node": node, "status": status.to_string(), "late": true});
+                self.timeline.write(self.now(), "membership", "exited", detail)?;
+                let via = self.other_running(node).unwrap_or(if node == 1 { 2 } else { 1 });
+                self.procs.retire(node, via, std::time::Duration::from_secs(1)).await?;
+                let note = format!(
+                    "joins again through n{via} after a late removal, {:.1} s into the run",
+                    self.now() as f64 / 1e9
+                );
+                self.procs.start_node(node, &note)?;
+                continue;
+            }
             let text =
                 format!("node {node} exited on its own ({status}) at {:.1} s", self.now() as f64 / 1e9);
             println!("{text}; see {}", self.procs.node_log(node).display());
