@@ -125,12 +125,9 @@ pub async fn prepare(storage: &dyn Storage, config: &mut NodeConfig, join: &Join
         "copied the data at the start of epoch {}",
         record.epoch
     );
-    let mut batch = WriteBatch::new();
-    for &(replica, bound) in &record.previous_cut.bounds {
-        batch.put_meta(crate::driver::forgotten_meta_key(replica.0), bound.to_be_bytes().to_vec());
-    }
-    batch.put_meta(crate::driver::META_SLOT_RESERVATION, 1u64.to_be_bytes().to_vec());
-    batch.put_meta(crate::epoch::META_EPOCH, record.encode());
+    // The same write a member makes when it switches to this epoch (this node holds no record
+    // of the one before), plus the mark that the join is done.
+    let mut batch = crate::epoch::switch_batch(storage, id, &record.previous_cut, &record)?;
     batch.put_meta(META_JOINED, Vec::new());
     storage.write(batch, true)?;
     fill_seeds(config, storage)?;

@@ -692,11 +692,18 @@ impl Runner<'_> {
     /// The membership nemesis' end: the removed node's slot joins again with a wiped directory.
     async fn join_again(&mut self, id: (usize, usize)) -> anyhow::Result<()> {
         let Some(node) = self.removed.remove(&id) else { return Ok(()) };
-        let via = self.other_running(node).unwrap_or(if node == 1 { 2 } else { 1 });
-        self.procs.retire(node, via, std::time::Duration::from_secs(10)).await?;
         self.exits_expected.remove(&node);
+        self.rejoin(node, std::time::Duration::from_secs(10), "wiped").await?;
+        Ok(())
+    }
+
+    /// Sets the removed slot `node`'s directory aside (waiting up to `wait` for it to exit) and
+    /// starts it again with `--join` through a running node: a new id at the same addresses.
+    async fn rejoin(&mut self, node: NodeId, wait: std::time::Duration, why: &str) -> anyhow::Result<()> {
+        let via = self.other_running(node).unwrap_or(if node == 1 { 2 } else { 1 });
+        self.procs.retire(node, via, wait).await?;
         let note =
-            format!("joins again through n{via}, wiped, {:.1} s into the run", self.now() as f64 / 1e9);
+            format!("joins again through n{via}, {why}, {:.1} s into the run", self.now() as f64 / 1e9);
         self.procs.start_node(node, &note)?;
         self.timeline.write(
             self.now(),
@@ -785,13 +792,7 @@ impl Runner<'_> {
                 // through: the slot joins again at once, as at the end of its window.
                 let detail = serde_json::json!({"node": node, "status": status.to_string(), "late": true});
                 self.timeline.write(self.now(), "membership", "exited", detail)?;
-                let via = self.other_running(node).unwrap_or(if node == 1 { 2 } else { 1 });
-                self.procs.retire(node, via, std::time::Duration::from_secs(1)).await?;
-                let note = format!(
-                    "joins again through n{via} after a late removal, {:.1} s into the run",
-                    self.now() as f64 / 1e9
-                );
-                self.procs.start_node(node, &note)?;
+                self.rejoin(node, std::time::Duration::from_secs(1), "after a late removal").await?;
                 continue;
             }
             let text =
