@@ -33,6 +33,9 @@ pub struct AdminService {
 const BEGIN_UNKNOWN_WAIT: Duration = Duration::from_secs(5);
 /// How long `Remove` (and the other switches) waits for the switch to commit.
 const SWITCH_WAIT: Duration = Duration::from_secs(60);
+/// How long a replace waits for gossip to declare the node it replaces down (detection takes
+/// about `probe_period + suspect_to_down_after`, well under a second).
+const REPLACE_DEAD_WAIT: Duration = Duration::from_secs(5);
 
 #[tonic::async_trait]
 impl Admin for AdminService {
@@ -137,18 +140,33 @@ impl Admin for AdminService {
                     "node {dead} is not a member of the replica group: there is nothing to replace (see `mortar admin members`)"
                 )));
             }
-            if self.gossip.borrow().members.iter().any(|m| m.id == dead) {
+            // A node killed a moment ago is still a gossip member until it is declared down
+            // (about a second): give gossip that long rather than refuse an operator who acted
+            // at once.
+            let mut gossip = self.gossip.clone();
+            let gone = gossip.wait_for(|view| !view.members.iter().any(|m| m.id == dead));
+            if !matches!(tokio::time::timeout(REPLACE_DEAD_WAIT, gone).await, Ok(Ok(_))) {
                 return Err(Status::failed_precondition(format!(
                     "node {dead} is alive: a node is replaced only once it is dead for good (stop it first), \
                      or removed with `mortar admin remove {dead}` while alive"
                 )));
             }
         }
-        let register = Command::RegisterNode {
-            cluster_id: self.cluster_id,
-            address: request.address.clone(),
-            region: request.region.clone(),
-            incarnation: request.incarnation,
+        let register = match request.replace {
+            0 => Command::RegisterNode {
+                cluster_id: self.cluster_id,
+                address: request.address.clone(),
+                region: request.region.clone(),
+                incarnation: request.incarnation,
+            },
+            // The replacement may come back at the dead node's address.
+            dead => Command::RegisterReplacement {
+                cluster_id: self.cluster_id,
+                address: request.address.clone(),
+                region: request.region.clone(),
+                incarnation: request.incarnation,
+                replaces: dead,
+            },
         };
         let node = match metadata::change(&self.control, &register).await {
             Ok(Outcome::Registered { node }) => node,

@@ -182,13 +182,30 @@ impl Cluster {
     /// on fresh ports and an empty directory, without waiting for it. Its index here is the id
     /// the control plane assigns when no other node joined meanwhile (ids are never reused).
     pub fn join_node(&mut self, via: usize, replace: Option<u32>) -> usize {
-        let id = self.nodes.len() + 1;
         let addresses = free_addresses(2);
+        self.join_node_at(via, replace, addresses[0], addresses[1])
+    }
+
+    /// Like `join_node`, but in place of node `dead` (down) at its addresses: a machine rebuilt
+    /// after its disk died.
+    pub fn replace_node_in_place(&mut self, via: usize, dead: usize) -> usize {
+        let (grpc, http) = (self.node(dead).grpc, self.node(dead).http);
+        self.join_node_at(via, Some(dead as u32), grpc, http)
+    }
+
+    fn join_node_at(
+        &mut self,
+        via: usize,
+        replace: Option<u32>,
+        grpc: std::net::SocketAddr,
+        http: std::net::SocketAddr,
+    ) -> usize {
+        let id = self.nodes.len() + 1;
         let endpoint = self.node(via).grpc.to_string();
         self.nodes.push(Node {
             id,
-            grpc: addresses[0],
-            http: addresses[1],
+            grpc,
+            http,
             data_dir: self.dir.path().join(format!("node-{id}")),
             log: self.dir.path().join(format!("node-{id}.log")),
             join: Some((endpoint, replace)),

@@ -54,6 +54,15 @@ pub enum Command {
     /// which replaces the one `Initialize` gave it. Any other incarnation is then refused: a
     /// directory that was wiped or restored from a copy must not vote again under that id.
     ClaimIncarnation { node: NodeId, incarnation: u64 },
+    /// `RegisterNode` for a node that is to take the place of `replaces`, which it may do at the
+    /// same address: a machine rebuilt after its disk died comes back where it was.
+    RegisterReplacement {
+        cluster_id: u64,
+        address: String,
+        region: String,
+        incarnation: u64,
+        replaces: NodeId,
+    },
 }
 
 /// Bytes that are not a command. Retrying cannot help: the same bytes decode the same way.

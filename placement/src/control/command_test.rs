@@ -19,6 +19,13 @@ fn every_command() -> Vec<Command> {
         Command::Undrain { node: 1 },
         Command::SetControlVoters { voters: vec![1, 2, 3] },
         Command::ClaimIncarnation { node: 2, incarnation: u64::MAX },
+        Command::RegisterReplacement {
+            cluster_id: 1,
+            address: "10.0.0.3:7100".into(),
+            region: "r1".into(),
+            incarnation: 9,
+            replaces: 3,
+        },
     ]
 }
 

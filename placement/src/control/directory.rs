@@ -78,6 +78,7 @@ impl ClusterMetadata {
         address: &str,
         region: &str,
         incarnation: u64,
+        replaces: Option<NodeId>,
     ) -> Result<Outcome, Refusal> {
         if !self.is_initialized() {
             return Err(Refusal::NotInitialized);
@@ -101,8 +102,13 @@ impl ClusterMetadata {
             }
             return Ok(Outcome::Registered { node: known.id });
         }
-        if let Some(other) = self.nodes.values().find(|n| n.state.is_live() && n.address == address) {
-            // Two data directories behind one address: peers would mix their messages up.
+        // Two live data directories behind one address would have peers mix their messages up,
+        // unless one is the dead node the other replaces: every message names the node it is
+        // for, and the replacement refuses what is addressed to the dead one.
+        // (A joining node is no member yet: there is nothing of it to replace.)
+        let replaced = |n: &NodeEntry| Some(n.id) == replaces && n.state != NodeState::Joining;
+        let taken = |n: &&NodeEntry| n.state.is_live() && n.address == address && !replaced(n);
+        if let Some(other) = self.nodes.values().find(taken) {
             return Err(Refusal::AddressInUse { address: address.to_owned(), node: other.id });
         }
         if self.nodes.len() >= NODES_MAX {

@@ -191,6 +191,32 @@ fn register_refuses_an_address_a_live_node_uses_but_not_one_a_removed_node_used(
 }
 
 #[test]
+fn a_replacement_may_take_the_address_of_the_node_it_replaces_and_no_other() {
+    let mut meta = cluster(3);
+    let Command::RegisterNode { region, incarnation, .. } = register_command(4) else { unreachable!() };
+    let replacement = |address: &str, replaces| Command::RegisterReplacement {
+        cluster_id: CLUSTER,
+        address: address.into(),
+        region: region.clone(),
+        incarnation,
+        replaces,
+    };
+    assert_eq!(
+        refuse(&mut meta, &replacement("10.0.0.2:7100", 3)),
+        Refusal::AddressInUse { address: "10.0.0.2:7100".into(), node: 2 }
+    );
+    assert_eq!(accept(&mut meta, &replacement("10.0.0.3:7100", 3)), Outcome::Registered { node: 4 });
+    assert_eq!(meta.nodes[&4].state, NodeState::Joining);
+    assert_eq!(meta.nodes[&4].address, "10.0.0.3:7100");
+    // A retry is answered the same; a plain registration at that address is refused.
+    assert_eq!(accept(&mut meta, &replacement("10.0.0.3:7100", 3)), Outcome::Registered { node: 4 });
+    let Command::RegisterNode { region, incarnation, .. } = register_command(5) else { unreachable!() };
+    let plain =
+        Command::RegisterNode { cluster_id: CLUSTER, address: "10.0.0.3:7100".into(), region, incarnation };
+    assert!(matches!(refuse(&mut meta, &plain), Refusal::AddressInUse { .. }));
+}
+
+#[test]
 fn register_refuses_a_retired_incarnation() {
     let mut meta = cluster(3);
     meta.nodes.get_mut(&3).expect("node 3").state = NodeState::Dead;

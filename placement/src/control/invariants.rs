@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::metadata::{ClusterMetadata, NodeEntry};
+use super::metadata::{ClusterMetadata, NodeEntry, NodeState};
 use super::{CONTROL_VOTERS_MAX, GROUP_MEMBERS_MAX, GROUPS_MAX, NODES_MAX};
 use crate::ring::{GRPC_ADDR_BYTES_MAX, NodeId, REGION_BYTES_MAX};
 
@@ -27,7 +27,7 @@ pub(super) fn check(meta: &ClusterMetadata) -> Result<(), String> {
         return Err("initialized without initial nodes".into());
     }
     let mut incarnations = BTreeSet::new();
-    let mut live_addresses = BTreeSet::new();
+    let mut live_addresses = BTreeMap::new();
     for (&id, node) in &meta.nodes {
         if node.id != id || id == 0 || id >= meta.next_node_id {
             return Err(format!("node {} under id {id}, next_node_id={}", node.id, meta.next_node_id));
@@ -41,8 +41,17 @@ pub(super) fn check(meta: &ClusterMetadata) -> Result<(), String> {
                 node.incarnation
             ));
         }
-        if node.state.is_live() && !live_addresses.insert(node.address.as_str()) {
-            return Err(format!("address {} held by two live nodes (node {id} and another)", node.address));
+        if node.state.is_live() {
+            live_addresses.entry(node.address.as_str()).or_insert_with(Vec::new).push(node);
+        }
+    }
+    for (address, holders) in &live_addresses {
+        // One live node an address, but for a replacement still joining at the address of the
+        // node it replaces.
+        let joining = holders.iter().filter(|n| n.state == NodeState::Joining).count();
+        if holders.len() > 2 || (holders.len() == 2 && joining != 1) {
+            let ids: Vec<NodeId> = holders.iter().map(|n| n.id).collect();
+            return Err(format!("address {address} held by live nodes {ids:?}"));
         }
     }
     for &voter in &meta.control_voters {

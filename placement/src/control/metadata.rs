@@ -261,7 +261,10 @@ impl ClusterMetadata {
         let outcome = match command {
             Command::Initialize { cluster_id, nodes } => next.initialize(*cluster_id, nodes),
             Command::RegisterNode { cluster_id, address, region, incarnation } => {
-                next.register_node(*cluster_id, address, region, *incarnation)
+                next.register_node(*cluster_id, address, region, *incarnation, None)
+            }
+            Command::RegisterReplacement { cluster_id, address, region, incarnation, replaces } => {
+                next.register_node(*cluster_id, address, region, *incarnation, Some(*replaces))
             }
             Command::BeginReconfig { group, from_epoch, kind, driver, reachable } => {
                 next.begin_reconfig(*group, *from_epoch, *kind, *driver, reachable)

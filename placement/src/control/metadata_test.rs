@@ -64,6 +64,13 @@ fn command(meta: &ClusterMetadata, s: &Step) -> Command {
     };
     match s.op {
         0 => initialize_command(1..=NodeId::from(s.a % 4 + 2)),
+        1 if s.c % 4 == 3 => Command::RegisterReplacement {
+            cluster_id: CLUSTER,
+            address: format!("10.0.1.{}:7100", s.b % 8),
+            region: format!("r{}", s.a % 3),
+            incarnation: 2000 + u64::from(s.a % 10),
+            replaces: member(s.b),
+        },
         1 | 2 => Command::RegisterNode {
             cluster_id: if s.c % 16 == 15 { CLUSTER + 1 } else { CLUSTER },
             // Few incarnations and addresses: retries and collisions happen.

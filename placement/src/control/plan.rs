@@ -5,7 +5,7 @@
 //! control plane's last voter, then whether the switch can finish (the staying members ready, a
 //! majority of the old epoch and of the new one reachable).
 
-use super::metadata::{ClusterMetadata, Group, ReconfigKind};
+use super::metadata::{ClusterMetadata, Group, NodeEntry, ReconfigKind};
 use super::refusal::{Action, Refusal};
 use super::{GROUP_MEMBERS_MAX, GROUP_MEMBERS_MIN};
 use crate::ring::NodeId;
@@ -33,9 +33,20 @@ impl ClusterMetadata {
         }
         let is_member = |node: NodeId| group.members.binary_search(&node).is_ok();
         if let Some(joining) = kind.joining() {
-            let state = self.node(joining)?.state;
-            if !state.is_live() {
-                return Err(Refusal::NodeRetired { node: joining, state });
+            let entry = self.node(joining)?;
+            if !entry.state.is_live() {
+                return Err(Refusal::NodeRetired { node: joining, state: entry.state });
+            }
+            // A replacement registered at the address of the node it replaces becomes a member
+            // only by that replace, which retires the other.
+            let shares = |n: &&NodeEntry| {
+                n.id != joining
+                    && Some(n.id) != kind.leaving()
+                    && n.state.is_live()
+                    && n.address == entry.address
+            };
+            if let Some(other) = self.nodes.values().find(shares) {
+                return Err(Refusal::AddressInUse { address: entry.address.clone(), node: other.id });
             }
         }
         match kind {
