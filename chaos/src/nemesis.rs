@@ -312,13 +312,40 @@ pub enum Fault {
     /// Every node is SIGKILLed at the start of the window and restarted on its data directory at
     /// its end: the whole cluster down at once. Never shares a window with another fault.
     Restart,
-    /// The node in slot `node` is removed from the group at the start (`mortar admin remove`
-    /// through another node; it stops by itself), and the slot joins again with a wiped data
-    /// directory at the end. A removal the control plane refuses (another fault left no safe
-    /// switch) is recorded, and the slot stays as it was.
+    /// A change of the cluster's membership at slot `node`, through another node's admin API; see
+    /// [`MembershipOp`]. A change the control plane refuses (another fault left no safe switch) is
+    /// recorded, and the slot stays as it was.
     Membership {
         node: NodeId,
+        op: MembershipOp,
     },
+}
+
+/// What the membership nemesis does to its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MembershipOp {
+    /// `mortar admin remove` at the start (the node stops by itself); at the end the slot joins
+    /// again as a new node with a wiped data directory (`--join`: an add).
+    Remove,
+    /// The node is SIGKILLed and its data directory wiped at the start (its disk died); at the
+    /// end a new node takes its place at its address (`--join --replace`: one switch).
+    Replace,
+    /// `mortar admin drain` at the start (its actors move away, it stays a member), `undrain`
+    /// at the end.
+    Drain,
+}
+
+impl MembershipOp {
+    pub const ALL: [MembershipOp; 3] = [MembershipOp::Remove, MembershipOp::Replace, MembershipOp::Drain];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MembershipOp::Remove => "remove",
+            MembershipOp::Replace => "replace",
+            MembershipOp::Drain => "drain",
+        }
+    }
 }
 
 impl Fault {
@@ -342,7 +369,7 @@ impl Fault {
             Fault::Loss { nodes, percent } => serde_json::json!({"nodes": nodes, "percent": percent}),
             Fault::Latency { delay_ms } => serde_json::json!({"delay_ms": delay_ms}),
             Fault::Restart => serde_json::json!({}),
-            Fault::Membership { node } => serde_json::json!({"nodes": [node]}),
+            Fault::Membership { node, op } => serde_json::json!({"nodes": [node], "op": op.name()}),
         };
         detail["text"] = self.to_string().into();
         detail
@@ -362,7 +389,15 @@ impl fmt::Display for Fault {
             Fault::Loss { nodes, percent } => write!(f, "loss {percent}% {}", node_list(nodes)),
             Fault::Latency { delay_ms } => write!(f, "latency {delay_ms}ms"),
             Fault::Restart => f.write_str("restart of every node"),
-            Fault::Membership { node } => write!(f, "remove n{node}, then join it again wiped"),
+            Fault::Membership { node, op: MembershipOp::Remove } => {
+                write!(f, "remove n{node}, then join it again wiped")
+            }
+            Fault::Membership { node, op: MembershipOp::Replace } => {
+                write!(f, "kill n{node} and wipe it, then replace it in place")
+            }
+            Fault::Membership { node, op: MembershipOp::Drain } => {
+                write!(f, "drain n{node}, then undrain it")
+            }
         }
     }
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::nemesis::{Fault, LOSS_PERCENT_MAX, NemesisKind, NemesisSpec, Partition, PartitionShape};
+use crate::nemesis::{
+    Fault, LOSS_PERCENT_MAX, MembershipOp, NemesisKind, NemesisSpec, Partition, PartitionShape,
+};
 use crate::rng::Rng;
 use crate::topology::{NodeId, Topology};
 
@@ -150,7 +152,7 @@ fn draw_fault(
         NemesisKind::Membership => {
             let mut nodes = pick_minority(topology, rng, stopped);
             nodes.truncate(1);
-            Fault::Membership { node: nodes[0] }
+            Fault::Membership { node: nodes[0], op: *rng.pick(&MembershipOp::ALL) }
         }
     }
 }

@@ -98,7 +98,7 @@ fn kill_pause_and_membership_in_one_window_hit_different_nodes() {
             for f in &w.faults {
                 match f {
                     Fault::Kill { nodes } | Fault::Pause { nodes } => stopped.extend(nodes.iter().copied()),
-                    Fault::Membership { node } => stopped.push(*node),
+                    Fault::Membership { node, .. } => stopped.push(*node),
                     _ => {}
                 }
             }
@@ -130,17 +130,20 @@ fn bad_limits_are_refused() {
 #[test]
 fn mixed_removes_one_node_at_a_time() {
     for nodes in [3, 5, 7] {
-        let mut seen = 0;
+        let mut ops = BTreeSet::new();
         for seed in 0..100 {
             for w in Schedule::generate(&config(seed, nodes, "mixed", 120)).windows {
-                for f in &w.faults {
-                    if let Fault::Membership { node } = f {
-                        assert!((1..=nodes).contains(node), "seed {seed}: {w:?}");
-                        seen += 1;
-                    }
+                let mut slots = w.faults.iter().filter_map(|f| match f {
+                    Fault::Membership { node, op } => Some((*node, *op)),
+                    _ => None,
+                });
+                if let Some((node, op)) = slots.next() {
+                    assert!((1..=nodes).contains(&node), "seed {seed}: {w:?}");
+                    ops.insert(op.name());
                 }
+                assert!(slots.next().is_none(), "seed {seed}: two membership changes at once: {w:?}");
             }
         }
-        assert!(seen > 0, "{nodes} nodes: mixed never drew membership");
+        assert_eq!(ops.len(), MembershipOp::ALL.len(), "{nodes} nodes: mixed drew only {ops:?}");
     }
 }

@@ -37,7 +37,7 @@ use tokio::time::Instant;
 use crate::check;
 use crate::clock;
 use crate::history::{Event, EventType, History, HistoryWriter};
-use crate::nemesis::{Fault, NemesisSpec, node_ruleset};
+use crate::nemesis::{Fault, MembershipOp, NemesisSpec, node_ruleset};
 use crate::schedule::{Schedule, ScheduleConfig};
 use crate::stats::OpLog;
 use crate::topology::{NodeId, Topology};
@@ -56,6 +56,8 @@ const TAIL: Duration = Duration::from_secs(3);
 const SCHEDULE_PRINTED_MAX: usize = 30;
 /// Extra time the worker gets to finish its operations in flight after being told to stop.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// How long a slot whose join was refused waits before it asks again.
+const JOIN_RETRY: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -198,6 +200,12 @@ struct Runner<'a> {
     crashes_nodes: Vec<NodeId>,
     /// Membership faults whose node was removed, by fault: it joins again when the fault ends.
     removed: BTreeMap<(usize, usize), NodeId>,
+    /// Membership faults whose node lost its disk, by fault: replaced when the fault ends.
+    replaced: BTreeMap<(usize, usize), NodeId>,
+    /// Membership faults whose node is drained, by fault: undrained when the fault ends.
+    drained: BTreeMap<(usize, usize), NodeId>,
+    /// Slots whose join was refused, with when to start them again.
+    join_retries: BTreeMap<NodeId, Instant>,
     /// Removed nodes, whose exit is expected rather than a crash.
     exits_expected: BTreeSet<NodeId>,
     reasons: Vec<String>,
@@ -281,6 +289,9 @@ pub async fn run(config: &RunConfig, mut interrupt: watch::Receiver<bool>) -> an
         crashes: Vec::new(),
         crashes_nodes: Vec::new(),
         removed: BTreeMap::new(),
+        replaced: BTreeMap::new(),
+        drained: BTreeMap::new(),
+        join_retries: BTreeMap::new(),
         exits_expected: BTreeSet::new(),
         reasons: Vec::new(),
         garbage_reads: 0,
@@ -591,7 +602,9 @@ impl Runner<'_> {
                 }
             }
             Fault::Latency { delay_ms } => self.procs.set_delay(*delay_ms).await?,
-            Fault::Membership { node } => self.remove_member(id, *node).await?,
+            Fault::Membership { node, op: MembershipOp::Remove } => self.remove_member(id, *node).await?,
+            Fault::Membership { node, op: MembershipOp::Replace } => self.lose_disk(id, *node).await?,
+            Fault::Membership { node, op: MembershipOp::Drain } => self.drain(id, *node).await?,
             Fault::Restart => {
                 // A restart window has no other fault, so every node runs (or crashed on its own,
                 // and stays down until the heal).
@@ -631,7 +644,9 @@ impl Runner<'_> {
                 }
             }
             Fault::Latency { .. } => self.procs.set_delay(0).await?,
-            Fault::Membership { .. } => self.join_again(id).await?,
+            Fault::Membership { op: MembershipOp::Remove, .. } => self.join_again(id).await?,
+            Fault::Membership { op: MembershipOp::Replace, .. } => self.replace_again(id)?,
+            Fault::Membership { op: MembershipOp::Drain, .. } => self.undrain(id).await?,
             Fault::Restart => {
                 let note = format!("restart of every node, {:.1} s into the run", self.now() as f64 / 1e9);
                 for node in self.config.topology.ids() {
@@ -652,16 +667,21 @@ impl Runner<'_> {
             .find(|&n| n != node && self.procs.state(n) == Some(procs::NodeState::Running))
     }
 
+    /// A running slot other than `node` to send an admin command about `node` through, when
+    /// `node` runs too; otherwise why not.
+    fn running_and_via(&self, node: NodeId) -> Result<NodeId, String> {
+        if self.procs.state(node) != Some(procs::NodeState::Running) {
+            return Err("it is not running".to_string());
+        }
+        self.other_running(node).ok_or_else(|| "no other node is running".to_string())
+    }
+
     /// The membership nemesis' start: removes slot `node`'s node through another node. A refusal
     /// (another fault may leave no safe switch) is recorded; the slot then stays as it is.
     async fn remove_member(&mut self, id: (usize, usize), node: NodeId) -> anyhow::Result<()> {
-        let via = self.other_running(node);
-        let result = match via {
-            _ if self.procs.state(node) != Some(procs::NodeState::Running) => {
-                Err("it is not running".to_string())
-            }
-            None => Err("no other node is running".to_string()),
-            Some(via) => self.procs.remove_member(node, via).await?,
+        let result = match self.running_and_via(node) {
+            Ok(via) => self.procs.remove_member(node, via).await?,
+            Err(reason) => Err(reason),
         };
         match result {
             Ok(output) => {
@@ -697,11 +717,100 @@ impl Runner<'_> {
         Ok(())
     }
 
+    /// The membership nemesis' replace, first half: slot `node`'s disk dies (SIGKILL, its
+    /// directory set aside). The slot stays down until the window ends.
+    async fn lose_disk(&mut self, id: (usize, usize), node: NodeId) -> anyhow::Result<()> {
+        let via = self.running_and_via(node);
+        let dead = match via {
+            Ok(via) => self.procs.member_id(node, via).await?.map(|dead| (via, dead)),
+            Err(reason) => Err(reason),
+        };
+        match dead {
+            Ok((via, dead)) => {
+                self.procs.retire(node, via, Some(dead), std::time::Duration::ZERO).await?;
+                println!("membership: n{node} (node {dead}) lost its disk");
+                let detail = serde_json::json!({"node": node, "id": dead});
+                self.timeline.write(self.now(), "membership", "disk-lost", detail)?;
+                self.replaced.insert(id, node);
+            }
+            Err(reason) => {
+                println!("membership: n{node} not replaced: {reason}");
+                let detail = serde_json::json!({"node": node, "reason": reason});
+                self.timeline.write(self.now(), "membership", "refused", detail)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The membership nemesis' replace, second half: a new node starts in the dead slot with
+    /// `--join --replace` at its addresses. A join the cluster refuses (no safe switch now) makes
+    /// the node exit, and `on_tick` tries again.
+    fn replace_again(&mut self, id: (usize, usize)) -> anyhow::Result<()> {
+        let Some(node) = self.replaced.remove(&id) else { return Ok(()) };
+        if self.procs.state(node) == Some(procs::NodeState::Killed) {
+            let note = format!("replaces its dead node, {:.1} s into the run", self.now() as f64 / 1e9);
+            self.procs.start_node(node, &note)?;
+            self.timeline.write(self.now(), "membership", "joining", serde_json::json!({"node": node}))?;
+        }
+        Ok(())
+    }
+
+    /// The membership nemesis' drain: slot `node`'s node owns no actor until the window ends.
+    async fn drain(&mut self, id: (usize, usize), node: NodeId) -> anyhow::Result<()> {
+        let result = match self.other_running(node) {
+            None => Err("no other node is running".to_string()),
+            Some(via) => self.procs.member_command(node, via, "drain").await?,
+        };
+        let (event, detail) = match result {
+            Ok(output) => {
+                self.drained.insert(id, node);
+                ("drained", output.lines().last().unwrap_or_default().to_string())
+            }
+            Err(reason) => ("refused", reason),
+        };
+        println!("membership: n{node} {event}: {detail}");
+        self.timeline.write(
+            self.now(),
+            "membership",
+            event,
+            serde_json::json!({"node": node, "text": detail}),
+        )?;
+        Ok(())
+    }
+
+    /// The drain's end: the node owns actors again. Retried through each running node, since the
+    /// window may end under a partition.
+    async fn undrain(&mut self, id: (usize, usize)) -> anyhow::Result<()> {
+        let Some(node) = self.drained.remove(&id) else { return Ok(()) };
+        let mut last = String::from("no other node is running");
+        let vias: Vec<NodeId> = self
+            .config
+            .topology
+            .ids()
+            .filter(|&n| n != node && self.procs.state(n) == Some(procs::NodeState::Running))
+            .collect();
+        for via in vias {
+            match self.procs.member_command(node, via, "undrain").await? {
+                Ok(_) => {
+                    println!("membership: n{node} undrained through n{via}");
+                    let detail = serde_json::json!({"node": node});
+                    self.timeline.write(self.now(), "membership", "undrained", detail)?;
+                    return Ok(());
+                }
+                Err(reason) => last = reason,
+            }
+        }
+        // Left drained: the heal tries again.
+        println!("membership: n{node} not undrained yet: {last}");
+        self.drained.insert(id, node);
+        Ok(())
+    }
+
     /// Sets the removed slot `node`'s directory aside (waiting up to `wait` for it to exit) and
     /// starts it again with `--join` through a running node: a new id at the same addresses.
     async fn rejoin(&mut self, node: NodeId, wait: std::time::Duration, why: &str) -> anyhow::Result<()> {
         let via = self.other_running(node).unwrap_or(if node == 1 { 2 } else { 1 });
-        self.procs.retire(node, via, wait).await?;
+        self.procs.retire(node, via, None, wait).await?;
         let note =
             format!("joins again through n{via}, {why}, {:.1} s into the run", self.now() as f64 / 1e9);
         self.procs.start_node(node, &note)?;
@@ -756,6 +865,14 @@ impl Runner<'_> {
         for id in open {
             self.join_again(id).await?;
         }
+        let open: Vec<(usize, usize)> = self.replaced.keys().copied().collect();
+        for id in open {
+            self.replace_again(id)?;
+        }
+        let open: Vec<(usize, usize)> = self.drained.keys().copied().collect();
+        for id in open {
+            self.undrain(id).await?;
+        }
         let mut restarted = Vec::new();
         for node in self.config.topology.ids() {
             match self.procs.state(node) {
@@ -781,10 +898,31 @@ impl Runner<'_> {
     }
 
     async fn on_tick(&mut self) -> anyhow::Result<()> {
+        let due: Vec<NodeId> =
+            self.join_retries.iter().filter(|(_, at)| **at <= Instant::now()).map(|(n, _)| *n).collect();
+        for node in due {
+            self.join_retries.remove(&node);
+            if matches!(self.procs.state(node), Some(procs::NodeState::Killed | procs::NodeState::Exited)) {
+                let note = format!("asks to join again, {:.1} s into the run", self.now() as f64 / 1e9);
+                self.procs.start_node(node, &note)?;
+            }
+        }
         for (node, status) in self.procs.reap_exited() {
             if self.exits_expected.contains(&node) {
                 let detail = serde_json::json!({"node": node, "status": status.to_string()});
                 self.timeline.write(self.now(), "membership", "exited", detail)?;
+                continue;
+            }
+            if log_tail(&self.procs.node_log(node)).contains("refused to admit this node") {
+                // A join (an add or a replace) refused for now, e.g. no safe switch while another
+                // fault lasts: the same directory asks again shortly (a join resumes).
+                let detail = serde_json::json!({"node": node, "status": status.to_string()});
+                self.timeline.write(self.now(), "membership", "join-refused", detail)?;
+                println!(
+                    "membership: the join of n{node} was refused; trying again in {} s",
+                    JOIN_RETRY.as_secs()
+                );
+                self.join_retries.insert(node, Instant::now() + JOIN_RETRY);
                 continue;
             }
             if log_tail(&self.procs.node_log(node)).contains("was removed from the cluster") {

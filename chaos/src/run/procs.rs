@@ -123,9 +123,10 @@ pub struct Procs {
     proxies: BTreeMap<NodeId, ProxyProc>,
     worker: Option<Child>,
     /// Slots whose node joined the running cluster (the membership nemesis): they start with
-    /// `--join` through the slot named here, not with `--id`.
-    joined: BTreeMap<NodeId, NodeId>,
-    /// Data directories set aside so far (a removed node's), to name the next one.
+    /// `--join` through the slot named here, not with `--id`, and with `--replace` when the
+    /// node id named here died with its disk.
+    joined: BTreeMap<NodeId, (NodeId, Option<u32>)>,
+    /// Data directories set aside so far (a removed or replaced node's), to name the next one.
     retired_dirs: u32,
 }
 
@@ -260,17 +261,34 @@ impl Procs {
     /// Removes slot `node`'s node from the replica group through slot `via`: the command's
     /// output, or why it was refused.
     pub async fn remove_member(&self, node: NodeId, via: NodeId) -> anyhow::Result<Result<String, String>> {
+        self.member_command(node, via, "remove").await
+    }
+
+    /// `mortar admin <verb> <id of slot node's node>` through slot `via` (drain, undrain,
+    /// remove): the command's output, or why it was refused.
+    pub async fn member_command(
+        &self,
+        node: NodeId,
+        via: NodeId,
+        verb: &str,
+    ) -> anyhow::Result<Result<String, String>> {
         let id = match self.member_id(node, via).await? {
             Ok(id) => id,
             Err(e) => return Ok(Err(e)),
         };
-        self.admin(via, &["remove", &id.to_string()]).await
+        self.admin(via, &[verb, &id.to_string()]).await
     }
 
     /// Waits up to `wait` for slot `node`'s node to exit by itself (a removed node does), then
     /// kills it if it has not; sets its data directory aside (kept for the report) and marks the
     /// slot to join again through slot `via` at its next start.
-    pub async fn retire(&mut self, node: NodeId, via: NodeId, wait: Duration) -> anyhow::Result<()> {
+    pub async fn retire(
+        &mut self,
+        node: NodeId,
+        via: NodeId,
+        replaces: Option<u32>,
+        wait: Duration,
+    ) -> anyhow::Result<()> {
         let proc = self.nodes.get_mut(&node).with_context(|| format!("node {node} was never started"))?;
         if let Some(mut child) = proc.child.take()
             && tokio::time::timeout(wait, child.wait()).await.is_err()
@@ -286,7 +304,7 @@ impl Procs {
             std::fs::rename(&data, &aside)
                 .with_context(|| format!("set {} aside as {}", data.display(), aside.display()))?;
         }
-        self.joined.insert(node, via);
+        self.joined.insert(node, (via, replaces));
         Ok(())
     }
 
@@ -320,9 +338,15 @@ impl Procs {
         command.arg("node");
         match self.joined.get(&node) {
             // A slot whose node was removed: a new node with a new id, at the same addresses.
-            Some(&via) => command
-                .args(["--join", &topology.proxy(via).to_string()])
-                .args(["--advertise", &topology.proxy(node).to_string()]),
+            Some(&(via, replaces)) => {
+                command
+                    .args(["--join", &topology.proxy(via).to_string()])
+                    .args(["--advertise", &topology.proxy(node).to_string()]);
+                if let Some(dead) = replaces {
+                    command.args(["--replace", &dead.to_string()]);
+                }
+                &mut command
+            }
             None => command
                 .args(["--id", &node.to_string()])
                 .args(["--initial-cluster", &topology.initial_cluster()]),
