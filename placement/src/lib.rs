@@ -9,7 +9,9 @@
 //!   over UDP. Each member gossips its id, gossip and gRPC addresses, region and load; a killed
 //!   member is declared down in well under a second, a member paused for 200 ms is not. The
 //!   current [`View`] (live members plus the ring over them) is one call away, and
-//!   [`Membership::subscribe`] wakes the node on every change.
+//!   [`Membership::subscribe`] wakes the node on every change. On a network others can write to,
+//!   a [`GossipKey`] makes only the cluster's members heard, [`Membership::set_directory`] only the
+//!   nodes the control plane knows, and [`Membership::stats`] counts what was dropped.
 //!
 //! * [`control::ClusterMetadata`] (module [`control`]): the control plane's metadata as a pure
 //!   state machine: the node directory, each replica group's epoch and members, and the
@@ -158,5 +160,8 @@ mod gossip;
 pub mod membership;
 pub mod ring;
 
-pub use membership::{ConfigError, LeaveError, Membership, MembershipConfig, StartError, View};
+pub use membership::{
+    ConfigError, DirectoryError, GossipKey, GossipStats, KeyError, LeaveError, Membership, MembershipConfig,
+    StartError, View,
+};
 pub use ring::{Member, NodeId, Ring};

@@ -27,8 +27,37 @@
 //!   declared down.
 //!
 //! A node that the cluster wrongly declared down (a longer pause, a partition) learns it and rejoins
-//! at once as its next *generation* (foca's auto-rejoin). A restarted node starts with a higher
-//! generation (by default the start time in microseconds), so its new identity replaces the old one.
+//! at once as its next *generation* (at most once per `suspect_to_down_after`). A restarted node
+//! starts with a higher generation (by default the start time in microseconds), so its new identity
+//! replaces the old one.
+//!
+//! # On a network others can write to
+//!
+//! Plain SWIM believes every datagram. Give every member the same [`MembershipConfig::key`] (a
+//! [`GossipKey`]) so that only they are heard, and, once the control plane knows the cluster, call
+//! [`Membership::set_directory`] so that only its nodes, at their addresses, are heard and talked
+//! to. [`Membership::stats`] counts what was dropped; [`Membership::is_running`] says whether gossip
+//! still runs at all.
+//!
+//! ```
+//! use mortar_placement::{GossipKey, Membership, MembershipConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = GossipKey::from_secret(b"the cluster's secret, from a file")?;
+//! let mut config = MembershipConfig::new(1, "127.0.0.1:0".parse()?);
+//! config.grpc_addr = "127.0.0.1:50051".into();
+//! config.key = Some(key);
+//! let member = Membership::start(config).await?;
+//!
+//! // The control plane's node directory: from now on nobody else is heard or sent to.
+//! member.set_directory(vec![(1, "127.0.0.1:50051".into()), (2, "127.0.0.1:50052".into())])?;
+//! assert!(member.is_running());
+//! assert_eq!(member.stats().datagrams_unauthenticated, 0);
+//! member.leave().await?;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,13 +67,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::gossip::auth::SEAL_BYTES;
+use crate::gossip::directory::Directory;
 use crate::gossip::driver::{self, Command, DriverParts};
 use crate::gossip::identity::{GOSSIP_ID_BYTES_MAX, GossipId};
+use crate::gossip::stats::Counters;
 use crate::ring::{GRPC_ADDR_BYTES_MAX, Member, NodeId, REGION_BYTES_MAX, Ring};
 
+pub use crate::gossip::auth::{GossipKey, KeyError};
+pub use crate::gossip::directory::{DIRECTORY_ENTRIES_MAX, DirectoryError};
+pub use crate::gossip::stats::GossipStats;
+
+/// Room in a packet for updates besides the three identities of its header.
+const PACKET_UPDATES_BYTES_MIN: usize = 200;
 /// Smallest packet size that fits a message carrying three identities (the most any SWIM message
-/// carries: source, destination and an indirect-probe target) and some updates.
-pub const PACKET_BYTES_MIN: usize = 3 * GOSSIP_ID_BYTES_MAX + 256;
+/// carries: source, destination and an indirect-probe target) and some updates, once sealed with
+/// a [`GossipKey`].
+pub const PACKET_BYTES_MIN: usize = 3 * GOSSIP_ID_BYTES_MAX + PACKET_UPDATES_BYTES_MIN + SEAL_BYTES;
 /// Largest UDP payload over IPv4.
 pub const PACKET_BYTES_MAX: usize = 65_507;
 /// How long [`Membership::leave`] waits for the driver to tell its peers and stop.
@@ -53,6 +92,10 @@ pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) const COMMANDS_MAX: usize = 16;
 
 const _: () = assert!(PACKET_BYTES_MIN <= 1400, "the default packet size must fit three identities");
+const _: () = assert!(
+    PACKET_BYTES_MIN - SEAL_BYTES >= 3 * GOSSIP_ID_BYTES_MAX,
+    "a sealed packet of the smallest size must still fit three identities"
+);
 const _: () = assert!(PACKET_BYTES_MIN < PACKET_BYTES_MAX);
 
 /// How a member joins the cluster and how fast it detects failures.
@@ -89,7 +132,8 @@ pub struct MembershipConfig {
     /// How many members are asked to probe indirectly. Default: 3.
     pub num_indirect_probes: usize,
     /// How long a suspect member has to refute the suspicion before it is declared down: the
-    /// longest silence (pause) a member survives is about this plus `probe_period`. Default: 400 ms.
+    /// longest silence (pause) a member survives is about this plus `probe_period`. Also the
+    /// shortest time between two rejoins of this member as a new generation. Default: 400 ms.
     pub suspect_to_down_after: Duration,
     /// How often pending updates (joins, suspicions, deaths, loads) are gossiped, besides the probe
     /// messages that also carry them. Default: 50 ms.
@@ -121,6 +165,13 @@ pub struct MembershipConfig {
     /// Seed of the random choices (probe order, gossip targets). Default: derived from the node id
     /// and generation.
     pub rng_seed: Option<u64>,
+    /// The cluster's gossip key: with one, every datagram sent is sealed and every datagram
+    /// received must be sealed with the same key, or it is dropped before it is read (see
+    /// [`GossipStats::datagrams_unauthenticated`]). Every member of a cluster must have the same
+    /// key, or none: keyed and unkeyed members do not hear each other. Sealing adds
+    /// 36 bytes to each datagram, within [`MembershipConfig::packet_bytes_max`]. Default: none
+    /// (anyone who can send UDP to the gossip port is heard).
+    pub key: Option<GossipKey>,
 }
 
 impl MembershipConfig {
@@ -149,6 +200,7 @@ impl MembershipConfig {
             load_refresh_interval: Duration::from_secs(5),
             packet_bytes_max: 1400,
             rng_seed: None,
+            key: None,
         }
     }
 
@@ -218,7 +270,8 @@ impl MembershipConfig {
             max_transmissions: NonZeroU8::new(self.max_transmissions).expect("validated: non-zero"),
             suspect_to_down_after: self.suspect_to_down_after,
             remove_down_after: Some(self.down_member_memory),
-            max_packet_size: nonzero(self.packet_bytes_max),
+            // A sealed datagram must still fit in `packet_bytes_max`.
+            max_packet_size: nonzero(self.packet_bytes_max - self.key.as_ref().map_or(0, |_| SEAL_BYTES)),
             // Tell a member we declared down, so that it rejoins as its next generation instead
             // of talking to a cluster that ignores it.
             notify_down_members: true,
@@ -369,6 +422,8 @@ pub struct Membership {
     view: watch::Receiver<View>,
     commands: mpsc::Sender<Command>,
     load: Arc<AtomicU64>,
+    directory: watch::Sender<Option<Arc<Directory>>>,
+    counters: Arc<Counters>,
     driver: Option<JoinHandle<()>>,
 }
 
@@ -402,6 +457,10 @@ impl Membership {
         let local = config.node_id;
         let (view_tx, view) = watch::channel(View::new(0, local, vec![identity.to_member(0)]));
         let (commands, commands_rx) = mpsc::channel(COMMANDS_MAX);
+        // A watch rather than a command: the driver only needs the latest directory, and setting
+        // one never waits for a queue.
+        let (directory, directory_rx) = watch::channel(None);
+        let counters = Arc::new(Counters::default());
         let rng_seed =
             config.rng_seed.unwrap_or_else(|| u64::from(config.node_id).rotate_left(32) ^ generation);
         tracing::info!(
@@ -409,6 +468,7 @@ impl Membership {
             %gossip_addr,
             generation,
             seeds = ?config.seeds,
+            keyed = config.key.is_some(),
             "membership starting"
         );
         let driver = driver::spawn(DriverParts {
@@ -420,8 +480,20 @@ impl Membership {
             view_tx,
             commands: commands_rx,
             load: Arc::clone(&load),
+            directory: directory_rx,
+            counters: Arc::clone(&counters),
         });
-        Ok(Self { local, gossip_addr, generation, view, commands, load, driver: Some(driver) })
+        Ok(Self {
+            local,
+            gossip_addr,
+            generation,
+            view,
+            commands,
+            load,
+            directory,
+            counters,
+            driver: Some(driver),
+        })
     }
 
     /// This node's id.
@@ -465,6 +537,41 @@ impl Membership {
     /// changes; peers hear of it at most every [`MembershipConfig::load_report_interval`].
     pub fn set_load(&self, load: u64) {
         self.load.store(load, Ordering::Relaxed);
+    }
+
+    /// Sets the allow-list: the cluster's node ids and their gRPC addresses as the control plane's
+    /// node directory knows them. Call it again whenever the directory changes; the latest call
+    /// wins.
+    ///
+    /// From the first call on, an identity whose node id is not listed, or whose gRPC address
+    /// (its [`MembershipConfig::grpc_addr`], compared byte for byte) differs from the listed one,
+    /// is ignored: datagrams from it, or asking to contact it, are dropped, gossip about it is
+    /// removed, it never enters the [`View`], and nothing is sent to it (see
+    /// [`GossipStats::identities_refused`] and [`GossipStats::sends_refused`]). Members already in
+    /// the view that the directory does not allow are dropped from it. A listed node restarted
+    /// with a higher generation, even on another gossip port, is still that node. Seeds can still
+    /// be announced to. Before the first call every identity is heard.
+    ///
+    /// So a new node must be in the directory of the members it joins through before it can join.
+    /// This member itself need not be listed.
+    ///
+    /// Errors: a directory no cluster has (too many entries, an address too long, one node at two
+    /// addresses), or a stopped driver; the previous directory stays in force.
+    pub fn set_directory(&self, members: Vec<(NodeId, String)>) -> Result<(), DirectoryError> {
+        let directory = Directory::new(members)?;
+        self.directory.send(Some(Arc::new(directory))).map_err(|_| DirectoryError::Stopped)
+    }
+
+    /// What gossip refused or dropped so far (all counts grow from 0). Cheap: a few atomic loads.
+    pub fn stats(&self) -> GossipStats {
+        self.counters.snapshot()
+    }
+
+    /// Whether the gossip driver still runs. It stops only after [`Membership::leave`] or when it
+    /// panicked (a bug; see the log); once it has stopped, the view is frozen and peers will
+    /// declare this node down: the node should report itself not ready and restart.
+    pub fn is_running(&self) -> bool {
+        self.driver.as_ref().is_some_and(|driver| !driver.is_finished())
     }
 
     /// Leaves the cluster gracefully: tells some peers this node is going (they spread it, so the

@@ -8,14 +8,21 @@
 //!
 //! Draining the socket before firing timers matters after a pause: the acks and refutations that
 //! arrived meanwhile are taken into account before a probe timer concludes that nobody answered.
+//!
+//! Every datagram goes through three gates before foca reads it: its size, its authentication tag
+//! (`auth.rs`, with a key) and the screen (`screen.rs`: newer generations of this member, and the
+//! directory once set). Every datagram foca asks to send goes through the directory (no datagram to
+//! an identity outside it) and is sealed (with a key). Whatever a gate drops is counted in
+//! [`Counters`].
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use foca::{AccumulatingRuntime, Foca, Incarnation, OwnedNotification, PostcardCodec, State, Timer};
+use foca::{AccumulatingRuntime, Foca, Incarnation, Member, OwnedNotification, PostcardCodec, State, Timer};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::net::UdpSocket;
@@ -24,8 +31,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::gossip::auth::{self, GossipKey, Unauthenticated};
+use crate::gossip::directory::Directory;
 use crate::gossip::identity::GossipId;
 use crate::gossip::load::{self, LOAD_TABLE_ENTRIES_MAX, LoadBroadcasts, LoadReport, LoadTable};
+use crate::gossip::screen::{self, Refusals, Rules, Verdict};
+use crate::gossip::stats::{self, Counters};
 use crate::gossip::timers::TimerQueue;
 use crate::gossip::view::{live_members, same_identities};
 use crate::membership::{MembershipConfig, View};
@@ -39,6 +50,9 @@ const SEED_RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 const RESOLVED_MAX: usize = 1;
 /// After this many announcement rounds without an answer, say so (again) at WARN.
 const LONELY_ROUNDS_WARN: u64 = 20;
+/// Most resolved seed addresses kept (the addresses this member may announce to outside the
+/// directory).
+const RESOLVED_SEEDS_MAX: usize = 64;
 
 type Swim = Foca<GossipId, PostcardCodec, SmallRng, LoadBroadcasts>;
 
@@ -61,6 +75,9 @@ pub(crate) struct DriverParts {
     pub(crate) view_tx: watch::Sender<View>,
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) load: Arc<AtomicU64>,
+    /// The directory, as last set by [`Membership::set_directory`](crate::Membership::set_directory).
+    pub(crate) directory: watch::Receiver<Option<Arc<Directory>>>,
+    pub(crate) counters: Arc<Counters>,
 }
 
 /// Spawns the driver on the current tokio runtime.
@@ -94,6 +111,7 @@ enum Event {
     Deadline,
     Command(Option<Command>),
     SeedsResolved(Vec<SocketAddr>),
+    DirectoryChanged,
 }
 
 struct Driver {
@@ -102,6 +120,12 @@ struct Driver {
     runtime: AccumulatingRuntime<GossipId>,
     socket: UdpSocket,
     recv_buf: Vec<u8>,
+    /// A datagram being sealed (with a key).
+    send_buf: Vec<u8>,
+    key: Option<GossipKey>,
+    directory_rx: watch::Receiver<Option<Arc<Directory>>>,
+    directory: Option<Arc<Directory>>,
+    counters: Arc<Counters>,
     timers: TimerQueue,
     commands: mpsc::Receiver<Command>,
     view_tx: watch::Sender<View>,
@@ -112,8 +136,15 @@ struct Driver {
     resolved_tx: mpsc::Sender<Vec<SocketAddr>>,
     resolved_rx: mpsc::Receiver<Vec<SocketAddr>>,
     resolving: bool,
+    /// The seeds' addresses from the last resolution, at most [`RESOLVED_SEEDS_MAX`].
+    resolved_seeds: Vec<SocketAddr>,
     next_seed_announce: Instant,
     lonely_rounds: u64,
+
+    /// When this member last rejoined as its next generation.
+    last_renewal: Option<Instant>,
+    /// When it rejoins next: the cluster declared it down.
+    rejoin_at: Option<Instant>,
 
     next_load_check: Instant,
     last_reported_load: Option<u64>,
@@ -132,7 +163,18 @@ struct Driver {
 
 impl Driver {
     fn new(parts: DriverParts) -> Self {
-        let DriverParts { config, foca_config, identity, socket, rng_seed, view_tx, commands, load } = parts;
+        let DriverParts {
+            config,
+            foca_config,
+            identity,
+            socket,
+            rng_seed,
+            view_tx,
+            commands,
+            load,
+            directory,
+            counters,
+        } = parts;
         let (handler, loads) = LoadBroadcasts::new();
         let seeds = Seeds::parse(&config.seeds);
         let foca = Foca::with_custom_broadcast(
@@ -147,6 +189,11 @@ impl Driver {
         Self {
             // One byte more than the largest packet: a datagram that fills the buffer is too big.
             recv_buf: vec![0; config.packet_bytes_max + 1],
+            send_buf: Vec::with_capacity(config.packet_bytes_max),
+            key: config.key.clone(),
+            directory_rx: directory,
+            directory: None,
+            counters,
             config,
             foca,
             runtime: AccumulatingRuntime::new(),
@@ -160,8 +207,11 @@ impl Driver {
             resolved_tx,
             resolved_rx,
             resolving: false,
+            resolved_seeds: Vec::new(),
             next_seed_announce: now,
             lonely_rounds: 0,
+            last_renewal: None,
+            rejoin_at: None,
             next_load_check: now,
             last_reported_load: None,
             last_report_at: now,
@@ -182,10 +232,14 @@ impl Driver {
             match event {
                 Event::Datagram(received) => self.on_datagram(received),
                 Event::Deadline => {}
-                Event::SeedsResolved(addrs) => {
+                Event::SeedsResolved(mut addrs) => {
                     self.resolving = false;
+                    addrs.truncate(RESOLVED_SEEDS_MAX);
+                    self.resolved_seeds = addrs;
+                    let addrs = self.resolved_seeds.clone();
                     self.announce_to(&addrs);
                 }
+                Event::DirectoryChanged => self.on_directory(),
                 Event::Command(None) => {
                     // The handle was dropped without leaving: stop like a crash would.
                     debug!(node = self.foca.identity().node, "membership handle dropped, gossip stops");
@@ -213,11 +267,16 @@ impl Driver {
         if self.is_alone() {
             wake = wake.min(self.next_seed_announce);
         }
+        if let Some(rejoin_at) = self.rejoin_at {
+            wake = wake.min(rejoin_at);
+        }
         tokio::select! {
             received = self.socket.recv_from(&mut self.recv_buf) => Event::Datagram(received),
             () = tokio::time::sleep_until(wake) => Event::Deadline,
             command = self.commands.recv() => Event::Command(command),
             Some(addrs) = self.resolved_rx.recv() => Event::SeedsResolved(addrs),
+            // An error means the handle is gone; the command branch stops the loop then.
+            Ok(()) = self.directory_rx.changed() => Event::DirectoryChanged,
         }
     }
 
@@ -225,19 +284,68 @@ impl Driver {
         !self.left && self.foca.num_members() == 0
     }
 
+    /// Authenticates, screens and hands one datagram to foca; drops (and counts) it at the first
+    /// gate it fails.
     fn on_datagram(&mut self, received: std::io::Result<(usize, SocketAddr)>) {
-        match received {
-            Ok((len, from)) if len >= self.recv_buf.len() => {
-                debug!(%from, len, max = self.config.packet_bytes_max, "gossip packet too large, dropped");
-            }
-            Ok((len, from)) => {
-                if let Err(error) = self.foca.handle_data(&self.recv_buf[..len], &mut self.runtime) {
-                    // Garbage, a peer with incompatible code, or a stale packet: the peer's problem.
-                    debug!(%from, %error, "gossip packet rejected");
-                }
-            }
+        let (len, from) = match received {
+            Ok(received) => received,
             // With UDP this is transient (e.g. an ICMP error surfaced by the OS); keep serving.
-            Err(error) => debug!(%error, "gossip receive failed"),
+            Err(error) => return debug!(%error, "gossip receive failed"),
+        };
+        if len >= self.recv_buf.len() {
+            stats::add(&self.counters.datagrams_rejected, 1);
+            return debug!(%from, len, max = self.config.packet_bytes_max, "gossip packet too large, dropped");
+        }
+        let datagram = &self.recv_buf[..len];
+        let opened = match &self.key {
+            Some(key) => auth::open(key, datagram),
+            None if auth::is_sealed(datagram) => Err(Unauthenticated),
+            None => Ok(datagram),
+        };
+        let Ok(payload) = opened else {
+            if stats::add(&self.counters.datagrams_unauthenticated, 1) {
+                warn!(
+                    %from,
+                    keyed = self.key.is_some(),
+                    total = self.counters.snapshot().datagrams_unauthenticated,
+                    "gossip datagram failed authentication, dropped: a member with another gossip key (or none), corruption, or an attacker"
+                );
+            }
+            return;
+        };
+        let rules = Rules { local: self.foca.identity(), directory: self.directory.as_deref() };
+        let (verdict, refusals) = screen::screen(payload, &rules);
+        self.count_refusals(from, refusals);
+        let payload = match verdict {
+            Verdict::Pass => Cow::Borrowed(payload),
+            Verdict::Rewritten(rewritten) => Cow::Owned(rewritten),
+            Verdict::Refused => return,
+            Verdict::Malformed => {
+                stats::add(&self.counters.datagrams_rejected, 1);
+                return debug!(%from, len, "undecodable gossip packet, dropped");
+            }
+        };
+        if let Err(error) = self.foca.handle_data(&payload, &mut self.runtime) {
+            // Garbage, a peer with incompatible code, or a stale packet: the peer's problem.
+            stats::add(&self.counters.datagrams_rejected, 1);
+            debug!(%from, %error, "gossip packet rejected");
+        }
+    }
+
+    fn count_refusals(&self, from: SocketAddr, refusals: Refusals) {
+        if stats::add(&self.counters.identities_refused, refusals.identities) {
+            warn!(
+                %from,
+                total = self.counters.snapshot().identities_refused,
+                "gossip from or about an identity outside the directory refused: a node the control plane does not know, or at another address"
+            );
+        }
+        if stats::add(&self.counters.generations_refused, refusals.generations) {
+            warn!(
+                %from,
+                total = self.counters.snapshot().generations_refused,
+                "gossip claiming a newer generation of this node refused: forged or corrupted, or another node runs with this node id or gossip address"
+            );
         }
     }
 
@@ -279,8 +387,9 @@ impl Driver {
         })
     }
 
-    /// Announcing to seeds while alone, and reporting the load.
+    /// Announcing to seeds while alone, rejoining when declared down, and reporting the load.
     fn chores(&mut self, now: Instant) {
+        self.rejoin_if_due(now);
         if self.is_alone() && now >= self.next_seed_announce {
             self.next_seed_announce = now + self.config.seed_announce_interval;
             self.announce_to_seeds();
@@ -333,6 +442,93 @@ impl Driver {
         }
     }
 
+    /// Whether a datagram may go to `to`: anyone before a directory is set; then only the identities
+    /// it allows (and this member's own), or a seed this member announces itself to.
+    fn may_send_to(&self, to: &GossipId) -> bool {
+        let Some(directory) = self.directory.as_deref() else {
+            return true;
+        };
+        let seed = *to == GossipId::seed(to.addr)
+            && (self.seeds.addrs.contains(&to.addr) || self.resolved_seeds.contains(&to.addr));
+        seed || screen::directory_allows(directory, self.foca.identity(), to)
+    }
+
+    /// Takes the directory just set, and drops from foca's members those it does not allow (they
+    /// may have joined before the first directory): locally, without telling anyone.
+    fn on_directory(&mut self) {
+        self.directory = self.directory_rx.borrow_and_update().clone();
+        let Some(directory) = self.directory.as_deref() else {
+            return;
+        };
+        let local = self.foca.identity();
+        let outside: Vec<GossipId> = self
+            .foca
+            .iter_members()
+            .map(|member| member.id())
+            .filter(|id| !screen::directory_allows(directory, local, id))
+            .cloned()
+            .collect();
+        info!(entries = directory.len(), dropped = outside.len(), "gossip directory set");
+        if outside.is_empty() {
+            return;
+        }
+        for id in &outside {
+            info!(node = id.node, addr = %id.addr, grpc_addr = %id.grpc_addr, "member outside the directory dropped");
+        }
+        stats::add(&self.counters.identities_refused, outside.len() as u64);
+        if let Err(error) =
+            self.foca.apply_many(outside.into_iter().map(Member::down), false, &mut self.runtime)
+        {
+            warn!(%error, "cannot drop the members outside the directory");
+        }
+    }
+
+    /// The cluster declared this member down (foca went idle): rejoin as the next generation, at
+    /// once unless the last renewal is recent. Bounding the rate is what keeps a forged or
+    /// corrupted "you are down", repeated, from making it renew in a tight loop.
+    fn schedule_rejoin(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        let due = self.last_renewal.map_or(now, |last| last + self.config.suspect_to_down_after);
+        let refused = self.rejoin_at.is_some() || due > now;
+        if refused && stats::add(&self.counters.renewals_refused, 1) {
+            warn!(
+                node = self.foca.identity().node,
+                total = self.counters.snapshot().renewals_refused,
+                "declared down again right after rejoining: rejoining once suspect_to_down_after has passed"
+            );
+        }
+        self.rejoin_at = Some(self.rejoin_at.unwrap_or(due).max(now));
+    }
+
+    fn rejoin_if_due(&mut self, now: Instant) {
+        if self.left || self.rejoin_at.is_none_or(|rejoin_at| now < rejoin_at) {
+            return;
+        }
+        self.rejoin_at = None;
+        let local = self.foca.identity().node;
+        let Some(renewed) = self.foca.identity().next_generation() else {
+            return warn!(
+                local,
+                "the cluster declared this node down and its generation is at its maximum; restart it"
+            );
+        };
+        let generation = renewed.generation;
+        if let Err(error) = self.foca.change_identity(renewed, &mut self.runtime) {
+            return warn!(local, %error, "cannot rejoin as a new generation; restart this node");
+        }
+        self.last_renewal = Some(now);
+        stats::add(&self.counters.renewals, 1);
+        warn!(
+            local,
+            generation,
+            "the cluster declared this node down (paused or partitioned too long); rejoined as a new generation"
+        );
+        self.membership_changed = true;
+        self.force_load_report = true;
+    }
+
     /// Queues a load report when the load changed (at most once per `load_report_interval`, the
     /// rate of this call), when a member joined, or when the last report is old.
     fn report_load(&mut self, now: Instant) {
@@ -368,14 +564,35 @@ impl Driver {
     /// Performs what foca asked for: packets, timers, then a new view if anything changed.
     async fn flush(&mut self) {
         while let Some((to, data)) = self.runtime.to_send() {
-            if let Err(error) = self.socket.send_to(&data, to.addr).await {
+            if !self.may_send_to(&to) {
+                stats::add(&self.counters.sends_refused, 1);
+                debug!(node = to.node, peer = %to.addr, "not sending gossip outside the directory");
+                continue;
+            }
+            let datagram: &[u8] = match &self.key {
+                Some(key) => {
+                    auth::seal(key, &data, &mut self.send_buf);
+                    &self.send_buf
+                }
+                None => &data,
+            };
+            if let Err(error) = self.socket.send_to(datagram, to.addr).await {
                 // The peer's failure detector deals with unreachable members.
                 debug!(peer = %to.addr, %error, "gossip send failed");
             }
         }
         let now = std::time::Instant::now();
         while let Some((after, timer)) = self.runtime.to_schedule() {
-            self.timers.push(now, after, timer);
+            if let Some(dropped) = self.timers.push(now, after, timer)
+                && stats::add(&self.counters.timers_dropped, 1)
+            {
+                warn!(
+                    ?dropped,
+                    pending = self.timers.len(),
+                    total = self.counters.snapshot().timers_dropped,
+                    "gossip timer queue full, the timer due last dropped: flooded with identities?"
+                );
+            }
         }
         while let Some(notification) = self.runtime.to_notify() {
             self.on_notification(notification);
@@ -417,18 +634,14 @@ impl Driver {
                 self.membership_changed = true;
             }
             OwnedNotification::Rejoin(id) => {
-                warn!(
-                    local,
-                    generation = id.generation,
-                    "the cluster declared this node down (paused or partitioned too long); rejoined as a new generation"
-                );
+                // foca never renews by itself (`GossipId::renew` is `None`): see `rejoin_if_due`.
+                debug!(local, generation = id.generation, "foca rejoined");
                 self.membership_changed = true;
-                self.force_load_report = true;
             }
             OwnedNotification::Defunct => {
                 if !self.left {
-                    // Only reachable if renewing the identity failed (generation u64::MAX).
-                    warn!(local, "the cluster declared this node down and it cannot rejoin; restart it");
+                    info!(local, "the cluster declared this node down");
+                    self.schedule_rejoin(Instant::now());
                 }
                 self.membership_changed = true;
             }

@@ -24,7 +24,8 @@ pub(crate) struct GossipId {
     pub(crate) node: NodeId,
     /// Advertised gossip (UDP) address.
     pub(crate) addr: SocketAddr,
-    /// Which start of the process; `renew` bumps it after the cluster wrongly declared us down.
+    /// Which start of the process; [`GossipId::next_generation`] bumps it after the cluster
+    /// wrongly declared us down.
     pub(crate) generation: u64,
     pub(crate) region: String,
     pub(crate) grpc_addr: String,
@@ -35,6 +36,12 @@ impl GossipId {
     /// `Announce` whose destination has its address, whatever the other fields say.
     pub(crate) fn seed(addr: SocketAddr) -> Self {
         Self { node: 0, addr, generation: 0, region: String::new(), grpc_addr: String::new() }
+    }
+
+    /// The identity this member rejoins with after the cluster declared it down: the next
+    /// generation, which wins the address conflict against this one. `None` at `u64::MAX`.
+    pub(crate) fn next_generation(&self) -> Option<Self> {
+        Some(Self { generation: self.generation.checked_add(1)?, ..self.clone() })
     }
 
     /// The member this identity describes, with `load`.
@@ -53,10 +60,12 @@ impl GossipId {
 impl Identity for GossipId {
     type Addr = SocketAddr;
 
-    /// Opt in to foca's automatic rejoin: when the cluster declares us down (a false positive, or
-    /// a pause longer than the suspicion timeout), come back at once as the next generation.
+    /// Opt out of foca's automatic rejoin: foca would renew on every "you are down" it hears, as
+    /// fast as they arrive (a forged or corrupted identity made a node renew thousands of times a
+    /// second). Declared down, foca goes idle and notifies `Defunct`; the gossip driver then rejoins
+    /// with [`GossipId::next_generation`], at once, but at most once per suspicion timeout.
     fn renew(&self) -> Option<Self> {
-        Some(Self { generation: self.generation.checked_add(1)?, ..self.clone() })
+        None
     }
 
     fn addr(&self) -> SocketAddr {
@@ -85,14 +94,15 @@ mod tests {
     }
 
     #[test]
-    fn renewed_identity_wins_the_conflict() {
+    fn next_generation_wins_the_conflict() {
         let old = id(10);
-        let new = old.renew().expect("renewable");
+        let new = old.next_generation().expect("renewable");
         assert_eq!(new.generation, 11);
         assert_eq!(new.addr(), old.addr());
         assert!(new.win_addr_conflict(&old));
         assert!(!old.win_addr_conflict(&new));
-        assert_eq!(id(u64::MAX).renew(), None);
+        assert_eq!(id(u64::MAX).next_generation(), None);
+        assert_eq!(old.renew(), None, "the driver renews, not foca");
     }
 
     #[test]

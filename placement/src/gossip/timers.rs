@@ -1,7 +1,6 @@
 //! The timers foca asks for, kept until they are due. Pure: the caller passes the time in.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use foca::Timer;
@@ -9,59 +8,51 @@ use foca::Timer;
 use crate::gossip::identity::GossipId;
 
 /// Most timers pending at once. foca keeps a handful per member (a probe, a suspicion, a
-/// forget-the-dead timer), so this is far above any real cluster; reaching it is a bug.
+/// forget-the-dead timer), so a real cluster stays far below this. Only a flood of identities (a
+/// hostile or broken network) reaches it; then the queue drops the timer due last, see
+/// [`TimerQueue::push`].
 pub(crate) const TIMERS_PENDING_MAX: usize = 16_384;
 
-struct Entry {
-    due: Instant,
-    /// Submission order: equal deadlines fire in the order they were asked for.
-    seq: u64,
-    timer: Timer<GossipId>,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.due, self.seq) == (other.due, other.seq)
-    }
-}
-
-impl Eq for Entry {}
-
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.due, self.seq).cmp(&(other.due, other.seq))
-    }
-}
-
-/// Pending foca timers, earliest first.
+/// Pending foca timers, earliest first; equal deadlines in submission order.
 #[derive(Default)]
 pub(crate) struct TimerQueue {
-    heap: BinaryHeap<Reverse<Entry>>,
+    entries: BTreeMap<(Instant, u64), Timer<GossipId>>,
     next_seq: u64,
 }
 
 impl TimerQueue {
-    /// Schedules `timer` to fire `after` from `now`.
-    pub(crate) fn push(&mut self, now: Instant, after: Duration, timer: Timer<GossipId>) {
-        assert!(
-            self.heap.len() < TIMERS_PENDING_MAX,
-            "too many pending gossip timers: pending={} max={TIMERS_PENDING_MAX}",
-            self.heap.len()
-        );
-        let seq = self.next_seq;
+    /// Schedules `timer` to fire `after` from `now`. When [`TIMERS_PENDING_MAX`] timers are already
+    /// pending, the one due last (the new one, or the pending one it displaces) is dropped and
+    /// returned, for the caller to count.
+    ///
+    /// Why the one due last: foca's periodic timers (probe, gossip, announce) are due within
+    /// seconds and each one that fires schedules the next, so dropping one would stop probing or
+    /// gossip for good; the timers due last are the "forget this dead member" ones an hour away,
+    /// whose loss only means remembering a dead identity longer.
+    pub(crate) fn push(
+        &mut self,
+        now: Instant,
+        after: Duration,
+        timer: Timer<GossipId>,
+    ) -> Option<Timer<GossipId>> {
+        let key = (now + after, self.next_seq);
         self.next_seq += 1;
-        self.heap.push(Reverse(Entry { due: now + after, seq, timer }));
+        if self.entries.len() < TIMERS_PENDING_MAX {
+            self.entries.insert(key, timer);
+            return None;
+        }
+        let last = *self.entries.last_key_value().map(|(last, _)| last).expect("the queue is full");
+        if key > last {
+            return Some(timer);
+        }
+        let (_, dropped) = self.entries.pop_last().expect("the queue is full");
+        self.entries.insert(key, timer);
+        Some(dropped)
     }
 
     /// When the earliest timer is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse(entry)| entry.due)
+        self.entries.first_key_value().map(|(&(due, _), _)| due)
     }
 
     /// Removes and returns the timers due at `now`, in the order foca wants them.
@@ -71,17 +62,17 @@ impl TimerQueue {
     /// and the sort is stable so timers of one kind keep their deadline order.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Vec<Timer<GossipId>> {
         let mut due = Vec::new();
-        while self.heap.peek().is_some_and(|Reverse(entry)| entry.due <= now) {
-            let Reverse(entry) = self.heap.pop().expect("peeked");
-            due.push(entry.timer);
+        while let Some(entry) = self.entries.first_entry()
+            && entry.key().0 <= now
+        {
+            due.push(entry.remove());
         }
         due.sort(); // stable
         due
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.heap.len()
+        self.entries.len()
     }
 }
 
@@ -110,5 +101,41 @@ mod tests {
         );
         assert_eq!(queue.len(), 1);
         assert_eq!(queue.next_due(), Some(start + Duration::from_millis(150)));
+    }
+
+    fn remove_down(port: u16) -> Timer<GossipId> {
+        Timer::RemoveDown(GossipId::seed(([127, 0, 0, 1], port).into()))
+    }
+
+    /// What a flood of identities does: every one declared down asks for a timer an hour away.
+    #[test]
+    fn a_flood_of_timers_drops_the_latest_and_keeps_gossip_alive() {
+        let start = Instant::now();
+        let hour = Duration::from_secs(3600);
+        let mut queue = TimerQueue::default();
+        queue.push(start, Duration::from_millis(100), Timer::ProbeRandomMember(0));
+        let flood = TIMERS_PENDING_MAX + 1_000;
+        let mut dropped = Vec::new();
+        for n in 0..flood {
+            let port = u16::try_from(n % 60_000).expect("fits");
+            dropped.extend(queue.push(start, hour + Duration::from_millis(n as u64), remove_down(port)));
+        }
+        assert_eq!(queue.len(), TIMERS_PENDING_MAX, "bounded");
+        assert_eq!(dropped.len(), flood + 1 - TIMERS_PENDING_MAX, "each one beyond the bound is counted");
+        // The newest (due last) were refused; the earlier ones are all still there.
+        assert_eq!(dropped[0], remove_down(u16::try_from((TIMERS_PENDING_MAX - 1) % 60_000).expect("fits")));
+
+        // Full, the periodic timers still get in: they displace the timer due last.
+        let displaced = queue.push(start, Duration::from_millis(50), Timer::PeriodicGossip(0));
+        assert!(matches!(displaced, Some(Timer::RemoveDown(_))), "{displaced:?}");
+        assert_eq!(queue.len(), TIMERS_PENDING_MAX);
+        assert_eq!(
+            queue.pop_due(start + Duration::from_millis(100)),
+            vec![Timer::ProbeRandomMember(0), Timer::PeriodicGossip(0)]
+        );
+        // The room they left is taken again by the next one due last.
+        assert_eq!(queue.push(start, hour * 2, remove_down(1)), None);
+        assert_eq!(queue.push(start, hour * 2, remove_down(2)), None);
+        assert_eq!(queue.push(start, hour * 2, remove_down(3)), Some(remove_down(3)));
     }
 }
