@@ -92,6 +92,9 @@ pub struct NodeConfig {
     pub gossip_advertise: Option<SocketAddr>,
     /// Gossip addresses (`host:port`) of the members to join through.
     pub gossip_seeds: Vec<String>,
+    /// The cluster's gossip key (`--gossip-key-file`): every gossip datagram is authenticated
+    /// with it. `None`: gossip is open to anyone who can send UDP to the node.
+    pub gossip_key: Option<mortar_placement::GossipKey>,
     /// An actor without calls for this long sleeps (memory freed, state on disk).
     pub actor_idle_timeout: Duration,
     /// How long an actor's owner answers reads from memory after confirming its ownership.
@@ -253,6 +256,10 @@ impl NodeConfig {
             }
             Some(ms) => Duration::from_millis(ms),
         };
+        let gossip_key = match args.gossip_key_file.or(file.gossip_key_file) {
+            Some(path) => Some(read_gossip_key(&path)?),
+            None => None,
+        };
         let actor_lease = match args.actor_lease_ms.or(file.actor_lease_ms) {
             None => crate::actor::runtime::LEASE_DEFAULT,
             Some(ms) if ms == 0 || ms > ACTOR_LEASE_MS_MAX => return Err(ConfigError::BadActorLease(ms)),
@@ -274,10 +281,29 @@ impl NodeConfig {
             gossip_listen,
             gossip_advertise,
             gossip_seeds,
+            gossip_key,
             actor_idle_timeout,
             actor_lease,
         })
     }
+}
+
+/// Largest gossip key file read: a secret is a few dozen bytes.
+const GOSSIP_KEY_FILE_BYTES_MAX: u64 = 4096;
+
+/// The gossip key from its file: the file's bytes, without trailing whitespace (a newline an
+/// editor added). The secret itself never appears in an error.
+fn read_gossip_key(path: &Path) -> Result<mortar_placement::GossipKey, ConfigError> {
+    let unreadable = |reason: String| ConfigError::UnreadableGossipKey { path: path.to_path_buf(), reason };
+    let len = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?.len();
+    if len > GOSSIP_KEY_FILE_BYTES_MAX {
+        return Err(unreadable(format!("it is {len} bytes, more than {GOSSIP_KEY_FILE_BYTES_MAX}")));
+    }
+    let mut secret = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+    while secret.last().is_some_and(|b| b.is_ascii_whitespace()) {
+        secret.pop();
+    }
+    mortar_placement::GossipKey::from_secret(&secret).map_err(|e| unreadable(e.to_string()))
 }
 
 /// FNV-1a (64-bit) over `"id=address,"` for each member, in id order.
@@ -369,6 +395,12 @@ pub struct NodeArgs {
     #[arg(long, env = "MORTAR_GOSSIP_SEEDS", value_name = "HOST:PORT,...")]
     pub gossip_seeds: Option<String>,
 
+    /// File holding the cluster's gossip secret (at least 16 bytes; every node the same, e.g.
+    /// `head -c 32 /dev/urandom > gossip.key`): every gossip datagram is then authenticated, and
+    /// forged or corrupted ones are dropped [default: none, gossip is open to the network].
+    #[arg(long, env = "MORTAR_GOSSIP_KEY_FILE", value_name = "FILE")]
+    pub gossip_key_file: Option<PathBuf>,
+
     /// An actor without calls for this many milliseconds sleeps: its memory is freed, its state
     /// stays on disk, and its next call activates it again [default: 60000].
     #[arg(long, env = "MORTAR_ACTOR_IDLE_TIMEOUT_MS", value_name = "MS")]
@@ -381,7 +413,7 @@ pub struct NodeArgs {
 
     /// TOML file with any of: id, listen, http, data_dir, initial_cluster, region,
     /// request_timeout_ms, value_bytes_max, gossip_listen, gossip_advertise, gossip_seeds,
-    /// actor_idle_timeout_ms, actor_lease_ms. Flags and environment variables override it.
+    /// gossip_key_file, actor_idle_timeout_ms, actor_lease_ms. Flags and environment variables override it.
     #[arg(long, env = "MORTAR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -422,6 +454,7 @@ pub struct FileConfig {
     pub gossip_listen: Option<String>,
     pub gossip_advertise: Option<String>,
     pub gossip_seeds: Option<String>,
+    pub gossip_key_file: Option<PathBuf>,
     pub actor_idle_timeout_ms: Option<u64>,
     pub actor_lease_ms: Option<u64>,
 }
@@ -576,6 +609,8 @@ pub enum ConfigError {
          default is 300); a lease must end before failure detection moves the actor"
     )]
     BadActorLease(u64),
+    #[error("cannot read the gossip key file {}: {reason}; check --gossip-key-file", path.display())]
+    UnreadableGossipKey { path: PathBuf, reason: String },
     #[error("cannot read config file {}: {reason}; check the --config path", path.display())]
     UnreadableFile { path: PathBuf, reason: String },
     #[error("config file {} is invalid: {reason}", path.display())]
@@ -984,6 +1019,34 @@ mod tests {
         );
         assert!(matches!(error(NodeArgs { region: Some("".into()), ..args(1) }), ConfigError::BadRegion(_)));
         assert_eq!(error(NodeArgs { data_dir: None, ..args(1) }), ConfigError::MissingDataDir);
+    }
+
+    #[test]
+    fn a_gossip_key_file_is_read_without_its_trailing_newline_and_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_newline = dir.path().join("a.key");
+        let without = dir.path().join("b.key");
+        std::fs::write(&with_newline, "0123456789abcdef-secret\n").unwrap();
+        std::fs::write(&without, "0123456789abcdef-secret").unwrap();
+        let key = |path: &PathBuf| {
+            let args = NodeArgs { gossip_key_file: Some(path.clone()), ..args(1) };
+            NodeConfig::from_layers(args, FileConfig::default()).unwrap().gossip_key.expect("a key")
+        };
+        let (a, b) = (key(&with_newline), key(&without));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        assert!(!format!("{a:?}").contains("secret"), "{a:?}");
+        assert!(NodeConfig::from_layers(args(1), FileConfig::default()).unwrap().gossip_key.is_none());
+
+        let short = dir.path().join("short.key");
+        std::fs::write(&short, "tiny-secret\n").unwrap();
+        let e = error(NodeArgs { gossip_key_file: Some(short), ..args(1) });
+        assert!(matches!(e, ConfigError::UnreadableGossipKey { .. }), "{e}");
+        assert!(e.to_string().contains("short.key") && e.to_string().contains("at least 16"), "{e}");
+        assert!(!e.to_string().contains("tiny-secret"), "{e}");
+        assert_one_line(&e);
+        let missing = dir.path().join("missing.key");
+        let e = error(NodeArgs { gossip_key_file: Some(missing), ..args(1) });
+        assert!(e.to_string().contains("missing.key") && e.to_string().contains("--gossip-key-file"), "{e}");
     }
 
     #[test]

@@ -35,7 +35,7 @@ use mortar_storage::{RocksStorage, Storage, StorageError};
 use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, info};
@@ -182,16 +182,23 @@ pub async fn run(
     let runtime = Runtime::new(runtime_config, registry, driver.clone(), storage);
     let router = Router::new(runtime.clone(), placement);
     let rebalancer = router.spawn_rebalancer();
+    let gossip_alive = Arc::new(AtomicBool::new(true));
     let load_reporter = {
         let membership = membership.clone();
+        let alive = gossip_alive.clone();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(LOAD_REPORT_INTERVAL);
             loop {
                 interval.tick().await;
                 membership.set_load(runtime.active_count() as u64);
+                alive.store(membership.is_running(), Ordering::Relaxed);
+                export_gossip_stats(membership.stats());
+                let live = membership.subscribe().borrow().members.len();
+                metrics::gauge!("mortar_gossip_live_members").set(live as f64);
             }
         })
     };
+    let gossip_directory = spawn_gossip_directory(membership.clone(), metadata.clone());
 
     let local = LocalInfo {
         id: config.id,
@@ -205,6 +212,7 @@ pub async fn run(
         addresses.clone(),
         driver.clone(),
         metadata.clone(),
+        gossip_alive,
         http_state.clone(),
     );
 
@@ -294,6 +302,8 @@ pub async fn run(
     // detection.
     load_reporter.abort();
     let _ = load_reporter.await;
+    gossip_directory.abort();
+    let _ = gossip_directory.await;
     rebalancer.abort();
     bootstrap.abort();
     follower.abort();
@@ -345,6 +355,7 @@ async fn start_membership(config: &NodeConfig) -> anyhow::Result<Membership> {
     gossip.region = config.region.clone();
     gossip.grpc_addr = config.this_member().address.clone();
     gossip.seeds = config.gossip_seeds.clone();
+    gossip.key = config.gossip_key.clone();
     if let Some(advertise) = config.gossip_advertise {
         gossip.advertise_addr = Some(advertise);
     } else if config.gossip_listen.ip().is_unspecified() {
@@ -464,6 +475,53 @@ async fn wait_for(mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+/// Keeps gossip's directory equal to the control plane's live nodes (joining, active, draining)
+/// and their addresses: gossip then ignores any other identity, and sends nothing to it.
+fn spawn_gossip_directory(
+    membership: Arc<Membership>,
+    mut metadata: watch::Receiver<Arc<ClusterMetadata>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = Vec::new();
+        loop {
+            let live: Vec<(u32, String)> = metadata
+                .borrow_and_update()
+                .nodes
+                .values()
+                .filter(|n| n.state.is_live())
+                .map(|n| (n.id, n.address.clone()))
+                .collect();
+            // Before the control plane is initialized gossip stays open: the initial members
+            // find each other first.
+            if !live.is_empty() && live != last {
+                match membership.set_directory(live.clone()) {
+                    Ok(()) => last = live,
+                    Err(e) => tracing::warn!(error = %e, "gossip directory not updated"),
+                }
+            }
+            if metadata.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Gossip's refusal counters as metrics (`mortar_gossip_*_total`).
+fn export_gossip_stats(stats: mortar_placement::GossipStats) {
+    for (name, value) in [
+        ("mortar_gossip_datagrams_unauthenticated_total", stats.datagrams_unauthenticated),
+        ("mortar_gossip_datagrams_rejected_total", stats.datagrams_rejected),
+        ("mortar_gossip_identities_refused_total", stats.identities_refused),
+        ("mortar_gossip_generations_refused_total", stats.generations_refused),
+        ("mortar_gossip_sends_refused_total", stats.sends_refused),
+        ("mortar_gossip_renewals_total", stats.renewals),
+        ("mortar_gossip_renewals_refused_total", stats.renewals_refused),
+        ("mortar_gossip_timers_dropped_total", stats.timers_dropped),
+    ] {
+        metrics::counter!(name).absolute(value);
+    }
+}
+
 /// Marks the node ready while it reaches a majority of its epoch's members (itself included).
 /// Addresses come from the epoch's members as the node started (`addresses`), then from the
 /// control plane's directory.
@@ -473,6 +531,7 @@ fn spawn_readiness(
     mut addresses: BTreeMap<u32, String>,
     driver: driver::DriverHandle,
     metadata: watch::Receiver<Arc<ClusterMetadata>>,
+    gossip_alive: Arc<AtomicBool>,
     state: HttpState,
 ) {
     let epoch = driver.epoch_status();
@@ -498,9 +557,13 @@ fn spawn_readiness(
                 futures::future::join_all(peers.iter().map(|p| node_info::probe(cluster_id, p))).await;
             let reachable = 1 + statuses.iter().filter(|s| s.reachable).count();
             let serving = driver.is_serving();
-            let ready = reachable >= quorum && serving;
+            let gossiping = gossip_alive.load(Ordering::Relaxed);
+            let ready = reachable >= quorum && serving && gossiping;
             metrics::gauge!("mortar_node_members_reachable").set(reachable as f64);
-            if !serving {
+            if !gossiping {
+                *state.not_ready_reason.lock().expect("reason lock") =
+                    "gossip stopped (a bug: see the log); restart this node".to_string();
+            } else if !serving {
                 *state.not_ready_reason.lock().expect("reason lock") =
                     "confirming this data directory with the control plane (a wiped one must not vote again)"
                         .to_string();

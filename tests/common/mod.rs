@@ -240,6 +240,11 @@ impl Cluster {
         kill_and_reap(&mut child);
     }
 
+    /// The extra arguments every node started from now on gets (see `start_with`).
+    pub fn set_extra_args(&mut self, extra_args: &[&str]) {
+        self.extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+    }
+
     /// Starts node `id` again on the same ports and data directory, and waits until it is ready.
     pub async fn restart(&mut self, id: usize) {
         self.start_node(id);

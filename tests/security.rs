@@ -1,0 +1,96 @@
+//! A hostile network around a real cluster: gossip keyed with `--gossip-key-file` hears only the
+//! nodes that hold the key, and garbage sent to the gossip port changes nothing. Bounded in time
+//! and operations; cluster tests run one at a time (see `common::SERIAL`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Cluster, bounded, http_get};
+
+/// Bound on one test once its cluster is up.
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a metric may take to reach a value (nodes export gossip's every second).
+const METRIC_WAIT: Duration = Duration::from_secs(20);
+/// Datagrams of garbage sent at a node's gossip port.
+const GARBAGE_DATAGRAMS: u64 = 200;
+
+/// The value of metric `name` (no labels) in node `id`'s `/metrics`, if exported.
+async fn metric(cluster: &Cluster, id: usize, name: &str) -> Option<f64> {
+    let (_, body) = http_get(cluster.node(id).http, "/metrics").await?;
+    body.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Waits until metric `name` of node `id` satisfies `want`; panics with the last value after
+/// [`METRIC_WAIT`].
+async fn wait_metric(cluster: &Cluster, id: usize, name: &str, want: impl Fn(f64) -> bool) -> f64 {
+    let deadline = Instant::now() + METRIC_WAIT;
+    loop {
+        let value = metric(cluster, id, name).await;
+        if let Some(v) = value.filter(|v| want(*v)) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "node {id}: {name} is {value:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Three nodes sharing a gossip key see each other; random datagrams at a node's gossip port are
+/// dropped and counted; a node restarted with another key is not heard (its peers count its
+/// datagrams as unauthenticated and drop it from their view), and is heard again with the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gossip_key_keeps_strangers_out_and_the_cluster_serving() {
+    let keys = tempfile::tempdir().expect("a temp dir");
+    let key = keys.path().join("gossip.key");
+    let other = keys.path().join("other.key");
+    std::fs::write(&key, "the cluster's secret, 32 bytes!!\n").expect("write the key");
+    std::fs::write(&other, "another cluster's secret, 32 b!!\n").expect("write the other key");
+    let key_args = ["--gossip-key-file", key.to_str().expect("a UTF-8 path")];
+    let mut cluster = Cluster::start_with(&key_args).await;
+    bounded(TEST_TIMEOUT, async {
+        wait_metric(&cluster, 1, "mortar_gossip_live_members", |v| v == 3.0).await;
+        cluster.kv(1).put("before", "keyed").await.expect("put");
+
+        // Garbage at node 1's gossip port (UDP, the gRPC port number).
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for i in 0..GARBAGE_DATAGRAMS {
+            let len = 8 + (i as usize * 37) % 600;
+            let datagram: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            socket.send_to(&datagram, cluster.node(1).grpc).expect("send a datagram");
+        }
+        let name = "mortar_gossip_datagrams_unauthenticated_total";
+        wait_metric(&cluster, 1, name, |v| v >= GARBAGE_DATAGRAMS as f64).await;
+        assert_eq!(metric(&cluster, 1, "mortar_gossip_live_members").await, Some(3.0));
+        assert_eq!(cluster.kv(2).get("before").await.expect("get").as_deref(), Some(&b"keyed"[..]));
+
+        // Node 3 with another key: nobody hears it, and it hears nobody.
+        cluster.kill(3);
+        let counted = metric(&cluster, 1, name).await.expect("exported above");
+        cluster.set_extra_args(&["--gossip-key-file", other.to_str().expect("a UTF-8 path")]);
+        cluster.start_node(3);
+        wait_metric(&cluster, 1, name, |v| v > counted).await;
+        wait_metric(&cluster, 1, "mortar_gossip_live_members", |v| v == 2.0).await;
+        wait_metric(&cluster, 3, "mortar_gossip_live_members", |v| v == 1.0).await;
+
+        // With the cluster's key again it is a member as before, and the data is all there.
+        cluster.kill(3);
+        cluster.set_extra_args(&key_args);
+        cluster.restart(3).await;
+        wait_metric(&cluster, 1, "mortar_gossip_live_members", |v| v == 3.0).await;
+        wait_metric(&cluster, 3, "mortar_gossip_live_members", |v| v == 3.0).await;
+        let kv = cluster.kv(3);
+        let value = common::retry_unavailable(Duration::from_secs(10), || kv.get("before"))
+            .await
+            .expect("get through node 3");
+        assert_eq!(value.as_deref(), Some(&b"keyed"[..]));
+    })
+    .await;
+}
