@@ -60,6 +60,12 @@ impl Paths {
     pub fn node_data(&self, node: NodeId) -> PathBuf {
         self.data_dir().join(format!("n{node}"))
     }
+
+    /// The run's gossip secret, which every node is given: gossip runs authenticated, as in
+    /// production.
+    pub fn gossip_key(&self) -> PathBuf {
+        self.run_dir.join("gossip.key")
+    }
 }
 
 /// Hard-links the `mortar` binary into the run directory and returns the link, so that every
@@ -329,6 +335,14 @@ impl Procs {
 
     /// Starts (or restarts, on the same data directory) node `node`; `note` goes in its log.
     pub fn start_node(&mut self, node: NodeId, note: &str) -> anyhow::Result<()> {
+        let key = self.paths.gossip_key();
+        if !key.exists() {
+            let mut secret = [0u8; 32];
+            std::io::Read::read_exact(&mut File::open("/dev/urandom")?, &mut secret)
+                .context("read a gossip secret from /dev/urandom")?;
+            let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            std::fs::write(&key, hex).with_context(|| format!("write {}", key.display()))?;
+        }
         let path = self.paths.node_log(node);
         let mut log = append(&path)?;
         let starts = self.nodes.get(&node).map_or(0, |n| n.starts) + 1;
@@ -363,6 +377,7 @@ impl Procs {
             // older builds refuse (they ignore the advertised address and gossip directly).
             .env("MORTAR_GOSSIP_SEEDS", topology.gossip_seeds(node))
             .env("MORTAR_GOSSIP_ADVERTISE", topology.gossip_advertise(node))
+            .env("MORTAR_GOSSIP_KEY_FILE", &key)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
