@@ -160,15 +160,19 @@ pub struct ControlConfig {
 }
 
 impl ControlConfig {
-    /// Timeouts for a LAN: heartbeats every 100 ms, elections after 500 to 1000 ms of silence.
+    /// Heartbeats every 500 ms, elections after 2 to 4 s of silence. openraft 0.9 gives each
+    /// AppendEntries the heartbeat interval as its deadline, so the interval bounds the round
+    /// trip the control plane works over: at 100 ms a link with 51 ms each way stopped it (a
+    /// chaos run's latency window). Nothing on the data path waits for it, so slower failover of
+    /// its leader costs only the latency of membership changes.
     pub fn new(id: u64, cluster_id: u64, storage: Arc<dyn Storage>) -> Self {
         Self {
             id,
             cluster_id,
             storage,
-            heartbeat_interval: Duration::from_millis(100),
-            election_timeout_min: Duration::from_millis(500),
-            election_timeout_max: Duration::from_millis(1000),
+            heartbeat_interval: Duration::from_millis(500),
+            election_timeout_min: Duration::from_millis(2000),
+            election_timeout_max: Duration::from_millis(4000),
             snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES,
             log_kept_after_snapshot: LOG_KEPT_AFTER_SNAPSHOT,
         }
