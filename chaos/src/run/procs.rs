@@ -236,10 +236,17 @@ impl Procs {
             .args(args)
             .args(["--endpoint", &self.topology.grpc(via).to_string(), "--timeout-ms", "20000"])
             .stdin(Stdio::null());
-        let output = tokio::time::timeout(ADMIN_WAIT, command.output())
-            .await
-            .with_context(|| format!("mortar admin {args:?} did not finish in time"))?
-            .context("run mortar admin")?;
+        command.kill_on_drop(true);
+        // Under faults a command may not finish (no control-plane quorum, say): its outcome is
+        // unknown, which the runner treats as a refusal (a removal that went through anyway is
+        // noticed when the node stops by itself).
+        let Ok(output) = tokio::time::timeout(ADMIN_WAIT, command.output()).await else {
+            return Ok(Err(format!(
+                "mortar admin {args:?} did not finish within {} s",
+                ADMIN_WAIT.as_secs()
+            )));
+        };
+        let output = output.context("run mortar admin")?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
         Ok(if output.status.success() { Ok(stdout) } else { Err(stderr) })
