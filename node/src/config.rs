@@ -95,6 +95,8 @@ pub struct NodeConfig {
     /// The cluster's gossip key (`--gossip-key-file`): every gossip datagram is authenticated
     /// with it. `None`: gossip is open to anyone who can send UDP to the node.
     pub gossip_key: Option<mortar_placement::GossipKey>,
+    /// Most connections the gRPC port holds open at once; one more is closed at once.
+    pub grpc_connections_max: usize,
     /// An actor without calls for this long sleeps (memory freed, state on disk).
     pub actor_idle_timeout: Duration,
     /// How long an actor's owner answers reads from memory after confirming its ownership.
@@ -256,6 +258,11 @@ impl NodeConfig {
             }
             Some(ms) => Duration::from_millis(ms),
         };
+        let grpc_connections_max = match args.connections_max.or(file.connections_max) {
+            None => crate::limits::default_grpc_connections(),
+            Some(n) if (crate::limits::CONNECTIONS_MIN..=crate::limits::CONNECTIONS_MAX).contains(&n) => n,
+            Some(n) => return Err(ConfigError::BadConnectionsMax(n)),
+        };
         let gossip_key = match args.gossip_key_file.or(file.gossip_key_file) {
             Some(path) => Some(read_gossip_key(&path)?),
             None => None,
@@ -282,6 +289,7 @@ impl NodeConfig {
             gossip_advertise,
             gossip_seeds,
             gossip_key,
+            grpc_connections_max,
             actor_idle_timeout,
             actor_lease,
         })
@@ -401,6 +409,11 @@ pub struct NodeArgs {
     #[arg(long, env = "MORTAR_GOSSIP_KEY_FILE", value_name = "FILE")]
     pub gossip_key_file: Option<PathBuf>,
 
+    /// Most client and peer connections the gRPC port holds open at once; one more is closed as
+    /// soon as it is accepted [default: half the process's file limit, 64 to 65536].
+    #[arg(long, env = "MORTAR_CONNECTIONS_MAX", value_name = "N")]
+    pub connections_max: Option<usize>,
+
     /// An actor without calls for this many milliseconds sleeps: its memory is freed, its state
     /// stays on disk, and its next call activates it again [default: 60000].
     #[arg(long, env = "MORTAR_ACTOR_IDLE_TIMEOUT_MS", value_name = "MS")]
@@ -413,7 +426,7 @@ pub struct NodeArgs {
 
     /// TOML file with any of: id, listen, http, data_dir, initial_cluster, region,
     /// request_timeout_ms, value_bytes_max, gossip_listen, gossip_advertise, gossip_seeds,
-    /// gossip_key_file, actor_idle_timeout_ms, actor_lease_ms. Flags and environment variables override it.
+    /// gossip_key_file, connections_max, actor_idle_timeout_ms, actor_lease_ms. Flags and environment variables override it.
     #[arg(long, env = "MORTAR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -455,6 +468,7 @@ pub struct FileConfig {
     pub gossip_advertise: Option<String>,
     pub gossip_seeds: Option<String>,
     pub gossip_key_file: Option<PathBuf>,
+    pub connections_max: Option<usize>,
     pub actor_idle_timeout_ms: Option<u64>,
     pub actor_lease_ms: Option<u64>,
 }
@@ -609,6 +623,12 @@ pub enum ConfigError {
          default is 300); a lease must end before failure detection moves the actor"
     )]
     BadActorLease(u64),
+    #[error(
+        "--connections-max {0} is out of range: give {min} to {max}",
+        min = crate::limits::CONNECTIONS_MIN,
+        max = crate::limits::CONNECTIONS_MAX
+    )]
+    BadConnectionsMax(usize),
     #[error("cannot read the gossip key file {}: {reason}; check --gossip-key-file", path.display())]
     UnreadableGossipKey { path: PathBuf, reason: String },
     #[error("cannot read config file {}: {reason}; check the --config path", path.display())]
@@ -718,7 +738,7 @@ mod tests {
         let text = e.to_string();
         assert!(!text.contains('\n'), "error spans lines: {text:?}");
         // Room for serde listing every config file key.
-        assert!(text.len() < 320, "error too long: {text:?}");
+        assert!(text.len() < 400, "error too long: {text:?}");
     }
 
     #[test]
@@ -1009,6 +1029,19 @@ mod tests {
         assert!(e.to_string().contains(&mortar_proto::VALUE_BYTES_LIMIT.to_string()));
         assert_one_line(&e);
         assert_eq!(error(NodeArgs { value_bytes_max: Some(0), ..args(1) }), ConfigError::BadValueBytesMax(0));
+    }
+
+    #[test]
+    fn connections_max_is_bounded() {
+        let config =
+            |n| NodeConfig::from_layers(NodeArgs { connections_max: n, ..args(1) }, FileConfig::default());
+        assert_eq!(config(Some(64)).unwrap().grpc_connections_max, 64);
+        assert_eq!(config(None).unwrap().grpc_connections_max, crate::limits::default_grpc_connections());
+        for bad in [0, 63, 65_537] {
+            let e = config(Some(bad)).unwrap_err();
+            assert_eq!(e, ConfigError::BadConnectionsMax(bad));
+            assert!(e.to_string().contains("--connections-max"), "{e}");
+        }
     }
 
     #[test]

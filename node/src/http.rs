@@ -47,11 +47,14 @@ pub fn router(state: HttpState) -> Router {
 }
 
 /// Serves the routes on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+pub async fn serve<L>(
+    listener: L,
     state: HttpState,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+{
     let address = listener.local_addr().context("read the http listener address")?;
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)

@@ -11,6 +11,7 @@ pub mod epoch;
 pub mod http;
 pub mod join;
 pub mod kv;
+pub mod limits;
 pub mod metadata;
 pub mod node_info;
 pub mod placement_view;

@@ -12,6 +12,7 @@ use crate::driver::{self, META_CUT, META_OWN_COMMITS_KNOWN_FROM, META_SEAL, META
 use crate::epoch::{EpochRecord, META_REMOVED};
 use crate::http::{self, HttpState};
 use crate::kv::KvService;
+use crate::limits::{self, CappedListener};
 use crate::metadata::{self, MetadataMachine};
 use crate::node_info::{self, LocalInfo, Peer};
 use crate::placement_view;
@@ -250,11 +251,14 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection)
         .serve_with_incoming_shutdown(
-            // Accepted sockets get TCP_NODELAY here: the builder's tcp_nodelay only applies to
+            // Accepted sockets get TCP_NODELAY there: the builder's tcp_nodelay only applies to
             // listeners tonic binds itself, and Nagle adds ~40 ms stalls to small replies.
-            tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+            CappedListener::new(grpc_listener, config.grpc_connections_max, "grpc", limits::HANDSHAKE_WAIT)
+                .into_incoming(),
             wait_for(shutdown_rx.clone()),
         );
+    let http_listener =
+        CappedListener::new(http_listener, limits::HTTP_CONNECTIONS, "http", limits::HANDSHAKE_WAIT);
     let http = http::serve(http_listener, http_state, wait_for(shutdown_rx));
     info!(
         id = config.id,

@@ -55,7 +55,7 @@ pub enum Command {
     /// Run one node of a cluster.
     #[command(long_about = "Run one node of a cluster: a gRPC listener for clients and peers, an HTTP \
                       listener for /metrics, /healthz and /readyz, and durable state in --data-dir.")]
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Read and write keys (linearizable get, put, delete, compare-and-set).
     Kv(kv::KvArgs),
     /// Call an actor: `mortar call <actor> <key> <action> [json-args]` prints the JSON result.
@@ -187,7 +187,7 @@ impl Failure {
 /// Runs a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
     let result = match cli.command {
-        Command::Node(args) => run_node(args).await,
+        Command::Node(args) => run_node(*args).await,
         Command::Kv(args) => kv::run(args).await,
         Command::Call(args) => actors::call(args).await,
         Command::Subscribe(args) => actors::subscribe(args).await,
