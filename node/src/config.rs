@@ -97,6 +97,9 @@ pub struct NodeConfig {
     pub gossip_key: Option<mortar_placement::GossipKey>,
     /// Most connections the gRPC port holds open at once; one more is closed at once.
     pub grpc_connections_max: usize,
+    /// The client and admin tokens (`--auth-token-file`, `--admin-token-file`; see
+    /// [`crate::auth`]).
+    pub tokens: crate::auth::Tokens,
     /// An actor without calls for this long sleeps (memory freed, state on disk).
     pub actor_idle_timeout: Duration,
     /// How long an actor's owner answers reads from memory after confirming its ownership.
@@ -263,6 +266,17 @@ impl NodeConfig {
             Some(n) if (crate::limits::CONNECTIONS_MIN..=crate::limits::CONNECTIONS_MAX).contains(&n) => n,
             Some(n) => return Err(ConfigError::BadConnectionsMax(n)),
         };
+        let token =
+            |flag: &'static str, path: Option<PathBuf>| -> Result<_, ConfigError> {
+                let Some(path) = path else { return Ok(None) };
+                crate::auth::Token::from_file(&path)
+                    .map(Some)
+                    .map_err(|reason| ConfigError::UnreadableToken { flag, path, reason })
+            };
+        let tokens = crate::auth::Tokens {
+            client: token("--auth-token-file", args.auth_token_file.or(file.auth_token_file))?,
+            admin: token("--admin-token-file", args.admin_token_file.or(file.admin_token_file))?,
+        };
         let gossip_key = match args.gossip_key_file.or(file.gossip_key_file) {
             Some(path) => Some(read_gossip_key(&path)?),
             None => None,
@@ -290,6 +304,7 @@ impl NodeConfig {
             gossip_seeds,
             gossip_key,
             grpc_connections_max,
+            tokens,
             actor_idle_timeout,
             actor_lease,
         })
@@ -414,6 +429,16 @@ pub struct NodeArgs {
     #[arg(long, env = "MORTAR_CONNECTIONS_MAX", value_name = "N")]
     pub connections_max: Option<usize>,
 
+    /// File holding the token clients present (`mortar --token`) to use keys and actors
+    /// [default: none, clients need no token].
+    #[arg(long, env = "MORTAR_AUTH_TOKEN_FILE", value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// File holding the token for administration (Admin, the actor inspector, membership
+    /// changes); it is also accepted where the client token is [default: none].
+    #[arg(long, env = "MORTAR_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
     /// An actor without calls for this many milliseconds sleeps: its memory is freed, its state
     /// stays on disk, and its next call activates it again [default: 60000].
     #[arg(long, env = "MORTAR_ACTOR_IDLE_TIMEOUT_MS", value_name = "MS")]
@@ -426,7 +451,8 @@ pub struct NodeArgs {
 
     /// TOML file with any of: id, listen, http, data_dir, initial_cluster, region,
     /// request_timeout_ms, value_bytes_max, gossip_listen, gossip_advertise, gossip_seeds,
-    /// gossip_key_file, connections_max, actor_idle_timeout_ms, actor_lease_ms. Flags and environment variables override it.
+    /// gossip_key_file, connections_max, auth_token_file, admin_token_file, actor_idle_timeout_ms,
+    /// actor_lease_ms. Flags and environment variables override it.
     #[arg(long, env = "MORTAR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -469,6 +495,8 @@ pub struct FileConfig {
     pub gossip_seeds: Option<String>,
     pub gossip_key_file: Option<PathBuf>,
     pub connections_max: Option<usize>,
+    pub auth_token_file: Option<PathBuf>,
+    pub admin_token_file: Option<PathBuf>,
     pub actor_idle_timeout_ms: Option<u64>,
     pub actor_lease_ms: Option<u64>,
 }
@@ -629,6 +657,8 @@ pub enum ConfigError {
         max = crate::limits::CONNECTIONS_MAX
     )]
     BadConnectionsMax(usize),
+    #[error("cannot read the token file {} of {flag}: {reason}", path.display())]
+    UnreadableToken { flag: &'static str, path: PathBuf, reason: String },
     #[error("cannot read the gossip key file {}: {reason}; check --gossip-key-file", path.display())]
     UnreadableGossipKey { path: PathBuf, reason: String },
     #[error("cannot read config file {}: {reason}; check the --config path", path.display())]
@@ -738,7 +768,7 @@ mod tests {
         let text = e.to_string();
         assert!(!text.contains('\n'), "error spans lines: {text:?}");
         // Room for serde listing every config file key.
-        assert!(text.len() < 400, "error too long: {text:?}");
+        assert!(text.len() < 480, "error too long: {text:?}");
     }
 
     #[test]

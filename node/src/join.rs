@@ -160,6 +160,7 @@ async fn ask(
             None => "as a new member".to_string(),
         };
         info!(endpoint = %join.endpoint, "asking to join {what}");
+        let channel = crate::auth::with_token(channel, config.tokens.own());
         match AdminClient::new(channel).join(request.clone()).await {
             Ok(answer) => return Ok(answer.into_inner()),
             Err(status)

@@ -1,6 +1,7 @@
 //! The `mortar` node.
 pub mod actor;
 pub mod admin;
+pub mod auth;
 pub mod bench;
 pub mod boot;
 pub mod cli;

@@ -5,6 +5,7 @@
 use crate::actor::service::{ActorAdminService, ActorsService};
 use crate::actor::{Registry, Router, Runtime, RuntimeConfig};
 use crate::admin::AdminService;
+use crate::auth;
 use crate::boot::{self, BootMarker};
 use crate::config::NodeConfig;
 use crate::control::{ControlConfig, ControlPlane};
@@ -39,6 +40,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
+use tonic::service::interceptor::InterceptedService;
 use tracing::{debug, info};
 
 pub const META_CLUSTER_ID: &str = "cluster_id";
@@ -179,6 +181,7 @@ pub async fn run(
     runtime_config.idle_timeout = config.actor_idle_timeout;
     // Room for a failover (detection, then activation on the new owner) within one call.
     runtime_config.call_timeout = 2 * config.request_timeout;
+    runtime_config.peer_token = config.tokens.own();
     let storage_for_exit = storage.clone();
     let runtime = Runtime::new(runtime_config, registry, driver.clone(), storage);
     let router = Router::new(runtime.clone(), placement);
@@ -239,11 +242,20 @@ pub async fn run(
     let actors = ActorsService { router: router.clone() };
     let actor_admin = ActorAdminService { router };
     let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
+    let tokens = Arc::new(config.tokens.clone());
+    let client_check = auth::Check::new(tokens.clone(), auth::Level::Client);
+    let admin_check = auth::Check::new(tokens, auth::Level::Admin);
     let grpc = transport::grpc_server(transport::SERVER_PING_INTERVAL, transport::SERVER_PING_TIMEOUT)
-        .add_service(KvServer::new(kv).max_decoding_message_size(max).max_encoding_message_size(max))
-        .add_service(AdminServer::new(admin))
-        .add_service(ActorsServer::new(actors).max_decoding_message_size(max).max_encoding_message_size(max))
-        .add_service(ActorAdminServer::new(actor_admin))
+        .add_service(InterceptedService::new(
+            KvServer::new(kv).max_decoding_message_size(max).max_encoding_message_size(max),
+            client_check.clone(),
+        ))
+        .add_service(InterceptedService::new(AdminServer::new(admin), admin_check.clone()))
+        .add_service(InterceptedService::new(
+            ActorsServer::new(actors).max_decoding_message_size(max).max_encoding_message_size(max),
+            client_check,
+        ))
+        .add_service(InterceptedService::new(ActorAdminServer::new(actor_admin), admin_check))
         .add_service(EpoxyServer::new(epoxy).max_decoding_message_size(max).max_encoding_message_size(max))
         .add_service(
             control_service.into_server().max_decoding_message_size(max).max_encoding_message_size(max),

@@ -42,7 +42,7 @@ pub struct Client {
 #[derive(Clone)]
 enum Transport {
     /// Through one node's `mortar.v1.Actors`.
-    Remote(ActorsClient<Channel>),
+    Remote(Box<ActorsClient<crate::auth::AuthChannel>>),
     /// Inside a node: its router.
     Local(Weak<Router>),
     /// Not connected (a context built outside a node).
@@ -74,9 +74,16 @@ impl Client {
 
     /// A client over an existing channel.
     pub fn from_channel(channel: Channel) -> Client {
+        Client::from_channel_with_token(channel, None)
+    }
+
+    /// A client over an existing channel whose calls carry `token` (a cluster started with
+    /// `--auth-token-file`; see [`crate::auth`]).
+    pub fn from_channel_with_token(channel: Channel, token: Option<crate::auth::Token>) -> Client {
         let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
+        let channel = crate::auth::with_token(channel, token);
         let client = ActorsClient::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
-        Client { transport: Transport::Remote(client), timeout: CLIENT_CALL_TIMEOUT_DEFAULT }
+        Client { transport: Transport::Remote(Box::new(client)), timeout: CLIENT_CALL_TIMEOUT_DEFAULT }
     }
 
     pub(crate) fn local(router: Weak<Router>) -> Client {

@@ -171,11 +171,11 @@ impl Router {
         Ok(channel)
     }
 
-    fn actors_client(&self, owner: &Owner) -> Result<ActorsClient<Channel>, CallError> {
+    fn actors_client(&self, owner: &Owner) -> Result<ActorsClient<crate::auth::AuthChannel>, CallError> {
         let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
-        Ok(ActorsClient::new(self.channel(&owner.address)?)
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max))
+        let channel =
+            crate::auth::with_token(self.channel(&owner.address)?, self.runtime.config().peer_token.clone());
+        Ok(ActorsClient::new(channel).max_decoding_message_size(max).max_encoding_message_size(max))
     }
 
     /// Resolves when `owner` no longer owns `id` in this node's view (it was declared dead, or the

@@ -61,6 +61,8 @@ pub struct RuntimeConfig {
     pub idle_timeout: Duration,
     /// Bound on a call when the caller gives no deadline.
     pub call_timeout: Duration,
+    /// What this node presents when it forwards a call to the owner (see [`crate::auth`]).
+    pub peer_token: Option<crate::auth::Token>,
 }
 
 impl RuntimeConfig {
@@ -70,6 +72,7 @@ impl RuntimeConfig {
             lease: LEASE_DEFAULT,
             idle_timeout: IDLE_TIMEOUT_DEFAULT,
             call_timeout: crate::config::REQUEST_TIMEOUT_DEFAULT,
+            peer_token: None,
         }
     }
 }

@@ -282,6 +282,11 @@ pub struct ConnectArgs {
     #[arg(long, default_value_t = 10_000, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub timeout_ms: u64,
+
+    /// The token of a cluster started with --auth-token-file (or, for `admin` and the
+    /// inspector, --admin-token-file). Prefer the environment: a flag shows in `ps`.
+    #[arg(long, env = "MORTAR_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 impl ConnectArgs {
@@ -290,7 +295,17 @@ impl ConnectArgs {
     }
 
     /// Connects to `--endpoint`, failing with one line that says what to do.
-    pub async fn connect(&self) -> Result<Channel, Failure> {
+    pub async fn connect(&self) -> Result<crate::auth::AuthChannel, Failure> {
+        let token = match &self.token {
+            Some(text) => {
+                Some(crate::auth::Token::new(text).map_err(|e| Failure::error(format!("--token: {e}")))?)
+            }
+            None => None,
+        };
+        Ok(crate::auth::with_token(self.connect_channel().await?, token))
+    }
+
+    async fn connect_channel(&self) -> Result<Channel, Failure> {
         let uri = endpoint_uri(&self.endpoint)?;
         let connect_timeout = self.timeout().min(CONNECT_TIMEOUT_MAX);
         let endpoint = Endpoint::from_shared(uri)
@@ -550,7 +565,7 @@ mod tests {
 
     #[test]
     fn an_http_answer_is_not_a_mortar_endpoint() {
-        let connect = ConnectArgs { endpoint: "127.0.0.1:7200".into(), timeout_ms: 1500 };
+        let connect = ConnectArgs { endpoint: "127.0.0.1:7200".into(), timeout_ms: 1500, token: None };
         let status =
             tonic::Status::unimplemented("grpc-status header missing, mapped from HTTP status code 404");
         let failure = connect.failure(&status, "x");
