@@ -40,7 +40,9 @@ use mortar_proto::v1::{CasRequest, GetRequest, PutRequest, cas_request};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, BufWriter};
 use tokio::sync::{mpsc, watch};
-use tonic::transport::{Channel, Endpoint};
+// Every client's channel carries the run's client token (`MORTAR_TOKEN`), when there is one.
+use mortar_node::auth::AuthChannel as Channel;
+use tonic::transport::Endpoint;
 
 use crate::clock;
 use crate::history::{Event, EventType, Function, Value};
@@ -277,13 +279,21 @@ async fn write_messages(mut rx: mpsc::Receiver<WorkerMessage>) -> anyhow::Result
     Ok(())
 }
 
+/// The token the run's nodes ask of clients, from `MORTAR_TOKEN` (the runner sets it).
+fn token() -> Result<Option<mortar_node::auth::Token>, String> {
+    match std::env::var("MORTAR_TOKEN") {
+        Ok(text) => mortar_node::auth::Token::new(&text).map(Some).map_err(|e| format!("MORTAR_TOKEN: {e}")),
+        Err(_) => Ok(None),
+    }
+}
+
 async fn connect(address: SocketAddr) -> Result<Channel, String> {
     let endpoint = Endpoint::from_shared(format!("http://{address}"))
         .map_err(|e| e.to_string())?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true);
     match tokio::time::timeout(CONNECT_TIMEOUT * 2, endpoint.connect()).await {
-        Ok(Ok(channel)) => Ok(channel),
+        Ok(Ok(channel)) => Ok(mortar_node::auth::with_token(channel, token()?)),
         Ok(Err(e)) => Err(format!("connect to {address}: {e}")),
         Err(_) => Err(format!("connect to {address}: timed out")),
     }

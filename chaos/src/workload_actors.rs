@@ -27,10 +27,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use mortar_node::auth::AuthChannel as Channel;
 use mortar_proto::v1::ActorCallRequest;
 use mortar_proto::v1::actors_client::ActorsClient;
 use serde_json::json;
-use tonic::transport::Channel;
 
 use crate::history::{EventType, Function, Value};
 use crate::rng::Rng;

@@ -66,6 +66,12 @@ impl Paths {
     pub fn gossip_key(&self) -> PathBuf {
         self.run_dir.join("gossip.key")
     }
+
+    /// The run's client token (the worker's) and admin token (the nemesis' admin commands):
+    /// every node asks for them, as a production cluster would.
+    pub fn token(&self, which: &str) -> PathBuf {
+        self.run_dir.join(format!("{which}.token"))
+    }
 }
 
 /// Hard-links the `mortar` binary into the run directory and returns the link, so that every
@@ -138,6 +144,22 @@ pub struct Procs {
 
 /// Most time one `mortar admin` command of the membership nemesis may take.
 const ADMIN_WAIT: Duration = Duration::from_secs(30);
+
+/// Writes 32 random bytes, hex-encoded, to `path` (a gossip secret or a token).
+fn write_secret(path: &Path) -> anyhow::Result<()> {
+    let mut secret = [0u8; 32];
+    std::io::Read::read_exact(&mut File::open("/dev/urandom")?, &mut secret)
+        .context("read a secret from /dev/urandom")?;
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(path, hex).with_context(|| format!("write {}", path.display()))
+}
+
+fn read_secret(path: &Path) -> anyhow::Result<String> {
+    if !path.exists() {
+        write_secret(path)?;
+    }
+    std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))
+}
 
 fn append(path: &Path) -> anyhow::Result<File> {
     OpenOptions::new()
@@ -230,10 +252,12 @@ impl Procs {
     /// Runs `mortar admin <args>` against slot `via`'s node, from inside its namespace: stdout,
     /// or an error with the command's stderr.
     async fn admin(&self, via: NodeId, args: &[&str]) -> anyhow::Result<Result<String, String>> {
+        let token = read_secret(&self.paths.token("admin"))?;
         let mut command = in_namespace(&self.topology.namespace(via), &self.launch.mortar_bin);
         command
             .arg("admin")
             .args(args)
+            .env("MORTAR_TOKEN", token)
             .args(["--endpoint", &self.topology.grpc(via).to_string(), "--timeout-ms", "20000"])
             .stdin(Stdio::null());
         command.kill_on_drop(true);
@@ -343,12 +367,10 @@ impl Procs {
     /// Starts (or restarts, on the same data directory) node `node`; `note` goes in its log.
     pub fn start_node(&mut self, node: NodeId, note: &str) -> anyhow::Result<()> {
         let key = self.paths.gossip_key();
-        if !key.exists() {
-            let mut secret = [0u8; 32];
-            std::io::Read::read_exact(&mut File::open("/dev/urandom")?, &mut secret)
-                .context("read a gossip secret from /dev/urandom")?;
-            let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-            std::fs::write(&key, hex).with_context(|| format!("write {}", key.display()))?;
+        for secret in [key.clone(), self.paths.token("client"), self.paths.token("admin")] {
+            if !secret.exists() {
+                write_secret(&secret)?;
+            }
         }
         let path = self.paths.node_log(node);
         let mut log = append(&path)?;
@@ -385,6 +407,8 @@ impl Procs {
             .env("MORTAR_GOSSIP_SEEDS", topology.gossip_seeds(node))
             .env("MORTAR_GOSSIP_ADVERTISE", topology.gossip_advertise(node))
             .env("MORTAR_GOSSIP_KEY_FILE", &key)
+            .env("MORTAR_AUTH_TOKEN_FILE", self.paths.token("client"))
+            .env("MORTAR_ADMIN_TOKEN_FILE", self.paths.token("admin"))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -493,8 +517,10 @@ impl Procs {
     /// Starts the client worker; returns its standard output.
     pub fn start_worker(&mut self, args: &[String]) -> anyhow::Result<ChildStdout> {
         let log = append(&self.paths.client_log())?;
+        let token = read_secret(&self.paths.token("client"))?;
         let mut child = in_namespace(CLIENT_NS, &self.self_bin)
             .arg("client-worker")
+            .env("MORTAR_TOKEN", token)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
