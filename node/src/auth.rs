@@ -21,8 +21,22 @@ use tonic::{Request, Status};
 
 /// Shortest token accepted, in characters.
 pub const TOKEN_CHARS_MIN: usize = 16;
-/// Longest token file read.
-const TOKEN_FILE_BYTES_MAX: u64 = 4096;
+/// Longest secret file read (a token, the gossip key): a secret is a few dozen bytes.
+const SECRET_FILE_BYTES_MAX: u64 = 4096;
+
+/// A secret's file as bytes, without trailing whitespace (a newline an editor added). Errors
+/// say why the file cannot be read, never what it holds.
+pub fn read_secret_file(path: &Path) -> Result<Vec<u8>, String> {
+    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if len > SECRET_FILE_BYTES_MAX {
+        return Err(format!("it is {len} bytes, more than {SECRET_FILE_BYTES_MAX}"));
+    }
+    let mut secret = std::fs::read(path).map_err(|e| e.to_string())?;
+    while secret.last().is_some_and(|b| b.is_ascii_whitespace()) {
+        secret.pop();
+    }
+    Ok(secret)
+}
 
 /// A token as the node keeps it: its hash, and the text it sends as its own credential.
 #[derive(Clone)]
@@ -56,12 +70,10 @@ impl Token {
 
     /// A token from its file, without trailing whitespace. Errors name the file, never its text.
     pub fn from_file(path: &Path) -> Result<Token, String> {
-        let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-        if len > TOKEN_FILE_BYTES_MAX {
-            return Err(format!("it is {len} bytes, more than {TOKEN_FILE_BYTES_MAX}"));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-        Token::new(text.trim_end())
+        let secret = read_secret_file(path)?;
+        let text = std::str::from_utf8(&secret)
+            .map_err(|_| "a token is visible ASCII characters only".to_string())?;
+        Token::new(text)
     }
 
     fn matches(&self, presented: &str) -> bool {

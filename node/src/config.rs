@@ -311,21 +311,11 @@ impl NodeConfig {
     }
 }
 
-/// Largest gossip key file read: a secret is a few dozen bytes.
-const GOSSIP_KEY_FILE_BYTES_MAX: u64 = 4096;
-
-/// The gossip key from its file: the file's bytes, without trailing whitespace (a newline an
-/// editor added). The secret itself never appears in an error.
+/// The gossip key from its file (see [`crate::auth::read_secret_file`]). The secret itself
+/// never appears in an error.
 fn read_gossip_key(path: &Path) -> Result<mortar_placement::GossipKey, ConfigError> {
     let unreadable = |reason: String| ConfigError::UnreadableGossipKey { path: path.to_path_buf(), reason };
-    let len = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?.len();
-    if len > GOSSIP_KEY_FILE_BYTES_MAX {
-        return Err(unreadable(format!("it is {len} bytes, more than {GOSSIP_KEY_FILE_BYTES_MAX}")));
-    }
-    let mut secret = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
-    while secret.last().is_some_and(|b| b.is_ascii_whitespace()) {
-        secret.pop();
-    }
+    let secret = crate::auth::read_secret_file(path).map_err(unreadable)?;
     mortar_placement::GossipKey::from_secret(&secret).map_err(|e| unreadable(e.to_string()))
 }
 

@@ -145,8 +145,12 @@ pub struct Procs {
 /// Most time one `mortar admin` command of the membership nemesis may take.
 const ADMIN_WAIT: Duration = Duration::from_secs(30);
 
-/// Writes 32 random bytes, hex-encoded, to `path` (a gossip secret or a token).
-fn write_secret(path: &Path) -> anyhow::Result<()> {
+/// Writes 32 random bytes, hex-encoded, to `path` (a gossip secret or a token) unless the run
+/// has it already.
+fn ensure_secret(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
     let mut secret = [0u8; 32];
     std::io::Read::read_exact(&mut File::open("/dev/urandom")?, &mut secret)
         .context("read a secret from /dev/urandom")?;
@@ -155,9 +159,7 @@ fn write_secret(path: &Path) -> anyhow::Result<()> {
 }
 
 fn read_secret(path: &Path) -> anyhow::Result<String> {
-    if !path.exists() {
-        write_secret(path)?;
-    }
+    ensure_secret(path)?;
     std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))
 }
 
@@ -368,9 +370,7 @@ impl Procs {
     pub fn start_node(&mut self, node: NodeId, note: &str) -> anyhow::Result<()> {
         let key = self.paths.gossip_key();
         for secret in [key.clone(), self.paths.token("client"), self.paths.token("admin")] {
-            if !secret.exists() {
-                write_secret(&secret)?;
-            }
+            ensure_secret(&secret)?;
         }
         let path = self.paths.node_log(node);
         let mut log = append(&path)?;
