@@ -18,7 +18,7 @@ use mortar_proto::internal::v1::{
     DeliverAck, MessageBatch, NodeInfoRequest, NodeInfoResponse, TransferChunk, TransferRequest,
 };
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -113,6 +113,38 @@ impl PeerQueueRx {
         self.rx.is_closed()
     }
 }
+
+/// Lets a log line through at most once per [`LogLimit::EVERY_MS`], process-wide.
+pub struct LogLimit {
+    last_ms: AtomicU64,
+}
+
+impl LogLimit {
+    pub const EVERY_MS: u64 = 1000;
+
+    pub const fn new() -> Self {
+        LogLimit { last_ms: AtomicU64::new(0) }
+    }
+
+    /// Whether this line may be logged; at most once a second (the first call always may).
+    pub fn allow(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let last = self.last_ms.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= Self::EVERY_MS
+            && self.last_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+}
+
+impl Default for LogLimit {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Warnings about undecodable peer messages.
+static INVALID_WARNINGS: LogLimit = LogLimit::new();
 
 /// A bounded queue for one peer (see [`PeerQueue`]).
 fn peer_queue() -> (PeerQueue, PeerQueueRx) {
@@ -273,6 +305,8 @@ impl Epoxy for EpoxyService {
                 }
             };
             counter.increment(batch.messages.len() as u64);
+            let mut invalid = 0u64;
+            let mut first_error = None;
             for bytes in batch.messages {
                 match decode_message(&bytes) {
                     Ok((epoch, message)) => {
@@ -282,9 +316,21 @@ impl Epoxy for EpoxyService {
                         }
                     }
                     Err(e) => {
-                        metrics::counter!("mortar_node_peer_messages_invalid_total").increment(1);
-                        warn!(from = batch.from, error = %e, "dropping an epoxy message that does not decode");
+                        invalid += 1;
+                        first_error.get_or_insert(e);
                     }
+                }
+            }
+            if let Some(error) = first_error {
+                metrics::counter!("mortar_node_peer_messages_invalid_total").increment(invalid);
+                // One line a second at most: a sender of garbage must not flood the log.
+                if INVALID_WARNINGS.allow() {
+                    warn!(
+                        from = batch.from,
+                        invalid,
+                        %error,
+                        "dropping epoxy messages that do not decode (mortar_node_peer_messages_invalid_total counts them all)"
+                    );
                 }
             }
         }
@@ -338,6 +384,15 @@ mod tests {
     use super::*;
     use mortar_proto::internal::v1::epoxy_server::EpoxyServer;
     use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn a_log_limit_lets_one_line_through_per_interval() {
+        let limit = LogLimit::new();
+        assert!(limit.allow(), "the first line goes through");
+        let burst = (0..1000).filter(|_| limit.allow()).count();
+        // A burst within one interval adds at most one more (if the clock ticked over).
+        assert!(burst <= 1, "{burst} lines of a burst went through");
+    }
 
     /// A peer that takes one batch per call and then ends the call, as a restarting node does.
     #[derive(Clone, Default)]
