@@ -190,6 +190,7 @@ pub async fn run(
     let load_reporter = {
         let membership = membership.clone();
         let alive = gossip_alive.clone();
+        let view = membership.subscribe();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(LOAD_REPORT_INTERVAL);
             loop {
@@ -197,7 +198,7 @@ pub async fn run(
                 membership.set_load(runtime.active_count() as u64);
                 alive.store(membership.is_running(), Ordering::Relaxed);
                 export_gossip_stats(membership.stats());
-                let live = membership.subscribe().borrow().members.len();
+                let live = view.borrow().members.len();
                 metrics::gauge!("mortar_gossip_live_members").set(live as f64);
             }
         })
