@@ -42,7 +42,6 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, BufWriter};
 use tokio::sync::{mpsc, watch};
 // Every client's channel carries the run's client token (`MORTAR_TOKEN`), when there is one.
 use mortar_node::auth::AuthChannel as Channel;
-use tonic::transport::Endpoint;
 
 use crate::clock;
 use crate::history::{Event, EventType, Function, Value};
@@ -287,8 +286,22 @@ fn token() -> Result<Option<mortar_node::auth::Token>, String> {
     }
 }
 
+/// How the worker dials the nodes: TLS trusting the CA in `MORTAR_CA` (the runner sets it), or
+/// plain.
+fn dialer() -> Result<mortar_node::tls::Dialer, String> {
+    match std::env::var_os("MORTAR_CA") {
+        Some(path) => {
+            let ca =
+                std::fs::read(&path).map_err(|e| format!("MORTAR_CA {}: {e}", path.to_string_lossy()))?;
+            Ok(mortar_node::tls::Dialer::client(&ca, None))
+        }
+        None => Ok(mortar_node::tls::Dialer::plain()),
+    }
+}
+
 async fn connect(address: SocketAddr) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+    let endpoint = dialer()?
+        .endpoint(&address.to_string())
         .map_err(|e| e.to_string())?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true);

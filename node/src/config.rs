@@ -100,6 +100,9 @@ pub struct NodeConfig {
     /// The client and admin tokens (`--auth-token-file`, `--admin-token-file`; see
     /// [`crate::auth`]).
     pub tokens: crate::auth::Tokens,
+    /// TLS on the gRPC port and to peers (`--tls-cert`, `--tls-key`, `--tls-ca`), checked;
+    /// `None`: plain HTTP/2.
+    pub tls: Option<crate::tls::NodeTls>,
     /// An actor without calls for this long sleeps (memory freed, state on disk).
     pub actor_idle_timeout: Duration,
     /// How long an actor's owner answers reads from memory after confirming its ownership.
@@ -126,6 +129,11 @@ impl NodeConfig {
     /// Every member but this node.
     pub fn peers(&self) -> impl Iterator<Item = &Member> {
         self.initial_cluster.iter().filter(move |m| m.id != self.id)
+    }
+
+    /// How this node dials its peers: with its certificate over TLS, or plain.
+    pub fn dialer(&self) -> crate::tls::Dialer {
+        self.tls.as_ref().map_or_else(crate::tls::Dialer::plain, crate::tls::NodeTls::dialer)
     }
 
     /// This node as a member: its id and the address peers dial.
@@ -277,6 +285,29 @@ impl NodeConfig {
             client: token("--auth-token-file", args.auth_token_file.or(file.auth_token_file))?,
             admin: token("--admin-token-file", args.admin_token_file.or(file.admin_token_file))?,
         };
+        let tls = match (
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+            args.tls_ca.or(file.tls_ca),
+        ) {
+            (None, None, None) => None,
+            (Some(cert), Some(key), Some(ca)) => {
+                let files = crate::tls::TlsFiles { cert, key, ca };
+                let host = crate::tls::host_of(&address);
+                Some(crate::tls::NodeTls::load(&files, host, crate::limits::HANDSHAKE_WAIT)?)
+            }
+            (cert, key, ca) => {
+                let missing: Vec<&str> = [
+                    (cert.is_none(), "--tls-cert"),
+                    (key.is_none(), "--tls-key"),
+                    (ca.is_none(), "--tls-ca"),
+                ]
+                .into_iter()
+                .filter_map(|(absent, flag)| absent.then_some(flag))
+                .collect();
+                return Err(ConfigError::IncompleteTls(missing.join(", ")));
+            }
+        };
         let gossip_key = match args.gossip_key_file.or(file.gossip_key_file) {
             Some(path) => Some(read_gossip_key(&path)?),
             None => None,
@@ -305,6 +336,7 @@ impl NodeConfig {
             gossip_key,
             grpc_connections_max,
             tokens,
+            tls,
             actor_idle_timeout,
             actor_lease,
         })
@@ -429,6 +461,21 @@ pub struct NodeArgs {
     #[arg(long, env = "MORTAR_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
 
+    /// This node's TLS certificate chain (PEM): with --tls-key and --tls-ca the gRPC port serves
+    /// only TLS, peers dial each other with mutual TLS, and the services only nodes use accept
+    /// only connections with a certificate the CA signed. It must name the host peers dial
+    /// (`mortar cert node` makes one) [default: none, plain HTTP/2].
+    #[arg(long, env = "MORTAR_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "MORTAR_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// The cluster's CA certificate (PEM): it signed every node's certificate.
+    #[arg(long, env = "MORTAR_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+
     /// An actor without calls for this many milliseconds sleeps: its memory is freed, its state
     /// stays on disk, and its next call activates it again [default: 60000].
     #[arg(long, env = "MORTAR_ACTOR_IDLE_TIMEOUT_MS", value_name = "MS")]
@@ -441,8 +488,8 @@ pub struct NodeArgs {
 
     /// TOML file with any of: id, listen, http, data_dir, initial_cluster, region,
     /// request_timeout_ms, value_bytes_max, gossip_listen, gossip_advertise, gossip_seeds,
-    /// gossip_key_file, connections_max, auth_token_file, admin_token_file, actor_idle_timeout_ms,
-    /// actor_lease_ms. Flags and environment variables override it.
+    /// gossip_key_file, connections_max, auth_token_file, admin_token_file, tls_cert, tls_key,
+    /// tls_ca, actor_idle_timeout_ms, actor_lease_ms. Flags and environment variables override it.
     #[arg(long, env = "MORTAR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -487,6 +534,9 @@ pub struct FileConfig {
     pub connections_max: Option<usize>,
     pub auth_token_file: Option<PathBuf>,
     pub admin_token_file: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
     pub actor_idle_timeout_ms: Option<u64>,
     pub actor_lease_ms: Option<u64>,
 }
@@ -651,6 +701,10 @@ pub enum ConfigError {
     UnreadableToken { flag: &'static str, path: PathBuf, reason: String },
     #[error("cannot read the gossip key file {}: {reason}; check --gossip-key-file", path.display())]
     UnreadableGossipKey { path: PathBuf, reason: String },
+    #[error("TLS needs --tls-cert, --tls-key and --tls-ca together; missing: {0}")]
+    IncompleteTls(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot read config file {}: {reason}; check the --config path", path.display())]
     UnreadableFile { path: PathBuf, reason: String },
     #[error("config file {} is invalid: {reason}", path.display())]

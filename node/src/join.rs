@@ -116,6 +116,7 @@ pub async fn prepare(storage: &dyn Storage, config: &mut NodeConfig, join: &Join
         record.previous_cut.epoch,
         &donors,
         TRANSFER_DEADLINE,
+        &config.dialer(),
     )
     .await?;
     info!(
@@ -150,7 +151,9 @@ async fn ask(
         replace: join.replace.unwrap_or(0),
     };
     loop {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", join.endpoint))
+        let channel = config
+            .dialer()
+            .endpoint(&join.endpoint)
             .with_context(|| format!("--join {} is not an endpoint", join.endpoint))?
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(75))

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod boot;
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -19,6 +20,7 @@ pub mod placement_view;
 pub mod reconfig;
 pub mod server;
 pub mod state_machine;
+pub mod tls;
 pub mod transfer;
 pub mod transport;
 

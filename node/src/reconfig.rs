@@ -41,11 +41,12 @@ pub struct PeerSet {
     cluster_id: u64,
     me: u32,
     queues: HashMap<u32, (String, PeerQueue)>,
+    dialer: crate::tls::Dialer,
 }
 
 impl PeerSet {
-    pub fn new(cluster_id: u64, me: u32) -> Self {
-        Self { cluster_id, me, queues: HashMap::new() }
+    pub fn new(cluster_id: u64, me: u32, dialer: crate::tls::Dialer) -> Self {
+        Self { cluster_id, me, queues: HashMap::new(), dialer }
     }
 
     /// The queues of `addresses`' members other than this node, connecting new ones; queues of
@@ -58,7 +59,10 @@ impl PeerSet {
                 continue;
             }
             let (_, queue) = self.queues.entry(id).or_insert_with(|| {
-                (address.clone(), transport::spawn_peer(self.cluster_id, self.me, id, address.clone()))
+                (
+                    address.clone(),
+                    transport::spawn_peer(self.cluster_id, self.me, id, address.clone(), &self.dialer),
+                )
             });
             peers.insert(ReplicaId(id), queue.clone());
         }

@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 pub const META_CLUSTER_ID: &str = "cluster_id";
 pub const META_CLUSTER_MEMBERS: &str = "cluster_members";
@@ -110,9 +110,11 @@ pub async fn run(
     })?;
 
     let cluster_id = config.cluster_id();
+    let dialer = config.dialer();
+    warn_if_open(&config);
     let mut peers = Vec::new();
     for member in config.peers() {
-        let channel = transport::peer_channel(&member.address)
+        let channel = transport::peer_channel(&dialer, &member.address)
             .with_context(|| format!("peer {} has an invalid address {:?}", member.id, member.address))?;
         peers.push(Peer {
             id: member.id,
@@ -124,7 +126,7 @@ pub async fn run(
         Some(record) => record.addresses.clone(),
         None => config.initial_cluster.iter().map(|m| (m.id, m.address.clone())).collect(),
     };
-    let mut peer_set = PeerSet::new(cluster_id, config.id);
+    let mut peer_set = PeerSet::new(cluster_id, config.id, dialer.clone());
     let peer_queues = peer_set.peers_for(&addresses);
     let previous_cut = epoch_record.as_ref().map(|r| r.previous_cut.clone());
     let (driver, driver_thread) = driver::start(
@@ -160,7 +162,8 @@ pub async fn run(
 
     let membership = Arc::new(start_membership(&config).await?);
     let (machine, metadata) = MetadataMachine::new();
-    let control_config = ControlConfig::new(u64::from(config.id), cluster_id, storage.clone());
+    let mut control_config = ControlConfig::new(u64::from(config.id), cluster_id, storage.clone());
+    control_config.dialer = dialer.clone();
     let (control, control_service) =
         ControlPlane::start(control_config, machine).await.context("start the control plane")?;
     let bootstrap =
@@ -182,6 +185,7 @@ pub async fn run(
     // Room for a failover (detection, then activation on the new owner) within one call.
     runtime_config.call_timeout = 2 * config.request_timeout;
     runtime_config.peer_token = config.tokens.own();
+    runtime_config.peer_dialer = dialer.clone();
     let storage_for_exit = storage.clone();
     let runtime = Runtime::new(runtime_config, registry, driver.clone(), storage);
     let router = Router::new(runtime.clone(), placement);
@@ -212,8 +216,7 @@ pub async fn run(
     };
     let http_state = HttpState::new(metrics, "starting: no peer probed yet");
     spawn_readiness(
-        cluster_id,
-        config.id,
+        (cluster_id, config.id, dialer.clone()),
         addresses.clone(),
         driver.clone(),
         metadata.clone(),
@@ -246,7 +249,18 @@ pub async fn run(
     let tokens = Arc::new(config.tokens.clone());
     let client_check = auth::Check::new(tokens.clone(), auth::Level::Client);
     let admin_check = auth::Check::new(tokens, auth::Level::Admin);
-    let grpc = transport::grpc_server(transport::SERVER_PING_INTERVAL, transport::SERVER_PING_TIMEOUT)
+    let mut grpc_server =
+        transport::grpc_server(transport::SERVER_PING_INTERVAL, transport::SERVER_PING_TIMEOUT);
+    if let Some(tls) = &config.tls {
+        grpc_server = grpc_server.tls_config(tls.server_config()).context("serve TLS")?;
+    }
+    let peer_check = crate::tls::PeerCheck::new(config.tls.is_some());
+    let budget = crate::budget::RequestBudget::new(
+        crate::budget::REQUEST_BYTES_IN_FLIGHT_MAX,
+        crate::budget::REQUEST_BODY_WAIT,
+    );
+    let grpc = grpc_server
+        .layer(tower::util::MapRequestLayer::new(move |request| budget.apply(request)))
         .add_service(InterceptedService::new(
             KvServer::new(kv).max_decoding_message_size(max).max_encoding_message_size(max),
             client_check.clone(),
@@ -257,10 +271,14 @@ pub async fn run(
             client_check,
         ))
         .add_service(InterceptedService::new(ActorAdminServer::new(actor_admin), admin_check))
-        .add_service(EpoxyServer::new(epoxy).max_decoding_message_size(max).max_encoding_message_size(max))
-        .add_service(
+        .add_service(InterceptedService::new(
+            EpoxyServer::new(epoxy).max_decoding_message_size(max).max_encoding_message_size(max),
+            peer_check,
+        ))
+        .add_service(InterceptedService::new(
             control_service.into_server().max_decoding_message_size(max).max_encoding_message_size(max),
-        )
+            peer_check,
+        ))
         .add_service(health_service)
         .add_service(reflection)
         .serve_with_incoming_shutdown(
@@ -367,6 +385,29 @@ pub async fn run(
 }
 
 /// Joins gossip: binds `--gossip-listen` and advertises the gRPC address of this member.
+/// Says at start-up what a node open to its network lets in: without TLS anyone who reaches the
+/// gRPC port can speak as a peer (the internal services check only the cluster id), and without
+/// tokens anyone can use keys, actors and administration. Quiet on loopback (`mortar dev`).
+fn warn_if_open(config: &NodeConfig) {
+    if config.listen.ip().is_loopback() {
+        return;
+    }
+    if config.tls.is_none() {
+        warn!(
+            listen = %config.listen,
+            "serving without TLS beyond loopback: traffic is in clear text and anyone who reaches this \
+             port can send peer messages; pass --tls-cert, --tls-key and --tls-ca"
+        );
+    }
+    if config.tokens.admin.is_none() {
+        warn!(
+            listen = %config.listen,
+            "serving without --admin-token-file beyond loopback: anyone who reaches this port can \
+             change membership"
+        );
+    }
+}
+
 async fn start_membership(config: &NodeConfig) -> anyhow::Result<Membership> {
     let mut gossip = MembershipConfig::new(config.id, config.gossip_listen);
     gossip.region = config.region.clone();
@@ -543,8 +584,7 @@ fn export_gossip_stats(stats: mortar_placement::GossipStats) {
 /// Addresses come from the epoch's members as the node started (`addresses`), then from the
 /// control plane's directory.
 fn spawn_readiness(
-    cluster_id: u64,
-    me: u32,
+    (cluster_id, me, dialer): (u64, u32, crate::tls::Dialer),
     mut addresses: BTreeMap<u32, String>,
     driver: driver::DriverHandle,
     metadata: watch::Receiver<Arc<ClusterMetadata>>,
@@ -563,7 +603,7 @@ fn spawn_readiness(
             for &id in members.iter().filter(|&&m| m != me) {
                 let Some(address) = addresses.get(&id) else { continue };
                 if clients.get(&id).is_none_or(|p| &p.address != address) {
-                    let Ok(channel) = transport::peer_channel(address) else { continue };
+                    let Ok(channel) = transport::peer_channel(&dialer, address) else { continue };
                     let client = EpoxyClient::new(channel);
                     clients.insert(id, Peer { id, address: address.clone(), client });
                 }

@@ -168,6 +168,7 @@ pub async fn fetch(
     epoch: u64,
     donors: &[(u32, String)],
     deadline: Duration,
+    dialer: &crate::tls::Dialer,
 ) -> anyhow::Result<(u64, u64)> {
     let started = Instant::now();
     let mut pairs = 0u64;
@@ -178,8 +179,8 @@ pub async fn fetch(
             let after = storage.get_meta(META_TRANSFER_AFTER)?.unwrap_or_default();
             // No deadline on the call: a large copy streams for minutes (progress is logged, and
             // an interrupted stream resumes after the last key stored).
-            let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-                .map(|e| e.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true));
+            let endpoint =
+                dialer.endpoint(address).map(|e| e.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true));
             let channel = match endpoint {
                 Ok(e) => e.connect_lazy(),
                 Err(e) => {

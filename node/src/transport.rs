@@ -9,6 +9,7 @@
 
 use crate::driver::DriverHandle;
 use crate::node_info::LocalInfo;
+use crate::tls::Dialer;
 use bytes::Bytes;
 use mortar_epoxy::ReplicaId;
 use mortar_epoxy::codec::decode_message;
@@ -165,8 +166,9 @@ pub fn grpc_server(ping_interval: Duration, ping_timeout: Duration) -> tonic::tr
 }
 
 /// A lazily connected channel to a peer, for unary calls (node info) with short timeouts.
-pub fn peer_channel(address: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{address}"))?
+pub fn peer_channel(dialer: &Dialer, address: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(dialer
+        .endpoint(address)?
         .connect_timeout(Duration::from_millis(500))
         .timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
@@ -174,14 +176,22 @@ pub fn peer_channel(address: &str) -> Result<Channel, tonic::transport::Error> {
 }
 
 /// Starts the sender for one peer and returns its queue.
-pub fn spawn_peer(cluster_id: u64, me: u32, peer: u32, address: String) -> PeerQueue {
+pub fn spawn_peer(cluster_id: u64, me: u32, peer: u32, address: String, dialer: &Dialer) -> PeerQueue {
     let (tx, rx) = peer_queue();
-    tokio::spawn(peer_loop(cluster_id, me, peer, address, rx));
+    let endpoint = dialer.endpoint(&address);
+    tokio::spawn(peer_loop(cluster_id, me, peer, address, endpoint, rx));
     tx
 }
 
-async fn peer_loop(cluster_id: u64, me: u32, peer: u32, address: String, mut rx: PeerQueueRx) {
-    let endpoint = match Endpoint::from_shared(format!("http://{address}")) {
+async fn peer_loop(
+    cluster_id: u64,
+    me: u32,
+    peer: u32,
+    address: String,
+    endpoint: Result<Endpoint, tonic::transport::Error>,
+    mut rx: PeerQueueRx,
+) {
+    let endpoint = match endpoint {
         Ok(e) => e
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
@@ -506,7 +516,7 @@ mod tests {
                 .add_service(EpoxyServer::new(peer.clone()))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
-        let queue = spawn_peer(7, 1, 2, address);
+        let queue = spawn_peer(7, 1, 2, address, &Dialer::plain());
         assert!(queue.try_push(Bytes::from_static(b"first")));
         assert_eq!(received_within(&peer, 1, Duration::from_secs(5)).await, ["first"]);
         // The call has ended by now; the sender has had time to notice.

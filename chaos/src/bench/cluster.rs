@@ -297,7 +297,7 @@ impl Cluster {
 
 /// One write through `endpoint`.
 async fn probe(target: Target, endpoint: SocketAddr) -> anyhow::Result<()> {
-    let mut connection = LabConnection::open(target, &endpoint.to_string()).await?;
+    let mut connection = LabConnection::open(target, &endpoint.to_string(), &Default::default()).await?;
     let put = Op::Put(Bytes::from_static(b"bench/ready"));
     match tokio::time::timeout(CONNECT_TIMEOUT, connection.send(&put, &Bytes::from_static(b"1"))).await {
         Ok(outcome) => outcome.map_err(|e| anyhow::anyhow!("{e}")),

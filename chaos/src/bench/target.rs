@@ -6,20 +6,22 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use mortar_node::bench::target::{self, CONNECT_TIMEOUT, check_answers, status_line};
 use mortar_node::bench::workload::Op;
-use mortar_node::bench::{Connection, KvBenchArgs, KvBenchResult, MortarConnection, Target};
+use mortar_node::bench::{Access, Connection, KvBenchArgs, KvBenchResult, MortarConnection, Target};
 
 /// A connection to one node (Mortar) or member (etcd); cheap to clone (clones share it).
 #[derive(Clone)]
 pub enum LabConnection {
-    Mortar(MortarConnection),
+    Mortar(Box<MortarConnection>),
     Etcd(Box<etcd_client::KvClient>),
 }
 
 impl LabConnection {
     /// Connects to `endpoint` (`host:port`) and checks that it answers a read.
-    pub async fn open(target: Target, endpoint: &str) -> anyhow::Result<LabConnection> {
+    pub async fn open(target: Target, endpoint: &str, access: &Access) -> anyhow::Result<LabConnection> {
         match target {
-            Target::Mortar => Ok(LabConnection::Mortar(MortarConnection::open(endpoint).await?)),
+            Target::Mortar => {
+                Ok(LabConnection::Mortar(Box::new(MortarConnection::open(endpoint, access).await?)))
+            }
             Target::Etcd => {
                 let options = etcd_client::ConnectOptions::new().with_connect_timeout(CONNECT_TIMEOUT);
                 let client = etcd_client::Client::connect([target::uri(endpoint)], Some(options))
@@ -59,7 +61,7 @@ pub async fn run_kv(args: KvBenchArgs) -> anyhow::Result<KvBenchResult> {
     args.validate()?;
     let mut connections = Vec::new();
     for endpoint in args.endpoints() {
-        connections.push(LabConnection::open(args.target, &endpoint).await?);
+        connections.push(LabConnection::open(args.target, &endpoint, &args.access).await?);
     }
     mortar_node::bench::run_kv_on(args, connections).await
 }

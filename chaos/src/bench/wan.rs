@@ -668,7 +668,7 @@ fn spawn_etcd(bin: &Path, root: &Path) -> anyhow::Result<Vec<Server>> {
 /// One put through `endpoint`.
 async fn probe(target: Target, endpoint: String) -> anyhow::Result<()> {
     let work = async {
-        let mut connection = LabConnection::open(target, &endpoint).await?;
+        let mut connection = LabConnection::open(target, &endpoint, &Default::default()).await?;
         let put = Op::Put(Bytes::from_static(b"bench/ready"));
         connection.send(&put, &Bytes::from_static(b"1")).await.map_err(anyhow::Error::msg)
     };
@@ -820,7 +820,7 @@ async fn region_load(
         ..KvBenchArgs::new(target, vec![endpoint.clone()])
     };
     args.validate()?;
-    let connection = LabConnection::open(target, &endpoint).await?;
+    let connection = LabConnection::open(target, &endpoint, &Default::default()).await?;
     let (before, started) = (scrape(target, region).await?, Instant::now());
     let value = Bytes::from(vec![b'x'; args.value_size]);
     let measure_from = Instant::now() + Duration::from_secs(args.warmup);

@@ -72,6 +72,35 @@ impl Paths {
     pub fn token(&self, which: &str) -> PathBuf {
         self.run_dir.join(format!("{which}.token"))
     }
+
+    /// The run's TLS files: `ca.pem` (nodes' --tls-ca, clients' MORTAR_CA), and `node.pem` /
+    /// `node.key`, one certificate naming every slot's addresses (nodes serve and dial with TLS,
+    /// as in production).
+    pub fn tls(&self, file: &str) -> PathBuf {
+        self.run_dir.join("tls").join(file)
+    }
+}
+
+/// Writes the run's CA and node certificate (see [`Paths::tls`]) unless they exist: a run's
+/// restarts and replacements keep them.
+fn ensure_tls(paths: &Paths, topology: &Topology) -> anyhow::Result<()> {
+    if paths.tls("node.key").exists() {
+        return Ok(());
+    }
+    let dir = paths.tls("");
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let ca = mortar_node::tls::generate_ca(7).context("create the run's CA")?;
+    let hosts: Vec<String> = topology
+        .ids()
+        .flat_map(|n| [topology.grpc(n).ip().to_string(), topology.proxy(n).ip().to_string()])
+        .collect();
+    let (cert, key) =
+        mortar_node::tls::generate_node(&ca, &hosts, 7).context("create the run's node certificate")?;
+    for (file, text) in [("ca.pem", &ca.ca_cert), ("node.pem", &cert), ("node.key", &key)] {
+        std::fs::write(paths.tls(file), text)
+            .with_context(|| format!("write {}", paths.tls(file).display()))?;
+    }
+    Ok(())
 }
 
 /// Hard-links the `mortar` binary into the run directory and returns the link, so that every
@@ -260,6 +289,7 @@ impl Procs {
             .arg("admin")
             .args(args)
             .env("MORTAR_TOKEN", token)
+            .env("MORTAR_CA", self.paths.tls("ca.pem"))
             .args(["--endpoint", &self.topology.grpc(via).to_string(), "--timeout-ms", "20000"])
             .stdin(Stdio::null());
         command.kill_on_drop(true);
@@ -372,6 +402,7 @@ impl Procs {
         for secret in [key.clone(), self.paths.token("client"), self.paths.token("admin")] {
             ensure_secret(&secret)?;
         }
+        ensure_tls(&self.paths, &self.topology)?;
         let path = self.paths.node_log(node);
         let mut log = append(&path)?;
         let starts = self.nodes.get(&node).map_or(0, |n| n.starts) + 1;
@@ -409,6 +440,9 @@ impl Procs {
             .env("MORTAR_GOSSIP_KEY_FILE", &key)
             .env("MORTAR_AUTH_TOKEN_FILE", self.paths.token("client"))
             .env("MORTAR_ADMIN_TOKEN_FILE", self.paths.token("admin"))
+            .env("MORTAR_TLS_CERT", self.paths.tls("node.pem"))
+            .env("MORTAR_TLS_KEY", self.paths.tls("node.key"))
+            .env("MORTAR_TLS_CA", self.paths.tls("ca.pem"))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -521,6 +555,7 @@ impl Procs {
         let mut child = in_namespace(CLIENT_NS, &self.self_bin)
             .arg("client-worker")
             .env("MORTAR_TOKEN", token)
+            .env("MORTAR_CA", self.paths.tls("ca.pem"))
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -22,7 +22,7 @@ use mortar_proto::v1::actors_client::ActorsClient;
 use mortar_proto::v1::{ActorCallRequest, ActorEvent, ActorSubscribeRequest};
 use tokio::sync::{broadcast, watch};
 use tonic::Status;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::error::CallError;
 use super::events::Published;
@@ -162,7 +162,11 @@ impl Router {
         if let Some(channel) = channels.get(address) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{address}"))
+        let channel = self
+            .runtime
+            .config()
+            .peer_dialer
+            .endpoint(address)
             .map_err(|e| CallError::Internal(format!("node address {address:?} is not a valid URI: {e}")))?
             .connect_timeout(PEER_CONNECT_TIMEOUT)
             .tcp_nodelay(true)

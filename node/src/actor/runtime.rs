@@ -63,6 +63,8 @@ pub struct RuntimeConfig {
     pub call_timeout: Duration,
     /// What this node presents when it forwards a call to the owner (see [`crate::auth`]).
     pub peer_token: Option<crate::auth::Token>,
+    /// How this node dials the owner it forwards a call to (TLS or not).
+    pub peer_dialer: crate::tls::Dialer,
 }
 
 impl RuntimeConfig {
@@ -73,6 +75,7 @@ impl RuntimeConfig {
             idle_timeout: IDLE_TIMEOUT_DEFAULT,
             call_timeout: crate::config::REQUEST_TIMEOUT_DEFAULT,
             peer_token: None,
+            peer_dialer: crate::tls::Dialer::plain(),
         }
     }
 }

@@ -10,7 +10,6 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use mortar_proto::v1::kv_client::KvClient;
 use mortar_proto::v1::{GetRequest, PutRequest};
-use tonic::transport::{Channel, Endpoint};
 
 use super::workload::Op;
 
@@ -57,19 +56,21 @@ pub trait Connection: Clone + Send + 'static {
 
 /// A connection to one Mortar node.
 #[derive(Clone)]
-pub struct MortarConnection(KvClient<Channel>);
+pub struct MortarConnection(KvClient<crate::auth::AuthChannel>);
 
 impl MortarConnection {
     /// Connects to `endpoint` (`host:port`) and checks that it answers a read.
-    pub async fn open(endpoint: &str) -> anyhow::Result<MortarConnection> {
-        let channel = Endpoint::from_shared(uri(endpoint))
+    pub async fn open(endpoint: &str, access: &super::Access) -> anyhow::Result<MortarConnection> {
+        let (token, dialer) = access.resolve()?;
+        let channel = dialer
+            .endpoint(endpoint)
             .with_context(|| format!("--endpoints: {endpoint:?} is not a host:port address"))?
             .tcp_nodelay(true)
             .connect_timeout(CONNECT_TIMEOUT)
             .connect()
             .await
             .with_context(|| format!("cannot reach a mortar node at {endpoint}; is it running?"))?;
-        let mut connection = MortarConnection(KvClient::new(channel));
+        let mut connection = MortarConnection(KvClient::new(crate::auth::with_token(channel, token)));
         check_answers(&mut connection, Target::Mortar, endpoint).await?;
         Ok(connection)
     }

@@ -444,6 +444,9 @@ fn print_banner(nodes: &[DevNode], data_dir: &Path) {
     out!("  mortar admin status --endpoint {}", first.grpc);
     out!("  curl http://{}/metrics", first.http);
     out!("");
+    out!("For development only: on loopback, without TLS, tokens or a gossip key. A cluster on a");
+    out!("network needs them: see `mortar node --help` (--tls-cert, --auth-token-file, ...).");
+    out!("");
     out!("Press Ctrl-C to stop every node.");
 }
 

@@ -8,13 +8,14 @@
 
 pub mod actors;
 pub mod admin;
+pub mod cert;
 pub mod dev;
 pub mod kv;
 
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::config::{NodeArgs, NodeConfig};
 
@@ -68,6 +69,8 @@ pub enum Command {
     Dev(dev::DevArgs),
     /// Measure a running cluster (load generators; see the README's Performance section).
     Bench(BenchArgs),
+    /// Create a cluster CA and node certificates for TLS (`--tls-cert`, `--tls-key`, `--tls-ca`).
+    Cert(cert::CertArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -193,6 +196,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Subscribe(args) => actors::subscribe(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Dev(args) => dev::run(args).await,
+        Command::Cert(args) => cert::run(args),
         Command::Bench(BenchArgs { command: BenchCommand::Kv(args) }) => {
             let json = args.json;
             match crate::bench::run_kv(args).await {
@@ -287,6 +291,20 @@ pub struct ConnectArgs {
     /// inspector, --admin-token-file). Prefer the environment: a flag shows in `ps`.
     #[arg(long, env = "MORTAR_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+
+    /// The cluster's CA certificate (PEM): connect with TLS to a node started with --tls-ca,
+    /// trusting the certificates this CA signed.
+    #[arg(long, env = "MORTAR_CA", value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+
+    /// A client certificate (PEM) to present, with --key and --ca [default: none; tokens
+    /// authenticate clients].
+    #[arg(long, env = "MORTAR_CERT", value_name = "FILE", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+
+    /// The private key of --cert (PEM).
+    #[arg(long, env = "MORTAR_KEY", value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
 }
 
 impl ConnectArgs {
@@ -305,11 +323,35 @@ impl ConnectArgs {
         Ok(crate::auth::with_token(self.connect_channel().await?, token))
     }
 
+    /// How to dial: TLS with `--ca` (and `--cert`/`--key`), plain without.
+    pub fn dialer(&self) -> Result<crate::tls::Dialer, Failure> {
+        let read = |flag: &str, path: &std::path::Path| {
+            std::fs::read(path)
+                .map_err(|e| Failure::error(format!("cannot read {flag} {}: {e}", path.display())))
+        };
+        let Some(ca) = &self.ca else {
+            if self.cert.is_some() {
+                return Err(Failure::error("--cert needs --ca: the CA that signed the node's certificate"));
+            }
+            return Ok(crate::tls::Dialer::plain());
+        };
+        let ca = read("--ca", ca)?;
+        let identity = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Some((read("--cert", cert)?, read("--key", key)?)),
+            _ => None,
+        };
+        Ok(crate::tls::Dialer::client(&ca, identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice()))))
+    }
+
     async fn connect_channel(&self) -> Result<Channel, Failure> {
         let uri = endpoint_uri(&self.endpoint)?;
         let connect_timeout = self.timeout().min(CONNECT_TIMEOUT_MAX);
-        let endpoint = Endpoint::from_shared(uri)
-            .map_err(|e| Failure::error(format!("invalid endpoint '{}': {e}", self.endpoint)))?
+        let endpoint = self
+            .dialer()?
+            .endpoint(&uri)
+            .map_err(|e| {
+                Failure::error(format!("invalid endpoint '{}': {}", self.endpoint, connect_error_reason(&e)))
+            })?
             .connect_timeout(connect_timeout);
         // The outer timeout also bounds name resolution and the HTTP/2 handshake.
         let no_answer = || {
@@ -331,6 +373,13 @@ impl ConnectArgs {
     }
 
     fn unreachable(&self, reason: &str) -> Failure {
+        if reason.contains("certificate") || reason.contains("tls") || reason.contains("handshake") {
+            return Failure::error(format!(
+                "TLS with {} failed ({reason}): --ca must be the CA that signed the cluster's node \
+                 certificates, and the certificate must name the host in --endpoint",
+                self.endpoint
+            ));
+        }
         Failure::error(format!(
             "cannot reach a mortar node at {} ({reason}); is it running? set --endpoint or \
              MORTAR_ENDPOINT",
@@ -354,10 +403,16 @@ impl ConnectArgs {
     /// `<Code>: <message>`; what the transport says about the endpoint itself, in words.
     pub fn failure(&self, status: &tonic::Status, what: &str) -> Failure {
         if let Some(reason) = not_mortar_reason(status) {
+            // A TLS server answers a plain HTTP/2 preface with a TLS alert: not HTTP/2 either.
+            let tls_hint = if self.ca.is_none() && reason.contains("HTTP/2") {
+                " Or the node serves TLS: pass --ca (MORTAR_CA), the cluster's CA certificate."
+            } else {
+                ""
+            };
             return Failure::error(format!(
                 "{} answered, but not as a Mortar gRPC endpoint ({reason}); is it the HTTP port? A \
                  node's gRPC address is its --listen (7100 + i - 1 under `mortar dev`, HTTP is 7200 + \
-                 i - 1)",
+                 i - 1).{tls_hint}",
                 self.endpoint
             ));
         }
@@ -565,7 +620,14 @@ mod tests {
 
     #[test]
     fn an_http_answer_is_not_a_mortar_endpoint() {
-        let connect = ConnectArgs { endpoint: "127.0.0.1:7200".into(), timeout_ms: 1500, token: None };
+        let connect = ConnectArgs {
+            endpoint: "127.0.0.1:7200".into(),
+            timeout_ms: 1500,
+            token: None,
+            ca: None,
+            cert: None,
+            key: None,
+        };
         let status =
             tonic::Status::unimplemented("grpc-status header missing, mapped from HTTP status code 404");
         let failure = connect.failure(&status, "x");

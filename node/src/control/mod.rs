@@ -157,6 +157,8 @@ pub struct ControlConfig {
     pub snapshot_every_entries: u64,
     /// Entries kept in the log behind the last snapshot.
     pub log_kept_after_snapshot: u64,
+    /// How the node dials its peers' `Control` service (TLS or not).
+    pub dialer: crate::tls::Dialer,
 }
 
 impl ControlConfig {
@@ -175,6 +177,7 @@ impl ControlConfig {
             election_timeout_max: Duration::from_millis(4000),
             snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES,
             log_kept_after_snapshot: LOG_KEPT_AFTER_SNAPSHOT,
+            dialer: crate::tls::Dialer::plain(),
         }
     }
 
@@ -258,6 +261,7 @@ pub struct ControlPlane<SM> {
     applied: Shared<SM>,
     /// The client of the leader last forwarded to, reused while that node leads.
     leader_client: Arc<Mutex<Option<LeaderClient>>>,
+    dialer: crate::tls::Dialer,
 }
 
 /// A client of the leader's `Control` service, known by the leader's id and address.
@@ -275,6 +279,7 @@ impl<SM> Clone for ControlPlane<SM> {
             raft: self.raft.clone(),
             applied: self.applied.clone(),
             leader_client: self.leader_client.clone(),
+            dialer: self.dialer.clone(),
         }
     }
 }
@@ -298,7 +303,7 @@ impl<SM: ControlStateMachine> ControlPlane<SM> {
         let log_store = LogStore::new(config.storage.clone());
         let state_machine = StateMachineStore::open(config.storage.clone(), state_machine)?;
         let applied = state_machine.shared();
-        let network = Network { cluster_id: config.cluster_id, me: config.id };
+        let network = Network { cluster_id: config.cluster_id, me: config.id, dialer: config.dialer.clone() };
         let raft = Raft::new(config.id, raft_config, network, log_store, state_machine)
             .await
             .map_err(|e| ControlError::Stopped { reason: format!("start raft: {e}") })?;
@@ -310,6 +315,7 @@ impl<SM: ControlStateMachine> ControlPlane<SM> {
             raft,
             applied,
             leader_client: Arc::new(Mutex::new(None)),
+            dialer: config.dialer,
         };
         Ok((plane, service))
     }
@@ -453,7 +459,7 @@ impl<SM: ControlStateMachine> ControlPlane<SM> {
         {
             return Ok(cached.client.clone());
         }
-        let client = control_client(address).map_err(|e| ControlError::InvalidConfig {
+        let client = control_client(&self.dialer, address).map_err(|e| ControlError::InvalidConfig {
             reason: format!("the leader, node {leader}, has an invalid address {address:?}: {e}"),
         })?;
         *cached = Some(LeaderClient { id: leader, address: address.to_string(), client: client.clone() });

@@ -26,6 +26,7 @@ use super::{RAFT_PAYLOAD_BYTES_MAX, wire};
 pub(crate) struct Network {
     pub(crate) cluster_id: u64,
     pub(crate) me: NodeId,
+    pub(crate) dialer: crate::tls::Dialer,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -37,6 +38,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             me: self.me,
             target,
             node: node.clone(),
+            dialer: self.dialer.clone(),
             client: None,
             refused_logged: false,
         }
@@ -49,6 +51,7 @@ pub(crate) struct PeerClient {
     me: NodeId,
     target: NodeId,
     node: Node,
+    dialer: crate::tls::Dialer,
     client: Option<ControlClient<Channel>>,
     /// Whether a refusal by the target (wrong cluster or node id at its address) was logged.
     refused_logged: bool,
@@ -72,8 +75,11 @@ impl Failure {
 }
 
 /// A gRPC client of `Control` on a lazily connected channel, with the node's message size bounds.
-pub(crate) fn control_client(address: &str) -> Result<ControlClient<Channel>, tonic::transport::Error> {
-    let channel = crate::transport::peer_channel(address)?;
+pub(crate) fn control_client(
+    dialer: &crate::tls::Dialer,
+    address: &str,
+) -> Result<ControlClient<Channel>, tonic::transport::Error> {
+    let channel = crate::transport::peer_channel(dialer, address)?;
     Ok(ControlClient::new(channel)
         .max_decoding_message_size(mortar_proto::GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(mortar_proto::GRPC_MESSAGE_BYTES_MAX))
@@ -97,7 +103,7 @@ pub(crate) fn never_sent(status: &Status) -> bool {
 impl PeerClient {
     fn client(&mut self) -> Result<&mut ControlClient<Channel>, Failure> {
         if self.client.is_none() {
-            let client = control_client(&self.node.addr).map_err(|e| {
+            let client = control_client(&self.dialer, &self.node.addr).map_err(|e| {
                 warn!(target_node = self.target, address = %self.node.addr, error = %e, "control-plane peer address is not a valid endpoint");
                 Failure::Unreachable(Unreachable::new(&e))
             })?;
