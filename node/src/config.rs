@@ -1106,6 +1106,36 @@ mod tests {
     }
 
     #[test]
+    fn tls_takes_all_three_files_checked_against_the_node_address() {
+        let e = error(NodeArgs { tls_cert: Some("node.pem".into()), ..args(1) });
+        assert_eq!(e, ConfigError::IncompleteTls("--tls-key, --tls-ca".to_string()));
+        assert_one_line(&e);
+        let dir = tempfile::tempdir().unwrap();
+        let ca = crate::tls::generate_ca(1).unwrap();
+        let (cert, key) = crate::tls::generate_node(&ca, &["127.0.0.1".to_string()], 1).unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let files = FileConfig {
+            tls_cert: Some(write("node.pem", &cert)),
+            tls_key: Some(write("node.key", &key)),
+            tls_ca: Some(write("ca.pem", &ca.ca_cert)),
+            ..FileConfig::default()
+        };
+        // args(1) puts node 1 at a 127.0.0.1 address, which the certificate names.
+        let config = NodeConfig::from_layers(args(1), files.clone()).unwrap();
+        assert!(config.tls.is_some() && config.dialer().is_tls());
+        assert!(!NodeConfig::from_layers(args(1), FileConfig::default()).unwrap().dialer().is_tls());
+        // A flag wins over the file: a missing key file is an error naming the flag.
+        let missing = NodeArgs { tls_key: Some(dir.path().join("absent.key")), ..args(1) };
+        let e = NodeConfig::from_layers(missing, files).unwrap_err();
+        assert!(e.to_string().starts_with("cannot read --tls-key"), "{e}");
+        assert_one_line(&e);
+    }
+
+    #[test]
     fn connections_max_is_bounded() {
         let config =
             |n| NodeConfig::from_layers(NodeArgs { connections_max: n, ..args(1) }, FileConfig::default());
