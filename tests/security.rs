@@ -300,8 +300,10 @@ async fn tls_serves_clients_and_peers_and_keeps_non_nodes_out_of_peer_services()
             mortar_node::tls::Dialer::client(&read(&ca), Some((&read(&other_cert), &read(&other_key))));
         let status = node_info(forged).await.expect_err("another CA's certificate");
         // The server's alert ends the connection (TLS 1.3 checks the client's certificate after
-        // the client thinks the handshake done, so the call fails as a transport error).
-        assert!(matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown), "{status:?}");
+        // the client thinks the handshake done, so the call fails as a transport error, which
+        // tonic reports as one of these, depending on when the connection closes).
+        let transport = [tonic::Code::Unavailable, tonic::Code::Unknown, tonic::Code::Cancelled];
+        assert!(transport.contains(&status.code()), "{status:?}");
         assert!(!status.message().contains("cluster"), "a service answered: {status:?}");
 
         // A node whose certificate does not name the address its peers dial does not start.
