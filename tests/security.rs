@@ -184,6 +184,12 @@ async fn tokens_keep_out_who_has_none_and_clients_out_of_administration() {
         assert_eq!(client_put.code, Some(0), "{client_put:?}");
         let client_get = cli(vec!["kv", "get", "k"], Some(CLIENT)).await;
         assert_eq!(client_get.stdout.trim(), "v", "{client_get:?}");
+        let from_file = common::mortar_cli(
+            &["kv", "get", "k", "--endpoint", &endpoint],
+            &[("MORTAR_TOKEN_FILE", client_file.to_str().expect("a UTF-8 path"))],
+        )
+        .await;
+        assert_eq!(from_file.stdout.trim(), "v", "{from_file:?}");
         let denied = cli(members(), Some(CLIENT)).await;
         assert_ne!(denied.code, Some(0), "members with the client token: {denied:?}");
         assert!(denied.stderr.contains("admin token"), "{}", denied.stderr);
@@ -261,6 +267,15 @@ async fn tls_serves_clients_and_peers_and_keeps_non_nodes_out_of_peer_services()
             let call = cli(vec!["call", "counter", &key, "increment"], Some(&ca)).await;
             assert_eq!(call.code, Some(0), "{call:?}");
         }
+        // The image's HEALTHCHECK: the HTTP port stays plain.
+        let http = cluster.node(1).http.to_string();
+        let health = common::mortar_cli(&["health", "--http", &http], &[]).await;
+        assert_eq!(health.code, Some(0), "{health:?}");
+        let ready = common::mortar_cli(&["health", "--ready", "--http", &http], &[]).await;
+        assert_eq!(ready.code, Some(0), "{ready:?}");
+        let closed = common::free_addresses(1)[0].to_string();
+        let nobody = common::mortar_cli(&["health", "--http", &closed], &[]).await;
+        assert_ne!(nobody.code, Some(0), "{nobody:?}");
         let members = cli(vec!["admin", "members"], Some(&ca)).await;
         assert_eq!(members.code, Some(0), "{members:?}");
         assert!(members.stdout.matches("127.0.0.1:").count() >= 3, "{members:?}");

@@ -10,6 +10,7 @@ pub mod actors;
 pub mod admin;
 pub mod cert;
 pub mod dev;
+pub mod health;
 pub mod kv;
 
 use std::time::Duration;
@@ -71,6 +72,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Create a cluster CA and node certificates for TLS (`--tls-cert`, `--tls-key`, `--tls-ca`).
     Cert(cert::CertArgs),
+    /// Check a node's /healthz (or /readyz) over HTTP: exit 0 when it answers 200 (for a
+    /// container's HEALTHCHECK).
+    Health(health::HealthArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -197,6 +201,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Admin(args) => admin::run(args).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Cert(args) => cert::run(args),
+        Command::Health(args) => health::run(args).await,
         Command::Bench(BenchArgs { command: BenchCommand::Kv(args) }) => {
             let json = args.json;
             match crate::bench::run_kv(args).await {
@@ -292,6 +297,10 @@ pub struct ConnectArgs {
     #[arg(long, env = "MORTAR_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
+    /// A file holding the token (as the node's --auth-token-file or --admin-token-file).
+    #[arg(long, env = "MORTAR_TOKEN_FILE", value_name = "FILE", conflicts_with = "token")]
+    pub token_file: Option<std::path::PathBuf>,
+
     /// The cluster's CA certificate (PEM): connect with TLS to a node started with --tls-ca,
     /// trusting the certificates this CA signed.
     #[arg(long, env = "MORTAR_CA", value_name = "FILE")]
@@ -314,11 +323,15 @@ impl ConnectArgs {
 
     /// Connects to `--endpoint`, failing with one line that says what to do.
     pub async fn connect(&self) -> Result<crate::auth::AuthChannel, Failure> {
-        let token = match &self.token {
-            Some(text) => {
+        let token = match (&self.token, &self.token_file) {
+            (Some(text), _) => {
                 Some(crate::auth::Token::new(text).map_err(|e| Failure::error(format!("--token: {e}")))?)
             }
-            None => None,
+            (None, Some(path)) => Some(
+                crate::auth::Token::from_file(path)
+                    .map_err(|e| Failure::error(format!("--token-file {}: {e}", path.display())))?,
+            ),
+            (None, None) => None,
         };
         Ok(crate::auth::with_token(self.connect_channel().await?, token))
     }
@@ -624,6 +637,7 @@ mod tests {
             endpoint: "127.0.0.1:7200".into(),
             timeout_ms: 1500,
             token: None,
+            token_file: None,
             ca: None,
             cert: None,
             key: None,
