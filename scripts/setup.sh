@@ -3,7 +3,8 @@
 # libclang-dev (bindgen, for the rocksdb crate), protobuf-compiler (the etcd-client crate's build
 # script), iputils-ping and nftables (chaos tests), etcd-server (`mortar-chaos bench compare`),
 # gdb and curl (the chaos harness records the thread stacks of a node that stops serving, and
-# every node's metrics), python3 (CI reads the chaos checker's JSON). Safe to re-run.
+# every node's metrics), python3 (CI reads the chaos checker's JSON), prometheus (its promtool
+# checks a node's /metrics in tests/cluster.rs). Safe to re-run.
 #
 # `MORTAR_SETUP_ROOT=DIR scripts/setup.sh --print-missing` prints what it would install, judging
 # the file system under DIR; scripts/setup_test.sh tests the detection that way.
@@ -51,6 +52,7 @@ have etcd || need+=(etcd-server)
 have gdb || need+=(gdb)
 have curl || need+=(curl)
 have python3 || need+=(python3)
+have promtool || need+=(prometheus)
 
 if [ "${1:-}" = "--print-missing" ]; then
   echo "${need[*]}"

@@ -1049,3 +1049,104 @@ async fn one_dev_node_restarts_by_hand_and_mortar_dev_stops_only_its_own() {
     })
     .await;
 }
+
+/// The metric names a PromQL expression uses: `mortar_*` and `process_*` identifiers, with a
+/// histogram's `_bucket`, `_count` or `_sum` suffix taken off.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts = (expr[i..].starts_with("mortar_") || expr[i..].starts_with("process_"))
+            && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'));
+        if !starts {
+            i += 1;
+            continue;
+        }
+        let end =
+            expr[i..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(expr.len(), |n| i + n);
+        let name = &expr[i..end];
+        let base = ["_bucket", "_count", "_sum"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+        names.push(base.to_string());
+        i = end;
+    }
+    names
+}
+
+/// A node's `/metrics` after puts and actor calls passes Prometheus's own `promtool check
+/// metrics` (HELP text everywhere, latencies as histograms, process metrics), and every metric
+/// the Grafana dashboard (`deploy/grafana/mortar.json`) queries is among those it exports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_and_feed_every_dashboard_query() {
+    let cluster = Cluster::start().await;
+    bounded(TEST_TIMEOUT, async {
+        let endpoint = cluster.node(1).grpc.to_string();
+        for i in 0..5 {
+            let key = format!("metrics-{i}");
+            let put = mortar_cli(&["kv", "put", &key, "v", "--endpoint", &endpoint], &[]).await;
+            assert_eq!(put.code, Some(0), "{put:?}");
+            let call =
+                mortar_cli(&["call", "counter", &key, "increment", "--endpoint", &endpoint], &[]).await;
+            assert_eq!(call.code, Some(0), "{call:?}");
+        }
+        let (status, body) =
+            http_get(cluster.node(1).http, "/metrics").await.expect("an answer from /metrics");
+        assert_eq!(status, 200);
+
+        let mut promtool = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("promtool (scripts/setup.sh installs Debian's prometheus package)");
+        std::io::Write::write_all(&mut promtool.stdin.take().expect("piped stdin"), body.as_bytes())
+            .expect("write the metrics to promtool");
+        let checked = promtool.wait_with_output().expect("promtool ran");
+        assert!(
+            checked.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
+        assert!(body.contains("# TYPE mortar_node_kv_request_seconds histogram"), "{body}");
+        assert!(body.contains("# TYPE process_resident_memory_bytes gauge"), "{body}");
+
+        let exported: std::collections::BTreeSet<&str> =
+            body.lines().filter_map(|line| line.strip_prefix("# TYPE ")?.split_whitespace().next()).collect();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana/mortar.json");
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("read the dashboard")).expect("JSON");
+        let mut queried = 0;
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().expect("targets") {
+                let expr = target["expr"].as_str().expect("an expr");
+                let names = metric_names(expr);
+                assert!(!names.is_empty(), "panel {:?} queries no metric: {expr}", panel["title"]);
+                for name in names {
+                    assert!(
+                        exported.contains(name.as_str()),
+                        "the dashboard queries {name}, not exported: {expr}"
+                    );
+                    queried += 1;
+                }
+            }
+        }
+        assert!(queried >= 10, "{queried} metric references in the dashboard");
+    })
+    .await;
+}
+
+#[test]
+fn metric_names_are_found_in_promql() {
+    assert_eq!(
+        metric_names(
+            "histogram_quantile(0.99, sum by (le) (rate(mortar_node_kv_request_seconds_bucket{job=~\"$job\"}[1m])))"
+        ),
+        ["mortar_node_kv_request_seconds"]
+    );
+    assert_eq!(
+        metric_names("rate(process_cpu_seconds_total[1m]) + x_mortar_y"),
+        ["process_cpu_seconds_total"]
+    );
+}

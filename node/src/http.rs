@@ -65,7 +65,9 @@ where
 async fn metrics(State(state): State<HttpState>) -> Response {
     // Upkeep drains histogram buckets; doing it on scrape keeps memory bounded without a timer.
     state.metrics.run_upkeep();
-    ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], state.metrics.render()).into_response()
+    let mut body = state.metrics.render();
+    body.push_str(&crate::telemetry::render_process());
+    ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], body).into_response()
 }
 
 async fn healthz() -> &'static str {

@@ -20,6 +20,7 @@ pub mod placement_view;
 pub mod reconfig;
 pub mod server;
 pub mod state_machine;
+pub mod telemetry;
 pub mod tls;
 pub mod transfer;
 pub mod transport;
@@ -35,8 +36,7 @@ pub mod prelude {
 /// Runs a node hosting the actor types in `registry` until SIGINT or SIGTERM (installs the
 /// Prometheus metrics recorder; call it once per process).
 pub async fn serve(registry: actor::Registry, config: config::NodeConfig) -> anyhow::Result<()> {
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| anyhow::anyhow!("install the metrics recorder: {e}"))?;
+    let metrics =
+        telemetry::install_recorder().map_err(|e| anyhow::anyhow!("install the metrics recorder: {e}"))?;
     server::run(config, metrics, registry).await
 }

@@ -251,8 +251,7 @@ pub fn note(line: &str) {
 
 async fn run_node(args: NodeArgs) -> Result<u8, Failure> {
     let config = NodeConfig::from_args(args).map_err(|e| Failure::error(e.to_string()))?;
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
+    let metrics = crate::telemetry::install_recorder()
         .map_err(|e| Failure::new(EXIT_NO, format!("cannot install the metrics recorder: {e}")))?;
     match &config.join {
         Some(join) => tracing::info!(
