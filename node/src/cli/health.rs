@@ -15,17 +15,24 @@ const ANSWER_BYTES_MAX: usize = 4096;
 
 #[derive(Debug, clap::Args)]
 pub struct HealthArgs {
-    /// The node's HTTP address; an unspecified IP (0.0.0.0, as in the image) means this host's
-    /// loopback.
-    #[arg(long, env = "MORTAR_HTTP", default_value = "127.0.0.1:7200", value_name = "IP:PORT")]
-    pub http: SocketAddr,
+    /// The node's HTTP address (`host:port`); an unspecified IP (0.0.0.0, as in the image) means
+    /// this host's loopback.
+    #[arg(long, env = "MORTAR_HTTP", default_value = "127.0.0.1:7200", value_name = "HOST:PORT")]
+    pub http: String,
     /// Ask `/readyz` (serving, a quorum reachable) instead of `/healthz` (the process is alive).
     #[arg(long)]
     pub ready: bool,
 }
 
 pub async fn run(args: HealthArgs) -> Result<u8, Failure> {
-    let mut address = args.http;
+    let mut address = tokio::time::timeout(HEALTH_WAIT, tokio::net::lookup_host(args.http.as_str()))
+        .await
+        .map_err(|_| {
+            Failure::error(format!("--http {}: the name did not resolve within {HEALTH_WAIT:?}", args.http))
+        })?
+        .map_err(|e| Failure::error(format!("--http {}: {e}", args.http)))?
+        .next()
+        .ok_or_else(|| Failure::error(format!("--http {}: no address", args.http)))?;
     if address.ip().is_unspecified() {
         address.set_ip(if address.is_ipv4() {
             std::net::Ipv4Addr::LOCALHOST.into()
