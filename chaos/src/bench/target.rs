@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use mortar_node::bench::target::{self, CONNECT_TIMEOUT, check_answers, status_line};
 use mortar_node::bench::workload::Op;
-use mortar_node::bench::{Access, Connection, KvBenchArgs, KvBenchResult, MortarConnection, Target};
+use mortar_node::bench::{Connection, KvBenchArgs, KvBenchResult, MortarConnection, Target};
 
 /// A connection to one node (Mortar) or member (etcd); cheap to clone (clones share it).
 #[derive(Clone)]
@@ -17,7 +17,11 @@ pub enum LabConnection {
 
 impl LabConnection {
     /// Connects to `endpoint` (`host:port`) and checks that it answers a read.
-    pub async fn open(target: Target, endpoint: &str, access: &Access) -> anyhow::Result<LabConnection> {
+    pub async fn open(
+        target: Target,
+        endpoint: &str,
+        access: &mortar_node::cli::Credentials,
+    ) -> anyhow::Result<LabConnection> {
         match target {
             Target::Mortar => {
                 Ok(LabConnection::Mortar(Box::new(MortarConnection::open(endpoint, access).await?)))

@@ -89,38 +89,9 @@ pub struct KvBenchArgs {
     /// Print one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
+    /// Token and TLS, as every client command takes them.
     #[command(flatten)]
-    pub access: Access,
-}
-
-/// What a client needs to be served by a cluster started with tokens or TLS.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct Access {
-    /// The cluster's client token (see `mortar node --auth-token-file`).
-    #[arg(long, env = "MORTAR_TOKEN", value_name = "TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// The cluster's CA certificate (PEM): connect with TLS (see `mortar node --tls-ca`).
-    #[arg(long, env = "MORTAR_CA", value_name = "FILE")]
-    pub ca: Option<std::path::PathBuf>,
-}
-
-impl Access {
-    /// The token, checked, and the dialer (TLS with `--ca`).
-    pub fn resolve(&self) -> anyhow::Result<(Option<crate::auth::Token>, crate::tls::Dialer)> {
-        let token = match &self.token {
-            Some(text) => Some(crate::auth::Token::new(text).map_err(|e| anyhow::anyhow!("--token: {e}"))?),
-            None => None,
-        };
-        let dialer = match &self.ca {
-            Some(path) => {
-                let ca =
-                    std::fs::read(path).with_context(|| format!("cannot read --ca {}", path.display()))?;
-                crate::tls::Dialer::client(&ca, None)
-            }
-            None => crate::tls::Dialer::plain(),
-        };
-        Ok((token, dialer))
-    }
+    pub access: crate::cli::Credentials,
 }
 
 impl KvBenchArgs {
@@ -140,7 +111,7 @@ impl KvBenchArgs {
             timeout_ms: 10_000,
             ops_max: 10_000_000,
             json: false,
-            access: Access::default(),
+            access: crate::cli::Credentials::default(),
         }
     }
 

@@ -60,8 +60,9 @@ pub struct MortarConnection(KvClient<crate::auth::AuthChannel>);
 
 impl MortarConnection {
     /// Connects to `endpoint` (`host:port`) and checks that it answers a read.
-    pub async fn open(endpoint: &str, access: &super::Access) -> anyhow::Result<MortarConnection> {
-        let (token, dialer) = access.resolve()?;
+    pub async fn open(endpoint: &str, access: &crate::cli::Credentials) -> anyhow::Result<MortarConnection> {
+        let token = access.token().map_err(anyhow::Error::msg)?;
+        let dialer = access.dialer().map_err(anyhow::Error::msg)?;
         let channel = dialer
             .endpoint(endpoint)
             .with_context(|| format!("--endpoints: {endpoint:?} is not a host:port address"))?

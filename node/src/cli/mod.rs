@@ -291,6 +291,14 @@ pub struct ConnectArgs {
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub timeout_ms: u64,
 
+    #[command(flatten)]
+    pub credentials: Credentials,
+}
+
+/// What a client presents and how it dials: a token, and TLS. Every client command and
+/// `mortar bench kv` take these.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Credentials {
     /// The token of a cluster started with --auth-token-file (or, for `admin` and the
     /// inspector, --admin-token-file). Prefer the environment: a flag shows in `ps`.
     #[arg(long, env = "MORTAR_TOKEN", value_name = "TOKEN", hide_env_values = true)]
@@ -315,35 +323,26 @@ pub struct ConnectArgs {
     pub key: Option<std::path::PathBuf>,
 }
 
-impl ConnectArgs {
-    pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-
-    /// Connects to `--endpoint`, failing with one line that says what to do.
-    pub async fn connect(&self) -> Result<crate::auth::AuthChannel, Failure> {
-        let token = match (&self.token, &self.token_file) {
-            (Some(text), _) => {
-                Some(crate::auth::Token::new(text).map_err(|e| Failure::error(format!("--token: {e}")))?)
-            }
-            (None, Some(path)) => Some(
-                crate::auth::Token::from_file(path)
-                    .map_err(|e| Failure::error(format!("--token-file {}: {e}", path.display())))?,
-            ),
-            (None, None) => None,
-        };
-        Ok(crate::auth::with_token(self.connect_channel().await?, token))
+impl Credentials {
+    /// The token (`--token`, or read from `--token-file`), checked; the error names the flag.
+    pub fn token(&self) -> Result<Option<crate::auth::Token>, String> {
+        match (&self.token, &self.token_file) {
+            (Some(text), _) => crate::auth::Token::new(text).map(Some).map_err(|e| format!("--token: {e}")),
+            (None, Some(path)) => crate::auth::Token::from_file(path)
+                .map(Some)
+                .map_err(|e| format!("--token-file {}: {e}", path.display())),
+            (None, None) => Ok(None),
+        }
     }
 
     /// How to dial: TLS with `--ca` (and `--cert`/`--key`), plain without.
-    pub fn dialer(&self) -> Result<crate::tls::Dialer, Failure> {
+    pub fn dialer(&self) -> Result<crate::tls::Dialer, String> {
         let read = |flag: &str, path: &std::path::Path| {
-            std::fs::read(path)
-                .map_err(|e| Failure::error(format!("cannot read {flag} {}: {e}", path.display())))
+            std::fs::read(path).map_err(|e| format!("cannot read {flag} {}: {e}", path.display()))
         };
         let Some(ca) = &self.ca else {
             if self.cert.is_some() {
-                return Err(Failure::error("--cert needs --ca: the CA that signed the node's certificate"));
+                return Err("--cert needs --ca: the CA that signed the node's certificate".to_string());
             }
             return Ok(crate::tls::Dialer::plain());
         };
@@ -354,12 +353,26 @@ impl ConnectArgs {
         };
         Ok(crate::tls::Dialer::client(&ca, identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice()))))
     }
+}
+
+impl ConnectArgs {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Connects to `--endpoint`, failing with one line that says what to do.
+    pub async fn connect(&self) -> Result<crate::auth::AuthChannel, Failure> {
+        let token = self.credentials.token().map_err(Failure::error)?;
+        Ok(crate::auth::with_token(self.connect_channel().await?, token))
+    }
 
     async fn connect_channel(&self) -> Result<Channel, Failure> {
         let uri = endpoint_uri(&self.endpoint)?;
         let connect_timeout = self.timeout().min(CONNECT_TIMEOUT_MAX);
         let endpoint = self
-            .dialer()?
+            .credentials
+            .dialer()
+            .map_err(Failure::error)?
             .endpoint(&uri)
             .map_err(|e| {
                 Failure::error(format!("invalid endpoint '{}': {}", self.endpoint, connect_error_reason(&e)))
@@ -416,7 +429,7 @@ impl ConnectArgs {
     pub fn failure(&self, status: &tonic::Status, what: &str) -> Failure {
         if let Some(reason) = not_mortar_reason(status) {
             // A TLS server answers a plain HTTP/2 preface with a TLS alert: not HTTP/2 either.
-            let tls_hint = if self.ca.is_none() && reason.contains("HTTP/2") {
+            let tls_hint = if self.credentials.ca.is_none() && reason.contains("HTTP/2") {
                 " Or the node serves TLS: pass --ca (MORTAR_CA), the cluster's CA certificate."
             } else {
                 ""
@@ -635,11 +648,7 @@ mod tests {
         let connect = ConnectArgs {
             endpoint: "127.0.0.1:7200".into(),
             timeout_ms: 1500,
-            token: None,
-            token_file: None,
-            ca: None,
-            cert: None,
-            key: None,
+            credentials: Credentials::default(),
         };
         let status =
             tonic::Status::unimplemented("grpc-status header missing, mapped from HTTP status code 404");
