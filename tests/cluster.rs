@@ -1150,3 +1150,81 @@ fn metric_names_are_found_in_promql() {
         ["process_cpu_seconds_total"]
     );
 }
+
+/// A fake OpenTelemetry collector: the `path` attribute of every span it receives.
+#[derive(Clone, Default)]
+struct Collector {
+    paths: Arc<Mutex<Vec<String>>>,
+}
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest>,
+    ) -> Result<
+        tonic::Response<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse>,
+        tonic::Status,
+    > {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        let mut paths = self.paths.lock().expect("paths lock");
+        for resource in &request.get_ref().resource_spans {
+            for scope in &resource.scope_spans {
+                for span in &scope.spans {
+                    for attribute in span.attributes.iter().filter(|a| a.key == "path") {
+                        if let Some(Value::StringValue(path)) =
+                            attribute.value.as_ref().and_then(|v| v.value.as_ref())
+                        {
+                            paths.push(format!("{} {path}", span.name));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+/// With `--otlp-endpoint`, a node sends a span of each client request to the collector: a put
+/// through the CLI arrives as a `grpc` span with its path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_requests_are_traced_to_an_otlp_collector() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the collector");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    let collector = Collector::default();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(
+                opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(
+                    collector.clone(),
+                ),
+            )
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let cluster = Cluster::start_with(&["--otlp-endpoint", &url]).await;
+    bounded(TEST_TIMEOUT, async {
+        let endpoint = cluster.node(1).grpc.to_string();
+        let put = mortar_cli(&["kv", "put", "traced", "v", "--endpoint", &endpoint], &[]).await;
+        assert_eq!(put.code, Some(0), "{put:?}");
+        // The SDK exports its batch every 5 s.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if collector.paths.lock().expect("paths lock").iter().any(|p| p == "grpc /mortar.v1.Kv/Put") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no Kv/Put span: {:?}",
+                collector.paths.lock().expect("paths lock")
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let paths = collector.paths.lock().expect("paths lock").clone();
+        assert!(
+            !paths.iter().any(|p| p.contains("mortar.internal")),
+            "peer streams are not traced: {paths:?}"
+        );
+    })
+    .await;
+    server.abort();
+}

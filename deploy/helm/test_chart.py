@@ -141,6 +141,8 @@ def test_optional_objects_follow_their_values():
     assert "*.mortar-peers.prod.svc.cluster.local" in cert["dnsNames"]
     assert {"server auth", "client auth"} <= set(cert["usages"])
     assert one(scaled, "ServiceMonitor")["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert env(scaled)["MORTAR_OTLP_ENDPOINT"] == "http://otel-collector.monitoring:4317"
+    assert "MORTAR_OTLP_ENDPOINT" not in env(render({}))
     plain = render({})
     assert "Certificate" not in plain and "ServiceMonitor" not in plain
     assert "WARNING: no existingSecret" in plain["NOTES"][0]
@@ -178,6 +180,7 @@ def test_selector_and_volume_claims_never_change_between_versions(tmp_path):
         {"tls": {"enabled": "yes"}},
         {"persistence": {"size": "lots"}},
         {"topologySpread": {"whenUnsatisfiable": "Sometimes"}},
+        {"otlpEndpoint": "otel:4317"},
     ],
     ids=repr,
 )

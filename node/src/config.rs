@@ -103,6 +103,8 @@ pub struct NodeConfig {
     /// TLS on the gRPC port and to peers (`--tls-cert`, `--tls-key`, `--tls-ca`), checked;
     /// `None`: plain HTTP/2.
     pub tls: Option<crate::tls::NodeTls>,
+    /// Whether spans go to an OTLP collector (`--otlp-endpoint`; `main` installs the exporter).
+    pub otlp: bool,
     /// An actor without calls for this long sleeps (memory freed, state on disk).
     pub actor_idle_timeout: Duration,
     /// How long an actor's owner answers reads from memory after confirming its ownership.
@@ -337,6 +339,7 @@ impl NodeConfig {
             grpc_connections_max,
             tokens,
             tls,
+            otlp: args.otlp_endpoint.is_some(),
             actor_idle_timeout,
             actor_lease,
         })
@@ -485,6 +488,11 @@ pub struct NodeArgs {
     /// its ownership through a quorum [default: 300; at most 350, below failure detection].
     #[arg(long, env = "MORTAR_ACTOR_LEASE_MS", value_name = "MS")]
     pub actor_lease_ms: Option<u64>,
+
+    /// Send a span of every client request to this OpenTelemetry collector (OTLP over gRPC,
+    /// e.g. http://otel-collector:4317) [default: none]. Flag or environment only.
+    #[arg(long, env = "MORTAR_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 
     /// TOML file with any of: id, listen, http, data_dir, initial_cluster, region,
     /// request_timeout_ms, value_bytes_max, gossip_listen, gossip_advertise, gossip_seeds,

@@ -254,6 +254,9 @@ pub async fn run(
     if let Some(tls) = &config.tls {
         grpc_server = grpc_server.tls_config(tls.server_config()).context("serve TLS")?;
     }
+    if config.otlp {
+        grpc_server = grpc_server.trace_fn(crate::telemetry::request_span);
+    }
     let peer_check = crate::tls::PeerCheck::new(config.tls.is_some());
     let budget = crate::budget::RequestBudget::new(
         crate::budget::REQUEST_BYTES_IN_FLIGHT_MAX,

@@ -221,6 +221,69 @@ impl ProcessSample {
     }
 }
 
+/// A tracer provider that sends spans to the OTLP collector at `endpoint` (gRPC, e.g.
+/// `http://otel-collector:4317`) in batches, as service `mortar`. Call inside the Tokio runtime:
+/// the exporter's calls run on it.
+pub fn otlp_provider(endpoint: &str) -> Result<opentelemetry_sdk::trace::SdkTracerProvider, String> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .with_timeout(OTLP_EXPORT_WAIT)
+        .build()
+        .map_err(|e| format!("--otlp-endpoint {endpoint}: {e}"))?;
+    let exporter =
+        OnRuntime { inner: std::sync::Arc::new(exporter), runtime: tokio::runtime::Handle::current() };
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name("mortar").build();
+    Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
+}
+
+/// Bound on one export to the collector.
+pub const OTLP_EXPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs an exporter's calls on the Tokio runtime: the SDK's batch processor calls it from a
+/// thread of its own, where the gRPC exporter finds no reactor.
+#[derive(Debug)]
+struct OnRuntime<E> {
+    inner: std::sync::Arc<E>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl<E: opentelemetry_sdk::trace::SpanExporter + 'static> opentelemetry_sdk::trace::SpanExporter
+    for OnRuntime<E>
+{
+    fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send {
+        let inner = self.inner.clone();
+        let task = self.runtime.spawn(async move { inner.export(batch).await });
+        async move {
+            task.await.unwrap_or_else(|e| {
+                Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(e.to_string()))
+            })
+        }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+}
+
+/// The span of one gRPC request to a client service (`grpc` with its `path`), for OTLP export;
+/// none for the peers' long-lived streams.
+pub fn request_span(request: &http::Request<()>) -> tracing::Span {
+    let path = request.uri().path();
+    if crate::budget::is_budgeted(path) {
+        tracing::info_span!("grpc", path = %path)
+    } else {
+        tracing::Span::none()
+    }
+}
+
 #[cfg(test)]
 #[path = "telemetry_test.rs"]
 mod tests;
