@@ -12,7 +12,9 @@ image=${MORTAR_IMAGE:-mortar:dev}
 export MORTAR_IMAGE=$image
 project=mortar-ci-$$
 work=$(mktemp -d /tmp/mortar-compose-test.XXXXXX)
-dc() { docker-compose -p "$project" -f deploy/compose.yaml "$@"; }
+# Compose v1 (docker-compose, Debian's package) or v2 (the docker plugin), whichever is here.
+if command -v docker-compose >/dev/null 2>&1; then compose=(docker-compose); else compose=(docker compose); fi
+dc() { "${compose[@]}" -p "$project" -f deploy/compose.yaml "$@"; }
 cleanup() {
   local status=$?
   if [ "$status" -ne 0 ]; then dc logs --tail 30 >&2 2>&1 || true; fi
