@@ -13,7 +13,9 @@ if [ ! -x "$venv/bin/checkov" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 pytest==9.1.1 pyyaml==6.0.4 checkov==3.3.30
 fi
-"$venv/bin/python" -m pytest -q -p no:cacheprovider deploy/helm/test_chart.py
+scan=$(mktemp -d /tmp/mortar-helm-check.XXXXXX)
+trap 'rm -rf "$scan"' EXIT
+"$venv/bin/python" -m pytest -q -p no:cacheprovider --basetemp "$scan/pytest" deploy/helm/test_chart.py
 
 # Security scan. Findings accepted, and why:
 #   CKV_K8S_21 default namespace: the chart sets no namespace; `helm install -n` gives it.
@@ -24,8 +26,6 @@ fi
 #   CKV_K8S_8, CKV_K8S_9 probes on the helm test pod: a one-shot pod has nothing to probe (the
 #              StatefulSet's three probes are asserted in test_chart.py).
 #   CKV2_K8S_6 NetworkPolicy: depends on the cluster's CNI; documented in deploy/README.md.
-scan=$(mktemp -d /tmp/mortar-helm-scan.XXXXXX)
-trap 'rm -rf "$scan"' EXIT
 for values in deploy/helm/mortar/ci/*-values.yaml; do
   "$venv/bin/python" - "$values" "$scan/$(basename "$values" .yaml).yaml" <<'PY'
 import sys, yaml
