@@ -205,7 +205,7 @@ def main():
         print(f"pods-test: {pod} lost its volume and replaced node {lost + 1} in place; restarted; helm test passes")
     finally:
         for name in containers:
-            sh("docker", "rm", "-f", name, check=False)
+            sh("docker", "rm", "-f", "-v", name, check=False)
         for volume in volumes:
             sh("docker", "volume", "rm", "-f", volume, check=False)
         sh("docker", "network", "rm", tag_id, check=False)
