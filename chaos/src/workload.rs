@@ -278,35 +278,34 @@ async fn write_messages(mut rx: mpsc::Receiver<WorkerMessage>) -> anyhow::Result
     Ok(())
 }
 
-/// The token the run's nodes ask of clients, from `MORTAR_TOKEN` (the runner sets it).
-fn token() -> Result<Option<mortar_node::auth::Token>, String> {
-    match std::env::var("MORTAR_TOKEN") {
-        Ok(text) => mortar_node::auth::Token::new(&text).map(Some).map_err(|e| format!("MORTAR_TOKEN: {e}")),
-        Err(_) => Ok(None),
-    }
-}
-
-/// How the worker dials the nodes: TLS trusting the CA in `MORTAR_CA` (the runner sets it), or
-/// plain.
-fn dialer() -> Result<mortar_node::tls::Dialer, String> {
-    match std::env::var_os("MORTAR_CA") {
-        Some(path) => {
-            let ca =
-                std::fs::read(&path).map_err(|e| format!("MORTAR_CA {}: {e}", path.to_string_lossy()))?;
-            Ok(mortar_node::tls::Dialer::client(&ca, None))
-        }
-        None => Ok(mortar_node::tls::Dialer::plain()),
-    }
+/// What the worker presents and how it dials, from `MORTAR_TOKEN` and `MORTAR_CA` (the runner
+/// sets them), resolved once for every connection by the client commands' own
+/// [`Credentials`](mortar_node::cli::Credentials) (its errors name `--token` and `--ca`).
+fn access() -> Result<&'static (Option<mortar_node::auth::Token>, mortar_node::tls::Dialer), String> {
+    type Access = Result<(Option<mortar_node::auth::Token>, mortar_node::tls::Dialer), String>;
+    static ACCESS: std::sync::OnceLock<Access> = std::sync::OnceLock::new();
+    ACCESS
+        .get_or_init(|| {
+            let credentials = mortar_node::cli::Credentials {
+                token: std::env::var("MORTAR_TOKEN").ok(),
+                ca: std::env::var_os("MORTAR_CA").map(std::path::PathBuf::from),
+                ..Default::default()
+            };
+            Ok((credentials.token()?, credentials.dialer()?))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 async fn connect(address: SocketAddr) -> Result<Channel, String> {
-    let endpoint = dialer()?
+    let (token, dialer) = access()?;
+    let endpoint = dialer
         .endpoint(&address.to_string())
         .map_err(|e| e.to_string())?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true);
     match tokio::time::timeout(CONNECT_TIMEOUT * 2, endpoint.connect()).await {
-        Ok(Ok(channel)) => Ok(mortar_node::auth::with_token(channel, token()?)),
+        Ok(Ok(channel)) => Ok(mortar_node::auth::with_token(channel, token.clone())),
         Ok(Err(e)) => Err(format!("connect to {address}: {e}")),
         Err(_) => Err(format!("connect to {address}: timed out")),
     }
