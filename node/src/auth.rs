@@ -123,10 +123,17 @@ impl Check {
     }
 }
 
+/// A request extension [`Check`] adds when the caller may administer the cluster (it presented
+/// the admin token, or the client token where no admin token is set, or the cluster has no
+/// tokens): what `Actors.Call` needs for the runtime's administrative actions (`$destroy`).
+#[derive(Clone, Copy, Debug)]
+pub struct Administrator;
+
 impl Interceptor for Check {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let Tokens { client, admin } = &*self.tokens;
         if client.is_none() && admin.is_none() {
+            request.extensions_mut().insert(Administrator);
             return Ok(request);
         }
         let presented = request
@@ -142,6 +149,9 @@ impl Interceptor for Check {
         };
         let is_admin = admin.as_ref().is_some_and(|t| t.matches(presented));
         let is_client = client.as_ref().is_some_and(|t| t.matches(presented));
+        if is_admin || (is_client && admin.is_none()) {
+            request.extensions_mut().insert(Administrator);
+        }
         match self.level {
             _ if is_admin => Ok(request),
             Level::Client if is_client => Ok(request),

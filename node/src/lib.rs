@@ -29,7 +29,7 @@ pub mod transport;
 pub mod prelude {
     pub use crate::actor::{
         Action, Actions, Actor, ActorError, ActorRef, CallError, Client, Context, Event, Events, Handles, Kv,
-        NoEvents, Registry,
+        Message, NoEvents, Registry, RunContext, RunLoop,
     };
 }
 

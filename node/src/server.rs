@@ -190,6 +190,7 @@ pub async fn run(
     let runtime = Runtime::new(runtime_config, registry, driver.clone(), storage);
     let router = Router::new(runtime.clone(), placement);
     let rebalancer = router.spawn_rebalancer();
+    let scheduler = router.spawn_scheduler();
     let gossip_alive = Arc::new(AtomicBool::new(true));
     let load_reporter = {
         let membership = membership.clone();
@@ -343,6 +344,7 @@ pub async fn run(
     gossip_directory.abort();
     let _ = gossip_directory.await;
     rebalancer.abort();
+    scheduler.abort();
     bootstrap.abort();
     follower.abort();
     placement_task.abort();

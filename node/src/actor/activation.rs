@@ -16,22 +16,35 @@
 //!    (another node activated the actor: this one is deposed) or when a write's outcome is
 //!    unknown (the next activation reloads whatever was committed).
 
+//!
+//! Besides actions, the serial line of calls carries the runtime's own work, each committed the
+//! same way: sends to the actor's durable queues, alarms that came due (run the alarm's action
+//! and remove the alarm in one write), run-loop turns (a message, what the loop changed while
+//! handling it, and the message's removal, in one write), destruction, and going to sleep (the
+//! sleep hook).
+
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures::FutureExt as _;
+use tokio::sync::{oneshot, watch};
 
-use super::context::Context;
+use super::context::{
+    Context, ContextParts, Message, RunContext, Staged, TurnDone, TurnGrant, TurnLine, TurnRequest, unix_ms,
+};
 use super::error::CallError;
-use super::keys::ActorId;
+use super::keys::{self, ActorId};
 use super::lease::{Lease, Moment, handover_wait};
-use super::op::{ActorOp, ActorOutcome, OwnerRecord};
-use super::registry::{Actions, ActorKind, Kind};
-use super::runtime::{Call, Parked, Reply, Shared, WRITE_BYTES_MAX};
-use super::sdk::{Actor, ActorErrorKind, NoEvents};
+use super::op::{ActorOp, ActorOutcome, AlarmRecord, Commit, OwnerRecord, QueueMeta, QueuedMessage};
+use super::registry::{Actions, ActorKind, Kind, call_error};
+use super::runtime::{
+    Call, CallKind, Parked, QUEUE_LENGTH_MAX, RUN_LOOP_ABORT_GRACE, RUN_LOOP_RESTART_DELAY, Reply, Shared,
+    WRITE_BYTES_MAX,
+};
+use super::sdk::{Actor, NoEvents};
 use crate::driver::ProposeError;
 use crate::state_machine::{Op, Outcome};
 
@@ -41,13 +54,30 @@ use crate::state_machine::{Op, Outcome};
 struct Activation<A: Actor> {
     generation: u64,
     state: Arc<A::State>,
-    /// Whether the state is stored: the actor exists. Until then each call creates the state
-    /// afresh ([`Actor::create`]) from the call's input, and a call that carries an input stores
-    /// what it created.
+    /// Whether the state is stored: the actor exists. Until then the call that comes first
+    /// creates it ([`Actor::create`], [`Actor::on_create`]) and stores what it created.
     exists: bool,
+    /// Whether the actor was destroyed: only a call with an input creates it again.
+    destroyed: bool,
+    /// The sequence number of the next alarm id (`<generation>.<seq>`).
+    next_alarm_seq: u32,
     lease: Lease,
     /// Writes are acknowledged no earlier than this (see [`handover_wait`]).
     acks_not_before: Moment,
+    vars: Arc<A::Vars>,
+    /// What only some activations need (a run loop, waiters), allocated when they do.
+    local: Option<Box<Local>>,
+}
+
+/// The parts of an activation that only some need.
+#[derive(Default)]
+struct Local {
+    /// Dropped (with the activation) to tell the run loop to stop.
+    run_abort: Option<watch::Sender<()>>,
+    /// Run-loop turn requests that found their queue empty, by queue: told when a message arrives.
+    waiting: Vec<(String, oneshot::Sender<()>)>,
+    /// Senders waiting for their message (queue, sequence number) to be handled.
+    handled: Vec<(String, u64, oneshot::Sender<()>)>,
 }
 
 /// An actor type of the usual shape, to size an idle activation without the runtime naming an
@@ -60,11 +90,20 @@ impl Actor for SizeProbe {
     type State = i64;
     type Input = ();
     type Events = NoEvents;
+    type Vars = ();
 
     fn actions(_: &mut Actions<Self>) {}
 }
 
-const _: () = assert!(std::mem::size_of::<Activation<SizeProbe>>() <= 40, "an idle actor's activation grew");
+const _: () = assert!(std::mem::size_of::<Activation<SizeProbe>>() <= 56, "an idle actor's activation grew");
+
+/// Changes the runtime adds to a write, besides what the actor's code staged.
+#[derive(Default)]
+struct Extra {
+    queue_writes: Vec<(Bytes, Option<Bytes>)>,
+    fired: Option<String>,
+    recreate: bool,
+}
 
 impl<A: Actor> Parked for Activation<A> {
     fn resume(self: Box<Self>, shared: Arc<Shared>, id: ActorId, kind: Arc<dyn ActorKind>) {
@@ -87,7 +126,7 @@ pub(crate) async fn run<A: Actor>(kind: Arc<Kind<A>>, shared: Arc<Shared>, id: A
         let started = Instant::now();
         // Boxed, like each call below, so that the task stays small (tasks come and go with
         // calls; a large one fragments the heap that idle activations live in).
-        match Box::pin(Activation::<A>::activate(&shared, &id)).await {
+        match Box::pin(Activation::<A>::activate(&kind, &shared, &id)).await {
             Ok(activation) => {
                 metrics::histogram!("mortar_node_actor_activation_seconds")
                     .record(started.elapsed().as_secs_f64());
@@ -125,25 +164,48 @@ async fn serve<A: Actor>(
 ) {
     let mut ended_call = false;
     loop {
+        activation.start_run_loop(&kind, &shared, &id);
         let call;
         (call, activation) = match shared.next_call(&id, activation, ended_call) {
             Some(next) => next,
             // Parked until the next call, or removed (the actor moved).
             None => return,
         };
-        let Call { action, args_json, input_json, reply } = *call;
-        let started = Instant::now();
-        let (result, end) =
-            Box::pin(activation.call(&kind, &shared, &id, &action, args_json, input_json)).await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(e) if e.is_retry_safe() => "retry",
-            Err(CallError::Unavailable(_)) => "unavailable",
-            Err(_) => "error",
+        let Call { action, args_json, input_json, reply, kind: what } = *call;
+        let end = match what {
+            CallKind::Sleep => {
+                if Box::pin(activation.sleep(&kind, &shared, &id)).await {
+                    return; // the activation is dropped: its run loop is told to stop
+                }
+                ended_call = false;
+                continue;
+            }
+            CallKind::Turn(request) => {
+                let Ok(request) = request.downcast::<TurnRequest<A>>() else {
+                    unreachable!("a turn request of another actor type reached actor {id}");
+                };
+                Box::pin(activation.turn(&kind, &shared, &id, *request)).await
+            }
+            what => {
+                let started = Instant::now();
+                let is_action = matches!(what, CallKind::Action);
+                let (result, end) =
+                    Box::pin(activation.call(&kind, &shared, &id, what, &action, args_json, input_json))
+                        .await;
+                if is_action {
+                    let outcome = match &result {
+                        Ok(_) => "ok",
+                        Err(e) if e.is_retry_safe() => "retry",
+                        Err(CallError::Unavailable(_)) => "unavailable",
+                        Err(_) => "error",
+                    };
+                    metrics::histogram!("mortar_node_actor_call_seconds", "actor" => A::NAME, "outcome" => outcome)
+                        .record(started.elapsed().as_secs_f64());
+                }
+                let _ = reply.send(result);
+                end
+            }
         };
-        metrics::histogram!("mortar_node_actor_call_seconds", "actor" => A::NAME, "outcome" => outcome)
-            .record(started.elapsed().as_secs_f64());
-        let _ = reply.send(result);
         if let Some(reason) = end {
             tracing::info!(actor = %id, generation = activation.generation, reason = %reason, "actor deactivated");
             shared.end(&id, &CallError::Retry(reason.clone()));
@@ -154,17 +216,44 @@ async fn serve<A: Actor>(
     }
 }
 
+/// Delivers a run loop's turn requests to the activation that started it.
+struct Line {
+    shared: Weak<Shared>,
+    /// A clone of the activation's key in the runtime's table.
+    id: ActorId,
+}
+
+impl<A: Actor> TurnLine<A> for Line {
+    fn request(&self, request: TurnRequest<A>) -> bool {
+        let Some(shared) = self.shared.upgrade() else { return false };
+        let (reply, _) = oneshot::channel();
+        let call = Box::new(Call {
+            action: String::new(),
+            args_json: String::new(),
+            input_json: None,
+            reply,
+            kind: CallKind::Turn(Box::new(request)),
+        });
+        shared.deliver_exact(&self.id, call)
+    }
+}
+
+/// Resolves when `abort`'s sender is dropped.
+async fn closed(abort: &mut watch::Receiver<()>) {
+    while abort.changed().await.is_ok() {}
+}
+
 impl<A: Actor> Activation<A> {
-    async fn activate(shared: &Shared, id: &ActorId) -> Result<Self, CallError> {
+    async fn activate(kind: &Kind<A>, shared: &Shared, id: &ActorId) -> Result<Self, CallError> {
         let me = shared.config.node_id;
         let key = id.interference_key();
         let sent = Instant::now();
         let outcome =
             shared.driver.execute(key.clone(), Op::Actor(ActorOp::Activate { node: me }).encode()).await;
         let executed = Instant::now();
-        let (generation, previous, stored) = match outcome {
-            Ok(Outcome::Actor(ActorOutcome::Activated { generation, previous, state })) => {
-                (generation, previous, state)
+        let (generation, previous, stored, destroyed) = match outcome {
+            Ok(Outcome::Actor(ActorOutcome::Activated { generation, previous, state, destroyed })) => {
+                (generation, previous, state, destroyed)
             }
             Ok(other) => return Err(CallError::Internal(format!("activation of {id} answered {other:?}"))),
             Err(ProposeError::Unavailable(why) | ProposeError::Aborted(why)) => {
@@ -199,11 +288,167 @@ impl<A: Actor> Activation<A> {
             }
             _ => executed,
         };
-        Ok(Self { generation, state: Arc::new(state), exists, lease, acks_not_before })
+        let mut activation = Self {
+            generation,
+            state: Arc::new(state),
+            exists,
+            destroyed,
+            next_alarm_seq: 0,
+            lease,
+            acks_not_before,
+            vars: Arc::new(A::Vars::default()),
+            local: None,
+        };
+        if exists {
+            let ctx = activation.context(shared, id);
+            activation.vars = Arc::new(hook("on_wake", id, kind.actor.on_wake(&ctx)).await?);
+        }
+        Ok(activation)
     }
 
-    /// Runs one call. Returns its result and, when the activation must end, why.
+    fn context(&self, shared: &Shared, id: &ActorId) -> Context<A> {
+        Context::new(id.clone(), self.state.clone(), self.parts(shared))
+    }
+
+    fn parts(&self, shared: &Shared) -> ContextParts<A> {
+        ContextParts {
+            storage: shared.storage.clone(),
+            client: shared.client(),
+            vars: self.vars.clone(),
+            generation: self.generation,
+            next_alarm_seq: self.next_alarm_seq,
+        }
+    }
+
+    fn local(&mut self) -> &mut Local {
+        self.local.get_or_insert_with(Box::default)
+    }
+
+    /// Starts the run loop, if the actor type has one, the actor exists and it is not running.
+    fn start_run_loop(&mut self, kind: &Arc<Kind<A>>, shared: &Arc<Shared>, id: &ActorId) {
+        let Some(run) = kind.actions.run() else { return };
+        if !self.exists || self.destroyed || self.local.as_ref().is_some_and(|l| l.run_abort.is_some()) {
+            return;
+        }
+        let (abort_tx, abort) = watch::channel(());
+        self.local().run_abort = Some(abort_tx);
+        let line: Arc<dyn TurnLine<A>> = Arc::new(Line { shared: Arc::downgrade(shared), id: id.clone() });
+        let (kind, id, vars) = (kind.clone(), id.clone(), self.vars.clone());
+        tokio::spawn(async move {
+            loop {
+                let ctx = RunContext::new(id.clone(), line.clone(), abort.clone(), vars.clone());
+                let running = AssertUnwindSafe(run(kind.clone(), ctx)).catch_unwind();
+                tokio::pin!(running);
+                let mut told = abort.clone();
+                let ended = tokio::select! {
+                    ended = &mut running => Some(ended),
+                    () = closed(&mut told) => None,
+                };
+                let ended = match ended {
+                    Some(ended) => ended,
+                    // Told to stop: a grace period to do so, then dropped.
+                    None => match tokio::time::timeout(RUN_LOOP_ABORT_GRACE, &mut running).await {
+                        Ok(ended) => ended,
+                        Err(_) => {
+                            tracing::debug!(actor = %id, "run loop dropped: it did not stop when told");
+                            return;
+                        }
+                    },
+                };
+                match ended {
+                    Ok((mut ctx, Ok(()))) => {
+                        if let Err(e) = ctx.commit().await {
+                            tracing::warn!(actor = %id, error = %e, "the run loop's last turn did not commit");
+                        }
+                        return;
+                    }
+                    Ok((_, Err(e))) => {
+                        tracing::warn!(actor = %id, error = %e, "run loop failed; its open turn is discarded")
+                    }
+                    Err(panic) => {
+                        tracing::error!(actor = %id, panic = %panic_text(&panic), "run loop panicked; its open turn is discarded")
+                    }
+                }
+                let mut told = abort.clone();
+                tokio::select! {
+                    () = tokio::time::sleep(RUN_LOOP_RESTART_DELAY) => {}
+                    () = closed(&mut told) => return,
+                }
+            }
+        });
+    }
+
+    /// Runs one call (an action, a send, a fired alarm, a destruction or a wake). Returns its
+    /// result and, when the activation must end, why.
+    #[allow(clippy::too_many_arguments)]
     async fn call(
+        &mut self,
+        kind: &Kind<A>,
+        shared: &Shared,
+        id: &ActorId,
+        what: CallKind,
+        action: &str,
+        args_json: String,
+        input_json: Option<String>,
+    ) -> (Result<Reply, CallError>, Option<String>) {
+        let reply = |result_json: String| Reply {
+            result_json,
+            generation: self.generation,
+            served_by: shared.config.node_id,
+        };
+        match what {
+            CallKind::Action => self.action(kind, shared, id, action, args_json, input_json).await,
+            CallKind::Wake => (Ok(reply("null".into())), None),
+            CallKind::Fire { alarm } => self.fire(kind, shared, id, alarm).await,
+            CallKind::Destroy => self.destroy(kind, shared, id).await,
+            CallKind::Send { queue, body_json, handled } => {
+                self.send(kind, shared, id, queue, body_json, input_json, handled).await
+            }
+            CallKind::Turn(_) | CallKind::Sleep => unreachable!("served by serve"),
+        }
+    }
+
+    /// The context of a call, creating the actor first when it does not exist: its state from
+    /// `input_json` ([`Actor::create`]), its activation values ([`Actor::on_wake`]), then
+    /// [`Actor::on_create`], whose changes join the call's write. The created state is stored
+    /// when the call carries an input or when the hook or the call change anything; otherwise the
+    /// next call creates it again (so a hook that changes nothing runs again).
+    async fn create(
+        &mut self,
+        kind: &Kind<A>,
+        shared: &Shared,
+        id: &ActorId,
+        input_json: Option<String>,
+    ) -> Result<(Context<A>, Extra), CallError> {
+        let mut extra = Extra::default();
+        if self.exists {
+            return Ok((self.context(shared, id), extra));
+        }
+        if self.destroyed {
+            if input_json.is_none() {
+                return Err(CallError::NotFound(format!(
+                    "actor {id} was destroyed; a call with an input (`mortar call --input JSON`, \
+                     `ActorRef::with_input`) creates it again"
+                )));
+            }
+            extra.recreate = true;
+        }
+        let given = input_json.is_some();
+        let state = Arc::new(create::<A>(kind, id, input_json)?);
+        // The new actor's activation values, as at the activation of an existing one.
+        let probe = Context::new(id.clone(), state.clone(), self.parts(shared));
+        self.vars = Arc::new(hook("on_wake", id, kind.actor.on_wake(&probe)).await?);
+        let mut ctx = Context::new(id.clone(), state, self.parts(shared));
+        ctx.set_creating();
+        if given {
+            // Created with an input: stored whatever the call does.
+            ctx.state_mut();
+        }
+        hook("on_create", id, kind.actor.on_create(&mut ctx)).await?;
+        Ok((ctx, extra))
+    }
+
+    async fn action(
         &mut self,
         kind: &Kind<A>,
         shared: &Shared,
@@ -215,33 +460,16 @@ impl<A: Actor> Activation<A> {
         let Some(handler) = kind.actions.handler(action) else {
             return (Err(CallError::NotFound(format!("actor {} has no action {action:?}", id.name()))), None);
         };
-        // A call with an input that creates the actor stores the created state with its write.
-        let mut created = None;
-        if !self.exists {
-            let given = input_json.is_some();
-            match create::<A>(kind, id, input_json) {
-                Ok(state) => {
-                    let state = Arc::new(state);
-                    if given {
-                        created = Some(state.clone());
-                    }
-                    self.state = state;
-                }
-                Err(e) => return (Err(e), None),
-            }
-        }
-        let mut ctx =
-            Context::<A>::new(id.clone(), self.state.clone(), shared.storage.clone(), shared.client());
+        let (mut ctx, extra) = match self.create(kind, shared, id, input_json).await {
+            Ok(created) => created,
+            Err(e) => return (Err(e), None),
+        };
         let ran = AssertUnwindSafe(handler(&kind.actor, args_json, &mut ctx)).catch_unwind().await;
         let result_json = match ran {
             Ok(Ok(json)) => json,
             Ok(Err(e)) => return (Err(e), None),
             Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
+                let what = panic_text(&panic);
                 tracing::error!(actor = %id, action, panic = %what, "an action panicked; its changes were discarded");
                 return (
                     Err(CallError::Internal(format!(
@@ -251,16 +479,16 @@ impl<A: Actor> Activation<A> {
                 );
             }
         };
-        let mut staged = ctx.into_staged();
-        if staged.state.is_none() {
-            staged.state = created;
+        if let Err(e) = self.before_destroy(kind, id, &mut ctx).await {
+            return (Err(e), None);
         }
+        let staged = ctx.into_staged();
         if let Some(e) = staged.emit_error {
             return (Err(CallError::Internal(e)), None);
         }
         let reply = Reply { result_json, generation: self.generation, served_by: shared.config.node_id };
 
-        if staged.is_read_only() {
+        if staged.is_read_only() && !extra.recreate {
             if !self.lease.is_valid(shared.moment(Instant::now())) {
                 let sent = Instant::now();
                 let op = Op::Actor(ActorOp::Confirm { generation: self.generation });
@@ -285,7 +513,328 @@ impl<A: Actor> Activation<A> {
             shared.hub.publish(id, staged.events);
             return (Ok(reply), None);
         }
+        let destroy = staged.destroy;
+        let (result, end) = self.commit(shared, id, staged, extra, action).await;
+        match result {
+            Ok(()) if destroy => (Ok(reply), Some(format!("actor {id} was destroyed"))),
+            Ok(()) => (Ok(reply), end),
+            Err(e) => (Err(e), end),
+        }
+    }
 
+    /// Runs [`Actor::on_destroy`] when the call destroys the actor.
+    async fn before_destroy(
+        &self,
+        kind: &Kind<A>,
+        id: &ActorId,
+        ctx: &mut Context<A>,
+    ) -> Result<(), CallError> {
+        if !ctx.destroying() {
+            return Ok(());
+        }
+        hook("on_destroy", id, kind.actor.on_destroy(ctx)).await
+    }
+
+    async fn destroy(
+        &mut self,
+        kind: &Kind<A>,
+        shared: &Shared,
+        id: &ActorId,
+    ) -> (Result<Reply, CallError>, Option<String>) {
+        let reply = Reply {
+            result_json: "null".into(),
+            generation: self.generation,
+            served_by: shared.config.node_id,
+        };
+        if self.destroyed && !self.exists {
+            return (Ok(reply), None);
+        }
+        let mut ctx = self.context(shared, id);
+        ctx.destroy();
+        if let Err(e) = self.before_destroy(kind, id, &mut ctx).await {
+            return (Err(e), None);
+        }
+        let staged = ctx.into_staged();
+        match self.commit(shared, id, staged, Extra::default(), "destroy").await {
+            (Ok(()), _) => (Ok(reply), Some(format!("actor {id} was destroyed"))),
+            (Err(e), end) => (Err(e), end),
+        }
+    }
+
+    /// Runs alarm `alarm`, if it is still pending and due: its action and its removal, in one
+    /// write.
+    async fn fire(
+        &mut self,
+        kind: &Kind<A>,
+        shared: &Shared,
+        id: &ActorId,
+        alarm: String,
+    ) -> (Result<Reply, CallError>, Option<String>) {
+        let reply =
+            |generation| Reply { result_json: "null".into(), generation, served_by: shared.config.node_id };
+        let key = keys::alarm_key(&id.interference_key(), alarm.as_bytes());
+        let stored = match shared.storage.get_kv(&key) {
+            Ok(stored) => stored,
+            Err(e) => {
+                return (Err(CallError::Internal(format!("read alarm {alarm} of actor {id}: {e}"))), None);
+            }
+        };
+        // Fired or cancelled already.
+        let Some(stored) = stored else { return (Ok(reply(self.generation)), None) };
+        let now = unix_ms();
+        let mut ctx = self.context(shared, id);
+        let due_ms = AlarmRecord::decode(&stored).map_or(0, |r| r.due_ms);
+        ctx.set_firing(alarm.clone(), due_ms);
+        match AlarmRecord::decode(&stored) {
+            Err(e) => {
+                tracing::error!(actor = %id, alarm, error = %e, "alarm record does not decode; removed")
+            }
+            Ok(record) if record.due_ms > now => return (Ok(reply(self.generation)), None),
+            Ok(record) => {
+                let late_ms = now - record.due_ms;
+                metrics::histogram!("mortar_node_actor_alarm_lateness_seconds")
+                    .record(late_ms as f64 / 1000.0);
+                if late_ms >= 1000 {
+                    tracing::info!(actor = %id, alarm, late_ms, "alarm fires late: it came due while its actor's \
+                        owner was down, the cluster was stopped, or the node was overloaded");
+                }
+                match kind.actions.handler(&record.action) {
+                    None => tracing::error!(actor = %id, alarm, action = %record.action,
+                        "alarm action no longer exists; the alarm is removed"),
+                    Some(handler) => {
+                        let ran = AssertUnwindSafe(handler(&kind.actor, record.args_json, &mut ctx))
+                            .catch_unwind()
+                            .await;
+                        let failure = match ran {
+                            Ok(Ok(_)) => None,
+                            Ok(Err(e)) => Some(e.to_string()),
+                            Err(panic) => Some(format!("panicked ({})", panic_text(&panic))),
+                        };
+                        if let Some(failure) = failure {
+                            metrics::counter!("mortar_node_actor_alarm_failed_total").increment(1);
+                            tracing::warn!(actor = %id, alarm, action = %record.action, error = %failure,
+                                "alarm action failed; its changes are discarded and the alarm removed");
+                            ctx = self.context(shared, id);
+                            ctx.set_firing(alarm.clone(), due_ms);
+                        } else if let Err(e) = self.before_destroy(kind, id, &mut ctx).await {
+                            tracing::warn!(actor = %id, alarm, error = %e, "alarm action's destroy refused");
+                            ctx = self.context(shared, id);
+                            ctx.set_firing(alarm.clone(), due_ms);
+                        }
+                    }
+                }
+            }
+        }
+        let staged = ctx.into_staged();
+        let destroy = staged.destroy;
+        let extra = Extra { fired: Some(alarm), ..Extra::default() };
+        match self.commit(shared, id, staged, extra, "alarm").await {
+            (Ok(()), _) if destroy => (Ok(reply(self.generation)), Some(format!("actor {id} was destroyed"))),
+            (Ok(()), end) => {
+                metrics::counter!("mortar_node_actor_alarms_fired_total").increment(1);
+                (Ok(reply(self.generation)), end)
+            }
+            (Err(e), end) => (Err(e), end),
+        }
+    }
+
+    /// Appends a message to queue `queue`.
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &mut self,
+        kind: &Kind<A>,
+        shared: &Shared,
+        id: &ActorId,
+        queue: String,
+        body_json: String,
+        input_json: Option<String>,
+        handled: Option<oneshot::Sender<()>>,
+    ) -> (Result<Reply, CallError>, Option<String>) {
+        if !kind.actions.has_queue(&queue) {
+            return (
+                Err(CallError::NotFound(format!(
+                    "actor {} has no queue {queue:?}; its queues: {}",
+                    id.name(),
+                    kind.queue_names().join(", ")
+                ))),
+                None,
+            );
+        }
+        let (mut ctx, mut extra) = match self.create(kind, shared, id, input_json).await {
+            Ok(created) => created,
+            Err(e) => return (Err(e), None),
+        };
+        if !self.exists {
+            ctx.state_mut(); // a send creates the actor (its run loop starts once it exists)
+        }
+        let ikey = id.interference_key();
+        let meta_key = keys::queue_meta_key(&ikey, &queue);
+        let meta = match read_meta(shared, &meta_key) {
+            Ok(meta) => meta,
+            Err(e) => return (Err(CallError::Internal(format!("queue {queue} of actor {id}: {e}"))), None),
+        };
+        if meta.len >= QUEUE_LENGTH_MAX {
+            return (
+                Err(CallError::Overloaded(format!(
+                    "queue {queue} of actor {id} is full ({} messages); retry once some are handled",
+                    meta.len
+                ))),
+                None,
+            );
+        }
+        let seq = meta.next_seq;
+        let message = QueuedMessage { body_json, sent_ms: unix_ms() };
+        extra.queue_writes.push((keys::queue_message_key(&ikey, &queue, seq), Some(message.encode())));
+        let meta = QueueMeta { next_seq: seq + 1, len: meta.len + 1 };
+        extra.queue_writes.push((meta_key, Some(meta.encode())));
+        let staged = ctx.into_staged();
+        let (result, end) = self.commit(shared, id, staged, extra, "send").await;
+        if let Err(e) = result {
+            return (Err(e), end);
+        }
+        metrics::counter!("mortar_node_actor_queue_sent_total").increment(1);
+        let local = self.local();
+        local.waiting.retain_mut(|(waiting_for, waiter)| {
+            if *waiting_for != queue {
+                return true;
+            }
+            let _ = std::mem::replace(waiter, oneshot::channel().0).send(());
+            false
+        });
+        if let Some(handled) = handled {
+            local.handled.push((queue, seq, handled));
+        }
+        let reply = Reply {
+            result_json: seq.to_string(),
+            generation: self.generation,
+            served_by: shared.config.node_id,
+        };
+        (Ok(reply), end)
+    }
+
+    /// Serves a run loop's request for a turn: grants the head message of its queue and commits
+    /// what the loop did with it, or tells the loop to wait. Returns why the activation must end.
+    async fn turn(
+        &mut self,
+        kind: &Kind<A>,
+        shared: &Shared,
+        id: &ActorId,
+        request: TurnRequest<A>,
+    ) -> Option<String> {
+        let TurnRequest { queue, grant } = request;
+        if !kind.actions.has_queue(&queue) {
+            let _ = grant.send(TurnGrant::Undeclared);
+            return None;
+        }
+        let ikey = id.interference_key();
+        let head = match shared.storage.scan_kv_prefix(&keys::queue_prefix(&ikey, &queue), None, 1) {
+            Ok(head) => head.into_iter().next(),
+            Err(e) => {
+                tracing::error!(actor = %id, queue, error = %e, "could not read the queue");
+                return None; // the loop's grant is dropped: it stops
+            }
+        };
+        let Some((key, value)) = head else {
+            let (arrived, wait) = oneshot::channel();
+            self.local().waiting.push((queue, arrived));
+            let _ = grant.send(TurnGrant::Empty(wait));
+            return None;
+        };
+        let seq = u64::from_be_bytes(key[key.len() - 8..].try_into().expect("a message key ends in 8 bytes"));
+        let message = match QueuedMessage::decode(&value) {
+            Ok(m) => Message { queue: queue.clone(), id: seq, body_json: m.body_json, sent_ms: m.sent_ms },
+            Err(e) => {
+                tracing::error!(actor = %id, queue, seq, error = %e, "queued message does not decode");
+                return None;
+            }
+        };
+        let (done, finished) = oneshot::channel();
+        let ctx = Box::new(self.context(shared, id));
+        if grant.send(TurnGrant::Message { ctx, message, done }).is_err() {
+            return None; // the loop stopped
+        }
+        // The loop has the actor until it sends its context back (or drops it: nothing kept).
+        let Ok(TurnDone { ctx, committed }) = finished.await else { return None };
+        let staged = ctx.into_staged();
+        let destroy = staged.destroy;
+        let meta_key = keys::queue_meta_key(&ikey, &queue);
+        let meta = match read_meta(shared, &meta_key) {
+            Ok(meta) => meta,
+            Err(e) => {
+                let _ = committed.send(Err(CallError::Internal(format!("queue {queue} of actor {id}: {e}"))));
+                return None;
+            }
+        };
+        let meta = QueueMeta { next_seq: meta.next_seq, len: meta.len.saturating_sub(1) };
+        let extra =
+            Extra { queue_writes: vec![(key, None), (meta_key, Some(meta.encode()))], ..Extra::default() };
+        let (result, end) = self.commit(shared, id, staged, extra, "run-loop turn").await;
+        let ok = result.is_ok();
+        let _ = committed.send(result);
+        if !ok {
+            return end;
+        }
+        metrics::counter!("mortar_node_actor_queue_handled_total").increment(1);
+        if let Some(local) = &mut self.local {
+            local.handled.retain_mut(|(q, s, waiter)| {
+                if *q != queue || *s != seq {
+                    return true;
+                }
+                let _ = std::mem::replace(waiter, oneshot::channel().0).send(());
+                false
+            });
+        }
+        if destroy { Some(format!("actor {id} was destroyed")) } else { end }
+    }
+
+    /// Puts the actor to sleep, after its sleep hook, unless calls came meanwhile. Returns
+    /// whether it sleeps (its entry is gone: drop the activation).
+    async fn sleep(&mut self, kind: &Kind<A>, shared: &Shared, id: &ActorId) -> bool {
+        if shared.has_calls(id) {
+            return false;
+        }
+        if self.exists && !kind.sleeps_without_hook() {
+            let mut ctx = self.context(shared, id);
+            let ran = AssertUnwindSafe(kind.actor.on_sleep(&mut ctx)).catch_unwind().await;
+            kind.learned_sleep_hook(ctx.default_hook);
+            match ran {
+                Ok(Ok(())) => {
+                    let staged = ctx.into_staged();
+                    if !staged.is_read_only() {
+                        let (result, end) = self.commit(shared, id, staged, Extra::default(), "sleep").await;
+                        if let Err(e) = result {
+                            tracing::warn!(actor = %id, error = %e, "the sleep hook's write failed");
+                        }
+                        if let Some(reason) = end {
+                            shared.end(id, &CallError::Retry(reason.clone()));
+                            shared.hub.close(id, &reason);
+                            return true;
+                        }
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(actor = %id, error = %e, "on_sleep failed; its changes are discarded")
+                }
+                Err(panic) => tracing::error!(actor = %id, panic = %panic_text(&panic), "on_sleep panicked"),
+            }
+        }
+        shared.finish_sleep(id)
+    }
+
+    /// Commits what a call staged, with the runtime's `extra` changes, as one write of this
+    /// activation. Returns the result and, when the activation must end, why.
+    async fn commit(
+        &mut self,
+        shared: &Shared,
+        id: &ActorId,
+        staged: Staged<A::State>,
+        extra: Extra,
+        what: &str,
+    ) -> (Result<(), CallError>, Option<String>) {
+        self.next_alarm_seq = staged.next_alarm_seq;
+        if let Some(e) = staged.emit_error {
+            return (Err(CallError::Internal(e)), None);
+        }
         let state = match &staged.state {
             None => None,
             Some(state) => match serde_json::to_vec(&**state) {
@@ -300,51 +849,99 @@ impl<A: Actor> Activation<A> {
         };
         let bytes = state.as_ref().map_or(0, Bytes::len)
             + staged.kv_deletes.iter().map(Bytes::len).sum::<usize>()
-            + staged.kv_puts.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+            + staged.kv_puts.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+            + staged
+                .alarms_set
+                .iter()
+                .map(|(i, r)| i.len() + r.action.len() + r.args_json.len())
+                .sum::<usize>()
+            + extra
+                .queue_writes
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len))
+                .sum::<usize>();
         if bytes > WRITE_BYTES_MAX {
             return (
                 Err(CallError::Rejected(format!(
-                    "action {action} of actor {id} wrote {bytes} bytes, more than the {WRITE_BYTES_MAX} one \
-                     action may write; nothing was changed"
+                    "{what} of actor {id} wrote {bytes} bytes, more than the {WRITE_BYTES_MAX} one write may \
+                     hold; nothing was changed"
                 ))),
                 None,
             );
         }
-        let op = ActorOp::Write {
-            generation: self.generation,
-            state,
-            kv_deletes: staged.kv_deletes,
-            kv_puts: staged.kv_puts,
+        let scheduled = !staged.alarms_set.is_empty();
+        let plain = staged.alarms_set.is_empty()
+            && staged.alarms_removed.is_empty()
+            && !staged.destroy
+            && extra.queue_writes.is_empty()
+            && extra.fired.is_none()
+            && !extra.recreate;
+        let op = if plain {
+            ActorOp::Write {
+                generation: self.generation,
+                state,
+                kv_deletes: staged.kv_deletes,
+                kv_puts: staged.kv_puts,
+            }
+        } else {
+            let mut alarms_removed: Vec<Bytes> =
+                staged.alarms_removed.into_iter().map(|id| Bytes::from(id.into_bytes())).collect();
+            alarms_removed.extend(extra.fired.map(|id| Bytes::from(id.into_bytes())));
+            ActorOp::Commit(Box::new(Commit {
+                generation: self.generation,
+                state,
+                kv_deletes: staged.kv_deletes,
+                kv_puts: staged.kv_puts,
+                alarms_set: staged
+                    .alarms_set
+                    .into_iter()
+                    .map(|(id, r)| (Bytes::from(id.into_bytes()), r))
+                    .collect(),
+                alarms_removed,
+                queue_writes: extra.queue_writes,
+                recreate: extra.recreate,
+                destroy: staged.destroy,
+            }))
         };
         let sent = Instant::now();
         match shared.driver.execute(id.interference_key(), Op::Actor(op).encode()).await {
             Ok(Outcome::Actor(ActorOutcome::Written)) => {
                 self.lease.confirmed(shared.moment(sent), shared.config.lease);
-                if let Some(state) = staged.state {
+                if staged.destroy {
+                    self.exists = false;
+                    self.destroyed = true;
+                } else if let Some(state) = staged.state {
                     self.state = state;
                     self.exists = true;
+                    self.destroyed = false;
+                }
+                if scheduled {
+                    shared.alarms_changed.notify_one();
                 }
                 tokio::time::sleep_until(self.acks_not_before.instant(shared.started).into()).await;
                 shared.hub.publish(id, staged.events);
-                (Ok(reply), None)
+                (Ok(()), None)
             }
-            Ok(Outcome::Actor(ActorOutcome::Fenced { current })) => self.fenced(id, current),
+            Ok(Outcome::Actor(ActorOutcome::Fenced { current })) => {
+                let (result, end) = self.fenced(id, current);
+                (result.map(|_| ()), end)
+            }
             Ok(other) => {
                 let why = format!("write of {id} answered {other:?}");
                 (Err(CallError::Internal(why.clone())), Some(why))
             }
             Err(ProposeError::Unavailable(why)) => (
                 Err(CallError::Unavailable(format!(
-                    "{why} (action {action} of actor {id}: its write may or may not be applied)"
+                    "{why} ({what} of actor {id}: its write may or may not be applied)"
                 ))),
                 Some(format!("the outcome of a write of actor {id} is unknown; it will be reloaded")),
             ),
             // Refused before it was proposed: nothing was written and the state is as it was.
             Err(ProposeError::Overloaded(why)) => {
-                (Err(CallError::Overloaded(format!("{why} (action {action} of actor {id})"))), None)
+                (Err(CallError::Overloaded(format!("{why} ({what} of actor {id})"))), None)
             }
             Err(ProposeError::Aborted(why)) => (
-                Err(CallError::Retry(format!("{why} (action {action} of actor {id})"))),
+                Err(CallError::Retry(format!("{why} ({what} of actor {id})"))),
                 Some(format!("a write of actor {id} was aborted by recovery; it will be reloaded")),
             ),
             Err(ProposeError::Invalid(why) | ProposeError::Internal(why)) => {
@@ -372,6 +969,39 @@ impl<A: Actor> Activation<A> {
     }
 }
 
+/// The length and next sequence number of a queue, from its stored record.
+fn read_meta(shared: &Shared, key: &[u8]) -> Result<QueueMeta, String> {
+    match shared.storage.get_kv(key) {
+        Ok(None) => Ok(QueueMeta::default()),
+        Ok(Some(bytes)) => QueueMeta::decode(&bytes).map_err(|e| format!("its record does not decode: {e}")),
+        Err(e) => Err(format!("read its record: {e}")),
+    }
+}
+
+/// Runs lifecycle hook `name` of actor `id`; its error, or its panic, is the call's error.
+async fn hook<T>(
+    name: &str,
+    id: &ActorId,
+    hook: impl Future<Output = Result<T, super::sdk::ActorError>>,
+) -> Result<T, CallError> {
+    match AssertUnwindSafe(hook).catch_unwind().await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(call_error(&format!("{name} of actor {id}"), e)),
+        Err(panic) => {
+            Err(CallError::Internal(format!("{name} of actor {id} panicked ({})", panic_text(&panic))))
+        }
+    }
+}
+
+/// What a caught panic said.
+fn panic_text(panic: &Box<dyn Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
 /// The state of a new actor `id`, created from `input_json` (JSON `null` when absent).
 fn create<A: Actor>(kind: &Kind<A>, id: &ActorId, input_json: Option<String>) -> Result<A::State, CallError> {
     let given = input_json.is_some();
@@ -386,12 +1016,5 @@ fn create<A: Actor>(kind: &Kind<A>, id: &ActorId, input_json: Option<String>) ->
             ))
         }
     })?;
-    kind.actor.create(id.key(), input).map_err(|e| {
-        let message = format!("creating actor {id}: {}", e.message);
-        match e.kind {
-            ActorErrorKind::Rejected => CallError::Rejected(message),
-            ActorErrorKind::InvalidArgument => CallError::InvalidArgument(message),
-            ActorErrorKind::Internal => CallError::Internal(message),
-        }
-    })
+    kind.actor.create(id.key(), input).map_err(|e| call_error(&format!("creating actor {id}"), e))
 }

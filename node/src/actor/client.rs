@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt as _};
 use mortar_proto::v1::actors_client::ActorsClient;
-use mortar_proto::v1::{ActorCallRequest, ActorSubscribeRequest};
+use mortar_proto::v1::{ActorCallRequest, ActorSendRequest, ActorSubscribeRequest};
 use tonic::transport::{Channel, Endpoint};
 
 use super::error::CallError;
@@ -165,6 +165,50 @@ impl Client {
         }
     }
 
+    /// Appends `body_json` to durable queue `queue` of actor `actor`/`key`; returns the message's
+    /// sequence number once it is stored, or, with `wait`, once the actor has handled it.
+    /// `input_json` is used only if the send creates the actor.
+    pub async fn send_json(
+        &self,
+        actor: &str,
+        key: &str,
+        queue: &str,
+        body_json: &str,
+        wait: bool,
+        input_json: Option<&str>,
+    ) -> Result<u64, CallError> {
+        match &self.transport {
+            Transport::Remote(client) => {
+                let mut client = client.clone();
+                let mut request = tonic::Request::new(ActorSendRequest {
+                    actor: actor.to_string(),
+                    key: key.to_string(),
+                    queue: queue.to_string(),
+                    body_json: body_json.to_string(),
+                    wait,
+                    input_json: input_json.unwrap_or_default().to_string(),
+                });
+                request.set_timeout(self.timeout);
+                match tokio::time::timeout(self.timeout, client.send(request)).await {
+                    Ok(Ok(response)) => Ok(response.into_inner().id),
+                    Ok(Err(status)) => Err(CallError::from_status(&status)),
+                    Err(_) => Err(CallError::Unavailable(format!(
+                        "no answer within {} ms; the message may or may not be queued",
+                        self.timeout.as_millis()
+                    ))),
+                }
+            }
+            Transport::Local(_) | Transport::Detached => {
+                let body: serde_json::Value = serde_json::from_str(body_json)
+                    .map_err(|e| CallError::InvalidArgument(format!("the message is not JSON: {e}")))?;
+                let args = serde_json::json!({ "queue": queue, "body": body, "wait": wait }).to_string();
+                let seq =
+                    self.call_json_with_input(actor, key, super::runtime::SEND, &args, input_json).await?;
+                seq.parse().map_err(|e| CallError::Internal(format!("a send answered {seq:?}: {e}")))
+            }
+        }
+    }
+
     /// The events of actor `actor`/`key` (JSON, as `(name, data)`), filtered by name unless
     /// `events` is empty. The stream ends with [`CallError::Retry`] when the actor moves: subscribe
     /// again to follow it.
@@ -197,6 +241,32 @@ impl Client {
 }
 
 impl<A: Actor> ActorRef<A> {
+    /// Appends `message` to durable queue `queue` (one the actor declares); returns its sequence
+    /// number once it is stored (on a quorum, durable). The actor's run loop handles it once.
+    pub async fn send<T: serde::Serialize>(&self, queue: &str, message: &T) -> Result<u64, CallError> {
+        self.send_with(queue, message, false).await
+    }
+
+    /// [`ActorRef::send`], answering only once the actor has handled the message.
+    pub async fn send_and_wait<T: serde::Serialize>(
+        &self,
+        queue: &str,
+        message: &T,
+    ) -> Result<u64, CallError> {
+        self.send_with(queue, message, true).await
+    }
+
+    async fn send_with<T: serde::Serialize>(
+        &self,
+        queue: &str,
+        message: &T,
+        wait: bool,
+    ) -> Result<u64, CallError> {
+        let body = serde_json::to_string(message)
+            .map_err(|e| CallError::InvalidArgument(format!("the message does not encode as JSON: {e}")))?;
+        self.client.send_json(A::NAME, &self.key, queue, &body, wait, self.input_json.as_deref()).await
+    }
+
     pub fn key(&self) -> &str {
         &self.key
     }

@@ -1,4 +1,5 @@
-//! The two actors the stock `mortar` binary hosts: `counter` and `chatRoom`.
+//! The actors the stock `mortar` binary hosts: `counter` and `chatRoom` here, `reminder` and
+//! `worker` in [`examples_work`](super::examples_work).
 //!
 //! ```console
 //! $ mortar call counter user-42 increment '{"amount": 5}'
@@ -22,7 +23,11 @@ use super::sdk::{Action, Actor, ActorError, Event, Events, Handles};
 /// A registry with the example actors.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
-    registry.register(Counter).register(ChatRoom);
+    registry
+        .register(Counter)
+        .register(ChatRoom)
+        .register(super::examples_work::Reminder)
+        .register(super::examples_work::Worker);
     registry
 }
 
@@ -84,6 +89,7 @@ impl Actor for Counter {
     type State = CounterState;
     type Input = Option<CounterInput>;
     type Events = CounterEvent;
+    type Vars = ();
 
     fn create(&self, _key: &str, input: Option<CounterInput>) -> Result<CounterState, ActorError> {
         Ok(CounterState { count: input.unwrap_or_default().start })
@@ -200,6 +206,7 @@ impl Actor for ChatRoom {
     type State = ChatRoomState;
     type Input = ();
     type Events = ChatRoomEvent;
+    type Vars = ();
 
     fn actions(actions: &mut Actions<Self>) {
         actions.action::<SendMessage>().action::<GetHistory>();

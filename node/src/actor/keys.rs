@@ -207,6 +207,108 @@ fn take_length_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     (rest.len() >= len).then(|| rest.split_at(len))
 }
 
+/// Storage prefix of the alarm index: `t/<due unix ms, 8 bytes big-endian><alarm key>`, one
+/// entry per pending alarm of any actor, in due order (written by [`op::apply`](super::op::apply)
+/// on every replica, so every node can fire the alarms of the actors it comes to own).
+pub const ALARM_INDEX_PREFIX: &[u8] = b"t/";
+/// Storage prefix of the work index: `w/<interference key>` while the actor has queued messages
+/// (so that a node that comes to own it wakes it and its run loop).
+pub const WORK_INDEX_PREFIX: &[u8] = b"w/";
+const ALARM_SUFFIX: &[u8] = b"/alarm/";
+const QUEUE_SUFFIX: &[u8] = b"/q/";
+const QUEUE_META_SUFFIX: &[u8] = b"/qm/";
+const TOMBSTONE_SUFFIX: &[u8] = b"/tomb";
+/// Longest queue name.
+pub const QUEUE_NAME_BYTES_MAX: usize = 64;
+
+/// Storage prefix of everything of the actor with interference key `actor` (owner record
+/// included).
+pub fn data_prefix(actor: &[u8]) -> Bytes {
+    [actor, b"/"].concat().into()
+}
+
+/// Storage key of alarm `alarm_id` of the actor with interference key `actor`.
+pub fn alarm_key(actor: &[u8], alarm_id: &[u8]) -> Bytes {
+    [actor, ALARM_SUFFIX, alarm_id].concat().into()
+}
+
+/// Storage prefix of the alarms of the actor with interference key `actor`.
+pub fn alarm_prefix(actor: &[u8]) -> Bytes {
+    [actor, ALARM_SUFFIX].concat().into()
+}
+
+/// The alarm index entry of the alarm stored under `alarm_key`, due at `due_ms`.
+pub fn alarm_index_key(due_ms: u64, alarm_key: &[u8]) -> Bytes {
+    [ALARM_INDEX_PREFIX, &due_ms.to_be_bytes()[..], alarm_key].concat().into()
+}
+
+/// An alarm index entry's due time, actor and alarm id.
+pub fn parse_alarm_index_key(key: &[u8]) -> Option<(u64, ActorId, String)> {
+    let rest = key.strip_prefix(ALARM_INDEX_PREFIX)?;
+    let (due, alarm_key) = rest.split_at_checked(8)?;
+    let due = u64::from_be_bytes(due.try_into().ok()?);
+    let (id, rest) = parse_interference_key_prefix(alarm_key)?;
+    let alarm_id = rest.strip_prefix(ALARM_SUFFIX)?;
+    Some((due, id, String::from_utf8(alarm_id.to_vec()).ok()?))
+}
+
+/// The work index entry of the actor with interference key `actor`.
+pub fn work_index_key(actor: &[u8]) -> Bytes {
+    [WORK_INDEX_PREFIX, actor].concat().into()
+}
+
+/// The actor of a work index entry.
+pub fn parse_work_index_key(key: &[u8]) -> Option<ActorId> {
+    let (id, rest) = parse_interference_key_prefix(key.strip_prefix(WORK_INDEX_PREFIX)?)?;
+    rest.is_empty().then_some(id)
+}
+
+/// Storage prefix of all queued messages of the actor with interference key `actor`.
+pub fn queues_prefix(actor: &[u8]) -> Bytes {
+    [actor, QUEUE_SUFFIX].concat().into()
+}
+
+/// Storage prefix of the messages of queue `queue`.
+pub fn queue_prefix(actor: &[u8], queue: &str) -> Bytes {
+    [actor, QUEUE_SUFFIX, queue.as_bytes(), b"/"].concat().into()
+}
+
+/// Storage key of message `seq` of queue `queue` (in sequence order).
+pub fn queue_message_key(actor: &[u8], queue: &str, seq: u64) -> Bytes {
+    [actor, QUEUE_SUFFIX, queue.as_bytes(), b"/", &seq.to_be_bytes()[..]].concat().into()
+}
+
+/// Storage key of the length and next sequence number of queue `queue`.
+pub fn queue_meta_key(actor: &[u8], queue: &str) -> Bytes {
+    [actor, QUEUE_META_SUFFIX, queue.as_bytes()].concat().into()
+}
+
+/// Storage key of the tombstone a destroyed actor leaves.
+pub fn tombstone_key(actor: &[u8]) -> Bytes {
+    [actor, TOMBSTONE_SUFFIX].concat().into()
+}
+
+/// A queue name: 1 to 64 ASCII letters, digits, `_`, `-` or `.`.
+pub fn check_queue_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > QUEUE_NAME_BYTES_MAX {
+        return Err(format!("queue name {name:?} must be 1 to {QUEUE_NAME_BYTES_MAX} bytes long, e.g. jobs"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+        return Err(format!("queue name {name:?} may only contain ASCII letters, digits, '_', '-' and '.'"));
+    }
+    Ok(())
+}
+
+/// Parses the interference key at the start of `bytes`: the actor and the bytes after it.
+fn parse_interference_key_prefix(bytes: &[u8]) -> Option<(ActorId, &[u8])> {
+    let rest = bytes.strip_prefix(ACTOR_KEY_PREFIX)?;
+    let (name, rest) = take_length_prefixed(rest)?;
+    let rest = rest.strip_prefix(b"/")?;
+    let (key, rest) = take_length_prefixed(rest)?;
+    let id = ActorId::new(std::str::from_utf8(name).ok()?, std::str::from_utf8(key).ok()?);
+    Some((id, rest))
+}
+
 /// Storage key of the owner record of the actor with interference key `actor`.
 pub fn owner_key(actor: &[u8]) -> Bytes {
     [actor, OWNER_SUFFIX].concat().into()
@@ -313,6 +415,25 @@ mod tests {
         assert!(!copy.is_same(&id));
         assert!(!ActorId::new("counter", "user-42").is_same(&id));
         assert_eq!(copy.interference_key(), id.interference_key());
+    }
+
+    #[test]
+    fn index_keys_parse_back_and_sort_by_due_time() {
+        let id = ActorId::new("reminder", "r/1:x");
+        let ikey = id.interference_key();
+        let early = alarm_index_key(5, &alarm_key(&ikey, b"3.1"));
+        let late = alarm_index_key(256, &alarm_key(&ikey, b"2.9"));
+        assert!(early < late);
+        assert_eq!(parse_alarm_index_key(&late), Some((256, id.clone(), "2.9".to_string())));
+        assert_eq!(parse_alarm_index_key(b"t/short"), None);
+        assert_eq!(parse_work_index_key(&work_index_key(&ikey)), Some(id.clone()));
+        assert_eq!(parse_work_index_key(&[&work_index_key(&ikey)[..], b"x"].concat()), None);
+        assert!(queue_message_key(&ikey, "jobs", 1) < queue_message_key(&ikey, "jobs", 256));
+        assert!(queue_message_key(&ikey, "jobs", 1).starts_with(&queue_prefix(&ikey, "jobs")));
+        assert!(!queue_message_key(&ikey, "jobs2", 1).starts_with(&queue_prefix(&ikey, "jobs")));
+        assert!(check_queue_name("jobs").is_ok());
+        assert!(check_queue_name("a/b").is_err());
+        assert!(check_queue_name("").is_err());
     }
 
     #[test]

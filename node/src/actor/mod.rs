@@ -58,6 +58,7 @@
 //!     type State = Balance;
 //!     type Input = Open;
 //!     type Events = AccountEvent;
+//!     type Vars = ();
 //!
 //!     /// Runs once, for the call that creates the account: calls without an input fail with
 //!     /// `NOT_FOUND` until then.
@@ -117,10 +118,20 @@
 //!   the next call activates each one there, loading its state from that node's own replica.
 //! * **Sleep.** An actor idle for `--actor-idle-timeout-ms` (default 60 s) is deactivated: memory
 //!   freed, state on disk, activated again by its next call.
-//! * **Creation.** An actor exists once a call that carries its input ([`Actor::Input`]) has
-//!   stored what [`Actor::create`] made of it. Until then every call creates the state afresh from
-//!   its input or, without one, from JSON `null` (so `create` must be a deterministic function of
-//!   the key and the input; with `Input = ()` the actor simply always exists).
+//! * **Creation.** An actor exists once a call has stored what [`Actor::create`] made of its
+//!   input ([`Actor::Input`]): a call that carries an input always stores it; one without (JSON
+//!   `null`) stores it with whatever the call writes. Until then every call creates the state
+//!   afresh (so `create` must be a deterministic function of the key and the input; with
+//!   `Input = ()` the actor simply always exists). [`Actor::on_create`] runs in the creating call
+//!   and its changes join that call's write.
+//! * **Alarms** ([`Context::schedule`]) run an action at a time, on the owner, waking the actor;
+//!   the action and the alarm's removal are one write, so each alarm's effect happens exactly
+//!   once, across failovers and restarts ([`scheduler`]).
+//! * **Durable queues and the run loop** ([`RunLoop`]): sends are fenced writes of the owner; a
+//!   run-loop turn commits what it did with its message's removal, so each message is handled
+//!   exactly once.
+//! * **Destruction** ([`Context::destroy`]) removes everything of the actor in one write and
+//!   leaves a tombstone: calls answer `NOT_FOUND` until a call with an input creates it again.
 //! * **Events** ([`Context::emit`]) go to the subscribers connected to the owner after the action's
 //!   write is committed, at most once; a subscription ends with `UNAVAILABLE` when the actor moves,
 //!   and the client subscribes again (the CLI does so by itself).
@@ -132,20 +143,22 @@ pub mod context;
 pub mod error;
 pub mod events;
 pub mod examples;
+pub mod examples_work;
 pub mod keys;
 pub mod lease;
 pub mod op;
 pub mod registry;
 pub mod router;
 pub mod runtime;
+pub mod scheduler;
 pub mod sdk;
 pub mod service;
 
 pub use client::{ActorRef, Client};
-pub use context::{Context, Kv};
+pub use context::{Alarm, Context, Kv, Message, QueueReader, RunContext, Schedule, unix_ms};
 pub use error::CallError;
 pub use keys::ActorId;
 pub use registry::{Actions, Registry};
 pub use router::Router;
 pub use runtime::{Runtime, RuntimeConfig};
-pub use sdk::{Action, Actor, ActorError, ActorErrorKind, Event, Events, Handles, NoEvents};
+pub use sdk::{Action, Actor, ActorError, ActorErrorKind, Event, Events, Handles, NoEvents, RunLoop};

@@ -29,7 +29,90 @@ pub enum ActorOp {
     Write { generation: u64, state: Option<Bytes>, kv_deletes: Vec<Bytes>, kv_puts: Vec<(Bytes, Bytes)> },
     /// Succeeds only while `generation` is the owner's.
     Confirm { generation: u64 },
+    /// A write that also schedules, cancels or fires alarms, queues or consumes messages, or
+    /// destroys the actor (the plain [`ActorOp::Write`] keeps its encoding for older nodes).
+    Commit(Box<Commit>),
 }
+
+/// The changes of one action, run-loop turn, alarm or send by the activation of `generation`
+/// (applied only if it is still the owner's, like [`ActorOp::Write`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    pub generation: u64,
+    pub state: Option<Bytes>,
+    pub kv_deletes: Vec<Bytes>,
+    pub kv_puts: Vec<(Bytes, Bytes)>,
+    /// New alarms: id and record ([`AlarmRecord`]).
+    pub alarms_set: Vec<(Bytes, AlarmRecord)>,
+    /// Alarms removed (cancelled or fired); absent ones are ignored.
+    pub alarms_removed: Vec<Bytes>,
+    /// Queue writes: storage keys under the actor's queue prefixes ([`keys::queue_message_key`],
+    /// [`keys::queue_meta_key`]) and their values (`None` deletes).
+    pub queue_writes: Vec<(Bytes, Option<Bytes>)>,
+    /// Removes the actor's tombstone: it is being created again.
+    pub recreate: bool,
+    /// Removes everything of the actor but its owner record and leaves a tombstone; every other
+    /// field is ignored.
+    pub destroy: bool,
+}
+
+/// A pending alarm: run `action` with `args_json` at `due_ms` (unix milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmRecord {
+    pub due_ms: u64,
+    pub action: String,
+    pub args_json: String,
+    /// When it was scheduled (unix milliseconds, the owner's clock).
+    pub set_ms: u64,
+}
+
+impl AlarmRecord {
+    pub fn encode(&self) -> Bytes {
+        postcard::to_stdvec(self).expect("encoding into a Vec cannot fail").into()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+/// The length of a queue and the sequence number of its next message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueMeta {
+    pub next_seq: u64,
+    pub len: u64,
+}
+
+impl QueueMeta {
+    pub fn encode(&self) -> Bytes {
+        postcard::to_stdvec(self).expect("encoding into a Vec cannot fail").into()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+/// One queued message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedMessage {
+    pub body_json: String,
+    /// When it was sent (unix milliseconds, the owner's clock).
+    pub sent_ms: u64,
+}
+
+impl QueuedMessage {
+    pub fn encode(&self) -> Bytes {
+        postcard::to_stdvec(self).expect("encoding into a Vec cannot fail").into()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+/// Entries the destruction of an actor removes per storage scan.
+const DESTROY_SCAN_PAGE: usize = 1024;
 
 /// The owner record of an actor: which activation may write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +136,7 @@ impl OwnerRecord {
 pub enum ActorOutcome {
     /// The proposer is the owner now. `previous` is the owner before it (`None` for an actor
     /// never activated); `state` is the stored state as of this point of the order.
-    Activated { generation: u64, previous: Option<OwnerRecord>, state: Option<Bytes> },
+    Activated { generation: u64, previous: Option<OwnerRecord>, state: Option<Bytes>, destroyed: bool },
     /// The write was applied.
     Written,
     /// The generation is still the owner's.
@@ -97,7 +180,8 @@ pub fn apply(
             let generation = owner.map_or(0, |o| o.generation) + 1;
             view.put(owner_key, Some(OwnerRecord { generation, node }.encode()));
             let state = view.get(&keys::state_key(actor))?;
-            ActorOutcome::Activated { generation, previous: owner, state }
+            let destroyed = view.get(&keys::tombstone_key(actor))?.is_some();
+            ActorOutcome::Activated { generation, previous: owner, state, destroyed }
         }
         ActorOp::Write { generation, state, kv_deletes, kv_puts } => {
             if !owns(generation) {
@@ -114,6 +198,52 @@ pub fn apply(
             }
             ActorOutcome::Written
         }
+        ActorOp::Commit(commit) => {
+            if !owns(commit.generation) {
+                return Ok(Ok(ActorOutcome::Fenced { current: owner }));
+            }
+            if commit.destroy {
+                destroy(actor, view)?;
+                return Ok(Ok(ActorOutcome::Written));
+            }
+            let Commit {
+                state, kv_deletes, kv_puts, alarms_set, alarms_removed, queue_writes, recreate, ..
+            } = *commit;
+            if recreate {
+                view.put(keys::tombstone_key(actor), None);
+            }
+            if let Some(state) = state {
+                view.put(keys::state_key(actor), Some(state));
+            }
+            for key in kv_deletes {
+                view.put(keys::kv_key(actor, &key), None);
+            }
+            for (key, value) in kv_puts {
+                view.put(keys::kv_key(actor, &key), Some(value));
+            }
+            for id in alarms_removed {
+                remove_alarm(view, &keys::alarm_key(actor, &id))?;
+            }
+            for (id, record) in alarms_set {
+                let key = keys::alarm_key(actor, &id);
+                remove_alarm(view, &key)?; // a rescheduled id moves in the index
+                view.put(keys::alarm_index_key(record.due_ms, &key), Some(Bytes::new()));
+                view.put(key, Some(record.encode()));
+            }
+            if !queue_writes.is_empty() {
+                let queues = keys::queues_prefix(actor);
+                let meta = keys::data_prefix(actor);
+                for (key, value) in queue_writes {
+                    // Only under this actor's own data: the proposer cannot reach another's.
+                    if key.starts_with(&meta) && key.len() > meta.len() {
+                        view.put(key, value);
+                    }
+                }
+                let pending = !view.scan_prefix(&queues, None, 1)?.is_empty();
+                view.put(keys::work_index_key(actor), pending.then(Bytes::new));
+            }
+            ActorOutcome::Written
+        }
         ActorOp::Confirm { generation } => {
             if !owns(generation) {
                 return Ok(Ok(ActorOutcome::Fenced { current: owner }));
@@ -122,6 +252,47 @@ pub fn apply(
         }
     };
     Ok(Ok(outcome))
+}
+
+/// Removes the alarm stored under `key` and its index entry, if it exists.
+fn remove_alarm(view: &mut View, key: &Bytes) -> Result<(), StorageError> {
+    if let Some(record) = view.get(key)? {
+        // Every replica decodes the same bytes alike; a record that does not decode has no
+        // index entry to find, and is removed all the same.
+        if let Ok(record) = AlarmRecord::decode(&record) {
+            view.put(keys::alarm_index_key(record.due_ms, key), None);
+        }
+        view.put(key.clone(), None);
+    }
+    Ok(())
+}
+
+/// Removes everything of `actor` but its owner record (which keeps generations rising), with the
+/// index entries of its alarms and queues, and leaves a tombstone.
+fn destroy(actor: &Bytes, view: &mut View) -> Result<(), StorageError> {
+    let prefix = keys::data_prefix(actor);
+    let owner = keys::owner_key(actor);
+    let alarms = keys::alarm_prefix(actor);
+    let mut after: Option<Bytes> = None;
+    loop {
+        let page = view.scan_prefix(&prefix, after.as_deref(), DESTROY_SCAN_PAGE)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (key, value) in page {
+            if key == owner {
+                continue;
+            }
+            if key.starts_with(&alarms)
+                && let Ok(record) = AlarmRecord::decode(&value)
+            {
+                view.put(keys::alarm_index_key(record.due_ms, &key), None);
+            }
+            view.put(key, None);
+        }
+    }
+    view.put(keys::work_index_key(actor), None);
+    view.put(keys::tombstone_key(actor), Some(Bytes::from_static(b"1")));
+    Ok(())
 }
 
 #[cfg(test)]

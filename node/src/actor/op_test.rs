@@ -38,7 +38,10 @@ fn activation_bumps_the_generation_and_returns_the_stored_state() {
     let storage = MemStorage::new();
     let actor = ActorId::new("counter", "x").interference_key();
     let first = run(&storage, &actor, ActorOp::Activate { node: 1 }).unwrap();
-    assert_eq!(first, ActorOutcome::Activated { generation: 1, previous: None, state: None });
+    assert_eq!(
+        first,
+        ActorOutcome::Activated { generation: 1, previous: None, state: None, destroyed: false }
+    );
     assert_eq!(run(&storage, &actor, write(1, "s1")).unwrap(), ActorOutcome::Written);
     let second = run(&storage, &actor, ActorOp::Activate { node: 2 }).unwrap();
     assert_eq!(
@@ -47,6 +50,7 @@ fn activation_bumps_the_generation_and_returns_the_stored_state() {
             generation: 2,
             previous: Some(OwnerRecord { generation: 1, node: 1 }),
             state: Some(b("s1")),
+            destroyed: false,
         }
     );
     assert_eq!(storage.get_kv(&keys::kv_key(&actor, b"k")).unwrap(), Some(b("s1")));
@@ -111,7 +115,7 @@ fn actors_do_not_see_each_others_data() {
     run(&storage, &a, write(1, "a")).unwrap();
     assert_eq!(
         run(&storage, &b_, ActorOp::Activate { node: 1 }).unwrap(),
-        ActorOutcome::Activated { generation: 1, previous: None, state: None }
+        ActorOutcome::Activated { generation: 1, previous: None, state: None, destroyed: false }
     );
 }
 
@@ -134,4 +138,94 @@ fn ops_round_trip_through_the_command_encoding() {
     for op in [ActorOp::Activate { node: 3 }, write(7, "s"), ActorOp::Confirm { generation: 9 }] {
         assert_eq!(Op::decode(&Op::Actor(op.clone()).encode()).unwrap(), Op::Actor(op));
     }
+}
+
+fn alarm(due_ms: u64) -> AlarmRecord {
+    AlarmRecord { due_ms, action: "tick".into(), args_json: "null".into(), set_ms: 1 }
+}
+
+fn index(storage: &MemStorage) -> Vec<Bytes> {
+    storage.scan_kv_prefix(keys::ALARM_INDEX_PREFIX, None, 100).unwrap().into_iter().map(|(k, _)| k).collect()
+}
+
+#[test]
+fn commits_keep_the_alarm_and_work_indexes_in_step_and_are_fenced() {
+    let storage = MemStorage::new();
+    let actor = ActorId::new("reminder", "r").interference_key();
+    run(&storage, &actor, ActorOp::Activate { node: 1 }).unwrap();
+    let set = Commit {
+        generation: 1,
+        alarms_set: vec![(b("1.0"), alarm(20)), (b("1.1"), alarm(10))],
+        queue_writes: vec![(keys::queue_message_key(&actor, "jobs", 0), Some(b("m")))],
+        ..Commit::default()
+    };
+    assert_eq!(run(&storage, &actor, ActorOp::Commit(Box::new(set.clone()))).unwrap(), ActorOutcome::Written);
+    let alarm_key = keys::alarm_key(&actor, b"1.1");
+    assert_eq!(
+        index(&storage),
+        [keys::alarm_index_key(10, &alarm_key), keys::alarm_index_key(20, &keys::alarm_key(&actor, b"1.0"))]
+    );
+    assert!(storage.get_kv(&keys::work_index_key(&actor)).unwrap().is_some(), "queued work is indexed");
+
+    // A deposed generation changes nothing.
+    run(&storage, &actor, ActorOp::Activate { node: 2 }).unwrap();
+    let stale = Commit { generation: 1, alarms_removed: vec![b("1.1")], ..Commit::default() };
+    assert!(matches!(
+        run(&storage, &actor, ActorOp::Commit(Box::new(stale))).unwrap(),
+        ActorOutcome::Fenced { .. }
+    ));
+    assert_eq!(index(&storage).len(), 2);
+
+    // Removing a fired alarm and consuming the message clear their entries; unknown ids are ignored.
+    let fire = Commit {
+        generation: 2,
+        alarms_removed: vec![b("1.1"), b("9.9")],
+        queue_writes: vec![(keys::queue_message_key(&actor, "jobs", 0), None)],
+        ..Commit::default()
+    };
+    run(&storage, &actor, ActorOp::Commit(Box::new(fire))).unwrap();
+    assert_eq!(index(&storage), [keys::alarm_index_key(20, &keys::alarm_key(&actor, b"1.0"))]);
+    assert!(storage.get_kv(&alarm_key).unwrap().is_none());
+    assert!(storage.get_kv(&keys::work_index_key(&actor)).unwrap().is_none(), "no queued work left");
+
+    // A queue write outside the actor's own data is ignored.
+    let other = ActorId::new("reminder", "s").interference_key();
+    let sneaky = Commit {
+        generation: 2,
+        queue_writes: vec![(keys::state_key(&other), Some(b("x")))],
+        ..Commit::default()
+    };
+    run(&storage, &actor, ActorOp::Commit(Box::new(sneaky))).unwrap();
+    assert!(storage.get_kv(&keys::state_key(&other)).unwrap().is_none());
+}
+
+#[test]
+fn destruction_removes_everything_but_the_owner_record_and_leaves_a_tombstone() {
+    let storage = MemStorage::new();
+    let actor = ActorId::new("worker", "w").interference_key();
+    run(&storage, &actor, ActorOp::Activate { node: 1 }).unwrap();
+    run(&storage, &actor, write(1, "s1")).unwrap();
+    let set = Commit {
+        generation: 1,
+        alarms_set: vec![(b("1.0"), alarm(5))],
+        queue_writes: vec![(keys::queue_message_key(&actor, "jobs", 0), Some(b("m")))],
+        ..Commit::default()
+    };
+    run(&storage, &actor, ActorOp::Commit(Box::new(set))).unwrap();
+    let destroy = Commit { generation: 1, destroy: true, state: Some(b("ignored")), ..Commit::default() };
+    run(&storage, &actor, ActorOp::Commit(Box::new(destroy))).unwrap();
+    let left: Vec<Bytes> = snapshot(&storage, &actor).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(left, [keys::owner_key(&actor), keys::tombstone_key(&actor)]);
+    assert!(index(&storage).is_empty());
+    assert!(storage.get_kv(&keys::work_index_key(&actor)).unwrap().is_none());
+    let ActorOutcome::Activated { generation, state, destroyed, .. } =
+        run(&storage, &actor, ActorOp::Activate { node: 1 }).unwrap()
+    else {
+        panic!("activation answered otherwise")
+    };
+    assert_eq!((generation, state, destroyed), (2, None, true));
+    // Creating it again clears the tombstone.
+    let again = Commit { generation: 2, recreate: true, state: Some(b("s0")), ..Commit::default() };
+    run(&storage, &actor, ActorOp::Commit(Box::new(again))).unwrap();
+    assert!(storage.get_kv(&keys::tombstone_key(&actor)).unwrap().is_none());
 }

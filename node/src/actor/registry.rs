@@ -4,30 +4,69 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use futures::future::BoxFuture;
 
 use super::activation;
-use super::context::Context;
+use super::context::{Context, RunContext};
 use super::error::CallError;
 use super::keys;
 use super::keys::ActorId;
 use super::runtime::Shared;
-use super::sdk::{Action, Actor, ActorError, ActorErrorKind, Events, Handles};
+use super::sdk::{Action, Actor, ActorError, ActorErrorKind, Events, Handles, RunLoop};
 
 /// A type-erased handler of one action: decodes the JSON arguments, runs the typed handler,
 /// encodes its output.
 pub(crate) type Handler<A> =
     for<'a> fn(&'a A, String, &'a mut Context<A>) -> BoxFuture<'a, Result<String, CallError>>;
 
-/// The actions of one actor type, filled in by [`Actor::actions`].
+/// A type-erased run loop.
+pub(crate) type RunFn<A> =
+    fn(Arc<Kind<A>>, RunContext<A>) -> BoxFuture<'static, (RunContext<A>, Result<(), ActorError>)>;
+
+/// The actions, queues and run loop of one actor type, filled in by [`Actor::actions`].
 pub struct Actions<A: Actor> {
     handlers: BTreeMap<&'static str, Handler<A>>,
+    queues: Vec<&'static str>,
+    run: Option<RunFn<A>>,
 }
 
 impl<A: Actor> Actions<A> {
     fn new() -> Self {
-        Self { handlers: BTreeMap::new() }
+        Self { handlers: BTreeMap::new(), queues: Vec::new(), run: None }
+    }
+
+    /// Declares durable queue `name`: clients and actors send to it (`mortar queue send`,
+    /// [`ActorRef::send`](super::ActorRef::send)) and the run loop reads it.
+    ///
+    /// # Panics
+    ///
+    /// When `name` is not a valid queue name or is declared twice (a bug in the declaration).
+    pub fn queue(&mut self, name: &'static str) -> &mut Self {
+        if let Err(e) = keys::check_queue_name(name) {
+            panic!("actor {} declares a bad queue: {e}", A::NAME);
+        }
+        assert!(!self.queues.contains(&name), "actor {} declares queue {name} twice", A::NAME);
+        self.queues.push(name);
+        self
+    }
+
+    /// Declares the actor's run loop, its [`RunLoop`] implementation.
+    pub fn run_loop(&mut self) -> &mut Self
+    where
+        A: RunLoop,
+    {
+        self.run = Some(run_dispatch::<A>);
+        self
+    }
+
+    pub(crate) fn run(&self) -> Option<RunFn<A>> {
+        self.run
+    }
+
+    pub(crate) fn has_queue(&self, name: &str) -> bool {
+        self.queues.contains(&name)
     }
 
     /// Adds action `X`, answered by `A`'s [`Handles<X>`] implementation.
@@ -39,6 +78,7 @@ impl<A: Actor> Actions<A> {
     where
         A: Handles<X>,
     {
+        assert!(!X::NAME.starts_with('$'), "action names starting with '$' are the runtime's ({})", X::NAME);
         let previous = self.handlers.insert(X::NAME, dispatch::<A, X>);
         assert!(previous.is_none(), "actor {} declares action {} twice", A::NAME, X::NAME);
         self
@@ -46,6 +86,25 @@ impl<A: Actor> Actions<A> {
 
     pub(crate) fn handler(&self, action: &str) -> Option<Handler<A>> {
         self.handlers.get(action).copied()
+    }
+}
+
+fn run_dispatch<A: RunLoop>(
+    kind: Arc<Kind<A>>,
+    mut ctx: RunContext<A>,
+) -> BoxFuture<'static, (RunContext<A>, Result<(), ActorError>)> {
+    Box::pin(async move {
+        let result = kind.actor.run(&mut ctx).await;
+        (ctx, result)
+    })
+}
+
+/// The gRPC status of an error an actor's code returned, its message prefixed with `what`.
+pub(crate) fn call_error(what: &str, e: ActorError) -> CallError {
+    match e.kind {
+        ActorErrorKind::Rejected => CallError::Rejected(format!("{what}: {}", e.message)),
+        ActorErrorKind::InvalidArgument => CallError::InvalidArgument(format!("{what}: {}", e.message)),
+        ActorErrorKind::Internal => CallError::Internal(format!("{what}: {}", e.message)),
     }
 }
 
@@ -107,6 +166,10 @@ pub(crate) trait ActorKind: Any + Send + Sync + 'static {
     fn action_names(&self) -> Vec<&'static str>;
     fn event_names(&self) -> Vec<&'static str>;
     fn has_action(&self, action: &str) -> bool;
+    fn queue_names(&self) -> Vec<&'static str>;
+    /// Whether the type is known to keep the default [`Actor::on_sleep`] (its actors then sleep
+    /// without running it).
+    fn sleeps_without_hook(&self) -> bool;
     /// Runs activation `id` (its key in the runtime's table), a new actor of this type, in a new
     /// task (see [`activation::run`]).
     fn spawn(self: Arc<Self>, shared: Arc<Shared>, id: ActorId);
@@ -116,6 +179,20 @@ pub(crate) trait ActorKind: Any + Send + Sync + 'static {
 pub(crate) struct Kind<A: Actor> {
     pub actor: A,
     pub actions: Actions<A>,
+    /// What running [`Actor::on_sleep`] has shown: [`HOOK_UNKNOWN`], [`HOOK_DEFAULT`] or
+    /// [`HOOK_CUSTOM`].
+    pub sleep_hook: AtomicU8,
+}
+
+pub(crate) const HOOK_UNKNOWN: u8 = 0;
+pub(crate) const HOOK_DEFAULT: u8 = 1;
+pub(crate) const HOOK_CUSTOM: u8 = 2;
+
+impl<A: Actor> Kind<A> {
+    /// Records whether the sleep hook that just ran was the default one.
+    pub fn learned_sleep_hook(&self, default: bool) {
+        self.sleep_hook.store(if default { HOOK_DEFAULT } else { HOOK_CUSTOM }, Ordering::Relaxed);
+    }
 }
 
 impl<A: Actor> ActorKind for Kind<A> {
@@ -131,6 +208,14 @@ impl<A: Actor> ActorKind for Kind<A> {
 
     fn has_action(&self, action: &str) -> bool {
         self.actions.handlers.contains_key(action)
+    }
+
+    fn queue_names(&self) -> Vec<&'static str> {
+        self.actions.queues.clone()
+    }
+
+    fn sleeps_without_hook(&self) -> bool {
+        self.sleep_hook.load(Ordering::Relaxed) == HOOK_DEFAULT
     }
 
     fn spawn(self: Arc<Self>, shared: Arc<Shared>, id: ActorId) {
@@ -173,7 +258,9 @@ impl Registry {
         }
         let mut actions = Actions::new();
         A::actions(&mut actions);
-        let previous = self.kinds.insert(A::NAME, Arc::new(Kind { actor, actions }));
+        let previous = self
+            .kinds
+            .insert(A::NAME, Arc::new(Kind { actor, actions, sleep_hook: AtomicU8::new(HOOK_UNKNOWN) }));
         assert!(previous.is_none(), "actor name {} is registered twice", A::NAME);
         self
     }
@@ -196,6 +283,9 @@ impl Registry {
     /// Checks that actor type `name` exists and has action `action`.
     pub(crate) fn check_call(&self, name: &str, action: &str) -> Result<&Arc<dyn ActorKind>, CallError> {
         let kind = self.check_actor(name)?;
+        if action.starts_with('$') && super::runtime::BUILTINS.contains(&action) {
+            return Ok(kind);
+        }
         if !kind.has_action(action) {
             return Err(CallError::NotFound(format!(
                 "actor {name} has no action {action:?}; its actions: {}",

@@ -6,7 +6,8 @@
 //! retries are few.
 //!
 //! The first node retries retry-safe failures (owner unreachable before the call was sent, the
-//! owner refusing a forwarded call, an activation deposed by another node) until the call's
+//! owner refusing a forwarded call, an activation deposed by another node; not overload, which
+//! the caller hears at once as `RESOURCE_EXHAUSTED`) until the call's
 //! deadline, waiting for the next membership change between attempts: during a failover a call
 //! waits until gossip has declared the dead owner down, then runs on the new owner. It never
 //! retries a call whose outcome is unknown.
@@ -75,6 +76,16 @@ impl Router {
         self.me
     }
 
+    /// A receiver of membership views.
+    pub fn view_watch(&self) -> watch::Receiver<View> {
+        self.view.clone()
+    }
+
+    /// Starts the alarm scheduler of this node ([`scheduler`](super::scheduler)).
+    pub fn spawn_scheduler(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        super::scheduler::spawn(self)
+    }
+
     /// The current membership view.
     pub fn view(&self) -> View {
         self.view.borrow().clone()
@@ -140,8 +151,9 @@ impl Router {
                 self.forward_call(&owner, id, action, &args_json, input_json.as_deref(), deadline).await
             };
             match result {
-                // The node that was asked does not pass the call on: its caller retries.
-                Err(e) if e.is_retry_safe() && !forwarded => {
+                // The node that was asked does not pass the call on: its caller retries. An
+                // overloaded actor or node (a full mailbox or queue) is told to the caller at once.
+                Err(e @ CallError::Retry(_)) if !forwarded => {
                     if attempt >= CALL_ATTEMPTS_MAX || Instant::now() >= deadline {
                         return Err(e);
                     }
@@ -150,6 +162,9 @@ impl Router {
                     if let Ok(Err(_)) = tokio::time::timeout(wait, view.changed()).await {
                         // Membership has stopped: the view will not change, just back off.
                         tokio::time::sleep(wait).await;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(e); // no time left for another attempt
                     }
                 }
                 result => return result,

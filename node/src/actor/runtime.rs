@@ -14,6 +14,10 @@
 //! * its write is fenced (another node activated it) or its outcome is unknown.
 //!
 //! Calls queued in a removed entry are answered with a retry-safe error (they never ran).
+//!
+//! An actor type with a sleep hook ([`Actor::on_sleep`](super::Actor::on_sleep)) sleeps through
+//! its activation: the sweeper queues a sleep call, which runs the hook and removes the entry
+//! unless calls arrived meanwhile.
 
 use std::collections::VecDeque;
 use std::collections::hash_map::{self, HashMap};
@@ -45,6 +49,21 @@ pub const WRITE_BYTES_MAX: usize = 3 * 1024 * 1024;
 pub const SWEEP_INTERVAL_MAX: Duration = Duration::from_secs(10);
 /// Shortest pause between two sweeps for idle actors.
 const SWEEP_INTERVAL_MIN: Duration = Duration::from_millis(10);
+/// Sleep hooks one sweep starts; the next sweep follows soon when there are more.
+const SLEEP_HOOKS_PER_SWEEP_MAX: usize = 4096;
+/// Most messages waiting in one durable queue of one actor.
+pub const QUEUE_LENGTH_MAX: u64 = 10_000;
+/// Pause before a run loop that failed starts again.
+pub const RUN_LOOP_RESTART_DELAY: Duration = Duration::from_secs(1);
+/// How long a run loop told to stop may go on before it is dropped.
+pub const RUN_LOOP_ABORT_GRACE: Duration = Duration::from_secs(1);
+/// The runtime's own actions, which every actor type answers: `$send` (`{"queue", "body",
+/// "wait"}`: append to a durable queue, answering the message's sequence number), `$destroy`
+/// and `$wake` (activate the actor, which starts its run loop).
+pub const BUILTINS: &[&str] = &[SEND, DESTROY, WAKE];
+pub const SEND: &str = "$send";
+pub const DESTROY: &str = "$destroy";
+pub const WAKE: &str = "$wake";
 
 const _: () = assert!(WRITE_BYTES_MAX < mortar_epoxy::config::BATCH_BYTES_MAX / 2);
 const _: () = assert!(MAILBOX_CALLS_MAX >= 1);
@@ -97,6 +116,48 @@ pub(crate) struct Call {
     /// The creation input, used only if this call creates the actor.
     pub input_json: Option<String>,
     pub reply: oneshot::Sender<Result<Reply, CallError>>,
+    pub kind: CallKind,
+}
+
+/// What a call asks of its actor.
+pub(crate) enum CallKind {
+    /// Run action `Call::action`.
+    Action,
+    /// Append `body_json` to durable queue `queue`; `handled` hears when it has been handled.
+    Send { queue: String, body_json: String, handled: Option<oneshot::Sender<()>> },
+    /// Destroy the actor.
+    Destroy,
+    /// Only activate the actor (and so start its run loop).
+    Wake,
+    /// Run alarm `alarm` if it is still pending and due.
+    Fire { alarm: String },
+    /// A run loop's request for a turn: a boxed `TurnRequest` of the actor's type.
+    Turn(Box<dyn std::any::Any + Send>),
+    /// Go to sleep (after the sleep hook) unless calls are waiting.
+    Sleep,
+}
+
+impl CallKind {
+    /// Whether someone waits for the reply (a call whose caller gave up need not run).
+    fn has_caller(&self) -> bool {
+        !matches!(self, CallKind::Turn(_) | CallKind::Sleep)
+    }
+}
+
+/// A call that only its kind describes, with nobody waiting for a reply.
+fn internal_call(kind: CallKind) -> Box<Call> {
+    let (reply, _) = oneshot::channel();
+    Box::new(Call { action: String::new(), args_json: String::new(), input_json: None, reply, kind })
+}
+
+/// The arguments of [`SEND`].
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendArgs {
+    queue: String,
+    body: serde_json::Value,
+    #[serde(default)]
+    wait: bool,
 }
 
 /// An idle activation, type-erased: the next call resumes it.
@@ -185,6 +246,8 @@ pub(crate) struct Shared {
     pub started: Instant,
     activations: Mutex<HashMap<ActorId, Entry>>,
     client: OnceLock<Client>,
+    /// Told when an activation scheduled alarms (the alarm scheduler looks again).
+    pub alarms_changed: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -244,7 +307,7 @@ impl Shared {
         };
         while let Some(call) = busy.queue.pop_front() {
             // The caller gave up before the call started: not running it is safe.
-            if !call.reply.is_closed() {
+            if !(call.kind.has_caller() && call.reply.is_closed()) {
                 return Some((call, activation));
             }
         }
@@ -268,37 +331,104 @@ impl Shared {
         }
     }
 
-    /// Puts to sleep the actors idle for the idle timeout; returns how many.
-    fn sweep(&self) -> usize {
+    /// Whether calls wait for activation `id` (a clone of its key).
+    pub fn has_calls(&self, id: &ActorId) -> bool {
+        let mut table = self.table();
+        entry_of(&mut table, id)
+            .is_some_and(|entry| matches!(&entry.get().slot, Slot::Busy(busy) if !busy.queue.is_empty()))
+    }
+
+    /// Removes activation `id` (a clone of its key), which is going to sleep, unless calls came
+    /// meanwhile; returns whether it is gone (the caller drops the activation).
+    pub fn finish_sleep(&self, id: &ActorId) -> bool {
+        let mut table = self.table();
+        let Some(entry) = entry_of(&mut table, id) else { return true };
+        if matches!(&entry.get().slot, Slot::Busy(busy) if !busy.queue.is_empty()) {
+            return false;
+        }
+        entry.remove();
+        metrics::gauge!("mortar_node_actors_active").set(table.len() as f64);
+        true
+    }
+
+    /// Queues `call` for activation `id` (a clone of its key) only: `false` when that activation
+    /// is gone.
+    pub fn deliver_exact(self: &Arc<Self>, id: &ActorId, call: Box<Call>) -> bool {
+        let mut table = self.table();
+        let Some(mut entry) = entry_of(&mut table, id) else { return false };
+        let slot = &mut entry.get_mut().slot;
+        match slot {
+            Slot::Busy(busy) => busy.queue.push_back(call),
+            Slot::Idle(parked) => {
+                let Ok(kind) = self.registry.check_actor(id.name()).cloned() else { return false };
+                let busy = Slot::busy(VecDeque::from([call]), parked.generation());
+                let Slot::Idle(parked) = std::mem::replace(slot, busy) else {
+                    unreachable!("matched Idle above")
+                };
+                drop(table);
+                parked.resume(self.clone(), id.clone(), kind);
+            }
+        }
+        true
+    }
+
+    /// Puts to sleep the actors idle for the idle timeout; returns how many, and whether more
+    /// wait for a sleep hook.
+    fn sweep(self: &Arc<Self>) -> (usize, bool) {
         let now_ms = self.now_ms();
         let idle_ms = self.config.idle_timeout.as_millis() as u64;
+        let idle = |entry: &Entry| {
+            matches!(entry.slot, Slot::Idle(_)) && now_ms.saturating_sub(entry.last_call_ms) >= idle_ms
+        };
+        let without_hook = |id: &ActorId| {
+            self.registry.check_actor(id.name()).map_or(true, |kind| kind.sleeps_without_hook())
+        };
+        let mut hooked = Vec::new();
+        let mut more = false;
         // Freed outside the lock.
         let asleep: Vec<(ActorId, Entry)> = {
             let mut table = self.table();
-            let asleep: Vec<_> = table
-                .extract_if(|_, entry| {
-                    matches!(entry.slot, Slot::Idle(_))
-                        && now_ms.saturating_sub(entry.last_call_ms) >= idle_ms
-                })
-                .collect();
+            let asleep: Vec<_> = table.extract_if(|id, entry| idle(entry) && without_hook(id)).collect();
             if !asleep.is_empty() {
                 metrics::gauge!("mortar_node_actors_active").set(table.len() as f64);
             }
+            for (id, entry) in table.iter_mut() {
+                if !idle(entry) {
+                    continue;
+                }
+                if hooked.len() >= SLEEP_HOOKS_PER_SWEEP_MAX {
+                    more = true;
+                    break;
+                }
+                let Ok(kind) = self.registry.check_actor(id.name()).cloned() else { continue };
+                let generation = entry.generation();
+                let busy = Slot::busy(VecDeque::from([internal_call(CallKind::Sleep)]), generation);
+                let Slot::Idle(parked) = std::mem::replace(&mut entry.slot, busy) else {
+                    unreachable!("idle() matched Idle")
+                };
+                hooked.push((id.clone(), parked, kind));
+            }
             asleep
         };
-        asleep.len()
+        let hooks = hooked.len();
+        for (id, parked, kind) in hooked {
+            parked.resume(self.clone(), id, kind);
+        }
+        (asleep.len() + hooks, more)
     }
 }
 
 /// Sweeps for idle actors until the runtime is dropped.
 async fn sweep_idle(shared: Weak<Shared>, interval: Duration) {
+    let mut pause = interval;
     loop {
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(pause).await;
         let Some(shared) = shared.upgrade() else { return };
-        let asleep = shared.sweep();
+        let (asleep, more) = shared.sweep();
         if asleep > 0 {
             tracing::debug!(asleep, "idle actors went to sleep");
         }
+        pause = if more { SWEEP_INTERVAL_MIN } else { interval };
     }
 }
 
@@ -326,6 +456,7 @@ impl Runtime {
             started: Instant::now(),
             activations: Mutex::new(HashMap::new()),
             client: OnceLock::new(),
+            alarms_changed: tokio::sync::Notify::new(),
         });
         tokio::spawn(sweep_idle(Arc::downgrade(&shared), sweep_interval));
         Self { shared }
@@ -359,18 +490,84 @@ impl Runtime {
         deadline: Instant,
     ) -> Result<Reply, CallError> {
         let kind = self.shared.registry.check_call(id.name(), action)?.clone();
+        let (what, handled) = match action {
+            SEND => {
+                let args: SendArgs = serde_json::from_str(&args_json).map_err(|e| {
+                    CallError::InvalidArgument(format!(
+                        "a send takes {{\"queue\": NAME, \"body\": JSON, \"wait\": BOOL}}: {e}"
+                    ))
+                })?;
+                super::keys::check_queue_name(&args.queue).map_err(CallError::InvalidArgument)?;
+                let (handled, wait) = if args.wait {
+                    let (tx, rx) = oneshot::channel();
+                    (Some(tx), Some((args.queue.clone(), rx)))
+                } else {
+                    (None, None)
+                };
+                (CallKind::Send { queue: args.queue, body_json: args.body.to_string(), handled }, wait)
+            }
+            DESTROY => (CallKind::Destroy, None),
+            WAKE => (CallKind::Wake, None),
+            _ => (CallKind::Action, None),
+        };
         let (reply, answer) = oneshot::channel();
-        let call = Box::new(Call { action: action.to_string(), args_json, input_json, reply });
+        let call = Box::new(Call { action: action.to_string(), args_json, input_json, reply, kind: what });
         self.deliver(id, &kind, call)?;
-        match tokio::time::timeout_at(deadline.into(), answer).await {
-            Ok(Ok(result)) => result,
+        let reply = match tokio::time::timeout_at(deadline.into(), answer).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(_)) => {
+                return Err(CallError::Unavailable(format!(
+                    "actor {id} stopped before answering {action}; a write it made may or may not be applied"
+                )));
+            }
+            Err(_) => {
+                return Err(CallError::Unavailable(format!(
+                    "actor {id} did not answer {action} in time; a write it makes may still be applied"
+                )));
+            }
+        };
+        let Some((queue, handled)) = handled else { return Ok(reply) };
+        let seq = &reply.result_json;
+        match tokio::time::timeout_at(deadline.into(), handled).await {
+            Ok(Ok(())) => Ok(reply),
             Ok(Err(_)) => Err(CallError::Unavailable(format!(
-                "actor {id} stopped before answering {action}; a write it made may or may not be applied"
+                "message {seq} is in queue {queue} of actor {id} and will be handled once, but the actor \
+                 stopped here before handling it: its handling cannot be awaited"
             ))),
             Err(_) => Err(CallError::Unavailable(format!(
-                "actor {id} did not answer {action} in time; a write it makes may still be applied"
+                "message {seq} is in queue {queue} of actor {id} and will be handled once, but was not handled \
+                 in time"
             ))),
         }
+    }
+
+    /// Fires alarm `alarm` of `id` here (activating the actor if needed): runs its action and
+    /// removes it, if it is still pending and due. Waits until `deadline`.
+    pub async fn fire_local(&self, id: &ActorId, alarm: String, deadline: Instant) -> Result<(), CallError> {
+        let kind = self.shared.registry.check_actor(id.name())?.clone();
+        let (reply, answer) = oneshot::channel();
+        let call = Box::new(Call {
+            action: String::new(),
+            args_json: String::new(),
+            input_json: None,
+            reply,
+            kind: CallKind::Fire { alarm },
+        });
+        self.deliver(id, &kind, call)?;
+        match tokio::time::timeout_at(deadline.into(), answer).await {
+            Ok(Ok(result)) => result.map(|_| ()),
+            Ok(Err(_)) => Err(CallError::Unavailable(format!("actor {id} stopped before firing its alarm"))),
+            Err(_) => Err(CallError::Unavailable(format!("actor {id} did not fire its alarm in time"))),
+        }
+    }
+
+    /// Tells the alarm scheduler to look again (alarms were scheduled).
+    pub(crate) fn alarms_changed(&self) -> &tokio::sync::Notify {
+        &self.shared.alarms_changed
+    }
+
+    pub(crate) fn storage(&self) -> &Arc<dyn Storage> {
+        &self.shared.storage
     }
 
     /// Queues `call` for `id`: behind the running call, or resuming the idle activation, or

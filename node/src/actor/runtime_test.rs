@@ -40,6 +40,7 @@ fn node_with(config: RuntimeConfig) -> Node {
     .unwrap();
     let mut registry = examples::registry();
     registry.register(Probe).register(Ledger);
+    durable::register(&mut registry);
     let runtime = Runtime::new(config, registry, driver.clone(), storage.clone());
     let router = Router::new(runtime, router::single_node_view(ME));
     Node { router, driver, storage }
@@ -93,6 +94,9 @@ impl Node {
     }
 }
 
+#[path = "durable_test.rs"]
+mod durable;
+
 /// A test actor: exercises failures, panics and the key-value space.
 struct Probe;
 
@@ -129,6 +133,7 @@ impl Actor for Probe {
     type State = ProbeState;
     type Input = ();
     type Events = NoEvents;
+    type Vars = ();
     fn actions(actions: &mut Actions<Self>) {
         actions
             .action::<FailAfterChange>()
@@ -203,6 +208,7 @@ impl Actor for Ledger {
     type State = LedgerState;
     type Input = LedgerInput;
     type Events = NoEvents;
+    type Vars = ();
 
     fn create(&self, _key: &str, input: LedgerInput) -> Result<LedgerState, ActorError> {
         if input.owner.is_empty() {

@@ -10,7 +10,7 @@ use std::future::Future;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::context::Context;
+use super::context::{Context, RunContext};
 use super::registry::Actions;
 
 /// An actor type: one activation per key, its [`Actor::State`] kept in memory while active and
@@ -38,6 +38,10 @@ pub trait Actor: Send + Sync + Sized + 'static {
     /// [`Event`] type, externally tagged by the event names (see [`Events`]); [`NoEvents`] for
     /// none.
     type Events: Events;
+    /// Per-activation values, built by [`Actor::on_wake`] at each activation and never stored:
+    /// caches, handles, counters (`()` for none). Actions and the run loop share them
+    /// ([`Context::vars`]); change them through interior mutability (a `Mutex`, atomics).
+    type Vars: Default + Send + Sync + 'static;
 
     /// The state of a new actor, from the input of the call that creates it. Runs once per actor
     /// (not once per activation): the state it returns is stored with that call's write. An
@@ -49,8 +53,61 @@ pub trait Actor: Send + Sync + Sized + 'static {
     }
 
     /// Lists the actions the actor answers, e.g.
-    /// `actions.action::<Increment>().action::<GetCount>();`.
+    /// `actions.action::<Increment>().action::<GetCount>();`, the queues it reads
+    /// (`actions.queue("jobs")`) and its run loop (`actions.run_loop()`, see [`RunLoop`]).
     fn actions(actions: &mut Actions<Self>);
+
+    /// Runs once in the life of the actor, in the call that creates it (before that call's
+    /// action, which sees what it did): its changes are committed with that call's write. An
+    /// error refuses the call and leaves the actor uncreated.
+    fn on_create(&self, ctx: &mut Context<Self>) -> impl Future<Output = Result<(), ActorError>> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// Runs at every activation (first call after a sleep, a move or a restart) once the state
+    /// is loaded, before any call: builds the activation's [`Actor::Vars`], which are never
+    /// stored. It reads the state and the key-value space; it writes nothing. An error fails the
+    /// activation (the calls waiting for it are told to retry).
+    fn on_wake(&self, ctx: &Context<Self>) -> impl Future<Output = Result<Self::Vars, ActorError>> + Send {
+        let _ = ctx;
+        async { Ok(Self::Vars::default()) }
+    }
+
+    /// Runs when the actor goes to sleep after being idle (not when it moves or its node dies:
+    /// do not rely on it for anything that must happen). What it changes is committed like an
+    /// action's write, unless another activation has taken over meanwhile.
+    fn on_sleep(&self, ctx: &mut Context<Self>) -> impl Future<Output = Result<(), ActorError>> + Send {
+        ctx.default_hook = true;
+        async { Ok(()) }
+    }
+
+    /// Runs when the actor is destroyed ([`Context::destroy`], `mortar admin destroy`), before
+    /// its data is removed; an error cancels the destruction.
+    fn on_destroy(&self, ctx: &mut Context<Self>) -> impl Future<Output = Result<(), ActorError>> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+}
+
+/// The background loop of an actor ([`Actor::actions`] lists it with `actions.run_loop()`): it
+/// starts when the actor activates (once the actor exists) and is told to stop
+/// ([`RunContext::aborted`]) when the actor sleeps, moves, is destroyed or its node stops.
+///
+/// It consumes the actor's durable queues one message at a time
+/// (`while let Some(msg) = ctx.queue("jobs").next().await { .. }`). Each message opens a *turn*:
+/// until the next `next()` (or [`RunContext::commit`], or the loop's end) the loop has the actor
+/// to itself, like an action, and what it changes through the context (state, key-value space,
+/// alarms, events) is committed in one write together with the message's removal from the
+/// queue. A message is therefore handled exactly once: if the actor moves or its node dies
+/// before the turn commits, nothing of the turn is kept and the next activation gets the same
+/// message again. Between turns, actions run as usual.
+///
+/// Returning `Err` (or panicking) discards the open turn; the loop starts again after
+/// [`RUN_LOOP_RESTART_DELAY`](super::runtime::RUN_LOOP_RESTART_DELAY). Returning `Ok` commits
+/// the open turn and ends the loop until the next activation.
+pub trait RunLoop: Actor {
+    fn run(&self, ctx: &mut RunContext<Self>) -> impl Future<Output = Result<(), ActorError>> + Send;
 }
 
 /// The set of events of an actor type ([`Actor::Events`]): a serde type whose JSON form is

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use mortar_proto::v1::actor_admin_server::ActorAdmin;
 use mortar_proto::v1::actors_server::Actors;
 use mortar_proto::v1::{
-    ActiveActor, ActorCallRequest, ActorCallResponse, ActorSubscribeRequest, ListActiveRequest,
-    ListActiveResponse, LocateRequest, LocateResponse,
+    ActiveActor, ActorCallRequest, ActorCallResponse, ActorSendRequest, ActorSendResponse,
+    ActorSubscribeRequest, DestroyActorRequest, DestroyActorResponse, ListActiveRequest, ListActiveResponse,
+    LocateRequest, LocateResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -70,6 +71,7 @@ pub fn parse_grpc_timeout(text: &str) -> Option<Duration> {
 impl Actors for ActorsService {
     async fn call(&self, request: Request<ActorCallRequest>) -> Result<Response<ActorCallResponse>, Status> {
         let deadline = deadline_of(&request, self.router.runtime().config().call_timeout);
+        let is_admin = request.extensions().get::<crate::auth::Administrator>().copied();
         let req = request.into_inner();
         if req.args_json.len() > ARGS_BYTES_MAX {
             return Err(Status::invalid_argument(format!(
@@ -85,6 +87,11 @@ impl Actors for ActorsService {
         }
         let input_json = (!req.input_json.trim().is_empty()).then_some(req.input_json);
         let id = ActorId::new(req.actor, req.key);
+        if req.action == super::runtime::DESTROY && is_admin.is_none() {
+            return Err(Status::permission_denied(
+                "destroying an actor needs the admin token (`mortar admin destroy`)",
+            ));
+        }
         let reply =
             self.router.call(&id, &req.action, req.args_json, input_json, req.forwarded, deadline).await?;
         Ok(Response::new(ActorCallResponse {
@@ -92,6 +99,26 @@ impl Actors for ActorsService {
             served_by: reply.served_by,
             generation: reply.generation,
         }))
+    }
+
+    async fn send(&self, request: Request<ActorSendRequest>) -> Result<Response<ActorSendResponse>, Status> {
+        let deadline = deadline_of(&request, self.router.runtime().config().call_timeout);
+        let req = request.into_inner();
+        if req.body_json.len() > ARGS_BYTES_MAX || req.input_json.len() > ARGS_BYTES_MAX {
+            return Err(Status::invalid_argument(format!(
+                "the message or the input is more than the limit of {ARGS_BYTES_MAX} bytes"
+            )));
+        }
+        let body: serde_json::Value = serde_json::from_str(&req.body_json)
+            .map_err(|e| Status::invalid_argument(format!("the message is not JSON: {e}")))?;
+        let args = serde_json::json!({ "queue": req.queue, "body": body, "wait": req.wait }).to_string();
+        let input_json = (!req.input_json.trim().is_empty()).then_some(req.input_json);
+        let id = ActorId::new(req.actor, req.key);
+        let reply = self.router.call(&id, super::runtime::SEND, args, input_json, false, deadline).await?;
+        let id = reply.result_json.parse().map_err(|e| {
+            Status::internal(format!("the owner answered a send with {:?}: {e}", reply.result_json))
+        })?;
+        Ok(Response::new(ActorSendResponse { id, served_by: reply.served_by, handled: req.wait }))
     }
 
     type SubscribeStream = EventStream;
@@ -154,6 +181,18 @@ impl ActorAdmin for ActorAdminService {
             })
             .collect();
         Ok(Response::new(ListActiveResponse { node_id: self.router.node_id(), total: total as u64, actors }))
+    }
+
+    async fn destroy(
+        &self,
+        request: Request<DestroyActorRequest>,
+    ) -> Result<Response<DestroyActorResponse>, Status> {
+        let deadline = deadline_of(&request, self.router.runtime().config().call_timeout);
+        let req = request.into_inner();
+        let id = ActorId::new(req.actor, req.key);
+        let reply =
+            self.router.call(&id, super::runtime::DESTROY, String::new(), None, false, deadline).await?;
+        Ok(Response::new(DestroyActorResponse { served_by: reply.served_by }))
     }
 }
 

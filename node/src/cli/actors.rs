@@ -1,4 +1,5 @@
-//! `mortar call`, `mortar subscribe`, `mortar admin locate` and `mortar admin actors`.
+//! `mortar call`, `mortar subscribe`, `mortar queue send`, `mortar admin locate`, `mortar admin
+//! actors` and `mortar admin destroy`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -9,8 +10,8 @@ use mortar_proto::v1::actor_admin_client::ActorAdminClient;
 use mortar_proto::v1::actors_client::ActorsClient;
 use mortar_proto::v1::admin_client::AdminClient;
 use mortar_proto::v1::{
-    ActorCallRequest, ActorSubscribeRequest, ListActiveRequest, ListActiveResponse, LocateRequest,
-    StatusRequest,
+    ActorCallRequest, ActorSendRequest, ActorSubscribeRequest, DestroyActorRequest, ListActiveRequest,
+    ListActiveResponse, LocateRequest, StatusRequest,
 };
 
 use super::{ConnectArgs, EXIT_OK, Failure, note, say};
@@ -82,6 +83,77 @@ pub struct SubscribeArgs {
     pub retry_for_ms: u64,
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+/// `mortar queue ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum QueueCommand {
+    /// Append a message to a durable queue of an actor.
+    #[command(after_help = "Examples:\n  \
+        mortar queue send worker w1 jobs '{\"id\": \"job-1\"}'\n  \
+        mortar queue send worker w1 jobs '{\"id\": \"job-2\"}' --wait\n\n\
+        Prints the message's sequence number in its queue once the message is stored on a quorum \
+        and durable (with --wait: once the actor's run loop has handled it, which it does exactly \
+        once). Exit 2 with the reason when the actor declares no such queue or was destroyed \
+        (NotFound), the queue is full (ResourceExhausted: not queued, retry later), or the cluster \
+        could not answer (Unavailable).")]
+    Send(QueueSendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QueueSendArgs {
+    /// Actor type, e.g. worker.
+    pub actor: String,
+    /// Actor key, e.g. w1.
+    pub key: String,
+    /// Queue, e.g. jobs.
+    pub queue: String,
+    /// The message as JSON; `-` reads it from stdin.
+    pub message: String,
+    /// Answer only once the message has been handled.
+    #[arg(long)]
+    pub wait: bool,
+    /// The actor's creation input as JSON, used only if this send creates the actor.
+    #[arg(long, value_name = "JSON")]
+    pub input: Option<String>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// `mortar queue send`.
+pub async fn queue(command: QueueCommand) -> Result<u8, Failure> {
+    let QueueCommand::Send(args) = command;
+    let body_json = args_of(Some(args.message), None)?;
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(&body_json) {
+        return Err(Failure::error(format!(
+            "the message is not valid JSON ({e}); give e.g. '{{\"id\": \"job-1\"}}', quoted for the shell"
+        )));
+    }
+    let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
+    let mut client = ActorsClient::new(args.connect.connect().await?)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let request = args.connect.request(ActorSendRequest {
+        actor: args.actor,
+        key: args.key,
+        queue: args.queue,
+        body_json,
+        wait: args.wait,
+        input_json: args.input.unwrap_or_default(),
+    });
+    let response = args.connect.call("the message may or may not be queued", client.send(request)).await?;
+    say(&response.id.to_string())?;
+    Ok(EXIT_OK)
+}
+
+/// `mortar admin destroy`.
+pub async fn destroy(args: LocateArgs) -> Result<u8, Failure> {
+    let mut client = ActorAdminClient::new(args.connect.connect().await?);
+    let request = args.connect.request(DestroyActorRequest { actor: args.actor, key: args.key });
+    let response =
+        args.connect.call("the actor may or may not be destroyed", client.destroy(request)).await?;
+    note(&format!("destroyed on node {}", response.served_by));
+    Ok(EXIT_OK)
 }
 
 #[derive(Debug, Args)]

@@ -51,6 +51,9 @@ pub enum AdminCommand {
     Locate(super::actors::LocateArgs),
     /// List the actors active on every node.
     Actors(super::actors::ActorsArgs),
+    /// Destroy an actor: its state, key-value space, alarms and queues, in one write; calls then
+    /// answer NotFound until a call with an input creates it again.
+    Destroy(super::actors::LocateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +112,7 @@ pub async fn run(args: AdminArgs) -> Result<u8, Failure> {
         AdminCommand::Remove(a) => remove(a).await,
         AdminCommand::Locate(a) => super::actors::locate(a).await,
         AdminCommand::Actors(a) => super::actors::actors(a).await,
+        AdminCommand::Destroy(a) => super::actors::destroy(a).await,
     }
 }
 

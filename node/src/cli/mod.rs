@@ -64,6 +64,9 @@ pub enum Command {
     Call(actors::CallArgs),
     /// Print an actor's events as JSON lines.
     Subscribe(actors::SubscribeArgs),
+    /// Send messages to actors' durable queues.
+    #[command(subcommand)]
+    Queue(actors::QueueCommand),
     /// Inspect a running cluster.
     Admin(admin::AdminArgs),
     /// Run a local cluster of real node processes for development.
@@ -198,6 +201,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Kv(args) => kv::run(args).await,
         Command::Call(args) => actors::call(args).await,
         Command::Subscribe(args) => actors::subscribe(args).await,
+        Command::Queue(command) => actors::queue(command).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Cert(args) => cert::run(args),
