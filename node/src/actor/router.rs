@@ -236,7 +236,14 @@ impl Router {
                         served_by: response.served_by,
                     })
                 }
-                Err(status) => Err(CallError::from_status(&status)),
+                Err(status) => Err(match CallError::from_status(&status) {
+                    // The owner's own refusals are clear; a broken connection needs saying whose.
+                    CallError::Unavailable(why) => CallError::Unavailable(format!(
+                        "node {} (the owner of actor {id}) did not answer: {why}; the outcome is unknown",
+                        owner.node
+                    )),
+                    e => e,
+                }),
             },
             () = self.owner_changed(id, owner.node) => Err(CallError::Unavailable(format!(
                 "node {} stopped owning actor {id} (declared down?) while it had the call; the outcome \
