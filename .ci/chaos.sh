@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Two short mixed chaos runs on 5 nodes in network namespaces (as root), checked by mortar-chaos:
-# `register` (KV, linearizability) for 90 s, then `set` (chat-room actors: no acknowledged message
-# lost across failovers) for 60 s. Any anomaly in a history (a linearizability violation, a lost
-# write) fails CI. A run whose history is valid but in which a node did not serve again within the
-# recovery bound is reported loudly, with its run directory kept, but does not fail the build: see
-# the issue notes.
+# Four short mixed chaos runs on 5 nodes in network namespaces (as root), checked by mortar-chaos:
+# `register` (KV, linearizability) for 90 s, `set` (chat-room actors: no acknowledged message lost
+# across failovers) for 60 s, `queue` (durable queues: every acknowledged job handled exactly once)
+# for 30 s and `alarms` (every acknowledged alarm fired exactly once, never early) for 30 s: about
+# 4 minutes of runs in all. Any anomaly in a history (a linearizability violation, a lost write, a
+# job handled twice) fails CI.
+# A run whose history is valid but in which a node did not serve again within the recovery bound
+# is reported loudly, with its run directory kept, but does not fail the build: see the issue
+# notes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -35,5 +38,7 @@ run() {
 
 run register register 90
 run set set 60
+run queue queue 30
+run alarms alarms 30
 [ "$warned" -eq 0 ] && rm -rf "$out"
 exit 0

@@ -25,6 +25,8 @@
 //!   | `add` | the amount added to the counter `key` | `null` or the same amount |
 //!   | `set_add` | the integer element added to the set `key` | `null` or the same element |
 //!   | `set_read` | `null` | the array of elements in the set `key` |
+//!   | `alarm_set` | `{"note": n, "ms": m, "unix_ms": t}`: an alarm on `key`, due `m` ms after the client's wall clock read `t` (unix ms), that records the integer `n` when it fires | `null` or the same object |
+//!   | `alarm_read` | `null` | the alarms of `key` that fired: `[{"id", "note", "due_ms", "fired_ms", "times"}]`, with the due and fire times on the nodes' wall clock (unix ms) and how many times the alarm's action ran |
 //!   | `restart` | see below | |
 //!
 //!   The value of a `fail` or `info` completion is not interpreted.
@@ -37,7 +39,8 @@
 //!   is reserved for markers.
 //!
 //! Fields other than these six are ignored. Each key is used by one workload: registers (`read`,
-//! `write`, `cas`), counters (`add`, `read`) or sets (`set_add`, `set_read`). A key with only
+//! `write`, `cas`), counters (`add`, `read`), sets (`set_add`, `set_read`) or alarms
+//! (`alarm_set`, `alarm_read`). A key with only
 //! `read`s is a register, unless the history has counter keys and no register key: then it is a
 //! counter that was never added to.
 
@@ -80,6 +83,10 @@ pub enum Function {
     SetAdd,
     /// Read a whole set.
     SetRead,
+    /// Schedule an alarm.
+    AlarmSet,
+    /// Read the alarms that fired.
+    AlarmRead,
     /// Marker: the whole cluster restarted (not an operation).
     Restart,
 }
@@ -94,6 +101,8 @@ impl Function {
             Function::Add => "add",
             Function::SetAdd => "set_add",
             Function::SetRead => "set_read",
+            Function::AlarmSet => "alarm_set",
+            Function::AlarmRead => "alarm_read",
             Function::Restart => "restart",
         }
     }
@@ -159,6 +168,32 @@ pub enum Value {
     Cas { expected: Option<i64>, new: i64 },
     /// The elements returned by a `set_read`.
     Elements(Vec<i64>),
+    /// An `alarm_set` argument.
+    Alarm(AlarmRequest),
+    /// The alarms an `alarm_read` found fired.
+    Fired(Vec<FiredAlarm>),
+}
+
+/// An alarm asked for: due `ms` after `unix_ms`, the client's wall clock when it asked; when it
+/// fires it records `note`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmRequest {
+    pub note: i64,
+    pub ms: u64,
+    pub unix_ms: u64,
+}
+
+/// One alarm that fired, as its actor recorded it: due at `due_ms`, fired at `fired_ms` (the
+/// nodes' wall clock, unix ms), its action run `times` times.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiredAlarm {
+    pub id: String,
+    pub note: i64,
+    pub due_ms: u64,
+    pub fired_ms: u64,
+    pub times: u32,
 }
 
 impl Value {
@@ -169,6 +204,8 @@ impl Value {
             Value::Int(v) => (*v).into(),
             Value::Cas { expected, new } => serde_json::json!([expected, new]),
             Value::Elements(elements) => serde_json::json!(elements),
+            Value::Alarm(request) => serde_json::to_value(request).expect("an alarm request serializes"),
+            Value::Fired(fired) => serde_json::to_value(fired).expect("fired alarms serialize"),
         }
     }
 
@@ -214,13 +251,22 @@ pub struct Op {
 const DISPLAY_ELEMENTS_MAX: usize = 10;
 
 impl fmt::Display for Op {
-    /// `process 3 write k1 5: ok`, `process 1 read k1: ok 5`, `process 2 cas k1 [0,1]: info`.
+    /// `process 3 write k1 5: ok`, `process 1 read k1: ok 5`, `process 2 cas k1 [0,1]: info`,
+    /// `process 4 alarm_set a0 note 9 in 1200 ms: ok`, `process 5 alarm_read a0: ok 2 fired [9,3]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "process {} {} {}", self.process, self.f.name(), self.key)?;
-        if self.invoke_value != Value::Null {
-            write!(f, " {}", self.invoke_value)?;
+        match &self.invoke_value {
+            Value::Null => {}
+            Value::Alarm(request) => write!(f, " note {} in {} ms", request.note, request.ms)?,
+            value => write!(f, " {value}")?,
         }
         match (self.outcome, &self.result_value, self.complete_event) {
+            (Outcome::Ok, Some(Value::Fired(fired)), _) => {
+                let shown: Vec<String> =
+                    fired.iter().take(DISPLAY_ELEMENTS_MAX).map(|a| a.note.to_string()).collect();
+                let more = if fired.len() > DISPLAY_ELEMENTS_MAX { ",..." } else { "" };
+                write!(f, ": ok {} fired [{}{more}]", fired.len(), shown.join(","))
+            }
             (Outcome::Ok, Some(Value::Elements(elements)), _) if elements.len() > DISPLAY_ELEMENTS_MAX => {
                 let shown: Vec<String> =
                     elements[..DISPLAY_ELEMENTS_MAX].iter().map(i64::to_string).collect();
@@ -247,6 +293,8 @@ pub enum KeyKind {
     Counter,
     /// `set_add`, `set_read`.
     Set,
+    /// `alarm_set`, `alarm_read`.
+    Alarm,
 }
 
 /// Why a history could not be read. Every variant names the 1-based line at fault; retrying does
@@ -529,6 +577,7 @@ impl Builder {
             Function::Write | Function::Cas => Some(KeyKind::Register),
             Function::Add => Some(KeyKind::Counter),
             Function::SetAdd | Function::SetRead => Some(KeyKind::Set),
+            Function::AlarmSet | Function::AlarmRead => Some(KeyKind::Alarm),
             Function::Restart => unreachable!("markers are not operations"),
         };
         let Some((known, known_line)) = self.key_kinds.get(&event.key).copied() else {
@@ -537,17 +586,21 @@ impl Builder {
         };
         match (known, kind) {
             (Some(known), Some(kind)) if known != kind => Err(format!(
-                "key {:?} is used as a {} on line {known_line} and here as a {}; each key belongs to one workload",
+                "key {:?} is used as {} on line {known_line} and here as {}; each key belongs to one workload",
                 event.key,
-                kind_name(known),
-                kind_name(kind)
+                kind_phrase(known),
+                kind_phrase(kind)
             )),
-            (Some(KeyKind::Set), None) => {
-                Err(format!("key {:?} is a set (line {known_line}): read it with set_read", event.key))
-            }
-            (None, Some(KeyKind::Set)) => Err(format!(
-                "key {:?} was read with read on line {known_line}, so it cannot be a set",
-                event.key
+            (Some(known @ (KeyKind::Set | KeyKind::Alarm)), None) => Err(format!(
+                "key {:?} is {} (line {known_line}): read it with {}",
+                event.key,
+                kind_phrase(known),
+                if known == KeyKind::Set { "set_read" } else { "alarm_read" }
+            )),
+            (None, Some(kind @ (KeyKind::Set | KeyKind::Alarm))) => Err(format!(
+                "key {:?} was read with read on line {known_line}, so it cannot be {}",
+                event.key,
+                kind_phrase(kind)
             )),
             (None, Some(_)) => {
                 self.key_kinds.insert(event.key.clone(), (kind, line));
@@ -574,17 +627,19 @@ fn type_name(kind: EventType) -> &'static str {
     }
 }
 
-fn kind_name(kind: KeyKind) -> &'static str {
+/// "a set", "an alarm key": for messages.
+fn kind_phrase(kind: KeyKind) -> &'static str {
     match kind {
-        KeyKind::Register => "register",
-        KeyKind::Counter => "counter",
-        KeyKind::Set => "set",
+        KeyKind::Register => "a register",
+        KeyKind::Counter => "a counter",
+        KeyKind::Set => "a set",
+        KeyKind::Alarm => "an alarm key",
     }
 }
 
 fn parse_invoke_value(f: Function, value: &serde_json::Value) -> Result<Value, String> {
     match f {
-        Function::Read | Function::SetRead => {
+        Function::Read | Function::SetRead | Function::AlarmRead => {
             if value.is_null() {
                 Ok(Value::Null)
             } else {
@@ -597,6 +652,9 @@ fn parse_invoke_value(f: Function, value: &serde_json::Value) -> Result<Value, S
             .ok_or_else(|| format!("{} is invoked with an integer value, not {value}", f.name())),
         Function::Cas => parse_cas(value).ok_or_else(|| {
             format!("cas is invoked with [expected, new]: integers, expected may be null; not {value}")
+        }),
+        Function::AlarmSet => AlarmRequest::deserialize(value).map(Value::Alarm).map_err(|e| {
+            format!("alarm_set is invoked with {{\"note\": n, \"ms\": m, \"unix_ms\": t}} (integers), not {value}: {e}")
         }),
         Function::Restart => unreachable!("markers are not operations"),
     }
@@ -622,7 +680,13 @@ fn parse_ok_value(f: Function, value: &serde_json::Value, invoke: &Value) -> Res
             .and_then(|elements| elements.iter().map(serde_json::Value::as_i64).collect::<Option<Vec<_>>>())
             .map(Value::Elements)
             .ok_or_else(|| format!("an ok set_read carries an array of integers, not {value}")),
-        Function::Write | Function::Add | Function::SetAdd | Function::Cas => {
+        Function::AlarmRead => Vec::<FiredAlarm>::deserialize(value).map(Value::Fired).map_err(|e| {
+            format!(
+                "an ok alarm_read carries an array of {{\"id\", \"note\", \"due_ms\", \"fired_ms\", \"times\"}}, \
+                 not {value}: {e}"
+            )
+        }),
+        Function::Write | Function::Add | Function::SetAdd | Function::Cas | Function::AlarmSet => {
             if value.is_null() {
                 Ok(Value::Null)
             } else if *value == invoke.to_json() {

@@ -64,8 +64,9 @@
 //! a client timeout (`--op-timeout-ms`, 1.5 s) or an unknown error is recorded as `info` and
 //! retires the process id. The history is checked for linearizability.
 //!
-//! The `counter` and `set` workloads ([`workload_actors`]) call the stock actors through
-//! `mortar.v1.Actors`, through nodes picked at random (a node forwards to the actor's owner):
+//! The `counter`, `set`, `queue` and `alarms` workloads ([`workload_actors`]) call the stock
+//! actors through `mortar.v1.Actors`, through nodes picked at random (a node forwards to the
+//! actor's owner):
 //!
 //! * `--workload counter`: increments of 1-5 (`increment {"amount": n}`, recorded as `add`) and
 //!   reads (`getCount`, recorded as `read`) of the counters `c0`..`c{keys-1}`; checked for bounds
@@ -76,11 +77,27 @@
 //!   recorded as `set_read`); `--keys` rooms are open at a time, each retiring after 900
 //!   messages. Checked for completeness: the final read of a room holds every acknowledged
 //!   message, and no read holds a message never sent or holds one twice.
+//! * `--workload queue`: jobs whose id is a unique integer sent to the durable queue `jobs` of
+//!   `worker` actors `w0`..`w{keys-1}` (`Send`; a quarter of them wait until the job is handled,
+//!   a fifth simulate up to 30 ms of work), recorded as `set_add`. After the heal, each worker's
+//!   `processed` is read every 0.5 s until it has not grown for 3 s (its queue drained; at most
+//!   60 s in all), recorded as `set_read` of the ids handled, an id handled twice listed twice.
+//!   Checked for completeness, by the set checker: every acknowledged job was handled, none
+//!   handled that was never sent or whose send failed, none handled twice.
+//! * `--workload alarms`: alarms in 200 to 3000 ms, each with a unique integer note, asked of
+//!   `reminder` actors `a0`..`a{keys-1}` (`remindIn`, recorded as `alarm_set` with the delay and
+//!   the client's wall clock). After the heal, once every acknowledged alarm is 5 s past due,
+//!   each reminder's `fired` is read (`alarm_read`). Checked for delivery: every acknowledged
+//!   alarm fired exactly once, none fired before it was due nor was due before its delay had
+//!   passed, none fired that was never asked for or whose request failed; an unknown one fired at
+//!   most once. The report adds how late alarms fired (p50, p99, max), for information.
 //!
-//! Both end, after the heal, with a final read of every counter or room (retried through other
-//! nodes until one answers, at most 30 s in all). An answer marked not applied
-//! (`UNAVAILABLE` with `mortar-not-applied`, `RESOURCE_EXHAUSTED`, `FAILED_PRECONDITION`) is a
-//! `fail`: a failed increment that still counts shows up as a read above the attempted sum.
+//! All end, after the heal, with a final read of every counter, room, worker or reminder
+//! (retried through other nodes until one answers, at most 30 s in all; 60 s for the polls of the
+//! queue workload). An answer marked not applied (`UNAVAILABLE` with `mortar-not-applied`,
+//! `RESOURCE_EXHAUSTED`, `FAILED_PRECONDITION`) is a `fail`: a failed increment that still counts
+//! shows up as a read above the attempted sum, a failed send that is handled all the same as an
+//! unexpected job.
 //!
 //! The run directory holds:
 //!
@@ -172,7 +189,8 @@
 //! read or parsed (the message names the file and line). The checkers that run are chosen from
 //! the operations present (see [`check`]): registers (`read`/`write`/`cas`) are checked for
 //! linearizability, across whole-cluster restarts when the history marks them; counters
-//! (`add`/`read`) for bounds; sets (`set_add`/`set_read`) for completeness. Each anomaly comes
+//! (`add`/`read`) for bounds; sets (`set_add`/`set_read`) for completeness; alarms
+//! (`alarm_set`/`alarm_read`) for delivery. Each anomaly comes
 //! with the few original events that show it; those events, saved as a file, form a history the
 //! checker rejects on its own.
 //!

@@ -116,8 +116,9 @@ struct RunArgs {
     /// Client tasks.
     #[arg(long, default_value_t = 10)]
     concurrency: u32,
-    /// Keys: registers (`register`), counters (`counter`), or chat rooms open at a time (`set`;
-    /// a room retires after 900 messages and a fresh one takes its place).
+    /// Keys: registers (`register`), counters (`counter`), or actors open at a time: chat rooms
+    /// (`set`; a room retires after 900 messages and a fresh one takes its place), workers
+    /// (`queue`; after 20000 jobs) or reminders (`alarms`; after 10000 alarms).
     #[arg(long, default_value_t = 5)]
     keys: u32,
     /// Client timeout of one operation, in ms; a timeout is recorded as `info`.

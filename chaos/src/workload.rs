@@ -1,5 +1,6 @@
 //! The client worker (`mortar-chaos client-worker`), run inside the client namespace, and its
-//! `register` workload; the `counter` and `set` workloads are in [`crate::workload_actors`].
+//! `register` workload; the `counter`, `set`, `queue` and `alarms` workloads are in
+//! [`crate::workload_actors`].
 //!
 //! `concurrency` tasks each run a closed loop, bounded by `--ops-max` operations in all and by
 //! the worker's own time bound. In the `register` workload they pick from a handful of keys: read (40%), write (30%) a
@@ -21,10 +22,14 @@
 //! (it was killed) the task tries another node without recording anything, since nothing was
 //! sent. Partitions never cut clients off; they cut nodes off from each other.
 //!
-//! When told to stop, the `counter` and `set` workloads read every counter or room once more
+//! When told to stop, the actor workloads read every key once more
 //! ([`workload_actors::final_keys`]), each through a random node and again through others until
 //! one answers `ok` (at most [`FINAL_READ_ATTEMPTS_MAX`] attempts, all within
 //! [`FINAL_READS_TIME_MAX`]): the final reads the checkers hold the acknowledged writes against.
+//! The `alarms` workload first waits until every acknowledged alarm is
+//! [`workload_actors::LATENESS_MAX`] past due. The `queue` workload reads each worker's
+//! `processed` every [`QUEUE_POLL_INTERVAL`] until it has not grown for [`QUEUE_SETTLE`] (the
+//! queue drained), all within [`QUEUE_DRAIN_TIME_MAX`]; its last `ok` read is the final one.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -49,7 +54,7 @@ use crate::rng::Rng;
 use crate::run::Workload;
 use crate::schedule::RNG_STREAM_CLIENT_BASE;
 use crate::topology::NodeId;
-use crate::workload_actors::{self, Rooms};
+use crate::workload_actors::{self, Rotation};
 
 /// Client tasks, at most.
 pub const CONCURRENCY_MAX: u32 = 256;
@@ -72,6 +77,29 @@ pub const FINAL_READS_TIME_MAX: Duration = Duration::from_secs(30);
 pub const FINAL_READ_ATTEMPTS_MAX: u32 = 20;
 /// Pause after a final read that did not succeed, before the next attempt.
 const FINAL_READ_BACKOFF: Duration = Duration::from_millis(100);
+/// How long the `queue` workload's final phase may take in all: every worker drained and read.
+pub const QUEUE_DRAIN_TIME_MAX: Duration = Duration::from_secs(60);
+/// A worker whose `processed` did not grow for this long has drained its queue (its run loop
+/// restarts within a second after a failure).
+pub const QUEUE_SETTLE: Duration = Duration::from_secs(3);
+/// Pause between two reads of a worker's `processed` while its queue drains.
+pub const QUEUE_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Reads of one worker's `processed` at the end, at most.
+const QUEUE_POLLS_MAX: u32 = 300;
+const _: () = assert!(
+    QUEUE_SETTLE.as_millis() < QUEUE_DRAIN_TIME_MAX.as_millis()
+        && QUEUE_POLLS_MAX as u128 * QUEUE_POLL_INTERVAL.as_millis() >= QUEUE_DRAIN_TIME_MAX.as_millis()
+);
+/// Extra wait of the `alarms` workload, past [`workload_actors::LATENESS_MAX`] after the last
+/// acknowledged alarm was due, before its final reads.
+const ALARM_READ_MARGIN: Duration = Duration::from_secs(1);
+/// How long the final phase of the `alarms` workload may take in all: the wait, then the reads.
+pub const ALARMS_FINAL_TIME_MAX: Duration = Duration::from_millis(
+    workload_actors::ALARM_MS_MAX
+        + workload_actors::LATENESS_MAX.as_millis() as u64
+        + ALARM_READ_MARGIN.as_millis() as u64
+        + FINAL_READS_TIME_MAX.as_millis() as u64,
+);
 /// Final-read task `t` draws from stream `RNG_STREAM_CLIENT_BASE + CONCURRENCY_MAX + t`.
 const RNG_STREAM_FINAL_BASE: u64 = RNG_STREAM_CLIENT_BASE + CONCURRENCY_MAX as u64;
 /// Prefix of the error of an `info` read whose value is not an integer this workload wrote.
@@ -166,8 +194,11 @@ struct Shared {
     ops_started: AtomicU64,
     /// The value last seen on each key (`None`: absent), for CAS expectations.
     known: Mutex<HashMap<String, Option<i64>>>,
-    /// The chat rooms of the `set` workload.
-    rooms: Mutex<Rooms>,
+    /// The rooms, workers or reminders of the `set`, `queue` and `alarms` workloads.
+    rotation: Mutex<Rotation>,
+    /// The `alarms` workload: the latest time (ns since the origin) an acknowledged alarm can be
+    /// due at.
+    due_last_ns: AtomicU64,
     stop: watch::Receiver<bool>,
 }
 
@@ -232,7 +263,8 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         next_process: AtomicI64::new(i64::from(config.concurrency)),
         ops_started: AtomicU64::new(0),
         known: Mutex::new(HashMap::new()),
-        rooms: Mutex::new(Rooms::new(config.keys)),
+        rotation: Mutex::new(Rotation::of(config.workload, config.keys)),
+        due_last_ns: AtomicU64::new(0),
         stop: stop_rx,
         config,
     });
@@ -320,7 +352,7 @@ async fn warmup_read(workload: Workload, channel: Channel, timeout: Duration) ->
             let request = GetRequest { key: Bytes::from_static(WARMUP_KEY.as_bytes()) };
             tokio::time::timeout(timeout, KvClient::new(channel).get(request)).await.map(|r| r.map(drop))
         }
-        Workload::Counter | Workload::Set => {
+        Workload::Counter | Workload::Set | Workload::Queue | Workload::Alarms => {
             let request = mortar_proto::v1::ActorCallRequest {
                 actor: workload_actors::COUNTER_ACTOR.into(),
                 key: WARMUP_KEY.into(),
@@ -504,7 +536,9 @@ async fn execute(client: &mut KvClient<Channel>, planned: &Planned, timeout: Dur
                         }
                     })
             }
-            Value::Elements(_) => unreachable!("no workload plans a set read's elements"),
+            Value::Elements(_) | Value::Alarm(_) | Value::Fired(_) => {
+                unreachable!("the register workload plans no {}", planned.f.name())
+            }
         }
     };
     match tokio::time::timeout(timeout, call).await {
@@ -541,7 +575,7 @@ async fn channel_to(
 
 /// Invokes one operation through `node` and records its invoke and completion. After an `info`,
 /// `process` retires (a fresh id replaces it) and the connection to the node is dropped (a paused
-/// node keeps it open but silent).
+/// node keeps it open but silent). Returns the completion type and value.
 async fn perform(
     shared: &Shared,
     clients: &mut HashMap<NodeId, Channel>,
@@ -549,27 +583,34 @@ async fn perform(
     channel: Channel,
     process: &mut i64,
     planned: &Planned,
-) -> EventType {
+) -> (EventType, serde_json::Value) {
     let config = &shared.config;
     let invoke =
         Event::new(*process, EventType::Invoke, planned.f, planned.key.clone(), planned.value.to_json(), 0);
     shared.recorder.op(node, invoke, None).await;
     let completion = match config.workload {
         Workload::Register => execute(&mut KvClient::new(channel), planned, config.op_timeout).await,
-        Workload::Counter | Workload::Set => {
-            workload_actors::execute(&mut ActorsClient::new(channel), planned, config.op_timeout).await
+        Workload::Counter | Workload::Set | Workload::Queue | Workload::Alarms => {
+            let client = &mut ActorsClient::new(channel);
+            workload_actors::execute(config.workload, client, planned, config.op_timeout).await
         }
     };
-    let event = Event::new(*process, completion.kind, planned.f, planned.key.clone(), completion.value, 0);
+    let kind = completion.kind;
+    let event = Event::new(*process, kind, planned.f, planned.key.clone(), completion.value.clone(), 0);
     shared.recorder.op(node, event, completion.error).await;
     if let Some(known) = completion.known {
         shared.known.lock().expect("known values lock").insert(planned.key.clone(), known);
     }
-    if completion.kind == EventType::Info {
+    if let (EventType::Ok, Value::Alarm(request)) = (kind, &planned.value) {
+        // Recorded above: the history's acknowledgement is no later than now.
+        let due_ns = clock::since(shared.recorder.origin_ns) + request.ms * 1_000_000;
+        shared.due_last_ns.fetch_max(due_ns, Ordering::Relaxed);
+    }
+    if kind == EventType::Info {
         *process = shared.next_process.fetch_add(1, Ordering::Relaxed);
         clients.remove(&node);
     }
-    completion.kind
+    (kind, completion.value)
 }
 
 async fn client_loop(shared: Arc<Shared>, task: u32) {
@@ -586,7 +627,14 @@ async fn client_loop(shared: Arc<Shared>, task: u32) {
         let planned = match config.workload {
             Workload::Register => plan(&mut rng, &shared),
             Workload::Counter => workload_actors::plan_counter(&mut rng, config.keys),
-            Workload::Set => workload_actors::plan_set(&mut rng, &shared.rooms, &shared.next_value),
+            Workload::Set => workload_actors::plan_set(&mut rng, &shared.rotation, &shared.next_value),
+            Workload::Queue => workload_actors::plan_queue(&mut rng, &shared.rotation, &shared.next_value),
+            Workload::Alarms => workload_actors::plan_alarm(
+                &mut rng,
+                &shared.rotation,
+                &shared.next_value,
+                workload_actors::unix_ms(),
+            ),
         };
         shared.ops_started.fetch_add(1, Ordering::Relaxed);
         perform(&shared, &mut clients, node, channel, &mut process, &planned).await;
@@ -596,18 +644,23 @@ async fn client_loop(shared: Arc<Shared>, task: u32) {
     }
 }
 
-/// The final reads of the `counter` and `set` workloads: every key once, with `ok`, if the
-/// cluster answers within the bounds. Nothing for `register`.
+/// The final reads of the actor workloads: every key once, with `ok`, if the cluster answers
+/// within the bounds (for `queue`, each worker until its queue drained). Nothing for `register`.
 async fn final_reads(shared: &Arc<Shared>) -> anyhow::Result<()> {
+    let workload = shared.config.workload;
     let keys = {
-        let rooms = shared.rooms.lock().expect("rooms lock");
-        workload_actors::final_keys(shared.config.workload, shared.config.keys, &rooms)
+        let rotation = shared.rotation.lock().expect("rotation lock");
+        workload_actors::final_keys(workload, shared.config.keys, &rotation)
     };
     if keys.is_empty() {
         return Ok(());
     }
+    if workload == Workload::Alarms {
+        wait_for_alarms(shared).await;
+    }
     tracing::info!(keys = keys.len(), "final reads");
-    let deadline = tokio::time::Instant::now() + FINAL_READS_TIME_MAX;
+    let time_max = if workload == Workload::Queue { QUEUE_DRAIN_TIME_MAX } else { FINAL_READS_TIME_MAX };
+    let deadline = tokio::time::Instant::now() + time_max;
     let tasks_count = keys.len().min(shared.config.concurrency as usize);
     let queue = Arc::new(Mutex::new(keys));
     let mut tasks = tokio::task::JoinSet::new();
@@ -615,27 +668,20 @@ async fn final_reads(shared: &Arc<Shared>) -> anyhow::Result<()> {
         let shared = shared.clone();
         let queue = queue.clone();
         tasks.spawn(async move {
-            let config = &shared.config;
-            let mut rng = Rng::stream(config.seed, RNG_STREAM_FINAL_BASE + task as u64);
-            let mut process = shared.next_process.fetch_add(1, Ordering::Relaxed);
-            let mut clients: HashMap<NodeId, Channel> = HashMap::new();
+            let mut reader = FinalReader {
+                shared: &shared,
+                rng: Rng::stream(shared.config.seed, RNG_STREAM_FINAL_BASE + task as u64),
+                process: shared.next_process.fetch_add(1, Ordering::Relaxed),
+                clients: HashMap::new(),
+                deadline,
+            };
             loop {
                 let Some(key) = queue.lock().expect("final read queue lock").pop() else { break };
-                let planned = workload_actors::final_read(config.workload, key);
-                let mut attempts = 0;
-                let mut read = false;
-                while !read && attempts < FINAL_READ_ATTEMPTS_MAX && tokio::time::Instant::now() < deadline {
-                    let &(node, address) = rng.pick(&config.nodes);
-                    let Some(channel) = channel_to(&mut clients, node, address).await else { continue };
-                    attempts += 1;
-                    let kind = perform(&shared, &mut clients, node, channel, &mut process, &planned).await;
-                    read = kind == EventType::Ok;
-                    if !read {
-                        tokio::time::sleep(FINAL_READ_BACKOFF).await;
-                    }
-                }
-                if !read {
-                    tracing::warn!(key = %planned.key, attempts, "final read did not succeed");
+                let planned = workload_actors::final_read(workload, key);
+                if workload == Workload::Queue {
+                    reader.drain(&planned).await;
+                } else {
+                    reader.read(&planned).await;
                 }
             }
         });
@@ -644,6 +690,84 @@ async fn final_reads(shared: &Arc<Shared>) -> anyhow::Result<()> {
         result.context("final read task")?;
     }
     Ok(())
+}
+
+/// Waits until every acknowledged alarm is past due by [`workload_actors::LATENESS_MAX`] and
+/// [`ALARM_READ_MARGIN`]: then a final read that misses one shows it lost.
+async fn wait_for_alarms(shared: &Shared) {
+    let wait_ns = workload_actors::LATENESS_MAX + ALARM_READ_MARGIN;
+    let until_ns = shared.due_last_ns.load(Ordering::Relaxed) + wait_ns.as_nanos() as u64;
+    let now_ns = clock::since(shared.recorder.origin_ns);
+    let wait = Duration::from_nanos(until_ns.saturating_sub(now_ns));
+    // Alarms are due at most ALARM_MS_MAX after their acknowledgement, which came before now.
+    assert!(
+        wait <= Duration::from_millis(workload_actors::ALARM_MS_MAX) + wait_ns,
+        "alarm wait out of bounds: wait={wait:?} until_ns={until_ns} now_ns={now_ns}"
+    );
+    tracing::info!(
+        wait_ms = wait.as_millis() as u64,
+        "waiting for the alarms to be due before the final reads"
+    );
+    tokio::time::sleep(wait).await;
+}
+
+/// One task of the final phase: its process, its connections, and the phase's deadline.
+struct FinalReader<'a> {
+    shared: &'a Shared,
+    rng: Rng,
+    process: i64,
+    clients: HashMap<NodeId, Channel>,
+    deadline: tokio::time::Instant,
+}
+
+impl FinalReader<'_> {
+    /// One attempt at `planned` through a random node; `None` when the node cannot be reached.
+    async fn attempt(&mut self, planned: &Planned) -> Option<(EventType, serde_json::Value)> {
+        let &(node, address) = self.rng.pick(&self.shared.config.nodes);
+        let channel = channel_to(&mut self.clients, node, address).await?;
+        Some(perform(self.shared, &mut self.clients, node, channel, &mut self.process, planned).await)
+    }
+
+    /// Reads a key until one read is `ok` (at most [`FINAL_READ_ATTEMPTS_MAX`] attempts).
+    async fn read(&mut self, planned: &Planned) {
+        let mut attempts = 0;
+        while attempts < FINAL_READ_ATTEMPTS_MAX && tokio::time::Instant::now() < self.deadline {
+            let Some((kind, _)) = self.attempt(planned).await else { continue };
+            attempts += 1;
+            if kind == EventType::Ok {
+                return;
+            }
+            tokio::time::sleep(FINAL_READ_BACKOFF).await;
+        }
+        tracing::warn!(key = %planned.key, attempts, "final read did not succeed");
+    }
+
+    /// Reads a worker's `processed` until it stops growing for [`QUEUE_SETTLE`] (at most
+    /// [`QUEUE_POLLS_MAX`] reads).
+    async fn drain(&mut self, planned: &Planned) {
+        // Ids handled at the last ok read, and since when that count holds.
+        let mut last: Option<(usize, tokio::time::Instant)> = None;
+        let mut polls = 0;
+        while polls < QUEUE_POLLS_MAX && tokio::time::Instant::now() < self.deadline {
+            let Some((kind, value)) = self.attempt(planned).await else { continue };
+            polls += 1;
+            if kind == EventType::Ok {
+                let handled = value.as_array().map_or(0, Vec::len);
+                let now = tokio::time::Instant::now();
+                match last {
+                    Some((count, since)) if count == handled => {
+                        if now.duration_since(since) >= QUEUE_SETTLE {
+                            tracing::info!(key = %planned.key, handled, "queue drained");
+                            return;
+                        }
+                    }
+                    _ => last = Some((handled, now)),
+                }
+            }
+            tokio::time::sleep(QUEUE_POLL_INTERVAL).await;
+        }
+        tracing::warn!(key = %planned.key, polls, last = ?last.map(|(count, _)| count), "queue did not settle in time");
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,10 @@
 //! | [`Checker::Durability`] | register keys, when the history has restart markers | the same, across whole-cluster restarts: no acknowledged write is lost |
 //! | [`Checker::CounterBounds`] | counter keys (`add`, `read`) | every read lies between the acknowledged and the attempted increments |
 //! | [`Checker::SetCompleteness`] | set keys (`set_add`, `set_read`) | the final read holds every acknowledged element, and no read holds an element never added, nor one more often than it was added |
+//! | [`Checker::AlarmDelivery`] | alarm keys (`alarm_set`, `alarm_read`) | every acknowledged alarm fires, once, and no alarm fires before it is due or without having been asked for |
 //!
 //! Each returns a [`CheckResult`]; an [`Anomaly`] carries the few original events that show it.
+//! The alarm checker also measures how late alarms fired ([`alarms::Lateness`]), for information.
 
 use std::fmt;
 
@@ -15,6 +17,7 @@ use serde::Serialize;
 
 use crate::history::{Event, History, KeyKind};
 
+pub mod alarms;
 pub mod counter;
 pub mod durability;
 pub mod linearizable;
@@ -27,11 +30,14 @@ pub struct CheckResult {
     /// ([`AnomalyKind::Undecided`]): the history is not proven valid.
     pub valid: bool,
     pub anomalies: Vec<Anomaly>,
+    /// How late alarms fired ([`Checker::AlarmDelivery`] only): information, not a verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lateness: Option<alarms::Lateness>,
 }
 
 impl CheckResult {
     pub fn from_anomalies(anomalies: Vec<Anomaly>) -> Self {
-        CheckResult { valid: anomalies.is_empty(), anomalies }
+        CheckResult { valid: anomalies.is_empty(), anomalies, lateness: None }
     }
 }
 
@@ -58,6 +64,18 @@ pub enum AnomalyKind {
     SetElementDuplicated,
     /// A set has acknowledged adds but no `ok` `set_read`: completeness cannot be checked.
     SetNoFinalRead,
+    /// An acknowledged alarm, long past due, is missing from the final read of its key.
+    AlarmLost,
+    /// A read holds an alarm nobody asked for (or whose request failed, or started after the read).
+    AlarmUnexpected,
+    /// An alarm's action ran more than once, or one request fired several alarms.
+    AlarmFiredTwice,
+    /// An alarm fired before its due time.
+    AlarmFiredEarly,
+    /// An alarm was due before the delay its request asked for had passed.
+    AlarmDueEarly,
+    /// An alarm key has acknowledged alarms but no `ok` `alarm_read`: delivery cannot be checked.
+    AlarmNoFinalRead,
 }
 
 impl AnomalyKind {
@@ -72,6 +90,12 @@ impl AnomalyKind {
             AnomalyKind::SetElementUnexpected => "set-element-unexpected",
             AnomalyKind::SetElementDuplicated => "set-element-duplicated",
             AnomalyKind::SetNoFinalRead => "set-no-final-read",
+            AnomalyKind::AlarmLost => "alarm-lost",
+            AnomalyKind::AlarmUnexpected => "alarm-unexpected",
+            AnomalyKind::AlarmFiredTwice => "alarm-fired-twice",
+            AnomalyKind::AlarmFiredEarly => "alarm-fired-early",
+            AnomalyKind::AlarmDueEarly => "alarm-due-early",
+            AnomalyKind::AlarmNoFinalRead => "alarm-no-final-read",
         }
     }
 }
@@ -120,6 +144,7 @@ pub enum Checker {
     Durability,
     CounterBounds,
     SetCompleteness,
+    AlarmDelivery,
 }
 
 impl Checker {
@@ -129,6 +154,7 @@ impl Checker {
             Checker::Durability => "durability",
             Checker::CounterBounds => "counter-bounds",
             Checker::SetCompleteness => "set-completeness",
+            Checker::AlarmDelivery => "alarm-delivery",
         }
     }
 
@@ -138,6 +164,7 @@ impl Checker {
             Checker::Durability => durability::check(history),
             Checker::CounterBounds => counter::check(history),
             Checker::SetCompleteness => set::check(history),
+            Checker::AlarmDelivery => alarms::check(history),
         }
     }
 
@@ -158,6 +185,9 @@ impl Checker {
         }
         if history.keys(KeyKind::Set).next().is_some() {
             checkers.push(Checker::SetCompleteness);
+        }
+        if history.keys(KeyKind::Alarm).next().is_some() {
+            checkers.push(Checker::AlarmDelivery);
         }
         checkers
     }
@@ -209,6 +239,13 @@ impl fmt::Display for Report {
                 0 => writeln!(f, "{}: valid", check.checker.name())?,
                 1 => writeln!(f, "{}: invalid, 1 anomaly", check.checker.name())?,
                 n => writeln!(f, "{}: invalid, {n} anomalies", check.checker.name())?,
+            }
+            if let Some(l) = &check.result.lateness {
+                writeln!(
+                    f,
+                    "  lateness (fired - due) of {} alarms in the final reads: p50 {} ms, p99 {} ms, max {} ms",
+                    l.alarms, l.p50_ms, l.p99_ms, l.max_ms
+                )?;
             }
             for anomaly in anomalies.iter().take(TEXT_ANOMALIES_MAX) {
                 writeln!(f, "  {} on key {:?}: {}", anomaly.kind.name(), anomaly.key, anomaly.message)?;

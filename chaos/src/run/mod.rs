@@ -41,7 +41,9 @@ use crate::nemesis::{Fault, MembershipOp, NemesisSpec, node_ruleset};
 use crate::schedule::{Schedule, ScheduleConfig};
 use crate::stats::OpLog;
 use crate::topology::{NodeId, Topology};
-use crate::workload::{FINAL_READS_TIME_MAX, GARBAGE_ERROR_PREFIX, WorkerMessage};
+use crate::workload::{
+    ALARMS_FINAL_TIME_MAX, FINAL_READS_TIME_MAX, GARBAGE_ERROR_PREFIX, QUEUE_DRAIN_TIME_MAX, WorkerMessage,
+};
 
 pub use report::Summary;
 
@@ -71,6 +73,13 @@ pub enum Workload {
     /// Unique messages sent to `chatRoom` actors, a few reads, then a final read of every room:
     /// every acknowledged message must be in it, no message that was never sent.
     Set,
+    /// Unique jobs sent to the durable queues of `worker` actors, then, once the queues drained,
+    /// a read of the jobs each handled: every acknowledged job handled, each at most once, none
+    /// that was never sent.
+    Queue,
+    /// Alarms asked of `reminder` actors, then, once they are all due, a read of the alarms each
+    /// fired: every acknowledged alarm fired exactly once, none before it was due.
+    Alarms,
 }
 
 impl Workload {
@@ -79,12 +88,20 @@ impl Workload {
             Workload::Register => "register",
             Workload::Counter => "counter",
             Workload::Set => "set",
+            Workload::Queue => "queue",
+            Workload::Alarms => "alarms",
         }
     }
 
-    /// Whether the worker reads every key once more after it is told to stop.
-    pub fn has_final_reads(self) -> bool {
-        !matches!(self, Workload::Register)
+    /// How long the worker may take, after it is told to stop, to read every key once more (and
+    /// wait for what must happen first: queues to drain, alarms to be due).
+    pub fn final_phase_time_max(self) -> Duration {
+        match self {
+            Workload::Register => Duration::ZERO,
+            Workload::Counter | Workload::Set => FINAL_READS_TIME_MAX,
+            Workload::Queue => QUEUE_DRAIN_TIME_MAX,
+            Workload::Alarms => ALARMS_FINAL_TIME_MAX,
+        }
     }
 }
 
@@ -1025,10 +1042,9 @@ impl Runner<'_> {
 
     async fn start_draining(&mut self) {
         self.procs.stop_worker().await;
-        let final_reads =
-            if self.config.workload.has_final_reads() { FINAL_READS_TIME_MAX } else { Duration::ZERO };
+        let final_phase = self.config.workload.final_phase_time_max();
         self.phase =
-            Phase::Draining { until: Instant::now() + self.config.op_timeout + final_reads + DRAIN_GRACE };
+            Phase::Draining { until: Instant::now() + self.config.op_timeout + final_phase + DRAIN_GRACE };
     }
 
     fn print_progress(&mut self) {

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::Runner;
 use crate::check::Report;
+use crate::check::alarms::Lateness;
 use crate::nemesis::NemesisKind;
 use crate::stats::{self, AvailabilityReport, Latency, OutcomeCounts, Recovery, RestartRecovery};
 use crate::svg;
@@ -22,6 +23,9 @@ pub struct CheckSummary {
     pub anomalies: usize,
     /// Anomaly kinds with their counts.
     pub kinds: BTreeMap<String, usize>,
+    /// How late alarms fired (the alarm checker only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lateness: Option<Lateness>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -94,6 +98,7 @@ pub(super) fn build(runner: &Runner<'_>, report: Option<&Report>, end_ns: u64, i
                         valid: c.result.valid,
                         anomalies: c.result.anomalies.len(),
                         kinds,
+                        lateness: c.result.lateness.clone(),
                     }
                 })
                 .collect()
@@ -278,6 +283,13 @@ impl fmt::Display for Summary {
                 if c.valid { "valid" } else { "INVALID" },
                 if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) }
             )?;
+            if let Some(l) = &c.lateness {
+                writeln!(
+                    f,
+                    "  alarm lateness (fired - due), {} alarms: p50 {} ms, p99 {} ms, max {} ms",
+                    l.alarms, l.p50_ms, l.p99_ms, l.max_ms
+                )?;
+            }
         }
         writeln!(f, "anomalies: {}", self.anomalies)?;
         writeln!(f, "run directory: {}", self.run_dir)?;
