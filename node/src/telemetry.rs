@@ -116,6 +116,21 @@ pub fn describe() {
         "mortar_node_actor_fenced_total",
         "Actor writes refused because another owner took over."
     );
+    describe_histogram!(
+        "mortar_node_actor_alarm_lateness_seconds",
+        Unit::Seconds,
+        "How late actor alarms fired after their due time (long after a whole-cluster restart)."
+    );
+    describe_counter!("mortar_node_actor_alarms_fired_total", "Actor alarms fired (their action committed).");
+    describe_counter!(
+        "mortar_node_actor_alarm_failed_total",
+        "Actor alarms whose action failed when fired (the alarm was removed all the same)."
+    );
+    describe_counter!("mortar_node_actor_queue_sent_total", "Messages appended to actors' durable queues.");
+    describe_counter!(
+        "mortar_node_actor_queue_handled_total",
+        "Queued messages handled by run loops (each committed with its removal)."
+    );
     // gossip
     describe_gauge!("mortar_gossip_live_members", "Members this node's gossip sees alive, itself included.");
     for (name, help) in [

@@ -391,16 +391,24 @@ impl<A: Actor> Activation<A> {
         args_json: String,
         input_json: Option<String>,
     ) -> (Result<Reply, CallError>, Option<String>) {
-        let reply = |result_json: String| Reply {
-            result_json,
-            generation: self.generation,
-            served_by: shared.config.node_id,
-        };
+        let generation = self.generation;
+        let reply = |result_json: String| Reply { result_json, generation, served_by: shared.config.node_id };
         match what {
             CallKind::Action => self.action(kind, shared, id, action, args_json, input_json).await,
             CallKind::Wake => (Ok(reply("null".into())), None),
             CallKind::Fire { alarm } => self.fire(kind, shared, id, alarm).await,
             CallKind::Destroy => self.destroy(kind, shared, id).await,
+            CallKind::Inspect { args_json, awake } => {
+                let looked = super::inspect::look(self.view(kind, shared, id, awake), &args_json);
+                match looked {
+                    Ok(json) => match self.confirm_lease(shared, id).await {
+                        Ok(()) => (Ok(reply(json)), None),
+                        Err(failed) => failed,
+                    },
+                    Err(e) => (Err(e), None),
+                }
+            }
+            CallKind::PatchState { state_json } => self.patch_state(shared, id, &state_json).await,
             CallKind::Send { queue, body_json, handled } => {
                 self.send(kind, shared, id, queue, body_json, input_json, handled).await
             }
@@ -489,26 +497,8 @@ impl<A: Actor> Activation<A> {
         let reply = Reply { result_json, generation: self.generation, served_by: shared.config.node_id };
 
         if staged.is_read_only() && !extra.recreate {
-            if !self.lease.is_valid(shared.moment(Instant::now())) {
-                let sent = Instant::now();
-                let op = Op::Actor(ActorOp::Confirm { generation: self.generation });
-                match shared.driver.execute(id.interference_key(), op.encode()).await {
-                    Ok(Outcome::Actor(ActorOutcome::Confirmed)) => {
-                        self.lease.confirmed(shared.moment(sent), shared.config.lease)
-                    }
-                    Ok(Outcome::Actor(ActorOutcome::Fenced { current })) => return self.fenced(id, current),
-                    Ok(other) => {
-                        let why = format!("ownership check of {id} answered {other:?}");
-                        return (Err(CallError::Internal(why.clone())), Some(why));
-                    }
-                    // Nothing was written: the read is simply not answered.
-                    Err(e) => {
-                        return (
-                            Err(CallError::Retry(format!("could not confirm ownership of actor {id}: {e}"))),
-                            None,
-                        );
-                    }
-                }
+            if let Err(failed) = self.confirm_lease(shared, id).await {
+                return failed;
             }
             shared.hub.publish(id, staged.events);
             return (Ok(reply), None);
@@ -520,6 +510,99 @@ impl<A: Actor> Activation<A> {
             Ok(()) => (Ok(reply), end),
             Err(e) => (Err(e), end),
         }
+    }
+
+    /// Makes sure this activation still owns the actor before a read is answered from memory:
+    /// at once under the lease, else after an [`ActorOp::Confirm`]. The error is the call's
+    /// answer (and, when the activation must end, why).
+    async fn confirm_lease(
+        &mut self,
+        shared: &Shared,
+        id: &ActorId,
+    ) -> Result<(), (Result<Reply, CallError>, Option<String>)> {
+        if self.lease.is_valid(shared.moment(Instant::now())) {
+            return Ok(());
+        }
+        let sent = Instant::now();
+        let op = Op::Actor(ActorOp::Confirm { generation: self.generation });
+        match shared.driver.execute(id.interference_key(), op.encode()).await {
+            Ok(Outcome::Actor(ActorOutcome::Confirmed)) => {
+                self.lease.confirmed(shared.moment(sent), shared.config.lease);
+                Ok(())
+            }
+            Ok(Outcome::Actor(ActorOutcome::Fenced { current })) => Err(self.fenced(id, current)),
+            Ok(other) => {
+                let why = format!("ownership check of {id} answered {other:?}");
+                Err((Err(CallError::Internal(why.clone())), Some(why)))
+            }
+            // Nothing was written: the read is simply not answered.
+            Err(e) => {
+                Err((Err(CallError::Retry(format!("could not confirm ownership of actor {id}: {e}"))), None))
+            }
+        }
+    }
+
+    /// What the inspector sees of this activation.
+    fn view<'a>(
+        &'a self,
+        kind: &'a Kind<A>,
+        shared: &'a Shared,
+        id: &'a ActorId,
+        awake: bool,
+    ) -> super::inspect::View<'a> {
+        let (calls, waiting) = shared.calls_of(id);
+        super::inspect::View {
+            id,
+            kind,
+            storage: shared.storage.as_ref(),
+            node: shared.config.node_id,
+            generation: self.generation,
+            exists: self.exists,
+            destroyed: self.destroyed,
+            awake,
+            state_json: serde_json::to_string(&*self.state)
+                .map_err(|e| CallError::Internal(format!("the state of actor {id} does not encode: {e}"))),
+            calls,
+            waiting,
+            subscribers: shared.hub.subscribers(id),
+            run_loop: self.local.as_ref().is_some_and(|l| l.run_abort.is_some()),
+        }
+    }
+
+    /// Replaces the state with `state_json` (which must decode as the actor's state) in one
+    /// fenced write, between two calls: no update of a concurrent action is lost.
+    async fn patch_state(
+        &mut self,
+        shared: &Shared,
+        id: &ActorId,
+        state_json: &str,
+    ) -> (Result<Reply, CallError>, Option<String>) {
+        if self.destroyed && !self.exists {
+            return (Err(CallError::NotFound(format!("actor {id} was destroyed"))), None);
+        }
+        let state: A::State = match super::args::from_str_strict(state_json) {
+            Ok(state) => state,
+            Err(e) => {
+                return (
+                    Err(CallError::InvalidArgument(format!(
+                        "the patch is not a state of actor {} ({}): {e}",
+                        id.name(),
+                        std::any::type_name::<A::State>()
+                    ))),
+                    None,
+                );
+            }
+        };
+        let mut ctx = self.context(shared, id);
+        *ctx.state_mut() = state;
+        let staged = ctx.into_staged();
+        let (result, end) = self.commit(shared, id, staged, Extra::default(), "state patch").await;
+        let reply = Reply {
+            result_json: "null".into(),
+            generation: self.generation,
+            served_by: shared.config.node_id,
+        };
+        (result.map(|()| reply), end)
     }
 
     /// Runs [`Actor::on_destroy`] when the call destroys the actor.

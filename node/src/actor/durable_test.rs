@@ -11,7 +11,7 @@ use super::*;
 use crate::actor::context::{ALARMS_PER_ACTOR_MAX, Alarm};
 use crate::actor::examples_work::{FiredNote, ProcessedJobs};
 use crate::actor::keys;
-use crate::actor::runtime::{DESTROY, QUEUE_LENGTH_MAX, SEND};
+use crate::actor::runtime::{DESTROY, INSPECT, PATCH_STATE, QUEUE_LENGTH_MAX, SEND};
 use crate::actor::unix_ms;
 use crate::actor::{RunContext, RunLoop};
 
@@ -479,4 +479,87 @@ impl RunLoop for Flaky {
         }
         Ok(())
     }
+}
+
+async fn inspect(node: &Node, actor: &str, key: &str, args: &str) -> serde_json::Value {
+    serde_json::from_str(&node.call(actor, key, INSPECT, args).await.unwrap().result_json).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inspector_shows_summary_state_kv_queues_and_alarms() {
+    let node = durable_node(Duration::from_secs(60));
+    node.call("counter", "i", "increment", r#"{"amount": 7}"#).await.unwrap();
+    let summary = inspect(&node, "counter", "i", "").await;
+    assert_eq!(summary["owner"], ME);
+    assert_eq!(summary["awake"], true);
+    assert_eq!(summary["exists"], true);
+    assert_eq!(summary["actions"], serde_json::json!(["getCount", "increment"]));
+    assert_eq!(summary["events"], serde_json::json!(["newCount"]));
+    assert_eq!(summary["stateBytes"], r#"{"count":7}"#.len());
+    assert_eq!(
+        inspect(&node, "counter", "i", r#"{"part": "state"}"#).await["state"],
+        serde_json::json!({"count": 7})
+    );
+
+    for text in ["a", "b", "c"] {
+        node.call("chatRoom", "i", "sendMessage", &format!(r#"{{"sender": "s", "text": "{text}"}}"#))
+            .await
+            .unwrap();
+    }
+    let kv = inspect(&node, "chatRoom", "i", r#"{"part": "kv", "limit": 2}"#).await;
+    assert_eq!(kv["entries"].as_array().unwrap().len(), 2);
+    let next = kv["next"].as_str().unwrap().to_string();
+    let rest = inspect(&node, "chatRoom", "i", &format!(r#"{{"part": "kv", "after": "{next}"}}"#)).await;
+    assert_eq!(rest["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["entries"][0]["value"]["text"], "c");
+
+    node.send("inbox", "i", "in", r#"{"n": 1}"#, false).await.unwrap();
+    node.send("inbox", "i", "in", r#"{"n": 2}"#, false).await.unwrap();
+    let queue = inspect(&node, "inbox", "i", r#"{"part": "queue"}"#).await;
+    assert_eq!(queue["queues"][0]["depth"], 2);
+    assert_eq!(queue["queues"][0]["messages"][1]["body"], serde_json::json!({"n": 2}));
+    assert_eq!(inspect(&node, "inbox", "i", "").await["queues"][0]["depth"], 2);
+
+    node.call("reminder", "i", "remindIn", r#"{"ms": 60000, "note": "later"}"#).await.unwrap();
+    let alarms = inspect(&node, "reminder", "i", r#"{"part": "alarms"}"#).await;
+    assert_eq!(alarms["alarms"][0]["action"], "ring");
+    assert_eq!(alarms["alarms"][0]["args"], serde_json::json!({"note": "later"}));
+    assert_eq!(inspect(&node, "reminder", "i", "").await["pendingAlarms"], 1);
+
+    let e = node.call("counter", "i", INSPECT, r#"{"part": "nope"}"#).await.unwrap_err();
+    assert!(matches!(e, CallError::InvalidArgument(_)), "{e:?}");
+    let e = node.call("counter", "i", PATCH_STATE, r#"{"state": {"cont": 1}}"#).await.unwrap_err();
+    assert!(
+        matches!(&e, CallError::InvalidArgument(m) if m.contains("not a state")),
+        "a patch must be a state: {e:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_patch_racing_increments_loses_no_update() {
+    let node = Arc::new(durable_node(Duration::from_secs(60)));
+    const INCREMENTS: usize = 200;
+    let mut tasks = Vec::new();
+    for i in 0..INCREMENTS {
+        let node = node.clone();
+        tasks.push(tokio::spawn(async move {
+            if i == INCREMENTS / 2 {
+                node.call("counter", "race", PATCH_STATE, r#"{"state": {"count": 100000}}"#).await.unwrap();
+            }
+            node.call("counter", "race", "increment", "").await.unwrap().result_json.parse::<i64>().unwrap()
+        }));
+    }
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.push(task.await.unwrap());
+    }
+    seen.sort_unstable();
+    let before: Vec<i64> = seen.iter().copied().filter(|&c| c < 100_000).collect();
+    let after: Vec<i64> = seen.iter().copied().filter(|&c| c > 100_000).collect();
+    // Every increment is one step of one sequence: 1.. before the patch, 100001.. after it.
+    assert_eq!(before, (1..=before.len() as i64).collect::<Vec<_>>());
+    assert_eq!(after, (100_001..=100_000 + after.len() as i64).collect::<Vec<_>>());
+    assert_eq!(before.len() + after.len(), INCREMENTS);
+    let last = node.call("counter", "race", "getCount", "").await.unwrap().result_json;
+    assert_eq!(last, (100_000 + after.len()).to_string());
 }

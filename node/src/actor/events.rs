@@ -105,6 +105,11 @@ impl EventHub {
     }
 
     /// Actors with at least one subscriber here.
+    /// How many subscribers actor `id` has on this node.
+    pub fn subscribers(&self, id: &ActorId) -> usize {
+        self.topics.lock().expect("event hub lock").get(id).map_or(0, |tx| tx.receiver_count())
+    }
+
     pub fn subscribed(&self) -> usize {
         self.topics.lock().expect("event hub lock").values().filter(|tx| tx.receiver_count() > 0).count()
     }

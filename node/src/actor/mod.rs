@@ -144,6 +144,7 @@ pub mod error;
 pub mod events;
 pub mod examples;
 pub mod examples_work;
+pub mod inspect;
 pub mod keys;
 pub mod lease;
 pub mod op;

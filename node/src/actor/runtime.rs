@@ -60,10 +60,18 @@ pub const RUN_LOOP_ABORT_GRACE: Duration = Duration::from_secs(1);
 /// The runtime's own actions, which every actor type answers: `$send` (`{"queue", "body",
 /// "wait"}`: append to a durable queue, answering the message's sequence number), `$destroy`
 /// and `$wake` (activate the actor, which starts its run loop).
-pub const BUILTINS: &[&str] = &[SEND, DESTROY, WAKE];
+pub const BUILTINS: &[&str] = &[SEND, DESTROY, WAKE, INSPECT, PATCH_STATE];
 pub const SEND: &str = "$send";
 pub const DESTROY: &str = "$destroy";
 pub const WAKE: &str = "$wake";
+/// The inspector's read (`{"part": "summary" | "state" | "kv" | "queue" | "alarms", "prefix",
+/// "after", "limit"}`), answered like a read-only action; see [`inspect`](super::inspect).
+pub const INSPECT: &str = "$inspect";
+/// The inspector's state patch (`{"state": JSON}`): replaces the state in one fenced write,
+/// serialised with the actor's actions.
+pub const PATCH_STATE: &str = "$patchState";
+/// The built-in actions that need the admin credential from clients.
+pub const ADMIN_BUILTINS: &[&str] = &[DESTROY, INSPECT, PATCH_STATE];
 
 const _: () = assert!(WRITE_BYTES_MAX < mortar_epoxy::config::BATCH_BYTES_MAX / 2);
 const _: () = assert!(MAILBOX_CALLS_MAX >= 1);
@@ -131,6 +139,10 @@ pub(crate) enum CallKind {
     Wake,
     /// Run alarm `alarm` if it is still pending and due.
     Fire { alarm: String },
+    /// The inspector's read; `awake`: whether the actor was active here before it.
+    Inspect { args_json: String, awake: bool },
+    /// The inspector's state patch.
+    PatchState { state_json: String },
     /// A run loop's request for a turn: a boxed `TurnRequest` of the actor's type.
     Turn(Box<dyn std::any::Any + Send>),
     /// Go to sleep (after the sleep hook) unless calls are waiting.
@@ -331,6 +343,19 @@ impl Shared {
         }
     }
 
+    /// Calls activation `id` (a clone of its key) has answered, and how many wait.
+    pub fn calls_of(&self, id: &ActorId) -> (u64, usize) {
+        let mut table = self.table();
+        entry_of(&mut table, id).map_or((0, 0), |entry| {
+            let entry = entry.get();
+            let waiting = match &entry.slot {
+                Slot::Busy(busy) => busy.queue.len(),
+                Slot::Idle(_) => 0,
+            };
+            (entry.calls, waiting)
+        })
+    }
+
     /// Whether calls wait for activation `id` (a clone of its key).
     pub fn has_calls(&self, id: &ActorId) -> bool {
         let mut table = self.table();
@@ -508,6 +533,21 @@ impl Runtime {
             }
             DESTROY => (CallKind::Destroy, None),
             WAKE => (CallKind::Wake, None),
+            INSPECT => {
+                let awake = self.generation_of(id).is_some();
+                (CallKind::Inspect { args_json: args_json.clone(), awake }, None)
+            }
+            PATCH_STATE => {
+                #[derive(serde::Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Patch {
+                    state: serde_json::Value,
+                }
+                let patch: Patch = serde_json::from_str(&args_json).map_err(|e| {
+                    CallError::InvalidArgument(format!("a state patch takes {{\"state\": JSON}}: {e}"))
+                })?;
+                (CallKind::PatchState { state_json: patch.state.to_string() }, None)
+            }
             _ => (CallKind::Action, None),
         };
         let (reply, answer) = oneshot::channel();

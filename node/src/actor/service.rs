@@ -8,8 +8,9 @@ use mortar_proto::v1::actor_admin_server::ActorAdmin;
 use mortar_proto::v1::actors_server::Actors;
 use mortar_proto::v1::{
     ActiveActor, ActorCallRequest, ActorCallResponse, ActorSendRequest, ActorSendResponse,
-    ActorSubscribeRequest, DestroyActorRequest, DestroyActorResponse, ListActiveRequest, ListActiveResponse,
-    LocateRequest, LocateResponse,
+    ActorSubscribeRequest, DestroyActorRequest, DestroyActorResponse, InspectRequest, InspectResponse,
+    ListActiveRequest, ListActiveResponse, LocateRequest, LocateResponse, PatchStateRequest,
+    PatchStateResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -87,10 +88,11 @@ impl Actors for ActorsService {
         }
         let input_json = (!req.input_json.trim().is_empty()).then_some(req.input_json);
         let id = ActorId::new(req.actor, req.key);
-        if req.action == super::runtime::DESTROY && is_admin.is_none() {
-            return Err(Status::permission_denied(
-                "destroying an actor needs the admin token (`mortar admin destroy`)",
-            ));
+        if super::runtime::ADMIN_BUILTINS.contains(&req.action.as_str()) && is_admin.is_none() {
+            return Err(Status::permission_denied(format!(
+                "{} needs the admin token (`mortar admin destroy`, `mortar inspect`)",
+                req.action
+            )));
         }
         let reply =
             self.router.call(&id, &req.action, req.args_json, input_json, req.forwarded, deadline).await?;
@@ -193,6 +195,39 @@ impl ActorAdmin for ActorAdminService {
         let reply =
             self.router.call(&id, super::runtime::DESTROY, String::new(), None, false, deadline).await?;
         Ok(Response::new(DestroyActorResponse { served_by: reply.served_by }))
+    }
+
+    async fn inspect(&self, request: Request<InspectRequest>) -> Result<Response<InspectResponse>, Status> {
+        let deadline = deadline_of(&request, self.router.runtime().config().call_timeout);
+        let req = request.into_inner();
+        let part = if req.part.is_empty() { "summary".to_string() } else { req.part };
+        let args = serde_json::json!({
+            "part": part,
+            "prefix": req.prefix,
+            "after": (!req.after.is_empty()).then_some(req.after),
+            "limit": (req.limit > 0).then_some(req.limit),
+        })
+        .to_string();
+        let id = ActorId::new(req.actor, req.key);
+        let reply = self.router.call(&id, super::runtime::INSPECT, args, None, false, deadline).await?;
+        Ok(Response::new(InspectResponse { json: reply.result_json, served_by: reply.served_by }))
+    }
+
+    async fn patch_state(
+        &self,
+        request: Request<PatchStateRequest>,
+    ) -> Result<Response<PatchStateResponse>, Status> {
+        let deadline = deadline_of(&request, self.router.runtime().config().call_timeout);
+        let req = request.into_inner();
+        if req.state_json.len() > ARGS_BYTES_MAX {
+            return Err(Status::invalid_argument(format!("the state is more than {ARGS_BYTES_MAX} bytes")));
+        }
+        let state: serde_json::Value = serde_json::from_str(&req.state_json)
+            .map_err(|e| Status::invalid_argument(format!("the state is not JSON: {e}")))?;
+        let args = serde_json::json!({ "state": state }).to_string();
+        let id = ActorId::new(req.actor, req.key);
+        let reply = self.router.call(&id, super::runtime::PATCH_STATE, args, None, false, deadline).await?;
+        Ok(Response::new(PatchStateResponse { served_by: reply.served_by, generation: reply.generation }))
     }
 }
 

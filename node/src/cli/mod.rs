@@ -67,6 +67,8 @@ pub enum Command {
     /// Send messages to actors' durable queues.
     #[command(subcommand)]
     Queue(actors::QueueCommand),
+    /// Look inside an actor: summary, state (or --patch it), kv, queue, alarms, connections.
+    Inspect(actors::InspectArgs),
     /// Inspect a running cluster.
     Admin(admin::AdminArgs),
     /// Run a local cluster of real node processes for development.
@@ -202,6 +204,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Call(args) => actors::call(args).await,
         Command::Subscribe(args) => actors::subscribe(args).await,
         Command::Queue(command) => actors::queue(command).await,
+        Command::Inspect(args) => actors::inspect(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Cert(args) => cert::run(args),
