@@ -924,6 +924,30 @@ async fn the_cli_sends_to_queues_and_destroys_actors() {
         tokio::time::sleep_until((due + FIRE_SETTLE).into()).await;
         let run = cli(1, &["call", "reminder", "cli-r", "fired"]).await;
         assert_eq!((run.code, run.stdout.as_str()), (Some(0), "[]\n"), "the destroyed alarm fired: {run:?}");
+
+        // `call --get` never creates; `create` refuses an actor that exists; the inspector sees
+        // the result, and a state patch shows in the next call.
+        let run = cli(1, &["call", "counter", "org\\/x/cli-c", "getCount", "--get"]).await;
+        assert!(run.code != Some(0) && run.stderr.contains("NotFound"), "{run:?}");
+        let run = cli(2, &["create", "counter", "org\\/x/cli-c", "--input", r#"{"start": 40}"#]).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let run = cli(3, &["create", "counter", "org\\/x/cli-c"]).await;
+        assert!(run.code != Some(0) && run.stderr.contains("exists already"), "{run:?}");
+        let run = cli(1, &["call", "counter", "org\\/x/cli-c", "increment", "--get"]).await;
+        assert_eq!((run.code, run.stdout.as_str()), (Some(0), "41\n"), "{run:?}");
+        let run = cli(2, &["inspect", "counter", "org\\/x/cli-c"]).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let summary: serde_json::Value = serde_json::from_str(&run.stdout).expect("a JSON summary");
+        assert_eq!(
+            (summary["exists"].as_bool(), summary["stateBytes"].as_u64()),
+            (Some(true), Some(12)),
+            "{run:?}"
+        );
+        let run =
+            cli(3, &["inspect", "counter", "org\\/x/cli-c", "state", "--patch", r#"{"count": 7}"#]).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let run = cli(1, &["call", "counter", "org\\/x/cli-c", "getCount"]).await;
+        assert_eq!(run.stdout, "7\n", "{run:?}");
         assert_no_panic(&cluster);
     })
     .await;

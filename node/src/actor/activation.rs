@@ -396,6 +396,26 @@ impl<A: Actor> Activation<A> {
         match what {
             CallKind::Action => self.action(kind, shared, id, action, args_json, input_json).await,
             CallKind::Wake => (Ok(reply("null".into())), None),
+            CallKind::Exists => {
+                let json =
+                    serde_json::json!({ "exists": self.exists, "destroyed": self.destroyed && !self.exists });
+                match self.confirm_lease(shared, id).await {
+                    Ok(()) => (Ok(reply(json.to_string())), None),
+                    Err(failed) => failed,
+                }
+            }
+            CallKind::Create => {
+                if self.exists {
+                    return (Err(CallError::Rejected(format!("actor {id} exists already"))), None);
+                }
+                let input_json = Some(input_json.unwrap_or_else(|| "null".to_string()));
+                let (ctx, extra) = match self.create(kind, shared, id, input_json).await {
+                    Ok(created) => created,
+                    Err(e) => return (Err(e), None),
+                };
+                let (result, end) = self.commit(shared, id, ctx.into_staged(), extra, "create").await;
+                (result.map(|()| reply("null".into())), end)
+            }
             CallKind::Fire { alarm } => self.fire(kind, shared, id, alarm).await,
             CallKind::Destroy => self.destroy(kind, shared, id).await,
             CallKind::Inspect { args_json, awake } => {

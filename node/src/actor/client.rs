@@ -105,6 +105,35 @@ impl Client {
         ActorRef { client: self.clone(), key: key.into(), input_json: None, actor: PhantomData }
     }
 
+    /// A handle on actor `A` at compound key `parts` (see [`compound_key`](super::keys::compound_key)).
+    pub fn actor_at<A: Actor, S: AsRef<str>>(&self, parts: &[S]) -> ActorRef<A> {
+        self.actor(super::keys::compound_key(parts))
+    }
+
+    /// A handle on actor `A` at `key` if it exists (never creates it): `None` if it was never
+    /// created or was destroyed.
+    pub async fn get<A: Actor>(&self, key: impl Into<String>) -> Result<Option<ActorRef<A>>, CallError> {
+        let key = key.into();
+        let answer = self.call_json(A::NAME, &key, super::runtime::EXISTS, "").await?;
+        let exists: serde_json::Value = serde_json::from_str(&answer)
+            .map_err(|e| CallError::Internal(format!("an existence check answered {answer:?}: {e}")))?;
+        Ok((exists["exists"] == true).then(|| self.actor(key)))
+    }
+
+    /// Creates actor `A` at `key` from `input` and returns a handle on it; fails with
+    /// [`CallError::Rejected`] if it exists already (a destroyed actor is created again).
+    pub async fn create<A: Actor>(
+        &self,
+        key: impl Into<String>,
+        input: &A::Input,
+    ) -> Result<ActorRef<A>, CallError> {
+        let key = key.into();
+        let input = serde_json::to_string(input)
+            .map_err(|e| CallError::InvalidArgument(format!("the input does not encode as JSON: {e}")))?;
+        self.call_json_with_input(A::NAME, &key, super::runtime::CREATE, "", Some(&input)).await?;
+        Ok(self.actor(key))
+    }
+
     /// Runs `action` of actor `actor`/`key` with JSON arguments; returns the JSON result.
     pub async fn call_json(
         &self,

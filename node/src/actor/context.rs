@@ -194,6 +194,12 @@ impl<A: Actor> Context<A> {
         self.id.name()
     }
 
+    /// The parts of this actor's compound key (`["org-acme", "general"]` for the key
+    /// `org-acme/general`, see [`keys::compound_key`]); a plain key is one part.
+    pub fn key_parts(&self) -> Vec<String> {
+        keys::key_parts(self.id.key())
+    }
+
     /// The state as this action sees it (including its own changes so far).
     pub fn state(&self) -> &A::State {
         &self.state

@@ -563,3 +563,27 @@ async fn a_state_patch_racing_increments_loses_no_update() {
     let last = node.call("counter", "race", "getCount", "").await.unwrap().result_json;
     assert_eq!(last, (100_000 + after.len()).to_string());
 }
+
+#[tokio::test]
+async fn get_never_creates_create_refuses_an_existing_actor_and_compound_keys_work() {
+    use crate::actor::examples::{ChatRoom, CounterInput, SendMessage};
+    let node = durable_node(Duration::from_secs(60));
+    let client = crate::actor::Client::local(Arc::downgrade(&node.router));
+    assert!(client.get::<Counter>("g").await.unwrap().is_none());
+    assert_eq!(node.stored_state("counter", "g"), None, "a get creates nothing");
+    let counter = client.create::<Counter>("g", &Some(CounterInput { start: 5 })).await.unwrap();
+    assert_eq!(counter.call(GetCount).await.unwrap(), 5);
+    let Err(e) = client.create::<Counter>("g", &None).await else { panic!("created twice") };
+    assert!(matches!(&e, CallError::Rejected(m) if m.contains("exists already")), "{e:?}");
+    assert!(client.get::<Counter>("g").await.unwrap().is_some());
+    node.call("counter", "g", DESTROY, "").await.unwrap();
+    assert!(client.get::<Counter>("g").await.unwrap().is_none(), "a destroyed actor is not found");
+    let again = client.create::<Counter>("g", &None).await.unwrap();
+    assert_eq!(again.call(GetCount).await.unwrap(), 0);
+
+    let room = client.actor_at::<ChatRoom, _>(&["org/acme", "general"]);
+    assert_eq!(room.key(), "org\\/acme/general");
+    room.call(SendMessage { sender: "ann".into(), text: "hi".into() }).await.unwrap();
+    let other = client.actor_at::<ChatRoom, _>(&["org", "acme/general"]);
+    assert_ne!(other.key(), room.key(), "parts with slashes do not collide");
+}

@@ -166,6 +166,40 @@ impl std::fmt::Display for ActorId {
     }
 }
 
+/// The actor key of a compound key (`["org-acme", "general"]`): its parts joined by `/`, with
+/// `\` and `/` inside a part written `\\` and `\/`. Unambiguous ([`key_parts`] reads the parts
+/// back), and a plain key with neither character is its own one-part key, so building keys from
+/// user input this way cannot collide (no key injection).
+pub fn compound_key<S: AsRef<str>>(parts: &[S]) -> String {
+    let mut key = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push('/');
+        }
+        for c in part.as_ref().chars() {
+            if c == '/' || c == '\\' {
+                key.push('\\');
+            }
+            key.push(c);
+        }
+    }
+    key
+}
+
+/// The parts of a compound actor key ([`compound_key`]); a plain key is one part.
+pub fn key_parts(key: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut chars = key.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => parts.last_mut().expect("never empty").push(chars.next().unwrap_or('\\')),
+            '/' => parts.push(String::new()),
+            c => parts.last_mut().expect("never empty").push(c),
+        }
+    }
+    parts
+}
+
 /// An actor type name: 1 to 64 ASCII letters, digits, `_`, `-` or `.`.
 pub fn check_actor_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > ACTOR_NAME_BYTES_MAX {
@@ -434,6 +468,28 @@ mod tests {
         assert!(check_queue_name("jobs").is_ok());
         assert!(check_queue_name("a/b").is_err());
         assert!(check_queue_name("").is_err());
+    }
+
+    #[test]
+    fn compound_keys_round_trip_and_never_collide() {
+        let cases: &[&[&str]] = &[
+            &["org-acme", "general"],
+            &["org-acme/general"],
+            &["a\\", "b"],
+            &["a\\/b"],
+            &["", ""],
+            &["plain"],
+            &["x", "", "y/z\\"],
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for parts in cases {
+            let key = compound_key(parts);
+            assert_eq!(key_parts(&key), *parts, "{key:?}");
+            assert!(seen.insert(key.clone()), "{parts:?} collides as {key:?}");
+        }
+        assert_eq!(compound_key(&["org-acme", "general"]), "org-acme/general");
+        assert_eq!(compound_key(&["org-acme/general"]), "org-acme\\/general");
+        assert_eq!(key_parts("user-42"), ["user-42"]);
     }
 
     #[test]

@@ -60,7 +60,11 @@ pub const RUN_LOOP_ABORT_GRACE: Duration = Duration::from_secs(1);
 /// The runtime's own actions, which every actor type answers: `$send` (`{"queue", "body",
 /// "wait"}`: append to a durable queue, answering the message's sequence number), `$destroy`
 /// and `$wake` (activate the actor, which starts its run loop).
-pub const BUILTINS: &[&str] = &[SEND, DESTROY, WAKE, INSPECT, PATCH_STATE];
+pub const BUILTINS: &[&str] = &[SEND, DESTROY, WAKE, INSPECT, PATCH_STATE, EXISTS, CREATE];
+/// Whether the actor exists (`{"exists": bool, "destroyed": bool}`), creating nothing.
+pub const EXISTS: &str = "$exists";
+/// Creates the actor from the call's input; refused (`FAILED_PRECONDITION`) if it exists.
+pub const CREATE: &str = "$create";
 pub const SEND: &str = "$send";
 pub const DESTROY: &str = "$destroy";
 pub const WAKE: &str = "$wake";
@@ -137,6 +141,10 @@ pub(crate) enum CallKind {
     Destroy,
     /// Only activate the actor (and so start its run loop).
     Wake,
+    /// Say whether the actor exists.
+    Exists,
+    /// Create the actor, refused if it exists.
+    Create,
     /// Run alarm `alarm` if it is still pending and due.
     Fire { alarm: String },
     /// The inspector's read; `awake`: whether the actor was active here before it.
@@ -533,6 +541,8 @@ impl Runtime {
             }
             DESTROY => (CallKind::Destroy, None),
             WAKE => (CallKind::Wake, None),
+            EXISTS => (CallKind::Exists, None),
+            CREATE => (CallKind::Create, None),
             INSPECT => {
                 let awake = self.generation_of(id).is_some();
                 (CallKind::Inspect { args_json: args_json.clone(), awake }, None)

@@ -50,10 +50,53 @@ pub struct CallArgs {
     pub args_file: Option<PathBuf>,
     /// The actor's creation input as JSON, used only if this call creates the actor (its first
     /// call ever) [default: null].
+    #[arg(long, value_name = "JSON", conflicts_with = "get")]
+    pub input: Option<String>,
+    /// Only if the actor exists: exit 2 with "not found" instead of creating it.
+    #[arg(long)]
+    pub get: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    mortar create counter user-7 --input '{\"start\": 100}'\n  \
+    mortar create chatRoom 'org-acme/general'\n\n\
+    Exit 0 once the actor is created and stored. Exit 2 when it exists already \
+    (FailedPrecondition), the input does not fit (InvalidArgument) or the type does not exist \
+    (NotFound). A destroyed actor is created again.")]
+pub struct CreateArgs {
+    /// Actor type, e.g. counter.
+    pub actor: String,
+    /// Actor key, e.g. user-7 (a compound key's parts joined by `/`, with `/` and `\\` inside a
+    /// part written `\\/` and `\\\\`).
+    pub key: String,
+    /// The creation input as JSON [default: null].
     #[arg(long, value_name = "JSON")]
     pub input: Option<String>,
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+/// `mortar create`.
+pub async fn create(args: CreateArgs) -> Result<u8, Failure> {
+    let input_json = args.input.unwrap_or_else(|| "null".into());
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(&input_json) {
+        return Err(Failure::error(format!("the --input is not valid JSON ({e})")));
+    }
+    let mut client = ActorsClient::new(args.connect.connect().await?);
+    let request = args.connect.request(ActorCallRequest {
+        actor: args.actor,
+        key: args.key,
+        action: crate::actor::runtime::CREATE.into(),
+        args_json: String::new(),
+        forwarded: false,
+        input_json,
+    });
+    let response = args.connect.call("the actor may or may not be created", client.call(request)).await?;
+    note(&format!("created on node {}", response.served_by));
+    Ok(EXIT_OK)
 }
 
 #[derive(Debug, Args)]
@@ -272,6 +315,23 @@ pub async fn call(args: CallArgs) -> Result<u8, Failure> {
     let mut client = ActorsClient::new(args.connect.connect().await?)
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
+    if args.get {
+        let request = args.connect.request(ActorCallRequest {
+            actor: args.actor.clone(),
+            key: args.key.clone(),
+            action: crate::actor::runtime::EXISTS.into(),
+            args_json: String::new(),
+            forwarded: false,
+            input_json: String::new(),
+        });
+        let exists = args.connect.call("nothing was changed", client.call(request)).await?;
+        if !exists.result_json.contains("\"exists\":true") {
+            return Err(Failure::error(format!(
+                "NotFound: actor {}/{} does not exist",
+                args.actor, args.key
+            )));
+        }
+    }
     let request = args.connect.request(ActorCallRequest {
         actor: args.actor,
         key: args.key,

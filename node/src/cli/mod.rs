@@ -69,6 +69,8 @@ pub enum Command {
     Queue(actors::QueueCommand),
     /// Look inside an actor: summary, state (or --patch it), kv, queue, alarms, connections.
     Inspect(actors::InspectArgs),
+    /// Create an actor from an input; fails if it exists.
+    Create(actors::CreateArgs),
     /// Inspect a running cluster.
     Admin(admin::AdminArgs),
     /// Run a local cluster of real node processes for development.
@@ -205,6 +207,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Subscribe(args) => actors::subscribe(args).await,
         Command::Queue(command) => actors::queue(command).await,
         Command::Inspect(args) => actors::inspect(args).await,
+        Command::Create(args) => actors::create(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Cert(args) => cert::run(args),
