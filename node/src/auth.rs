@@ -3,7 +3,8 @@
 //! `--auth-token-file` holds the token clients present (Kv, Actors); `--admin-token-file` the
 //! one for Admin and the actor inspector (everything that lists actors or changes membership),
 //! which is also accepted where the client token is. A request carries it as
-//! `authorization: Bearer <token>` (the CLI's `--token` / `MORTAR_TOKEN`). Missing or wrong:
+//! `authorization: Bearer <token>` (the CLI's `--token` / `MORTAR_TOKEN`; the HTTP gateway takes
+//! the same header, at the client level, and answers 401). Missing or wrong:
 //! `UNAUTHENTICATED`; the client token on an admin service: `PERMISSION_DENIED`; each refusal is
 //! counted in `mortar_node_auth_refused_total{reason}`. Without either file every request is
 //! accepted, as before. Refusals never echo what was presented, nor the cluster id.
@@ -116,11 +117,6 @@ impl Check {
     pub fn new(tokens: Arc<Tokens>, level: Level) -> Check {
         Check { tokens, level }
     }
-
-    fn refuse(reason: &'static str, status: Status) -> Status {
-        metrics::counter!("mortar_node_auth_refused_total", "reason" => reason).increment(1);
-        status
-    }
 }
 
 /// A request extension [`Check`] adds when the caller may administer the cluster (it presented
@@ -129,39 +125,80 @@ impl Check {
 #[derive(Clone, Copy, Debug)]
 pub struct Administrator;
 
-impl Interceptor for Check {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let Tokens { client, admin } = &*self.tokens;
-        if client.is_none() && admin.is_none() {
-            request.extensions_mut().insert(Administrator);
-            return Ok(request);
+/// Why [`Tokens::admit`] refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request carries no `Bearer` token.
+    Missing,
+    /// The token presented is neither of the node's.
+    Wrong,
+    /// The client token, on a service that needs the admin one.
+    NotAdmin,
+}
+
+impl Refusal {
+    /// The label of `mortar_node_auth_refused_total{reason}`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing",
+            Refusal::Wrong => "wrong",
+            Refusal::NotAdmin => "not-admin",
         }
-        let presented = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let Some(presented) = presented else {
-            return Err(Self::refuse(
-                "missing",
-                Status::unauthenticated("this cluster needs a token: pass --token or set MORTAR_TOKEN"),
-            ));
+    }
+
+    /// Counts the refusal in `mortar_node_auth_refused_total{reason}`.
+    pub fn count(self) {
+        metrics::counter!("mortar_node_auth_refused_total", "reason" => self.reason()).increment(1);
+    }
+}
+
+impl Tokens {
+    /// Whether a request whose `authorization` value is `authorization` may use services of
+    /// `level`: `Ok(true)` when the caller may also administer the cluster (see
+    /// [`Administrator`]). Every service that takes tokens, gRPC ([`Check`]) or HTTP (the
+    /// gateway), decides through this. Counts nothing: the caller counts the refusal it answers.
+    pub fn admit(&self, authorization: Option<&str>, level: Level) -> Result<bool, Refusal> {
+        let Tokens { client, admin } = self;
+        if client.is_none() && admin.is_none() {
+            return Ok(true);
+        }
+        let Some(presented) = authorization.and_then(|v| v.strip_prefix("Bearer ")) else {
+            return Err(Refusal::Missing);
         };
         let is_admin = admin.as_ref().is_some_and(|t| t.matches(presented));
         let is_client = client.as_ref().is_some_and(|t| t.matches(presented));
-        if is_admin || (is_client && admin.is_none()) {
-            request.extensions_mut().insert(Administrator);
+        let administrator = is_admin || (is_client && admin.is_none());
+        match level {
+            _ if is_admin => Ok(administrator),
+            Level::Client if is_client => Ok(administrator),
+            Level::Admin if is_client && admin.is_none() => Ok(administrator),
+            Level::Admin if is_client => Err(Refusal::NotAdmin),
+            _ => Err(Refusal::Wrong),
         }
-        match self.level {
-            _ if is_admin => Ok(request),
-            Level::Client if is_client => Ok(request),
-            Level::Admin if is_client && admin.is_none() => Ok(request),
-            Level::Admin if is_client => Err(Self::refuse(
-                "not-admin",
-                Status::permission_denied("this needs the admin token; the token given is a client's"),
-            )),
-            _ => {
-                Err(Self::refuse("wrong", Status::unauthenticated("the token is not valid for this cluster")))
+    }
+}
+
+impl Interceptor for Check {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let authorization = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        match self.tokens.admit(authorization, self.level) {
+            Ok(administrator) => {
+                if administrator {
+                    request.extensions_mut().insert(Administrator);
+                }
+                Ok(request)
+            }
+            Err(refusal) => {
+                refusal.count();
+                Err(match refusal {
+                    Refusal::Missing => Status::unauthenticated(
+                        "this cluster needs a token: pass --token or set MORTAR_TOKEN",
+                    ),
+                    Refusal::NotAdmin => {
+                        Status::permission_denied("this needs the admin token; the token given is a client's")
+                    }
+                    Refusal::Wrong => Status::unauthenticated("the token is not valid for this cluster"),
+                })
             }
         }
     }

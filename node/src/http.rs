@@ -1,5 +1,17 @@
-//! The HTTP listener beside gRPC: `GET /metrics` (Prometheus text format), `GET /healthz` (the
-//! process is up) and `GET /readyz` (the node can serve requests; 503 with the reason when not).
+//! The HTTP listener beside gRPC (`--http`): `GET /metrics` (Prometheus text format), `GET
+//! /healthz` (the process is up), `GET /readyz` (the node can serve requests; 503 with the reason
+//! when not), and the actors' HTTP/JSON gateway under `/actors` ([`crate::gateway`]: call an
+//! action, send to a queue, follow an actor's events as server-sent events, list the actor
+//! types), which any HTTP client can use:
+//!
+//! ```console
+//! $ curl -X POST localhost:7200/actors/counter/user-42/actions/increment -d '{"amount": 5}'
+//! 5
+//! $ curl -N localhost:7200/actors/counter/user-42/events
+//! ```
+//!
+//! The three probes are always open; the gateway asks for `Authorization: Bearer <token>` when the
+//! node has tokens.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +25,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::gateway::Gateway;
+
 /// Content type of the Prometheus text exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -24,6 +38,8 @@ pub struct HttpState {
     pub ready: Arc<AtomicBool>,
     /// Why the node is not ready, returned with the 503 of `/readyz`.
     pub not_ready_reason: Arc<Mutex<String>>,
+    /// The actors' gateway under `/actors`, when the node hosts actors.
+    pub gateway: Option<Gateway>,
 }
 
 impl HttpState {
@@ -33,17 +49,23 @@ impl HttpState {
             metrics,
             ready: Arc::new(AtomicBool::new(false)),
             not_ready_reason: Arc::new(Mutex::new(reason.into())),
+            gateway: None,
         }
     }
 }
 
 /// The routes, for serving or for tests.
 pub fn router(state: HttpState) -> Router {
-    Router::new()
+    let gateway = state.gateway.clone();
+    let probes = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .with_state(state);
+    match gateway {
+        Some(gateway) => probes.merge(crate::gateway::routes(gateway)),
+        None => probes,
+    }
 }
 
 /// Serves the routes on `listener` until `shutdown` completes.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod driver;
 pub mod epoch;
+pub mod gateway;
 pub mod http;
 pub mod join;
 pub mod kv;

@@ -215,7 +215,8 @@ pub async fn run(
         address: config.this_member().address.clone(),
         region: config.region.clone(),
     };
-    let http_state = HttpState::new(metrics, "starting: no peer probed yet");
+    let mut http_state = HttpState::new(metrics, "starting: no peer probed yet");
+    http_state.gateway = Some(crate::gateway::Gateway::new(router.clone(), Arc::new(config.tokens.clone())));
     spawn_readiness(
         (cluster_id, config.id, dialer.clone()),
         addresses.clone(),

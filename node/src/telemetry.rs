@@ -62,6 +62,10 @@ pub fn describe() {
     describe_histogram!("mortar_node_kv_request_seconds", Unit::Seconds, "Duration of a Kv request, by op.");
     describe_counter!("mortar_node_requests_refused_total", "Requests refused before any work, by reason.");
     describe_counter!("mortar_node_auth_refused_total", "Requests refused for their credentials, by reason.");
+    describe_counter!(
+        "mortar_node_gateway_requests_total",
+        "Requests to the HTTP gateway, by route and HTTP status."
+    );
     describe_gauge!(
         "mortar_node_request_bytes_in_flight",
         Unit::Bytes,
