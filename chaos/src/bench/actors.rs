@@ -12,6 +12,21 @@
 //!   the resident memory of node 1 (which hosts them) and of the other nodes (which only
 //!   replicate the activations) before and after.
 //!
+//! Those four run by default. The durable parts run only when named in `--parts` (see
+//! [`super::actors_durable`]):
+//!
+//! * **alarms**: lateness (fired minus due) of reminders on a quiet cluster, and of reminders
+//!   whose owner is SIGKILLed right after they are scheduled; each must fire exactly once;
+//! * **queue**: messages sent per second to the queues of `worker` actors through node 1, then
+//!   messages handled per second until every one sent is handled (exactly once);
+//! * **alarm-memory**: resident memory per *sleeping* actor with one pending alarm, on a cluster
+//!   of its own whose nodes put actors to sleep after 1 s idle.
+//!
+//! ```text
+//! $ mortar-chaos bench actors --parts alarms,queue --duration 10 --json
+//! $ mortar-chaos bench actors --parts alarm-memory --idle-actors 100000
+//! ```
+//!
 //! Every part is bounded (trials, actors, durations, per-call timeouts).
 
 use std::net::SocketAddr;
@@ -30,6 +45,8 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::transport::{Channel, Endpoint};
 
+use super::actors_durable;
+
 /// Nodes of the benchmark cluster.
 pub const BENCH_NODES: u32 = 3;
 /// Bound on nodes becoming ready.
@@ -42,19 +59,29 @@ pub const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const IDLE_ACTORS_MAX: usize = 1_000_000;
 /// Concurrent activations while filling memory.
 pub const FILL_CONCURRENCY: usize = 64;
+/// How long an idle actor stays in memory on the nodes of the main cluster: longer than any run,
+/// so that the memory part measures idle actors, not sleeping ones.
+pub const IDLE_TIMEOUT_MS: u64 = 3_600_000;
+/// The parts run on the main cluster, in this order; the first four are the default.
+pub const PARTS: [&str; 6] = ["calls", "activation", "failover", "memory", "alarms", "queue"];
+/// The part run on a cluster of its own (its nodes put idle actors to sleep quickly).
+pub const PART_ALARM_MEMORY: &str = "alarm-memory";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ActorBenchArgs {
-    /// Parts to run, comma-separated: calls, activation, failover, memory.
+    /// Parts to run, comma-separated: calls, activation, failover, memory (the default), and
+    /// alarms (alarm lateness, quiet and across a failover of the owner), queue (queue messages
+    /// sent and handled per second), alarm-memory (memory per sleeping actor with an alarm, on a
+    /// cluster of its own).
     #[arg(long, value_delimiter = ',', default_value = "calls,activation,failover,memory")]
     pub parts: Vec<String>,
-    /// Seconds each calls/s run lasts.
+    /// Seconds each calls/s run (and the queue part's sending) lasts.
     #[arg(long, default_value_t = 5)]
     pub duration: u64,
-    /// Concurrent callers in the calls/s runs.
+    /// Concurrent callers in the calls/s runs (and senders in the queue part).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub clients: u64,
-    /// Counters the calls/s runs spread over.
+    /// Counters the calls/s runs spread over (the queue part uses at most 100 workers).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub keys: u64,
     /// Fresh actors activated one after the other for the activation latency.
@@ -63,7 +90,8 @@ pub struct ActorBenchArgs {
     /// Failover trials.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub failover_trials: u64,
-    /// Idle actors activated on node 1 for the memory measurement.
+    /// Idle actors activated on node 1 for the memory measurement (and sleeping actors with an
+    /// alarm for alarm-memory).
     #[arg(long, default_value_t = 100_000)]
     pub idle_actors: usize,
     /// The mortar binary to run as nodes [default: `mortar` beside this program].
@@ -105,6 +133,19 @@ pub struct ActorBenchResult {
     pub owner_rss_bytes_per_actor: Option<f64>,
     /// The same minus the average growth of the other nodes (replication and storage only).
     pub runtime_rss_bytes_per_actor: Option<f64>,
+    /// Part alarms: lateness (fired minus due) of reminders on a quiet cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm_lateness: Option<Latency>,
+    /// Part alarms: lateness of reminders whose owner was SIGKILLed before they were due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm_failover_lateness: Option<Latency>,
+    /// How long before the first of those was due their owner was killed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm_failover_kill_lead_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<super::actors_durable::QueueResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm_memory: Option<super::actors_durable::AlarmMemoryResult>,
 }
 
 /// One node process of the benchmark cluster.
@@ -117,15 +158,18 @@ struct BenchNode {
 }
 
 /// A three-node cluster of `mortar node` processes.
-struct BenchCluster {
+pub(super) struct BenchCluster {
     bin: PathBuf,
     root: PathBuf,
     initial_cluster: String,
+    /// `--actor-idle-timeout-ms` of every node.
+    idle_timeout_ms: u64,
     nodes: Vec<BenchNode>,
 }
 
 impl BenchCluster {
-    fn new(bin: PathBuf) -> anyhow::Result<Self> {
+    /// A cluster whose nodes put actors idle for `idle_timeout_ms` to sleep; nothing runs yet.
+    pub(super) fn new(bin: PathBuf, idle_timeout_ms: u64) -> anyhow::Result<Self> {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros();
         let root = std::env::temp_dir().join(format!("mortar-bench-actors-{}-{stamp}", std::process::id()));
         std::fs::create_dir_all(&root).with_context(|| format!("create {}", root.display()))?;
@@ -149,16 +193,40 @@ impl BenchCluster {
             .collect();
         let initial_cluster =
             nodes.iter().map(|n| format!("{}={}", n.id, n.grpc)).collect::<Vec<_>>().join(",");
-        Ok(Self { bin, root, initial_cluster, nodes })
+        Ok(Self { bin, root, initial_cluster, idle_timeout_ms, nodes })
+    }
+
+    /// Starts every node, waits until each is ready and gossip has seen them all.
+    pub(super) async fn start_all(&mut self) -> anyhow::Result<()> {
+        for id in 1..=BENCH_NODES {
+            self.start(id)?;
+        }
+        for id in 1..=BENCH_NODES {
+            self.wait_ready(id).await?;
+        }
+        // Let gossip see every member before placing actors.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        eprintln!(
+            "cluster of {BENCH_NODES} nodes up in {} (actor idle timeout {} ms)",
+            self.root.display(),
+            self.idle_timeout_ms
+        );
+        Ok(())
     }
 
     fn node(&self, id: u32) -> &BenchNode {
         &self.nodes[id as usize - 1]
     }
 
-    fn start(&mut self, id: u32) -> anyhow::Result<()> {
+    /// The HTTP address (`/metrics`, `/readyz`) of node `id`.
+    pub(super) fn http(&self, id: u32) -> SocketAddr {
+        self.node(id).http
+    }
+
+    pub(super) fn start(&mut self, id: u32) -> anyhow::Result<()> {
         let initial_cluster = self.initial_cluster.clone();
         let bin = self.bin.clone();
+        let idle_timeout_ms = self.idle_timeout_ms.to_string();
         let node = &mut self.nodes[id as usize - 1];
         std::fs::create_dir_all(&node.dir)?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(node.dir.join("node.log"))?;
@@ -168,7 +236,7 @@ impl BenchCluster {
             .arg("--data-dir")
             .arg(&node.dir)
             .args(["--initial-cluster", &initial_cluster])
-            .args(["--actor-idle-timeout-ms", "3600000"])
+            .args(["--actor-idle-timeout-ms", &idle_timeout_ms])
             .env("MORTAR_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -179,7 +247,7 @@ impl BenchCluster {
         Ok(())
     }
 
-    fn kill(&mut self, id: u32) {
+    pub(super) fn kill(&mut self, id: u32) {
         if let Some(mut child) = self.nodes[id as usize - 1].child.take() {
             if let Ok(pid) = i32::try_from(child.id()) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -188,11 +256,11 @@ impl BenchCluster {
         }
     }
 
-    fn pid(&self, id: u32) -> Option<u32> {
+    pub(super) fn pid(&self, id: u32) -> Option<u32> {
         self.node(id).child.as_ref().map(Child::id)
     }
 
-    async fn wait_ready(&mut self, id: u32) -> anyhow::Result<()> {
+    pub(super) async fn wait_ready(&mut self, id: u32) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let node = &mut self.nodes[id as usize - 1];
@@ -211,7 +279,7 @@ impl BenchCluster {
         }
     }
 
-    async fn client(&self, id: u32) -> anyhow::Result<ActorsClient<Channel>> {
+    pub(super) async fn client(&self, id: u32) -> anyhow::Result<ActorsClient<Channel>> {
         let channel = Endpoint::from_shared(format!("http://{}", self.node(id).grpc))?
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(2))
@@ -244,21 +312,33 @@ async fn http_status(address: SocketAddr, path: &str) -> Option<u16> {
 }
 
 /// Resident memory of process `pid`, in bytes.
-fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+pub(super) fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("read /proc status")?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS in /proc status")?;
     let kib: u64 = line.split_whitespace().nth(1).context("malformed VmRSS")?.parse()?;
     Ok(kib * 1024)
 }
 
+/// Calls `action` of counter `key`; answers its JSON result.
 async fn call(
     client: &mut ActorsClient<Channel>,
     key: &str,
     action: &str,
     args: &str,
 ) -> Result<String, tonic::Status> {
+    call_actor(client, "counter", key, action, args).await
+}
+
+/// Calls `action` of actor `(actor, key)`, bounded by [`CALL_TIMEOUT`]; answers its JSON result.
+pub(super) async fn call_actor(
+    client: &mut ActorsClient<Channel>,
+    actor: &str,
+    key: &str,
+    action: &str,
+    args: &str,
+) -> Result<String, tonic::Status> {
     let mut request = tonic::Request::new(ActorCallRequest {
-        actor: "counter".into(),
+        actor: actor.into(),
         key: key.into(),
         action: action.into(),
         args_json: args.into(),
@@ -272,7 +352,8 @@ async fn call(
     }
 }
 
-fn latency(histogram: &Histogram<u64>) -> Latency {
+/// Percentiles of `histogram`, whose values are microseconds.
+pub(super) fn latency(histogram: &Histogram<u64>) -> Latency {
     let ms = |us: u64| us as f64 / 1000.0;
     Latency {
         count: histogram.len(),
@@ -282,41 +363,62 @@ fn latency(histogram: &Histogram<u64>) -> Latency {
     }
 }
 
-fn new_histogram() -> Histogram<u64> {
+/// A histogram of microseconds, up to two minutes.
+pub(super) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Keys of counters that node `owner` owns when every node is live.
-fn keys_owned_by(owner: u32, prefix: &str, count: usize) -> Vec<String> {
+/// Keys of actors of type `actor` that node `owner` owns when every node is live.
+pub(super) fn keys_owned_by(owner: u32, actor: &str, prefix: &str, count: usize) -> Vec<String> {
     let members: Vec<mortar_placement::Member> =
         (1..=BENCH_NODES).map(|id| mortar_placement::Member::new(id, "")).collect();
     let ring = mortar_placement::Ring::new(&members);
     (0..)
         .map(|i| format!("{prefix}-{i}"))
-        .filter(|key| ring.owner("counter", key.as_bytes()) == Some(owner))
+        .filter(|key| ring.owner(actor, key.as_bytes()) == Some(owner))
         .take(count)
         .collect()
 }
 
 pub async fn run(args: ActorBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.idle_actors <= IDLE_ACTORS_MAX, "--idle-actors is at most {IDLE_ACTORS_MAX}");
+    for part in &args.parts {
+        anyhow::ensure!(
+            PARTS.contains(&part.as_str()) || part == PART_ALARM_MEMORY,
+            "--parts names {part:?}, which is not a part: give some of {}, {PART_ALARM_MEMORY}",
+            PARTS.join(", ")
+        );
+    }
     let bin = super::mortar_bin(args.bin.as_deref())?;
-    let mut cluster = BenchCluster::new(bin)?;
-    for id in 1..=BENCH_NODES {
-        cluster.start(id)?;
-    }
-    for id in 1..=BENCH_NODES {
-        cluster.wait_ready(id).await?;
-    }
-    // Let gossip see every member before placing actors.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    eprintln!("cluster of {BENCH_NODES} nodes up in {}", cluster.root.display());
-    let mut result = ActorBenchResult::default();
     let wants = |part: &str| args.parts.iter().any(|p| p == part);
+    let mut result = ActorBenchResult::default();
+    if PARTS.iter().any(|part| wants(part)) {
+        let mut cluster = BenchCluster::new(bin.clone(), IDLE_TIMEOUT_MS)?;
+        cluster.start_all().await?;
+        run_parts(&mut cluster, &args, &mut result).await?;
+        // Dropped here: its nodes stop before another cluster starts.
+    }
+    if wants(PART_ALARM_MEMORY) && args.idle_actors > 0 {
+        let mut cluster = BenchCluster::new(bin, actors_durable::ALARM_MEMORY_IDLE_TIMEOUT_MS)?;
+        cluster.start_all().await?;
+        actors_durable::alarm_memory(&cluster, args.idle_actors, &mut result).await?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    }
+    Ok(())
+}
 
+/// The parts of [`PARTS`] named in `--parts`, in that order, on `cluster`.
+async fn run_parts(
+    cluster: &mut BenchCluster,
+    args: &ActorBenchArgs,
+    result: &mut ActorBenchResult,
+) -> anyhow::Result<()> {
+    let wants = |part: &str| args.parts.iter().any(|p| p == part);
     if wants("calls") {
         for (action, args_json) in [("increment", r#"{"amount":1}"#), ("getCount", "")] {
-            let run = throughput(&cluster, &args, action, args_json).await?;
+            let run = throughput(cluster, args, action, args_json).await?;
             println!(
                 "calls/s through node 1, {action}: {:.0} ({} calls, {} errors; p50 {:.2} ms, p99 {:.2} ms; \
                  {} clients over {} counters)",
@@ -334,7 +436,7 @@ pub async fn run(args: ActorBenchArgs) -> anyhow::Result<()> {
     if wants("activation") {
         let mut client = cluster.client(1).await?;
         let mut histogram = new_histogram();
-        for key in keys_owned_by(1, "fresh", args.activations as usize) {
+        for key in keys_owned_by(1, "counter", "fresh", args.activations as usize) {
             let started = Instant::now();
             call(&mut client, &key, "getCount", "")
                 .await
@@ -350,7 +452,7 @@ pub async fn run(args: ActorBenchArgs) -> anyhow::Result<()> {
         result.activation = Some(l);
     }
     if wants("failover") {
-        let (l, w) = failover(&mut cluster, args.failover_trials).await?;
+        let (l, w) = failover(cluster, args.failover_trials).await?;
         println!(
             "failover (SIGKILL of the owner to the first successful call, getCount, through a survivor): p50 \
              {:.0} ms, p99 {:.0} ms, max {:.0} ms over {} trials",
@@ -365,10 +467,13 @@ pub async fn run(args: ActorBenchArgs) -> anyhow::Result<()> {
         result.failover_write = Some(w);
     }
     if wants("memory") && args.idle_actors > 0 {
-        memory(&cluster, args.idle_actors, &mut result).await?;
+        memory(cluster, args.idle_actors, result).await?;
     }
-    if args.json {
-        println!("{}", serde_json::to_string(&result)?);
+    if wants("alarms") {
+        actors_durable::alarms(cluster, result).await?;
+    }
+    if wants("queue") {
+        actors_durable::queue(cluster, args, result).await?;
     }
     Ok(())
 }
@@ -439,7 +544,7 @@ async fn failover(cluster: &mut BenchCluster, trials: u64) -> anyhow::Result<(La
     for trial in 0..trials {
         // Alternate the victim between nodes 2 and 3; call through node 1.
         let victim = 2 + (trial % 2) as u32;
-        let key = keys_owned_by(victim, &format!("failover-{trial}"), 1).remove(0);
+        let key = keys_owned_by(victim, "counter", &format!("failover-{trial}"), 1).remove(0);
         let mut client = cluster.client(1).await?;
         call(&mut client, &key, "increment", r#"{"amount":1}"#)
             .await
@@ -484,7 +589,7 @@ async fn memory(cluster: &BenchCluster, actors: usize, result: &mut ActorBenchRe
     let pids: Vec<u32> =
         (1..=BENCH_NODES).map(|id| cluster.pid(id).context("node not running")).collect::<Result<_, _>>()?;
     let before: Vec<u64> = pids.iter().map(|&pid| rss_bytes(pid)).collect::<Result<_, _>>()?;
-    let keys = Arc::new(keys_owned_by(1, "idle", actors));
+    let keys = Arc::new(keys_owned_by(1, "counter", "idle", actors));
     let next = Arc::new(AtomicU64::new(0));
     let client = cluster.client(1).await?;
     let started = Instant::now();

@@ -7,7 +7,9 @@
 //! * `bench wan` ([`wan::run`]) runs both across three emulated regions: network namespaces
 //!   joined through the harness's delay proxies ([`wan_net`]); needs root.
 //! * `bench actors` ([`actors::run`]) measures the actor runtime on a 3-node cluster it starts:
-//!   calls/s, activation latency, failover time, memory per idle actor.
+//!   calls/s, activation latency, failover time, memory per idle actor; and, when named in
+//!   `--parts` ([`actors_durable`]), alarm lateness (quiet and across a failover), queue
+//!   messages sent and handled per second, memory per sleeping actor with a pending alarm.
 //! * `bench kv` is `mortar bench kv` that also drives etcd (`--target etcd`): the load generator
 //!   is the node's ([`mortar_node::bench::run_kv_on`]); the etcd client ([`target`]) lives here,
 //!   so that the `mortar` binary operators deploy links neither the lab nor an etcd client.
@@ -19,10 +21,12 @@
 //! $ mortar-chaos bench compare --duration 5 --matrix clients=1,16,64,256 conflict=0,1
 //! $ sudo mortar-chaos bench wan --duration 10 --clients 4
 //! $ mortar-chaos bench actors --json
+//! $ mortar-chaos bench actors --parts alarms,queue,alarm-memory --json
 //! $ mortar-chaos bench kv --target etcd --endpoints 127.0.0.1:2379 --clients 16 --rate 2000 --json
 //! ```
 
 pub mod actors;
+pub mod actors_durable;
 pub mod cluster;
 pub mod compare;
 pub mod matrix;
@@ -48,7 +52,8 @@ pub enum BenchCommand {
     /// workloads against both in alternation, prints one table.
     Compare(compare::CompareArgs),
     /// Actors on a cluster this command starts: failover time, activation latency, calls/s,
-    /// memory per idle actor.
+    /// memory per idle actor; with --parts, alarm lateness, queue throughput, memory per
+    /// sleeping actor with an alarm.
     Actors(actors::ActorBenchArgs),
     /// Mortar and etcd across three emulated regions (network namespaces and delay proxies; needs
     /// root): per-region latency of both next to the floor of the network and the disk.
