@@ -55,8 +55,8 @@ const FAILOVER_ACTORS: usize = 50;
 const FAILOVER_REMINDERS_PER_ACTOR: usize = 4;
 /// Nodes, reminder actors and reminders of the whole-cluster restart test.
 const RESTART_NODES: usize = 3;
-const RESTART_ACTORS: usize = 10;
-const RESTART_REMINDERS_PER_ACTOR: usize = 5;
+const RESTART_ACTORS: usize = 50;
+const RESTART_REMINDERS_PER_ACTOR: usize = 4;
 
 /// Nodes, workers, jobs and concurrent senders of the queue test.
 const QUEUE_NODES: usize = 3;
