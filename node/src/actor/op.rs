@@ -66,31 +66,11 @@ pub struct AlarmRecord {
     pub set_ms: u64,
 }
 
-impl AlarmRecord {
-    pub fn encode(&self) -> Bytes {
-        postcard::to_stdvec(self).expect("encoding into a Vec cannot fail").into()
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
-        postcard::from_bytes(bytes)
-    }
-}
-
 /// The length of a queue and the sequence number of its next message.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueMeta {
     pub next_seq: u64,
     pub len: u64,
-}
-
-impl QueueMeta {
-    pub fn encode(&self) -> Bytes {
-        postcard::to_stdvec(self).expect("encoding into a Vec cannot fail").into()
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
-        postcard::from_bytes(bytes)
-    }
 }
 
 /// One queued message.
@@ -101,15 +81,22 @@ pub struct QueuedMessage {
     pub sent_ms: u64,
 }
 
-impl QueuedMessage {
-    pub fn encode(&self) -> Bytes {
-        postcard::to_stdvec(self).expect("encoding into a Vec cannot fail").into()
-    }
+/// `encode` and `decode` for records stored as postcard.
+macro_rules! postcard_record {
+    ($($record:ty),+) => {$(
+        impl $record {
+            pub fn encode(&self) -> Bytes {
+                postcard::to_stdvec(self).expect("encoding into a Vec cannot fail").into()
+            }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
-        postcard::from_bytes(bytes)
-    }
+            pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+                postcard::from_bytes(bytes)
+            }
+        }
+    )+};
 }
+
+postcard_record!(OwnerRecord, AlarmRecord, QueueMeta, QueuedMessage);
 
 /// Entries the destruction of an actor removes per storage scan.
 const DESTROY_SCAN_PAGE: usize = 1024;
@@ -119,16 +106,6 @@ const DESTROY_SCAN_PAGE: usize = 1024;
 pub struct OwnerRecord {
     pub generation: u64,
     pub node: u32,
-}
-
-impl OwnerRecord {
-    pub fn encode(&self) -> Bytes {
-        postcard::to_stdvec(self).expect("encoding into a Vec cannot fail").into()
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
-        postcard::from_bytes(bytes)
-    }
 }
 
 /// What an applied actor op answers the node that proposed it.
