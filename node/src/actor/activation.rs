@@ -686,9 +686,10 @@ impl<A: Actor> Activation<A> {
         let Some(stored) = stored else { return (Ok(reply(self.generation)), None) };
         let now = unix_ms();
         let mut ctx = self.context(shared, id);
-        let due_ms = AlarmRecord::decode(&stored).map_or(0, |r| r.due_ms);
+        let record = AlarmRecord::decode(&stored);
+        let due_ms = record.as_ref().map_or(0, |r| r.due_ms);
         ctx.set_firing(alarm.clone(), due_ms);
-        match AlarmRecord::decode(&stored) {
+        match record {
             Err(e) => {
                 tracing::error!(actor = %id, alarm, error = %e, "alarm record does not decode; removed")
             }
