@@ -430,6 +430,17 @@ async fn bad_calls_get_clear_statuses_and_leave_the_actor_unchanged() {
                 let status = nodes.call(id, actor, "errors", action, args).await.unwrap_err();
                 assert_eq!(status.code(), code, "{actor}.{action}({args}) through node {id}: {status:?}");
                 assert!(status.message().contains(text), "{status:?}");
+                if code == Code::FailedPrecondition {
+                    // The counter's user error, with its code and metadata, forwarded or not.
+                    let e = CallError::from_status(&status);
+                    let metadata = serde_json::json!({"count": 7, "amount": i64::MAX});
+                    let expected = CallError::User {
+                        code: "overflow".into(),
+                        message: format!("adding {} to 7 overflows", i64::MAX),
+                        metadata,
+                    };
+                    assert_eq!(e, expected, "through node {id}");
+                }
             }
         }
         let status = nodes.call(1, "counter", "", "getCount", "").await.unwrap_err();
@@ -462,22 +473,49 @@ async fn the_cli_calls_subscribes_locates_and_lists() {
         let run = mortar_cli(&["call", "counter", "cli-made", "increment"], &on(1)).await;
         assert_eq!(run.stdout, "6\n", "the created state was stored: {run:?}");
 
-        // Errors: one line on stderr, exit 2.
-        for (args, text) in [
-            (vec!["call", "nope", "k", "x"], "error: NotFound: no actor type named \"nope\""),
-            (vec!["call", "counter", "k", "nope"], "error: NotFound: actor counter has no action \"nope\""),
-            (vec!["call", "counter", "k", "increment", "{"], "error: the arguments are not valid JSON"),
-            (vec!["call", "counter", "k", "increment", r#"{"amount": "x"}"#], "error: InvalidArgument"),
+        // Errors: one line on stderr, and an exit status that says which kind (cli/exit.rs).
+        for (args, code, text) in [
+            (vec!["call", "nope", "k", "x"], 3, "error: NotFound: no actor type named \"nope\""),
+            (
+                vec!["call", "counter", "k", "nope"],
+                3,
+                "error: NotFound: actor counter has no action \"nope\"",
+            ),
+            (
+                vec!["call", "counter", "never", "getCount", "--get"],
+                3,
+                "error: NotFound: actor counter/never",
+            ),
+            (vec!["call", "counter", "k", "increment", "{"], 2, "error: the arguments are not valid JSON"),
+            (vec!["call", "counter", "k", "increment", r#"{"amount": "x"}"#], 2, "error: InvalidArgument"),
             (
                 vec!["call", "counter", "k", "getCount", "--input", "{"],
+                2,
                 "error: the --input is not valid JSON",
             ),
         ] {
             let run = mortar_cli(&args, &on(2)).await;
-            assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+            assert_eq!(run.code, Some(code), "{args:?}: {run:?}");
             assert_eq!(run.stderr_lines().len(), 1, "{run:?}");
             assert!(run.stderr.starts_with(text), "{args:?}: {run:?}");
         }
+        // A user error, through a node that may forward it: `error: <code>: <message>`, then the
+        // metadata as one line of JSON; exit 4.
+        let max = format!(r#"{{"amount": {}}}"#, i64::MAX);
+        let run = mortar_cli(&["call", "counter", "cli-max", "increment", &max], &on(1)).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let run = mortar_cli(&["call", "counter", "cli-max", "increment", &max], &on(3)).await;
+        assert_eq!((run.code, run.stdout.as_str()), (Some(4), ""), "{run:?}");
+        let lines = run.stderr_lines();
+        assert_eq!(lines.len(), 2, "{run:?}");
+        assert_eq!(lines[0], format!("error: overflow: adding {0} to {0} overflows", i64::MAX), "{run:?}");
+        let metadata: serde_json::Value = serde_json::from_str(lines[1]).expect("the metadata is JSON");
+        assert_eq!(metadata, serde_json::json!({"count": i64::MAX, "amount": i64::MAX}));
+        // Nobody listens on a just-released port: not applied, retrying is safe; exit 5.
+        let closed = common::free_addresses(1)[0].to_string();
+        let run = mortar_cli(&["call", "counter", "k", "getCount", "--endpoint", &closed], &[]).await;
+        assert_eq!(run.code, Some(5), "{run:?}");
+        assert!(run.stderr.starts_with(&format!("error: cannot reach a mortar node at {closed}")), "{run:?}");
 
         // Subscribe through a node that does not own the actor, then cause two events.
         let owner = nodes.owner(1, "cli").await;
@@ -538,7 +576,7 @@ async fn locating_an_unregistered_actor_type_is_not_found() {
         assert!(status.message().contains("no actor type named \"nosuch\""), "{status:?}");
         let endpoint = cluster.node(2).grpc.to_string();
         let run = mortar_cli(&["admin", "locate", "nosuch", "k"], &[("MORTAR_ENDPOINT", &endpoint)]).await;
-        assert_eq!(run.code, Some(2), "{run:?}");
+        assert_eq!(run.code, Some(3), "{run:?}");
         assert!(run.stderr.starts_with("error: NotFound: no actor type named \"nosuch\""), "{run:?}");
         assert_eq!(run.stdout, "", "{run:?}");
     })
@@ -594,7 +632,7 @@ async fn mortar_subscribe_gives_up_when_it_cannot_subscribe() {
     let silent_address = silent.local_addr().unwrap().to_string();
     let args = ["subscribe", "counter", "k", "--endpoint", &silent_address, "--timeout-ms", "1000"];
     let run = mortar_cli(&args, &[]).await;
-    assert_eq!(run.code, Some(2), "{run:?}");
+    assert_eq!(run.code, Some(6), "no answer in time: {run:?}");
     assert_eq!(
         run.stderr_lines(),
         [format!(
@@ -618,7 +656,7 @@ async fn mortar_subscribe_gives_up_when_it_cannot_subscribe() {
         cluster.kill(3);
         let killed = Instant::now();
         let run = subscriber.await.unwrap();
-        assert_eq!(run.code, Some(2), "{run:?}");
+        assert_eq!(run.code, Some(5), "not applied, retry: {run:?}");
         let last = run.stderr_lines().last().copied().unwrap_or_default();
         assert!(
             last.starts_with(

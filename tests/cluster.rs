@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{
-    Cluster, bounded, free_addresses, http_get, mortar_cli, mortar_cli_stdin, mortar_cli_stdout_closed,
-    retry_unavailable,
+    Cluster, DevProcess, bounded, free_addresses, free_dev_base_port, http_get, mortar_cli, mortar_cli_stdin,
+    mortar_cli_stdout_closed, retry_unavailable,
 };
 use tonic::Code;
 
@@ -563,7 +563,7 @@ async fn cli_names_an_endpoint_that_is_not_a_mortar_node() {
             args.extend(["--endpoint", &silent_address, "--timeout-ms", "1000"]);
             let started = Instant::now();
             let out = mortar_cli(&args, &[]).await;
-            assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+            assert_eq!(out.code, Some(6), "no answer in time: {args:?}: {out:?}");
             assert_eq!(out.stderr_lines().len(), 1, "{args:?}: {out:?}");
             assert!(
                 out.stderr.contains(&format!("no answer from {silent_address} within 1000 ms")),
@@ -601,14 +601,14 @@ async fn cli_errors_are_one_clear_line() {
             vec!["admin", "status", "--endpoint", &closed],
         ] {
             let out = mortar_cli(&args, &[]).await;
-            assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+            assert_eq!(out.code, Some(5), "not applied: {args:?}: {out:?}");
             assert_eq!(out.stderr_lines().len(), 1, "{args:?}: {out:?}");
             assert!(out.stderr.contains("cannot reach"), "{args:?}: {out:?}");
             assert!(out.stderr.contains(&closed), "{args:?}: {out:?}");
         }
         // The endpoint also comes from MORTAR_ENDPOINT.
         let out = mortar_cli(&["kv", "get", "k"], &[("MORTAR_ENDPOINT", &closed)]).await;
-        assert_eq!(out.code, Some(2), "{out:?}");
+        assert_eq!(out.code, Some(5), "{out:?}");
         assert!(out.stderr.contains(&closed), "{out:?}");
 
         let bad = [
@@ -936,38 +936,6 @@ async fn mortar_dev_refuses_a_data_dir_of_another_size_and_creates_nothing() {
         }
     })
     .await;
-}
-
-/// A `mortar dev` process of a test: on drop (also when the test panics) it gets SIGTERM, which
-/// stops the nodes it started, and is reaped.
-struct DevProcess {
-    child: std::process::Child,
-}
-
-impl Drop for DevProcess {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// A base port for `mortar dev --nodes 3` whose six gRPC and HTTP ports are free right now.
-fn free_dev_base_port() -> u16 {
-    for base in (20_000..40_000).step_by(997) {
-        let ports = [base, base + 1, base + 2, base + 100, base + 101, base + 102];
-        if ports.iter().all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free ports for mortar dev");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

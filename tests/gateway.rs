@@ -233,11 +233,21 @@ async fn curl_drives_actors_through_the_gateway() {
             let answer = nodes[1].post(path, body).await;
             assert_eq!((answer.status, answer.code().as_str()), (status, code), "{path} {body}: {answer:?}");
         }
-        // An overflow is refused (409), and changes nothing.
+        // An overflow is the counter's user error: 409 with its own code, message and metadata,
+        // through a node that may forward it; it changes nothing.
         let max = r#"{"amount": 9223372036854775807}"#;
         assert_eq!(nodes[0].call("counter", "gw-max", "increment", max).await, "9223372036854775807");
         let refused = nodes[2].post("/actors/counter/gw-max/actions/increment", max).await;
-        assert_eq!((refused.status, refused.code().as_str()), (409, "rejected"), "{refused:?}");
+        assert_eq!(refused.status, 409, "{refused:?}");
+        let expected = serde_json::json!({
+            "code": "overflow",
+            "message": "adding 9223372036854775807 to 9223372036854775807 overflows",
+            "metadata": { "count": i64::MAX, "amount": i64::MAX },
+        });
+        assert_eq!(refused.json(), expected, "{refused:?}");
+        // A plain rejection keeps the gateway's code: a reminder rings only from its alarm.
+        let ring = nodes[1].post("/actors/reminder/gw-r/actions/ring", r#"{"note": "now"}"#).await;
+        assert_eq!((ring.status, ring.code().as_str()), (409, "rejected"), "{ring:?}");
         assert_eq!(nodes[1].call("counter", "gw-max", "getCount", "").await, "9223372036854775807");
         assert_eq!(nodes[1].call("counter", "gw-1", "getCount", "").await, "11");
 
@@ -262,6 +272,45 @@ async fn curl_drives_actors_through_the_gateway() {
         assert!(processed.contains("\"j2\""), "{processed}");
         let nope = nodes[2].post("/actors/worker/gw-w/queues/nope", "{}").await;
         assert_eq!((nope.status, nope.code().as_str()), (404, "not_found"), "{nope:?}");
+
+        // A chat room member connected with curl: its name in the connection, calls over it.
+        let (_ann, mut ann) =
+            nodes[0].stream("/actors/chatRoom/gw-chat/connect?params=%7B%22name%22%3A%22ann%22%7D");
+        let session = tokio::time::timeout(LINE_WAIT, async {
+            while let Some(line) = ann.next_line().await.expect("read curl's output") {
+                if let Some(data) = line.strip_prefix("data: ")
+                    && let Ok(json) = serde_json::from_str::<serde_json::Value>(data)
+                    && let Some(session) = json["session"].as_str()
+                {
+                    return session.to_string();
+                }
+            }
+            panic!("the connection stream ended before `connected`");
+        })
+        .await
+        .expect("`connected` in time");
+        expect_line(&mut ann, "ann's own joining", |l| l == r#"data: {"name":"ann"}"#).await;
+        let over = format!("/actors/chatRoom/gw-chat/connections/{session}/actions/sendMessage");
+        let sent = nodes[0].post(&over, r#"{"text": "hi from curl"}"#).await;
+        assert_eq!((sent.status, sent.body.as_str()), (200, "0"), "{sent:?}");
+        expect_line(&mut ann, "the message, sent as ann", |l| l.contains(r#""sender":"ann""#)).await;
+        let members = nodes[0]
+            .post(&format!("/actors/chatRoom/gw-chat/connections/{session}/actions/getMembers"), "")
+            .await;
+        assert_eq!(members.body, r#"["ann"]"#, "{members:?}");
+        let spoofed = nodes[0].post(&over, r#"{"sender": "bob", "text": "x"}"#).await;
+        assert_eq!((spoofed.status, spoofed.code().as_str()), (400, "invalid_argument"), "{spoofed:?}");
+        let elsewhere = nodes[1].post(&over, r#"{"text": "x"}"#).await;
+        assert_eq!((elsewhere.status, elsewhere.code().as_str()), (404, "not_found"), "{elsewhere:?}");
+        let taken =
+            nodes[1].get("/actors/chatRoom/gw-chat/connect?params=%7B%22name%22%3A%22ann%22%7D").await;
+        assert_eq!((taken.status, taken.code().as_str()), (409, "rejected"), "{taken:?}");
+        let whisper =
+            nodes[2].call("chatRoom", "gw-chat", "whisper", r#"{"to": "ann", "text": "psst"}"#).await;
+        assert_eq!(whisper, "true");
+        expect_line(&mut ann, "the whisper, for ann alone", |l| l == "event: message").await;
+        assert_eq!(nodes[2].call("chatRoom", "gw-chat", "kick", r#"{"name": "ann"}"#).await, "true");
+        expect_line(&mut ann, "the disconnection", |l| l == "event: disconnected").await;
 
         // Events: subscribed through a node that does not own the actor, which is then killed.
         let owner = nodes[0].served_by("counter", "gw-sse", "getCount").await;

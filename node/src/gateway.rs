@@ -7,6 +7,8 @@
 //! | `POST /actors/{name}/{key}/queues/{queue}[?wait=true]`, a JSON message as body | 200, `{"id": N}` |
 //! | `GET /actors/{name}/{key}/events[?event=NAME...]` | server-sent events, one per actor event |
 //! | `GET /actors` | `{"actors": [{"name", "actions", "events", "queues"}]}` |
+//! | `GET /actors/{name}/{key}/connect[?params=JSON]` | a connection, as server-sent events (see [`conn`]) |
+//! | `POST /actors/{name}/{key}/connections/{session}/actions/{action}` | an action over that connection |
 //!
 //! ```console
 //! $ curl -X POST localhost:7200/actors/counter/user-42/actions/increment -d '{"amount": 5}'
@@ -32,8 +34,8 @@
 //! message goes to `/queues/{queue}` (the runtime's `$send`), and `?wait=true` answers once the
 //! actor's run loop has handled it.
 //!
-//! **Errors** are JSON, `{"code": ..., "message": ..., "metadata": null}`, with the status that
-//! says what to do:
+//! **Errors** are JSON, `{"code": ..., "message": ..., "metadata": ...}`, with the status that
+//! says what to do; `metadata` is `null` but for a user error:
 //!
 //! | Status | `code` | Meaning |
 //! |---|---|---|
@@ -41,11 +43,20 @@
 //! | 401 | `unauthenticated` | the node has tokens and the request none, or a wrong one |
 //! | 404 | `not_found` | no such actor type or action (or an actor that needs an input) |
 //! | 409 | `rejected` | the action refused; the actor's state is unchanged |
+//! | 409 | the actor's own | a user error ([`ActorError::user`](crate::actor::ActorError::user)): its code, message and metadata |
 //! | 413 | `payload_too_large` | a body over [`ARGS_BYTES_MAX`] |
 //! | 429 | `overloaded` | too many calls queued; not applied, retry after `Retry-After` |
-//! | 500 | `internal` | a bug or corrupt data |
+//! | 500 | `internal` | a bug or corrupt data; for the actor's own code, `internal error (id …); see the log of node N` |
 //! | 503 | `not_applied` | certainly not applied (the actor is moving); retry after `Retry-After` |
 //! | 504 | `outcome_unknown` | no answer in time: the call may or may not have been applied |
+//!
+//! ```console
+//! $ curl -X POST localhost:7200/actors/account/a1/actions/withdraw -d '{"cents": 500}'
+//! {"code":"insufficient_funds","message":"the balance is too low","metadata":{"balance":100}}
+//! ```
+//!
+//! A user error's code is the actor's to choose and may be any of the codes above too: the
+//! status (409) tells that it is the actor's.
 //!
 //! **Events.** `GET .../events` answers `text/event-stream`: first a comment `: subscribed`
 //! (with `retry: 1000`) once the subscription is made, then `event: <name>` and `data: <json>`
@@ -61,6 +72,7 @@
 //! token; see [`crate::auth`]); `/metrics`, `/healthz` and `/readyz` stay open. Each request is
 //! counted in `mortar_node_gateway_requests_total{route, status}`.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,12 +112,13 @@ const JSON: &str = "application/json";
 pub struct Gateway {
     router: Arc<Router>,
     tokens: Arc<Tokens>,
+    sessions: Arc<conn::Sessions>,
 }
 
 impl Gateway {
     /// A gateway calling actors through `router`, admitting requests with `tokens` (none: all).
     pub fn new(router: Arc<Router>, tokens: Arc<Tokens>) -> Gateway {
-        Gateway { router, tokens }
+        Gateway { router, tokens, sessions: Arc::default() }
     }
 
     /// Refuses a request without a token the node accepts at the client level.
@@ -158,23 +171,33 @@ pub fn routes(gateway: Gateway) -> axum::Router {
         .route("/actors/{name}/{key}/actions/{action}", post(call_action))
         .route("/actors/{name}/{key}/queues/{queue}", post(send_message))
         .route("/actors/{name}/{key}/events", get(subscribe))
+        .route("/actors/{name}/{key}/connect", get(conn::connect))
+        .route("/actors/{name}/{key}/connections/{session}/actions/{action}", post(conn::call_over))
         .route("/actors/{name}/{key}/inspector/{part}", get(inspect).patch(patch_state))
         // The envelope `{"args":[...]}` around the largest arguments fits in the slack.
         .layer(DefaultBodyLimit::max(ARGS_BYTES_MAX + 64))
         .with_state(gateway)
 }
 
-/// A refusal as the gateway answers it: a status and a JSON body.
+/// A refusal as the gateway answers it: a status and a JSON body `{code, message, metadata}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayError {
     pub status: StatusCode,
-    pub code: &'static str,
+    /// One of the gateway's codes (see the [module docs](self)), or a user error's own.
+    pub code: Cow<'static, str>,
     pub message: String,
+    /// A user error's metadata; `null` otherwise.
+    pub metadata: serde_json::Value,
 }
 
 impl GatewayError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> GatewayError {
-        GatewayError { status, code, message: message.into() }
+        GatewayError {
+            status,
+            code: Cow::Borrowed(code),
+            message: message.into(),
+            metadata: serde_json::Value::Null,
+        }
     }
 
     fn invalid(message: impl Into<String>) -> GatewayError {
@@ -183,8 +206,18 @@ impl GatewayError {
 }
 
 impl From<CallError> for GatewayError {
+    /// The status and code of a call's error (the table of the [module docs](self)). A user
+    /// error answers 409, as a rejection does, with its own code, message and metadata.
     fn from(e: CallError) -> GatewayError {
-        let (status, code) = match &e {
+        let (status, code) = match e {
+            CallError::User { code, message, metadata } => {
+                return GatewayError {
+                    status: StatusCode::CONFLICT,
+                    code: Cow::Owned(code),
+                    message,
+                    metadata,
+                };
+            }
             CallError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             CallError::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
             CallError::Rejected(_) => (StatusCode::CONFLICT, "rejected"),
@@ -218,7 +251,8 @@ impl From<BytesRejection> for GatewayError {
 
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "code": self.code, "message": self.message, "metadata": null });
+        let body =
+            serde_json::json!({ "code": self.code, "message": self.message, "metadata": self.metadata });
         let mut response = (self.status, [(header::CONTENT_TYPE, JSON)], body.to_string()).into_response();
         let headers = response.headers_mut();
         if matches!(self.status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) {
@@ -477,12 +511,7 @@ async fn subscribe(
         let mut events = Vec::new();
         for (param, value) in query_pairs(query.as_deref())? {
             match param.as_str() {
-                "event" if events.len() == EVENT_FILTER_NAMES_MAX => {
-                    return Err(GatewayError::invalid(format!(
-                        "at most {EVENT_FILTER_NAMES_MAX} event names in one subscription"
-                    )));
-                }
-                "event" => events.push(value),
+                "event" => push_event(&mut events, value)?,
                 other => return Err(unknown_parameter(other, "event=NAME, repeated")),
             }
         }
@@ -492,6 +521,17 @@ async fn subscribe(
     }
     .await;
     finish("events", result)
+}
+
+/// Adds `name` to an event filter, refusing more than [`EVENT_FILTER_NAMES_MAX`] names.
+fn push_event(events: &mut Vec<String>, name: String) -> Result<(), GatewayError> {
+    if events.len() == EVENT_FILTER_NAMES_MAX {
+        return Err(GatewayError::invalid(format!(
+            "at most {EVENT_FILTER_NAMES_MAX} event names in one stream"
+        )));
+    }
+    events.push(name);
+    Ok(())
 }
 
 /// Subscribes as [`Router::call`] calls: a subscription certainly not made (the owner is
@@ -550,6 +590,9 @@ fn sse_events(
     });
     futures::stream::once(async move { Ok(subscribed) }).chain(events)
 }
+
+#[path = "gateway_conn.rs"]
+pub mod conn;
 
 #[cfg(test)]
 #[path = "gateway_test.rs"]

@@ -81,10 +81,10 @@ fn action_args_take_a_body_or_the_seeds_envelope() {
     assert_eq!(action_args(br#"{"args": 5}"#).unwrap(), r#"{"args": 5}"#);
     assert_eq!(action_args(br#"{"args": [1], "x": 2}"#).unwrap(), r#"{"args": [1], "x": 2}"#);
     let two = action_args(br#"{"args": [1, 2]}"#).unwrap_err();
-    assert_eq!((two.status, two.code), (StatusCode::BAD_REQUEST, "invalid_argument"));
+    assert_eq!((two.status, &*two.code), (StatusCode::BAD_REQUEST, "invalid_argument"));
     assert!(two.message.contains("2 values"), "{}", two.message);
     let malformed = action_args(b"{amount: 5").unwrap_err();
-    assert_eq!((malformed.status, malformed.code), (StatusCode::BAD_REQUEST, "invalid_argument"));
+    assert_eq!((malformed.status, &*malformed.code), (StatusCode::BAD_REQUEST, "invalid_argument"));
     assert!(action_args(&[0xff, 0xfe]).is_err());
 }
 
@@ -121,6 +121,22 @@ async fn every_call_error_has_its_status_code_and_retry_hint() {
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body, serde_json::json!({ "code": code, "message": message, "metadata": null }));
     }
+    // A user error: 409 with the actor's own code, message and metadata.
+    let metadata = serde_json::json!({ "balance": 5, "needed": 10 });
+    let user = CallError::User { code: "insufficient_funds".into(), message: "too low".into(), metadata };
+    let response = GatewayError::from(user).into_response();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(response.headers().get(header::RETRY_AFTER).is_none());
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "code": "insufficient_funds",
+            "message": "too low",
+            "metadata": { "balance": 5, "needed": 10 },
+        })
+    );
 }
 
 #[tokio::test]
@@ -154,12 +170,20 @@ async fn calls_answer_outputs_and_json_errors() {
         (increment, r#"{"amont": 5}"#, 400, "invalid_argument"),
         (increment, r#"{"args": [1, 2]}"#, 400, "invalid_argument"),
         ("/actors/counter/c1/actions/increment?input=1", "", 400, "invalid_argument"),
-        (increment, r#"{"amount": 9223372036854775807}"#, 409, "rejected"),
     ] {
         let (got, response) = status_and_body(&app, post(uri, body)).await;
         assert_eq!(got.as_u16(), status, "{uri} {body}: {response}");
         assert_eq!(error_code(&response), code, "{uri} {body}: {response}");
     }
+    // An overflow is the counter's user error: 409 with its own code, message and metadata.
+    let (got, response) = status_and_body(&app, post(increment, r#"{"amount": 9223372036854775807}"#)).await;
+    assert_eq!(got, StatusCode::CONFLICT, "{response}");
+    let expected = serde_json::json!({
+        "code": "overflow",
+        "message": "adding 9223372036854775807 to 8 overflows",
+        "metadata": { "count": 8, "amount": i64::MAX },
+    });
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&response).unwrap(), expected);
     // A refused increment changed nothing.
     assert_eq!(status_and_body(&app, post(get_count, "")).await, (StatusCode::OK, "8".into()));
 

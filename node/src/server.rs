@@ -53,15 +53,45 @@ const READINESS_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the node's load (active actors) is handed to gossip.
 const LOAD_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Runs a node hosting the actor types of `registry` until SIGINT or SIGTERM.
-pub async fn run(
-    mut config: NodeConfig,
-    metrics: PrometheusHandle,
-    registry: Registry,
-) -> anyhow::Result<()> {
+/// Runs a node hosting the actor types of `registry` until SIGINT or SIGTERM, its state in
+/// RocksDB under `config.data_dir`.
+pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Registry) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
     let storage: Arc<dyn Storage> = Arc::new(RocksStorage::open(&config.data_dir)?);
+    run_on(config, metrics, registry, storage, signals()).await
+}
+
+/// Resolves on the first SIGINT or SIGTERM. The handlers are installed when it is first polled,
+/// so a signal before the node serves still ends the process at once.
+async fn signals() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            warn!(error = %e, "cannot handle SIGTERM; stop the node with SIGINT (Ctrl-C)");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    info!("signal received, stopping");
+}
+
+/// Runs a node hosting the actor types of `registry` on `storage` until `stop` resolves, then
+/// stops as on SIGTERM. `config.data_dir` still holds the boot marker and epoch checkpoints.
+/// [`run`] gives it RocksDB and the signals; [`crate::testing`] gives it memory and a channel.
+pub async fn run_on(
+    mut config: NodeConfig,
+    metrics: PrometheusHandle,
+    registry: Registry,
+    storage: Arc<dyn Storage>,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
     if let Some(join) = config.join.clone() {
         crate::join::prepare(&*storage, &mut config, &join).await.context("join the cluster")?;
     }
@@ -310,14 +340,12 @@ pub async fn run(
         anyhow::Ok(())
     };
     tokio::pin!(serve);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("install SIGTERM handler")?;
     let mut removed_at = None;
     let mut removed_reason: Option<String> = None;
     tokio::select! {
         result = &mut serve => return result,
-        _ = tokio::signal::ctrl_c() => info!("signal received, stopping"),
-        _ = term.recv() => info!("signal received, stopping"),
+        // `stop` says why (signals() logs the signal).
+        () = stop => {}
         Some(ended) = removed.recv() => match ended {
             reconfig::Ended::Replaced { reason } => {
                 tracing::error!("{reason}");

@@ -633,3 +633,35 @@ async fn run_cli(args: &[&str], env: &[(&str, &str)], io: CliIo<'_>) -> CliRun {
         stdout_bytes: output.stdout,
     }
 }
+
+/// A `mortar dev` process of a test: on drop (also when the test panics) it gets SIGTERM, which
+/// stops the nodes it started, and is reaped.
+pub struct DevProcess {
+    pub child: std::process::Child,
+}
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// A base port for `mortar dev --nodes 3` whose six gRPC and HTTP ports are free right now.
+pub fn free_dev_base_port() -> u16 {
+    for base in (20_000..40_000).step_by(997) {
+        let ports = [base, base + 1, base + 2, base + 100, base + 101, base + 102];
+        if ports.iter().all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free ports for mortar dev");
+}

@@ -33,7 +33,8 @@ use futures::FutureExt as _;
 use tokio::sync::{oneshot, watch};
 
 use super::context::{
-    Context, ContextParts, Message, RunContext, Staged, TurnDone, TurnGrant, TurnLine, TurnRequest, unix_ms,
+    Conn, ConnId, Conns, Context, ContextParts, Message, RunContext, Staged, TurnDone, TurnGrant, TurnLine,
+    TurnRequest, unix_ms,
 };
 use super::error::CallError;
 use super::keys::{self, ActorId};
@@ -65,19 +66,27 @@ struct Activation<A: Actor> {
     /// Writes are acknowledged no earlier than this (see [`handover_wait`]).
     acks_not_before: Moment,
     vars: Arc<A::Vars>,
-    /// What only some activations need (a run loop, waiters), allocated when they do.
-    local: Option<Box<Local>>,
+    /// What only some activations need (a run loop, waiters, connections), allocated when they
+    /// do.
+    local: Option<Box<Local<A>>>,
 }
 
 /// The parts of an activation that only some need.
-#[derive(Default)]
-struct Local {
+struct Local<A: Actor> {
+    /// The connections to the actor (see [`Activation::connect`]).
+    conns: Conns<A>,
     /// Dropped (with the activation) to tell the run loop to stop.
     run_abort: Option<watch::Sender<()>>,
     /// Run-loop turn requests that found their queue empty, by queue: told when a message arrives.
     waiting: Vec<(String, oneshot::Sender<()>)>,
     /// Senders waiting for their message (queue, sequence number) to be handled.
     handled: Vec<(String, u64, oneshot::Sender<()>)>,
+}
+
+impl<A: Actor> Default for Local<A> {
+    fn default() -> Self {
+        Self { conns: Conns::default(), run_abort: None, waiting: Vec::new(), handled: Vec::new() }
+    }
 }
 
 /// An actor type of the usual shape, to size an idle activation without the runtime naming an
@@ -91,6 +100,8 @@ impl Actor for SizeProbe {
     type Input = ();
     type Events = NoEvents;
     type Vars = ();
+    type ConnParams = ();
+    type ConnState = ();
 
     fn actions(_: &mut Actions<Self>) {}
 }
@@ -116,6 +127,10 @@ impl<A: Actor> Parked for Activation<A> {
 
     fn generation(&self) -> u64 {
         self.generation
+    }
+
+    fn pinned(&self) -> bool {
+        self.local.as_ref().is_some_and(|l| !l.conns.is_empty())
     }
 }
 
@@ -145,7 +160,10 @@ pub(crate) async fn run<A: Actor>(kind: Arc<Kind<A>>, shared: Arc<Shared>, id: A
 
 /// Runs `task` of activation `id`; if it panics (a bug: actions' panics are caught per call),
 /// the activation ends and the calls waiting for it are refused.
+/// The task runs "in" its node, for the errors of the actor's code to name it
+/// ([`super::error::actor_internal`]).
 async fn guarded(shared: Arc<Shared>, id: ActorId, task: impl Future<Output = ()>) {
+    let task = super::error::in_node(shared.config.node_id, task);
     if AssertUnwindSafe(task).catch_unwind().await.is_err() {
         let reason = format!("the activation of actor {id} failed; retry");
         tracing::error!(actor = %id, "an activation task panicked");
@@ -188,7 +206,7 @@ async fn serve<A: Actor>(
             }
             what => {
                 let started = Instant::now();
-                let is_action = matches!(what, CallKind::Action);
+                let is_action = matches!(what, CallKind::Action { .. });
                 let (result, end) =
                     Box::pin(activation.call(&kind, &shared, &id, what, &action, args_json, input_json))
                         .await;
@@ -320,7 +338,7 @@ impl<A: Actor> Activation<A> {
         }
     }
 
-    fn local(&mut self) -> &mut Local {
+    fn local(&mut self) -> &mut Local<A> {
         self.local.get_or_insert_with(Box::default)
     }
 
@@ -394,7 +412,13 @@ impl<A: Actor> Activation<A> {
         let generation = self.generation;
         let reply = |result_json: String| Reply { result_json, generation, served_by: shared.config.node_id };
         match what {
-            CallKind::Action => self.action(kind, shared, id, action, args_json, input_json).await,
+            CallKind::Action { conn } => {
+                self.action(kind, shared, id, action, args_json, input_json, conn).await
+            }
+            CallKind::Connect { conn, params_json } => {
+                self.connect(kind, shared, id, conn, &params_json, input_json).await
+            }
+            CallKind::Disconnect { conn } => self.disconnect(kind, shared, id, conn).await,
             CallKind::Wake => (Ok(reply("null".into())), None),
             CallKind::Exists => {
                 let json =
@@ -476,6 +500,7 @@ impl<A: Actor> Activation<A> {
         Ok((ctx, extra))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn action(
         &mut self,
         kind: &Kind<A>,
@@ -484,27 +509,42 @@ impl<A: Actor> Activation<A> {
         action: &str,
         args_json: String,
         input_json: Option<String>,
+        conn: Option<ConnId>,
     ) -> (Result<Reply, CallError>, Option<String>) {
         let Some(handler) = kind.actions.handler(action) else {
             return (Err(CallError::NotFound(format!("actor {} has no action {action:?}", id.name()))), None);
         };
+        if let Some(conn) = conn
+            && !self.local.as_ref().is_some_and(|l| l.conns.contains_key(&conn))
+        {
+            return (
+                Err(CallError::Retry(format!(
+                    "connection {conn} is not connected to this activation of actor {id}; connect again"
+                ))),
+                None,
+            );
+        }
         let (mut ctx, extra) = match self.create(kind, shared, id, input_json).await {
             Ok(created) => created,
             Err(e) => return (Err(e), None),
         };
+        if let Some(local) = self.local.as_mut() {
+            ctx.attach_conns(std::mem::take(&mut local.conns), conn);
+        }
         let ran = AssertUnwindSafe(handler(&kind.actor, args_json, &mut ctx)).catch_unwind().await;
+        if let Some(local) = self.local.as_mut() {
+            local.conns = ctx.detach_conns();
+        }
         let result_json = match ran {
             Ok(Ok(json)) => json,
             Ok(Err(e)) => return (Err(e), None),
             Err(panic) => {
-                let what = panic_text(&panic);
-                tracing::error!(actor = %id, action, panic = %what, "an action panicked; its changes were discarded");
-                return (
-                    Err(CallError::Internal(format!(
-                        "action {action} of actor {id} panicked ({what}); its changes were discarded"
-                    ))),
-                    None,
+                // Logged with an error id, the caller told only the id.
+                let e = super::error::actor_internal(
+                    &format!("action {action} of actor {id}"),
+                    &format!("panicked ({}); its changes were discarded", panic_text(&panic)),
                 );
+                return (Err(e), None);
             }
         };
         if let Err(e) = self.before_destroy(kind, id, &mut ctx).await {
@@ -520,7 +560,7 @@ impl<A: Actor> Activation<A> {
             if let Err(failed) = self.confirm_lease(shared, id).await {
                 return failed;
             }
-            shared.hub.publish(id, staged.events);
+            shared.hub.publish(id, staged.events, staged.conn_messages);
             return (Ok(reply), None);
         }
         let destroy = staged.destroy;
@@ -530,6 +570,132 @@ impl<A: Actor> Activation<A> {
             Ok(()) => (Ok(reply), end),
             Err(e) => (Err(e), end),
         }
+    }
+
+    /// Connects `conn`: decodes its params, creates the actor if needed, runs
+    /// [`Actor::on_before_connect`], [`Actor::create_conn_state`] and [`Actor::on_connect`], and
+    /// commits what they changed like an action's write. The connection counts once that is done;
+    /// any failure refuses it.
+    async fn connect(
+        &mut self,
+        kind: &Kind<A>,
+        shared: &Shared,
+        id: &ActorId,
+        conn: ConnId,
+        params_json: &str,
+        input_json: Option<String>,
+    ) -> (Result<Reply, CallError>, Option<String>) {
+        let json = if params_json.trim().is_empty() { "null" } else { params_json };
+        let params: A::ConnParams = match super::args::from_str_strict(json) {
+            Ok(params) => params,
+            Err(e) => {
+                return (
+                    Err(CallError::InvalidArgument(format!(
+                        "the connection params are not what actor {} takes: {e}",
+                        id.name()
+                    ))),
+                    None,
+                );
+            }
+        };
+        let (mut ctx, extra) = match self.create(kind, shared, id, input_json).await {
+            Ok(created) => created,
+            Err(e) => return (Err(e), None),
+        };
+        // The hooks see the connections there are; on_connect sees the new one too.
+        let conns = self.local.as_mut().map(|l| std::mem::take(&mut l.conns)).unwrap_or_default();
+        ctx.attach_conns(conns, None);
+        let admitted = match hook("on_before_connect", id, kind.actor.on_before_connect(&ctx, &params)).await
+        {
+            Ok(()) => hook("create_conn_state", id, kind.actor.create_conn_state(&ctx, &params)).await,
+            Err(e) => Err(e),
+        };
+        let connected = match admitted {
+            Ok(state) => {
+                ctx.add_conn(Conn::new(conn, params, state));
+                hook("on_connect", id, kind.actor.on_connect(&mut ctx)).await
+            }
+            Err(e) => Err(e),
+        };
+        self.local().conns = ctx.detach_conns();
+        let refuse = |activation: &mut Self, e: CallError| {
+            activation.local().conns.remove(&conn);
+            (Err(e), None)
+        };
+        if let Err(e) = connected {
+            return refuse(self, e);
+        }
+        let staged = ctx.into_staged();
+        let reply = Reply {
+            result_json: conn.to_string(),
+            generation: self.generation,
+            served_by: shared.config.node_id,
+        };
+        if staged.is_read_only() && !extra.recreate {
+            if let Some(e) = staged.emit_error {
+                return refuse(self, CallError::Internal(e));
+            }
+            if let Err((result, end)) = self.confirm_lease(shared, id).await {
+                self.local().conns.remove(&conn);
+                return (result, end);
+            }
+            shared.hub.publish(id, staged.events, staged.conn_messages);
+            return (Ok(reply), None);
+        }
+        let (result, end) = self.commit(shared, id, staged, extra, "on_connect").await;
+        match result {
+            Ok(()) => (Ok(reply), end),
+            Err(e) => {
+                self.local().conns.remove(&conn);
+                (Err(e), end)
+            }
+        }
+    }
+
+    /// Ends connection `conn` (if it is still here): runs [`Actor::on_disconnect`] and commits
+    /// what it changed. Nothing waits for the answer.
+    async fn disconnect(
+        &mut self,
+        kind: &Kind<A>,
+        shared: &Shared,
+        id: &ActorId,
+        conn: ConnId,
+    ) -> (Result<Reply, CallError>, Option<String>) {
+        let reply = Reply {
+            result_json: "null".into(),
+            generation: self.generation,
+            served_by: shared.config.node_id,
+        };
+        let Some(leaving) = self.local.as_mut().and_then(|l| l.conns.remove(&conn)) else {
+            return (Ok(reply), None);
+        };
+        if self.destroyed {
+            return (Ok(reply), None);
+        }
+        let mut ctx = self.context(shared, id);
+        let conns = self.local.as_mut().map(|l| std::mem::take(&mut l.conns)).unwrap_or_default();
+        ctx.attach_conns(conns, None);
+        ctx.set_leaving(leaving);
+        let ran = hook("on_disconnect", id, kind.actor.on_disconnect(&mut ctx)).await;
+        self.local().conns = ctx.detach_conns();
+        if let Err(e) = ran {
+            tracing::warn!(actor = %id, conn, error = %e, "on_disconnect failed; its changes are discarded");
+            return (Ok(reply), None);
+        }
+        let staged = ctx.into_staged();
+        if staged.is_read_only() {
+            if (!staged.events.is_empty() || !staged.conn_messages.is_empty())
+                && self.confirm_lease(shared, id).await.is_ok()
+            {
+                shared.hub.publish(id, staged.events, staged.conn_messages);
+            }
+            return (Ok(reply), None);
+        }
+        let (result, end) = self.commit(shared, id, staged, Extra::default(), "on_disconnect").await;
+        if let Err(e) = result {
+            tracing::warn!(actor = %id, conn, error = %e, "the write of on_disconnect failed");
+        }
+        (Ok(reply), end)
     }
 
     /// Makes sure this activation still owns the actor before a read is answered from memory:
@@ -586,6 +752,18 @@ impl<A: Actor> Activation<A> {
             waiting,
             subscribers: shared.hub.subscribers(id),
             run_loop: self.local.as_ref().is_some_and(|l| l.run_abort.is_some()),
+            connections: self.local.as_ref().map_or_else(Vec::new, |l| {
+                l.conns
+                    .values()
+                    .map(|c| {
+                        serde_json::json!({
+                            "id": c.id(),
+                            "params": serde_json::to_value(c.params()).unwrap_or_default(),
+                            "state": serde_json::to_value(c.state()).unwrap_or_default(),
+                        })
+                    })
+                    .collect()
+            }),
         }
     }
 
@@ -1023,7 +1201,7 @@ impl<A: Actor> Activation<A> {
                     shared.alarms_changed.notify_one();
                 }
                 tokio::time::sleep_until(self.acks_not_before.instant(shared.started).into()).await;
-                shared.hub.publish(id, staged.events);
+                shared.hub.publish(id, staged.events, staged.conn_messages);
                 (Ok(()), None)
             }
             Ok(Outcome::Actor(ActorOutcome::Fenced { current })) => {
@@ -1091,9 +1269,10 @@ async fn hook<T>(
     match AssertUnwindSafe(hook).catch_unwind().await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(call_error(&format!("{name} of actor {id}"), e)),
-        Err(panic) => {
-            Err(CallError::Internal(format!("{name} of actor {id} panicked ({})", panic_text(&panic))))
-        }
+        Err(panic) => Err(super::error::actor_internal(
+            &format!("{name} of actor {id}"),
+            &format!("panicked ({})", panic_text(&panic)),
+        )),
     }
 }
 

@@ -2,7 +2,7 @@
 //! alarms to schedule, a client for calling other actors; and what a run loop sees
 //! ([`RunContext`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +52,61 @@ pub struct Context<A: Actor> {
     pub(crate) default_hook: bool,
     /// The actor is being created: its state is stored with any write the call makes.
     creating: bool,
+    /// The actor's connections (in actions and connection hooks; empty elsewhere), and the one
+    /// this call came over.
+    conns: Conns<A>,
+    caller: Option<ConnId>,
+    /// The connection whose on_disconnect runs.
+    leaving: Option<Conn<A>>,
+    /// Messages to single connections and disconnections, delivered after the commit.
+    conn_messages: Vec<ConnMessage>,
+}
+
+/// The id of a connection: unique on its node ([`Conn::id`]).
+pub type ConnId = u64;
+
+/// The connections of one activation, by id.
+pub(crate) type Conns<A> = HashMap<ConnId, Conn<A>>;
+
+/// A client connected to the actor ([`Context::conn`], [`Context::conns`]): what it gave when it
+/// connected and the state [`Actor::create_conn_state`] built for it.
+pub struct Conn<A: Actor> {
+    id: ConnId,
+    params: A::ConnParams,
+    state: A::ConnState,
+}
+
+impl<A: Actor> Conn<A> {
+    pub(crate) fn new(id: ConnId, params: A::ConnParams, state: A::ConnState) -> Self {
+        Self { id, params, state }
+    }
+
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// What the client gave when it connected (checked by [`Actor::on_before_connect`]).
+    pub fn params(&self) -> &A::ConnParams {
+        &self.params
+    }
+
+    /// The connection's state: in memory, changed at once (not rolled back by a failing action).
+    pub fn state(&self) -> &A::ConnState {
+        &self.state
+    }
+
+    pub fn state_mut(&mut self) -> &mut A::ConnState {
+        &mut self.state
+    }
+}
+
+/// Something for one connection, delivered once the write of the call that staged it commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnMessage {
+    /// An event sent to connection `conn` alone.
+    Event { conn: ConnId, event: EmittedEvent },
+    /// The actor ends connection `conn`.
+    Disconnect { conn: ConnId, reason: String },
 }
 
 /// The alarms an action scheduled and cancelled.
@@ -87,6 +142,7 @@ pub(crate) struct Staged<S> {
     pub kv_deletes: Vec<Bytes>,
     pub kv_puts: Vec<(Bytes, Bytes)>,
     pub events: Vec<EmittedEvent>,
+    pub conn_messages: Vec<ConnMessage>,
     pub emit_error: Option<String>,
     pub alarms_set: Vec<(String, AlarmRecord)>,
     pub alarms_removed: Vec<String>,
@@ -139,7 +195,88 @@ impl<A: Actor> Context<A> {
             firing_due_ms: 0,
             default_hook: false,
             creating: false,
+            conns: HashMap::new(),
+            caller: None,
+            leaving: None,
+            conn_messages: Vec::new(),
         }
+    }
+
+    /// Gives the call the actor's connections, `caller` the one it came over.
+    pub(crate) fn attach_conns(&mut self, conns: Conns<A>, caller: Option<ConnId>) {
+        self.conns = conns;
+        self.caller = caller;
+    }
+
+    /// Adds connection `conn` and makes it the caller (in on_connect).
+    pub(crate) fn add_conn(&mut self, conn: Conn<A>) {
+        self.caller = Some(conn.id);
+        self.conns.insert(conn.id, conn);
+    }
+
+    /// Makes `conn` the connection of [`Context::conn`] (in on_disconnect: it is no longer listed).
+    pub(crate) fn set_leaving(&mut self, conn: Conn<A>) {
+        self.leaving = Some(conn);
+    }
+
+    /// Takes the connections back from the call.
+    pub(crate) fn detach_conns(&mut self) -> Conns<A> {
+        std::mem::take(&mut self.conns)
+    }
+
+    /// The connection this call came over: the caller's identity (its params, its state). `None`
+    /// for a plain call, an alarm or a run-loop turn. In [`Actor::on_connect`] the new
+    /// connection, in [`Actor::on_disconnect`] the one leaving.
+    pub fn conn(&self) -> Option<&Conn<A>> {
+        self.leaving.as_ref().or_else(|| self.caller.and_then(|id| self.conns.get(&id)))
+    }
+
+    pub fn conn_mut(&mut self) -> Option<&mut Conn<A>> {
+        match &mut self.leaving {
+            Some(leaving) => Some(leaving),
+            None => self.caller.and_then(|id| self.conns.get_mut(&id)),
+        }
+    }
+
+    /// The actor's connections, in no particular order (in actions and connection hooks; empty
+    /// in alarms, run-loop turns and the other hooks).
+    pub fn conns(&self) -> impl Iterator<Item = &Conn<A>> {
+        self.conns.values()
+    }
+
+    /// Sends `event` to connection `conn` alone, once this call's write is committed (not at
+    /// all if the call fails); at most once, like [`Context::emit`]. Unknown connection: an
+    /// error.
+    pub fn send_to<E: Event>(&mut self, conn: ConnId, event: E) -> Result<(), ActorError>
+    where
+        A::Events: From<E>,
+    {
+        if !self.conns.contains_key(&conn) {
+            return Err(ActorError::rejected(format!("actor {} has no connection {conn}", self.id)));
+        }
+        let event = self.encode_event(event).map_err(ActorError::internal)?;
+        self.conn_messages.push(ConnMessage::Event { conn, event });
+        Ok(())
+    }
+
+    /// Ends connection `conn` once this call's write is committed: its client hears `reason`
+    /// and does not reconnect by itself; [`Actor::on_disconnect`] runs. Unknown connection: an
+    /// error.
+    pub fn disconnect(&mut self, conn: ConnId, reason: impl Into<String>) -> Result<(), ActorError> {
+        if !self.conns.contains_key(&conn) {
+            return Err(ActorError::rejected(format!("actor {} has no connection {conn}", self.id)));
+        }
+        self.conn_messages.push(ConnMessage::Disconnect { conn, reason: reason.into() });
+        Ok(())
+    }
+
+    fn encode_event<E: Event>(&self, event: E) -> Result<EmittedEvent, String> {
+        if !A::Events::NAMES.contains(&E::NAME) {
+            return Err(format!("event {} is not listed in the Events::NAMES of actor {}", E::NAME, A::NAME));
+        }
+        serde_json::to_string(&event)
+            .map(|data_json| EmittedEvent { name: E::NAME, data_json })
+            .map_err(|e| format!("event {} does not encode as JSON: {e}", E::NAME))
     }
 
     /// Marks the actor as being created: if the call writes anything, its state is stored too.
@@ -218,20 +355,15 @@ impl<A: Actor> Context<A> {
         &mut self.kv
     }
 
-    /// Announces `event`, one of the actor's [`Actor::Events`], to its subscribers once this
-    /// action's write is committed (not at all if the action fails).
+    /// Announces `event`, one of the actor's [`Actor::Events`], to its subscribers and
+    /// connections once this action's write is committed (not at all if the action fails).
     pub fn emit<E: Event>(&mut self, event: E)
     where
         A::Events: From<E>,
     {
-        if !A::Events::NAMES.contains(&E::NAME) {
-            self.emit_error =
-                Some(format!("event {} is not listed in the Events::NAMES of actor {}", E::NAME, A::NAME));
-            return;
-        }
-        match serde_json::to_string(&event) {
-            Ok(data_json) => self.events.push(EmittedEvent { name: E::NAME, data_json }),
-            Err(e) => self.emit_error = Some(format!("event {} does not encode as JSON: {e}", E::NAME)),
+        match self.encode_event(event) {
+            Ok(event) => self.events.push(event),
+            Err(e) => self.emit_error = Some(e),
         }
     }
 
@@ -260,6 +392,7 @@ impl<A: Actor> Context<A> {
             kv_deletes,
             kv_puts,
             events: self.events,
+            conn_messages: self.conn_messages,
             emit_error: self.emit_error,
             alarms_set: self.alarms.set,
             alarms_removed: self.alarms.removed,

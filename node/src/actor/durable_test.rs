@@ -280,6 +280,8 @@ impl Actor for Clock {
     type Input = ();
     type Events = NoEvents;
     type Vars = ();
+    type ConnParams = ();
+    type ConnState = ();
 
     fn actions(actions: &mut Actions<Self>) {
         actions.action::<At>().action::<Many>().action::<SetThenFail>().action::<List>().action::<Tick>();
@@ -357,6 +359,8 @@ impl Actor for Inbox {
     type Input = ();
     type Events = NoEvents;
     type Vars = ();
+    type ConnParams = ();
+    type ConnState = ();
 
     fn actions(actions: &mut Actions<Self>) {
         actions.action::<Nothing>().queue("in");
@@ -396,6 +400,8 @@ impl Actor for Hooked {
     type Events = NoEvents;
     /// This activation's wake number.
     type Vars = u32;
+    type ConnParams = ();
+    type ConnState = ();
 
     fn actions(actions: &mut Actions<Self>) {
         actions.action::<Look>();
@@ -449,6 +455,8 @@ impl Actor for Flaky {
     type Input = ();
     type Events = NoEvents;
     type Vars = ();
+    type ConnParams = ();
+    type ConnState = ();
 
     fn actions(actions: &mut Actions<Self>) {
         actions.action::<Handled>().queue("in").run_loop();
@@ -583,7 +591,7 @@ async fn get_never_creates_create_refuses_an_existing_actor_and_compound_keys_wo
 
     let room = client.actor_at::<ChatRoom, _>(&["org/acme", "general"]);
     assert_eq!(room.key(), "org\\/acme/general");
-    room.call(SendMessage { sender: "ann".into(), text: "hi".into() }).await.unwrap();
+    room.call(SendMessage { sender: Some("ann".into()), text: "hi".into() }).await.unwrap();
     let other = client.actor_at::<ChatRoom, _>(&["org", "acme/general"]);
     assert_ne!(other.key(), room.key(), "parts with slashes do not collide");
 }

@@ -1,4 +1,4 @@
-//! Delivery of events to subscribers on the actor's owner node.
+//! Delivery of events to subscribers and connections on the actor's owner node.
 //!
 //! Subscribers of an actor register here on the node that owns it (other nodes proxy their
 //! subscriptions to the owner). An action's events are published after its write is committed.
@@ -6,13 +6,16 @@
 //! activation elsewhere) every subscription ends with a [`Closed`] reason, and clients subscribe
 //! again (through any node) to follow it. Delivery is at most once: events emitted while a
 //! client resubscribes are not replayed.
+//!
+//! A connection ([`connection`](super::connection)) listens here too: it receives the actor's
+//! events and the [`ConnMessage`]s addressed to it (each connection skips the others').
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use super::context::EmittedEvent;
+use super::context::{ConnMessage, EmittedEvent};
 use super::keys::ActorId;
 
 /// Events buffered per actor for slow subscribers; one that falls further behind is dropped (its
@@ -25,6 +28,8 @@ pub const SUBSCRIBED_ACTORS_MAX: usize = 100_000;
 #[derive(Debug, Clone)]
 pub enum Published {
     Event(Arc<EmittedEvent>),
+    /// For one connection; the others skip it.
+    Conn(Arc<ConnMessage>),
     /// The subscription is over (the actor moved); no event follows.
     Closed(Closed),
 }
@@ -63,9 +68,10 @@ impl EventHub {
         Some(rx)
     }
 
-    /// Delivers `events` of `id` to its current subscribers.
-    pub fn publish(&self, id: &ActorId, events: Vec<EmittedEvent>) {
-        if events.is_empty() {
+    /// Delivers `events` of `id` to its current subscribers and connections, then the messages
+    /// for single connections.
+    pub fn publish(&self, id: &ActorId, events: Vec<EmittedEvent>, conn_messages: Vec<ConnMessage>) {
+        if events.is_empty() && conn_messages.is_empty() {
             return;
         }
         let mut topics = self.topics.lock().expect("event hub lock");
@@ -76,6 +82,9 @@ impl EventHub {
         }
         for event in events {
             let _ = tx.send(Published::Event(Arc::new(event)));
+        }
+        for message in conn_messages {
+            let _ = tx.send(Published::Conn(Arc::new(message)));
         }
     }
 
@@ -128,8 +137,8 @@ mod tests {
         let hub = EventHub::new();
         let id = ActorId::new("counter", "a");
         let mut rx = hub.subscribe(&id).unwrap();
-        hub.publish(&ActorId::new("counter", "other"), vec![event("x")]);
-        hub.publish(&id, vec![event("newCount")]);
+        hub.publish(&ActorId::new("counter", "other"), vec![event("x")], Vec::new());
+        hub.publish(&id, vec![event("newCount")], Vec::new());
         hub.close(&id, "moved to node 2");
         match rx.try_recv().unwrap() {
             Published::Event(e) => assert_eq!(e.name, "newCount"),

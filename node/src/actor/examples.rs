@@ -90,6 +90,8 @@ impl Actor for Counter {
     type Input = Option<CounterInput>;
     type Events = CounterEvent;
     type Vars = ();
+    type ConnParams = ();
+    type ConnState = ();
 
     fn create(&self, _key: &str, input: Option<CounterInput>) -> Result<CounterState, ActorError> {
         Ok(CounterState { count: input.unwrap_or_default().start })
@@ -117,7 +119,12 @@ impl Event for NewCount {
 impl Handles<Increment> for Counter {
     async fn handle(&self, action: Increment, ctx: &mut Context<Self>) -> Result<i64, ActorError> {
         let count = ctx.state().count.checked_add(action.amount).ok_or_else(|| {
-            ActorError::rejected(format!("adding {} to {} overflows", action.amount, ctx.state().count))
+            // A user error: clients get the code `overflow` and the numbers as metadata.
+            ActorError::user(
+                "overflow",
+                format!("adding {} to {} overflows", action.amount, ctx.state().count),
+            )
+            .with_metadata(serde_json::json!({ "count": ctx.state().count, "amount": action.amount }))
         })?;
         ctx.state_mut().count = count;
         ctx.emit(NewCount { count });
@@ -135,6 +142,13 @@ impl Handles<GetCount> for Counter {
 /// space, not a growing state) and emits `newMessage`; `getHistory {limit, from}` returns up to
 /// `limit` messages (default 100, at most 1000), oldest first: the last ones, or those from
 /// sequence number `from` on (to page through a long history).
+///
+/// Members connect with their name (`mortar connect chatRoom lobby --params '{"name": "ann"}'`):
+/// a name already connected, empty or too long is refused; the name is kept in the connection's
+/// state, and `sendMessage {text}` over the connection is sent under it (a `sender` argument
+/// must then match it). Joining and leaving emit `memberJoined` / `memberLeft`; `getMembers`
+/// lists the connected names; `whisper {to, text}` sends a `whisper` event to one member alone;
+/// `kick {name}` disconnects a member.
 pub struct ChatRoom;
 
 /// The events of a [`ChatRoom`].
@@ -142,16 +156,92 @@ pub struct ChatRoom;
 pub enum ChatRoomEvent {
     #[serde(rename = "newMessage")]
     NewMessage(NewMessage),
+    #[serde(rename = "memberJoined")]
+    MemberJoined(MemberJoined),
+    #[serde(rename = "memberLeft")]
+    MemberLeft(MemberLeft),
+    #[serde(rename = "whisper")]
+    Whisper(Whisper),
 }
 
 impl Events for ChatRoomEvent {
-    const NAMES: &'static [&'static str] = &[NewMessage::NAME];
+    const NAMES: &'static [&'static str] =
+        &[NewMessage::NAME, MemberJoined::NAME, MemberLeft::NAME, Whisper::NAME];
 }
 
 impl From<NewMessage> for ChatRoomEvent {
     fn from(e: NewMessage) -> Self {
         ChatRoomEvent::NewMessage(e)
     }
+}
+
+impl From<MemberJoined> for ChatRoomEvent {
+    fn from(e: MemberJoined) -> Self {
+        ChatRoomEvent::MemberJoined(e)
+    }
+}
+
+impl From<MemberLeft> for ChatRoomEvent {
+    fn from(e: MemberLeft) -> Self {
+        ChatRoomEvent::MemberLeft(e)
+    }
+}
+
+impl From<Whisper> for ChatRoomEvent {
+    fn from(e: Whisper) -> Self {
+        ChatRoomEvent::Whisper(e)
+    }
+}
+
+/// What a member gives when connecting to a [`ChatRoom`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatJoin {
+    pub name: String,
+}
+
+/// A connected member of a [`ChatRoom`] (its connection state).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMember {
+    pub name: String,
+    /// When the member connected, in unix milliseconds.
+    pub joined_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberJoined {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberLeft {
+    pub name: String,
+}
+
+/// A message for one member alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Whisper {
+    pub from: String,
+    pub text: String,
+}
+
+/// `getMembers`: the names connected, sorted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetMembers;
+
+/// `whisper {to, text}`: a [`Whisper`] event to member `to` alone (from the caller's connection,
+/// or from `"room"` for a plain call). Answers whether `to` was connected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendWhisper {
+    pub to: String,
+    pub text: String,
+}
+
+/// `kick {name}`: disconnects member `name`; answers whether it was connected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kick {
+    pub name: String,
 }
 
 /// Longest message text.
@@ -179,7 +269,10 @@ pub struct ChatMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
-    pub sender: String,
+    /// Who sends it: required in a plain call; over a connection the member's name (a sender
+    /// given must match it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
     pub text: String,
 }
 
@@ -207,9 +300,106 @@ impl Actor for ChatRoom {
     type Input = ();
     type Events = ChatRoomEvent;
     type Vars = ();
+    type ConnParams = ChatJoin;
+    type ConnState = ChatMember;
 
     fn actions(actions: &mut Actions<Self>) {
-        actions.action::<SendMessage>().action::<GetHistory>();
+        actions
+            .action::<SendMessage>()
+            .action::<GetHistory>()
+            .action::<GetMembers>()
+            .action::<SendWhisper>()
+            .action::<Kick>();
+    }
+
+    async fn on_before_connect(&self, ctx: &Context<Self>, join: &ChatJoin) -> Result<(), ActorError> {
+        check_sender(&join.name)?;
+        if ctx.conns().any(|c| c.state().name == join.name) {
+            return Err(ActorError::rejected(format!("{} is already in room {}", join.name, ctx.key())));
+        }
+        Ok(())
+    }
+
+    async fn create_conn_state(&self, _: &Context<Self>, join: &ChatJoin) -> Result<ChatMember, ActorError> {
+        Ok(ChatMember { name: join.name.clone(), joined_ms: super::context::unix_ms() })
+    }
+
+    async fn on_connect(&self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        let name = ctx.conn().map(|c| c.state().name.clone()).unwrap_or_default();
+        ctx.emit(MemberJoined { name });
+        Ok(())
+    }
+
+    async fn on_disconnect(&self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        let name = ctx.conn().map(|c| c.state().name.clone()).unwrap_or_default();
+        ctx.emit(MemberLeft { name });
+        Ok(())
+    }
+}
+
+fn check_sender(name: &str) -> Result<(), ActorError> {
+    if name.is_empty() || name.len() > CHAT_SENDER_BYTES_MAX {
+        return Err(ActorError::invalid_argument(format!(
+            "a name must be 1 to {CHAT_SENDER_BYTES_MAX} bytes"
+        )));
+    }
+    Ok(())
+}
+
+impl Action for GetMembers {
+    const NAME: &'static str = "getMembers";
+    type Output = Vec<String>;
+}
+
+impl Action for SendWhisper {
+    const NAME: &'static str = "whisper";
+    type Output = bool;
+}
+
+impl Action for Kick {
+    const NAME: &'static str = "kick";
+    type Output = bool;
+}
+
+impl Event for MemberJoined {
+    const NAME: &'static str = "memberJoined";
+}
+
+impl Event for MemberLeft {
+    const NAME: &'static str = "memberLeft";
+}
+
+impl Event for Whisper {
+    const NAME: &'static str = "whisper";
+}
+
+/// The connection of member `name`, if connected.
+fn member(ctx: &Context<ChatRoom>, name: &str) -> Option<super::context::ConnId> {
+    ctx.conns().find(|c| c.state().name == name).map(|c| c.id())
+}
+
+impl Handles<GetMembers> for ChatRoom {
+    async fn handle(&self, _: GetMembers, ctx: &mut Context<Self>) -> Result<Vec<String>, ActorError> {
+        let mut names: Vec<String> = ctx.conns().map(|c| c.state().name.clone()).collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+impl Handles<SendWhisper> for ChatRoom {
+    async fn handle(&self, action: SendWhisper, ctx: &mut Context<Self>) -> Result<bool, ActorError> {
+        let Some(to) = member(ctx, &action.to) else { return Ok(false) };
+        let from = ctx.conn().map_or_else(|| "room".to_string(), |c| c.state().name.clone());
+        ctx.send_to(to, Whisper { from, text: action.text })?;
+        Ok(true)
+    }
+}
+
+impl Handles<Kick> for ChatRoom {
+    async fn handle(&self, action: Kick, ctx: &mut Context<Self>) -> Result<bool, ActorError> {
+        let Some(conn) = member(ctx, &action.name) else { return Ok(false) };
+        ctx.disconnect(conn, format!("kicked from room {}", ctx.key()))?;
+        Ok(true)
     }
 }
 
@@ -235,11 +425,20 @@ fn message_key(seq: u64) -> String {
 
 impl Handles<SendMessage> for ChatRoom {
     async fn handle(&self, action: SendMessage, ctx: &mut Context<Self>) -> Result<u64, ActorError> {
-        if action.sender.is_empty() || action.sender.len() > CHAT_SENDER_BYTES_MAX {
-            return Err(ActorError::invalid_argument(format!(
-                "sender must be 1 to {CHAT_SENDER_BYTES_MAX} bytes"
-            )));
-        }
+        let sender = match (ctx.conn(), action.sender) {
+            (Some(conn), Some(sender)) if sender != conn.state().name => {
+                return Err(ActorError::invalid_argument(format!(
+                    "this connection sends as {}, not {sender}",
+                    conn.state().name
+                )));
+            }
+            (Some(conn), _) => conn.state().name.clone(),
+            (None, Some(sender)) => sender,
+            (None, None) => {
+                return Err(ActorError::invalid_argument("a sender is needed (or send over a connection)"));
+            }
+        };
+        check_sender(&sender)?;
         if action.text.len() > CHAT_TEXT_BYTES_MAX {
             return Err(ActorError::invalid_argument(format!(
                 "text is {} bytes, at most {CHAT_TEXT_BYTES_MAX} allowed",
@@ -247,7 +446,7 @@ impl Handles<SendMessage> for ChatRoom {
             )));
         }
         let seq = ctx.state().next_seq;
-        let message = ChatMessage { seq, sender: action.sender, text: action.text };
+        let message = ChatMessage { seq, sender, text: action.text };
         ctx.kv().put(&message_key(seq), &message)?;
         ctx.state_mut().next_seq = seq + 1;
         ctx.emit(NewMessage { seq, sender: message.sender, text: message.text });

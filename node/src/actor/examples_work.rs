@@ -79,6 +79,8 @@ impl Actor for Reminder {
     type Input = ();
     type Events = NoEvents;
     type Vars = ();
+    type ConnParams = ();
+    type ConnState = ();
 
     fn actions(actions: &mut Actions<Self>) {
         actions.action::<RemindIn>().action::<Cancel>().action::<Ring>().action::<Fired>();
@@ -225,6 +227,8 @@ impl Actor for Worker {
     type Input = ();
     type Events = WorkerEvent;
     type Vars = ();
+    type ConnParams = ();
+    type ConnState = ();
 
     fn actions(actions: &mut Actions<Self>) {
         actions.action::<Processed>().queue("jobs").run_loop();

@@ -13,7 +13,7 @@
 //! * `kv`: the key-value space by `prefix`, `after` a key, at most `limit` entries;
 //! * `queue`: every queue's depth and first `limit` messages;
 //! * `alarms`: the pending alarms, by due time;
-//! * `connections`: the event subscribers on the owner.
+//! * `connections`: the connections (id, params, state) and the number of event subscribers.
 
 use mortar_storage::Storage;
 use serde::Deserialize;
@@ -47,6 +47,8 @@ pub(crate) struct View<'a> {
     pub waiting: usize,
     pub subscribers: usize,
     pub run_loop: bool,
+    /// The connections: `{"id", "params", "state"}` each.
+    pub connections: Vec<Value>,
 }
 
 /// A look's arguments.
@@ -103,6 +105,7 @@ pub(crate) fn look(view: View<'_>, args_json: &str) -> Result<String, CallError>
                 "queues": queues,
                 "pendingAlarms": alarms.len(),
                 "subscribers": view.subscribers,
+                "connections": view.connections.len(),
                 "runLoop": view.run_loop,
             })
         }
@@ -147,7 +150,12 @@ pub(crate) fn look(view: View<'_>, args_json: &str) -> Result<String, CallError>
             alarms.sort_by_key(|a| a["dueMs"].as_u64().unwrap_or(0));
             json!({ "alarms": alarms })
         }
-        "connections" => json!({ "subscribers": view.subscribers, "connections": [] }),
+        "connections" => {
+            let mut connections = view.connections;
+            connections.sort_by_key(|c| c["id"].as_u64());
+            connections.truncate(limit);
+            json!({ "subscribers": view.subscribers, "connections": connections })
+        }
         other => {
             return Err(CallError::InvalidArgument(format!(
                 "no inspector part {other:?}; the parts: {}",

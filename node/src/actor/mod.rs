@@ -59,6 +59,8 @@
 //!     type Input = Open;
 //!     type Events = AccountEvent;
 //!     type Vars = ();
+//!     type ConnParams = ();
+//!     type ConnState = ();
 //!
 //!     /// Runs once, for the call that creates the account: calls without an input fail with
 //!     /// `NOT_FOUND` until then.
@@ -135,12 +137,19 @@
 //! * **Events** ([`Context::emit`]) go to the subscribers connected to the owner after the action's
 //!   write is committed, at most once; a subscription ends with `UNAVAILABLE` when the actor moves,
 //!   and the client subscribes again (the CLI does so by itself).
+//! * **Errors** ([`ActorError`]): a user error ([`ActorError::user`], a code and JSON metadata)
+//!   reaches the caller as the actor gave it ([`CallError::User`], through forwarding too); an
+//!   internal error, any error passed on with `?` and a panic reach it as an opaque `internal
+//!   error (id …); see the log of node N`, the whole text in that node's log under that id.
 
 mod activation;
 pub mod args;
 pub mod client;
+pub mod connection;
 pub mod context;
 pub mod error;
+#[cfg(test)]
+mod errors_test;
 pub mod events;
 pub mod examples;
 pub mod examples_work;
@@ -156,7 +165,8 @@ pub mod sdk;
 pub mod service;
 
 pub use client::{ActorRef, Client};
-pub use context::{Alarm, Context, Kv, Message, QueueReader, RunContext, Schedule, unix_ms};
+pub use connection::{ConnEvent, Connection, JsonConnEvent, JsonConnection};
+pub use context::{Alarm, Conn, ConnId, Context, Kv, Message, QueueReader, RunContext, Schedule, unix_ms};
 pub use error::CallError;
 pub use keys::ActorId;
 pub use registry::{Actions, Registry};

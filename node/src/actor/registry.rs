@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 
 use super::activation;
 use super::context::{Context, RunContext};
-use super::error::CallError;
+use super::error::{self, CallError};
 use super::keys;
 use super::keys::ActorId;
 use super::runtime::Shared;
@@ -99,13 +99,34 @@ fn run_dispatch<A: RunLoop>(
     })
 }
 
-/// The gRPC status of an error an actor's code returned, its message prefixed with `what`.
+/// The error a caller hears for an error an actor's code returned: a rejection or invalid
+/// argument with its message prefixed by `what`; a user error as it is, once its code and
+/// metadata are checked (a bad one is a bug in the actor, so internal); an internal error as
+/// an opaque id, its message logged ([`error::actor_internal`]).
 pub(crate) fn call_error(what: &str, e: ActorError) -> CallError {
     match e.kind {
         ActorErrorKind::Rejected => CallError::Rejected(format!("{what}: {}", e.message)),
         ActorErrorKind::InvalidArgument => CallError::InvalidArgument(format!("{what}: {}", e.message)),
-        ActorErrorKind::Internal => CallError::Internal(format!("{what}: {}", e.message)),
+        ActorErrorKind::Internal => error::actor_internal(what, &e.message),
+        ActorErrorKind::User => match check_user_error(&e) {
+            Ok(()) => CallError::User { code: e.code, message: e.message, metadata: e.metadata },
+            Err(why) => error::actor_internal(what, &format!("{why}; the error was {e}")),
+        },
     }
+}
+
+/// Checks what an actor gives in a user error: a valid code, metadata of a bounded size.
+fn check_user_error(e: &ActorError) -> Result<(), String> {
+    error::check_error_code(&e.code).map_err(|why| format!("a user error has a bad code: {why}"))?;
+    let metadata_bytes = serde_json::to_vec(&e.metadata).map_or(usize::MAX, |json| json.len());
+    if metadata_bytes > error::ERROR_METADATA_BYTES_MAX {
+        return Err(format!(
+            "the metadata of user error {} is {metadata_bytes} bytes as JSON, more than the {} allowed",
+            e.code,
+            error::ERROR_METADATA_BYTES_MAX
+        ));
+    }
+    Ok(())
 }
 
 fn dispatch<'a, A: Handles<X>, X: Action>(
@@ -122,16 +143,17 @@ fn dispatch<'a, A: Handles<X>, X: Action>(
                 abbreviate(&args_json)
             ))
         })?;
-        let output = actor.handle(action, ctx).await.map_err(|e: ActorError| match e.kind {
-            ActorErrorKind::Rejected => {
-                CallError::Rejected(format!("{}.{}: {}", A::NAME, X::NAME, e.message))
-            }
-            ActorErrorKind::InvalidArgument => {
-                CallError::InvalidArgument(format!("{}.{}: {}", A::NAME, X::NAME, e.message))
-            }
-            ActorErrorKind::Internal => {
-                CallError::Internal(format!("{}.{}: {}", A::NAME, X::NAME, e.message))
-            }
+        let output = actor.handle(action, ctx).await.map_err(|e: ActorError| {
+            // What failed, as the message's prefix or, for an internal error, in the log.
+            let what = match e.kind {
+                ActorErrorKind::Rejected | ActorErrorKind::InvalidArgument => {
+                    format!("{}.{}", A::NAME, X::NAME)
+                }
+                ActorErrorKind::Internal | ActorErrorKind::User => {
+                    format!("action {} of actor {}/{}", X::NAME, A::NAME, ctx.key())
+                }
+            };
+            call_error(&what, e)
         })?;
         serde_json::to_string(&output).map_err(|e| {
             CallError::Internal(format!("output of {}.{} does not encode: {e}", A::NAME, X::NAME))

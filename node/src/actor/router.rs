@@ -190,7 +190,10 @@ impl Router {
         Ok(channel)
     }
 
-    fn actors_client(&self, owner: &Owner) -> Result<ActorsClient<crate::auth::AuthChannel>, CallError> {
+    pub(crate) fn actors_client(
+        &self,
+        owner: &Owner,
+    ) -> Result<ActorsClient<crate::auth::AuthChannel>, CallError> {
         let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
         let channel =
             crate::auth::with_token(self.channel(&owner.address)?, self.runtime.config().peer_token.clone());
@@ -199,7 +202,7 @@ impl Router {
 
     /// Resolves when `owner` no longer owns `id` in this node's view (it was declared dead, or the
     /// ring moved the actor); never when membership has stopped.
-    async fn owner_changed(&self, id: &ActorId, owner: u32) {
+    pub(crate) async fn owner_changed(&self, id: &ActorId, owner: u32) {
         let mut view = self.view.clone();
         if view.wait_for(|v| self.owner_in(v, id).node != owner).await.is_err() {
             std::future::pending::<()>().await;
@@ -315,6 +318,7 @@ fn local_stream(me: u32, receiver: broadcast::Receiver<Published>, events: Vec<S
                         };
                         return Some((Ok(event), Some(receiver)));
                     }
+                    Ok(Published::Conn(_)) => continue,
                     Ok(Published::Closed(closed)) => CallError::Retry(closed.reason),
                     Err(broadcast::error::RecvError::Lagged(missed)) => CallError::Retry(format!(
                         "this subscriber fell {missed} events behind and was dropped; subscribe again"

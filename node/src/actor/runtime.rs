@@ -28,6 +28,7 @@ use mortar_storage::Storage;
 use tokio::sync::oneshot;
 
 use super::client::Client;
+use super::context::ConnId;
 use super::error::CallError;
 use super::events::EventHub;
 use super::keys::ActorId;
@@ -133,8 +134,12 @@ pub(crate) struct Call {
 
 /// What a call asks of its actor.
 pub(crate) enum CallKind {
-    /// Run action `Call::action`.
-    Action,
+    /// Run action `Call::action`, over connection `conn` when it came over one.
+    Action { conn: Option<ConnId> },
+    /// Connect `conn` with `params_json` (the connection hooks), as a call.
+    Connect { conn: ConnId, params_json: String },
+    /// Connection `conn` ended (its client went away or the actor disconnected it).
+    Disconnect { conn: ConnId },
     /// Append `body_json` to durable queue `queue`; `handled` hears when it has been handled.
     Send { queue: String, body_json: String, handled: Option<oneshot::Sender<()>> },
     /// Destroy the actor.
@@ -160,7 +165,7 @@ pub(crate) enum CallKind {
 impl CallKind {
     /// Whether someone waits for the reply (a call whose caller gave up need not run).
     fn has_caller(&self) -> bool {
-        !matches!(self, CallKind::Turn(_) | CallKind::Sleep)
+        !matches!(self, CallKind::Turn(_) | CallKind::Sleep | CallKind::Disconnect { .. })
     }
 }
 
@@ -180,6 +185,24 @@ struct SendArgs {
     wait: bool,
 }
 
+/// The answer to a queued call of `id` (`what`, for errors), waited for until `deadline`.
+pub(crate) async fn answered(
+    id: &ActorId,
+    what: &str,
+    answer: oneshot::Receiver<Result<Reply, CallError>>,
+    deadline: Instant,
+) -> Result<Reply, CallError> {
+    match tokio::time::timeout_at(deadline.into(), answer).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(CallError::Unavailable(format!(
+            "actor {id} stopped before answering {what}; a write it made may or may not be applied"
+        ))),
+        Err(_) => Err(CallError::Unavailable(format!(
+            "actor {id} did not answer {what} in time; a write it makes may still be applied"
+        ))),
+    }
+}
+
 /// An idle activation, type-erased: the next call resumes it.
 pub(crate) trait Parked: Send + 'static {
     /// Runs the calls queued for activation `id` (its key in the table), of actor type `kind`,
@@ -187,6 +210,8 @@ pub(crate) trait Parked: Send + 'static {
     fn resume(self: Box<Self>, shared: Arc<Shared>, id: ActorId, kind: Arc<dyn ActorKind>);
     /// The generation of this activation.
     fn generation(&self) -> u64;
+    /// Whether the activation must not sleep while idle (it has connections).
+    fn pinned(&self) -> bool;
 }
 
 /// An active actor in the table; every idle actor costs one, so it is kept small.
@@ -268,6 +293,8 @@ pub(crate) struct Shared {
     client: OnceLock<Client>,
     /// Told when an activation scheduled alarms (the alarm scheduler looks again).
     pub alarms_changed: tokio::sync::Notify,
+    /// The id of the next connection made here.
+    next_conn: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -411,7 +438,8 @@ impl Shared {
         let now_ms = self.now_ms();
         let idle_ms = self.config.idle_timeout.as_millis() as u64;
         let idle = |entry: &Entry| {
-            matches!(entry.slot, Slot::Idle(_)) && now_ms.saturating_sub(entry.last_call_ms) >= idle_ms
+            matches!(&entry.slot, Slot::Idle(parked) if !parked.pinned())
+                && now_ms.saturating_sub(entry.last_call_ms) >= idle_ms
         };
         let without_hook = |id: &ActorId| {
             self.registry.check_actor(id.name()).map_or(true, |kind| kind.sleeps_without_hook())
@@ -490,6 +518,12 @@ impl Runtime {
             activations: Mutex::new(HashMap::new()),
             client: OnceLock::new(),
             alarms_changed: tokio::sync::Notify::new(),
+            next_conn: std::sync::atomic::AtomicU64::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_micros() as u64)
+                    .max(1),
+            ),
         });
         tokio::spawn(sweep_idle(Arc::downgrade(&shared), sweep_interval));
         Self { shared }
@@ -558,24 +592,10 @@ impl Runtime {
                 })?;
                 (CallKind::PatchState { state_json: patch.state.to_string() }, None)
             }
-            _ => (CallKind::Action, None),
+            _ => (CallKind::Action { conn: None }, None),
         };
-        let (reply, answer) = oneshot::channel();
-        let call = Box::new(Call { action: action.to_string(), args_json, input_json, reply, kind: what });
-        self.deliver(id, &kind, call)?;
-        let reply = match tokio::time::timeout_at(deadline.into(), answer).await {
-            Ok(Ok(result)) => result?,
-            Ok(Err(_)) => {
-                return Err(CallError::Unavailable(format!(
-                    "actor {id} stopped before answering {action}; a write it made may or may not be applied"
-                )));
-            }
-            Err(_) => {
-                return Err(CallError::Unavailable(format!(
-                    "actor {id} did not answer {action} in time; a write it makes may still be applied"
-                )));
-            }
-        };
+        let answer = self.enqueue(id, &kind, action, args_json, input_json, what)?;
+        let reply = answered(id, action, answer, deadline).await?;
         let Some((queue, handled)) = handled else { return Ok(reply) };
         let seq = &reply.result_json;
         match tokio::time::timeout_at(deadline.into(), handled).await {
@@ -588,6 +608,78 @@ impl Runtime {
                 "message {seq} is in queue {queue} of actor {id} and will be handled once, but was not handled \
                  in time"
             ))),
+        }
+    }
+
+    /// Queues a call of `id` here and returns where its answer comes.
+    fn enqueue(
+        &self,
+        id: &ActorId,
+        kind: &Arc<dyn ActorKind>,
+        action: &str,
+        args_json: String,
+        input_json: Option<String>,
+        what: CallKind,
+    ) -> Result<oneshot::Receiver<Result<Reply, CallError>>, CallError> {
+        let (reply, answer) = oneshot::channel();
+        let call = Box::new(Call { action: action.to_string(), args_json, input_json, reply, kind: what });
+        self.deliver(id, kind, call)?;
+        Ok(answer)
+    }
+
+    /// A new connection id, unique on this node (a node restarting later starts above it: the
+    /// ids begin at the start time in microseconds).
+    pub(crate) fn next_conn_id(&self) -> ConnId {
+        self.shared.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Connects `conn` to `id` here (activating or creating the actor if needed): runs its
+    /// connection hooks and waits for their write until `deadline`.
+    pub(crate) async fn connect_local(
+        &self,
+        id: &ActorId,
+        conn: ConnId,
+        params_json: String,
+        input_json: Option<String>,
+        deadline: Instant,
+    ) -> Result<Reply, CallError> {
+        let kind = self.shared.registry.check_actor(id.name())?.clone();
+        let answer = self.enqueue(
+            id,
+            &kind,
+            "$connect",
+            String::new(),
+            input_json,
+            CallKind::Connect { conn, params_json },
+        )?;
+        answered(id, "the connection", answer, deadline).await
+    }
+
+    /// Queues action `action` of `id` over connection `conn` here: the calls of one connection
+    /// run in the order they are queued. Await the answer with [`answered`].
+    pub(crate) fn call_conn(
+        &self,
+        id: &ActorId,
+        conn: ConnId,
+        action: &str,
+        args_json: String,
+    ) -> Result<oneshot::Receiver<Result<Reply, CallError>>, CallError> {
+        if BUILTINS.contains(&action) {
+            return Err(CallError::InvalidArgument(format!(
+                "{action} is not an action a connection may call"
+            )));
+        }
+        let kind = self.shared.registry.check_call(id.name(), action)?.clone();
+        self.enqueue(id, &kind, action, args_json, None, CallKind::Action { conn: Some(conn) })
+    }
+
+    /// Tells `id` here that connection `conn` ended (its on_disconnect runs), without waiting.
+    pub(crate) fn disconnect_local(&self, id: &ActorId, conn: ConnId) {
+        let Ok(kind) = self.shared.registry.check_actor(id.name()).cloned() else { return };
+        if let Err(e) =
+            self.enqueue(id, &kind, "$disconnect", String::new(), None, CallKind::Disconnect { conn })
+        {
+            tracing::debug!(actor = %id, conn, error = %e, "could not queue a disconnection");
         }
     }
 

@@ -41,6 +41,7 @@ fn node_with(config: RuntimeConfig) -> Node {
     let mut registry = examples::registry();
     registry.register(Probe).register(Ledger);
     durable::register(&mut registry);
+    conn_tests::register(&mut registry);
     let runtime = Runtime::new(config, registry, driver.clone(), storage.clone());
     let router = Router::new(runtime, router::single_node_view(ME));
     Node { router, driver, storage }
@@ -97,6 +98,9 @@ impl Node {
 #[path = "durable_test.rs"]
 mod durable;
 
+#[path = "connection_test.rs"]
+mod conn_tests;
+
 /// A test actor: exercises failures, panics and the key-value space.
 struct Probe;
 
@@ -134,6 +138,8 @@ impl Actor for Probe {
     type Input = ();
     type Events = NoEvents;
     type Vars = ();
+    type ConnParams = ();
+    type ConnState = ();
     fn actions(actions: &mut Actions<Self>) {
         actions
             .action::<FailAfterChange>()
@@ -209,6 +215,8 @@ impl Actor for Ledger {
     type Input = LedgerInput;
     type Events = NoEvents;
     type Vars = ();
+    type ConnParams = ();
+    type ConnState = ();
 
     fn create(&self, _key: &str, input: LedgerInput) -> Result<LedgerState, ActorError> {
         if input.owner.is_empty() {
@@ -369,7 +377,7 @@ async fn bad_calls_get_clear_errors_and_leave_the_actor_running_and_unchanged() 
         ("counter", "nope", "{}", "NotFound", "has no action \"nope\""),
         ("counter", "increment", "{\"amount\": ", "InvalidArgument", "not valid"),
         ("counter", "increment", r#"{"amount": "x"}"#, "InvalidArgument", "not valid"),
-        ("counter", "increment", &format!(r#"{{"amount": {}}}"#, i64::MAX), "Rejected", "overflows"),
+        ("counter", "increment", &format!(r#"{{"amount": {}}}"#, i64::MAX), "User", "overflow: adding"),
     ];
     for (actor, action, args, kind, text) in cases {
         let e = node.call(actor, "c", action, args).await.unwrap_err();
@@ -410,7 +418,7 @@ async fn a_failed_or_panicking_action_changes_nothing() {
     let e = node.call("probe", "p", "fail", "").await.unwrap_err();
     assert_eq!(e, CallError::Rejected("probe.fail: refused on purpose".into()));
     let e = node.call("probe", "p", "panic", "").await.unwrap_err();
-    assert!(matches!(&e, CallError::Internal(m) if m.contains("panicked")), "{e:?}");
+    assert!(matches!(&e, CallError::Internal(m) if m.starts_with("internal error (id ")), "{e:?}");
     // Still the first activation, state and key-value space untouched.
     let script = r#"{"puts": [], "deletes": [], "prefix": "", "get": "x"}"#;
     let reply = node.call("probe", "p", "kv", script).await.unwrap();

@@ -42,6 +42,14 @@ pub trait Actor: Send + Sync + Sized + 'static {
     /// caches, handles, counters (`()` for none). Actions and the run loop share them
     /// ([`Context::vars`]); change them through interior mutability (a `Mutex`, atomics).
     type Vars: Default + Send + Sync + 'static;
+    /// What a client gives when it connects ([`ActorRef::connect`](super::ActorRef::connect),
+    /// `mortar connect --params JSON`), as JSON; [`Actor::on_before_connect`] may refuse it.
+    /// `()` for nothing.
+    type ConnParams: Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// Per-connection values ([`Conn::state`](super::Conn::state)), built by
+    /// [`Actor::create_conn_state`] when a client connects and kept in memory while it stays
+    /// connected (never stored: a client that reconnects builds a new one). `()` for none.
+    type ConnState: Default + Serialize + Send + Sync + 'static;
 
     /// The state of a new actor, from the input of the call that creates it. Runs once per actor
     /// (not once per activation): the state it returns is stored with that call's write. An
@@ -79,6 +87,47 @@ pub trait Actor: Send + Sync + Sized + 'static {
     /// action's write, unless another activation has taken over meanwhile.
     fn on_sleep(&self, ctx: &mut Context<Self>) -> impl Future<Output = Result<(), ActorError>> + Send {
         ctx.default_hook = true;
+        async { Ok(()) }
+    }
+
+    /// Runs when a client connects, before anything else of the connection: an error refuses it
+    /// (the client hears the error, as from an action). The seeds' place to check credentials
+    /// carried in the params. Reads only: it writes nothing.
+    fn on_before_connect(
+        &self,
+        ctx: &Context<Self>,
+        params: &Self::ConnParams,
+    ) -> impl Future<Output = Result<(), ActorError>> + Send {
+        let _ = (ctx, params);
+        async { Ok(()) }
+    }
+
+    /// Builds the state of a new connection from its params, after
+    /// [`Actor::on_before_connect`] let it in; an error refuses it. By default `Default`.
+    fn create_conn_state(
+        &self,
+        ctx: &Context<Self>,
+        params: &Self::ConnParams,
+    ) -> impl Future<Output = Result<Self::ConnState, ActorError>> + Send {
+        let _ = (ctx, params);
+        async { Ok(Self::ConnState::default()) }
+    }
+
+    /// Runs once a connection is set up ([`Context::conn`] is the new one, listed in
+    /// [`Context::conns`]). What it changes is committed like an action's write before the client
+    /// hears that it is connected; an error refuses the connection and discards the changes.
+    fn on_connect(&self, ctx: &mut Context<Self>) -> impl Future<Output = Result<(), ActorError>> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// Runs when a connection ends because its client closed it or went away, or the actor
+    /// disconnected it ([`Context::conn`] is the one leaving, no longer in [`Context::conns`]).
+    /// What it changes is committed like an action's write. It does not run when the actor
+    /// moves, sleeps or its node dies (every connection then ends and its client reconnects to
+    /// the next activation): do not rely on it for anything that must happen.
+    fn on_disconnect(&self, ctx: &mut Context<Self>) -> impl Future<Output = Result<(), ActorError>> + Send {
+        let _ = ctx;
         async { Ok(()) }
     }
 
@@ -189,48 +238,141 @@ pub trait Event: Serialize + DeserializeOwned + Send + 'static {
     const NAME: &'static str;
 }
 
-/// How an action failed; the caller hears the message, and nothing the action changed is kept.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
+/// How an action (or a hook) failed: nothing the action changed is kept, and the caller hears
+/// an error that depends on the [kind](ActorErrorKind).
+///
+/// ```
+/// # use mortar_node::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Default, Clone, Serialize, Deserialize)] struct Balance { cents: u64 }
+/// fn withdraw(balance: &Balance, cents: u64) -> Result<u64, ActorError> {
+///     if cents > balance.cents {
+///         // The client sees the code, the message and the metadata, as they are.
+///         return Err(ActorError::user("insufficient_funds", "the balance is too low")
+///             .with_metadata(serde_json::json!({ "balance": balance.cents, "needed": cents })));
+///     }
+///     // Any error converts with `?`: the client sees an opaque internal error with an id, and
+///     // the node logs the id with this error's text.
+///     let limit: u64 = "10000".parse()?;
+///     Ok(balance.cents - cents.min(limit))
+/// }
+/// ```
+///
+/// Like `anyhow::Error`, `ActorError` is not itself a [`std::error::Error`]: that is what lets
+/// `?` turn any error (a `std::error::Error + Send + Sync + 'static`, or an `anyhow::Error`) into
+/// one. A failed call to another actor ([`CallError`](super::CallError)) keeps its meaning: its
+/// invalid argument stays one, its rejection or not-found becomes a rejection, its user error
+/// reaches this action's caller unchanged, the rest is internal; so does an `anyhow::Error` that
+/// holds a `CallError` or an `ActorError`, under any context.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActorError {
     pub kind: ActorErrorKind,
     pub message: String,
+    /// The code of a [`ActorErrorKind::User`] error (empty for the other kinds).
+    pub code: String,
+    /// Details of a [`ActorErrorKind::User`] error for programs, as JSON (`null` for none);
+    /// ignored for the other kinds.
+    pub metadata: serde_json::Value,
 }
 
-/// The kind of an [`ActorError`], which decides the gRPC status the caller sees.
+/// The kind of an [`ActorError`], which decides what the caller sees.
+///
+/// | Kind | gRPC status | HTTP gateway | `mortar call` exits |
+/// |---|---|---|---|
+/// | `User` | `FAILED_PRECONDITION`, code and metadata ([more](super::error)) | 409, its own code | 4 |
+/// | `Rejected` | `FAILED_PRECONDITION` | 409, `rejected` | 4 |
+/// | `InvalidArgument` | `INVALID_ARGUMENT` | 400, `invalid_argument` | 2 |
+/// | `Internal` | `INTERNAL`: `internal error (id …); see the log of node N` | 500, `internal` | 7 |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActorErrorKind {
-    /// The action refuses in the actor's current state (`FAILED_PRECONDITION`).
+    /// The actor refuses with a code of its own ([`ActorError::user`]); the caller sees the
+    /// code, the message and the metadata as they are.
+    User,
+    /// The action refuses in the actor's current state (`FAILED_PRECONDITION`); the message is
+    /// prefixed with the actor and action.
     Rejected,
     /// The action's arguments are wrong (`INVALID_ARGUMENT`).
     InvalidArgument,
-    /// Something broke that the caller cannot fix (`INTERNAL`).
+    /// Something broke that the caller cannot fix (`INTERNAL`). The caller is told only an id;
+    /// the message goes to the log of the node, at ERROR with that id (as do panics).
     Internal,
 }
 
 impl ActorError {
+    fn new(kind: ActorErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), code: String::new(), metadata: serde_json::Value::Null }
+    }
+
+    /// The actor refuses with an error of its own that clients can tell apart by `code`, e.g.
+    /// `ActorError::user("insufficient_funds", "the balance is too low")`. The code is 1 to 64
+    /// ASCII letters, digits, `_`, `-` or `.` (another is a bug in the actor: the caller then
+    /// gets an internal error). Add details for programs with [`ActorError::with_metadata`].
+    pub fn user(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { code: code.into(), ..Self::new(ActorErrorKind::User, message) }
+    }
+
+    /// Details of a user error for programs, any JSON of at most 4 KiB encoded
+    /// ([`ERROR_METADATA_BYTES_MAX`](super::error::ERROR_METADATA_BYTES_MAX); more is a bug in
+    /// the actor: the caller then gets an internal error). Only user errors carry metadata to
+    /// their caller.
+    pub fn with_metadata(mut self, metadata: serde_json::Value) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
     /// The action refuses, e.g. "balance too low".
     pub fn rejected(message: impl Into<String>) -> Self {
-        Self { kind: ActorErrorKind::Rejected, message: message.into() }
+        Self::new(ActorErrorKind::Rejected, message)
     }
 
     /// The arguments are wrong, e.g. "amount must be positive".
     pub fn invalid_argument(message: impl Into<String>) -> Self {
-        Self { kind: ActorErrorKind::InvalidArgument, message: message.into() }
+        Self::new(ActorErrorKind::InvalidArgument, message)
     }
 
+    /// Something broke: the caller is told an opaque internal error with an id, the node logs
+    /// `message` with that id.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self { kind: ActorErrorKind::Internal, message: message.into() }
+        Self::new(ActorErrorKind::Internal, message)
+    }
+
+    /// A failed call to another actor, passed on as this action's failure.
+    fn from_call(e: &super::CallError, message: String) -> Self {
+        use super::CallError;
+        match e {
+            CallError::InvalidArgument(_) => Self::invalid_argument(message),
+            CallError::Rejected(_) | CallError::NotFound(_) => Self::rejected(message),
+            CallError::User { code, message, metadata } => {
+                Self::user(code.clone(), message.clone()).with_metadata(metadata.clone())
+            }
+            _ => Self::internal(message),
+        }
     }
 }
 
-impl From<super::CallError> for ActorError {
-    /// A failed actor-to-actor call, passed on as this action's failure.
-    fn from(e: super::CallError) -> Self {
-        match e {
-            super::CallError::InvalidArgument(m) => Self::invalid_argument(m),
-            super::CallError::Rejected(m) | super::CallError::NotFound(m) => Self::rejected(m),
-            other => Self::internal(other.to_string()),
+impl std::fmt::Display for ActorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            ActorErrorKind::User => write!(f, "{}: {}", self.code, self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+/// `?` on any error: a [`CallError`](super::CallError) or an `anyhow::Error` holding one (or an
+/// `ActorError`) keeps its meaning (see [`ActorError`]); every other error is internal, its
+/// message the error with its chain of sources (`outer: inner`).
+impl<E: Into<anyhow::Error>> From<E> for ActorError {
+    fn from(e: E) -> Self {
+        let e: anyhow::Error = e.into();
+        // `{:#}`: the contexts and sources too, as `anyhow` shows them.
+        let message = format!("{e:#}");
+        if let Some(actor) = e.downcast_ref::<ActorError>() {
+            return actor.clone();
+        }
+        match e.downcast_ref::<super::CallError>() {
+            Some(call) => Self::from_call(call, message),
+            None => Self::internal(message),
         }
     }
 }

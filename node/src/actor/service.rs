@@ -124,6 +124,15 @@ impl Actors for ActorsService {
     }
 
     type SubscribeStream = EventStream;
+    type OpenConnectionStream = super::connection::ConnectStream;
+
+    async fn open_connection(
+        &self,
+        request: Request<tonic::Streaming<mortar_proto::v1::ConnectRequest>>,
+    ) -> Result<Response<Self::OpenConnectionStream>, Status> {
+        let stream = super::connection::serve(self.router.clone(), request.into_inner()).await?;
+        Ok(Response::new(stream))
+    }
 
     async fn subscribe(
         &self,

@@ -31,10 +31,12 @@ pub const RESUBSCRIBE_FOR_MS_DEFAULT: u64 = 30_000;
     mortar call chatRoom lobby getHistory '{\"limit\": 10}'\n  \
     mortar call counter user-7 getCount --input '{\"start\": 100}'\n  \
     mortar call chatRoom lobby sendMessage - < message.json\n\n\
-    Exit 0 with the JSON result on stdout. Exit 2 with the reason on stderr when the actor type or \
-    action does not exist (NotFound), the arguments do not fit the action (InvalidArgument), the \
-    action refused (FailedPrecondition: nothing changed), or the cluster could not answer \
-    (Unavailable: a write may or may not have happened unless the message says it was not applied).")]
+    Exit 0 with the JSON result on stdout. Otherwise the reason is on stderr, and the exit status \
+    says what kind it is: 2 the arguments do not fit the action (InvalidArgument); 3 the actor \
+    type or action does not exist (NotFound); 4 the action refused (a user error prints \
+    `error: <code>: <message>` and its metadata as JSON on the next line; FailedPrecondition: \
+    nothing changed); 5 not applied, retry; 6 no answer in time (a write may or may not have \
+    happened); 7 an internal error (see the log of the node it names). See `mortar --help`.")]
 pub struct CallArgs {
     /// Actor type, e.g. counter.
     pub actor: String,
@@ -52,7 +54,7 @@ pub struct CallArgs {
     /// call ever) [default: null].
     #[arg(long, value_name = "JSON", conflicts_with = "get")]
     pub input: Option<String>,
-    /// Only if the actor exists: exit 2 with "not found" instead of creating it.
+    /// Only if the actor exists: exit 3 with "not found" instead of creating it.
     #[arg(long)]
     pub get: bool,
     #[command(flatten)]
@@ -63,9 +65,9 @@ pub struct CallArgs {
 #[command(after_help = "Examples:\n  \
     mortar create counter user-7 --input '{\"start\": 100}'\n  \
     mortar create chatRoom 'org-acme/general'\n\n\
-    Exit 0 once the actor is created and stored. Exit 2 when it exists already \
-    (FailedPrecondition), the input does not fit (InvalidArgument) or the type does not exist \
-    (NotFound). A destroyed actor is created again.")]
+    Exit 0 once the actor is created and stored. Exit 4 when it exists already \
+    (FailedPrecondition), 2 when the input does not fit (InvalidArgument), 3 when the type does \
+    not exist (NotFound); others as `mortar --help` lists. A destroyed actor is created again.")]
 pub struct CreateArgs {
     /// Actor type, e.g. counter.
     pub actor: String,
@@ -105,8 +107,8 @@ pub async fn create(args: CreateArgs) -> Result<u8, Failure> {
     Events are delivered at most once, from the moment the subscription is made. When the actor \
     moves to another node the node ends the stream, and this command subscribes again by itself \
     (saying so on stderr); events emitted in between are missed.\n\n\
-    Exit 2 when the first subscription cannot be made, or when subscribing again has failed for \
-    --retry-for-ms.\n\n\
+    When the first subscription cannot be made, exit as a call would (`mortar --help`); exit 5 \
+    when subscribing again has failed for --retry-for-ms.\n\n\
     Example:\n  mortar subscribe counter user-42 --event newCount"
 )]
 pub struct SubscribeArgs {
@@ -137,9 +139,10 @@ pub enum QueueCommand {
         mortar queue send worker w1 jobs '{\"id\": \"job-2\"}' --wait\n\n\
         Prints the message's sequence number in its queue once the message is stored on a quorum \
         and durable (with --wait: once the actor's run loop has handled it, which it does exactly \
-        once). Exit 2 with the reason when the actor declares no such queue or was destroyed \
-        (NotFound), the queue is full (ResourceExhausted: not queued, retry later), or the cluster \
-        could not answer (Unavailable).")]
+        once). Exit 3 with the reason when the actor declares no such queue or was destroyed \
+        (NotFound), 5 when the queue is full (ResourceExhausted: not queued, retry later), 6 when \
+        no answer came in time (the message may or may not be queued); others as `mortar --help` \
+        lists.")]
     Send(QueueSendArgs),
 }
 
@@ -326,10 +329,10 @@ pub async fn call(args: CallArgs) -> Result<u8, Failure> {
         });
         let exists = args.connect.call("nothing was changed", client.call(request)).await?;
         if !exists.result_json.contains("\"exists\":true") {
-            return Err(Failure::error(format!(
-                "NotFound: actor {}/{} does not exist",
-                args.actor, args.key
-            )));
+            return Err(Failure::new(
+                super::EXIT_NOT_FOUND,
+                format!("NotFound: actor {}/{} does not exist", args.actor, args.key),
+            ));
         }
     }
     let request = args.connect.request(ActorCallRequest {
@@ -412,20 +415,24 @@ pub async fn subscribe(args: SubscribeArgs) -> Result<u8, Failure> {
         let Some(since) = ended_at else {
             // Never subscribed: retrying what never worked would only hide the reason.
             let what = "no subscription was made";
-            let reason = match &status {
-                Some(status) => args.connect.failure(status, what).message,
-                None => args.connect.no_answer(what).message,
+            let failure = match &status {
+                Some(status) => args.connect.failure(status, what),
+                None => args.connect.no_answer(what),
             };
-            return Err(Failure::error(format!("cannot subscribe to {}/{}: {reason}", args.actor, args.key)));
+            let message = format!("cannot subscribe to {}/{}: {}", args.actor, args.key, failure.message);
+            return Err(Failure::new(failure.code, message));
         };
         match ended {
             CallError::Retry(_) | CallError::Unavailable(_) | CallError::Overloaded(_) => {
                 if since.elapsed() >= retry_for {
-                    return Err(Failure::error(format!(
-                        "the subscription to {}/{} ended and subscribing again failed for {} ms \
+                    return Err(Failure::new(
+                        super::EXIT_NOT_APPLIED,
+                        format!(
+                            "the subscription to {}/{} ended and subscribing again failed for {} ms \
                          (--retry-for-ms); last: {ended}",
-                        args.actor, args.key, args.retry_for_ms
-                    )));
+                            args.actor, args.key, args.retry_for_ms
+                        ),
+                    ));
                 }
                 note(&format!("subscription ended ({ended}); subscribing again"));
                 tokio::time::sleep(RESUBSCRIBE_BACKOFF).await;

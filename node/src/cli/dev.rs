@@ -64,7 +64,9 @@ pub struct DevArgs {
     #[arg(long, default_value = "mortar-data", value_name = "DIR")]
     pub data_dir: PathBuf,
 
-    /// The mortar binary to run for each node [default: this executable].
+    /// The node binary to run for each node: `mortar`, or an application's own node (one built
+    /// with `mortar_node::node_main!`, which takes the same `node` flags) [default: this
+    /// executable].
     #[arg(long, value_name = "PATH")]
     pub bin: Option<PathBuf>,
 }
@@ -98,7 +100,8 @@ pub async fn run(args: DevArgs) -> Result<u8, Failure> {
     };
     if !bin.is_file() {
         return Err(Failure::error(format!(
-            "--bin {} is not a file; pass the path of the mortar binary",
+            "--bin {} is not a file; pass the path of a node binary (mortar, or one built with \
+             mortar_node::node_main!)",
             bin.display()
         )));
     }
@@ -314,19 +317,7 @@ fn spawn_node(
     node.log_start = log.metadata().map_or(0, |m| m.len());
     let started =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let args: Vec<std::ffi::OsString> = vec![
-        "node".into(),
-        "--id".into(),
-        node.id.to_string().into(),
-        "--listen".into(),
-        node.grpc.to_string().into(),
-        "--http".into(),
-        node.http.to_string().into(),
-        "--data-dir".into(),
-        node.dir.clone().into(),
-        "--initial-cluster".into(),
-        initial_cluster.into(),
-    ];
+    let args = node_args(node, initial_cluster);
     // A marker between runs, with the command that restarts this node by hand; a failure to
     // write it is not worth stopping for.
     let command_line: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
@@ -370,6 +361,24 @@ fn spawn_node(
         let _ = exits.send(Exited { id, status }).await;
     });
     Ok(())
+}
+
+/// The command line of a node: `node` and the flags every node binary takes (`mortar`'s, and
+/// those of `mortar_node::node_main!`).
+fn node_args(node: &DevNode, initial_cluster: &str) -> Vec<std::ffi::OsString> {
+    vec![
+        "node".into(),
+        "--id".into(),
+        node.id.to_string().into(),
+        "--listen".into(),
+        node.grpc.to_string().into(),
+        "--http".into(),
+        node.http.to_string().into(),
+        "--data-dir".into(),
+        node.dir.clone().into(),
+        "--initial-cluster".into(),
+        initial_cluster.into(),
+    ]
 }
 
 fn mark_exited(nodes: &mut [DevNode], id: u16) -> &DevNode {
@@ -527,6 +536,23 @@ mod tests {
         assert_eq!(http, [7200, 7201, 7202]);
         assert_eq!(nodes[2].dir, PathBuf::from("d/node-3"));
         assert_eq!(nodes[2].log, PathBuf::from("d/node-3/node.log"));
+    }
+
+    #[test]
+    fn every_node_binary_takes_the_flags_dev_passes() {
+        use clap::Parser as _;
+        let nodes = plan(&args(3, 7100)).unwrap();
+        let initial_cluster = "1=127.0.0.1:7100,2=127.0.0.1:7101,3=127.0.0.1:7102";
+        let mut command_line = vec![std::ffi::OsString::from("my-node")];
+        command_line.extend(node_args(&nodes[1], initial_cluster));
+        let cli = super::super::Cli::try_parse_from(command_line).unwrap();
+        let super::super::Command::Node(node) = cli.command else { panic!("parsed as another command") };
+        let config = crate::config::NodeConfig::from_args(*node).unwrap();
+        assert_eq!(config.id, 2);
+        assert_eq!(config.listen, nodes[1].grpc);
+        assert_eq!(config.http, nodes[1].http);
+        assert_eq!(config.data_dir, PathBuf::from("d/node-2"));
+        assert_eq!(config.initial_cluster.len(), 3);
     }
 
     #[test]

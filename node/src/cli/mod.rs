@@ -1,15 +1,16 @@
 //! The `mortar` command line: `node`, `kv`, `call`, `subscribe`, `admin`, `dev`, `bench`.
 //!
-//! Exit codes: 0 success; 1 a definite "no" (key not found, CAS not swapped) or a node that
-//! stopped with an error; 2 a usage error, an unreachable node or an error returned by the
-//! cluster. A command whose stdout is closed under it (`| head -1`) stops quietly with 0, the
-//! client commands' output going through [`say`] and [`write_stdout`] (`mortar bench` prints on
-//! its own and does not yet).
+//! Exit statuses tell bad input, not found, a refusal (an actor's user error), unavailable and
+//! internal errors apart: see [`exit`] (and `mortar --help`). A command whose stdout is closed
+//! under it (`| head -1`) stops quietly with 0, the client commands' output going through
+//! [`say`] and [`write_stdout`] (`mortar bench` prints on its own and does not yet).
 
 pub mod actors;
 pub mod admin;
 pub mod cert;
+pub mod connect;
 pub mod dev;
+pub mod exit;
 pub mod health;
 pub mod kv;
 
@@ -20,12 +21,9 @@ use tonic::transport::Channel;
 
 use crate::config::{NodeArgs, NodeConfig};
 
-/// Success.
-pub const EXIT_OK: u8 = 0;
-/// A definite negative answer (not found, not swapped), or a node that stopped with an error.
-pub const EXIT_NO: u8 = 1;
-/// A usage error, an unreachable node, or an error status from the cluster.
-pub const EXIT_ERROR: u8 = 2;
+pub use exit::{
+    EXIT_ERROR, EXIT_INTERNAL, EXIT_NO, EXIT_NOT_APPLIED, EXIT_NOT_FOUND, EXIT_OK, EXIT_REFUSED, EXIT_UNKNOWN,
+};
 
 /// Default `--endpoint` of the client commands.
 pub const ENDPOINT_DEFAULT: &str = "127.0.0.1:7100";
@@ -40,12 +38,7 @@ pub const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(3);
     long_about = "Mortar: a replicated key-value and virtual-actor cluster.\n\n\
         Nodes replicate every write through EPaxos: a reply means the write is committed on a \
         quorum, stored durably and executed.",
-    after_help = "Start a local three-node cluster and use it:\n  \
-        mortar dev\n  \
-        mortar kv put hello world\n  \
-        mortar kv get hello\n  \
-        mortar admin status\n\n\
-        Logs go to stderr; set MORTAR_LOG (e.g. MORTAR_LOG=debug) to change the level."
+    after_help = after_help()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -71,6 +64,8 @@ pub enum Command {
     Inspect(actors::InspectArgs),
     /// Create an actor from an input; fails if it exists.
     Create(actors::CreateArgs),
+    /// Connect to an actor: print its events and messages as JSON lines, read calls from stdin.
+    Connect(connect::ConnectCmdArgs),
     /// Inspect a running cluster.
     Admin(admin::AdminArgs),
     /// Run a local cluster of real node processes for development.
@@ -95,6 +90,19 @@ pub enum BenchCommand {
     /// Load on a running Mortar or etcd cluster (closed loop, or open loop with --rate): ops/s and
     /// latency percentiles (HDR histogram).
     Kv(crate::bench::KvBenchArgs),
+}
+
+/// The end of `mortar --help`: an example, logging, and the exit statuses ([`exit`]).
+fn after_help() -> String {
+    format!(
+        "Start a local three-node cluster and use it:\n  \
+        mortar dev\n  \
+        mortar kv put hello world\n  \
+        mortar kv get hello\n  \
+        mortar admin status\n\n\
+        Logs go to stderr; set MORTAR_LOG (e.g. MORTAR_LOG=debug) to change the level.\n\n{}",
+        exit::EXIT_STATUSES_HELP
+    )
 }
 
 /// Parses the command line. Help and version go to stdout (exit 0); any other parse error is
@@ -182,32 +190,31 @@ impl Failure {
         Failure { code: EXIT_OK, message: String::new() }
     }
 
-    /// An error worth exit code 2.
+    /// Bad input, or a failure of the command itself: exit status 2.
     pub fn error(message: impl Into<String>) -> Failure {
         Failure::new(EXIT_ERROR, message)
     }
 
-    /// An error status returned by a node: `<Code>: <message>`.
+    /// An error status returned by a node: `<Code>: <message>` (a user error: `<code>:
+    /// <message>` and its metadata), with the exit status that says what kind it is
+    /// ([`exit::of_status`]).
     pub fn status(status: &tonic::Status) -> Failure {
-        let message = status.message().replace(['\n', '\r'], " ");
-        if message.is_empty() {
-            Failure::error(format!("{:?}", status.code()))
-        } else {
-            Failure::error(format!("{:?}: {message}", status.code()))
-        }
+        exit::of_status(status)
     }
 }
 
-/// Runs a parsed command line; returns the process exit code.
-pub async fn run(cli: Cli) -> u8 {
+/// Runs a parsed command line, a `node` hosting the actor types of `registry`; returns the
+/// process exit code.
+pub async fn run(cli: Cli, registry: crate::actor::Registry) -> u8 {
     let result = match cli.command {
-        Command::Node(args) => run_node(*args).await,
+        Command::Node(args) => run_node(*args, registry).await,
         Command::Kv(args) => kv::run(args).await,
         Command::Call(args) => actors::call(args).await,
         Command::Subscribe(args) => actors::subscribe(args).await,
         Command::Queue(command) => actors::queue(command).await,
         Command::Inspect(args) => actors::inspect(args).await,
         Command::Create(args) => actors::create(args).await,
+        Command::Connect(args) => connect::run(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Cert(args) => cert::run(args),
@@ -259,7 +266,7 @@ pub fn note(line: &str) {
     let _ = err.write_all(line.as_bytes()).and_then(|()| err.write_all(b"\n"));
 }
 
-async fn run_node(args: NodeArgs) -> Result<u8, Failure> {
+async fn run_node(args: NodeArgs, registry: crate::actor::Registry) -> Result<u8, Failure> {
     let config = NodeConfig::from_args(args).map_err(|e| Failure::error(e.to_string()))?;
     let metrics = crate::telemetry::install_recorder()
         .map_err(|e| Failure::new(EXIT_NO, format!("cannot install the metrics recorder: {e}")))?;
@@ -282,7 +289,7 @@ async fn run_node(args: NodeArgs) -> Result<u8, Failure> {
             "starting node"
         ),
     }
-    crate::server::run(config, metrics, crate::actor::examples::registry())
+    crate::server::run(config, metrics, registry)
         .await
         .map_err(|e| Failure::new(EXIT_NO, format!("{e:#}").replace('\n', " ")))?;
     Ok(EXIT_OK)
@@ -291,7 +298,8 @@ async fn run_node(args: NodeArgs) -> Result<u8, Failure> {
 /// `--endpoint` and `--timeout-ms`, shared by every client command.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectArgs {
-    /// gRPC address of any node of the cluster.
+    /// gRPC address of any node of the cluster; or several, comma-separated: the first that
+    /// answers is used.
     #[arg(long, env = "MORTAR_ENDPOINT", default_value = ENDPOINT_DEFAULT, value_name = "HOST:PORT")]
     pub endpoint: String,
 
@@ -376,7 +384,30 @@ impl ConnectArgs {
         Ok(crate::auth::with_token(self.connect_channel().await?, token))
     }
 
-    async fn connect_channel(&self) -> Result<Channel, Failure> {
+    /// `--endpoint a,b,c`: each is checked, then the first that answers is the one.
+    pub(crate) async fn connect_channel(&self) -> Result<Channel, Failure> {
+        if !self.endpoint.contains(',') {
+            return self.connect_one().await;
+        }
+        let endpoints: Vec<&str> = self.endpoint.split(',').map(str::trim).collect();
+        for endpoint in &endpoints {
+            endpoint_uri(endpoint)?;
+        }
+        let mut failures: Vec<Failure> = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
+            let one = ConnectArgs { endpoint: endpoint.to_string(), ..self.clone() };
+            match one.connect_one().await {
+                Ok(channel) => return Ok(channel),
+                Err(failure) => failures.push(failure),
+            }
+        }
+        let code = failures.last().map_or(EXIT_ERROR, |f| f.code);
+        let messages: Vec<String> = failures.into_iter().map(|f| f.message).collect();
+        Err(Failure::new(code, format!("no endpoint of {} answered: {}", self.endpoint, messages.join("; "))))
+    }
+
+    /// Connects to `--endpoint`, one `HOST:PORT`.
+    async fn connect_one(&self) -> Result<Channel, Failure> {
         let uri = endpoint_uri(&self.endpoint)?;
         let connect_timeout = self.timeout().min(CONNECT_TIMEOUT_MAX);
         let endpoint = self
@@ -390,12 +421,15 @@ impl ConnectArgs {
             .connect_timeout(connect_timeout);
         // The outer timeout also bounds name resolution and the HTTP/2 handshake.
         let no_answer = || {
-            Failure::error(format!(
-                "no answer from {} within {} ms; no connection was made (is it a Mortar node's gRPC \
+            Failure::new(
+                EXIT_NOT_APPLIED,
+                format!(
+                    "no answer from {} within {} ms; no connection was made (is it a Mortar node's gRPC \
                  address? set --endpoint or MORTAR_ENDPOINT)",
-                self.endpoint,
-                connect_timeout.as_millis()
-            ))
+                    self.endpoint,
+                    connect_timeout.as_millis()
+                ),
+            )
         };
         match tokio::time::timeout(connect_timeout + Duration::from_millis(500), endpoint.connect()).await {
             Ok(Ok(channel)) => Ok(channel),
@@ -415,11 +449,14 @@ impl ConnectArgs {
                 self.endpoint
             ));
         }
-        Failure::error(format!(
-            "cannot reach a mortar node at {} ({reason}); is it running? set --endpoint or \
-             MORTAR_ENDPOINT",
-            self.endpoint
-        ))
+        Failure::new(
+            EXIT_NOT_APPLIED,
+            format!(
+                "cannot reach a mortar node at {} ({reason}); is it running? set --endpoint or \
+                 MORTAR_ENDPOINT",
+                self.endpoint
+            ),
+        )
     }
 
     /// Runs one call with the `--timeout-ms` deadline (also sent to the node as `grpc-timeout`).
@@ -460,11 +497,14 @@ impl ConnectArgs {
 
     /// No answer from `--endpoint` within `--timeout-ms`; `what` says what that means.
     pub fn no_answer(&self, what: &str) -> Failure {
-        Failure::error(format!(
-            "no answer from {} within {} ms; {what} (is it a Mortar node? raise --timeout-ms to wait \
+        Failure::new(
+            EXIT_UNKNOWN,
+            format!(
+                "no answer from {} within {} ms; {what} (is it a Mortar node? raise --timeout-ms to wait \
              longer)",
-            self.endpoint, self.timeout_ms
-        ))
+                self.endpoint, self.timeout_ms
+            ),
+        )
     }
 
     /// Wraps a message in a request carrying the deadline.
