@@ -539,7 +539,11 @@ async fn drive(
             }
             match Session::open(&target).await {
                 Ok(session) => break session,
-                Err(e) if e.is_retry_safe() && started.elapsed() < RECONNECT_WINDOW => {
+                // Connecting again may always be tried again: a connection whose opening had an
+                // unknown outcome is ended by the owner when its stream goes.
+                Err(CallError::Retry(_) | CallError::Unavailable(_) | CallError::Overloaded(_))
+                    if started.elapsed() < RECONNECT_WINDOW =>
+                {
                     target.client.rotate();
                 }
                 Err(e) => {
