@@ -2,6 +2,10 @@
 //! dependencies, however deep, is `mortar-chaos` or the etcd client only the lab's benchmarks use
 //! (DESIGN.md: production crates never depend on chaos). The lab may depend on the node, never the
 //! other way round; this test fails the day someone adds such a dependency back.
+//!
+//! And an application that only calls actors, or defines actor types to share with its clients,
+//! depends on `mortar-node` without its default `server` feature: that build must have no RocksDB
+//! (nor the lab) in its dependencies, and must compile.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::process::Command;
@@ -12,6 +16,10 @@ use serde_json::Value;
 const NODE: &str = "mortar-node";
 /// Packages only the lab may depend on.
 const LAB_ONLY: [&str; 2] = ["mortar-chaos", "etcd-client"];
+
+/// Packages a client-only build (`mortar-node` without default features) must not depend on: the
+/// RocksDB build, and what the node never links anyway.
+const SERVER_ONLY: [&str; 4] = ["rocksdb", "librocksdb-sys", "etcd-client", "mortar-chaos"];
 
 /// `cargo` as the test was built by, or the one on `PATH`.
 fn cargo() -> Command {
@@ -114,4 +122,58 @@ fn the_lab_does_depend_on_what_the_node_must_not() {
     let closure = normal_closure(&metadata(), "mortar-chaos");
     assert!(closure.contains_key("etcd-client"), "mortar-chaos no longer uses etcd-client: update LAB_ONLY");
     assert!(closure.contains_key(NODE));
+}
+
+/// The packages `mortar-node` depends on through normal dependencies (not dev or build), with its
+/// default features or without: `cargo tree` resolves the features of this one package (`cargo
+/// metadata` would resolve them for the workspace, where the lab enables the defaults).
+fn node_tree(default_features: bool) -> Vec<String> {
+    let host = host();
+    let mut command = cargo();
+    command.args(["tree", "--locked", "-p", NODE, "-e", "normal", "--prefix", "none", "--format", "{p}"]);
+    command.args(["--target", &host]).current_dir(env!("CARGO_MANIFEST_DIR"));
+    if !default_features {
+        command.arg("--no-default-features");
+    }
+    let stdout = String::from_utf8(run(&mut command)).expect("cargo tree prints UTF-8");
+    stdout.lines().filter_map(|line| line.split_whitespace().next()).map(str::to_string).collect()
+}
+
+#[test]
+fn the_client_build_has_no_rocksdb() {
+    let client = node_tree(false);
+    // The walk itself works: what the SDK and the typed client need is there.
+    for expected in ["mortar-proto", "mortar-storage", "tonic", "serde_json"] {
+        assert!(
+            client.iter().any(|p| p == expected),
+            "{expected} missing from {NODE}'s client build: {client:?}"
+        );
+    }
+    for package in SERVER_ONLY {
+        if client.iter().any(|p| p == package) {
+            let why = run(cargo()
+                .args(["tree", "--locked", "-p", NODE, "--no-default-features"])
+                .args(["-e", "normal", "--invert", package])
+                .current_dir(env!("CARGO_MANIFEST_DIR")));
+            panic!(
+                "{NODE} without default features depends on {package}:\n{}\nGate the code that needs it \
+                 behind the `server` feature (node/Cargo.toml), or keep it out of the node.",
+                String::from_utf8_lossy(&why)
+            );
+        }
+    }
+    // Not vacuous: the full node does build RocksDB.
+    let full = node_tree(true);
+    assert!(full.iter().any(|p| p == "librocksdb-sys"), "{NODE} no longer uses RocksDB: update SERVER_ONLY");
+}
+
+#[test]
+fn the_client_build_compiles() {
+    // The target directory this test was built in (its `CARGO_TARGET_TMPDIR` is `<target>/tmp`):
+    // the check reuses what is built there and never builds RocksDB.
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("a target directory");
+    run(cargo()
+        .args(["check", "--locked", "--release", "-p", NODE, "--no-default-features", "--lib"])
+        .env("CARGO_TARGET_DIR", target)
+        .current_dir(env!("CARGO_MANIFEST_DIR")));
 }

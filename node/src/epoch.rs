@@ -100,6 +100,6 @@ pub fn is_stale_entry(record: &EpochRecord, replica: ReplicaId, slot: u64) -> bo
     !record.members.contains(&replica.0) || slot <= record.previous_cut.bound(replica)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "server"))]
 #[path = "epoch_test.rs"]
 mod epoch_test;

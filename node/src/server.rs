@@ -62,6 +62,11 @@ pub async fn run(config: NodeConfig, metrics: PrometheusHandle, registry: Regist
     run_on(config, metrics, registry, storage, signals()).await
 }
 
+/// Opens a checkpoint of this node's data (a RocksDB directory) to stream it to a new member.
+fn open_checkpoint(dir: &std::path::Path) -> Result<Arc<dyn Storage>, StorageError> {
+    Ok(Arc::new(RocksStorage::open(dir)?))
+}
+
 /// Resolves on the first SIGINT or SIGTERM. The handlers are installed when it is first polled,
 /// so a signal before the node serves still ends the process at once.
 async fn signals() {
@@ -198,7 +203,7 @@ pub async fn run_on(
         ControlPlane::start(control_config, machine).await.context("start the control plane")?;
     let bootstrap =
         spawn_control_bootstrap(&config, control.clone(), metadata.clone(), membership.subscribe());
-    let checkpoints = transfer::Source::new(transfer::checkpoints_root(&config.data_dir));
+    let checkpoints = transfer::Source::new(transfer::checkpoints_root(&config.data_dir), open_checkpoint);
     let (mut removed, follower) = reconfig::spawn(
         config.id,
         incarnation,

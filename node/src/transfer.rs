@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use mortar_proto::internal::v1::epoxy_client::EpoxyClient;
 use mortar_proto::internal::v1::{TransferChunk, TransferRequest};
-use mortar_storage::{RocksStorage, Storage, StorageError, WriteBatch};
+use mortar_storage::{Storage, StorageError, WriteBatch};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -65,18 +65,23 @@ pub fn delete_before(root: &Path, epoch: u64) {
 }
 
 /// A checkpoint opened for reading, and the epoch it ends.
-type Opened = (u64, Arc<RocksStorage>);
+type Opened = (u64, Arc<dyn Storage>);
+
+/// Opens a checkpoint directory for reading: the backend that wrote it (`RocksStorage::open` on a
+/// node). Passed in, so that this module, which the actor runtime reaches, does not name RocksDB.
+pub type OpenCheckpoint = fn(&Path) -> Result<Arc<dyn Storage>, StorageError>;
 
 /// Serves `Transfer` from the checkpoints under `root` (one opened at a time, kept open).
 #[derive(Clone)]
 pub struct Source {
     root: PathBuf,
+    open_checkpoint: OpenCheckpoint,
     opened: Arc<Mutex<Option<Opened>>>,
 }
 
 impl Source {
-    pub fn new(root: PathBuf) -> Self {
-        Self { root, opened: Arc::new(Mutex::new(None)) }
+    pub fn new(root: PathBuf, open_checkpoint: OpenCheckpoint) -> Self {
+        Self { root, open_checkpoint, opened: Arc::new(Mutex::new(None)) }
     }
 
     /// Closes an open checkpoint of an epoch before `epoch`, then deletes every such checkpoint
@@ -90,7 +95,7 @@ impl Source {
         delete_before(&self.root, epoch);
     }
 
-    fn open(&self, epoch: u64) -> Result<Arc<RocksStorage>, Status> {
+    fn open(&self, epoch: u64) -> Result<Arc<dyn Storage>, Status> {
         let dir = checkpoint_dir(&self.root, epoch);
         let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((e, storage)) = &*opened
@@ -106,7 +111,7 @@ impl Source {
                  or deleted once every member was ready)"
             )));
         }
-        let storage = Arc::new(RocksStorage::open(&dir).map_err(|e| Status::internal(e.to_string()))?);
+        let storage = (self.open_checkpoint)(&dir).map_err(|e| Status::internal(e.to_string()))?;
         *opened = Some((epoch, storage.clone()));
         Ok(storage)
     }
@@ -249,6 +254,6 @@ fn store_chunk(storage: &dyn Storage, chunk: &TransferChunk) -> Result<(), Stora
     storage.write(batch, false)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "server"))]
 #[path = "transfer_test.rs"]
 mod transfer_test;

@@ -1,4 +1,10 @@
 use super::*;
+use mortar_storage::RocksStorage;
+
+/// How the node opens checkpoints (see `crate::server`).
+fn open_rocks(dir: &Path) -> Result<Arc<dyn Storage>, StorageError> {
+    Ok(Arc::new(RocksStorage::open(dir)?))
+}
 
 /// A checkpoint of `pairs` (key, value size) under `root` for epoch 1.
 fn checkpoint(root: &Path, pairs: &[(String, usize)]) {
@@ -31,7 +37,7 @@ async fn chunks_stay_bounded_in_key_order_and_resume_after_a_key() {
     pairs.push(("k9999".into(), 2 * 1024 * 1024));
     pairs.extend((0..50).map(|i| (format!("s{i:02}"), 10)));
     checkpoint(dir.path(), &pairs);
-    let source = Source::new(dir.path().to_path_buf());
+    let source = Source::new(dir.path().to_path_buf(), open_rocks);
 
     let chunks = collect(&source, b"").await;
     let mut keys = Vec::new();

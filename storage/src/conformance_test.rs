@@ -1,19 +1,21 @@
 //! Runs the conformance suite against every implementation.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
-use crate::{MemStorage, RocksStorage, Storage, conformance};
+#[cfg(feature = "rocksdb")]
+use crate::RocksStorage;
+use crate::{MemStorage, Storage, conformance};
 
 #[test]
 fn mem_storage_meets_the_contract() {
     conformance::run_all(&|| Box::new(MemStorage::new()));
 }
 
+#[cfg(feature = "rocksdb")]
 #[test]
 fn rocks_storage_meets_the_contract() {
     // Directories outlive the storages made in them (dropped at the end of each case).
-    let dirs = RefCell::new(Vec::new());
+    let dirs = std::cell::RefCell::new(Vec::new());
     conformance::run_all(&|| {
         let dir = tempfile::tempdir().expect("create temp dir");
         let storage = RocksStorage::open(dir.path()).expect("open rocks storage");

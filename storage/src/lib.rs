@@ -1,6 +1,8 @@
 //! Mortar's persistence layer: one small [`Storage`] trait with two implementations.
 //!
-//! * [`RocksStorage`] keeps a node's data in a RocksDB directory. Use it in production.
+//! * [`RocksStorage`] keeps a node's data in a RocksDB directory. Use it in production. It is
+//!   behind the default feature `rocksdb`: without it (`default-features = false`) the crate does
+//!   not build RocksDB, for code that only needs the trait.
 //! * [`MemStorage`] keeps everything in memory and models a disk with a write-ahead log:
 //!   [`MemStorage::crash`] throws away every write that was not synced. Use it in simulations
 //!   and tests.
@@ -83,7 +85,10 @@ pub mod conformance;
 mod group_commit;
 mod mem;
 mod observed;
+#[cfg(feature = "rocksdb")]
 mod rocks;
+// RocksDB's synced watermark: nothing else uses it.
+#[cfg(feature = "rocksdb")]
 pub mod watermark;
 
 #[cfg(test)]
@@ -94,7 +99,7 @@ mod group_commit_test;
 mod lib_test;
 #[cfg(test)]
 mod mem_test;
-#[cfg(test)]
+#[cfg(all(test, feature = "rocksdb"))]
 mod rocks_test;
 
 pub use group_commit::{
@@ -103,6 +108,7 @@ pub use group_commit::{
 };
 pub use mem::MemStorage;
 pub use observed::{Observed, WriteHook};
+#[cfg(feature = "rocksdb")]
 pub use rocks::RocksStorage;
 
 /// The largest [`WriteBatch`] (by [`WriteBatch::bytes`]) that [`Storage::write`] accepts.
@@ -117,6 +123,7 @@ pub const CONTROL_LOG_INDEX_MAX: u64 = u64::MAX - 1;
 pub(crate) const CONTROL_LOG_KEY_LEN: usize = 8;
 
 /// Parses a stored control-log key. Any length other than 8 bytes is [`StorageError::Corrupt`].
+#[cfg(feature = "rocksdb")]
 pub(crate) fn decode_control_log_key(b: &[u8]) -> Result<u64, StorageError> {
     let b: [u8; CONTROL_LOG_KEY_LEN] = b.try_into().map_err(|_| StorageError::Corrupt {
         what: format!("control log key has {} bytes, expected {CONTROL_LOG_KEY_LEN}", b.len()),

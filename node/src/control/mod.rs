@@ -69,7 +69,7 @@ mod wire;
 
 #[cfg(test)]
 mod cluster_test;
-#[cfg(test)]
+#[cfg(all(test, feature = "server"))]
 mod log_store_test;
 #[cfg(test)]
 mod test_support;
