@@ -203,6 +203,17 @@ pub(crate) async fn answered(
     }
 }
 
+/// How [`Runtime::deliver_with`] queues a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Behind the calls queued (refused when the mailbox is full), activating the actor if needed.
+    Activate,
+    /// The same, but only to an activation there is.
+    Active,
+    /// Only to an activation there is, even behind a full mailbox.
+    Always,
+}
+
 /// An idle activation, type-erased: the next call resumes it.
 pub(crate) trait Parked: Send + 'static {
     /// Runs the calls queued for activation `id` (its key in the table), of actor type `kind`,
@@ -670,17 +681,36 @@ impl Runtime {
             )));
         }
         let kind = self.shared.registry.check_call(id.name(), action)?.clone();
-        self.enqueue(id, &kind, action, args_json, None, CallKind::Action { conn: Some(conn) })
+        let (reply, answer) = oneshot::channel();
+        let what = CallKind::Action { conn: Some(conn) };
+        let call =
+            Box::new(Call { action: action.to_string(), args_json, input_json: None, reply, kind: what });
+        // Never activating the actor: a connection's activation never sleeps, so without one the
+        // actor has moved (and activating it here could depose its new owner).
+        if !self.deliver_with(id, &kind, call, Delivery::Active)? {
+            return Err(CallError::Retry(format!(
+                "connection {conn} ended: actor {id} is no longer active here; connect again"
+            )));
+        }
+        Ok(answer)
     }
 
-    /// Tells `id` here that connection `conn` ended (its on_disconnect runs), without waiting.
+    /// Tells the activation of `id` here that connection `conn` ended (its on_disconnect runs),
+    /// without waiting; queued even behind a full mailbox (else the actor would stay pinned
+    /// awake), and never activating the actor: with no activation here the connection is gone
+    /// already, and activating it could depose its owner elsewhere.
     pub(crate) fn disconnect_local(&self, id: &ActorId, conn: ConnId) {
         let Ok(kind) = self.shared.registry.check_actor(id.name()).cloned() else { return };
-        if let Err(e) =
-            self.enqueue(id, &kind, "$disconnect", String::new(), None, CallKind::Disconnect { conn })
-        {
-            tracing::debug!(actor = %id, conn, error = %e, "could not queue a disconnection");
-        }
+        let (reply, _) = oneshot::channel();
+        let what = CallKind::Disconnect { conn };
+        let call = Box::new(Call {
+            action: String::new(),
+            args_json: String::new(),
+            input_json: None,
+            reply,
+            kind: what,
+        });
+        let _ = self.deliver_with(id, &kind, call, Delivery::Always);
     }
 
     /// Fires alarm `alarm` of `id` here (activating the actor if needed): runs its action and
@@ -715,11 +745,23 @@ impl Runtime {
     /// Queues `call` for `id`: behind the running call, or resuming the idle activation, or
     /// starting a new activation when there is none.
     fn deliver(&self, id: &ActorId, kind: &Arc<dyn ActorKind>, call: Box<Call>) -> Result<(), CallError> {
+        self.deliver_with(id, kind, call, Delivery::Activate).map(|_| ())
+    }
+
+    /// [`Runtime::deliver`] as `how` says; whether the call was queued (only with
+    /// [`Delivery::Active`] or [`Delivery::Always`] can it not be: there is no activation).
+    fn deliver_with(
+        &self,
+        id: &ActorId,
+        kind: &Arc<dyn ActorKind>,
+        call: Box<Call>,
+        how: Delivery,
+    ) -> Result<bool, CallError> {
         let mut table = self.shared.table();
         if let hash_map::Entry::Occupied(mut entry) = table.entry(id.clone()) {
             let slot = &mut entry.get_mut().slot;
             match slot {
-                Slot::Busy(busy) if busy.queue.len() >= MAILBOX_CALLS_MAX => {
+                Slot::Busy(busy) if how != Delivery::Always && busy.queue.len() >= MAILBOX_CALLS_MAX => {
                     return Err(CallError::Overloaded(format!(
                         "actor {id} has {MAILBOX_CALLS_MAX} calls queued; retry later"
                     )));
@@ -735,7 +777,10 @@ impl Runtime {
                     parked.resume(self.shared.clone(), id, kind.clone());
                 }
             }
-            return Ok(());
+            return Ok(true);
+        }
+        if how != Delivery::Activate {
+            return Ok(false);
         }
         if table.len() >= ACTIVATIONS_MAX {
             return Err(CallError::Overloaded(format!(
@@ -753,7 +798,7 @@ impl Runtime {
         metrics::gauge!("mortar_node_actors_active").set(table.len() as f64);
         drop(table);
         kind.clone().spawn(self.shared.clone(), id);
-        Ok(())
+        Ok(true)
     }
 
     /// Stops every activation whose owner, by `owner_of`, is another node, and ends the
