@@ -14,11 +14,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::{Cluster, bounded, mortar_cli, mortar_cli_stdin};
-use mortar_node::actor::CallError;
 use mortar_node::actor::connection::{ConnEvent, Connection};
-use mortar_node::actor::examples::{
-    ChatJoin, ChatRoom, ChatRoomEvent, GetMembers, MemberJoined, SendMessage,
-};
+use mortar_node::actor::examples::{ChatJoin, ChatRoom, GetMembers, MemberJoined, NewMessage, SendMessage};
+use mortar_node::actor::{ActorEvent, CallError};
 use mortar_node::prelude::Client;
 use mortar_proto::v1::LocateRequest;
 use mortar_proto::v1::actor_admin_client::ActorAdminClient;
@@ -65,8 +63,13 @@ async fn next(conn: &mut Connection<ChatRoom>) -> ConnEvent<ChatRoom> {
         .expect("the event decodes")
 }
 
-fn joined(name: &str) -> ChatRoomEvent {
-    ChatRoomEvent::MemberJoined(MemberJoined { name: name.into() })
+fn joined(name: &str) -> ActorEvent<ChatRoom> {
+    ActorEvent::of(&MemberJoined { name: name.into() })
+}
+
+/// The chat message `event` carries, if it is one.
+fn message(event: &ConnEvent<ChatRoom>) -> Option<NewMessage> {
+    event.event().expect("a newMessage decodes")
 }
 
 /// Sends `text` as `sender` through `client`, retrying what was not applied; `None` if the
@@ -101,9 +104,7 @@ async fn a_connection_follows_its_actor_when_the_owner_is_killed() {
         assert!(matches!(next(&mut ann).await, ConnEvent::Event(e) if e == joined("ann")));
         for i in 0..5 {
             let seq = send(&writer, &room, &format!("before-{i}")).await.expect("no failure yet");
-            assert!(
-                matches!(next(&mut ann).await, ConnEvent::Event(ChatRoomEvent::NewMessage(m)) if m.seq == seq)
-            );
+            assert_eq!(message(&next(&mut ann).await).map(|m| m.seq), Some(seq));
         }
         let first = ann.conn_id();
         // Carl's client talks to the owner itself, and knows node 1 too.
@@ -159,10 +160,11 @@ async fn a_connection_follows_its_actor_when_the_owner_is_killed() {
         assert!(!acked.is_empty(), "no message was acknowledged");
         let mut seen = BTreeSet::new();
         while !acked.is_subset(&seen) {
-            match next(&mut ann).await {
-                ConnEvent::Event(ChatRoomEvent::NewMessage(m)) => {
-                    seen.insert(m.seq);
-                }
+            let event = next(&mut ann).await;
+            if let Some(m) = message(&event) {
+                seen.insert(m.seq);
+            }
+            match event {
                 ConnEvent::Reconnected { .. } => panic!("the connection was lost again"),
                 ConnEvent::Closed { reason, .. } => panic!("the connection ended: {reason}"),
                 _ => {}

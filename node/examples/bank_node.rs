@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// A bank account: its balance in cents, never below zero.
 pub struct BankAccount;
 
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Balance {
     cents: i64,
 }
@@ -53,14 +53,12 @@ impl Actor for BankAccount {
     const NAME: &'static str = "bankAccount";
     type State = Balance;
     type Input = ();
-    type Events = NoEvents;
+    type Events = ();
     type Vars = ();
     type ConnParams = ();
     type ConnState = ();
 
-    fn actions(actions: &mut Actions<Self>) {
-        actions.action::<Deposit>().action::<Withdraw>().action::<GetBalance>();
-    }
+    type Actions = (Deposit, Withdraw, GetBalance);
 }
 
 impl Handles<Deposit> for BankAccount {

@@ -53,8 +53,8 @@ pub mod transport;
 /// Everything an application needs to write actors and call them.
 pub mod prelude {
     pub use crate::actor::{
-        Action, Actions, Actor, ActorError, ActorRef, CallError, Client, Conn, ConnEvent, ConnId, Connection,
-        Context, Event, Events, Handles, Kv, Message, NoEvents, Registry, RunContext, RunLoop,
+        Action, Actor, ActorError, ActorEvent, ActorRef, CallError, Client, Conn, ConnEvent, ConnId,
+        Connection, Context, Event, Handles, Kv, Message, Registry, RunContext, RunLoop, Work,
     };
 }
 

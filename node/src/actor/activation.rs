@@ -40,12 +40,12 @@ use super::error::CallError;
 use super::keys::{self, ActorId};
 use super::lease::{Lease, Moment, handover_wait};
 use super::op::{ActorOp, ActorOutcome, AlarmRecord, Commit, OwnerRecord, QueueMeta, QueuedMessage};
-use super::registry::{Actions, ActorKind, Kind, call_error};
+use super::registry::{ActorKind, Kind, call_error};
 use super::runtime::{
     Call, CallKind, Parked, QUEUE_LENGTH_MAX, RUN_LOOP_ABORT_GRACE, RUN_LOOP_RESTART_DELAY, Reply, Shared,
     WRITE_BYTES_MAX,
 };
-use super::sdk::{Actor, NoEvents};
+use super::sdk::Actor;
 use crate::driver::ProposeError;
 use crate::state_machine::{Op, Outcome};
 
@@ -54,7 +54,9 @@ use crate::state_machine::{Op, Outcome};
 /// (its id, the key of its table entry; its actor type, from the registry) is not in it.
 struct Activation<A: Actor> {
     generation: u64,
-    state: Arc<A::State>,
+    /// The state, `None` while a call has it ([`Activation::context`]) or after a call that
+    /// changed it failed (it is then read again from this node's store).
+    state: Option<Arc<A::State>>,
     /// Whether the state is stored: the actor exists. Until then the call that comes first
     /// creates it ([`Actor::create`], [`Actor::on_create`]) and stores what it created.
     exists: bool,
@@ -98,12 +100,11 @@ impl Actor for SizeProbe {
     const NAME: &'static str = "size-probe";
     type State = i64;
     type Input = ();
-    type Events = NoEvents;
+    type Actions = ();
+    type Events = ();
     type Vars = ();
     type ConnParams = ();
     type ConnState = ();
-
-    fn actions(_: &mut Actions<Self>) {}
 }
 
 const _: () = assert!(std::mem::size_of::<Activation<SizeProbe>>() <= 56, "an idle actor's activation grew");
@@ -285,16 +286,7 @@ impl<A: Actor> Activation<A> {
             }
         };
         let exists = stored.is_some();
-        let state = match stored {
-            None => A::State::default(),
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                CallError::Internal(format!(
-                    "the stored state of actor {id} does not decode as {}: {e}; the actor type changed \
-                     incompatibly",
-                    std::any::type_name::<A::State>()
-                ))
-            })?,
-        };
+        let state = decode_state::<A>(id, stored.as_deref())?;
         let mut lease = Lease::default();
         lease.confirmed(shared.moment(sent), shared.config.lease);
         // Another node may still hold a read lease, granted by a command it sent before our
@@ -308,7 +300,7 @@ impl<A: Actor> Activation<A> {
         };
         let mut activation = Self {
             generation,
-            state: Arc::new(state),
+            state: Some(Arc::new(state)),
             exists,
             destroyed,
             next_alarm_seq: 0,
@@ -318,14 +310,70 @@ impl<A: Actor> Activation<A> {
             local: None,
         };
         if exists {
-            let ctx = activation.context(shared, id);
-            activation.vars = Arc::new(hook("on_wake", id, kind.actor.on_wake(&ctx)).await?);
+            let ctx = activation.context(shared, id)?;
+            let vars = hook("on_wake", id, kind.actor.on_wake(&ctx)).await;
+            activation.give_back(ctx);
+            activation.vars = Arc::new(vars?);
         }
         Ok(activation)
     }
 
-    fn context(&self, shared: &Shared, id: &ActorId) -> Context<A> {
-        Context::new(id.clone(), self.state.clone(), self.parts(shared))
+    /// The context of a call: the activation lends it its state, and so the only reference to it,
+    /// for the call to change it in place (a state need not be `Clone`, and no call copies it).
+    /// The state comes back with what the call staged ([`Activation::staged`]) or, unchanged,
+    /// through [`Activation::give_back`]. When a call that changed it fails, it does not come
+    /// back: the next context reads it from this node's store, which holds what this
+    /// activation last committed (the activation is the actor's only writer, and every write
+    /// of it is applied here before it is acknowledged).
+    fn context(&mut self, shared: &Shared, id: &ActorId) -> Result<Context<A>, CallError> {
+        let state = self.take_state(shared, id)?;
+        Ok(Context::new(id.clone(), state, self.parts(shared)))
+    }
+
+    fn take_state(&mut self, shared: &Shared, id: &ActorId) -> Result<Arc<A::State>, CallError> {
+        if let Some(state) = self.state.take() {
+            return Ok(state);
+        }
+        metrics::counter!("mortar_node_actor_state_reloads_total").increment(1);
+        let stored = shared
+            .storage
+            .get_kv(&keys::state_key(&id.interference_key()))
+            .map_err(|e| CallError::Internal(format!("could not read the state of actor {id} again: {e}")))?;
+        let stored = if self.exists { stored } else { None };
+        Ok(Arc::new(decode_state::<A>(id, stored.as_deref())?))
+    }
+
+    /// The state, read again if a failed call took it.
+    fn state(&mut self, shared: &Shared, id: &ActorId) -> Result<&A::State, CallError> {
+        let state = self.take_state(shared, id)?;
+        Ok(self.state.insert(state))
+    }
+
+    /// A context with the state as it was before `failed` (a call that failed) changed it.
+    fn fresh_context(
+        &mut self,
+        failed: Context<A>,
+        shared: &Shared,
+        id: &ActorId,
+    ) -> Result<Context<A>, CallError> {
+        self.give_back(failed);
+        self.context(shared, id)
+    }
+
+    /// Takes back the state lent to `ctx` if the call did not change it.
+    fn give_back(&mut self, ctx: Context<A>) {
+        if let Some(state) = ctx.into_unchanged_state() {
+            self.state = Some(state);
+        }
+    }
+
+    /// What `ctx` staged; the state it did not change is back in the activation.
+    fn staged(&mut self, ctx: Context<A>) -> Staged<A::State> {
+        let mut staged = ctx.into_staged();
+        if let Some(kept) = staged.kept.take() {
+            self.state = Some(kept);
+        }
+        staged
     }
 
     fn parts(&self, shared: &Shared) -> ContextParts<A> {
@@ -344,7 +392,7 @@ impl<A: Actor> Activation<A> {
 
     /// Starts the run loop, if the actor type has one, the actor exists and it is not running.
     fn start_run_loop(&mut self, kind: &Arc<Kind<A>>, shared: &Arc<Shared>, id: &ActorId) {
-        let Some(run) = kind.actions.run() else { return };
+        let Some(run) = kind.work.run() else { return };
         if !self.exists || self.destroyed || self.local.as_ref().is_some_and(|l| l.run_abort.is_some()) {
             return;
         }
@@ -437,7 +485,8 @@ impl<A: Actor> Activation<A> {
                     Ok(created) => created,
                     Err(e) => return (Err(e), None),
                 };
-                let (result, end) = self.commit(shared, id, ctx.into_staged(), extra, "create").await;
+                let staged = self.staged(ctx);
+                let (result, end) = self.commit(shared, id, staged, extra, "create").await;
                 (result.map(|()| reply("null".into())), end)
             }
             CallKind::Fire { alarm } => self.fire(kind, shared, id, alarm).await,
@@ -474,7 +523,7 @@ impl<A: Actor> Activation<A> {
     ) -> Result<(Context<A>, Extra), CallError> {
         let mut extra = Extra::default();
         if self.exists {
-            return Ok((self.context(shared, id), extra));
+            return Ok((self.context(shared, id)?, extra));
         }
         if self.destroyed {
             if input_json.is_none() {
@@ -488,8 +537,9 @@ impl<A: Actor> Activation<A> {
         let given = input_json.is_some();
         let state = Arc::new(create::<A>(kind, id, input_json)?);
         // The new actor's activation values, as at the activation of an existing one.
-        let probe = Context::new(id.clone(), state.clone(), self.parts(shared));
+        let probe = Context::new(id.clone(), state, self.parts(shared));
         self.vars = Arc::new(hook("on_wake", id, kind.actor.on_wake(&probe)).await?);
+        let state = probe.into_unchanged_state().expect("on_wake only reads the state");
         let mut ctx = Context::new(id.clone(), state, self.parts(shared));
         ctx.set_creating();
         if given {
@@ -511,7 +561,7 @@ impl<A: Actor> Activation<A> {
         input_json: Option<String>,
         conn: Option<ConnId>,
     ) -> (Result<Reply, CallError>, Option<String>) {
-        let Some(handler) = kind.actions.handler(action) else {
+        let Some(handler) = kind.handlers.get(action) else {
             return (Err(CallError::NotFound(format!("actor {} has no action {action:?}", id.name()))), None);
         };
         if let Some(conn) = conn
@@ -537,8 +587,12 @@ impl<A: Actor> Activation<A> {
         }
         let result_json = match ran {
             Ok(Ok(json)) => json,
-            Ok(Err(e)) => return (Err(e), None),
+            Ok(Err(e)) => {
+                self.give_back(ctx);
+                return (Err(e), None);
+            }
             Err(panic) => {
+                self.give_back(ctx);
                 // Logged with an error id, the caller told only the id.
                 let e = super::error::actor_internal(
                     &format!("action {action} of actor {id}"),
@@ -548,9 +602,10 @@ impl<A: Actor> Activation<A> {
             }
         };
         if let Err(e) = self.before_destroy(kind, id, &mut ctx).await {
+            self.give_back(ctx);
             return (Err(e), None);
         }
-        let staged = ctx.into_staged();
+        let staged = self.staged(ctx);
         if let Some(e) = staged.emit_error {
             return (Err(CallError::Internal(e)), None);
         }
@@ -623,9 +678,10 @@ impl<A: Actor> Activation<A> {
             (Err(e), None)
         };
         if let Err(e) = connected {
+            self.give_back(ctx);
             return refuse(self, e);
         }
-        let staged = ctx.into_staged();
+        let staged = self.staged(ctx);
         let reply = Reply {
             result_json: conn.to_string(),
             generation: self.generation,
@@ -672,7 +728,10 @@ impl<A: Actor> Activation<A> {
         if self.destroyed {
             return (Ok(reply), None);
         }
-        let mut ctx = self.context(shared, id);
+        let mut ctx = match self.context(shared, id) {
+            Ok(ctx) => ctx,
+            Err(e) => return (Err(e), None),
+        };
         let conns = self.local.as_mut().map(|l| std::mem::take(&mut l.conns)).unwrap_or_default();
         ctx.attach_conns(conns, None);
         ctx.set_leaving(leaving);
@@ -680,9 +739,10 @@ impl<A: Actor> Activation<A> {
         self.local().conns = ctx.detach_conns();
         if let Err(e) = ran {
             tracing::warn!(actor = %id, conn, error = %e, "on_disconnect failed; its changes are discarded");
+            self.give_back(ctx);
             return (Ok(reply), None);
         }
-        let staged = ctx.into_staged();
+        let staged = self.staged(ctx);
         if staged.is_read_only() {
             if (!staged.events.is_empty() || !staged.conn_messages.is_empty())
                 && self.confirm_lease(shared, id).await.is_ok()
@@ -730,13 +790,17 @@ impl<A: Actor> Activation<A> {
 
     /// What the inspector sees of this activation.
     fn view<'a>(
-        &'a self,
+        &'a mut self,
         kind: &'a Kind<A>,
         shared: &'a Shared,
         id: &'a ActorId,
         awake: bool,
     ) -> super::inspect::View<'a> {
         let (calls, waiting) = shared.calls_of(id);
+        let state_json = self.state(shared, id).and_then(|state| {
+            serde_json::to_string(state)
+                .map_err(|e| CallError::Internal(format!("the state of actor {id} does not encode: {e}")))
+        });
         super::inspect::View {
             id,
             kind,
@@ -746,8 +810,7 @@ impl<A: Actor> Activation<A> {
             exists: self.exists,
             destroyed: self.destroyed,
             awake,
-            state_json: serde_json::to_string(&*self.state)
-                .map_err(|e| CallError::Internal(format!("the state of actor {id} does not encode: {e}"))),
+            state_json,
             calls,
             waiting,
             subscribers: shared.hub.subscribers(id),
@@ -791,9 +854,12 @@ impl<A: Actor> Activation<A> {
                 );
             }
         };
-        let mut ctx = self.context(shared, id);
+        let mut ctx = match self.context(shared, id) {
+            Ok(ctx) => ctx,
+            Err(e) => return (Err(e), None),
+        };
         *ctx.state_mut() = state;
-        let staged = ctx.into_staged();
+        let staged = self.staged(ctx);
         let (result, end) = self.commit(shared, id, staged, Extra::default(), "state patch").await;
         let reply = Reply {
             result_json: "null".into(),
@@ -830,12 +896,16 @@ impl<A: Actor> Activation<A> {
         if self.destroyed && !self.exists {
             return (Ok(reply), None);
         }
-        let mut ctx = self.context(shared, id);
+        let mut ctx = match self.context(shared, id) {
+            Ok(ctx) => ctx,
+            Err(e) => return (Err(e), None),
+        };
         ctx.destroy();
         if let Err(e) = self.before_destroy(kind, id, &mut ctx).await {
+            self.give_back(ctx);
             return (Err(e), None);
         }
-        let staged = ctx.into_staged();
+        let staged = self.staged(ctx);
         match self.commit(shared, id, staged, Extra::default(), "destroy").await {
             (Ok(()), _) => (Ok(reply), Some(format!("actor {id} was destroyed"))),
             (Err(e), end) => (Err(e), end),
@@ -863,7 +933,10 @@ impl<A: Actor> Activation<A> {
         // Fired or cancelled already.
         let Some(stored) = stored else { return (Ok(reply(self.generation)), None) };
         let now = unix_ms();
-        let mut ctx = self.context(shared, id);
+        let mut ctx = match self.context(shared, id) {
+            Ok(ctx) => ctx,
+            Err(e) => return (Err(e), None),
+        };
         let record = AlarmRecord::decode(&stored);
         let due_ms = record.as_ref().map_or(0, |r| r.due_ms);
         ctx.set_firing(alarm.clone(), due_ms);
@@ -871,7 +944,10 @@ impl<A: Actor> Activation<A> {
             Err(e) => {
                 tracing::error!(actor = %id, alarm, error = %e, "alarm record does not decode; removed")
             }
-            Ok(record) if record.due_ms > now => return (Ok(reply(self.generation)), None),
+            Ok(record) if record.due_ms > now => {
+                self.give_back(ctx);
+                return (Ok(reply(self.generation)), None);
+            }
             Ok(record) => {
                 let late_ms = now - record.due_ms;
                 metrics::histogram!("mortar_node_actor_alarm_lateness_seconds")
@@ -880,7 +956,7 @@ impl<A: Actor> Activation<A> {
                     tracing::info!(actor = %id, alarm, late_ms, "alarm fires late: it came due while its actor's \
                         owner was down, the cluster was stopped, or the node was overloaded");
                 }
-                match kind.actions.handler(&record.action) {
+                match kind.handlers.get(&record.action) {
                     None => tracing::error!(actor = %id, alarm, action = %record.action,
                         "alarm action no longer exists; the alarm is removed"),
                     Some(handler) => {
@@ -896,18 +972,24 @@ impl<A: Actor> Activation<A> {
                             metrics::counter!("mortar_node_actor_alarm_failed_total").increment(1);
                             tracing::warn!(actor = %id, alarm, action = %record.action, error = %failure,
                                 "alarm action failed; its changes are discarded and the alarm removed");
-                            ctx = self.context(shared, id);
+                            ctx = match self.fresh_context(ctx, shared, id) {
+                                Ok(ctx) => ctx,
+                                Err(e) => return (Err(e), None),
+                            };
                             ctx.set_firing(alarm.clone(), due_ms);
                         } else if let Err(e) = self.before_destroy(kind, id, &mut ctx).await {
                             tracing::warn!(actor = %id, alarm, error = %e, "alarm action's destroy refused");
-                            ctx = self.context(shared, id);
+                            ctx = match self.fresh_context(ctx, shared, id) {
+                                Ok(ctx) => ctx,
+                                Err(e) => return (Err(e), None),
+                            };
                             ctx.set_firing(alarm.clone(), due_ms);
                         }
                     }
                 }
             }
         }
-        let staged = ctx.into_staged();
+        let staged = self.staged(ctx);
         let destroy = staged.destroy;
         let extra = Extra { fired: Some(alarm), ..Extra::default() };
         match self.commit(shared, id, staged, extra, "alarm").await {
@@ -932,7 +1014,7 @@ impl<A: Actor> Activation<A> {
         input_json: Option<String>,
         handled: Option<oneshot::Sender<()>>,
     ) -> (Result<Reply, CallError>, Option<String>) {
-        if !kind.actions.has_queue(&queue) {
+        if !kind.work.has_queue(&queue) {
             return (
                 Err(CallError::NotFound(format!(
                     "actor {} has no queue {queue:?}; its queues: {}",
@@ -953,9 +1035,13 @@ impl<A: Actor> Activation<A> {
         let meta_key = keys::queue_meta_key(&ikey, &queue);
         let meta = match read_meta(shared, &meta_key) {
             Ok(meta) => meta,
-            Err(e) => return (Err(CallError::Internal(format!("queue {queue} of actor {id}: {e}"))), None),
+            Err(e) => {
+                self.give_back(ctx);
+                return (Err(CallError::Internal(format!("queue {queue} of actor {id}: {e}"))), None);
+            }
         };
         if meta.len >= QUEUE_LENGTH_MAX {
+            self.give_back(ctx);
             return (
                 Err(CallError::Overloaded(format!(
                     "queue {queue} of actor {id} is full ({} messages); retry once some are handled",
@@ -969,7 +1055,7 @@ impl<A: Actor> Activation<A> {
         extra.queue_writes.push((keys::queue_message_key(&ikey, &queue, seq), Some(message.encode())));
         let meta = QueueMeta { next_seq: seq + 1, len: meta.len + 1 };
         extra.queue_writes.push((meta_key, Some(meta.encode())));
-        let staged = ctx.into_staged();
+        let staged = self.staged(ctx);
         let (result, end) = self.commit(shared, id, staged, extra, "send").await;
         if let Err(e) = result {
             return (Err(e), end);
@@ -1004,7 +1090,7 @@ impl<A: Actor> Activation<A> {
         request: TurnRequest<A>,
     ) -> Option<String> {
         let TurnRequest { queue, grant } = request;
-        if !kind.actions.has_queue(&queue) {
+        if !kind.work.has_queue(&queue) {
             let _ = grant.send(TurnGrant::Undeclared);
             return None;
         }
@@ -1031,13 +1117,19 @@ impl<A: Actor> Activation<A> {
             }
         };
         let (done, finished) = oneshot::channel();
-        let ctx = Box::new(self.context(shared, id));
+        let ctx = match self.context(shared, id) {
+            Ok(ctx) => Box::new(ctx),
+            Err(e) => {
+                tracing::error!(actor = %id, error = %e, "no turn for the run loop");
+                return None; // the loop's grant is dropped: it stops
+            }
+        };
         if grant.send(TurnGrant::Message { ctx, message, done }).is_err() {
             return None; // the loop stopped
         }
         // The loop has the actor until it sends its context back (or drops it: nothing kept).
         let Ok(TurnDone { ctx, committed }) = finished.await else { return None };
-        let staged = ctx.into_staged();
+        let staged = self.staged(*ctx);
         let destroy = staged.destroy;
         let meta_key = keys::queue_meta_key(&ikey, &queue);
         let meta = match read_meta(shared, &meta_key) {
@@ -1076,12 +1168,18 @@ impl<A: Actor> Activation<A> {
             return false;
         }
         if self.exists && !kind.sleeps_without_hook() {
-            let mut ctx = self.context(shared, id);
+            let mut ctx = match self.context(shared, id) {
+                Ok(ctx) => ctx,
+                Err(e) => {
+                    tracing::warn!(actor = %id, error = %e, "the actor sleeps without its sleep hook");
+                    return shared.finish_sleep(id);
+                }
+            };
             let ran = AssertUnwindSafe(kind.actor.on_sleep(&mut ctx)).catch_unwind().await;
             kind.learned_sleep_hook(ctx.default_hook);
             match ran {
                 Ok(Ok(())) => {
-                    let staged = ctx.into_staged();
+                    let staged = self.staged(ctx);
                     if !staged.is_read_only() {
                         let (result, end) = self.commit(shared, id, staged, Extra::default(), "sleep").await;
                         if let Err(e) = result {
@@ -1193,7 +1291,7 @@ impl<A: Actor> Activation<A> {
                     self.exists = false;
                     self.destroyed = true;
                 } else if let Some(state) = staged.state {
-                    self.state = state;
+                    self.state = Some(state);
                     self.exists = true;
                     self.destroyed = false;
                 }
@@ -1283,6 +1381,17 @@ fn panic_text(panic: &Box<dyn Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_default()
+}
+
+/// The state of actor `id` as stored (`None`: it has none stored, so it starts from `Default`).
+fn decode_state<A: Actor>(id: &ActorId, stored: Option<&[u8]>) -> Result<A::State, CallError> {
+    let Some(bytes) = stored else { return Ok(A::State::default()) };
+    serde_json::from_slice(bytes).map_err(|e| {
+        CallError::Internal(format!(
+            "the stored state of actor {id} does not decode as {}: {e}; the actor type changed incompatibly",
+            std::any::type_name::<A::State>()
+        ))
+    })
 }
 
 /// The state of a new actor `id`, created from `input_json` (JSON `null` when absent).

@@ -38,8 +38,9 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::error::{CallError, is_connect_failure};
 use super::keys::ActorId;
+use super::list::Lists;
 use super::router::Router;
-use super::sdk::{Action, Actor, Event, Handles};
+use super::sdk::{Action, Actor, Event};
 use crate::auth::{AuthChannel, Token};
 
 /// Default bound on one call of a [`Client`].
@@ -551,9 +552,9 @@ impl<A: Actor> ActorRef<A> {
     }
 
     /// Runs `action` on this actor and decodes its output.
-    pub async fn call<X: Action>(&self, action: X) -> Result<X::Output, CallError>
+    pub async fn call<X: Action, I>(&self, action: X) -> Result<X::Output, CallError>
     where
-        A: Handles<X>,
+        A::Actions: Lists<X, I>,
     {
         let args = serde_json::to_string(&action).map_err(|e| {
             CallError::InvalidArgument(format!("arguments of {} do not encode: {e}", X::NAME))
@@ -571,47 +572,125 @@ impl<A: Actor> ActorRef<A> {
         })
     }
 
-    /// Every event of this actor, as its [`Actor::Events`](super::Actor::Events). Ends with
-    /// [`CallError::Retry`] when the actor moves: call again to follow it.
+    /// Every event of this actor, each an [`ActorEvent`] to decode as one of its
+    /// [`Actor::Events`](super::Actor::Events). Ends with [`CallError::Retry`] when the actor
+    /// moves: call again to follow it.
     pub async fn events(
         &self,
-    ) -> Result<impl Stream<Item = Result<A::Events, CallError>> + use<A>, CallError> {
+    ) -> Result<impl Stream<Item = Result<ActorEvent<A>, CallError>> + use<A>, CallError> {
         let stream = self.client.subscribe_json(A::NAME, &self.key, Vec::new()).await?;
         Ok(stream.map(|item| {
-            let (name, data) = item?;
-            decode_event::<A::Events>(&name, &data)
+            let (name, data_json) = item?;
+            Ok(ActorEvent::new(name, data_json))
         }))
     }
 
-    /// Events of type `E` of this actor (others are skipped). Ends with [`CallError::Retry`] when
-    /// the actor moves.
-    pub async fn subscribe<E: Event>(
+    /// Events of type `E` of this actor (others are skipped), `E` one of its
+    /// [`Actor::Events`](super::Actor::Events): `subscribe::<NewCount, _>()` (the `_` is the
+    /// place of `E` in the list, found by the compiler). Ends with [`CallError::Retry`] when the
+    /// actor moves.
+    pub async fn subscribe<E: Event, I>(
         &self,
-    ) -> Result<impl Stream<Item = Result<E, CallError>> + use<A, E>, CallError>
+    ) -> Result<impl Stream<Item = Result<E, CallError>> + use<A, E, I>, CallError>
     where
-        A::Events: From<E>,
+        A::Events: Lists<E, I>,
     {
         let stream = self.client.subscribe_json(A::NAME, &self.key, vec![E::NAME.to_string()]).await?;
         Ok(stream.map(|item| {
             let (name, data) = item?;
-            serde_json::from_str(&data).map_err(|e| {
-                CallError::Internal(format!(
-                    "event {name} does not decode as {}: {e}",
-                    std::any::type_name::<E>()
-                ))
-            })
+            decode_event_data(&name, &data)
         }))
     }
 }
 
-/// Decodes event `name` with JSON `data` as the events type `T` (`{"<name>": <data>}`).
-pub(crate) fn decode_event<T: serde::de::DeserializeOwned>(name: &str, data: &str) -> Result<T, CallError> {
-    let decode = || -> Result<T, serde_json::Error> {
-        let data: serde_json::Value = serde_json::from_str(data)?;
-        serde_json::from_value(serde_json::Value::Object([(name.to_string(), data)].into_iter().collect()))
-    };
-    decode().map_err(|e| {
-        CallError::Internal(format!("event {name} does not decode as {}: {e}", std::any::type_name::<T>()))
+/// One event of actor `A` as a subscriber or a connection receives it: its name and JSON data,
+/// decoded with [`ActorEvent::get`] as the [`Event`] type it is, one of `A`'s
+/// [`Actor::Events`](super::Actor::Events).
+///
+/// ```
+/// # use mortar_node::prelude::*;
+/// # use mortar_node::actor::examples::{Counter, NewCount};
+/// # fn show(event: ActorEvent<Counter>) -> Result<(), CallError> {
+/// if let Some(NewCount { count }) = event.get()? {
+///     println!("the count is {count}");
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub struct ActorEvent<A: Actor> {
+    name: String,
+    data_json: String,
+    actor: PhantomData<fn() -> A>,
+}
+
+impl<A: Actor> ActorEvent<A> {
+    pub(crate) fn new(name: String, data_json: String) -> Self {
+        Self { name, data_json, actor: PhantomData }
+    }
+
+    /// `event` as a subscriber of `A` receives it (to compare with what one received).
+    pub fn of<E: Event, I>(event: &E) -> Self
+    where
+        A::Events: Lists<E, I>,
+    {
+        let data_json =
+            serde_json::to_string(event).unwrap_or_else(|e| format!("{{\"not encoded\": \"{e}\"}}"));
+        Self::new(E::NAME.to_string(), data_json)
+    }
+
+    /// The event's name, its [`Event::NAME`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The event's data as JSON.
+    pub fn data_json(&self) -> &str {
+        &self.data_json
+    }
+
+    /// Whether this is an `E` (`is::<NewCount, _>()`).
+    pub fn is<E: Event, I>(&self) -> bool
+    where
+        A::Events: Lists<E, I>,
+    {
+        self.name == E::NAME
+    }
+
+    /// This event as an `E` if it is one (`None` if it is another of `A`'s events); an error if
+    /// its data does not decode as an `E` (the actor's and the client's types differ).
+    pub fn get<E: Event, I>(&self) -> Result<Option<E>, CallError>
+    where
+        A::Events: Lists<E, I>,
+    {
+        if self.name != E::NAME {
+            return Ok(None);
+        }
+        decode_event_data(&self.name, &self.data_json).map(Some)
+    }
+}
+
+impl<A: Actor> Clone for ActorEvent<A> {
+    fn clone(&self) -> Self {
+        Self::new(self.name.clone(), self.data_json.clone())
+    }
+}
+
+impl<A: Actor> PartialEq for ActorEvent<A> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.data_json == other.data_json
+    }
+}
+
+impl<A: Actor> std::fmt::Debug for ActorEvent<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}({})", self.name, self.data_json)
+    }
+}
+
+/// Decodes the JSON `data` of event `name` as `E`.
+fn decode_event_data<E: serde::de::DeserializeOwned>(name: &str, data: &str) -> Result<E, CallError> {
+    serde_json::from_str(data).map_err(|e| {
+        CallError::Internal(format!("event {name} does not decode as {}: {e}", std::any::type_name::<E>()))
     })
 }
 

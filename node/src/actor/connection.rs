@@ -33,19 +33,21 @@ use futures::{Stream, StreamExt as _};
 use mortar_proto::v1::connect_request::Body as RequestBody;
 use mortar_proto::v1::connect_response::Body as ResponseBody;
 use mortar_proto::v1::{
-    ActorEvent, CallFailure, ConnectCall, ConnectCallResult, ConnectOpen, ConnectRequest, ConnectResponse,
-    Connected, Disconnected,
+    ActorEvent as WireEvent, CallFailure, ConnectCall, ConnectCallResult, ConnectOpen, ConnectRequest,
+    ConnectResponse, Connected, Disconnected,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tonic::{Status, Streaming};
 
+use super::client::ActorEvent;
 use super::context::{ConnId, ConnMessage, EmittedEvent};
 use super::error::CallError;
 use super::events::Published;
 use super::keys::ActorId;
+use super::list::Lists;
 use super::router::Router;
 use super::runtime::answered;
-use super::sdk::{Action, Actor, Handles};
+use super::sdk::{Action, Actor, Event};
 
 /// Messages queued for one connection's client before it counts as too slow and is dropped
 /// (it then connects again).
@@ -242,8 +244,8 @@ impl Link {
         tracing::debug!(actor = %id, conn, "connection ended");
     }
 
-    fn event(&self, event: &EmittedEvent) -> ActorEvent {
-        ActorEvent {
+    fn event(&self, event: &EmittedEvent) -> WireEvent {
+        WireEvent {
             event: event.name.to_string(),
             data_json: event.data_json.clone(),
             served_by: self.router.node_id(),
@@ -636,17 +638,28 @@ pub enum ConnEvent<A: Actor> {
     /// Connected again after the actor moved (the connection hooks ran again).
     Reconnected { conn_id: ConnId },
     /// An event the actor emitted.
-    Event(A::Events),
+    Event(ActorEvent<A>),
     /// An event the actor sent to this connection alone.
-    Message(A::Events),
+    Message(ActorEvent<A>),
     /// The connection is over (see [`JsonConnEvent::Closed`]).
     Closed { reason: String, by_actor: bool },
 }
 
-impl<A: Actor> std::fmt::Debug for ConnEvent<A>
-where
-    A::Events: std::fmt::Debug,
-{
+impl<A: Actor> ConnEvent<A> {
+    /// The event as an `E` if this is an [`ConnEvent::Event`] of that type (`None` otherwise):
+    /// `event::<NewMessage, _>()`. An error if its data does not decode as an `E`.
+    pub fn event<E: Event, I>(&self) -> Result<Option<E>, CallError>
+    where
+        A::Events: Lists<E, I>,
+    {
+        match self {
+            ConnEvent::Event(e) => e.get(),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl<A: Actor> std::fmt::Debug for ConnEvent<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConnEvent::Reconnected { conn_id } => {
@@ -683,9 +696,9 @@ impl<A: Actor> Connection<A> {
     }
 
     /// Runs `action` over the connection: the actor sees this connection as the caller.
-    pub async fn call<X: Action>(&mut self, action: X) -> Result<X::Output, CallError>
+    pub async fn call<X: Action, I>(&mut self, action: X) -> Result<X::Output, CallError>
     where
-        A: Handles<X>,
+        A::Actions: Lists<X, I>,
     {
         let args = serde_json::to_string(&action)
             .map_err(|e| CallError::InvalidArgument(format!("{} does not encode as JSON: {e}", X::NAME)))?;
@@ -704,10 +717,10 @@ impl<A: Actor> Connection<A> {
                 Ok(ConnEvent::Reconnected { conn_id })
             }
             JsonConnEvent::Event { name, data_json } => {
-                super::client::decode_event(&name, &data_json).map(ConnEvent::Event)
+                Ok(ConnEvent::Event(ActorEvent::new(name, data_json)))
             }
             JsonConnEvent::Message { name, data_json } => {
-                super::client::decode_event(&name, &data_json).map(ConnEvent::Message)
+                Ok(ConnEvent::Message(ActorEvent::new(name, data_json)))
             }
             JsonConnEvent::Closed { reason, by_actor } => Ok(ConnEvent::Closed { reason, by_actor }),
         })

@@ -6,10 +6,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::*;
+use crate::actor::ActorEvent;
 use crate::actor::connection::{ConnEvent, Connection};
 use crate::actor::examples::{
-    ChatJoin, ChatRoom, ChatRoomEvent, GetMembers, Kick, MemberJoined, MemberLeft, NewMessage, SendMessage,
-    SendWhisper, Whisper,
+    ChatJoin, ChatRoom, GetMembers, Kick, MemberJoined, MemberLeft, NewMessage, SendMessage, SendWhisper,
+    Whisper,
 };
 use crate::actor::runtime::INSPECT;
 
@@ -58,8 +59,13 @@ async fn next<A: Actor>(conn: &mut Connection<A>) -> ConnEvent<A> {
         .expect("the event decodes")
 }
 
-fn joined(name: &str) -> ChatRoomEvent {
-    ChatRoomEvent::MemberJoined(MemberJoined { name: name.into() })
+fn joined(name: &str) -> ActorEvent<ChatRoom> {
+    ActorEvent::of(&MemberJoined { name: name.into() })
+}
+
+/// The chat message `event` carries, if it is one.
+fn message(event: &ConnEvent<ChatRoom>) -> Option<NewMessage> {
+    event.event().expect("a newMessage decodes")
 }
 
 /// Skips `conn`'s events until `wanted` (at most 20 events).
@@ -86,7 +92,7 @@ async fn members_connect_by_name_and_their_calls_carry_it() {
 
     // The sender is the connection's name.
     let seq = bob.call(SendMessage { sender: None, text: "hi".into() }).await.unwrap();
-    let expected = ChatRoomEvent::NewMessage(NewMessage { seq, sender: "bob".into(), text: "hi".into() });
+    let expected = ActorEvent::of(&NewMessage { seq, sender: "bob".into(), text: "hi".into() });
     assert!(matches!(next(&mut ann).await, ConnEvent::Event(e) if e == expected));
     assert!(matches!(next(&mut bob).await, ConnEvent::Event(e) if e == expected));
     let spoofed = bob.call(SendMessage { sender: Some("ann".into()), text: "x".into() }).await.unwrap_err();
@@ -101,13 +107,11 @@ async fn members_connect_by_name_and_their_calls_carry_it() {
 
     // A whisper reaches its addressee alone.
     assert!(bob.call(SendWhisper { to: "ann".into(), text: "psst".into() }).await.unwrap());
-    let whisper = ChatRoomEvent::Whisper(Whisper { from: "bob".into(), text: "psst".into() });
+    let whisper = ActorEvent::of(&Whisper { from: "bob".into(), text: "psst".into() });
     assert!(matches!(next(&mut ann).await, ConnEvent::Message(e) if e == whisper));
     let seq = bob.call(SendMessage { sender: None, text: "after".into() }).await.unwrap();
-    match next(&mut bob).await {
-        ConnEvent::Event(ChatRoomEvent::NewMessage(m)) => assert_eq!(m.seq, seq, "bob got no whisper first"),
-        other => panic!("bob got {other:?}"),
-    }
+    let got = next(&mut bob).await;
+    assert_eq!(message(&got).map(|m| m.seq), Some(seq), "bob got no whisper first: {got:?}");
     assert!(!bob.call(SendWhisper { to: "nobody".into(), text: "x".into() }).await.unwrap());
 
     // The inspector lists both connections with their params and state.
@@ -161,7 +165,7 @@ async fn a_kicked_member_is_told_and_leaving_members_are_announced() {
         ConnEvent::Closed { reason, by_actor } => assert!(by_actor && reason.contains("kicked"), "{reason}"),
         _ => unreachable!(),
     }
-    let left = ChatRoomEvent::MemberLeft(MemberLeft { name: "bob".into() });
+    let left = ActorEvent::of(&MemberLeft { name: "bob".into() });
     until(&mut ann, |e| matches!(e, ConnEvent::Event(e) if *e == left)).await;
     assert_eq!(ann.call(GetMembers).await.unwrap(), ["ann"]);
     // Bob may come back.
@@ -169,7 +173,7 @@ async fn a_kicked_member_is_told_and_leaving_members_are_announced() {
     // A client that goes away is disconnected: its on_disconnect runs.
     let mut carl = join(&served.client, "hall", "carl").await;
     drop(ann);
-    let left = ChatRoomEvent::MemberLeft(MemberLeft { name: "ann".into() });
+    let left = ActorEvent::of(&MemberLeft { name: "ann".into() });
     until(&mut carl, |e| matches!(e, ConnEvent::Event(e) if *e == left)).await;
     assert_eq!(carl.call(GetMembers).await.unwrap(), ["bob", "carl"]);
 }
@@ -199,14 +203,12 @@ impl Actor for Door {
     const NAME: &'static str = "door";
     type State = DoorState;
     type Input = ();
-    type Events = NoEvents;
+    type Events = ();
     type Vars = ();
     type ConnParams = Password;
     type ConnState = Visit;
 
-    fn actions(actions: &mut Actions<Self>) {
-        actions.action::<Count>();
-    }
+    type Actions = (Count,);
 
     async fn on_before_connect(&self, _: &Context<Self>, password: &Password) -> Result<(), ActorError> {
         if password.0 != "sesame" {
@@ -321,12 +323,9 @@ async fn a_deposed_activation_ends_its_connections_and_they_connect_again() {
     // Every event after the reconnection arrives.
     for i in 0..20 {
         let seq = plain.call(SendMessage { sender: Some("x".into()), text: format!("m{i}") }).await.unwrap();
-        match next(&mut conn).await {
-            ConnEvent::Event(ChatRoomEvent::NewMessage(m)) => {
-                assert_eq!((m.seq, m.text), (seq, format!("m{i}")))
-            }
-            other => panic!("got {other:?}"),
-        }
+        let got = next(&mut conn).await;
+        let m = message(&got).unwrap_or_else(|| panic!("got {got:?}"));
+        assert_eq!((m.seq, m.text), (seq, format!("m{i}")));
     }
     assert_eq!(conn.call(GetMembers).await.unwrap(), ["ann"]);
 }

@@ -15,8 +15,9 @@ use tokio::sync::{oneshot, watch};
 use super::client::Client;
 use super::error::CallError;
 use super::keys::{self, ActorId};
+use super::list::Lists;
 use super::op::AlarmRecord;
-use super::sdk::{Action, Actor, ActorError, Event, Events, Handles};
+use super::sdk::{Action, Actor, ActorError, Event};
 
 /// Most entries one [`Kv::list`] returns.
 pub const KV_LIST_ENTRIES_MAX: usize = 10_000;
@@ -139,6 +140,9 @@ pub struct EmittedEvent {
 pub(crate) struct Staged<S> {
     /// The new state, when the action changed it.
     pub state: Option<Arc<S>>,
+    /// The state as it was lent to the context, when the action did not change it: it goes back
+    /// to the activation as it is.
+    pub kept: Option<Arc<S>>,
     pub kv_deletes: Vec<Bytes>,
     pub kv_puts: Vec<(Bytes, Bytes)>,
     pub events: Vec<EmittedEvent>,
@@ -247,9 +251,9 @@ impl<A: Actor> Context<A> {
     /// Sends `event` to connection `conn` alone, once this call's write is committed (not at
     /// all if the call fails); at most once, like [`Context::emit`]. Unknown connection: an
     /// error.
-    pub fn send_to<E: Event>(&mut self, conn: ConnId, event: E) -> Result<(), ActorError>
+    pub fn send_to<E: Event, I>(&mut self, conn: ConnId, event: E) -> Result<(), ActorError>
     where
-        A::Events: From<E>,
+        A::Events: Lists<E, I>,
     {
         if !self.conns.contains_key(&conn) {
             return Err(ActorError::rejected(format!("actor {} has no connection {conn}", self.id)));
@@ -271,9 +275,6 @@ impl<A: Actor> Context<A> {
     }
 
     fn encode_event<E: Event>(&self, event: E) -> Result<EmittedEvent, String> {
-        if !A::Events::NAMES.contains(&E::NAME) {
-            return Err(format!("event {} is not listed in the Events::NAMES of actor {}", E::NAME, A::NAME));
-        }
         serde_json::to_string(&event)
             .map(|data_json| EmittedEvent { name: E::NAME, data_json })
             .map_err(|e| format!("event {} does not encode as JSON: {e}", E::NAME))
@@ -342,11 +343,26 @@ impl<A: Actor> Context<A> {
         &self.state
     }
 
-    /// The state, to change it. Calling this marks the state as changed: it is written when the
-    /// action succeeds.
+    /// The state, to change it in place (it is not copied). Calling this marks the state as
+    /// changed: it is written when the action succeeds. If the action fails instead, the
+    /// activation reads the state back from its node's store (the last committed one).
     pub fn state_mut(&mut self) -> &mut A::State {
         self.state_changed = true;
-        Arc::make_mut(&mut self.state)
+        if Arc::get_mut(&mut self.state).is_none() {
+            // Never for the runtime's own contexts: each call is lent the activation's only
+            // reference. A copy through JSON (the state need not be `Clone`), as a safe fallback.
+            tracing::warn!(actor = %self.id, "the state of a call was shared; it is copied before a change");
+            let copy = serde_json::to_value(&*self.state)
+                .and_then(serde_json::from_value)
+                .unwrap_or_else(|e| panic!("the state of actor {} does not copy through JSON: {e}", self.id));
+            self.state = Arc::new(copy);
+        }
+        Arc::get_mut(&mut self.state).expect("the state was just made unique")
+    }
+
+    /// Gives the state back: `None` when the call changed it (only what it staged may be kept).
+    pub(crate) fn into_unchanged_state(self) -> Option<Arc<A::State>> {
+        (!self.state_changed).then_some(self.state)
     }
 
     /// The actor's own key-value space: for data that grows (one entry per message, per item),
@@ -355,15 +371,23 @@ impl<A: Actor> Context<A> {
         &mut self.kv
     }
 
-    /// Announces `event`, one of the actor's [`Actor::Events`], to its subscribers and
-    /// connections once this action's write is committed (not at all if the action fails).
-    pub fn emit<E: Event>(&mut self, event: E)
+    /// Announces `event`, one of the actor's [`Actor::Events`] (another does not compile), to
+    /// its subscribers and connections once this action's write is committed (not at all if the
+    /// action fails). An event that does not encode as JSON is an error, and fails the action
+    /// even if the error is ignored.
+    pub fn emit<E: Event, I>(&mut self, event: E) -> Result<(), ActorError>
     where
-        A::Events: From<E>,
+        A::Events: Lists<E, I>,
     {
         match self.encode_event(event) {
-            Ok(event) => self.events.push(event),
-            Err(e) => self.emit_error = Some(e),
+            Ok(event) => {
+                self.events.push(event);
+                Ok(())
+            }
+            Err(e) => {
+                self.emit_error = Some(e.clone());
+                Err(ActorError::internal(e))
+            }
         }
     }
 
@@ -387,8 +411,11 @@ impl<A: Actor> Context<A> {
             || !kv_puts.is_empty()
             || !self.alarms.set.is_empty()
             || !self.alarms.removed.is_empty();
+        let written = self.state_changed || (self.creating && writes);
+        let (state, kept) = if written { (Some(self.state), None) } else { (None, Some(self.state)) };
         Staged {
-            state: (self.state_changed || (self.creating && writes)).then_some(self.state),
+            state,
+            kept,
             kv_deletes,
             kv_puts,
             events: self.events,
@@ -499,9 +526,9 @@ pub struct Schedule<'c, A: Actor> {
 
 impl<A: Actor> Schedule<'_, A> {
     /// Runs `action` in `delay` from now; returns the alarm's id.
-    pub fn after<X: Action>(&mut self, delay: Duration, action: X) -> Result<String, ActorError>
+    pub fn after<X: Action, I>(&mut self, delay: Duration, action: X) -> Result<String, ActorError>
     where
-        A: Handles<X>,
+        A::Actions: Lists<X, I>,
     {
         if delay > ALARM_HORIZON {
             return Err(beyond_horizon());
@@ -511,9 +538,9 @@ impl<A: Actor> Schedule<'_, A> {
 
     /// Runs `action` at `unix_ms` (milliseconds since the Unix epoch); returns the alarm's id.
     /// A time in the past is refused.
-    pub fn at<X: Action>(&mut self, unix_ms: u64, action: X) -> Result<String, ActorError>
+    pub fn at<X: Action, I>(&mut self, unix_ms: u64, action: X) -> Result<String, ActorError>
     where
-        A: Handles<X>,
+        A::Actions: Lists<X, I>,
     {
         let now = self::unix_ms();
         if unix_ms < now {
@@ -716,7 +743,7 @@ impl<A: Actor> RunContext<A> {
         while abort.changed().await.is_ok() {}
     }
 
-    /// Durable queue `name` of this actor (declared with `actions.queue(name)`).
+    /// Durable queue `name` of this actor (declared with `work.queue(name)` in [`Actor::work`]).
     pub fn queue(&mut self, name: &str) -> QueueReader<'_, A> {
         QueueReader { ctx: self, name: name.to_string() }
     }

@@ -13,7 +13,7 @@ use crate::actor::examples_work::{FiredNote, ProcessedJobs};
 use crate::actor::keys;
 use crate::actor::runtime::{DESTROY, INSPECT, PATCH_STATE, QUEUE_LENGTH_MAX, SEND};
 use crate::actor::unix_ms;
-use crate::actor::{RunContext, RunLoop};
+use crate::actor::{RunContext, RunLoop, Work};
 
 pub(super) fn register(registry: &mut Registry) {
     registry.register(Clock).register(Inbox).register(Hooked::default()).register(Flaky);
@@ -278,14 +278,12 @@ impl Actor for Clock {
     const NAME: &'static str = "clock";
     type State = ();
     type Input = ();
-    type Events = NoEvents;
+    type Events = ();
     type Vars = ();
     type ConnParams = ();
     type ConnState = ();
 
-    fn actions(actions: &mut Actions<Self>) {
-        actions.action::<At>().action::<Many>().action::<SetThenFail>().action::<List>().action::<Tick>();
-    }
+    type Actions = (At, Many, SetThenFail, List, Tick);
 }
 
 impl Action for At {
@@ -357,13 +355,15 @@ impl Actor for Inbox {
     const NAME: &'static str = "inbox";
     type State = ();
     type Input = ();
-    type Events = NoEvents;
+    type Events = ();
     type Vars = ();
     type ConnParams = ();
     type ConnState = ();
 
-    fn actions(actions: &mut Actions<Self>) {
-        actions.action::<Nothing>().queue("in");
+    type Actions = (Nothing,);
+
+    fn work(work: &mut Work<Self>) {
+        work.queue("in");
     }
 }
 
@@ -397,15 +397,13 @@ impl Actor for Hooked {
     const NAME: &'static str = "hooked";
     type State = HookedState;
     type Input = ();
-    type Events = NoEvents;
+    type Events = ();
     /// This activation's wake number.
     type Vars = u32;
     type ConnParams = ();
     type ConnState = ();
 
-    fn actions(actions: &mut Actions<Self>) {
-        actions.action::<Look>();
-    }
+    type Actions = (Look,);
 
     async fn on_create(&self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
         ctx.state_mut().created += 1;
@@ -453,13 +451,15 @@ impl Actor for Flaky {
     const NAME: &'static str = "flaky";
     type State = FlakyState;
     type Input = ();
-    type Events = NoEvents;
+    type Events = ();
     type Vars = ();
     type ConnParams = ();
     type ConnState = ();
 
-    fn actions(actions: &mut Actions<Self>) {
-        actions.action::<Handled>().queue("in").run_loop();
+    type Actions = (Handled,);
+
+    fn work(work: &mut Work<Self>) {
+        work.queue("in").run_loop();
     }
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::actor::error::{CallError, ERROR_METADATA_BYTES_MAX};
 use crate::actor::router::{self, Router};
 use crate::actor::runtime::{Reply, Runtime, RuntimeConfig};
-use crate::actor::{Action, Actions, Actor, ActorError, ActorErrorKind, ActorId, Context, Handles, NoEvents};
+use crate::actor::{Action, Actor, ActorError, ActorErrorKind, ActorId, Context, Handles};
 use crate::driver::{self, Peers};
 use mortar_epoxy::{Config as EpoxyConfig, Replica, ReplicaId};
 use mortar_storage::MemStorage;
@@ -26,23 +26,12 @@ impl Actor for Failing {
     const NAME: &'static str = "failing";
     type State = u32;
     type Input = ();
-    type Events = NoEvents;
+    type Events = ();
     type Vars = ();
     type ConnParams = ();
     type ConnState = ();
 
-    fn actions(actions: &mut Actions<Self>) {
-        actions
-            .action::<Withdraw>()
-            .action::<Anyhow>()
-            .action::<Serde>()
-            .action::<Panic>()
-            .action::<BadCode>()
-            .action::<BigMetadata>()
-            .action::<Nested>()
-            .action::<Reject>()
-            .action::<WithContext>();
-    }
+    type Actions = (Withdraw, Anyhow, Serde, Panic, BadCode, BigMetadata, Nested, Reject, WithContext);
 }
 
 macro_rules! actions {

@@ -17,8 +17,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::context::Context;
-use super::registry::{Actions, Registry};
-use super::sdk::{Action, Actor, ActorError, Event, Events, Handles};
+use super::registry::Registry;
+use super::sdk::{Action, Actor, ActorError, Event, Handles};
 
 /// A registry with the example actors.
 pub fn registry() -> Registry {
@@ -41,23 +41,6 @@ pub struct Counter;
 pub struct CounterInput {
     #[serde(default)]
     pub start: i64,
-}
-
-/// The events of a [`Counter`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CounterEvent {
-    #[serde(rename = "newCount")]
-    NewCount(NewCount),
-}
-
-impl Events for CounterEvent {
-    const NAMES: &'static [&'static str] = &[NewCount::NAME];
-}
-
-impl From<NewCount> for CounterEvent {
-    fn from(e: NewCount) -> Self {
-        CounterEvent::NewCount(e)
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,17 +71,14 @@ impl Actor for Counter {
     const NAME: &'static str = "counter";
     type State = CounterState;
     type Input = Option<CounterInput>;
-    type Events = CounterEvent;
+    type Actions = (Increment, GetCount);
+    type Events = (NewCount,);
     type Vars = ();
     type ConnParams = ();
     type ConnState = ();
 
     fn create(&self, _key: &str, input: Option<CounterInput>) -> Result<CounterState, ActorError> {
         Ok(CounterState { count: input.unwrap_or_default().start })
-    }
-
-    fn actions(actions: &mut Actions<Self>) {
-        actions.action::<Increment>().action::<GetCount>();
     }
 }
 
@@ -127,7 +107,7 @@ impl Handles<Increment> for Counter {
             .with_metadata(serde_json::json!({ "count": ctx.state().count, "amount": action.amount }))
         })?;
         ctx.state_mut().count = count;
-        ctx.emit(NewCount { count });
+        ctx.emit(NewCount { count })?;
         Ok(count)
     }
 }
@@ -150,48 +130,6 @@ impl Handles<GetCount> for Counter {
 /// lists the connected names; `whisper {to, text}` sends a `whisper` event to one member alone;
 /// `kick {name}` disconnects a member.
 pub struct ChatRoom;
-
-/// The events of a [`ChatRoom`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ChatRoomEvent {
-    #[serde(rename = "newMessage")]
-    NewMessage(NewMessage),
-    #[serde(rename = "memberJoined")]
-    MemberJoined(MemberJoined),
-    #[serde(rename = "memberLeft")]
-    MemberLeft(MemberLeft),
-    #[serde(rename = "whisper")]
-    Whisper(Whisper),
-}
-
-impl Events for ChatRoomEvent {
-    const NAMES: &'static [&'static str] =
-        &[NewMessage::NAME, MemberJoined::NAME, MemberLeft::NAME, Whisper::NAME];
-}
-
-impl From<NewMessage> for ChatRoomEvent {
-    fn from(e: NewMessage) -> Self {
-        ChatRoomEvent::NewMessage(e)
-    }
-}
-
-impl From<MemberJoined> for ChatRoomEvent {
-    fn from(e: MemberJoined) -> Self {
-        ChatRoomEvent::MemberJoined(e)
-    }
-}
-
-impl From<MemberLeft> for ChatRoomEvent {
-    fn from(e: MemberLeft) -> Self {
-        ChatRoomEvent::MemberLeft(e)
-    }
-}
-
-impl From<Whisper> for ChatRoomEvent {
-    fn from(e: Whisper) -> Self {
-        ChatRoomEvent::Whisper(e)
-    }
-}
 
 /// What a member gives when connecting to a [`ChatRoom`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,19 +236,11 @@ impl Actor for ChatRoom {
     const NAME: &'static str = "chatRoom";
     type State = ChatRoomState;
     type Input = ();
-    type Events = ChatRoomEvent;
+    type Actions = (SendMessage, GetHistory, GetMembers, SendWhisper, Kick);
+    type Events = (NewMessage, MemberJoined, MemberLeft, Whisper);
     type Vars = ();
     type ConnParams = ChatJoin;
     type ConnState = ChatMember;
-
-    fn actions(actions: &mut Actions<Self>) {
-        actions
-            .action::<SendMessage>()
-            .action::<GetHistory>()
-            .action::<GetMembers>()
-            .action::<SendWhisper>()
-            .action::<Kick>();
-    }
 
     async fn on_before_connect(&self, ctx: &Context<Self>, join: &ChatJoin) -> Result<(), ActorError> {
         check_sender(&join.name)?;
@@ -326,13 +256,13 @@ impl Actor for ChatRoom {
 
     async fn on_connect(&self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
         let name = ctx.conn().map(|c| c.state().name.clone()).unwrap_or_default();
-        ctx.emit(MemberJoined { name });
+        ctx.emit(MemberJoined { name })?;
         Ok(())
     }
 
     async fn on_disconnect(&self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
         let name = ctx.conn().map(|c| c.state().name.clone()).unwrap_or_default();
-        ctx.emit(MemberLeft { name });
+        ctx.emit(MemberLeft { name })?;
         Ok(())
     }
 }
@@ -449,7 +379,7 @@ impl Handles<SendMessage> for ChatRoom {
         let message = ChatMessage { seq, sender, text: action.text };
         ctx.kv().put(&message_key(seq), &message)?;
         ctx.state_mut().next_seq = seq + 1;
-        ctx.emit(NewMessage { seq, sender: message.sender, text: message.text });
+        ctx.emit(NewMessage { seq, sender: message.sender, text: message.text })?;
         Ok(seq)
     }
 }

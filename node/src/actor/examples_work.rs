@@ -17,8 +17,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::context::{Context, RunContext, unix_ms};
-use super::registry::Actions;
-use super::sdk::{Action, Actor, ActorError, Event, Events, Handles, NoEvents, RunLoop};
+use super::registry::Work;
+use super::sdk::{Action, Actor, ActorError, Event, Handles, RunLoop};
 
 /// Longest `remindIn` delay: a day.
 pub const REMIND_MS_MAX: u64 = 24 * 3600 * 1000;
@@ -77,14 +77,11 @@ impl Actor for Reminder {
     const NAME: &'static str = "reminder";
     type State = ReminderState;
     type Input = ();
-    type Events = NoEvents;
+    type Actions = (RemindIn, Cancel, Ring, Fired);
+    type Events = ();
     type Vars = ();
     type ConnParams = ();
     type ConnState = ();
-
-    fn actions(actions: &mut Actions<Self>) {
-        actions.action::<RemindIn>().action::<Cancel>().action::<Ring>().action::<Fired>();
-    }
 }
 
 impl Action for RemindIn {
@@ -200,23 +197,6 @@ pub struct JobDone {
     pub handled: u64,
 }
 
-/// The events of a [`Worker`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum WorkerEvent {
-    #[serde(rename = "jobDone")]
-    JobDone(JobDone),
-}
-
-impl Events for WorkerEvent {
-    const NAMES: &'static [&'static str] = &[JobDone::NAME];
-}
-
-impl From<JobDone> for WorkerEvent {
-    fn from(e: JobDone) -> Self {
-        WorkerEvent::JobDone(e)
-    }
-}
-
 impl Event for JobDone {
     const NAME: &'static str = "jobDone";
 }
@@ -225,13 +205,14 @@ impl Actor for Worker {
     const NAME: &'static str = "worker";
     type State = WorkerState;
     type Input = ();
-    type Events = WorkerEvent;
+    type Actions = (Processed,);
+    type Events = (JobDone,);
     type Vars = ();
     type ConnParams = ();
     type ConnState = ();
 
-    fn actions(actions: &mut Actions<Self>) {
-        actions.action::<Processed>().queue("jobs").run_loop();
+    fn work(work: &mut Work<Self>) {
+        work.queue("jobs").run_loop();
     }
 }
 
@@ -273,7 +254,7 @@ impl RunLoop for Worker {
             ctx.kv().put(&key, &(job.id.clone(), times))?;
             let handled = ctx.state().handled + 1;
             ctx.state_mut().handled = handled;
-            ctx.emit(JobDone { id: job.id, handled });
+            ctx.emit(JobDone { id: job.id, handled })?;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@
 //! /// A bank account: one activation per account number.
 //! struct Account;
 //!
-//! #[derive(Clone, Default, Serialize, Deserialize)]
+//! #[derive(Default, Serialize, Deserialize)]
 //! struct Balance {
 //!     owner: String,
 //!     cents: u64,
@@ -30,23 +30,6 @@
 //!     balance: u64,
 //! }
 //!
-//! /// Every event an account emits, tagged by event name.
-//! #[derive(Serialize, Deserialize)]
-//! enum AccountEvent {
-//!     #[serde(rename = "deposited")]
-//!     Deposited(Deposited),
-//! }
-//!
-//! impl Events for AccountEvent {
-//!     const NAMES: &'static [&'static str] = &[Deposited::NAME];
-//! }
-//!
-//! impl From<Deposited> for AccountEvent {
-//!     fn from(e: Deposited) -> Self {
-//!         AccountEvent::Deposited(e)
-//!     }
-//! }
-//!
 //! /// Opening an account takes an owner.
 //! #[derive(Serialize, Deserialize)]
 //! struct Open {
@@ -57,7 +40,8 @@
 //!     const NAME: &'static str = "account";
 //!     type State = Balance;
 //!     type Input = Open;
-//!     type Events = AccountEvent;
+//!     type Actions = (Deposit,); // each handled below, or it does not compile
+//!     type Events = (Deposited,); // emitting another event does not compile
 //!     type Vars = ();
 //!     type ConnParams = ();
 //!     type ConnState = ();
@@ -66,10 +50,6 @@
 //!     /// `NOT_FOUND` until then.
 //!     fn create(&self, _key: &str, input: Open) -> Result<Balance, ActorError> {
 //!         Ok(Balance { owner: input.owner, cents: 0 })
-//!     }
-//!
-//!     fn actions(actions: &mut Actions<Self>) {
-//!         actions.action::<Deposit>();
 //!     }
 //! }
 //!
@@ -90,7 +70,7 @@
 //!         let balance = ctx.state().cents + action.cents;
 //!         ctx.state_mut().cents = balance;
 //!         ctx.kv().put(&format!("deposit/{balance}"), &action.cents)?; // grows without a big state
-//!         ctx.emit(Deposited { balance });
+//!         ctx.emit(Deposited { balance })?;
 //!         Ok(balance)
 //!     }
 //! }
@@ -156,6 +136,7 @@ pub mod examples_work;
 pub mod inspect;
 pub mod keys;
 pub mod lease;
+pub mod list;
 pub mod op;
 pub mod registry;
 pub mod router;
@@ -164,12 +145,13 @@ pub mod scheduler;
 pub mod sdk;
 pub mod service;
 
-pub use client::{ActorRef, Client};
+pub use client::{ActorEvent, ActorRef, Client};
 pub use connection::{ConnEvent, Connection, JsonConnEvent, JsonConnection};
 pub use context::{Alarm, Conn, ConnId, Context, Kv, Message, QueueReader, RunContext, Schedule, unix_ms};
 pub use error::CallError;
 pub use keys::ActorId;
-pub use registry::{Actions, Registry};
+pub use list::{ActionList, EventList, Lists};
+pub use registry::{Registry, Work};
 pub use router::Router;
 pub use runtime::{Runtime, RuntimeConfig};
-pub use sdk::{Action, Actor, ActorError, ActorErrorKind, Event, Events, Handles, NoEvents, RunLoop};
+pub use sdk::{Action, Actor, ActorError, ActorErrorKind, Event, Handles, RunLoop};

@@ -13,8 +13,9 @@ use super::context::{Context, RunContext};
 use super::error::{self, CallError};
 use super::keys;
 use super::keys::ActorId;
+use super::list::{ActionList, EventList};
 use super::runtime::Shared;
-use super::sdk::{Action, Actor, ActorError, ActorErrorKind, Events, Handles, RunLoop};
+use super::sdk::{Action, Actor, ActorError, ActorErrorKind, Handles, RunLoop};
 
 /// A type-erased handler of one action: decodes the JSON arguments, runs the typed handler,
 /// encodes its output.
@@ -25,16 +26,46 @@ pub(crate) type Handler<A> =
 pub(crate) type RunFn<A> =
     fn(Arc<Kind<A>>, RunContext<A>) -> BoxFuture<'static, (RunContext<A>, Result<(), ActorError>)>;
 
-/// The actions, queues and run loop of one actor type, filled in by [`Actor::actions`].
-pub struct Actions<A: Actor> {
+/// The handlers of one actor type's actions, from its [`Actor::Actions`] list.
+#[doc(hidden)]
+pub struct Handlers<A: Actor> {
     handlers: BTreeMap<&'static str, Handler<A>>,
+}
+
+impl<A: Actor> Handlers<A> {
+    fn new() -> Self {
+        Self { handlers: BTreeMap::new() }
+    }
+
+    /// Adds action `X`, answered by `A`'s [`Handles<X>`] implementation.
+    ///
+    /// # Panics
+    ///
+    /// When another action of `A` has the same name (a bug in the actor's declaration).
+    pub fn add<X: Action>(&mut self)
+    where
+        A: Handles<X>,
+    {
+        assert!(!X::NAME.starts_with('$'), "action names starting with '$' are the runtime's ({})", X::NAME);
+        let previous = self.handlers.insert(X::NAME, dispatch::<A, X>);
+        assert!(previous.is_none(), "actor {} lists action {} twice", A::NAME, X::NAME);
+    }
+
+    pub(crate) fn get(&self, action: &str) -> Option<Handler<A>> {
+        self.handlers.get(action).copied()
+    }
+}
+
+/// The durable work of one actor type, declared by [`Actor::work`]: the queues it reads and its
+/// run loop.
+pub struct Work<A: Actor> {
     queues: Vec<&'static str>,
     run: Option<RunFn<A>>,
 }
 
-impl<A: Actor> Actions<A> {
+impl<A: Actor> Work<A> {
     fn new() -> Self {
-        Self { handlers: BTreeMap::new(), queues: Vec::new(), run: None }
+        Self { queues: Vec::new(), run: None }
     }
 
     /// Declares durable queue `name`: clients and actors send to it (`mortar queue send`,
@@ -67,25 +98,6 @@ impl<A: Actor> Actions<A> {
 
     pub(crate) fn has_queue(&self, name: &str) -> bool {
         self.queues.contains(&name)
-    }
-
-    /// Adds action `X`, answered by `A`'s [`Handles<X>`] implementation.
-    ///
-    /// # Panics
-    ///
-    /// When another action of `A` has the same name (a bug in the actor's declaration).
-    pub fn action<X: Action>(&mut self) -> &mut Self
-    where
-        A: Handles<X>,
-    {
-        assert!(!X::NAME.starts_with('$'), "action names starting with '$' are the runtime's ({})", X::NAME);
-        let previous = self.handlers.insert(X::NAME, dispatch::<A, X>);
-        assert!(previous.is_none(), "actor {} declares action {} twice", A::NAME, X::NAME);
-        self
-    }
-
-    pub(crate) fn handler(&self, action: &str) -> Option<Handler<A>> {
-        self.handlers.get(action).copied()
     }
 }
 
@@ -200,7 +212,8 @@ pub(crate) trait ActorKind: Any + Send + Sync + 'static {
 /// An actor type with its handlers.
 pub(crate) struct Kind<A: Actor> {
     pub actor: A,
-    pub actions: Actions<A>,
+    pub handlers: Handlers<A>,
+    pub work: Work<A>,
     /// What running [`Actor::on_sleep`] has shown: [`HOOK_UNKNOWN`], [`HOOK_DEFAULT`] or
     /// [`HOOK_CUSTOM`].
     pub sleep_hook: AtomicU8,
@@ -219,7 +232,7 @@ impl<A: Actor> Kind<A> {
 
 impl<A: Actor> ActorKind for Kind<A> {
     fn action_names(&self) -> Vec<&'static str> {
-        self.actions.handlers.keys().copied().collect()
+        self.handlers.handlers.keys().copied().collect()
     }
 
     fn event_names(&self) -> Vec<&'static str> {
@@ -229,11 +242,11 @@ impl<A: Actor> ActorKind for Kind<A> {
     }
 
     fn has_action(&self, action: &str) -> bool {
-        self.actions.handlers.contains_key(action)
+        self.handlers.handlers.contains_key(action)
     }
 
     fn queue_names(&self) -> Vec<&'static str> {
-        self.actions.queues.clone()
+        self.work.queues.clone()
     }
 
     fn sleeps_without_hook(&self) -> bool {
@@ -269,20 +282,21 @@ impl Registry {
     /// # Panics
     ///
     /// When `A::NAME` is not a valid actor name or is registered already, or when
-    /// `A::Events::NAMES` names an event twice (bugs in the program).
+    /// [`Actor::Actions`] or [`Actor::Events`] lists two with the same name (bugs in the program).
     pub fn register<A: Actor>(&mut self, actor: A) -> &mut Self {
         if let Err(e) = keys::check_actor_name(A::NAME) {
             panic!("cannot register actor type {}: {e}", std::any::type_name::<A>());
         }
         let events = A::Events::NAMES;
         if let Some(twice) = events.iter().enumerate().find(|(i, e)| events[..*i].contains(e)) {
-            panic!("actor {} names event {} twice in its Events::NAMES", A::NAME, twice.1);
+            panic!("actor {} lists event {} twice in its Events", A::NAME, twice.1);
         }
-        let mut actions = Actions::new();
-        A::actions(&mut actions);
-        let previous = self
-            .kinds
-            .insert(A::NAME, Arc::new(Kind { actor, actions, sleep_hook: AtomicU8::new(HOOK_UNKNOWN) }));
+        let mut handlers = Handlers::new();
+        A::Actions::register(&mut handlers);
+        let mut work = Work::new();
+        A::work(&mut work);
+        let kind = Kind { actor, handlers, work, sleep_hook: AtomicU8::new(HOOK_UNKNOWN) };
+        let previous = self.kinds.insert(A::NAME, Arc::new(kind));
         assert!(previous.is_none(), "actor name {} is registered twice", A::NAME);
         self
     }

@@ -12,7 +12,7 @@ use crate::actor::examples::{self, ChatMessage, Counter, GetCount, Increment};
 use crate::actor::lease;
 use crate::actor::op::{ActorOp, ActorOutcome};
 use crate::actor::router::{self, Router};
-use crate::actor::{Action, Actions, Actor, ActorError, Context, Handles, NoEvents};
+use crate::actor::{Action, Actor, ActorError, Context, Handles};
 use crate::driver::{self, DriverHandle, Peers};
 use crate::state_machine::{Op, Outcome};
 use mortar_epoxy::{Config as EpoxyConfig, Replica, ReplicaId};
@@ -39,7 +39,7 @@ fn node_with(config: RuntimeConfig) -> Node {
     )
     .unwrap();
     let mut registry = examples::registry();
-    registry.register(Probe).register(Ledger);
+    registry.register(Probe).register(Ledger).register(Tally);
     durable::register(&mut registry);
     conn_tests::register(&mut registry);
     let runtime = Runtime::new(config, registry, driver.clone(), storage.clone());
@@ -136,17 +136,11 @@ impl Actor for Probe {
     const NAME: &'static str = "probe";
     type State = ProbeState;
     type Input = ();
-    type Events = NoEvents;
+    type Events = ();
     type Vars = ();
     type ConnParams = ();
     type ConnState = ();
-    fn actions(actions: &mut Actions<Self>) {
-        actions
-            .action::<FailAfterChange>()
-            .action::<PanicAfterChange>()
-            .action::<KvScript>()
-            .action::<Tolerant>();
-    }
+    type Actions = (FailAfterChange, PanicAfterChange, KvScript, Tolerant);
 }
 
 impl Action for Tolerant {
@@ -213,7 +207,7 @@ impl Actor for Ledger {
     const NAME: &'static str = "ledger";
     type State = LedgerState;
     type Input = LedgerInput;
-    type Events = NoEvents;
+    type Events = ();
     type Vars = ();
     type ConnParams = ();
     type ConnState = ();
@@ -225,9 +219,7 @@ impl Actor for Ledger {
         Ok(LedgerState { owner: input.owner, created: 1 })
     }
 
-    fn actions(actions: &mut Actions<Self>) {
-        actions.action::<Owner>();
-    }
+    type Actions = (Owner,);
 }
 
 impl Action for Owner {
@@ -313,12 +305,20 @@ async fn an_optional_input_starts_a_counter_and_no_input_stores_nothing_until_a_
 }
 
 #[tokio::test]
-async fn typed_events_decode_into_the_actors_events_type() {
-    use crate::actor::examples::{CounterEvent, NewCount};
-    let event: CounterEvent = crate::actor::client::decode_event("newCount", r#"{"count":3}"#).unwrap();
-    assert_eq!(event, CounterEvent::NewCount(NewCount { count: 3 }));
-    let e = crate::actor::client::decode_event::<CounterEvent>("other", "{}").unwrap_err();
-    assert!(matches!(&e, CallError::Internal(m) if m.contains("other")), "{e:?}");
+async fn typed_events_decode_as_the_event_types_the_actor_lists() {
+    use crate::actor::ActorEvent;
+    use crate::actor::examples::{ChatRoom, MemberJoined, NewCount, NewMessage};
+    let event = ActorEvent::<Counter>::new("newCount".into(), r#"{"count":3}"#.into());
+    assert_eq!(event.get().unwrap(), Some(NewCount { count: 3 }));
+    assert!(event.is::<NewCount, _>());
+    // Another of the actor's events is not this one.
+    let event = ActorEvent::<ChatRoom>::new("memberJoined".into(), r#"{"name":"ann"}"#.into());
+    assert_eq!(event.get::<NewMessage, _>().unwrap(), None);
+    assert_eq!(event.get().unwrap(), Some(MemberJoined { name: "ann".into() }));
+    // Data that does not decode as the type its name says: the two sides' types differ.
+    let event = ActorEvent::<Counter>::new("newCount".into(), r#"{"total":3}"#.into());
+    let e = event.get::<NewCount, _>().unwrap_err();
+    assert!(matches!(&e, CallError::Internal(m) if m.contains("newCount")), "{e:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -573,4 +573,108 @@ async fn moving_actors_stops_their_activations() {
     assert_eq!(total, 1);
     assert_eq!(listed[0].id, ActorId::new("counter", "m2"));
     assert_eq!(listed[0].generation, 1);
+}
+
+/// How many times a [`TallyState`] was decoded (from storage, or copied through JSON).
+static TALLY_DECODES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A test actor whose state is not `Clone`, and counts its decodings.
+struct Tally;
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(from = "TallyStored")]
+struct TallyState {
+    total: i64,
+}
+
+#[derive(Deserialize)]
+struct TallyStored {
+    total: i64,
+}
+
+impl From<TallyStored> for TallyState {
+    fn from(stored: TallyStored) -> Self {
+        TALLY_DECODES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        TallyState { total: stored.total }
+    }
+}
+
+/// Adds `n`; fails after adding when `fail`.
+#[derive(Serialize, Deserialize)]
+struct Add {
+    n: i64,
+    fail: bool,
+}
+
+impl Action for Add {
+    const NAME: &'static str = "add";
+    type Output = i64;
+}
+
+impl Actor for Tally {
+    const NAME: &'static str = "tally";
+    type State = TallyState;
+    type Input = ();
+    type Actions = (Add,);
+    type Events = ();
+    type Vars = ();
+    type ConnParams = ();
+    type ConnState = ();
+}
+
+impl Handles<Add> for Tally {
+    async fn handle(&self, add: Add, ctx: &mut Context<Self>) -> Result<i64, ActorError> {
+        ctx.state_mut().total += add.n;
+        if add.fail {
+            return Err(ActorError::user("refused", "after adding, on purpose"));
+        }
+        Ok(ctx.state().total)
+    }
+}
+
+#[tokio::test]
+async fn actions_change_the_state_in_place_and_a_failed_one_is_undone_from_the_store() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let node = node();
+    let add = |n: i64, fail: bool| format!(r#"{{"n": {n}, "fail": {fail}}}"#);
+    assert_eq!(node.call("tally", "t", "add", &add(5, false)).await.unwrap().result_json, "5");
+    let decoded = TALLY_DECODES.load(SeqCst);
+    for i in 1..=20 {
+        let reply = node.call("tally", "t", "add", &add(1, false)).await.unwrap();
+        assert_eq!(reply.result_json, (5 + i).to_string());
+    }
+    assert_eq!(TALLY_DECODES.load(SeqCst), decoded, "no action copied the state");
+    // A failed action changed the state in memory: the activation reads it back, once.
+    let e = node.call("tally", "t", "add", &add(100, true)).await.unwrap_err();
+    assert!(matches!(&e, CallError::User { code, .. } if code == "refused"), "{e:?}");
+    let reply = node.call("tally", "t", "add", &add(1, false)).await.unwrap();
+    assert_eq!((reply.result_json.as_str(), reply.generation), ("26", 1), "same activation, change undone");
+    assert_eq!(TALLY_DECODES.load(SeqCst), decoded + 1, "read back from the store once");
+    assert_eq!(node.stored_state("tally", "t").as_deref(), Some(r#"{"total":26}"#));
+}
+
+/// An actor that lists one action twice: a bug the registry refuses.
+struct Twice;
+
+impl Actor for Twice {
+    const NAME: &'static str = "twice";
+    type State = TallyState;
+    type Input = ();
+    type Actions = (Add, Add);
+    type Events = ();
+    type Vars = ();
+    type ConnParams = ();
+    type ConnState = ();
+}
+
+impl Handles<Add> for Twice {
+    async fn handle(&self, add: Add, _: &mut Context<Self>) -> Result<i64, ActorError> {
+        Ok(add.n)
+    }
+}
+
+#[test]
+#[should_panic(expected = "actor twice lists action add twice")]
+fn an_action_listed_twice_is_refused_at_registration() {
+    crate::actor::Registry::new().register(Twice);
 }

@@ -1,9 +1,10 @@
-//! The traits an application implements: [`Actor`], [`Action`], [`Handles`], [`Event`] and
-//! [`Events`].
+//! The traits an application implements: [`Actor`], [`Action`], [`Handles`] and [`Event`].
 //!
 //! Plain traits and serde types, no macros: an actor is a type with a serde `State`; each action
-//! is a serde struct naming its output; the actor implements [`Handles`] once per action, lists
-//! its actions in [`Actor::actions`] and names its events in [`Actor::Events`]. See the [module docs](super) for a complete example.
+//! is a serde struct naming its output; the actor lists its actions in [`Actor::Actions`]
+//! (`(Increment, GetCount)`) and its events in [`Actor::Events`] (`(NewCount,)`), and implements
+//! [`Handles`] once per action. The compiler checks the lists ([`list`](super::list)). See the
+//! [module docs](super) for a complete example.
 
 use std::future::Future;
 
@@ -11,7 +12,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::context::{Context, RunContext};
-use super::registry::Actions;
+use super::list::{ActionList, EventList};
+use super::registry::Work;
 
 /// An actor type: one activation per key, its [`Actor::State`] kept in memory while active and
 /// stored (replicated, durable) after every action that changes it.
@@ -25,8 +27,10 @@ pub trait Actor: Send + Sync + Sized + 'static {
     const NAME: &'static str;
     /// The state of one activation. A new actor starts from `Default`; it is stored as JSON, so
     /// keep it small (grow data in [`Context::kv`] instead) and evolve it compatibly (new fields
-    /// with `#[serde(default)]`).
-    type State: Clone + Default + Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// with `#[serde(default)]`). It need not be `Clone`: an action changes it in place
+    /// ([`Context::state_mut`]), and a failed action's changes are undone by reading the last
+    /// committed state back from the node's own store.
+    type State: Default + Serialize + DeserializeOwned + Send + Sync + 'static;
     /// What creating an actor takes: the `input` of the call that creates it (its first call
     /// ever), given to [`Actor::create`]. A call without input passes JSON `null`, so with
     /// `Input = ()` or `Option<..>` an actor exists as soon as it is called (a plain virtual
@@ -34,10 +38,13 @@ pub trait Actor: Send + Sync + Sized + 'static {
     /// input. Once the actor exists, inputs are ignored. As with [`Action`] arguments, a field the
     /// input type does not declare is refused.
     type Input: Serialize + DeserializeOwned + Send + 'static;
-    /// The events the actor emits ([`Context::emit`]): usually an enum with one variant per
-    /// [`Event`] type, externally tagged by the event names (see [`Events`]); [`NoEvents`] for
-    /// none.
-    type Events: Events;
+    /// The actions the actor answers, a tuple of [`Action`] types: `(Increment, GetCount)`, `()`
+    /// for none. The actor must implement [`Handles`] for each (else it does not compile), and
+    /// only these can be called through the typed client.
+    type Actions: ActionList<Self>;
+    /// The events the actor emits ([`Context::emit`]), a tuple of [`Event`] types: `(NewCount,)`,
+    /// `()` for none. Emitting, sending or subscribing to another event does not compile.
+    type Events: EventList;
     /// Per-activation values, built by [`Actor::on_wake`] at each activation and never stored:
     /// caches, handles, counters (`()` for none). Actions and the run loop share them
     /// ([`Context::vars`]); change them through interior mutability (a `Mutex`, atomics).
@@ -60,10 +67,11 @@ pub trait Actor: Send + Sync + Sized + 'static {
         Ok(Self::State::default())
     }
 
-    /// Lists the actions the actor answers, e.g.
-    /// `actions.action::<Increment>().action::<GetCount>();`, the queues it reads
-    /// (`actions.queue("jobs")`) and its run loop (`actions.run_loop()`, see [`RunLoop`]).
-    fn actions(actions: &mut Actions<Self>);
+    /// Declares the actor's durable work: the queues it reads (`work.queue("jobs")`) and its run
+    /// loop (`work.run_loop()`, see [`RunLoop`]). None by default.
+    fn work(work: &mut Work<Self>) {
+        let _ = work;
+    }
 
     /// Runs once in the life of the actor, in the call that creates it (before that call's
     /// action, which sees what it did): its changes are committed with that call's write. An
@@ -139,7 +147,7 @@ pub trait Actor: Send + Sync + Sized + 'static {
     }
 }
 
-/// The background loop of an actor ([`Actor::actions`] lists it with `actions.run_loop()`): it
+/// The background loop of an actor ([`Actor::work`] declares it with `work.run_loop()`): it
 /// starts when the actor activates (once the actor exists) and is told to stop
 /// ([`RunContext::aborted`]) when the actor sleeps, moves, is destroyed or its node stops.
 ///
@@ -157,46 +165,6 @@ pub trait Actor: Send + Sync + Sized + 'static {
 /// the open turn and ends the loop until the next activation.
 pub trait RunLoop: Actor {
     fn run(&self, ctx: &mut RunContext<Self>) -> impl Future<Output = Result<(), ActorError>> + Send;
-}
-
-/// The set of events of an actor type ([`Actor::Events`]): a serde type whose JSON form is
-/// `{"<event name>": <event data>}`, which is what an enum with one variant per [`Event`] type
-/// gives with serde's default (externally tagged) representation and each variant renamed to its
-/// event's [`Event::NAME`]. Typed subscribers ([`ActorRef::events`](super::ActorRef::events))
-/// decode every event into it.
-///
-/// ```
-/// # use mortar_node::prelude::*;
-/// # use serde::{Deserialize, Serialize};
-/// # #[derive(Serialize, Deserialize)] struct NewCount { count: i64 }
-/// # impl Event for NewCount { const NAME: &'static str = "newCount"; }
-/// #[derive(Serialize, Deserialize)]
-/// enum CounterEvent {
-///     #[serde(rename = "newCount")]
-///     NewCount(NewCount),
-/// }
-///
-/// impl Events for CounterEvent {
-///     const NAMES: &'static [&'static str] = &[NewCount::NAME];
-/// }
-///
-/// impl From<NewCount> for CounterEvent {
-///     fn from(e: NewCount) -> Self {
-///         CounterEvent::NewCount(e)
-///     }
-/// }
-/// ```
-pub trait Events: Serialize + DeserializeOwned + Send + 'static {
-    /// The names of the events, each an [`Event::NAME`]: what subscribers may filter on.
-    const NAMES: &'static [&'static str];
-}
-
-/// The [`Actor::Events`] of an actor that emits none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub enum NoEvents {}
-
-impl Events for NoEvents {
-    const NAMES: &'static [&'static str] = &[];
 }
 
 /// A request an actor answers: a serde type (its JSON form is what `mortar call` sends) with the
@@ -222,6 +190,11 @@ pub trait Action: Serialize + DeserializeOwned + Send + 'static {
 /// changes ([`Context::state_mut`], [`Context::kv`]) is committed as one replicated write after
 /// it returns `Ok`; the caller hears the answer only once that write is durable on a quorum.
 /// Returning `Err` discards every change: the state stays as it was.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not handle action `{A}`",
+    label = "`{A}` is listed, so `{Self}` must handle it",
+    note = "implement `Handles<{A}>` for `{Self}`, or take `{A}` out of its `type Actions`"
+)]
 pub trait Handles<A: Action>: Actor {
     fn handle(
         &self,
@@ -230,7 +203,7 @@ pub trait Handles<A: Action>: Actor {
     ) -> impl Future<Output = Result<A::Output, ActorError>> + Send;
 }
 
-/// Something an actor announces to its subscribers ([`Context::emit`]), one of its
+/// Something an actor announces to its subscribers ([`Context::emit`]), listed in its
 /// [`Actor::Events`]. Delivered after the action's write is committed, at most once, to the
 /// subscribers connected at that moment.
 pub trait Event: Serialize + DeserializeOwned + Send + 'static {

@@ -1,0 +1,4 @@
+// `GetCount` is listed, but `Counter` does not handle it.
+include!("common/counter.rs");
+
+fn main() {}
