@@ -10,6 +10,9 @@
 //! proposed through this node and unanswered at once. A caller beyond it waits up to
 //! [`ADMISSION_WAIT_MAX`], then is refused with [`ProposeError::Overloaded`] (nothing proposed).
 
+use crate::actor::keys::ACTOR_KEY_PREFIX;
+use crate::actor::op::ActorOutcome;
+use crate::actor::recent::RecentOps;
 use crate::boot::BootMarker;
 use crate::epoch::{EpochRecord, EpochStatus};
 use crate::state_machine::{self, Outcome, View};
@@ -315,6 +318,8 @@ struct Driver {
     /// A switch asked for, done at the end of the round.
     switch: Option<(EpochRecord, Peers, SwitchReply)>,
     epoch: watch::Sender<EpochStatus>,
+    /// When the latest ops on actors executed here, for new owners' handover waits.
+    recent_actor_ops: RecentOps,
 }
 
 /// Starts the driver thread.
@@ -339,6 +344,7 @@ pub fn start(
         counters: counters.clone(),
         last_diagnosis: Instant::now(),
         last_stuck: None,
+        recent_actor_ops: RecentOps::new(Instant::now()),
         boot_marker,
         previous_cut,
         checkpoints,
@@ -602,6 +608,8 @@ impl Driver {
         // (through the view, and through storage once an earlier chunk is written).
         let mut replies = Vec::new();
         let mut view = View::new(&*self.storage, &mut batch);
+        // Every command of the round was committed, hence sent, before this instant.
+        let now = Instant::now();
         for executed in ready.executed {
             if view.batch_bytes() >= WRITE_CHUNK_BYTES {
                 drop(view);
@@ -610,7 +618,14 @@ impl Driver {
             }
             let mut outcomes = Vec::with_capacity(executed.commands.len());
             for command in &executed.commands {
-                outcomes.push(state_machine::apply(&command.key, &command.payload, &mut view)?);
+                let mut outcome = state_machine::apply(&command.key, &command.payload, &mut view)?;
+                if command.key.starts_with(ACTOR_KEY_PREFIX) {
+                    if let Ok(Outcome::Actor(ActorOutcome::Activated { last_op_bound, .. })) = &mut outcome {
+                        *last_op_bound = Some(self.recent_actor_ops.last_op_bound(&command.key, now));
+                    }
+                    self.recent_actor_ops.record(&command.key, now);
+                }
+                outcomes.push(outcome);
             }
             view.mark_executed(instance_key(executed.id));
             if let Some(waiters) = self.pending.remove(&executed.id) {

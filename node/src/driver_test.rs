@@ -44,6 +44,7 @@ fn driver(storage: Arc<Recording>) -> Driver {
         counters,
         last_diagnosis: Instant::now(),
         last_stuck: None,
+        recent_actor_ops: crate::actor::recent::RecentOps::new(Instant::now()),
         boot_marker: None,
         previous_cut: None,
         checkpoints: None,

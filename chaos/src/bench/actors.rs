@@ -97,6 +97,15 @@ pub struct ActorBenchArgs {
     /// The mortar binary to run as nodes [default: `mortar` beside this program].
     #[arg(long, value_name = "PATH")]
     pub bin: Option<PathBuf>,
+    /// With the calls part: after the Mortar cluster has stopped, start a three-member etcd
+    /// cluster on loopback and measure its puts/s with the same clients, `--duration` and keys
+    /// per client, through all members (etcd's best case), then print the ratios of
+    /// `increment` and `getCount` calls/s to etcd puts/s (issue 21's targets: 1.5 and 4).
+    #[arg(long)]
+    pub etcd: bool,
+    /// The etcd executable, for `--etcd`.
+    #[arg(long, default_value = "etcd", value_name = "PATH")]
+    pub etcd_bin: PathBuf,
     /// Print one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
@@ -146,6 +155,9 @@ pub struct ActorBenchResult {
     pub queue: Option<super::actors_durable::QueueResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alarm_memory: Option<super::actors_durable::AlarmMemoryResult>,
+    /// `--etcd`: a three-member etcd cluster's puts/s with the same clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd_puts_per_sec: Option<f64>,
 }
 
 /// One node process of the benchmark cluster.
@@ -398,6 +410,11 @@ pub async fn run(args: ActorBenchArgs) -> anyhow::Result<()> {
         run_parts(&mut cluster, &args, &mut result).await?;
         // Dropped here: its nodes stop before another cluster starts.
     }
+    if args.etcd && wants("calls") {
+        let puts = etcd_puts(&args).await?;
+        result.etcd_puts_per_sec = Some(puts);
+        print_ratios(&result, puts, args.clients);
+    }
     if wants(PART_ALARM_MEMORY) && args.idle_actors > 0 {
         let mut cluster = BenchCluster::new(bin, actors_durable::ALARM_MEMORY_IDLE_TIMEOUT_MS)?;
         cluster.start_all().await?;
@@ -476,6 +493,48 @@ async fn run_parts(
         actors_durable::queue(cluster, args, result).await?;
     }
     Ok(())
+}
+
+/// `--etcd`: puts/s of a three-member etcd cluster (started, measured, stopped and removed here)
+/// under the calls part's clients.
+async fn etcd_puts(args: &ActorBenchArgs) -> anyhow::Result<f64> {
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
+    let root = std::env::temp_dir().join(format!("mortar-bench-actors-etcd-{}-{stamp}", std::process::id()));
+    std::fs::create_dir_all(&root).with_context(|| format!("create {}", root.display()))?;
+    let measured = async {
+        let mut cluster = super::cluster::Cluster::spawn_etcd(&args.etcd_bin, &root)?;
+        cluster.wait_ready().await?;
+        let run = super::target::run_kv(mortar_node::bench::KvBenchArgs {
+            clients: args.clients,
+            duration: args.duration,
+            keys: args.keys,
+            ..mortar_node::bench::KvBenchArgs::new(mortar_node::bench::Target::Etcd, cluster.endpoints())
+        })
+        .await;
+        cluster.stop().await;
+        let run = run?;
+        println!("etcd, same clients: {}", run.line());
+        Ok::<_, anyhow::Error>(run.ops_per_sec)
+    }
+    .await;
+    if let Err(e) = std::fs::remove_dir_all(&root) {
+        eprintln!("cannot remove {} ({e}); remove it by hand", root.display());
+    }
+    measured
+}
+
+/// Prints each calls/s run of the calls part against etcd's puts/s.
+fn print_ratios(result: &ActorBenchResult, etcd_puts: f64, clients: u64) {
+    for run in &result.throughput {
+        let target = if run.action == "increment" { 1.5 } else { 4.0 };
+        println!(
+            "{} calls/s ÷ etcd puts/s at {clients} clients: {:.2} ({:.0} / {:.0}; issue 21's target ≥ {target})",
+            run.action,
+            run.calls_per_sec / etcd_puts.max(1e-9),
+            run.calls_per_sec,
+            etcd_puts
+        );
+    }
 }
 
 async fn throughput(

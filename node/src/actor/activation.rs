@@ -270,10 +270,14 @@ impl<A: Actor> Activation<A> {
         let outcome =
             shared.driver.execute(key.clone(), Op::Actor(ActorOp::Activate { node: me }).encode()).await;
         let executed = Instant::now();
-        let (generation, previous, stored, destroyed) = match outcome {
-            Ok(Outcome::Actor(ActorOutcome::Activated { generation, previous, state, destroyed })) => {
-                (generation, previous, state, destroyed)
-            }
+        let (generation, previous, stored, destroyed, last_op_bound) = match outcome {
+            Ok(Outcome::Actor(ActorOutcome::Activated {
+                generation,
+                previous,
+                state,
+                destroyed,
+                last_op_bound,
+            })) => (generation, previous, state, destroyed, last_op_bound),
             Ok(other) => return Err(CallError::Internal(format!("activation of {id} answered {other:?}"))),
             Err(ProposeError::Unavailable(why) | ProposeError::Aborted(why)) => {
                 return Err(CallError::Retry(format!("could not activate actor {id}: {why}")));
@@ -289,12 +293,16 @@ impl<A: Actor> Activation<A> {
         let state = decode_state::<A>(id, stored.as_deref())?;
         let mut lease = Lease::default();
         lease.confirmed(shared.moment(sent), shared.config.lease);
-        // Another node may still hold a read lease, granted by a command it sent before our
-        // activation executed here: acknowledge no write before that lease has surely expired.
+        // Another node may still hold a read lease, granted by a command it sent before that
+        // command executed here, at or before the last op on the actor executed here before our
+        // activation (`last_op_bound` is no earlier than that; without it, the activation
+        // itself): acknowledge no write before that lease has surely expired. An owner that
+        // died went quiet when it died: by the time gossip has said so, its lease is long over.
+        let since = last_op_bound.map_or(executed, |at| at.clamp(shared.started, executed));
         let executed = shared.moment(executed);
         let acks_not_before = match previous {
             Some(OwnerRecord { node, .. }) if node != me => {
-                executed.after(handover_wait(shared.config.lease))
+                shared.moment(since).after(handover_wait(shared.config.lease))
             }
             _ => executed,
         };

@@ -8,12 +8,17 @@
 //! since).
 //!
 //! Why a valid lease means the memory is current: another node can only take the actor over by
-//! committing an activation ordered after the owner's last confirming command. That command was
-//! committed, hence sent, before the activation executed on the new owner, and the new owner
-//! acknowledges no write until [`handover_wait`] has passed since its activation executed. So by
-//! the time the new owner acknowledges a write, the old lease has expired, and a read the old
-//! owner answered from memory was current when it was served. (The wait applies only when the
-//! previous owner was another node; reads on the new owner are not delayed.)
+//! committing an activation ordered after the owner's last confirming command (one ordered after
+//! the activation is fenced, and grants no lease). That command interferes with the activation,
+//! so the new owner executed it before its activation; it was committed, hence sent, before the
+//! new owner executed it. The new owner acknowledges no write until [`handover_wait`] has passed
+//! since it executed the actor's last op before its activation (its driver keeps when each
+//! actor's latest op executed, [`recent`](super::recent), or a later instant; at worst the
+//! activation itself). So by the time the new owner acknowledges a write, the old lease has
+//! expired, and a read the old owner answered from memory was current when it was served. (The
+//! wait applies only when the previous owner was another node; reads on the new owner are not
+//! delayed.) An owner that died stopped sending ops when it died, and gossip takes longer than a
+//! handover wait to declare it dead: its actors' new owners write at once.
 //!
 //! Clocks: each node measures its leases with its own monotonic clock (`Instant`; on Linux
 //! `CLOCK_MONOTONIC`, which keeps running while a process is stopped). No synchronised wall
@@ -26,8 +31,9 @@
 //! stops answering for its actors before they are activated elsewhere. Safety does not rest on
 //! that timing: the handover wait alone keeps reads linearizable even when gossip wrongly declares
 //! a live owner dead (a pause, or a partition of gossip traffic only). The cost is that the first
-//! write on a new owner is acknowledged at least [`handover_wait`] after its activation; reads on
-//! it are not delayed.
+//! write on a new owner is acknowledged at least [`handover_wait`] after the old owner's last op
+//! executed on the new owner (when the actor moves away from a live owner, about one wait after
+//! the activation); reads on it are not delayed.
 
 use std::time::{Duration, Instant};
 

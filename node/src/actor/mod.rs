@@ -138,6 +138,7 @@ pub mod keys;
 pub mod lease;
 pub mod list;
 pub mod op;
+pub mod recent;
 pub mod registry;
 pub mod router;
 pub mod runtime;

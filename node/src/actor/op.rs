@@ -113,7 +113,17 @@ pub struct OwnerRecord {
 pub enum ActorOutcome {
     /// The proposer is the owner now. `previous` is the owner before it (`None` for an actor
     /// never activated); `state` is the stored state as of this point of the order.
-    Activated { generation: u64, previous: Option<OwnerRecord>, state: Option<Bytes>, destroyed: bool },
+    /// `last_op_bound` is not part of the replicated outcome: the driver of the node that
+    /// executed it sets it to an instant no earlier than the execution there of the actor's
+    /// latest earlier op ([`RecentOps`](super::recent::RecentOps)), from which a new owner's
+    /// handover wait runs (`None`: unknown, the wait runs from the activation).
+    Activated {
+        generation: u64,
+        previous: Option<OwnerRecord>,
+        state: Option<Bytes>,
+        destroyed: bool,
+        last_op_bound: Option<std::time::Instant>,
+    },
     /// The write was applied.
     Written,
     /// The generation is still the owner's.
@@ -158,7 +168,7 @@ pub fn apply(
             view.put(owner_key, Some(OwnerRecord { generation, node }.encode()));
             let state = view.get(&keys::state_key(actor))?;
             let destroyed = view.get(&keys::tombstone_key(actor))?.is_some();
-            ActorOutcome::Activated { generation, previous: owner, state, destroyed }
+            ActorOutcome::Activated { generation, previous: owner, state, destroyed, last_op_bound: None }
         }
         ActorOp::Write { generation, state, kv_deletes, kv_puts } => {
             if !owns(generation) {

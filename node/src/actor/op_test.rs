@@ -33,15 +33,23 @@ fn snapshot(storage: &MemStorage, actor: &Bytes) -> Vec<(Bytes, Bytes)> {
     storage.scan_kv_prefix(actor, None, 100).unwrap()
 }
 
+/// What the first activation of an actor answers.
+fn first_activation() -> ActorOutcome {
+    ActorOutcome::Activated {
+        generation: 1,
+        previous: None,
+        state: None,
+        destroyed: false,
+        last_op_bound: None,
+    }
+}
+
 #[test]
 fn activation_bumps_the_generation_and_returns_the_stored_state() {
     let storage = MemStorage::new();
     let actor = ActorId::new("counter", "x").interference_key();
     let first = run(&storage, &actor, ActorOp::Activate { node: 1 }).unwrap();
-    assert_eq!(
-        first,
-        ActorOutcome::Activated { generation: 1, previous: None, state: None, destroyed: false }
-    );
+    assert_eq!(first, first_activation());
     assert_eq!(run(&storage, &actor, write(1, "s1")).unwrap(), ActorOutcome::Written);
     let second = run(&storage, &actor, ActorOp::Activate { node: 2 }).unwrap();
     assert_eq!(
@@ -51,6 +59,7 @@ fn activation_bumps_the_generation_and_returns_the_stored_state() {
             previous: Some(OwnerRecord { generation: 1, node: 1 }),
             state: Some(b("s1")),
             destroyed: false,
+            last_op_bound: None,
         }
     );
     assert_eq!(storage.get_kv(&keys::kv_key(&actor, b"k")).unwrap(), Some(b("s1")));
@@ -113,10 +122,7 @@ fn actors_do_not_see_each_others_data() {
     let b_ = ActorId::new("counter", "b").interference_key();
     run(&storage, &a, ActorOp::Activate { node: 1 }).unwrap();
     run(&storage, &a, write(1, "a")).unwrap();
-    assert_eq!(
-        run(&storage, &b_, ActorOp::Activate { node: 1 }).unwrap(),
-        ActorOutcome::Activated { generation: 1, previous: None, state: None, destroyed: false }
-    );
+    assert_eq!(run(&storage, &b_, ActorOp::Activate { node: 1 }).unwrap(), first_activation());
 }
 
 #[test]

@@ -510,14 +510,30 @@ async fn a_new_owner_waits_out_the_old_lease_before_acknowledging_a_write() {
     let mut config = RuntimeConfig::new(ME);
     config.lease = Duration::from_millis(200);
     let node = node_with(config);
+    // The wait runs from the old owner's last op here: its activation, which executed after this.
+    let before = Instant::now();
     node.activate_elsewhere("counter", "h", 2).await;
-    let started = Instant::now();
     node.call_local("counter", "h", "increment", "").await.unwrap();
-    assert!(started.elapsed() >= lease::handover_wait(Duration::from_millis(200)), "{:?}", started.elapsed());
+    assert!(before.elapsed() >= lease::handover_wait(Duration::from_millis(200)), "{:?}", before.elapsed());
     // Reads are not delayed, and later writes neither.
     let started = Instant::now();
     node.call_local("counter", "h", "increment", "").await.unwrap();
     assert!(started.elapsed() < Duration::from_millis(200), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_new_owner_of_an_actor_whose_old_owner_went_quiet_writes_at_once() {
+    let mut config = RuntimeConfig::new(ME);
+    config.lease = Duration::from_millis(1000);
+    let node = node_with(config);
+    node.activate_elsewhere("counter", "quiet", 2).await;
+    // The old owner does nothing more (it died): once its lease is surely over, which gossip
+    // takes longer than to declare it dead, a new owner's first write is not held back.
+    tokio::time::sleep(lease::handover_wait(Duration::from_millis(1000))).await;
+    let started = Instant::now();
+    let reply = node.call_local("counter", "quiet", "increment", "").await.unwrap();
+    assert_eq!((reply.result_json.as_str(), reply.generation), ("1", 2));
+    assert!(started.elapsed() < Duration::from_millis(1000), "held back {:?}", started.elapsed());
 }
 
 #[tokio::test]
