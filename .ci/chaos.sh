@@ -12,7 +12,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 out=$(mktemp -d /tmp/mortar-ci-chaos.XXXXXX)
-cargo build --release -p mortar-chaos -p mortar-node || exit 1
+# The same command as the test build's (scripts/test.sh builds every target of the workspace), so
+# every artifact is reused: `-p mortar-chaos -p mortar-node` alone resolves other feature sets of
+# shared dependencies and recompiles the node.
+cargo build --release --workspace --all-targets || exit 1
 
 # run <name> <workload> <seconds>: one run; exits the script on an anomaly.
 warned=0
