@@ -33,7 +33,9 @@ mkdir -p "$out/bin" "$out/summaries" || exit 2
 
 scripts/setup.sh || exit 2
 . scripts/env.sh
-cargo build --release -p mortar-node -p mortar-chaos || exit 2
+# The test build's command: its artifacts are reused (`-p` alone resolves other feature sets and
+# recompiles the node).
+cargo build --release --workspace --all-targets || exit 2
 # The hunt runs these copies, so a rebuild meanwhile does not change what is tested.
 cp "$CARGO_TARGET_DIR/release/mortar" "$CARGO_TARGET_DIR/release/mortar-chaos" "$out/bin/" || exit 2
 
