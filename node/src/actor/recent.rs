@@ -56,7 +56,7 @@ impl RecentOps {
         now.checked_sub(RECENT_OPS_WINDOW).map_or(self.started, |window| window.max(self.started))
     }
 
-    /// Entries held, for tests and metrics.
+    /// Entries held (its size follows the op rate over two windows).
     pub fn len(&self) -> usize {
         self.current.len() + self.previous.len()
     }
