@@ -104,9 +104,10 @@ pub fn decode_message(bytes: &[u8]) -> Result<(u64, Message), DecodeError> {
             check_attrs(WHAT, &state.attrs)?;
             check_commands(WHAT, &state.commands)?;
         }
-        Message::TryPreAccept { attrs, commands, .. } => {
+        Message::TryPreAccept { attrs, commands, holders, .. } => {
             check_attrs(WHAT, attrs)?;
             check_commands(WHAT, commands)?;
+            check(WHAT, holders.len() <= REPLICAS_MAX, || format!("{} holders", holders.len()))?
         }
         Message::Progress { executed_up_to, .. } => {
             check(WHAT, executed_up_to.len() <= REPLICAS_MAX, || {
@@ -209,6 +210,21 @@ mod tests {
         let noop =
             Message::Commit { id: InstanceId::new(1, 1), attrs: Attributes::default(), commands: vec![] };
         assert_eq!(decode_message(&encode_message(1, &noop)).unwrap(), (1, noop));
+    }
+
+    #[test]
+    fn try_pre_accept_carries_its_holders_and_refuses_too_many() {
+        let try_with = |holders: Vec<ReplicaId>| Message::TryPreAccept {
+            id: InstanceId::new(1, 1),
+            ballot: Ballot { round: 1, replica: ReplicaId(2) },
+            attrs: Attributes { seq: 1, deps: vec![] },
+            commands: vec![Command::new("k", "v")],
+            holders,
+        };
+        let m = try_with(vec![ReplicaId(3), ReplicaId(4)]);
+        assert_eq!(decode_message(&encode_message(1, &m)).unwrap(), (1, m));
+        let m = try_with((1..=REPLICAS_MAX as u32 + 1).map(ReplicaId).collect());
+        assert!(matches!(decode_message(&encode_message(1, &m)), Err(DecodeError::OutOfBounds { .. })));
     }
 
     #[test]

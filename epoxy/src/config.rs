@@ -78,14 +78,26 @@ impl Config {
             id,
             replicas,
             epoch: 1,
-            retry_ticks: 20,
+            retry_ticks: 10,
             fast_path_wait_ticks: 5,
-            commit_request_ticks: 20,
+            commit_request_ticks: 10,
             recovery_ticks: 30,
             seed: u64::from(id.0),
         };
         config.validate()?;
         Ok(config)
+    }
+
+    /// Ticks between progress exchanges (`Message::Progress`). Each makes its round's write
+    /// synced, so they stay a few per second: twice the commit-request wait.
+    pub fn progress_ticks(&self) -> u32 {
+        2 * self.commit_request_ticks
+    }
+
+    /// Ticks a recovery attempt runs before it gives up (the stall timer starts the next, at a
+    /// higher ballot): eight resends of its current phase.
+    pub fn recovery_give_up_ticks(&self) -> u32 {
+        8 * self.retry_ticks
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {

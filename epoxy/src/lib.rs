@@ -44,6 +44,7 @@
 pub mod codec;
 pub mod config;
 mod exec;
+mod executed_keys;
 mod handler;
 pub mod message;
 pub mod ready;

@@ -62,11 +62,15 @@ pub enum Message {
     },
     /// Recovery of a possibly fast-committed instance (EPaxos tech report §4.4, TryPreAccept):
     /// pre-accept exactly these attributes, unless you know an interfering instance they miss.
+    /// `holders`: replicas other than the leader known to the recoverer to hold these attributes
+    /// as their pre-accepted vote. Each ordered its own later instances on the keys after `id`
+    /// (see `Replica::conflicts`), so theirs never refuse the proposal.
     TryPreAccept {
         id: InstanceId,
         ballot: Ballot,
         attrs: Attributes,
         commands: Vec<Command>,
+        holders: Vec<ReplicaId>,
     },
     TryPreAcceptOk {
         id: InstanceId,

@@ -10,6 +10,10 @@ use crate::try_outcome::TryOutcome;
 use crate::types::{Attributes, Ballot, Command, InstanceId, ReplicaId, Status};
 use std::collections::BTreeMap;
 
+/// Ticks a refused TryPreAccept waits before it is asked again (the instances in flight that
+/// refused it usually commit within a round trip or two).
+const TRY_AGAIN_TICKS: u32 = 3;
+
 impl Replica {
     /// Starts recovering an instance this replica does not lead and has not seen committed.
     pub(crate) fn start_recovery(&mut self, id: InstanceId) {
@@ -36,7 +40,16 @@ impl Replica {
         votes.insert(self.config.id, vote);
         self.recoveries.insert(
             id,
-            Recovery { ballot, votes, trying: None, holding: 0, refused: 0, ruled_out: 0, ticks: 0 },
+            Recovery {
+                ballot,
+                votes,
+                trying: None,
+                holding: 0,
+                refused: 0,
+                ruled_out: 0,
+                ticks: 0,
+                try_again_in: 0,
+            },
         );
         for &peer in &self.config.replicas {
             if peer != self.config.id {
@@ -152,32 +165,65 @@ impl Replica {
         let leader = id.replica;
         let mut holding = 0u64;
         let recovery = self.recoveries.get(&id).expect("recovering");
-        let ballot = recovery.ballot;
         for (r, v) in &recovery.votes {
             if *r != leader && v.status == Status::PreAccepted && v.matches_proposal {
                 holding |= 1 << self.config.index_of(*r).expect("member");
             }
         }
-        if self.config.id != leader && holding & self.me_bit == 0 {
-            match self.try_pre_accept_here(id, ballot, attrs.clone(), commands.clone()) {
-                TryOutcome::Ok => holding |= self.me_bit,
-                TryOutcome::Conflict { committed, excluded, .. } => {
-                    self.rule_out(id, &excluded);
-                    if committed || self.fast_path_ruled_out(id) {
-                        self.rerun_recovery(id, commands);
-                    } else {
-                        self.recoveries.remove(&id);
-                    }
-                    return;
-                }
-            }
-        }
         let recovery = self.recoveries.get_mut(&id).expect("recovering");
         recovery.trying = Some((attrs, commands));
         recovery.holding = holding;
-        if !self.check_trying(id) {
-            self.send_try(id, true);
+        self.try_here_then_ask(id, true);
+    }
+
+    /// One attempt of the TryPreAccept in progress: this replica pre-accepts the proposal itself
+    /// when it can; then it is accepted if enough hold it, or asked of the others that may.
+    fn try_here_then_ask(&mut self, id: InstanceId, after_persist: bool) {
+        let Some(recovery) = self.recoveries.get(&id) else { return };
+        let Some((attrs, commands)) = recovery.trying.clone() else { return };
+        if self.config.id != id.replica && recovery.holding & self.me_bit == 0 {
+            let (ballot, holders) = (recovery.ballot, self.replicas_in(recovery.holding));
+            match self.try_pre_accept_here(id, ballot, attrs, commands, &holders) {
+                TryOutcome::Ok => self.recoveries.get_mut(&id).expect("recovering").holding |= self.me_bit,
+                TryOutcome::Conflict { committed, excluded, .. } => {
+                    self.rule_out(id, &excluded);
+                    if committed || self.fast_path_ruled_out(id) {
+                        self.rerun_after_try(id);
+                        return;
+                    }
+                    self.recoveries.get_mut(&id).expect("recovering").refused |= self.me_bit;
+                }
+            }
         }
+        if self.check_trying(id) {
+            return;
+        }
+        if self.try_may_succeed(id) {
+            self.send_try(id, after_persist);
+        } else {
+            self.try_again_soon(id);
+        }
+    }
+
+    /// A replica refused the proposal for instances in flight (or every one that could hold it
+    /// did): ask those that do not hold it again in a few ticks, in the same ballot.
+    pub(crate) fn try_again_soon(&mut self, id: InstanceId) {
+        if let Some(recovery) = self.recoveries.get_mut(&id) {
+            recovery.try_again_in = TRY_AGAIN_TICKS;
+        }
+    }
+
+    /// The pause of [`Self::try_again_soon`] is over.
+    pub(crate) fn try_again(&mut self, id: InstanceId) {
+        if !self.recovery_is_current(id) {
+            return;
+        }
+        let Some(recovery) = self.recoveries.get_mut(&id) else { return };
+        if recovery.trying.is_none() {
+            return;
+        }
+        recovery.refused = 0;
+        self.try_here_then_ask(id, false);
     }
 
     /// The fast path is ruled out: run phase 1 again at this recovery's ballot, from the union of
@@ -201,6 +247,14 @@ impl Replica {
             return;
         };
         self.rerun_recovery(id, commands);
+    }
+
+    /// The replicas of a bitmask by position in the configuration.
+    fn replicas_in(&self, bits: u64) -> Vec<ReplicaId> {
+        (self.config.replicas.iter().enumerate())
+            .filter(|(at, _)| bits & (1 << at) != 0)
+            .map(|(_, r)| *r)
+            .collect()
     }
 
     /// Notes replicas that cannot have pre-accepted the leader's proposal unchanged.
@@ -251,6 +305,7 @@ impl Replica {
     fn send_try(&mut self, id: InstanceId, after_persist: bool) {
         let recovery = &self.recoveries[&id];
         let (attrs, commands) = recovery.trying.as_ref().expect("trying");
+        let holders = self.replicas_in(recovery.holding);
         for (at, &peer) in self.config.replicas.iter().enumerate() {
             if peer == self.config.id || peer == id.replica || recovery.holding & (1 << at) != 0 {
                 continue;
@@ -260,6 +315,7 @@ impl Replica {
                 ballot: recovery.ballot,
                 attrs: attrs.clone(),
                 commands: commands.clone(),
+                holders: holders.clone(),
             };
             let out = Outbound { to: peer, message };
             if after_persist {

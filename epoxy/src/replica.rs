@@ -6,6 +6,7 @@ use crate::config::{
     INFLIGHT_INSTANCES_MAX, SLOT_RESERVATION_CHUNK,
 };
 use crate::exec::Executor;
+use crate::executed_keys::ExecutedKeys;
 use crate::message::{Message, Vote};
 use crate::ready::{Outbound, Ready};
 use crate::record::{InstanceRecord, KeyRecord, Record, Recovered};
@@ -59,6 +60,10 @@ pub(crate) struct Recovery {
     /// (each led an interfering instance proposed before it saw this one).
     pub(crate) ruled_out: u64,
     pub(crate) ticks: u32,
+    /// During TryPreAccept, after a refusal for instances in flight: ticks left before every
+    /// replica that does not hold the proposal is asked again in the same ballot (0: not
+    /// waiting). Those instances usually commit within a round trip or two.
+    pub(crate) try_again_in: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +143,8 @@ pub struct Replica {
     pub(crate) slot_durable: u64,
     pub(crate) instances: HashMap<InstanceId, Instance>,
     pub(crate) keys: HashMap<Bytes, KeyRecord>,
+    /// The keys of the instances executed here last (they leave `instances` when they execute).
+    pub(crate) executed_keys: ExecutedKeys,
     pub(crate) executor: Executor,
     /// Own instances not yet committed.
     pub(crate) leading: BTreeSet<InstanceId>,
@@ -216,6 +223,7 @@ impl Replica {
             min_round: HashMap::new(),
             rng: Rng::new(config.seed ^ 0x5eed_0000_0000_0000),
             restart_gap: BTreeSet::new(),
+            executed_keys: ExecutedKeys::default(),
             peer_executed: HashMap::new(),
             peer_executed_before: HashMap::new(),
             forgotten: vec![0; config.replicas.len()],
@@ -474,8 +482,8 @@ impl Replica {
             }
             Message::Prepare { id, ballot } => self.handle_prepare(from, id, ballot),
             Message::PrepareOk { id, ballot, state } => self.handle_prepare_ok(from, id, ballot, state),
-            Message::TryPreAccept { id, ballot, attrs, commands } => {
-                self.handle_try_pre_accept(from, id, ballot, attrs, commands)
+            Message::TryPreAccept { id, ballot, attrs, commands, holders } => {
+                self.handle_try_pre_accept(from, id, ballot, attrs, commands, &holders)
             }
             Message::TryPreAcceptOk { id, ballot } => self.handle_try_pre_accept_ok(from, id, ballot),
             Message::TryPreAcceptNack { id, ballot, committed, excluded, .. } => {
@@ -530,7 +538,7 @@ impl Replica {
         self.tick_recovery();
         self.tick_seal();
         self.progress_ticks += 1;
-        if self.progress_ticks >= self.config.commit_request_ticks {
+        if self.progress_ticks >= self.config.progress_ticks() {
             self.progress_ticks = 0;
             self.exchange_progress();
             if !self.epoch_done() {
@@ -653,6 +661,9 @@ impl Replica {
         self.slot_durable = self.slot_reserved;
         let before = self.ready.executed.len();
         self.executor.run(&mut self.instances, &mut self.ready.executed);
+        for e in &self.ready.executed[before..] {
+            self.executed_keys.record(e.id, &e.commands);
+        }
         self.counters.executed += (self.ready.executed.len() - before) as u64;
         self.counters.execution_steps = self.executor.search_steps;
         std::mem::take(&mut self.ready)
@@ -886,15 +897,22 @@ impl Replica {
             }
         }
         let mut retry = Vec::new();
+        let mut try_again = Vec::new();
         let mut give_up = Vec::new();
         for (id, r) in self.recoveries.iter_mut() {
             r.ticks += 1;
-            if r.ticks >= 4 * self.config.retry_ticks {
+            if r.ticks >= self.config.recovery_give_up_ticks() {
                 give_up.push(*id);
+            } else if r.try_again_in > 0 {
+                r.try_again_in -= 1;
+                if r.try_again_in == 0 {
+                    try_again.push(*id);
+                }
             } else if r.ticks % self.config.retry_ticks == 0 {
                 retry.push(*id);
             }
         }
+        try_again.sort_unstable();
         give_up.sort_unstable();
         retry.sort_unstable();
         for id in give_up {
@@ -903,6 +921,9 @@ impl Replica {
         }
         for id in retry {
             self.resend_recovery(id);
+        }
+        for id in try_again {
+            self.try_again(id);
         }
     }
 }

@@ -10,13 +10,12 @@ const LEADER: usize = 0;
 const KEY: &str = "x";
 
 fn sim(replicas: usize) -> Sim {
-    Sim::new(SimConfig {
-        replicas,
-        seed: replicas as u64,
-        faults: Faults::none(),
-        fault_steps: 0,
-        ..SimConfig::default()
-    })
+    seeded_sim(replicas, replicas as u64)
+}
+
+/// A fault-free simulation of `replicas` with the given seed (the scenarios inject their faults).
+fn seeded_sim(replicas: usize, seed: u64) -> Sim {
+    Sim::new(SimConfig { replicas, seed, faults: Faults::none(), fault_steps: 0, ..SimConfig::default() })
 }
 
 fn fast_quorum(n: usize) -> usize {
@@ -306,13 +305,7 @@ fn f_leaders_of_interfering_instances_crash_for_good() {
     for n in [5usize, 7] {
         let f = (n - 1) / 2;
         for seed in 0..20 {
-            let mut sim = Sim::new(SimConfig {
-                replicas: n,
-                seed,
-                faults: Faults::none(),
-                fault_steps: 0,
-                ..SimConfig::default()
-            });
+            let mut sim = seeded_sim(n, seed);
             warm_up(&mut sim);
             warm_up(&mut sim);
             let crashed = move |r: ReplicaId| (r.0 as usize) <= f;
@@ -332,6 +325,67 @@ fn f_leaders_of_interfering_instances_crash_for_good() {
             let survivors: Vec<usize> = (f..n).collect();
             assert_executed(&sim, &survivors, &ids, &format!("N={n} seed {seed}, {f} replicas down"));
             check("F leaders of interfering instances crash for good", n, sim);
+        }
+    }
+}
+
+/// The shape `pair_kill` found (README, issue 21): F of N = 2F + 1 die, among them the leader of
+/// an instance on the key that one survivor holds unchanged, the other survivors having added an
+/// interfering instance they saw first; a dead replica may have held it unchanged too, so the
+/// fast path cannot be ruled out and recovery must TryPreAccept it. Meanwhile every survivor
+/// keeps writing the key. The survivors' own later instances used to refuse the proposal (the
+/// index shows only each replica's latest on the key, and the earlier ones may not be ordered
+/// after it) until the dead returned. Now an acceptor looks at each earlier slot, the instances
+/// of the replicas that hold the proposal are known to come after it, and a refusal for
+/// instances in flight is asked again a few ticks later: the survivors execute everything while
+/// F stay down.
+#[test]
+fn survivors_writing_the_key_recover_a_dead_leaders_instance_while_f_are_down() {
+    for n in [5usize, 7] {
+        let f = (n - 1) / 2;
+        for seed in 0..10 {
+            let mut sim = seeded_sim(n, seed);
+            warm_up(&mut sim);
+            // Replicas 0..f die: 0 leads the instance, the others may hold it unchanged.
+            let dead = move |r: ReplicaId| (r.0 as usize) <= f;
+            let (holder, other_leader) = (f, f + 1);
+            // The other leader's instance reaches only the survivors but the holder.
+            let holder_id = ReplicaId(holder as u32 + 1);
+            sim.set_filter(move |from, to, m| match m {
+                Message::PreAccept { .. } if from == ReplicaId(other_leader as u32 + 1) => {
+                    !dead(to) && to != holder_id
+                }
+                _ => true,
+            });
+            let first = sim.propose_at(other_leader, KEY);
+            sim.steps(2);
+            // The leader's instance reaches everyone; it hears nothing back.
+            sim.set_filter(move |from, to, m| match m {
+                Message::PreAccept { .. } if from == ReplicaId(other_leader as u32 + 1) => {
+                    !dead(to) && to != holder_id
+                }
+                _ => to != ReplicaId(1),
+            });
+            let stuck = sim.propose_at(LEADER, KEY);
+            sim.steps(2);
+            for at in 0..f {
+                sim.crash_now(at);
+            }
+            sim.set_filter(move |from, to, _| !dead(from) && !dead(to));
+            let survivors: Vec<usize> = (f..n).collect();
+            let mut ids = vec![first, stuck];
+            let bound = sim.step() + 500 * 4; // 5 s of ticks: liveness, not speed
+            while sim.step() < bound
+                && !survivors.iter().all(|&at| ids.iter().all(|id| sim.executed_at(at, *id)))
+            {
+                if sim.step().is_multiple_of(4) && ids.len() < 120 {
+                    let at = survivors[(sim.step() / 4) as usize % survivors.len()];
+                    ids.push(sim.propose_at(at, KEY));
+                }
+                sim.steps(1);
+            }
+            assert_executed(&sim, &survivors, &ids, &format!("N={n} seed {seed}, {f} replicas down"));
+            check("survivors writing the key recover a dead leader's instance", n, sim);
         }
     }
 }

@@ -544,8 +544,15 @@ const R4: ReplicaId = ReplicaId(4);
 const I31: InstanceId = InstanceId::new(3, 1);
 
 fn try_pre_accept_i11(r: &mut Replica) -> Vec<Message> {
+    try_pre_accept_i11_held_by(r, vec![])
+}
+
+/// TryPreAccept of 1.1 (on `x`, no deps) from replica 4, saying `holders` hold it unchanged.
+fn try_pre_accept_i11_held_by(r: &mut Replica, holders: Vec<ReplicaId>) -> Vec<Message> {
     let ballot = Ballot { round: 1, replica: R4 };
-    r.step(R4, Message::TryPreAccept { id: I11, ballot, attrs: attrs(1, &[]), commands: vec![cmd("x")] });
+    let message =
+        Message::TryPreAccept { id: I11, ballot, attrs: attrs(1, &[]), commands: vec![cmd("x")], holders };
+    r.step(R4, message);
     try_answers(r)
 }
 
@@ -591,13 +598,99 @@ fn try_pre_accept_ignores_a_conflict_committed_after_the_instance() {
 fn try_pre_accept_refuses_a_conflict_committed_after_the_instance_with_unknown_predecessors() {
     let mut r = replica(R3, 5);
     // 2.2 depends on 1.1, but replica 2's earlier 2.1 is not covered by the proposal: this
-    // replica's index no longer shows whether 2.1 touched the key, so it must refuse.
+    // replica has never seen 2.1, so it cannot tell whether 2.1 touched the key, and must refuse.
     let i22 = InstanceId::new(2, 2);
     r.step(R2, Message::Commit { id: i22, attrs: attrs(2, &[I11]), commands: vec![cmd("x")] });
     r.ready();
     let answers = try_pre_accept_i11(&mut r);
     assert!(
+        matches!(&answers[..], [Message::TryPreAcceptNack { conflict: I21, committed: false, .. }]),
+        "{answers:?}"
+    );
+}
+
+#[test]
+fn try_pre_accept_looks_at_each_earlier_instance_of_a_replica() {
+    // The index shows only replica 2's latest on `x`, 2.3, ordered after 1.1; the slots before
+    // it decide. 2.1 on another key and 2.2 on `x` after 1.1: nothing refuses.
+    let mut r = replica(R3, 5);
+    let (i22, i23) = (InstanceId::new(2, 2), InstanceId::new(2, 3));
+    r.step(R2, Message::PreAccept { id: I21, ballot: B2, attrs: attrs(1, &[]), commands: vec![cmd("y")] });
+    r.step(R2, Message::Commit { id: i22, attrs: attrs(2, &[I11, I21]), commands: vec![cmd("x")] });
+    r.step(R2, Message::Commit { id: i23, attrs: attrs(3, &[I11, i22]), commands: vec![cmd("x")] });
+    r.ready();
+    let ballot = Ballot { round: 1, replica: R4 };
+    assert_eq!(try_pre_accept_i11(&mut r), vec![Message::TryPreAcceptOk { id: I11, ballot }]);
+    // 2.2 only pre-accepted, proposed after 1.1: ordered after it in every vote, nothing refuses.
+    let mut r = replica(R3, 5);
+    r.step(R2, Message::PreAccept { id: I21, ballot: B2, attrs: attrs(1, &[]), commands: vec![cmd("y")] });
+    r.step(
+        R2,
+        Message::PreAccept { id: i22, ballot: B2, attrs: attrs(2, &[I11, I21]), commands: vec![cmd("x")] },
+    );
+    r.step(R2, Message::Commit { id: i23, attrs: attrs(3, &[I11, i22]), commands: vec![cmd("x")] });
+    r.ready();
+    assert_eq!(try_pre_accept_i11(&mut r), vec![Message::TryPreAcceptOk { id: I11, ballot }]);
+    // 2.2 only pre-accepted, proposed without 1.1: refused, naming it.
+    let mut r = replica(R3, 5);
+    r.step(R2, Message::PreAccept { id: I21, ballot: B2, attrs: attrs(1, &[]), commands: vec![cmd("y")] });
+    r.step(R2, Message::PreAccept { id: i22, ballot: B2, attrs: attrs(2, &[I21]), commands: vec![cmd("x")] });
+    r.step(R2, Message::Commit { id: i23, attrs: attrs(3, &[I11, i22]), commands: vec![cmd("x")] });
+    r.ready();
+    let answers = try_pre_accept_i11(&mut r);
+    assert!(
         matches!(&answers[..], [Message::TryPreAcceptNack { conflict, committed: false, .. }] if *conflict == i22),
+        "{answers:?}"
+    );
+}
+
+#[test]
+fn try_pre_accept_rules_out_the_fast_path_by_an_executed_instance_on_the_key() {
+    // 2.1 on `x` committed and executed here without 1.1, then 2.2 on `x` after 1.1: 2.1 left
+    // memory, but the highest slot of replica 2 executed on `x` is kept while 2.2 is in flight.
+    let mut r = replica(R3, 5);
+    let i22 = InstanceId::new(2, 2);
+    r.step(R2, Message::Commit { id: I21, attrs: attrs(1, &[]), commands: vec![cmd("x")] });
+    assert_eq!(r.ready().executed.len(), 1);
+    assert_eq!(r.status(I21), None, "executed instances leave memory");
+    r.step(R2, Message::Commit { id: i22, attrs: attrs(2, &[I11, I21]), commands: vec![cmd("x")] });
+    r.ready();
+    let answers = try_pre_accept_i11(&mut r);
+    assert!(
+        matches!(&answers[..], [Message::TryPreAcceptNack { conflict: I21, committed: true, .. }]),
+        "{answers:?}"
+    );
+    // Executed on another key: not on `x`, so nothing refuses.
+    let mut r = replica(R3, 5);
+    r.step(R2, Message::Commit { id: I21, attrs: attrs(1, &[]), commands: vec![cmd("y")] });
+    r.ready();
+    r.step(R2, Message::Commit { id: i22, attrs: attrs(2, &[I11, I21]), commands: vec![cmd("x")] });
+    r.ready();
+    let ballot = Ballot { round: 1, replica: R4 };
+    assert_eq!(try_pre_accept_i11(&mut r), vec![Message::TryPreAcceptOk { id: I11, ballot }]);
+}
+
+#[test]
+fn try_pre_accept_lets_through_the_instances_of_replicas_holding_the_proposal() {
+    // As above, but the recoverer saw replica 2 hold 1.1's proposal unchanged: replica 2 then had
+    // no instance on `x` the proposal misses, so 2.1 and 2.2, whatever they touch, came after
+    // its vote and depend on 1.1.
+    let mut r = replica(R3, 5);
+    let i22 = InstanceId::new(2, 2);
+    r.step(R2, Message::Commit { id: i22, attrs: attrs(2, &[I11]), commands: vec![cmd("x")] });
+    r.ready();
+    let ballot = Ballot { round: 1, replica: R4 };
+    assert_eq!(
+        try_pre_accept_i11_held_by(&mut r, vec![R2]),
+        vec![Message::TryPreAcceptOk { id: I11, ballot }]
+    );
+    // A replica that is not a holder is still checked: 3.1 below, its own, is refused.
+    let mut r = replica(R3, 5);
+    r.propose(vec![cmd("x")]).unwrap();
+    r.ready();
+    let answers = try_pre_accept_i11_held_by(&mut r, vec![R2]);
+    assert!(
+        matches!(&answers[..], [Message::TryPreAcceptNack { conflict: I31, committed: false, .. }]),
         "{answers:?}"
     );
 }
@@ -622,6 +715,7 @@ fn a_restarted_acceptor_keeps_out_of_fast_paths_until_its_lost_slots_are_settled
             ballot: Ballot { round: 1, replica: R3 },
             attrs: attrs(1, &[]),
             commands: vec![cmd("x")],
+            holders: vec![],
         },
     );
     let answers = try_answers(&mut r2);
@@ -643,7 +737,7 @@ fn a_restarted_replica_reports_its_executed_slots_as_committed() {
     };
     let mut r1 = Replica::recover(config, recovered);
     let mut reported = None;
-    for _ in 0..4 * r1.config().commit_request_ticks {
+    for _ in 0..4 * r1.config().progress_ticks() {
         r1.tick();
         for out in r1.ready().messages_after_persist {
             if let Message::Progress { committed_up_to, .. } = out.message {
@@ -661,7 +755,7 @@ fn a_replica_asks_a_peer_for_slots_of_a_silent_leader_the_peer_executed() {
     let mut r1 = replica(R1, 3);
     let progress = Message::Progress { committed_up_to: 0, executed_up_to: vec![0, 0, 2] };
     let mut asked = Vec::new();
-    for _ in 0..3 * r1.config().commit_request_ticks {
+    for _ in 0..3 * r1.config().progress_ticks() {
         r1.step(R2, progress.clone());
         r1.tick();
         for out in r1.ready().messages {

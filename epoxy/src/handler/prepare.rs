@@ -33,7 +33,10 @@ impl Replica {
         let record = record_of(id, instance);
         self.ready.persist.push(record);
         self.recovery_is_current(id); // a recovery of its own at a lower ballot stops here
-        self.watch_stall(id);
+        // Another replica is recovering it: give that recovery a whole wait before competing
+        // (a recovery started meanwhile would take its ballot and undo its progress).
+        let wait = self.jittered_wait();
+        self.stalled.insert(id, wait);
         let reply = Message::PrepareOk { id, ballot, state };
         self.ready.messages_after_persist.push(Outbound { to: from, message: reply });
     }

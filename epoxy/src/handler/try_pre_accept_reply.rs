@@ -17,8 +17,9 @@ impl Replica {
     /// and phase 1 runs again (tech report §4.4), when that instance is committed there without
     /// depending on this one, or when the leaders the sender excludes leave too few replicas that
     /// can have pre-accepted the proposal unchanged. Otherwise the attempt waits for the other
-    /// answers while they may still succeed, and gives up when they cannot: the stall timer then
-    /// starts a fresh attempt (by then the interfering instance or more replicas may settle it).
+    /// answers, and asks every replica that does not hold it again a few ticks later in the same
+    /// ballot (the interfering instances in flight usually commit by then); the stall timer
+    /// starts a fresh attempt at a higher ballot if the recovery gives up.
     pub(crate) fn handle_try_pre_accept_nack(
         &mut self,
         from: ReplicaId,
@@ -39,8 +40,11 @@ impl Replica {
         if let Some(recovery) = self.recoveries.get_mut(&id) {
             recovery.refused |= 1 << at;
         }
-        if !self.try_may_succeed(id) {
-            self.recoveries.remove(&id);
+        // Ask again soon, the refusers too: the instances they named are usually in flight and
+        // commit within a round trip or two. (Waiting for the silent ones alone could mean
+        // waiting on the dead.)
+        if self.recoveries.get(&id).is_some_and(|r| r.try_again_in == 0) {
+            self.try_again_soon(id);
         }
     }
 }
