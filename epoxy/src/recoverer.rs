@@ -218,11 +218,9 @@ impl Replica {
         if !self.recovery_is_current(id) {
             return;
         }
-        let Some(recovery) = self.recoveries.get_mut(&id) else { return };
-        if recovery.trying.is_none() {
-            return;
+        if let Some(recovery) = self.recoveries.get_mut(&id) {
+            recovery.refused = 0;
         }
-        recovery.refused = 0;
         self.try_here_then_ask(id, false);
     }
 

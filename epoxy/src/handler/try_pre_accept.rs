@@ -196,31 +196,10 @@ impl Replica {
         if committed && covers(&instance.attrs.deps, id) {
             return Judged::After;
         }
-        if !committed && self.proposed_after(other, id) {
+        if !committed && proposed_after(instance, other, id) {
             return Judged::After;
         }
         Judged::Conflict { committed_without: committed }
-    }
-
-    /// Whether the ballot-0 attributes of `other`'s leader, known here, depend on `id`: every vote
-    /// for `other` adds to them (acceptors merge, recoverers take the union of votes or a vote as
-    /// it is), so any commit of it but a no-op depends on `id` too. Known here when this replica
-    /// leads `other` in ballot 0, or holds that proposal unchanged as its vote.
-    fn proposed_after(&self, other: InstanceId, id: InstanceId) -> bool {
-        let Some(instance) = self.instances.get(&other) else { return false };
-        let ballot_zero = Ballot::initial(other.replica);
-        let original = match &instance.lead {
-            Some(lead) if instance.ballot == ballot_zero => &lead.original,
-            Some(_) => return false,
-            None if instance.status == Status::PreAccepted
-                && instance.matches_proposal
-                && instance.accepted_ballot == ballot_zero =>
-            {
-                &instance.attrs
-            }
-            None => return false,
-        };
-        covers(&original.deps, id)
     }
 
     /// Whether this replica holds `other`'s ballot-0 proposal unchanged, and it does not cover
@@ -256,6 +235,26 @@ enum Judged {
     Conflict { committed_without: bool },
     /// Its keys are not known here.
     Unknown,
+}
+
+/// Whether the ballot-0 attributes of `other`'s leader, known from this replica's `instance` of it,
+/// depend on `id`: every vote for `other` adds to them (acceptors merge, recoverers take the union
+/// of votes or a vote as it is), so any commit of it but a no-op depends on `id` too. Known when
+/// this replica leads `other` in ballot 0, or holds that proposal unchanged as its vote.
+fn proposed_after(instance: &Instance, other: InstanceId, id: InstanceId) -> bool {
+    let ballot_zero = Ballot::initial(other.replica);
+    let original = match &instance.lead {
+        Some(lead) if instance.ballot == ballot_zero => &lead.original,
+        Some(_) => return false,
+        None if instance.status == Status::PreAccepted
+            && instance.matches_proposal
+            && instance.accepted_ballot == ballot_zero =>
+        {
+            &instance.attrs
+        }
+        None => return false,
+    };
+    covers(&original.deps, id)
 }
 
 /// The highest slot of `replica` that `deps` cover (0 for none).
