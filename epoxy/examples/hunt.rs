@@ -11,7 +11,9 @@
 //! `--instances N --fault-steps S` (default 120 and 3000) scale a history up: past a few hundred
 //! instances per replica, slot reservations renew, catch-up requests fill their windows and
 //! executed prefixes are forgotten, as in a long real run. `--steps-per-tick 40` (default 4)
-//! runs many message exchanges per tick, as on a real loopback network.
+//! runs many message exchanges per tick, as on a real loopback network. `--keys K` (default 5)
+//! spreads commands over K keys: with 40 or more, keys go quiet between writes, so their records
+//! are forgotten and started afresh (the count is printed at the end).
 
 use mortar_epoxy::sim::{Faults, Sim, SimConfig};
 use std::time::Instant;
@@ -36,6 +38,8 @@ fn main() {
     // The default, 4, makes a message take about a quarter of a tick; a node on loopback
     // exchanges dozens of messages per tick, which `--steps-per-tick 40` comes nearer to.
     let steps_per_tick: u64 = args.get("--steps-per-tick", "4");
+    // More keys: each goes quiet between writes, so its record is forgotten and started afresh.
+    let keys: usize = args.get("--keys", "5");
     let mut failed = 0u64;
     let started = Instant::now();
     let mut totals = mortar_epoxy::Counters::default();
@@ -52,6 +56,7 @@ fn main() {
                 fault_steps,
                 steps_per_tick,
                 propose_chance: 0.1,
+                keys,
                 faults: Faults {
                     power_loss: power_loss.unwrap_or(Faults::all(n).power_loss),
                     ..Faults::all(n)
@@ -80,6 +85,7 @@ fn main() {
                     totals.recovered_no_op += c.recovered_no_op;
                     totals.fast_path += c.fast_path;
                     totals.slow_path += c.slow_path;
+                    totals.keys_forgotten += c.keys_forgotten;
                 }
                 Err(e) => {
                     eprintln!("FAILED: {e}");
@@ -104,7 +110,7 @@ fn main() {
     );
     println!(
         "commits: {} fast path, {} slow path; recoveries started: {}; decisions: commit {}, accept {}, \
-         try-pre-accept {}, rerun {}, no-op {}",
+         try-pre-accept {}, rerun {}, no-op {}; key records forgotten as quiet: {}",
         totals.fast_path,
         totals.slow_path,
         totals.recoveries_started,
@@ -112,6 +118,7 @@ fn main() {
         totals.recovered_accept,
         totals.recovered_try_pre_accept,
         totals.recovered_rerun,
-        totals.recovered_no_op
+        totals.recovered_no_op,
+        totals.keys_forgotten
     );
 }

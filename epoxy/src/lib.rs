@@ -47,6 +47,9 @@ mod exec;
 mod executed_keys;
 mod handler;
 pub mod message;
+mod quiet_keys;
+#[cfg(test)]
+mod quiet_keys_test;
 pub mod ready;
 pub mod record;
 mod recoverer;

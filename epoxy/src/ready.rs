@@ -68,7 +68,7 @@ impl Ready {
             | Record::OwnCommitsKnownFrom(_)
             | Record::Seal { .. }
             | Record::Cut(_) => true,
-            Record::Key { .. } | Record::Forget { .. } => false,
+            Record::Key { .. } | Record::ForgetKey { .. } | Record::Forget { .. } => false,
         })
     }
 

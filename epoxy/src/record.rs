@@ -67,6 +67,11 @@ pub enum Record {
         replica: ReplicaId,
         through: u64,
     },
+    /// Every instance the record of `key` named is forgotten: delete the record (a key with no
+    /// record has no instance a new one must follow; see `quiet_keys`).
+    ForgetKey {
+        key: Bytes,
+    },
     /// Stores nothing; makes this round's write synced (what a Progress message reports must be
     /// durable before it leaves).
     Checkpoint,

@@ -8,6 +8,7 @@ use crate::config::{
 use crate::exec::Executor;
 use crate::executed_keys::ExecutedKeys;
 use crate::message::{Message, Vote};
+use crate::quiet_keys::{DroppedSlots, QuietKeys};
 use crate::ready::{Outbound, Ready};
 use crate::record::{InstanceRecord, KeyRecord, Record, Recovered};
 use crate::rng::Rng;
@@ -131,6 +132,10 @@ pub struct Counters {
     /// Steps of the executor's searches (an edge examined or an instance closed): its work, which
     /// should stay within a small multiple of `executed`.
     pub execution_steps: u64,
+    /// Keys in the conflict index (in memory): the keys with an instance not yet forgotten.
+    pub keys_held: u64,
+    /// Key records dropped because every instance they named was forgotten (see `quiet_keys`).
+    pub keys_forgotten: u64,
 }
 
 pub struct Replica {
@@ -143,6 +148,10 @@ pub struct Replica {
     pub(crate) slot_durable: u64,
     pub(crate) instances: HashMap<InstanceId, Instance>,
     pub(crate) keys: HashMap<Bytes, KeyRecord>,
+    /// Keys whose record may be dropped once the slots it names are forgotten.
+    pub(crate) quiet_keys: QuietKeys,
+    /// What the dropped records named, in summary (see `quiet_keys`).
+    pub(crate) dropped: DroppedSlots,
     /// The keys of the instances executed here last (they leave `instances` when they execute).
     pub(crate) executed_keys: ExecutedKeys,
     pub(crate) executor: Executor,
@@ -210,7 +219,9 @@ impl Replica {
             slot_reserved: recovered.slot_reservation,
             slot_durable: recovered.slot_reservation,
             instances: HashMap::new(),
-            keys: recovered.keys.into_iter().collect(),
+            keys: HashMap::new(),
+            quiet_keys: QuietKeys::new(config.replicas.len()),
+            dropped: DroppedSlots::new(config.replicas.len()),
             executor: Executor::default(),
             leading: BTreeSet::new(),
             ready: Ready::default(),
@@ -260,6 +271,23 @@ impl Replica {
             if r == me {
                 replica.own_committed_max = replica.own_committed_max.max(through);
             }
+        }
+        // What records were dropped before is not known: every key without one depends on the
+        // floors (see `quiet_keys`).
+        replica.dropped.restarted(&replica.forgotten);
+        // A record whose instances are all forgotten is dropped (see `quiet_keys`); its removal
+        // may not have reached the disk before the stop.
+        for (key, record) in recovered.keys {
+            if replica.key_is_quiet(&record) {
+                replica.ready.persist.push(Record::ForgetKey { key });
+                continue;
+            }
+            for latest in &record.latest {
+                if let Some(at) = replica.config.index_of(latest.replica) {
+                    replica.quiet_keys.named(at, latest.slot, key.clone());
+                }
+            }
+            replica.keys.insert(key, record);
         }
         for id in recovered.executed {
             replica.executor.mark_executed(id);
@@ -330,7 +358,7 @@ impl Replica {
     }
 
     pub fn counters(&self) -> Counters {
-        self.counters
+        Counters { keys_held: self.keys.len() as u64, ..self.counters }
     }
 
     pub fn is_executed(&self, id: InstanceId) -> bool {
@@ -646,13 +674,46 @@ impl Replica {
         if self.peer_executed.len() + 1 < self.config.replicas.len() {
             return; // not every peer has reported yet
         }
+        let mut advanced = Vec::new();
         for (at, &replica) in self.config.replicas.iter().enumerate() {
             let floor = self.peer_executed.values().map(|w| w[at]).fold(own[at], u64::min);
             if floor > self.forgotten[at] {
                 self.forgotten[at] = floor;
                 self.ready.persist.push(Record::Forget { replica, through: floor });
+                advanced.push((at, floor));
             }
         }
+        for (at, floor) in advanced {
+            self.forget_quiet_keys(at, floor);
+        }
+    }
+
+    /// Drops the records of the keys named with a slot of the replica at index `at` up to
+    /// `through` whose instances are now all forgotten (see `quiet_keys`).
+    fn forget_quiet_keys(&mut self, at: usize, through: u64) {
+        for key in self.quiet_keys.due(at, through) {
+            let Some(record) = self.keys.get(&key) else { continue }; // dropped already
+            if self.key_is_quiet(record) {
+                for latest in &record.latest {
+                    if let Some(at) = self.config.index_of(latest.replica) {
+                        self.dropped.dropped(&key, at, latest.slot);
+                    }
+                }
+                self.keys.remove(&key);
+                self.counters.keys_forgotten += 1;
+                self.ready.persist.push(Record::ForgetKey { key });
+            }
+        }
+    }
+
+    /// Whether every instance `record` names is forgotten: executed on every replica.
+    pub(crate) fn key_is_quiet(&self, record: &KeyRecord) -> bool {
+        record.latest.iter().all(|l| l.slot <= self.forgotten_through(l.replica))
+    }
+
+    /// The slot through which `replica`'s instances are forgotten here (0: none, or not a member).
+    pub(crate) fn forgotten_through(&self, replica: ReplicaId) -> u64 {
+        self.config.index_of(replica).map_or(0, |at| self.forgotten[at])
     }
 
     /// Takes everything produced since the last call, after executing what can be executed.
@@ -674,6 +735,7 @@ impl Replica {
     /// Adds what this replica knows to `attrs`: every instance of every replica that last touched
     /// one of the keys (but `id` itself), and a seq above all of theirs.
     pub(crate) fn merge_local_attrs(&self, id: InstanceId, commands: &[Command], attrs: &mut Attributes) {
+        let mut without_record = false;
         for c in commands {
             if let Some(k) = self.keys.get(&c.key) {
                 for &latest in &k.latest {
@@ -683,9 +745,37 @@ impl Replica {
                         attrs.seq = attrs.seq.max(k.seq_max + 1);
                     }
                 }
+            } else {
+                without_record = true;
             }
         }
+        if without_record {
+            self.merge_dropped(id, commands, attrs);
+        }
         attrs.normalize();
+    }
+
+    /// For the keys of `commands` without a record: the slots their dropped records named, unless
+    /// `attrs` covers them already (see `quiet_keys`). Forgotten, so nothing waits on them.
+    fn merge_dropped(&self, id: InstanceId, commands: &[Command], attrs: &mut Attributes) {
+        for c in commands {
+            if self.keys.contains_key(&c.key) {
+                continue;
+            }
+            let Some(slots) = self.dropped.of(&c.key) else { return };
+            for (at, &slot) in slots.iter().enumerate() {
+                let replica = self.config.replicas[at];
+                // An instance's own leader's earlier slots are all it can follow of that replica.
+                let slot = if replica == id.replica { slot.min(id.slot.saturating_sub(1)) } else { slot };
+                if slot == 0 {
+                    continue;
+                }
+                let Some(dep) = self.clamp_to_cut(InstanceId { replica, slot }) else { continue };
+                if !attrs.deps.iter().any(|d| d.replica == dep.replica && d.slot >= dep.slot) {
+                    attrs.deps.push(dep);
+                }
+            }
+        }
     }
 
     /// The attributes this replica's conflict index gives a new instance `id` of `commands`: the
@@ -719,6 +809,11 @@ impl Replica {
             let record = self.keys.entry(key.clone()).or_default();
             if record.observe(id, seq) {
                 self.ready.persist.push(Record::Key { key: key.clone(), record: record.clone() });
+                if record.latest.contains(&id)
+                    && let Some(at) = self.config.index_of(id.replica)
+                {
+                    self.quiet_keys.named(at, id.slot, key.clone());
+                }
             }
         }
     }

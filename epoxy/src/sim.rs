@@ -168,6 +168,8 @@ pub struct SimReport {
     pub power_losses: u64,
     /// Forget records written (garbage collection rounds, over all replicas).
     pub forgotten: u64,
+    /// Key records dropped as quiet (over all replicas).
+    pub keys_forgotten: u64,
     pub pauses: u64,
     pub partitions: u64,
     pub steps: u64,
@@ -897,7 +899,9 @@ impl Sim {
         let disk = &self.disks[at];
         match record {
             Record::Instance(r) => Undo::Instance(r.id, disk.instances.get(&r.id).cloned()),
-            Record::Key { key, .. } => Undo::Key(key.clone(), disk.keys.get(key).cloned()),
+            Record::Key { key, .. } | Record::ForgetKey { key } => {
+                Undo::Key(key.clone(), disk.keys.get(key).cloned())
+            }
             Record::OwnCommitsKnownFrom(_) => Undo::OwnCommitsKnownFrom(disk.own_commits_known_from),
             Record::Forget { .. }
             | Record::SlotReservation(_)
@@ -954,6 +958,24 @@ impl Sim {
             }
             Record::Key { key, record } => {
                 disk.keys.insert(key, record);
+            }
+            Record::ForgetKey { key } => {
+                // Only a record whose every instance every member of the epoch executed says
+                // nothing a new instance must follow.
+                let members = disk.members.clone();
+                let named = disk.keys.remove(&key).map(|r| r.latest).unwrap_or_default();
+                for (q, set) in self.executed_sets.iter().enumerate() {
+                    if !members.contains(&self.ids[q]) {
+                        continue;
+                    }
+                    if let Some(id) = named.iter().find(|id| !set.contains(id)) {
+                        self.violations.push(format!(
+                            "replica {} forgot key {key:?} naming {id}, which replica {} has not executed",
+                            self.ids[at], self.ids[q]
+                        ));
+                    }
+                }
+                self.report.keys_forgotten += 1;
             }
             Record::Checkpoint => {}
             Record::Seal { epoch, bounds } => {
@@ -1145,4 +1167,5 @@ fn add_counters(total: &mut Counters, c: Counters) {
     total.recovered_rerun += c.recovered_rerun;
     total.recovered_no_op += c.recovered_no_op;
     total.execution_steps += c.execution_steps;
+    total.keys_forgotten += c.keys_forgotten;
 }

@@ -291,3 +291,29 @@ fn a_member_dead_for_good_during_faults_stalls_recovery() {
     }
     membership_run(7, 31, Faults::all(7), vec![Change::Wait, Change::Kill, Change::Wait]);
 }
+
+/// Keys that go quiet between writes: their records are forgotten (the simulation checks each
+/// `ForgetKey` against what every member executed) and the keys are written again afresh, under
+/// crashes, power losses, partitions and loss.
+#[test]
+fn quiet_keys_are_forgotten_and_written_again_under_faults() {
+    for replicas in [3, 5] {
+        let mut forgotten = 0;
+        for seed in 0..20 {
+            let config = SimConfig {
+                replicas,
+                seed,
+                keys: 40,
+                instances: 120,
+                fault_steps: 3000,
+                propose_chance: 0.1,
+                faults: Faults::all(replicas),
+                ..SimConfig::default()
+            };
+            println!("seed {seed} replicas {replicas}");
+            let report = Sim::new(config).run().unwrap_or_else(|e| panic!("{e}"));
+            forgotten += report.keys_forgotten;
+        }
+        assert!(forgotten > 0, "replicas={replicas}: no key record was forgotten");
+    }
+}

@@ -493,6 +493,9 @@ impl Driver {
         metrics::counter!("mortar_epoxy_instances_executed_total").absolute(counters.executed);
         metrics::counter!("mortar_epoxy_fast_path_commits_total").absolute(counters.fast_path);
         metrics::counter!("mortar_epoxy_slow_path_commits_total").absolute(counters.slow_path);
+        // Keys with an instance not yet executed everywhere; the rest leave memory (quiet keys).
+        metrics::gauge!("mortar_epoxy_keys_held").set(counters.keys_held as f64);
+        metrics::counter!("mortar_epoxy_keys_forgotten_total").absolute(counters.keys_forgotten);
         // The executor's work: a few steps per executed instance; far more means it searches
         // dependency graphs it cannot execute yet.
         metrics::counter!("mortar_epoxy_execution_search_steps_total").absolute(counters.execution_steps);
@@ -587,6 +590,7 @@ impl Driver {
             match record {
                 Record::Instance(r) => batch.put_instance(instance_key(r.id), encode_instance(&r)),
                 Record::Key { key, record } => batch.put_conflict(key, encode_key_record(&record)),
+                Record::ForgetKey { key } => batch.delete_conflict(key),
                 Record::SlotReservation(slot) => {
                     batch.put_meta(META_SLOT_RESERVATION, slot.to_be_bytes().to_vec())
                 }

@@ -48,6 +48,14 @@ pub fn describe() {
     describe_counter!("mortar_epoxy_instances_committed_total", "Instances this replica learned committed.");
     describe_counter!("mortar_epoxy_instances_executed_total", "Instances this replica executed.");
     describe_gauge!(
+        "mortar_epoxy_keys_held",
+        "Keys in this replica's conflict index: those with an instance not yet executed everywhere."
+    );
+    describe_counter!(
+        "mortar_epoxy_keys_forgotten_total",
+        "Conflict records dropped because every instance they named executed on every replica."
+    );
+    describe_gauge!(
         "mortar_epoxy_instances_in_flight",
         "Instances this replica leads that are not yet committed."
     );

@@ -192,10 +192,14 @@ pub fn delete_removes(storage: &dyn Storage) {
     batch.mark_executed(a);
     batch.put_kv("k1", "v:k1");
     batch.put_kv("k2", "v:k2");
+    batch.put_conflict("c1", "r1");
+    batch.put_conflict("c2", "r2");
     write(storage, batch);
 
     let mut batch = WriteBatch::new();
     batch.delete_instance(a);
+    batch.delete_conflict("c1");
+    batch.delete_conflict("never-written");
     batch.delete_kv("k1");
     batch.delete_kv("never-written");
     batch.delete_instance(key(9, 9));
@@ -208,6 +212,7 @@ pub fn delete_removes(storage: &dyn Storage) {
     assert_eq!(executed(storage), vec![a]);
     assert_eq!(ok(storage.get_kv(b"k1"), "get_kv"), None);
     assert_eq!(kv_keys(storage, b"k", None, 10), keys(&[b"k2"]));
+    assert_eq!(conflicts(storage), vec![(b"c2".to_vec(), b"r2".to_vec())]);
 }
 
 /// Ops in a batch apply in order: the later one wins on the same key.

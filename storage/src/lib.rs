@@ -24,7 +24,7 @@
 //! |---------------|-----------------------|---------------------------------------------------|
 //! | instances     | [`InstanceKey`]       | [`Op::PutInstance`], [`Op::DeleteInstance`]       |
 //! | executed      | [`InstanceKey`]       | [`Op::MarkExecuted`]                              |
-//! | conflicts     | bytes                 | [`Op::PutConflict`]                               |
+//! | conflicts     | bytes                 | [`Op::PutConflict`], [`Op::DeleteConflict`]       |
 //! | kv            | bytes                 | [`Op::PutKv`], [`Op::DeleteKv`]                   |
 //! | meta          | name                  | [`Op::PutMeta`]                                   |
 //! | control_log   | index (u64 big-endian)| [`Op::PutControlLog`], [`Op::DeleteControlLog`]   |
@@ -187,6 +187,8 @@ pub enum Op {
     ForgetInstances { replica: u32, through: u64 },
     /// Stores epoxy's per-key conflict record (opaque bytes).
     PutConflict { key: Bytes, record: Bytes },
+    /// Removes the conflict record of a key (it names only forgotten instances).
+    DeleteConflict { key: Bytes },
     /// Stores applied user data.
     PutKv { key: Bytes, value: Bytes },
     /// Removes applied user data.
@@ -211,6 +213,7 @@ impl Op {
                 InstanceKey::ENCODED_LEN
             }
             Op::PutConflict { key, record } => key.len() + record.len(),
+            Op::DeleteConflict { key } => key.len(),
             Op::PutKv { key, value } => key.len() + value.len(),
             Op::DeleteKv { key } => key.len(),
             Op::PutMeta { name, value } => name.len() + value.len(),
@@ -257,6 +260,10 @@ impl WriteBatch {
 
     pub fn put_conflict(&mut self, key: impl Into<Bytes>, record: impl Into<Bytes>) {
         self.push(Op::PutConflict { key: key.into(), record: record.into() });
+    }
+
+    pub fn delete_conflict(&mut self, key: impl Into<Bytes>) {
+        self.push(Op::DeleteConflict { key: key.into() });
     }
 
     pub fn put_kv(&mut self, key: impl Into<Bytes>, value: impl Into<Bytes>) {

@@ -60,6 +60,9 @@ impl Tables {
                 Op::PutConflict { key, record } => {
                     self.conflicts.insert(key.clone(), record.clone());
                 }
+                Op::DeleteConflict { key } => {
+                    self.conflicts.remove(key);
+                }
                 Op::PutKv { key, value } => {
                     self.kv.insert(key.clone(), value.clone());
                 }

@@ -278,6 +278,7 @@ impl Storage for RocksStorage {
                     rocks_batch.delete_range_cf(executed, from.as_slice(), to.as_slice());
                 }
                 Op::PutConflict { key, record } => rocks_batch.put_cf(conflicts, key, record),
+                Op::DeleteConflict { key } => rocks_batch.delete_cf(conflicts, key),
                 Op::PutKv { key, value } => rocks_batch.put_cf(kv, key, value),
                 Op::DeleteKv { key } => rocks_batch.delete_cf(kv, key),
                 Op::PutMeta { name, value } => rocks_batch.put_cf(meta, name, value),

@@ -11,15 +11,15 @@ const R1: ReplicaId = ReplicaId(1);
 const R2: ReplicaId = ReplicaId(2);
 const R3: ReplicaId = ReplicaId(3);
 
-fn replica(id: ReplicaId, n: u32) -> Replica {
+pub(crate) fn replica(id: ReplicaId, n: u32) -> Replica {
     Replica::new(Config::new(id, (1..=n).map(ReplicaId).collect()).unwrap())
 }
 
-fn cmd(key: &str) -> Command {
+pub(crate) fn cmd(key: &str) -> Command {
     Command::new(key.to_string(), format!("set {key}"))
 }
 
-fn attrs(seq: u64, deps: &[InstanceId]) -> Attributes {
+pub(crate) fn attrs(seq: u64, deps: &[InstanceId]) -> Attributes {
     Attributes { seq, deps: deps.to_vec() }
 }
 

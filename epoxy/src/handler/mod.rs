@@ -13,4 +13,4 @@ mod try_pre_accept;
 mod try_pre_accept_reply;
 
 #[cfg(test)]
-mod handler_test;
+pub(crate) mod handler_test;

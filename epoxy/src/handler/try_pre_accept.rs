@@ -86,7 +86,7 @@ impl Replica {
     /// latest is looked at ([`Self::judge`]); one whose keys are not known here refuses. None
     /// when there is nothing.
     ///
-    /// Instances of the leader and of the `holders` never refuse it. A holder pre-accepted exactly
+    /// Instances of the leader and of the `holders` never refuse it, nor do forgotten ones. A holder pre-accepted exactly
     /// `attrs` (in ballot 0, or by an earlier TryPreAccept that this check let through): when it
     /// voted, each of its own instances on these keys was covered by `attrs.deps` (its index
     /// holds its own latest per key, and no restart gap was open: a replica with one never votes
@@ -126,6 +126,7 @@ impl Replica {
                     || later_of_leader
                     || holders.contains(&other.replica)
                     || covers(&attrs.deps, other)
+                    || other.slot <= self.forgotten_through(other.replica)
                 {
                     continue;
                 }
@@ -139,7 +140,11 @@ impl Replica {
         for other in scan {
             // The index shows only the replica's latest instance on each key: every slot of that
             // replica the proposal does not cover, up to it, may be on the keys too.
-            let from = covered_through(&attrs.deps, other.replica) + 1;
+            // A forgotten slot never refuses: it executed on every replica before this answer,
+            // so before `id` can commit with the proposal anywhere but on a fast path, whose
+            // proposal it is (see docs/ARCHITECTURE.md, "Quiet keys").
+            let from =
+                covered_through(&attrs.deps, other.replica).max(self.forgotten_through(other.replica)) + 1;
             if other.slot - from >= SCAN_SLOTS_MAX {
                 first.get_or_insert(other);
                 continue;

@@ -1,0 +1,181 @@
+//! A key's record leaves memory and disk once every instance it names is forgotten (executed on
+//! every replica), and the key then costs nothing until it is touched again.
+
+use crate::Config;
+use crate::handler::handler_test::{attrs, cmd, replica};
+use crate::message::Message;
+use crate::record::{KeyRecord, Record, Recovered};
+use crate::replica::Replica;
+use crate::types::{Attributes, Ballot, InstanceId, ReplicaId, Status};
+
+const R1: ReplicaId = ReplicaId(1);
+const R2: ReplicaId = ReplicaId(2);
+const R3: ReplicaId = ReplicaId(3);
+const I11: InstanceId = InstanceId::new(1, 1);
+const I21: InstanceId = InstanceId::new(2, 1);
+const I22: InstanceId = InstanceId::new(2, 2);
+const I31: InstanceId = InstanceId::new(3, 1);
+
+fn commit(r: &mut Replica, id: InstanceId, a: Attributes, key: &str) {
+    r.step(id.replica, Message::Commit { id, attrs: a, commands: vec![cmd(key)] });
+    r.ready();
+}
+
+/// Every peer of `r` reports `executed` as its executed watermarks, and a progress interval
+/// passes: `r` forgets what all of them and it executed. The records it persisted meanwhile.
+fn every_peer_executed(r: &mut Replica, executed: &[u64]) -> Vec<Record> {
+    let me = r.config().id;
+    let peers: Vec<ReplicaId> = r.config().replicas.iter().copied().filter(|p| *p != me).collect();
+    for peer in peers {
+        r.step(peer, Message::Progress { committed_up_to: 0, executed_up_to: executed.to_vec() });
+    }
+    let mut persisted = r.ready().persist;
+    for _ in 0..r.config().progress_ticks() {
+        r.tick();
+        persisted.extend(r.ready().persist);
+    }
+    persisted
+}
+
+fn forgets_key(persisted: &[Record], key: &str) -> bool {
+    persisted.iter().any(|p| matches!(p, Record::ForgetKey { key: k } if k == key))
+}
+
+/// The attributes `r` proposes a command on `key` with.
+fn proposed_attrs(r: &mut Replica, key: &str) -> Attributes {
+    let id = r.propose(vec![cmd(key)]).unwrap();
+    let ready = r.ready();
+    let mut sent = ready.messages.into_iter().chain(ready.messages_after_persist);
+    sent.find_map(|o| match o.message {
+        Message::PreAccept { id: sent, attrs, .. } if sent == id => Some(attrs),
+        _ => None,
+    })
+    .expect("a PreAccept")
+}
+
+#[test]
+fn a_key_whose_instances_are_all_forgotten_leaves_memory_and_disk() {
+    let mut r = replica(R1, 3);
+    commit(&mut r, I21, attrs(1, &[]), "x");
+    commit(&mut r, I22, attrs(1, &[]), "y");
+    assert_eq!(r.counters().keys_held, 2);
+    // Every replica executed 2.1, not 2.2: `x` is quiet, `y` is not.
+    let persisted = every_peer_executed(&mut r, &[0, 1, 0]);
+    assert!(forgets_key(&persisted, "x"), "{persisted:?}");
+    assert!(!forgets_key(&persisted, "y"), "{persisted:?}");
+    assert_eq!((r.counters().keys_held, r.counters().keys_forgotten), (1, 1));
+    // A new instance on `x` names the dropped record's slot (forgotten: nothing waits on it);
+    // one on `y` still follows 2.2.
+    assert_eq!(proposed_attrs(&mut r, "x"), attrs(1, &[I21]));
+    assert_eq!(proposed_attrs(&mut r, "y"), attrs(2, &[I22]));
+}
+
+/// The PreAcceptOk `r` answers replica 3's instance 3.1 on `x` proposed with `proposed`.
+fn vote_on_x(r: &mut Replica, proposed: Attributes) -> Attributes {
+    let message = Message::PreAccept {
+        id: I31,
+        ballot: Ballot::initial(R3),
+        attrs: proposed,
+        commands: vec![cmd("x")],
+    };
+    r.step(R3, message);
+    let ready = r.ready();
+    let sent = ready.messages.into_iter().chain(ready.messages_after_persist);
+    sent.into_iter()
+        .find_map(|o| match o.message {
+            Message::PreAcceptOk { attrs, .. } => Some(attrs),
+            _ => None,
+        })
+        .expect("a PreAcceptOk")
+}
+
+#[test]
+fn a_vote_on_a_dropped_key_still_names_what_its_record_named() {
+    // Recovery counts on it: a replica that saw 2.1 on `x` names it in every vote on `x`, so an
+    // instance that misses 2.1 cannot get that vote unchanged (see `quiet_keys`).
+    let dropped_x = || {
+        let mut r = replica(R1, 3);
+        commit(&mut r, I21, attrs(1, &[]), "x");
+        every_peer_executed(&mut r, &[0, 1, 0]);
+        assert_eq!(r.counters().keys_held, 0);
+        r
+    };
+    assert_eq!(vote_on_x(&mut dropped_x(), attrs(1, &[])), attrs(1, &[I21]), "a proposal that misses it");
+    // A leader that dropped the record alike proposed it: the vote is the proposal, a fast path.
+    assert_eq!(vote_on_x(&mut dropped_x(), attrs(1, &[I21])), attrs(1, &[I21]));
+    assert_eq!(vote_on_x(&mut dropped_x(), attrs(1, &[I22])), attrs(1, &[I22]), "a later slot covers it");
+}
+
+#[test]
+fn a_key_is_kept_while_one_replica_it_names_has_an_instance_not_forgotten() {
+    let mut r = replica(R1, 3);
+    commit(&mut r, I21, attrs(1, &[]), "x");
+    // 3.1 on `x`, pre-accepted only.
+    r.step(
+        R3,
+        Message::PreAccept {
+            id: I31,
+            ballot: Ballot::initial(R3),
+            attrs: attrs(2, &[I21]),
+            commands: vec![cmd("x")],
+        },
+    );
+    r.ready();
+    let persisted = every_peer_executed(&mut r, &[0, 1, 0]);
+    assert!(!forgets_key(&persisted, "x"), "{persisted:?}");
+    assert_eq!(r.counters().keys_held, 1);
+    // Once 3.1 executed everywhere too, the key goes.
+    commit(&mut r, I31, attrs(2, &[I21]), "x");
+    assert_eq!(r.status(I31), None, "executed");
+    let persisted = every_peer_executed(&mut r, &[0, 1, 1]);
+    assert!(forgets_key(&persisted, "x"), "{persisted:?}");
+    assert_eq!(r.counters().keys_held, 0);
+}
+
+#[test]
+fn a_restarted_replica_drops_stored_records_of_forgotten_instances() {
+    let config = Config::new(R1, vec![R1, R2, R3]).unwrap();
+    let record = |latest: &[InstanceId]| KeyRecord { seq_max: 1, latest: latest.to_vec() };
+    let recovered = Recovered {
+        keys: vec![("x".into(), record(&[I21])), ("y".into(), record(&[I11, I22]))],
+        forgotten: vec![(R2, 1)],
+        executed: vec![I11, I22],
+        slot_reservation: 2,
+        ..Recovered::default()
+    };
+    let mut r = Replica::recover(config, recovered);
+    assert_eq!(r.counters().keys_held, 1, "only `y`");
+    let persisted = r.ready().persist;
+    assert!(forgets_key(&persisted, "x"), "{persisted:?}");
+    // `y` goes once its instances are forgotten too: the restart put it back under watch.
+    let persisted = every_peer_executed(&mut r, &[1, 2, 0]);
+    assert!(forgets_key(&persisted, "y"), "{persisted:?}");
+    assert_eq!(r.counters().keys_held, 0);
+}
+
+#[test]
+fn try_pre_accept_is_not_refused_by_a_forgotten_instance() {
+    // As `try_pre_accept_rules_out_the_fast_path_by_an_executed_instance_on_the_key` in the
+    // handler tests, but 2.1 (on `x`, committed without 1.1) is forgotten: it executed on every
+    // replica before this vote, hence before 1.1 can execute anywhere.
+    let mut r = replica(R3, 5);
+    commit(&mut r, I21, attrs(1, &[]), "x");
+    every_peer_executed(&mut r, &[0, 1, 0, 0, 0]);
+    commit(&mut r, I22, attrs(2, &[I11, I21]), "x");
+    assert_eq!(r.status(I22), Some(Status::Committed), "waits for 1.1");
+    let ballot = Ballot { round: 1, replica: ReplicaId(4) };
+    let message = Message::TryPreAccept {
+        id: I11,
+        ballot,
+        attrs: attrs(1, &[]),
+        commands: vec![cmd("x")],
+        holders: vec![],
+    };
+    r.step(ReplicaId(4), message);
+    let ready = r.ready();
+    let answers: Vec<Message> = (ready.messages.into_iter().chain(ready.messages_after_persist))
+        .map(|o| o.message)
+        .filter(|m| matches!(m, Message::TryPreAcceptOk { .. } | Message::TryPreAcceptNack { .. }))
+        .collect();
+    assert_eq!(answers, vec![Message::TryPreAcceptOk { id: I11, ballot }]);
+}
