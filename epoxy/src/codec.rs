@@ -117,7 +117,8 @@ pub fn decode_message(bytes: &[u8]) -> Result<(u64, Message), DecodeError> {
         Message::AcceptOk { .. }
         | Message::Prepare { .. }
         | Message::TryPreAcceptOk { .. }
-        | Message::Nack { .. } => {}
+        | Message::Nack { .. }
+        | Message::TakeOver { .. } => {}
         Message::TryPreAcceptNack { excluded, .. } => {
             check(WHAT, excluded.len() <= REPLICAS_MAX, || format!("{} excluded replicas", excluded.len()))?
         }

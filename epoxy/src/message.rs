@@ -104,6 +104,12 @@ pub enum Message {
         epoch: u64,
         bounds: Vec<(ReplicaId, u64)>,
     },
+    /// From the leader of `id` to a replica that answered it: a resend brought no quorum, so
+    /// recover `id` now rather than after the stall timeout (the receiver may reach a quorum the
+    /// leader cannot, as in a majorities-ring partition).
+    TakeOver {
+        id: InstanceId,
+    },
 }
 
 /// What an acceptor holds for an instance, as reported to a recoverer.
@@ -156,6 +162,7 @@ impl Message {
             Message::TryPreAcceptNack { .. } => "try_pre_accept_nack",
             Message::Nack { .. } => "nack",
             Message::Seal { .. } => "seal",
+            Message::TakeOver { .. } => "take_over",
             Message::SealOk { .. } => "seal_ok",
         }
     }

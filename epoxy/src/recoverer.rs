@@ -143,7 +143,14 @@ impl Replica {
         let ballot = self.recoveries.remove(&id).expect("recovering").ballot;
         self.stalled.remove(&id);
         self.observe_keys(id, &commands, attrs.seq);
-        let lead = Lead { phase, original: attrs.clone(), replied: self.me_bit, all_equal: false, ticks: 0 };
+        let lead = Lead {
+            phase,
+            original: attrs.clone(),
+            replied: self.me_bit,
+            all_equal: false,
+            ticks: 0,
+            resends: 0,
+        };
         let instance = Instance {
             ballot,
             accepted_ballot: ballot,

@@ -16,6 +16,10 @@ use crate::types::{Attributes, Ballot, Command, InstanceId, ReplicaId, Status};
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap};
 
+/// Resends of a phase without a quorum after which the leader asks a replica that answered to
+/// recover the instance ([`Message::TakeOver`]).
+const TAKE_OVER_AFTER_RESENDS: u32 = 2;
+
 /// An instance held in memory (until it is executed).
 #[derive(Debug)]
 pub(crate) struct Instance {
@@ -84,6 +88,8 @@ pub(crate) struct Lead {
     pub(crate) replied: u64,
     pub(crate) all_equal: bool,
     pub(crate) ticks: u32,
+    /// Resends of the current phase.
+    pub(crate) resends: u32,
 }
 
 /// Why a proposal was refused. None of these is retryable as is, except `Busy` later.
@@ -136,6 +142,8 @@ pub struct Counters {
     pub keys_held: u64,
     /// Key records dropped because every instance they named was forgotten (see `quiet_keys`).
     pub keys_forgotten: u64,
+    /// Own instances a peer was asked to recover because no quorum answered a resend.
+    pub take_overs_asked: u64,
 }
 
 pub struct Replica {
@@ -461,6 +469,7 @@ impl Replica {
                 replied: self.me_bit,
                 all_equal: true,
                 ticks: 0,
+                resends: 0,
             })),
         };
         self.ready.persist.push(record_of(id, &instance));
@@ -520,6 +529,7 @@ impl Replica {
             Message::Nack { id, promised } => self.handle_nack(id, promised),
             Message::Seal { epoch } => self.handle_seal(from, epoch),
             Message::SealOk { epoch, bounds } => self.handle_seal_ok(from, epoch, bounds),
+            Message::TakeOver { id } => self.handle_take_over(from, id),
         }
     }
 
@@ -547,9 +557,14 @@ impl Replica {
             }
             if ticks >= self.config.retry_ticks {
                 let instance = self.instances.get_mut(&id).expect("leading instance in memory");
-                instance.lead.as_mut().expect("lead").ticks = 0;
-                let after_persist = instance.lead.as_ref().is_some_and(|l| l.phase == Phase::Accept);
+                let lead = instance.lead.as_mut().expect("lead");
+                lead.ticks = 0;
+                lead.resends += 1;
+                let (after_persist, resends) = (lead.phase == Phase::Accept, lead.resends);
                 self.broadcast_phase(id, Some(replied), after_persist);
+                if resends >= TAKE_OVER_AFTER_RESENDS {
+                    self.ask_take_over(id, replied);
+                }
             }
         }
         // Dependencies the executor waits on: any peer may have them committed.
@@ -858,6 +873,7 @@ impl Replica {
         lead.phase = Phase::Accept;
         lead.replied = self.me_bit;
         lead.ticks = 0;
+        lead.resends = 0;
         let (seq, commands) = (instance.attrs.seq, std::mem::take(&mut instance.commands));
         self.observe_keys(id, &commands, seq);
         let instance = self.instances.get_mut(&id).expect("in memory");
@@ -906,6 +922,26 @@ impl Replica {
         }
         self.executor.on_committed(id);
         self.forget_recovery(id);
+    }
+
+    /// A second resend of own instance `id` is due and `replied` (bits) answered the phase:
+    /// without a quorum among them, one of those that answered, chosen at random, is asked to
+    /// recover it now ([`Message::TakeOver`]). It holds the proposal and may reach replicas this
+    /// one cannot. Not at the first resend: a reply lost to the network comes back with it, and
+    /// a recovery then only takes the instance from a leader that was about to commit it.
+    fn ask_take_over(&mut self, id: InstanceId, replied: u64) {
+        if id.replica != self.config.id || replied.count_ones() as usize >= self.config.slow_quorum() {
+            return; // a recoverer's own attempt, or a quorum that only waits for a fast path
+        }
+        let others = replied & !self.me_bit;
+        if others == 0 {
+            return;
+        }
+        let pick = self.rng.below(u64::from(others.count_ones())) as usize;
+        let at = (0..64).filter(|bit| others & (1 << bit) != 0).nth(pick).expect("a set bit");
+        let to = self.config.replicas[at];
+        self.counters.take_overs_asked += 1;
+        self.ready.messages.push(Outbound { to, message: Message::TakeOver { id } });
     }
 
     /// A random wait before recovering a stalled instance.

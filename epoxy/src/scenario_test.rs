@@ -389,3 +389,30 @@ fn survivors_writing_the_key_recover_a_dead_leaders_instance_while_f_are_down() 
         }
     }
 }
+
+/// A majorities-ring partition with two replicas paused (chaos seed 9191's window): replica 3
+/// reaches only replica 1, replica 4 only replica 1, and replica 1 reaches both, the one live
+/// majority. The instances of 3 and 4 get one vote each (1's), never a quorum; replica 1, asked
+/// by their leader after a resend ([`Message::TakeOver`]), recovers each at once instead of after
+/// its stall timeout (at least `recovery_ticks`).
+#[test]
+fn a_leader_without_a_quorum_has_a_replica_that_answered_recover_its_instance() {
+    let n = 5;
+    for seed in 0..10 {
+        let mut sim = seeded_sim(n, seed);
+        warm_up(&mut sim);
+        let link = |a: u32, b: u32| matches!((a.min(b), a.max(b)), (1, 3) | (1, 4));
+        sim.set_filter(move |from, to, _| link(from.0, to.0));
+        let start = sim.step();
+        let ids = [sim.propose_at(2, KEY), sim.propose_at(3, KEY)];
+        let config = crate::Config::new(ReplicaId(1), (1..=n as u32).map(ReplicaId).collect()).unwrap();
+        let stall_steps = u64::from(config.recovery_ticks) * SimConfig::default().steps_per_tick;
+        let done = |sim: &Sim| [0, 2, 3].iter().all(|&at| ids.iter().all(|id| sim.executed_at(at, *id)));
+        while sim.step() < start + stall_steps && !done(&sim) {
+            sim.steps(1);
+        }
+        assert_executed(&sim, &[0, 2, 3], &ids, &format!("seed {seed}, before any stall timer"));
+        sim.clear_filter();
+        check("a leader without a quorum has a replica that answered recover its instance", n, sim);
+    }
+}

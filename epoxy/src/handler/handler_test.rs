@@ -352,8 +352,56 @@ fn unanswered_pre_accept_is_resent_to_the_silent_replicas_only() {
     for _ in 0..r1.config().retry_ticks {
         r1.tick();
     }
-    let to: Vec<_> = r1.ready().messages.iter().map(|m| m.to).collect();
-    assert_eq!(to, vec![R3, ReplicaId(4), ReplicaId(5)]);
+    let sent: Vec<_> = r1.ready().messages.into_iter().map(|m| (m.to, m.message.name())).collect();
+    let resent = |to| (to, "pre_accept");
+    assert_eq!(sent, vec![resent(R3), resent(ReplicaId(4)), resent(ReplicaId(5))]);
+    // Still two of five after a second resend, no quorum: the one peer that answered is asked to
+    // recover it.
+    for _ in 0..r1.config().retry_ticks {
+        r1.tick();
+    }
+    let sent: Vec<_> = r1.ready().messages.into_iter().map(|m| (m.to, m.message.name())).collect();
+    let expected = vec![resent(R3), resent(ReplicaId(4)), resent(ReplicaId(5)), (R2, "take_over")];
+    assert_eq!(sent, expected);
+}
+
+#[test]
+fn a_leader_with_a_quorum_asks_no_one_to_take_over() {
+    let mut r1 = replica(R1, 5);
+    r1.propose(vec![cmd("a")]).unwrap();
+    r1.ready();
+    r1.step(R2, Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(1, &[]) });
+    r1.step(R3, Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(1, &[I21]) });
+    r1.ready();
+    for _ in 0..3 * r1.config().retry_ticks {
+        r1.tick();
+    }
+    let sent: Vec<_> = r1.ready().messages.into_iter().map(|m| m.message.name()).collect();
+    assert!(!sent.contains(&"take_over"), "{sent:?}");
+}
+
+#[test]
+fn take_over_recovers_a_held_instance_at_once_and_only_for_its_leader() {
+    let pre_accept =
+        Message::PreAccept { id: I11, ballot: B1, attrs: attrs(1, &[]), commands: vec![cmd("a")] };
+    let prepares = |r: &mut Replica| {
+        let ready = r.ready();
+        (ready.messages.into_iter().chain(ready.messages_after_persist))
+            .filter(|m| matches!(m.message, Message::Prepare { id: I11, .. }))
+            .count()
+    };
+    let mut r2 = replica(R2, 5);
+    r2.step(R1, pre_accept);
+    r2.ready();
+    r2.step(R3, Message::TakeOver { id: I11 });
+    assert_eq!(prepares(&mut r2), 0, "only the leader may ask");
+    r2.step(R1, Message::TakeOver { id: I11 });
+    assert_eq!(prepares(&mut r2), 4, "a Prepare to every peer");
+    r2.step(R1, Message::TakeOver { id: I11 });
+    assert_eq!(prepares(&mut r2), 0, "already recovering");
+    let mut r3 = replica(R3, 5);
+    r3.step(R1, Message::TakeOver { id: I11 });
+    assert_eq!(prepares(&mut r3), 0, "not held here");
 }
 
 /// Replica 1's durable record of its own ballot-0 proposal I11 on key "a", not yet committed.

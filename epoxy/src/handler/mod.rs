@@ -9,6 +9,7 @@ mod pre_accept;
 mod pre_accept_ok;
 mod prepare;
 mod prepare_ok;
+mod take_over;
 mod try_pre_accept;
 mod try_pre_accept_reply;
 
