@@ -10,7 +10,8 @@
 //!   trials;
 //! * **memory per idle actor**: activate `--idle-actors` counters owned by node 1 and compare
 //!   the resident memory of node 1 (which hosts them) and of the other nodes (which only
-//!   replicate the activations) before and after.
+//!   replicate the activations) before and after; and over the second half of the actors
+//!   alone, what one more actor costs once the storage engine's bounded buffers are full.
 //!
 //! Those four run by default. The durable parts run only when named in `--parts` (see
 //! [`super::actors_durable`]):
@@ -142,6 +143,12 @@ pub struct ActorBenchResult {
     pub owner_rss_bytes_per_actor: Option<f64>,
     /// The same minus the average growth of the other nodes (replication and storage only).
     pub runtime_rss_bytes_per_actor: Option<f64>,
+    /// Growth of node 1 per actor over the second half of the actors alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_rss_bytes_per_actor_marginal: Option<f64>,
+    /// Average growth of the other nodes per actor over the second half alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_rss_bytes_per_actor_marginal: Option<f64>,
     /// Part alarms: lateness (fired minus due) of reminders on a quiet cluster.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alarm_lateness: Option<Latency>,
@@ -381,6 +388,35 @@ pub(super) fn new_histogram() -> Histogram<u64> {
 }
 
 /// Keys of actors of type `actor` that node `owner` owns when every node is live.
+/// Calls `getCount` on `keys[range]` (activating each), [`FILL_CONCURRENCY`] at a time.
+async fn activate_all(
+    client: &ActorsClient<Channel>,
+    keys: Arc<Vec<String>>,
+    range: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicU64::new(range.start as u64));
+    let mut tasks = Vec::new();
+    for _ in 0..FILL_CONCURRENCY {
+        let (keys, next, end, mut client) = (keys.clone(), next.clone(), range.end, client.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if i >= end {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                let key = &keys[i];
+                call(&mut client, key, "getCount", "")
+                    .await
+                    .map_err(|s| anyhow::anyhow!("activate {key}: {s}"))?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
 pub(super) fn keys_owned_by(owner: u32, actor: &str, prefix: &str, count: usize) -> Vec<String> {
     let members: Vec<mortar_placement::Member> =
         (1..=BENCH_NODES).map(|id| mortar_placement::Member::new(id, "")).collect();
@@ -647,40 +683,39 @@ async fn failover(cluster: &mut BenchCluster, trials: u64) -> anyhow::Result<(La
 async fn memory(cluster: &BenchCluster, actors: usize, result: &mut ActorBenchResult) -> anyhow::Result<()> {
     let pids: Vec<u32> =
         (1..=BENCH_NODES).map(|id| cluster.pid(id).context("node not running")).collect::<Result<_, _>>()?;
-    let before: Vec<u64> = pids.iter().map(|&pid| rss_bytes(pid)).collect::<Result<_, _>>()?;
+    let rss = || pids.iter().map(|&pid| rss_bytes(pid)).collect::<Result<Vec<u64>, _>>();
+    let before = rss()?;
     let keys = Arc::new(keys_owned_by(1, "counter", "idle", actors));
-    let next = Arc::new(AtomicU64::new(0));
     let client = cluster.client(1).await?;
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..FILL_CONCURRENCY {
-        let (keys, next, mut client) = (keys.clone(), next.clone(), client.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(key) = keys.get(i) else { return Ok::<(), anyhow::Error>(()) };
-                call(&mut client, key, "getCount", "")
-                    .await
-                    .map_err(|s| anyhow::anyhow!("activate {key}: {s}"))?;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    let fill = started.elapsed();
+    // Half, then the rest: the second half's growth is what each further actor costs, once the
+    // storage engine's bounded buffers (memtables, caches) have filled.
+    let half = actors / 2;
+    activate_all(&client, keys.clone(), 0..half).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after: Vec<u64> = pids.iter().map(|&pid| rss_bytes(pid)).collect::<Result<_, _>>()?;
-    let growth: Vec<f64> = before.iter().zip(&after).map(|(b, a)| *a as f64 - *b as f64).collect();
-    let owner = growth[0] / actors as f64;
-    let others = growth[1..].iter().sum::<f64>() / (growth.len() - 1) as f64 / actors as f64;
+    let middle = rss()?;
+    activate_all(&client, keys, half..actors).await?;
+    let fill = started.elapsed() - Duration::from_secs(2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss()?;
+    let per_actor = |from: &[u64], count: usize| -> (f64, f64) {
+        let growth: Vec<f64> = from.iter().zip(&after).map(|(b, a)| *a as f64 - *b as f64).collect();
+        let others = growth[1..].iter().sum::<f64>() / (growth.len() - 1) as f64;
+        (growth[0] / count as f64, others / count as f64)
+    };
+    let (owner, others) = per_actor(&before, actors);
+    let (owner_marginal, others_marginal) = per_actor(&middle, actors - half);
     println!(
         "memory: {actors} idle counters activated on node 1 in {fill:.1?} ({:.0}/s); resident memory growth \
          per actor: node 1 (hosting) {owner:.0} B, other nodes (replicating only) {others:.0} B, \
-         so about {:.0} B per idle actor in the runtime",
+         so about {:.0} B per idle actor in the runtime; over the second half alone (what one more actor \
+         costs once the storage engine's bounded buffers are full): node 1 {owner_marginal:.0} B, other \
+         nodes {others_marginal:.0} B",
         actors as f64 / fill.as_secs_f64(),
         owner - others
     );
+    result.owner_rss_bytes_per_actor_marginal = Some(owner_marginal);
+    result.replica_rss_bytes_per_actor_marginal = Some(others_marginal);
     result.idle_actors = Some(actors);
     result.owner_rss_bytes_per_actor = Some(owner);
     result.runtime_rss_bytes_per_actor = Some(owner - others);
