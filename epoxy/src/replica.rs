@@ -184,6 +184,8 @@ pub struct Replica {
     /// instances on a key form a chain; the state a crash lost breaks that chain, so every new
     /// proposal depends on these slots explicitly until they have executed.
     pub(crate) restart_gap: BTreeSet<InstanceId>,
+    /// Per replica index: ticks since a message from it last arrived (0 for this replica).
+    pub(crate) silent_ticks: Vec<u32>,
     /// Each peer's last reported executed watermarks (`Message::Progress`).
     pub(crate) peer_executed: HashMap<ReplicaId, Vec<u64>>,
     /// `peer_executed` as it was at the last progress exchange: slots a peer executed a whole
@@ -243,6 +245,7 @@ impl Replica {
             rng: Rng::new(config.seed ^ 0x5eed_0000_0000_0000),
             restart_gap: BTreeSet::new(),
             executed_keys: ExecutedKeys::default(),
+            silent_ticks: vec![0; config.replicas.len()],
             peer_executed: HashMap::new(),
             peer_executed_before: HashMap::new(),
             forgotten: vec![0; config.replicas.len()],
@@ -484,9 +487,10 @@ impl Replica {
 
     /// Handles one message from a peer.
     pub fn step(&mut self, from: ReplicaId, message: Message) {
-        if self.config.index_of(from).is_none() || from == self.config.id {
+        let Some(from_at) = self.config.index_of(from).filter(|_| from != self.config.id) else {
             return; // not a peer: a misdirected or forged message changes nothing
-        }
+        };
+        self.silent_ticks[from_at] = 0;
         match &message {
             // A sealed replica never votes above its limit (see `crate::seal`): silence, so the
             // leader's quorum never forms there.
@@ -537,6 +541,12 @@ impl Replica {
     /// quorum does not answer in time, and asks peers for commits the executor waits on.
     pub fn tick(&mut self) {
         self.prune_restart_gap();
+        let me = self.me_bit;
+        for (at, silent) in self.silent_ticks.iter_mut().enumerate() {
+            if me & (1 << at) == 0 {
+                *silent = silent.saturating_add(1);
+            }
+        }
         let leading: Vec<InstanceId> = self.leading.iter().copied().collect();
         for id in leading {
             let (phase, ticks, replied) = {
@@ -562,7 +572,7 @@ impl Replica {
                 lead.resends += 1;
                 let (after_persist, resends) = (lead.phase == Phase::Accept, lead.resends);
                 self.broadcast_phase(id, Some(replied), after_persist);
-                if resends >= TAKE_OVER_AFTER_RESENDS {
+                if resends >= TAKE_OVER_AFTER_RESENDS || !self.quorum_within_reach(replied) {
                     self.ask_take_over(id, replied);
                 }
             }
@@ -924,11 +934,12 @@ impl Replica {
         self.forget_recovery(id);
     }
 
-    /// A second resend of own instance `id` is due and `replied` (bits) answered the phase:
-    /// without a quorum among them, one of those that answered, chosen at random, is asked to
-    /// recover it now ([`Message::TakeOver`]). It holds the proposal and may reach replicas this
-    /// one cannot. Not at the first resend: a reply lost to the network comes back with it, and
-    /// a recovery then only takes the instance from a leader that was about to commit it.
+    /// A second resend of own instance `id` is due (or a first, when the replicas missing from a
+    /// quorum have long been silent) and `replied` (bits) answered the phase: without a quorum
+    /// among them, one of those that answered, chosen at random, is asked to recover it now
+    /// ([`Message::TakeOver`]). It holds the proposal and may reach replicas this one cannot.
+    /// Not at the first resend otherwise: a reply lost to the network comes back with it, and a
+    /// recovery then only takes the instance from a leader that was about to commit it.
     fn ask_take_over(&mut self, id: InstanceId, replied: u64) {
         if id.replica != self.config.id || replied.count_ones() as usize >= self.config.slow_quorum() {
             return; // a recoverer's own attempt, or a quorum that only waits for a fast path
@@ -942,6 +953,17 @@ impl Replica {
         let to = self.config.replicas[at];
         self.counters.take_overs_asked += 1;
         self.ready.messages.push(Outbound { to, message: Message::TakeOver { id } });
+    }
+
+    /// Whether the replicas that answered (`replied`) and those heard from lately (within two
+    /// resend intervals) make a slow quorum: if not, a resend is unlikely to bring one, and the
+    /// leader asks for a take-over at its first resend.
+    fn quorum_within_reach(&self, replied: u64) -> bool {
+        let lately = 2 * self.config.retry_ticks;
+        let reachable = (0..self.config.replicas.len())
+            .filter(|&at| replied & (1 << at) != 0 || self.silent_ticks[at] < lately)
+            .count();
+        reachable >= self.config.slow_quorum()
     }
 
     /// A random wait before recovering a stalled instance.

@@ -366,6 +366,25 @@ fn unanswered_pre_accept_is_resent_to_the_silent_replicas_only() {
 }
 
 #[test]
+fn a_leader_whose_missing_peers_have_long_been_silent_asks_for_a_take_over_at_the_first_resend() {
+    let mut r1 = replica(R1, 5);
+    // Replicas 3, 4 and 5 have said nothing for two resend intervals (partitioned or paused).
+    for _ in 0..2 * r1.config().retry_ticks {
+        r1.tick();
+    }
+    r1.ready();
+    r1.propose(vec![cmd("a")]).unwrap();
+    r1.ready();
+    r1.step(R2, Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(1, &[]) });
+    r1.ready();
+    for _ in 0..r1.config().retry_ticks {
+        r1.tick();
+    }
+    let sent: Vec<_> = r1.ready().messages.into_iter().map(|m| (m.to, m.message.name())).collect();
+    assert!(sent.contains(&(R2, "take_over")), "{sent:?}");
+}
+
+#[test]
 fn a_leader_with_a_quorum_asks_no_one_to_take_over() {
     let mut r1 = replica(R1, 5);
     r1.propose(vec![cmd("a")]).unwrap();
