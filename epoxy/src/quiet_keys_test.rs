@@ -2,7 +2,7 @@
 //! every replica), and the key then costs nothing until it is touched again.
 
 use crate::Config;
-use crate::handler::handler_test::{attrs, cmd, replica};
+use crate::handler::handler_test::{attrs, cmd, replica, try_pre_accept_i11};
 use crate::message::Message;
 use crate::record::{KeyRecord, Record, Recovered};
 use crate::replica::Replica;
@@ -164,18 +164,5 @@ fn try_pre_accept_is_not_refused_by_a_forgotten_instance() {
     commit(&mut r, I22, attrs(2, &[I11, I21]), "x");
     assert_eq!(r.status(I22), Some(Status::Committed), "waits for 1.1");
     let ballot = Ballot { round: 1, replica: ReplicaId(4) };
-    let message = Message::TryPreAccept {
-        id: I11,
-        ballot,
-        attrs: attrs(1, &[]),
-        commands: vec![cmd("x")],
-        holders: vec![],
-    };
-    r.step(ReplicaId(4), message);
-    let ready = r.ready();
-    let answers: Vec<Message> = (ready.messages.into_iter().chain(ready.messages_after_persist))
-        .map(|o| o.message)
-        .filter(|m| matches!(m, Message::TryPreAcceptOk { .. } | Message::TryPreAcceptNack { .. }))
-        .collect();
-    assert_eq!(answers, vec![Message::TryPreAcceptOk { id: I11, ballot }]);
+    assert_eq!(try_pre_accept_i11(&mut r), vec![Message::TryPreAcceptOk { id: I11, ballot }]);
 }

@@ -293,11 +293,7 @@ impl Replica {
                 replica.ready.persist.push(Record::ForgetKey { key });
                 continue;
             }
-            for latest in &record.latest {
-                if let Some(at) = replica.config.index_of(latest.replica) {
-                    replica.quiet_keys.named(at, latest.slot, key.clone());
-                }
-            }
+            replica.watch_key(&key, &record);
             replica.keys.insert(key, record);
         }
         for id in recovered.executed {
@@ -731,6 +727,15 @@ impl Replica {
         }
     }
 
+    /// Looks at `key` again when each slot its `record` names is forgotten (see `quiet_keys`).
+    pub(crate) fn watch_key(&mut self, key: &Bytes, record: &KeyRecord) {
+        for latest in &record.latest {
+            if let Some(at) = self.config.index_of(latest.replica) {
+                self.quiet_keys.named(at, latest.slot, key.clone());
+            }
+        }
+    }
+
     /// Whether every instance `record` names is forgotten: executed on every replica.
     pub(crate) fn key_is_quiet(&self, record: &KeyRecord) -> bool {
         record.latest.iter().all(|l| l.slot <= self.forgotten_through(l.replica))
@@ -796,7 +801,7 @@ impl Replica {
                     continue;
                 }
                 let Some(dep) = self.clamp_to_cut(InstanceId { replica, slot }) else { continue };
-                if !attrs.deps.iter().any(|d| d.replica == dep.replica && d.slot >= dep.slot) {
+                if !crate::handler::covers(&attrs.deps, dep) {
                     attrs.deps.push(dep);
                 }
             }

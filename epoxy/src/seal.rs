@@ -297,11 +297,7 @@ impl Replica {
         }
         for key in changed {
             let record = self.keys[&key].clone();
-            for latest in &record.latest {
-                if let Some(at) = self.config.index_of(latest.replica) {
-                    self.quiet_keys.named(at, latest.slot, key.clone());
-                }
-            }
+            self.watch_key(&key, &record);
             self.ready.persist.push(Record::Key { key, record });
         }
     }

@@ -610,7 +610,7 @@ fn try_answers(r: &mut Replica) -> Vec<Message> {
 const R4: ReplicaId = ReplicaId(4);
 const I31: InstanceId = InstanceId::new(3, 1);
 
-fn try_pre_accept_i11(r: &mut Replica) -> Vec<Message> {
+pub(crate) fn try_pre_accept_i11(r: &mut Replica) -> Vec<Message> {
     try_pre_accept_i11_held_by(r, vec![])
 }
 

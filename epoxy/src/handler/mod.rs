@@ -13,5 +13,7 @@ mod take_over;
 mod try_pre_accept;
 mod try_pre_accept_reply;
 
+pub(crate) use try_pre_accept::covers;
+
 #[cfg(test)]
 pub(crate) mod handler_test;

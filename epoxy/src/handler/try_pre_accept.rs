@@ -86,13 +86,14 @@ impl Replica {
     /// latest is looked at ([`Self::judge`]); one whose keys are not known here refuses. None
     /// when there is nothing.
     ///
-    /// Instances of the leader and of the `holders` never refuse it, nor do forgotten ones. A holder pre-accepted exactly
-    /// `attrs` (in ballot 0, or by an earlier TryPreAccept that this check let through): when it
-    /// voted, each of its own instances on these keys was covered by `attrs.deps` (its index
-    /// holds its own latest per key, and no restart gap was open: a replica with one never votes
-    /// for a proposal unchanged), or ordered after `id` (TryPreAccept). Every instance it
-    /// proposed after the vote depends on `id` in every vote for it (its leader's attributes do,
-    /// and acceptors only add), as the leader's own later instances do; a no-op touches no key.
+    /// Instances of the leader and of the `holders` never refuse it, nor do forgotten ones. A
+    /// holder pre-accepted exactly `attrs` (in ballot 0, or by an earlier TryPreAccept that this
+    /// check let through): when it voted, each of its own instances on these keys was covered by
+    /// `attrs.deps` (its index holds its own latest per key, and no restart gap was open: a
+    /// replica with one never votes for a proposal unchanged), or ordered after `id`
+    /// (TryPreAccept). Every instance it proposed after the vote depends on `id` in every vote
+    /// for it (its leader's attributes do, and acceptors only add), as the leader's own later
+    /// instances do; a no-op touches no key.
     fn conflicts(
         &self,
         id: InstanceId,
