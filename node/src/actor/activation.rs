@@ -314,14 +314,14 @@ impl<A: Actor> Activation<A> {
             next_alarm_seq: 0,
             lease,
             acks_not_before,
-            vars: Arc::new(A::Vars::default()),
+            vars: kind.share_vars(A::Vars::default()),
             local: None,
         };
         if exists {
             let ctx = activation.context(shared, id)?;
             let vars = hook("on_wake", id, kind.actor.on_wake(&ctx)).await;
             activation.give_back(ctx);
-            activation.vars = Arc::new(vars?);
+            activation.vars = kind.share_vars(vars?);
         }
         Ok(activation)
     }
@@ -546,7 +546,7 @@ impl<A: Actor> Activation<A> {
         let state = Arc::new(create::<A>(kind, id, input_json)?);
         // The new actor's activation values, as at the activation of an existing one.
         let probe = Context::new(id.clone(), state, self.parts(shared));
-        self.vars = Arc::new(hook("on_wake", id, kind.actor.on_wake(&probe)).await?);
+        self.vars = kind.share_vars(hook("on_wake", id, kind.actor.on_wake(&probe)).await?);
         let state = probe.into_unchanged_state().expect("on_wake only reads the state");
         let mut ctx = Context::new(id.clone(), state, self.parts(shared));
         ctx.set_creating();

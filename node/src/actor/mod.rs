@@ -145,6 +145,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod sdk;
 pub mod service;
+mod table;
 
 pub use client::{ActorEvent, ActorRef, Client};
 pub use connection::{ConnEvent, Connection, JsonConnEvent, JsonConnection};

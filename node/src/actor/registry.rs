@@ -217,6 +217,9 @@ pub(crate) struct Kind<A: Actor> {
     /// What running [`Actor::on_sleep`] has shown: [`HOOK_UNKNOWN`], [`HOOK_DEFAULT`] or
     /// [`HOOK_CUSTOM`].
     pub sleep_hook: AtomicU8,
+    /// One value of [`Actor::Vars`] shared by every activation when the type holds nothing (see
+    /// [`Kind::share_vars`]).
+    empty_vars: Arc<A::Vars>,
 }
 
 pub(crate) const HOOK_UNKNOWN: u8 = 0;
@@ -224,6 +227,17 @@ pub(crate) const HOOK_DEFAULT: u8 = 1;
 pub(crate) const HOOK_CUSTOM: u8 = 2;
 
 impl<A: Actor> Kind<A> {
+    /// `vars` behind an `Arc`: without an allocation when [`Actor::Vars`] holds nothing (a
+    /// zero-sized type without `Drop`, such as `()`: all its values are the same), so that an idle
+    /// actor of such a type does not keep a 16-byte block for it.
+    pub fn share_vars(&self, vars: A::Vars) -> Arc<A::Vars> {
+        if std::mem::size_of::<A::Vars>() == 0 && !std::mem::needs_drop::<A::Vars>() {
+            self.empty_vars.clone()
+        } else {
+            Arc::new(vars)
+        }
+    }
+
     /// Records whether the sleep hook that just ran was the default one.
     pub fn learned_sleep_hook(&self, default: bool) {
         self.sleep_hook.store(if default { HOOK_DEFAULT } else { HOOK_CUSTOM }, Ordering::Relaxed);
@@ -295,7 +309,13 @@ impl Registry {
         A::Actions::register(&mut handlers);
         let mut work = Work::new();
         A::work(&mut work);
-        let kind = Kind { actor, handlers, work, sleep_hook: AtomicU8::new(HOOK_UNKNOWN) };
+        let kind = Kind {
+            actor,
+            handlers,
+            work,
+            sleep_hook: AtomicU8::new(HOOK_UNKNOWN),
+            empty_vars: Arc::new(A::Vars::default()),
+        };
         let previous = self.kinds.insert(A::NAME, Arc::new(kind));
         assert!(previous.is_none(), "actor name {} is registered twice", A::NAME);
         self
@@ -342,5 +362,45 @@ impl Registry {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+
+    fn kind<A: Actor>(actor: A) -> Kind<A> {
+        Kind {
+            actor,
+            handlers: Handlers::new(),
+            work: Work::new(),
+            sleep_hook: AtomicU8::new(HOOK_UNKNOWN),
+            empty_vars: Arc::new(A::Vars::default()),
+        }
+    }
+
+    struct Tally;
+
+    impl Actor for Tally {
+        const NAME: &'static str = "tally";
+        type State = i64;
+        type Input = ();
+        type Actions = ();
+        type Events = ();
+        type Vars = AtomicU64;
+        type ConnParams = ();
+        type ConnState = ();
+    }
+
+    #[test]
+    fn empty_vars_are_shared_and_others_are_each_activations_own() {
+        let counter = kind(crate::actor::examples::Counter);
+        assert!(Arc::ptr_eq(&counter.share_vars(()), &counter.share_vars(())));
+        let tally = kind(Tally);
+        let (a, b) = (tally.share_vars(AtomicU64::new(1)), tally.share_vars(AtomicU64::new(2)));
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!((a.load(Ordering::Relaxed), b.load(Ordering::Relaxed)), (1, 2));
     }
 }

@@ -20,7 +20,6 @@
 //! unless calls arrived meanwhile.
 
 use std::collections::VecDeque;
-use std::collections::hash_map::{self, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -34,6 +33,7 @@ use super::events::EventHub;
 use super::keys::ActorId;
 use super::lease::Moment;
 use super::registry::{ActorKind, Registry};
+use super::table::{Node, Table};
 use crate::driver::DriverHandle;
 
 /// Default [`RuntimeConfig::idle_timeout`].
@@ -239,6 +239,7 @@ struct Entry {
 
 const _: () = assert!(std::mem::size_of::<Entry>() <= 32, "an idle actor's table entry grew");
 const _: () = assert!(std::mem::size_of::<ActorId>() <= 16, "an idle actor's table key grew");
+const _: () = assert!(std::mem::size_of::<Node<Entry>>() <= 48, "an idle actor's table node grew");
 
 enum Slot {
     /// A task is activating the actor or running one of its calls.
@@ -271,17 +272,6 @@ impl Entry {
     }
 }
 
-/// The entry of activation `id` (a clone of its key), if it is still in `table`.
-fn entry_of<'t>(
-    table: &'t mut HashMap<ActorId, Entry>,
-    id: &ActorId,
-) -> Option<hash_map::OccupiedEntry<'t, ActorId, Entry>> {
-    match table.entry(id.clone()) {
-        hash_map::Entry::Occupied(entry) if entry.key().is_same(id) => Some(entry),
-        _ => None,
-    }
-}
-
 /// An active actor, as listed by the admin API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveActor {
@@ -300,7 +290,7 @@ pub(crate) struct Shared {
     pub storage: Arc<dyn Storage>,
     pub hub: EventHub,
     pub started: Instant,
-    activations: Mutex<HashMap<ActorId, Entry>>,
+    activations: Mutex<Table<Entry>>,
     client: OnceLock<Client>,
     /// Told when an activation scheduled alarms (the alarm scheduler looks again).
     pub alarms_changed: tokio::sync::Notify,
@@ -329,15 +319,15 @@ impl Shared {
         self.started.elapsed().as_millis() as u64
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<ActorId, Entry>> {
+    fn table(&self) -> std::sync::MutexGuard<'_, Table<Entry>> {
         self.activations.lock().expect("activations lock")
     }
 
     /// Activation `id` (a clone of its key) committed its owner record as `generation`.
     pub fn activated(&self, id: &ActorId, generation: u64) {
         let mut table = self.table();
-        if let Some(mut entry) = entry_of(&mut table, id)
-            && let Slot::Busy(busy) = &mut entry.get_mut().slot
+        if let Some(node) = table.get_same(id)
+            && let Slot::Busy(busy) = &mut node.entry.slot
         {
             busy.generation = generation;
         }
@@ -355,7 +345,7 @@ impl Shared {
     ) -> Option<(Box<Call>, Box<P>)> {
         let now_ms = self.now_ms();
         let mut table = self.table();
-        let entry = entry_of(&mut table, id)?.into_mut();
+        let entry = &mut table.get_same(id)?.entry;
         if ended_call {
             entry.calls += 1;
             entry.last_call_ms = now_ms;
@@ -378,7 +368,7 @@ impl Shared {
     pub fn end(&self, id: &ActorId, error: &CallError) {
         let removed = {
             let mut table = self.table();
-            let removed = entry_of(&mut table, id).map(|entry| entry.remove());
+            let removed = table.remove_same(id).map(|node| node.entry);
             metrics::gauge!("mortar_node_actors_active").set(table.len() as f64);
             removed
         };
@@ -392,8 +382,8 @@ impl Shared {
     /// Calls activation `id` (a clone of its key) has answered, and how many wait.
     pub fn calls_of(&self, id: &ActorId) -> (u64, usize) {
         let mut table = self.table();
-        entry_of(&mut table, id).map_or((0, 0), |entry| {
-            let entry = entry.get();
+        table.get_same(id).map_or((0, 0), |node| {
+            let entry = &node.entry;
             let waiting = match &entry.slot {
                 Slot::Busy(busy) => busy.queue.len(),
                 Slot::Idle(_) => 0,
@@ -405,19 +395,20 @@ impl Shared {
     /// Whether calls wait for activation `id` (a clone of its key).
     pub fn has_calls(&self, id: &ActorId) -> bool {
         let mut table = self.table();
-        entry_of(&mut table, id)
-            .is_some_and(|entry| matches!(&entry.get().slot, Slot::Busy(busy) if !busy.queue.is_empty()))
+        table
+            .get_same(id)
+            .is_some_and(|node| matches!(&node.entry.slot, Slot::Busy(busy) if !busy.queue.is_empty()))
     }
 
     /// Removes activation `id` (a clone of its key), which is going to sleep, unless calls came
     /// meanwhile; returns whether it is gone (the caller drops the activation).
     pub fn finish_sleep(&self, id: &ActorId) -> bool {
         let mut table = self.table();
-        let Some(entry) = entry_of(&mut table, id) else { return true };
-        if matches!(&entry.get().slot, Slot::Busy(busy) if !busy.queue.is_empty()) {
+        let Some(node) = table.get_same(id) else { return true };
+        if matches!(&node.entry.slot, Slot::Busy(busy) if !busy.queue.is_empty()) {
             return false;
         }
-        entry.remove();
+        table.remove_same(id);
         metrics::gauge!("mortar_node_actors_active").set(table.len() as f64);
         true
     }
@@ -426,8 +417,8 @@ impl Shared {
     /// is gone.
     pub fn deliver_exact(self: &Arc<Self>, id: &ActorId, call: Box<Call>) -> bool {
         let mut table = self.table();
-        let Some(mut entry) = entry_of(&mut table, id) else { return false };
-        let slot = &mut entry.get_mut().slot;
+        let Some(node) = table.get_same(id) else { return false };
+        let slot = &mut node.entry.slot;
         match slot {
             Slot::Busy(busy) => busy.queue.push_back(call),
             Slot::Idle(parked) => {
@@ -458,13 +449,13 @@ impl Shared {
         let mut hooked = Vec::new();
         let mut more = false;
         // Freed outside the lock.
-        let asleep: Vec<(ActorId, Entry)> = {
+        let asleep: Vec<Node<Entry>> = {
             let mut table = self.table();
-            let asleep: Vec<_> = table.extract_if(|id, entry| idle(entry) && without_hook(id)).collect();
+            let asleep = table.extract_if(|id, entry| idle(entry) && without_hook(id));
             if !asleep.is_empty() {
                 metrics::gauge!("mortar_node_actors_active").set(table.len() as f64);
             }
-            for (id, entry) in table.iter_mut() {
+            for Node { id, entry } in table.iter_mut() {
                 if !idle(entry) {
                     continue;
                 }
@@ -526,7 +517,7 @@ impl Runtime {
             storage,
             hub: EventHub::new(),
             started: Instant::now(),
-            activations: Mutex::new(HashMap::new()),
+            activations: Mutex::new(Table::default()),
             client: OnceLock::new(),
             alarms_changed: tokio::sync::Notify::new(),
             next_conn: std::sync::atomic::AtomicU64::new(
@@ -758,8 +749,8 @@ impl Runtime {
         how: Delivery,
     ) -> Result<bool, CallError> {
         let mut table = self.shared.table();
-        if let hash_map::Entry::Occupied(mut entry) = table.entry(id.clone()) {
-            let slot = &mut entry.get_mut().slot;
+        if let Some(node) = table.get_mut(id) {
+            let slot = &mut node.entry.slot;
             match slot {
                 Slot::Busy(busy) if how != Delivery::Always && busy.queue.len() >= MAILBOX_CALLS_MAX => {
                     return Err(CallError::Overloaded(format!(
@@ -772,7 +763,7 @@ impl Runtime {
                     let Slot::Idle(parked) = std::mem::replace(slot, busy) else {
                         unreachable!("matched Idle above");
                     };
-                    let id = entry.key().clone();
+                    let id = node.id.clone();
                     drop(table);
                     parked.resume(self.shared.clone(), id, kind.clone());
                 }
@@ -808,9 +799,9 @@ impl Runtime {
         let mut stopped = Vec::new();
         {
             let mut table = self.shared.table();
-            stopped.extend(table.extract_if(|id, _| owner_of(id) != me).map(|(id, entry)| {
-                let owner = owner_of(&id);
-                (id, owner, entry.slot)
+            stopped.extend(table.extract_if(|id, _| owner_of(id) != me).into_iter().map(|node| {
+                let owner = owner_of(&node.id);
+                (node.id, owner, node.entry.slot)
             }));
             metrics::gauge!("mortar_node_actors_active").set(table.len() as f64);
         }
@@ -840,7 +831,7 @@ impl Runtime {
 
     /// Whether `id` is active here, and its generation (0 while activating).
     pub fn generation_of(&self, id: &ActorId) -> Option<u64> {
-        self.shared.table().get(id).map(Entry::generation)
+        self.shared.table().get(id).map(|n| n.entry.generation())
     }
 
     /// Up to `limit` active actors, sorted, and how many there are in all.
@@ -848,7 +839,7 @@ impl Runtime {
         let now_ms = self.shared.now_ms();
         let table = self.shared.table();
         let total = table.len();
-        let mut ids: Vec<(&ActorId, &Entry)> = table.iter().collect();
+        let mut ids: Vec<(&ActorId, &Entry)> = table.iter().map(|n| (&n.id, &n.entry)).collect();
         ids.sort_by(|a, b| a.0.cmp(b.0));
         let listed = ids
             .into_iter()
