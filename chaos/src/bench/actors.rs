@@ -21,11 +21,14 @@
 //! * **queue**: messages sent per second to the queues of `worker` actors through node 1, then
 //!   messages handled per second until every one sent is handled (exactly once);
 //! * **alarm-memory**: resident memory per *sleeping* actor with one pending alarm, on a cluster
-//!   of its own whose nodes put actors to sleep after 1 s idle.
+//!   of its own whose nodes put actors to sleep after 1 s idle;
+//! * **sleep-memory**: resident memory per *sleeping* counter (created, then asleep), on such a
+//!   cluster too, overall and over the second half of the actors alone.
 //!
 //! ```text
 //! $ mortar-chaos bench actors --parts alarms,queue --duration 10 --json
 //! $ mortar-chaos bench actors --parts alarm-memory --idle-actors 100000
+//! $ mortar-chaos bench actors --parts sleep-memory --idle-actors 1000000
 //! ```
 //!
 //! Every part is bounded (trials, actors, durations, per-call timeouts).
@@ -65,15 +68,16 @@ pub const FILL_CONCURRENCY: usize = 64;
 pub const IDLE_TIMEOUT_MS: u64 = 3_600_000;
 /// The parts run on the main cluster, in this order; the first four are the default.
 pub const PARTS: [&str; 6] = ["calls", "activation", "failover", "memory", "alarms", "queue"];
-/// The part run on a cluster of its own (its nodes put idle actors to sleep quickly).
+/// The parts run on a cluster of their own (its nodes put idle actors to sleep quickly).
 pub const PART_ALARM_MEMORY: &str = "alarm-memory";
+pub const PART_SLEEP_MEMORY: &str = "sleep-memory";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ActorBenchArgs {
     /// Parts to run, comma-separated: calls, activation, failover, memory (the default), and
     /// alarms (alarm lateness, quiet and across a failover of the owner), queue (queue messages
     /// sent and handled per second), alarm-memory (memory per sleeping actor with an alarm, on a
-    /// cluster of its own).
+    /// cluster of its own), sleep-memory (memory per sleeping counter, on a cluster of its own).
     #[arg(long, value_delimiter = ',', default_value = "calls,activation,failover,memory")]
     pub parts: Vec<String>,
     /// Seconds each calls/s run (and the queue part's sending) lasts.
@@ -92,7 +96,7 @@ pub struct ActorBenchArgs {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub failover_trials: u64,
     /// Idle actors activated on node 1 for the memory measurement (and sleeping actors with an
-    /// alarm for alarm-memory).
+    /// alarm for alarm-memory, sleeping counters for sleep-memory).
     #[arg(long, default_value_t = 100_000)]
     pub idle_actors: usize,
     /// The mortar binary to run as nodes [default: `mortar` beside this program].
@@ -162,6 +166,8 @@ pub struct ActorBenchResult {
     pub queue: Option<super::actors_durable::QueueResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alarm_memory: Option<super::actors_durable::AlarmMemoryResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sleep_memory: Option<super::actors_durable::SleepMemoryResult>,
     /// `--etcd`: a three-member etcd cluster's puts/s with the same clients.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etcd_puts_per_sec: Option<f64>,
@@ -389,7 +395,7 @@ pub(super) fn new_histogram() -> Histogram<u64> {
 
 /// Keys of actors of type `actor` that node `owner` owns when every node is live.
 /// Calls `getCount` on `keys[range]` (activating each), [`FILL_CONCURRENCY`] at a time.
-async fn activate_all(
+pub(super) async fn activate_all(
     client: &ActorsClient<Channel>,
     keys: Arc<Vec<String>>,
     range: std::ops::Range<usize>,
@@ -432,8 +438,8 @@ pub async fn run(args: ActorBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.idle_actors <= IDLE_ACTORS_MAX, "--idle-actors is at most {IDLE_ACTORS_MAX}");
     for part in &args.parts {
         anyhow::ensure!(
-            PARTS.contains(&part.as_str()) || part == PART_ALARM_MEMORY,
-            "--parts names {part:?}, which is not a part: give some of {}, {PART_ALARM_MEMORY}",
+            PARTS.contains(&part.as_str()) || part == PART_ALARM_MEMORY || part == PART_SLEEP_MEMORY,
+            "--parts names {part:?}, which is not a part: give some of {}, {PART_ALARM_MEMORY}, {PART_SLEEP_MEMORY}",
             PARTS.join(", ")
         );
     }
@@ -452,9 +458,14 @@ pub async fn run(args: ActorBenchArgs) -> anyhow::Result<()> {
         print_ratios(&result, puts, args.clients);
     }
     if wants(PART_ALARM_MEMORY) && args.idle_actors > 0 {
-        let mut cluster = BenchCluster::new(bin, actors_durable::ALARM_MEMORY_IDLE_TIMEOUT_MS)?;
+        let mut cluster = BenchCluster::new(bin.clone(), actors_durable::ALARM_MEMORY_IDLE_TIMEOUT_MS)?;
         cluster.start_all().await?;
         actors_durable::alarm_memory(&cluster, args.idle_actors, &mut result).await?;
+    }
+    if wants(PART_SLEEP_MEMORY) && args.idle_actors > 0 {
+        let mut cluster = BenchCluster::new(bin, actors_durable::ALARM_MEMORY_IDLE_TIMEOUT_MS)?;
+        cluster.start_all().await?;
+        actors_durable::sleep_memory(&cluster, args.idle_actors, &mut result).await?;
     }
     if args.json {
         println!("{}", serde_json::to_string(&result)?);

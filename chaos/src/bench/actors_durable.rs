@@ -19,6 +19,10 @@
 //!   `--idle-actors` reminders owned by node 1, waits until node 1 has none active
 //!   (`mortar_node_actors_active`), and compares the resident memory growth of node 1 with the
 //!   other nodes' (which replicate the same writes and alarm index).
+//! * **sleep-memory** ([`sleep_memory`]): on the same kind of cluster, activates `--idle-actors`
+//!   counters owned by node 1 (each written once, at its creation), half then the rest, waits
+//!   after each half until node 1 has none active, and reports the resident memory growth per
+//!   sleeping actor of node 1 and of the other nodes, overall and over the second half alone.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -36,7 +40,7 @@ use tonic::transport::Channel;
 
 use super::actors::{
     ActorBenchArgs, ActorBenchResult, BENCH_NODES, BenchCluster, CALL_TIMEOUT, FILL_CONCURRENCY, Latency,
-    call_actor, keys_owned_by, latency, new_histogram, rss_bytes,
+    activate_all, call_actor, keys_owned_by, latency, new_histogram, rss_bytes,
 };
 use super::metrics::{http_get, metric_sum};
 
@@ -110,6 +114,23 @@ pub struct QueueResult {
     pub handled: u64,
     /// Jobs handled per second, from the first send to the last job handled.
     pub handled_per_sec: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SleepMemoryResult {
+    pub actors: usize,
+    pub idle_timeout_ms: u64,
+    /// Actors still active on node 1 when memory was measured (0 unless the bound was hit).
+    pub active_left: u64,
+    /// Resident memory growth of node 1 (the actors' owner) per sleeping actor, in bytes.
+    pub owner_rss_bytes_per_actor: f64,
+    /// The average growth of the other nodes per actor.
+    pub replica_rss_bytes_per_actor: f64,
+    /// Growth of node 1 per actor over the second half alone (once the storage engine's bounded
+    /// buffers have filled).
+    pub owner_rss_bytes_per_actor_marginal: f64,
+    /// The average growth of the other nodes per actor over the second half alone.
+    pub replica_rss_bytes_per_actor_marginal: f64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -633,6 +654,74 @@ async fn verify_processed(
     Ok(())
 }
 
+/// Waits up to [`SLEEP_WAIT_MAX`] until node 1 has no active actor; returns how many are still
+/// active (0 unless the bound was hit).
+async fn all_asleep(cluster: &BenchCluster, part: &str) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    loop {
+        let text = http_get(cluster.http(1), "/metrics").await.context("scrape node 1")?;
+        let active = metric_sum(&text, "mortar_node_actors_active") as u64;
+        if active == 0 {
+            return Ok(0);
+        }
+        if started.elapsed() > SLEEP_WAIT_MAX {
+            eprintln!("{part}: {active} actors still active on node 1 after {SLEEP_WAIT_MAX:?}");
+            return Ok(active);
+        }
+        tokio::time::sleep(SLEEP_POLL).await;
+    }
+}
+
+/// Part sleep-memory, on `cluster` (whose nodes put idle actors to sleep after
+/// [`ALARM_MEMORY_IDLE_TIMEOUT_MS`]): resident memory per sleeping counter, overall and over the
+/// second half of the actors alone.
+pub(super) async fn sleep_memory(
+    cluster: &BenchCluster,
+    actors: usize,
+    result: &mut ActorBenchResult,
+) -> anyhow::Result<()> {
+    let pids: Vec<u32> =
+        (1..=BENCH_NODES).map(|id| cluster.pid(id).context("node not running")).collect::<Result<_, _>>()?;
+    let rss = || pids.iter().map(|&pid| rss_bytes(pid)).collect::<Result<Vec<u64>, _>>();
+    let before = rss()?;
+    let keys = Arc::new(keys_owned_by(1, "counter", "sleeper", actors));
+    let client = cluster.client(1).await?;
+    let started = Instant::now();
+    let half = actors / 2;
+    activate_all(&client, keys.clone(), 0..half).await?;
+    all_asleep(cluster, "sleep-memory").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let middle = rss()?;
+    activate_all(&client, keys, half..actors).await?;
+    let active_left = all_asleep(cluster, "sleep-memory").await?;
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss()?;
+    let per_actor = |from: &[u64], count: usize| -> (f64, f64) {
+        let growth: Vec<f64> = from.iter().zip(&after).map(|(b, a)| *a as f64 - *b as f64).collect();
+        let others = growth[1..].iter().sum::<f64>() / (growth.len() - 1) as f64;
+        (growth[0] / count as f64, others / count as f64)
+    };
+    let (owner, replicas) = per_actor(&before, actors);
+    let (owner_marginal, replicas_marginal) = per_actor(&middle, actors - half);
+    println!(
+        "sleep-memory: {actors} counters owned by node 1 created and asleep in {elapsed:.1?} ({active_left} active \
+         left; idle timeout {ALARM_MEMORY_IDLE_TIMEOUT_MS} ms); resident memory growth per sleeping actor: node 1 \
+         (owner) {owner:.0} B, other nodes {replicas:.0} B; over the second half alone: node 1 \
+         {owner_marginal:.0} B, other nodes {replicas_marginal:.0} B"
+    );
+    result.sleep_memory = Some(SleepMemoryResult {
+        actors,
+        idle_timeout_ms: ALARM_MEMORY_IDLE_TIMEOUT_MS,
+        active_left,
+        owner_rss_bytes_per_actor: owner,
+        replica_rss_bytes_per_actor: replicas,
+        owner_rss_bytes_per_actor_marginal: owner_marginal,
+        replica_rss_bytes_per_actor_marginal: replicas_marginal,
+    });
+    Ok(())
+}
+
 /// Part alarm-memory, on `cluster` (whose nodes put idle actors to sleep after
 /// [`ALARM_MEMORY_IDLE_TIMEOUT_MS`]): resident memory per sleeping actor with one pending alarm.
 pub(super) async fn alarm_memory(
@@ -666,20 +755,7 @@ pub(super) async fn alarm_memory(
     }
     let fill = started.elapsed();
     let scheduled = Instant::now();
-    let active_left = loop {
-        let text = http_get(cluster.http(1), "/metrics").await.context("scrape node 1")?;
-        let active = metric_sum(&text, "mortar_node_actors_active") as u64;
-        if active == 0 {
-            break 0;
-        }
-        if scheduled.elapsed() > SLEEP_WAIT_MAX {
-            eprintln!(
-                "alarm-memory: {active} actors still active on node 1 {SLEEP_WAIT_MAX:?} after scheduling"
-            );
-            break active;
-        }
-        tokio::time::sleep(SLEEP_POLL).await;
-    };
+    let active_left = all_asleep(cluster, "alarm-memory").await?;
     let asleep_after = scheduled.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after: Vec<u64> = pids.iter().map(|&pid| rss_bytes(pid)).collect::<Result<_, _>>()?;
