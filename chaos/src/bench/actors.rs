@@ -691,10 +691,21 @@ async fn failover(cluster: &mut BenchCluster, trials: u64) -> anyhow::Result<(La
     Ok((latency(&histogram), latency(&writes)))
 }
 
+/// The resident memory of each node, node 1 first.
+pub(super) fn nodes_rss(cluster: &BenchCluster) -> anyhow::Result<Vec<u64>> {
+    (1..=BENCH_NODES).map(|id| rss_bytes(cluster.pid(id).context("node not running")?)).collect()
+}
+
+/// Per actor, from `from` to `after` (each node's resident memory, node 1 first) over `count`
+/// actors: node 1's growth and the other nodes' average growth.
+pub(super) fn growth_per_actor(from: &[u64], after: &[u64], count: usize) -> (f64, f64) {
+    let growth: Vec<f64> = from.iter().zip(after).map(|(b, a)| *a as f64 - *b as f64).collect();
+    let others = growth[1..].iter().sum::<f64>() / (growth.len() - 1) as f64;
+    (growth[0] / count as f64, others / count as f64)
+}
+
 async fn memory(cluster: &BenchCluster, actors: usize, result: &mut ActorBenchResult) -> anyhow::Result<()> {
-    let pids: Vec<u32> =
-        (1..=BENCH_NODES).map(|id| cluster.pid(id).context("node not running")).collect::<Result<_, _>>()?;
-    let rss = || pids.iter().map(|&pid| rss_bytes(pid)).collect::<Result<Vec<u64>, _>>();
+    let rss = || nodes_rss(cluster);
     let before = rss()?;
     let keys = Arc::new(keys_owned_by(1, "counter", "idle", actors));
     let client = cluster.client(1).await?;
@@ -709,11 +720,7 @@ async fn memory(cluster: &BenchCluster, actors: usize, result: &mut ActorBenchRe
     let fill = started.elapsed() - Duration::from_secs(2);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss()?;
-    let per_actor = |from: &[u64], count: usize| -> (f64, f64) {
-        let growth: Vec<f64> = from.iter().zip(&after).map(|(b, a)| *a as f64 - *b as f64).collect();
-        let others = growth[1..].iter().sum::<f64>() / (growth.len() - 1) as f64;
-        (growth[0] / count as f64, others / count as f64)
-    };
+    let per_actor = |from: &[u64], count: usize| growth_per_actor(from, &after, count);
     let (owner, others) = per_actor(&before, actors);
     let (owner_marginal, others_marginal) = per_actor(&middle, actors - half);
     println!(

@@ -40,7 +40,7 @@ use tonic::transport::Channel;
 
 use super::actors::{
     ActorBenchArgs, ActorBenchResult, BENCH_NODES, BenchCluster, CALL_TIMEOUT, FILL_CONCURRENCY, Latency,
-    activate_all, call_actor, keys_owned_by, latency, new_histogram, rss_bytes,
+    activate_all, call_actor, growth_per_actor, keys_owned_by, latency, new_histogram, nodes_rss,
 };
 use super::metrics::{http_get, metric_sum};
 
@@ -680,9 +680,7 @@ pub(super) async fn sleep_memory(
     actors: usize,
     result: &mut ActorBenchResult,
 ) -> anyhow::Result<()> {
-    let pids: Vec<u32> =
-        (1..=BENCH_NODES).map(|id| cluster.pid(id).context("node not running")).collect::<Result<_, _>>()?;
-    let rss = || pids.iter().map(|&pid| rss_bytes(pid)).collect::<Result<Vec<u64>, _>>();
+    let rss = || nodes_rss(cluster);
     let before = rss()?;
     let keys = Arc::new(keys_owned_by(1, "counter", "sleeper", actors));
     let client = cluster.client(1).await?;
@@ -697,11 +695,7 @@ pub(super) async fn sleep_memory(
     let elapsed = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss()?;
-    let per_actor = |from: &[u64], count: usize| -> (f64, f64) {
-        let growth: Vec<f64> = from.iter().zip(&after).map(|(b, a)| *a as f64 - *b as f64).collect();
-        let others = growth[1..].iter().sum::<f64>() / (growth.len() - 1) as f64;
-        (growth[0] / count as f64, others / count as f64)
-    };
+    let per_actor = |from: &[u64], count: usize| growth_per_actor(from, &after, count);
     let (owner, replicas) = per_actor(&before, actors);
     let (owner_marginal, replicas_marginal) = per_actor(&middle, actors - half);
     println!(
@@ -729,9 +723,7 @@ pub(super) async fn alarm_memory(
     actors: usize,
     result: &mut ActorBenchResult,
 ) -> anyhow::Result<()> {
-    let pids: Vec<u32> =
-        (1..=BENCH_NODES).map(|id| cluster.pid(id).context("node not running")).collect::<Result<_, _>>()?;
-    let before: Vec<u64> = pids.iter().map(|&pid| rss_bytes(pid)).collect::<Result<_, _>>()?;
+    let before = nodes_rss(cluster)?;
     let keys = Arc::new(keys_owned_by(1, "reminder", "sleeper", actors));
     let next = Arc::new(AtomicU64::new(0));
     let client = cluster.client(1).await?;
@@ -758,10 +750,8 @@ pub(super) async fn alarm_memory(
     let active_left = all_asleep(cluster, "alarm-memory").await?;
     let asleep_after = scheduled.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after: Vec<u64> = pids.iter().map(|&pid| rss_bytes(pid)).collect::<Result<_, _>>()?;
-    let growth: Vec<f64> = before.iter().zip(&after).map(|(b, a)| *a as f64 - *b as f64).collect();
-    let owner = growth[0] / actors as f64;
-    let replicas = growth[1..].iter().sum::<f64>() / (growth.len() - 1) as f64 / actors as f64;
+    let after = nodes_rss(cluster)?;
+    let (owner, replicas) = growth_per_actor(&before, &after, actors);
     let memory = AlarmMemoryResult {
         actors,
         idle_timeout_ms: ALARM_MEMORY_IDLE_TIMEOUT_MS,
