@@ -342,6 +342,14 @@ fn messages_from_non_members_change_nothing() {
     let _ = B2;
 }
 
+/// Ticks `r` for `intervals` resend intervals; returns what it then sends: (to, message name).
+fn sent_after_resend_intervals(r: &mut Replica, intervals: u32) -> Vec<(ReplicaId, &'static str)> {
+    for _ in 0..intervals * r.config().retry_ticks {
+        r.tick();
+    }
+    r.ready().messages.into_iter().map(|m| (m.to, m.message.name())).collect()
+}
+
 #[test]
 fn unanswered_pre_accept_is_resent_to_the_silent_replicas_only() {
     let mut r1 = replica(R1, 5);
@@ -349,18 +357,12 @@ fn unanswered_pre_accept_is_resent_to_the_silent_replicas_only() {
     r1.ready();
     r1.step(R2, Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(1, &[]) });
     r1.ready();
-    for _ in 0..r1.config().retry_ticks {
-        r1.tick();
-    }
-    let sent: Vec<_> = r1.ready().messages.into_iter().map(|m| (m.to, m.message.name())).collect();
+    let sent = sent_after_resend_intervals(&mut r1, 1);
     let resent = |to| (to, "pre_accept");
     assert_eq!(sent, vec![resent(R3), resent(ReplicaId(4)), resent(ReplicaId(5))]);
     // Still two of five after a second resend, no quorum: the one peer that answered is asked to
     // recover it.
-    for _ in 0..r1.config().retry_ticks {
-        r1.tick();
-    }
-    let sent: Vec<_> = r1.ready().messages.into_iter().map(|m| (m.to, m.message.name())).collect();
+    let sent = sent_after_resend_intervals(&mut r1, 1);
     let expected = vec![resent(R3), resent(ReplicaId(4)), resent(ReplicaId(5)), (R2, "take_over")];
     assert_eq!(sent, expected);
 }
@@ -369,18 +371,12 @@ fn unanswered_pre_accept_is_resent_to_the_silent_replicas_only() {
 fn a_leader_whose_missing_peers_have_long_been_silent_asks_for_a_take_over_at_the_first_resend() {
     let mut r1 = replica(R1, 5);
     // Replicas 3, 4 and 5 have said nothing for two resend intervals (partitioned or paused).
-    for _ in 0..2 * r1.config().retry_ticks {
-        r1.tick();
-    }
-    r1.ready();
+    sent_after_resend_intervals(&mut r1, 2);
     r1.propose(vec![cmd("a")]).unwrap();
     r1.ready();
     r1.step(R2, Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(1, &[]) });
     r1.ready();
-    for _ in 0..r1.config().retry_ticks {
-        r1.tick();
-    }
-    let sent: Vec<_> = r1.ready().messages.into_iter().map(|m| (m.to, m.message.name())).collect();
+    let sent = sent_after_resend_intervals(&mut r1, 1);
     assert!(sent.contains(&(R2, "take_over")), "{sent:?}");
 }
 
@@ -392,11 +388,8 @@ fn a_leader_with_a_quorum_asks_no_one_to_take_over() {
     r1.step(R2, Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(1, &[]) });
     r1.step(R3, Message::PreAcceptOk { id: I11, ballot: B1, attrs: attrs(1, &[I21]) });
     r1.ready();
-    for _ in 0..3 * r1.config().retry_ticks {
-        r1.tick();
-    }
-    let sent: Vec<_> = r1.ready().messages.into_iter().map(|m| m.message.name()).collect();
-    assert!(!sent.contains(&"take_over"), "{sent:?}");
+    let sent = sent_after_resend_intervals(&mut r1, 3);
+    assert!(!sent.iter().any(|(_, name)| *name == "take_over"), "{sent:?}");
 }
 
 #[test]
