@@ -395,7 +395,7 @@ pub(super) fn new_histogram() -> Histogram<u64> {
 
 /// Keys of actors of type `actor` that node `owner` owns when every node is live.
 /// Calls `getCount` on `keys[range]` (activating each), [`FILL_CONCURRENCY`] at a time.
-pub(super) async fn activate_all(
+async fn activate_all(
     client: &ActorsClient<Channel>,
     keys: Arc<Vec<String>>,
     range: std::ops::Range<usize>,
@@ -704,25 +704,61 @@ pub(super) fn growth_per_actor(from: &[u64], after: &[u64], count: usize) -> (f6
     (growth[0] / count as f64, others / count as f64)
 }
 
-async fn memory(cluster: &BenchCluster, actors: usize, result: &mut ActorBenchResult) -> anyhow::Result<()> {
-    let rss = || nodes_rss(cluster);
-    let before = rss()?;
-    let keys = Arc::new(keys_owned_by(1, "counter", "idle", actors));
-    let client = cluster.client(1).await?;
-    let started = Instant::now();
-    // Half, then the rest: the second half's growth is what each further actor costs, once the
-    // storage engine's bounded buffers (memtables, caches) have filled.
+/// What [`activate_in_halves`] measured.
+pub(super) struct Halves {
+    /// Time spent activating (both halves, without the waits).
+    pub fill: Duration,
+    /// From the first activation to the end of the last wait for sleep.
+    pub elapsed: Duration,
+    /// Actors still active on node 1 after the last wait for sleep (0 without one).
+    pub active_left: u64,
+    /// Per actor: node 1's growth and the other nodes' average, overall.
+    pub owner: f64,
+    pub others: f64,
+    /// The same over the second half alone.
+    pub owner_marginal: f64,
+    pub others_marginal: f64,
+}
+
+/// Activates `keys` (counters owned by node 1) through node 1, half and then the rest, reading
+/// every node's resident memory before, after the first half and at the end: the second half's
+/// growth is what each further actor costs, once the storage engine's bounded buffers
+/// (memtables, caches) have filled. After each half, when `asleep_part` names the part, it first
+/// waits until node 1 has no active actor; then 2 s, for memory to settle.
+pub(super) async fn activate_in_halves(
+    cluster: &BenchCluster,
+    keys: Vec<String>,
+    asleep_part: Option<&str>,
+) -> anyhow::Result<Halves> {
+    let actors = keys.len();
     let half = actors / 2;
-    activate_all(&client, keys.clone(), 0..half).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let middle = rss()?;
-    activate_all(&client, keys, half..actors).await?;
-    let fill = started.elapsed() - Duration::from_secs(2);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss()?;
-    let per_actor = |from: &[u64], count: usize| growth_per_actor(from, &after, count);
-    let (owner, others) = per_actor(&before, actors);
-    let (owner_marginal, others_marginal) = per_actor(&middle, actors - half);
+    let keys = Arc::new(keys);
+    let client = cluster.client(1).await?;
+    let before = nodes_rss(cluster)?;
+    let started = Instant::now();
+    let mut fill = Duration::ZERO;
+    let mut active_left = 0;
+    let mut readings = Vec::new();
+    for range in [0..half, half..actors] {
+        let activating = Instant::now();
+        activate_all(&client, keys.clone(), range).await?;
+        fill += activating.elapsed();
+        if let Some(part) = asleep_part {
+            active_left = actors_durable::all_asleep(cluster, part).await?;
+        }
+        let elapsed = started.elapsed();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        readings.push((nodes_rss(cluster)?, elapsed));
+    }
+    let (middle, after, elapsed) = (&readings[0].0, &readings[1].0, readings[1].1);
+    let (owner, others) = growth_per_actor(&before, after, actors);
+    let (owner_marginal, others_marginal) = growth_per_actor(middle, after, actors - half);
+    Ok(Halves { fill, elapsed, active_left, owner, others, owner_marginal, others_marginal })
+}
+
+async fn memory(cluster: &BenchCluster, actors: usize, result: &mut ActorBenchResult) -> anyhow::Result<()> {
+    let Halves { fill, owner, others, owner_marginal, others_marginal, .. } =
+        activate_in_halves(cluster, keys_owned_by(1, "counter", "idle", actors), None).await?;
     println!(
         "memory: {actors} idle counters activated on node 1 in {fill:.1?} ({:.0}/s); resident memory growth \
          per actor: node 1 (hosting) {owner:.0} B, other nodes (replicating only) {others:.0} B, \

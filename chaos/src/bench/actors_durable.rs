@@ -40,7 +40,7 @@ use tonic::transport::Channel;
 
 use super::actors::{
     ActorBenchArgs, ActorBenchResult, BENCH_NODES, BenchCluster, CALL_TIMEOUT, FILL_CONCURRENCY, Latency,
-    activate_all, call_actor, growth_per_actor, keys_owned_by, latency, new_histogram, nodes_rss,
+    activate_in_halves, call_actor, growth_per_actor, keys_owned_by, latency, new_histogram, nodes_rss,
 };
 use super::metrics::{http_get, metric_sum};
 
@@ -656,7 +656,7 @@ async fn verify_processed(
 
 /// Waits up to [`SLEEP_WAIT_MAX`] until node 1 has no active actor; returns how many are still
 /// active (0 unless the bound was hit).
-async fn all_asleep(cluster: &BenchCluster, part: &str) -> anyhow::Result<u64> {
+pub(super) async fn all_asleep(cluster: &BenchCluster, part: &str) -> anyhow::Result<u64> {
     let started = Instant::now();
     loop {
         let text = http_get(cluster.http(1), "/metrics").await.context("scrape node 1")?;
@@ -680,38 +680,22 @@ pub(super) async fn sleep_memory(
     actors: usize,
     result: &mut ActorBenchResult,
 ) -> anyhow::Result<()> {
-    let rss = || nodes_rss(cluster);
-    let before = rss()?;
-    let keys = Arc::new(keys_owned_by(1, "counter", "sleeper", actors));
-    let client = cluster.client(1).await?;
-    let started = Instant::now();
-    let half = actors / 2;
-    activate_all(&client, keys.clone(), 0..half).await?;
-    all_asleep(cluster, "sleep-memory").await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let middle = rss()?;
-    activate_all(&client, keys, half..actors).await?;
-    let active_left = all_asleep(cluster, "sleep-memory").await?;
-    let elapsed = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss()?;
-    let per_actor = |from: &[u64], count: usize| growth_per_actor(from, &after, count);
-    let (owner, replicas) = per_actor(&before, actors);
-    let (owner_marginal, replicas_marginal) = per_actor(&middle, actors - half);
+    let h = activate_in_halves(cluster, keys_owned_by(1, "counter", "sleeper", actors), Some("sleep-memory"))
+        .await?;
     println!(
-        "sleep-memory: {actors} counters owned by node 1 created and asleep in {elapsed:.1?} ({active_left} active \
-         left; idle timeout {ALARM_MEMORY_IDLE_TIMEOUT_MS} ms); resident memory growth per sleeping actor: node 1 \
-         (owner) {owner:.0} B, other nodes {replicas:.0} B; over the second half alone: node 1 \
-         {owner_marginal:.0} B, other nodes {replicas_marginal:.0} B"
+        "sleep-memory: {actors} counters owned by node 1 created and asleep in {:.1?} ({} active left; idle \
+         timeout {ALARM_MEMORY_IDLE_TIMEOUT_MS} ms); resident memory growth per sleeping actor: node 1 (owner) \
+         {:.0} B, other nodes {:.0} B; over the second half alone: node 1 {:.0} B, other nodes {:.0} B",
+        h.elapsed, h.active_left, h.owner, h.others, h.owner_marginal, h.others_marginal
     );
     result.sleep_memory = Some(SleepMemoryResult {
         actors,
         idle_timeout_ms: ALARM_MEMORY_IDLE_TIMEOUT_MS,
-        active_left,
-        owner_rss_bytes_per_actor: owner,
-        replica_rss_bytes_per_actor: replicas,
-        owner_rss_bytes_per_actor_marginal: owner_marginal,
-        replica_rss_bytes_per_actor_marginal: replicas_marginal,
+        active_left: h.active_left,
+        owner_rss_bytes_per_actor: h.owner,
+        replica_rss_bytes_per_actor: h.others,
+        owner_rss_bytes_per_actor_marginal: h.owner_marginal,
+        replica_rss_bytes_per_actor_marginal: h.others_marginal,
     });
     Ok(())
 }
