@@ -112,6 +112,10 @@ pub fn describe() {
         "Epoxy messages dropped because a peer's queue was full or its connection down."
     );
     describe_counter!("mortar_node_peer_messages_invalid_total", "Peer messages that did not decode.");
+    describe_counter!(
+        "mortar_node_peer_stalls_total",
+        "Connections to a peer abandoned because it did not answer in time, by peer and stage (connect, send)."
+    );
     // node: actors
     describe_gauge!("mortar_node_actors_active", "Actors active (in memory) on this node.");
     describe_histogram!(

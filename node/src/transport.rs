@@ -5,7 +5,9 @@
 //! that hears nothing from one that is not heard:
 //! `mortar_node_peer_connects_total` (streams opened to the peer),
 //! `mortar_node_peer_messages_sent_total` (handed to the stream),
-//! `mortar_node_peer_messages_received_total` (arrived from the peer).
+//! `mortar_node_peer_messages_received_total` (arrived from the peer),
+//! `mortar_node_peer_stalls_total` (label `stage`: `connect` or `send`; connections abandoned
+//! because the peer did not answer in time, see [`PEER_CONNECT_WAIT`] and [`PEER_SEND_WAIT`]).
 
 use crate::driver::DriverHandle;
 use crate::node_info::LocalInfo;
@@ -41,6 +43,16 @@ const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(20);
 /// how long it stays deaf. A refused connect costs next to nothing, and an unreachable one is
 /// bounded by the connect timeout anyway.
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(100);
+/// How long connecting to a peer may take in all: TCP, the TLS handshake and HTTP/2's. The
+/// endpoint's connect timeout bounds only the TCP part, and a peer (or a proxy in front of one)
+/// that accepts the connection but never answers the TLS handshake would hold the sender, and
+/// with it every message to that peer, for good.
+pub const PEER_CONNECT_WAIT: Duration = Duration::from_secs(2);
+/// How long the sender waits for the call to take one batch. The call takes batches as the peer
+/// reads them; one that takes none for this long (a stream HTTP/2 never opened, a peer that stopped
+/// reading while still answering pings) is abandoned and the sender reconnects. Longer than the
+/// keepalive's 1 s + 3 s, so a peer that is merely gone is found by the keepalive first.
+pub const PEER_SEND_WAIT: Duration = Duration::from_secs(5);
 
 /// The node's gRPC server pings a connection that has sent nothing for this long. A peer or client
 /// that vanished without closing its connection (killed behind a partition, its host gone) would
@@ -204,13 +216,23 @@ async fn peer_loop(
     };
     let peer_label = peer.to_string();
     let connects = metrics::counter!("mortar_node_peer_connects_total", "peer" => peer_label.clone());
-    let sent = metrics::counter!("mortar_node_peer_messages_sent_total", "peer" => peer_label);
+    let sent = metrics::counter!("mortar_node_peer_messages_sent_total", "peer" => peer_label.clone());
+    let stalled_connect = metrics::counter!("mortar_node_peer_stalls_total", "peer" => peer_label.clone(), "stage" => "connect");
+    let stalled_send =
+        metrics::counter!("mortar_node_peer_stalls_total", "peer" => peer_label, "stage" => "send");
     let mut backoff = RECONNECT_BACKOFF_MIN;
     loop {
-        let channel = match endpoint.connect().await {
+        let connected = match tokio::time::timeout(PEER_CONNECT_WAIT, endpoint.connect()).await {
+            Ok(connected) => connected.map_err(|e| e.to_string()),
+            Err(_) => {
+                stalled_connect.increment(1);
+                Err(format!("no connection within {PEER_CONNECT_WAIT:?} (TCP, TLS and HTTP/2 handshakes)"))
+            }
+        };
+        let channel = match connected {
             Ok(c) => c,
-            Err(e) => {
-                debug!(peer, %address, error = %e, "peer unreachable");
+            Err(error) => {
+                debug!(peer, %address, %error, "peer unreachable");
                 // Drop what queued up meanwhile: epoxy resends what still matters.
                 while rx.try_recv().is_some() {}
                 if rx.is_closed() {
@@ -257,10 +279,16 @@ async fn peer_loop(
             }
             let count = messages.len() as u64;
             let batch = MessageBatch { cluster_id, from: me, to: peer, messages };
-            if stream_tx.send(batch).await.is_err() {
-                break; // the call ended: reconnect
+            match tokio::time::timeout(PEER_SEND_WAIT, stream_tx.send(batch)).await {
+                Ok(Ok(())) => sent.increment(count),
+                Ok(Err(_)) => break, // the call ended: reconnect
+                Err(_) => {
+                    stalled_send.increment(1);
+                    warn!(peer, %address, "the stream to the peer took nothing for {PEER_SEND_WAIT:?}; reconnecting");
+                    call.abort();
+                    break;
+                }
             }
-            sent.increment(count);
         }
         tokio::time::sleep(backoff).await;
     }
@@ -404,10 +432,13 @@ mod tests {
         assert!(burst <= 1, "{burst} lines of a burst went through");
     }
 
-    /// A peer that takes one batch per call and then ends the call, as a restarting node does.
+    /// A peer that takes one batch per call and then ends the call, as a restarting node does;
+    /// or, when `never_reads`, takes the call and never reads from it. It counts the calls.
     #[derive(Clone, Default)]
     struct OneBatchPerCall {
         received: Arc<Mutex<Vec<Bytes>>>,
+        calls: Arc<AtomicUsize>,
+        never_reads: bool,
     }
 
     #[tonic::async_trait]
@@ -416,6 +447,11 @@ mod tests {
             &self,
             request: Request<Streaming<MessageBatch>>,
         ) -> Result<Response<DeliverAck>, Status> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.never_reads {
+                let _held = request;
+                return std::future::pending().await;
+            }
             let mut stream = request.into_inner();
             if let Some(batch) = stream.message().await? {
                 self.received.lock().unwrap().extend(batch.messages);
@@ -502,6 +538,74 @@ mod tests {
         assert!(!queue.try_push(big.clone()), "but not for more than was taken out");
         while rx.try_recv().is_some() {}
         assert_eq!(queue.queued_bytes.load(Ordering::Acquire), 0);
+    }
+
+    /// The count once it reaches `n` or `limit` has passed, calling `step` every 20 ms meanwhile.
+    async fn at_least_within(
+        count: &AtomicUsize,
+        n: usize,
+        limit: Duration,
+        mut step: impl FnMut(),
+    ) -> usize {
+        let deadline = tokio::time::Instant::now() + limit;
+        while count.load(Ordering::SeqCst) < n && tokio::time::Instant::now() < deadline {
+            step();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        count.load(Ordering::SeqCst)
+    }
+
+    /// A peer (or a proxy in front of one) that accepts the TCP connection but never answers the
+    /// TLS handshake does not hold the sender: it gives up and connects again, and again.
+    #[tokio::test]
+    async fn a_peer_that_never_answers_the_tls_handshake_is_dialled_again() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let silent = {
+            let accepted = accepted.clone();
+            tokio::spawn(async move {
+                let mut held = Vec::new();
+                while let Ok((socket, _)) = listener.accept().await {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    held.push(socket); // open, read by no one, answered never
+                }
+            })
+        };
+        let ca = crate::tls::generate_ca(1).unwrap();
+        let queue = spawn_peer(7, 1, 2, address, &Dialer::client(ca.ca_cert.as_bytes(), None));
+        assert!(queue.try_push(Bytes::from_static(b"first")));
+        let accepts = at_least_within(&accepted, 2, 4 * PEER_CONNECT_WAIT, || {}).await;
+        assert!(
+            accepts >= 2,
+            "the sender waited on one silent TLS handshake for {:?}",
+            4 * PEER_CONNECT_WAIT
+        );
+        silent.abort();
+    }
+
+    /// A peer whose connection is alive (it answers pings) but whose call takes nothing does not
+    /// hold the sender: once the call has taken nothing for PEER_SEND_WAIT the sender starts a
+    /// new call instead of waiting for good while everything queued for the peer is dropped.
+    #[tokio::test]
+    async fn a_call_that_takes_nothing_is_abandoned_for_a_new_one() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let peer = OneBatchPerCall { never_reads: true, ..OneBatchPerCall::default() };
+        let server = tokio::spawn(
+            grpc_server(Duration::from_millis(500), Duration::from_millis(500))
+                .add_service(EpoxyServer::new(peer.clone()))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let queue = spawn_peer(7, 1, 2, address, &Dialer::plain());
+        let message = Bytes::from(vec![7u8; 1024 * 1024]);
+        // Enough 1 MiB messages to fill HTTP/2's windows and the call's own buffer, then more.
+        let calls = at_least_within(&peer.calls, 2, 3 * PEER_SEND_WAIT, || {
+            let _ = queue.try_push(message.clone());
+        })
+        .await;
+        assert!(calls >= 2, "the sender waited on a call that took nothing for {:?}", 3 * PEER_SEND_WAIT);
+        server.abort();
     }
 
     /// When the peer ends the call, the sender reconnects at once: the next message goes out on
