@@ -33,6 +33,8 @@ const DB_WRITE_BUFFER_BYTES_MAX: usize = 64 * MIB;
 const BLOCK_CACHE_BYTES: usize = 64 * MIB;
 /// WAL size that forces a flush of the column families still holding the oldest WAL file.
 const WAL_BYTES_MAX: usize = 128 * MIB;
+/// Obsolete WAL files kept for reuse by the next WALs (see `options`).
+const WAL_FILES_RECYCLED: usize = 4;
 
 const _: () = assert!(WRITE_BUFFER_BYTES <= DB_WRITE_BUFFER_BYTES_MAX);
 const _: () = assert!(DB_WRITE_BUFFER_BYTES_MAX <= WAL_BYTES_MAX);
@@ -162,6 +164,12 @@ fn options(cache: &Cache) -> Options {
     o.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
     // Closed WALs' synced sizes go to the MANIFEST: one that is missing or short fails the open.
     o.set_track_and_verify_wals_in_manifest(true);
+    // A new WAL reuses an obsolete one's file (RocksDB writes such WALs in its recyclable record
+    // format, each record naming its log, so the old records past the end are never replayed).
+    // Writes then overwrite allocated, written blocks, and an fdatasync need not journal the
+    // file's size or extents: 0.11 ms instead of 0.14 ms per synced append on this machine's disk.
+    // RocksDB 11 supports it with point-in-time recovery (facebook/rocksdb#12403).
+    o.set_recycle_log_file_num(WAL_FILES_RECYCLED);
     // Bound RocksDB's own info LOG files.
     o.set_keep_log_file_num(4);
     o.set_max_log_file_size(16 * MIB);

@@ -339,13 +339,7 @@ fn a_torn_unsynced_tail_still_opens_with_every_synced_write() {
         batch.put_kv("unsynced", vec![b'u'; 64 * 1024]);
         storage.write(batch, false).expect("write");
         // What a crash leaves: the files as they are now, the last record torn.
-        for entry in fs::read_dir(dir.path()).expect("read dir") {
-            let path = entry.expect("entry").path();
-            let name = path.file_name().expect("name").to_owned();
-            if name != "LOCK" {
-                fs::copy(&path, copy.path().join(name)).expect("copy");
-            }
-        }
+        copy_files(dir.path(), copy.path());
     }
     let wal = newest_wal(copy.path());
     let len = fs::metadata(&wal).expect("stat").len();
@@ -380,4 +374,75 @@ fn a_checkpoint_is_a_consistent_copy_that_opens_on_its_own() {
     let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (&k[..], &v[..])).collect();
     assert_eq!(pairs, [(&b"a"[..], &b"1"[..]), (&b"b"[..], &b"2"[..])]);
     assert_eq!(storage.get_kv(b"a").unwrap(), None, "the original moved on");
+}
+
+/// Flushes every column family's memtable to table files: the WALs written so far become obsolete.
+fn flush_all(storage: &RocksStorage) {
+    let families: Vec<_> =
+        COLUMN_FAMILIES.iter().map(|name| storage.db.cf_handle(name).expect("cf")).collect();
+    storage.db.flush_cfs_opt(&families, &rocksdb::FlushOptions::default()).expect("flush");
+}
+
+/// A copy of `dir`'s files as they are now (what a crash would leave), into `to`.
+fn copy_files(dir: &Path, to: &Path) {
+    for entry in fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name").to_owned();
+        if name != "LOCK" {
+            fs::copy(&path, to.join(name)).expect("copy");
+        }
+    }
+}
+
+/// Writes 1 KiB values under `prefix`0.. `prefix`(count-1), each synced.
+fn write_synced(storage: &RocksStorage, prefix: &str, count: usize) {
+    for i in 0..count {
+        let mut batch = WriteBatch::new();
+        batch.put_kv(format!("{prefix}{i}"), vec![b'v'; 1024]);
+        storage.write(batch, true).expect("write");
+    }
+}
+
+/// A WAL that reuses an obsolete WAL's file (`recycle_log_file_num`), with the older log's records
+/// still in it past the new ones, recovers exactly the synced writes after a crash; and when the
+/// disk gives back the file's old contents instead of the synced writes, the open refuses as for
+/// any other lost synced write.
+#[test]
+fn a_recycled_wal_recovers_its_synced_writes_and_a_lost_one_is_caught() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let crashed = tempfile::tempdir().expect("temp dir");
+    let lying = tempfile::tempdir().expect("temp dir");
+    let old_contents;
+    {
+        let storage = open(dir.path());
+        write_synced(&storage, "first", 300);
+        let first = newest_wal(dir.path());
+        old_contents = fs::read(&first).expect("read WAL");
+        flush_all(&storage); // `first` becomes obsolete: kept for reuse
+        write_synced(&storage, "second", 10);
+        flush_all(&storage); // the next WAL takes `first`'s file
+        write_synced(&storage, "third", 20);
+        let wal = newest_wal(dir.path());
+        assert!(!first.exists(), "the first WAL's file was neither reused nor kept");
+        assert!(
+            fs::metadata(&wal).expect("stat").len() >= old_contents.len() as u64,
+            "the newest WAL {} is not the first one's file reused: it is shorter than 300 KiB",
+            wal.display()
+        );
+        // Let the watermark thread record what was synced.
+        std::thread::sleep(crate::watermark::PERSIST_INTERVAL * 3);
+        copy_files(dir.path(), crashed.path());
+        copy_files(dir.path(), lying.path());
+        // The disk lost every write into the reused file: it holds the first log's records again.
+        let name = wal.file_name().expect("name");
+        fs::write(lying.path().join(name), &old_contents).expect("write the old contents");
+    }
+    let storage = open(crashed.path());
+    for (prefix, count) in [("first", 300), ("second", 10), ("third", 20)] {
+        for i in 0..count {
+            let key = format!("{prefix}{i}");
+            assert!(storage.get_kv(key.as_bytes()).expect("get").is_some(), "synced {key} is lost");
+        }
+    }
+    assert_lost_synced_writes(&open_err(lying.path()));
 }
