@@ -7,7 +7,7 @@
 //! spread over all three members of each system. Everything it started is stopped at the end, on
 //! an error and on Ctrl-C.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
@@ -166,6 +166,8 @@ pub struct CompareReport {
     pub duration: u64,
     pub warmup: u64,
     pub rows: Vec<RowRun>,
+    /// What one client's write cannot beat on this machine, measured before the clusters start.
+    pub floor: Floor,
     #[serde(skip)]
     pub dimensions: Vec<Dimension>,
     #[serde(skip)]
@@ -190,6 +192,14 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<CompareReport> {
         if targets.contains(&Target::Etcd) { Some(args.systems.etcd_version()?) } else { None };
     let bin = args.systems.bin()?;
     let root = args.systems.create_root("compare")?;
+    let floor = Floor::measure(&root).await;
+    let floor = match floor {
+        Ok(floor) => floor,
+        Err(e) => {
+            args.systems.finish(&root);
+            return Err(e);
+        }
+    };
 
     // Handlers before starting anything, so Ctrl-C during startup still stops what started.
     let mut sigint = signal(SignalKind::interrupt()).context("handle SIGINT")?;
@@ -210,9 +220,93 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<CompareReport> {
         duration: args.duration,
         warmup: args.warmup,
         rows: outcome?,
+        floor,
         dimensions: matrix.dimensions,
         targets,
     })
+}
+
+/// Round trips timed for the floor's loopback figure.
+const FLOOR_ROUND_TRIPS: usize = 200;
+
+/// The least one client's write costs here: one loopback round trip (client to node; the node's
+/// own round to its peers is as short) plus one fdatasync overwriting a written block in the data
+/// directory, the cheapest durable write. Issue 21 measures a 1-client p50 against it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Floor {
+    /// Median TCP round trip of 8 bytes over 127.0.0.1, in milliseconds.
+    pub rtt_ms: f64,
+    /// Median 4 KiB overwrite + fdatasync in the data directory, in milliseconds.
+    pub fsync_ms: f64,
+}
+
+impl Floor {
+    pub fn ms(&self) -> f64 {
+        self.rtt_ms + self.fsync_ms
+    }
+
+    async fn measure(root: &std::path::Path) -> anyhow::Result<Floor> {
+        let fsync_ms = super::wan::measure_fsync(root)?;
+        let rtt_ms = loopback_round_trip_ms(FLOOR_ROUND_TRIPS).await?;
+        Ok(Floor { rtt_ms, fsync_ms })
+    }
+
+    /// The line under the results: the floor and, for each 1-client row, each system's p50 as a
+    /// multiple of it.
+    pub fn line(&self, rows: &[RowRun]) -> String {
+        let mut line = format!(
+            "Floor, measured before the clusters started: one loopback round trip {:.3} ms + one \
+             fdatasync overwriting a written 4 KiB block in the data directory {:.3} ms = {:.3} ms.",
+            self.rtt_ms,
+            self.fsync_ms,
+            self.ms()
+        );
+        for row in rows.iter().filter(|r| r.clients == 1 && r.rate.is_none()) {
+            for run in &row.runs {
+                line.push_str(&format!(
+                    " 1 client{}: {} p50 {:.3} ms = {:.1} × the floor.",
+                    if row.conflict > 0.0 || row.reads > 0.0 {
+                        format!(" ({}% conflict, {}% reads)", row.conflict * 100.0, row.reads * 100.0)
+                    } else {
+                        String::new()
+                    },
+                    run.result.target,
+                    run.result.p50_ms,
+                    run.result.p50_ms / self.ms().max(f64::MIN_POSITIVE)
+                ));
+            }
+        }
+        line
+    }
+}
+
+/// Median round trip of 8 bytes to an echo task on 127.0.0.1, Nagle off, in milliseconds.
+async fn loopback_round_trip_ms(count: usize) -> anyhow::Result<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind the echo socket")?;
+    let address = listener.local_addr()?;
+    let echo = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await?;
+        socket.set_nodelay(true)?;
+        let mut buffer = [0u8; 8];
+        while socket.read_exact(&mut buffer).await.is_ok() {
+            socket.write_all(&buffer).await?;
+        }
+        std::io::Result::Ok(())
+    });
+    let mut socket = tokio::net::TcpStream::connect(address).await.context("connect to the echo socket")?;
+    socket.set_nodelay(true)?;
+    let mut samples = Vec::with_capacity(count);
+    let mut buffer = [0u8; 8];
+    for _ in 0..count {
+        let started = Instant::now();
+        socket.write_all(&buffer).await?;
+        socket.read_exact(&mut buffer).await?;
+        samples.push(started.elapsed());
+    }
+    drop(socket);
+    echo.abort();
+    Ok(super::wan::median_ms(&samples))
 }
 
 fn kv_args(args: &CompareArgs, row: &Row, target: Target, endpoints: Vec<String>) -> KvBenchArgs {
@@ -424,6 +518,8 @@ pub fn print(report: &CompareReport, args: &CompareArgs) {
         "Ratios: above 1 means Mortar is better (more ops/s, lower p99). errors = failed, timed-out \
          and (open loop) missed requests."
     );
+    println!();
+    println!("{}", report.floor.line(&report.rows));
     println!();
     println!("{}", costs_table(report).markdown());
     println!();

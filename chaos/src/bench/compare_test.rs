@@ -51,6 +51,7 @@ fn report() -> CompareReport {
             RowRun::new(row(1, 0.0), runs(1, 100.0, 50.0)),
             RowRun::new(row(16, 1.0), runs(16, 1000.0, 0.0)),
         ],
+        floor: Floor { rtt_ms: 0.05, fsync_ms: 0.2 },
         dimensions: vec![Dimension::Clients, Dimension::Conflict],
         targets: vec![Target::Mortar, Target::Etcd],
     }
@@ -102,6 +103,23 @@ fn one_system_alone_has_no_ratio_columns() {
     assert!(!table.header.iter().any(|h| h.starts_with("etcd")), "{:?}", table.header);
     let costs = costs_table(&report);
     assert_eq!(costs.rows[0][2..], ["1000", "100", "2.00", "1.00", "2.0", "10%"]);
+}
+
+#[test]
+fn the_floor_line_puts_each_one_client_p50_against_the_floor() {
+    let line = report().floor.line(&report().rows);
+    assert!(line.contains("0.050 ms + ") && line.contains("0.200 ms = 0.250 ms"), "{line}");
+    // The 1-client row's p50s (1.0 and 2.0 ms), not the 16-client row's.
+    assert!(line.contains("mortar p50 1.000 ms = 4.0 × the floor"), "{line}");
+    assert!(line.contains("etcd p50 2.000 ms = 8.0 × the floor"), "{line}");
+    assert_eq!(line.matches("× the floor").count(), 2, "{line}");
+}
+
+/// The loopback figure comes from real round trips through an echo socket.
+#[tokio::test]
+async fn the_loopback_round_trip_is_measured() {
+    let ms = loopback_round_trip_ms(20).await.unwrap();
+    assert!(ms > 0.0, "{ms}");
 }
 
 /// `mortar-chaos bench <args>`, parsed as the binary parses it.

@@ -532,7 +532,7 @@ async fn measure_rtts() -> anyhow::Result<[[f64; REGIONS]; REGIONS]> {
 /// Median duration of overwriting [`FSYNC_BYTES`] in a preallocated file in `dir` and
 /// fdatasync: the cheapest durable write (a write-ahead log with preallocated segments; appending
 /// to a growing file also syncs its size and costs more).
-fn measure_fsync(dir: &Path) -> anyhow::Result<f64> {
+pub(crate) fn measure_fsync(dir: &Path) -> anyhow::Result<f64> {
     use std::io::Write as _;
     use std::os::unix::fs::FileExt as _;
     let path = dir.join("fsync-probe");
