@@ -3,7 +3,8 @@
 //!
 //! * **calls/s** of `counter.getCount` and `counter.increment` through node 1 (closed loop,
 //!   `--clients` callers over `--keys` counters, each for `--duration` seconds), with latency
-//!   percentiles;
+//!   percentiles and the CPU time per call of the load generator, node 1 and nodes 2–3 (and of
+//!   each node's epoxy driver thread), from `/proc`;
 //! * **activation latency**: the first call of fresh counters owned by node 1, through node 1;
 //! * **failover time**: SIGKILL the owner of an active counter, then call it through a survivor
 //!   until a call succeeds (with the counter's value intact); the node is restarted between
@@ -132,6 +133,74 @@ pub struct Throughput {
     pub errors: u64,
     pub calls_per_sec: f64,
     pub latency: Latency,
+    /// Where the CPU went, per call.
+    pub cpu: CallCpu,
+}
+
+/// The node's epoxy driver thread, as `/proc` names it (thread names are cut to 15 bytes).
+pub const DRIVER_THREAD: &str = "mortar-epoxy-dr";
+
+/// CPU time (user and system) per answered call of a calls/s run, in microseconds, by process,
+/// and of each node the share of its epoxy driver thread (consensus rounds and storage writes;
+/// the rest is gRPC, forwarding and the actor runtime). On a machine that runs the load
+/// generator and the three nodes, their sum bounds calls/s: cores ÷ sum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct CallCpu {
+    /// This process: the load generator's gRPC clients.
+    pub load_generator_us: f64,
+    /// Node 1, which every call enters and which forwards the calls it does not own.
+    pub node1_us: f64,
+    pub node1_driver_us: f64,
+    /// Nodes 2 and 3 together: owners of the calls node 1 forwards, and replicas of every write.
+    pub others_us: f64,
+    pub others_driver_us: f64,
+}
+
+impl CallCpu {
+    pub fn total_us(&self) -> f64 {
+        self.load_generator_us + self.node1_us + self.others_us
+    }
+
+    /// The CPU per call between two snapshots (`[this process, node 1, node 2, node 3]`, each
+    /// `(driver thread, whole process)` seconds) over `calls` calls.
+    pub fn between(before: &[(f64, f64)], after: &[(f64, f64)], calls: u64) -> CallCpu {
+        let per = |seconds: f64| seconds * 1e6 / calls.max(1) as f64;
+        let delta = |i: usize| (after[i].0 - before[i].0, after[i].1 - before[i].1);
+        let others =
+            (2..before.len().min(after.len())).map(delta).fold((0.0, 0.0), |a, d| (a.0 + d.0, a.1 + d.1));
+        CallCpu {
+            load_generator_us: per(delta(0).1),
+            node1_us: per(delta(1).1),
+            node1_driver_us: per(delta(1).0),
+            others_us: per(others.1),
+            others_driver_us: per(others.0),
+        }
+    }
+
+    /// One line for the report.
+    pub fn line(&self) -> String {
+        format!(
+            "CPU per call: {:.0} µs = load generator {:.0} + node 1 {:.0} (epoxy driver {:.0}) + nodes 2-3 {:.0} \
+             (epoxy drivers {:.0})",
+            self.total_us(),
+            self.load_generator_us,
+            self.node1_us,
+            self.node1_driver_us,
+            self.others_us,
+            self.others_driver_us
+        )
+    }
+}
+
+/// CPU seconds so far of this process and of each node, `(driver thread, whole process)`, for
+/// [`CallCpu::between`].
+fn cpu_snapshot(cluster: &BenchCluster) -> anyhow::Result<Vec<(f64, f64)>> {
+    let mut snapshot = vec![(0.0, super::metrics::cpu_seconds(std::process::id())?)];
+    for id in 1..=BENCH_NODES {
+        let pid = cluster.pid(id).with_context(|| format!("node {id} is not running"))?;
+        snapshot.push(super::metrics::thread_cpu_seconds(pid, DRIVER_THREAD)?);
+    }
+    Ok(snapshot)
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -171,6 +240,16 @@ pub struct ActorBenchResult {
     /// `--etcd`: a three-member etcd cluster's puts/s with the same clients.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etcd_puts_per_sec: Option<f64>,
+    /// `--etcd`: its CPU per put, warm-up included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd_cpu: Option<EtcdCpu>,
+}
+
+/// CPU time per answered put of the `--etcd` run, in microseconds.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct EtcdCpu {
+    pub load_generator_us: f64,
+    pub members_us: f64,
 }
 
 /// One node process of the benchmark cluster.
@@ -453,8 +532,9 @@ pub async fn run(args: ActorBenchArgs) -> anyhow::Result<()> {
         // Dropped here: its nodes stop before another cluster starts.
     }
     if args.etcd && wants("calls") {
-        let puts = etcd_puts(&args).await?;
+        let (puts, cpu) = etcd_puts(&args).await?;
         result.etcd_puts_per_sec = Some(puts);
+        result.etcd_cpu = Some(cpu);
         print_ratios(&result, puts, args.clients);
     }
     if wants(PART_ALARM_MEMORY) && args.idle_actors > 0 {
@@ -494,6 +574,7 @@ async fn run_parts(
                 args.clients,
                 args.keys
             );
+            println!("  {}", run.cpu.line());
             result.throughput.push(run);
         }
     }
@@ -544,24 +625,41 @@ async fn run_parts(
 
 /// `--etcd`: puts/s of a three-member etcd cluster (started, measured, stopped and removed here)
 /// under the calls part's clients.
-async fn etcd_puts(args: &ActorBenchArgs) -> anyhow::Result<f64> {
+async fn etcd_puts(args: &ActorBenchArgs) -> anyhow::Result<(f64, EtcdCpu)> {
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
     let root = std::env::temp_dir().join(format!("mortar-bench-actors-etcd-{}-{stamp}", std::process::id()));
     std::fs::create_dir_all(&root).with_context(|| format!("create {}", root.display()))?;
     let measured = async {
         let mut cluster = super::cluster::Cluster::spawn_etcd(&args.etcd_bin, &root)?;
         cluster.wait_ready().await?;
-        let run = super::target::run_kv(mortar_node::bench::KvBenchArgs {
+        let kv_args = mortar_node::bench::KvBenchArgs {
             clients: args.clients,
             duration: args.duration,
             keys: args.keys,
             ..mortar_node::bench::KvBenchArgs::new(mortar_node::bench::Target::Etcd, cluster.endpoints())
-        })
-        .await;
+        };
+        let warmup = kv_args.warmup;
+        let before = cluster.sample().await;
+        let client_before = super::metrics::cpu_seconds(std::process::id());
+        let run = super::target::run_kv(kv_args).await;
+        let client_cpu = super::metrics::cpu_seconds(std::process::id());
+        let after = cluster.sample().await;
         cluster.stop().await;
         let run = run?;
         println!("etcd, same clients: {}", run.line());
-        Ok::<_, anyhow::Error>(run.ops_per_sec)
+        // The counters' change spans the warm-up too: divide by the puts answered in both.
+        let answered = (run.ops_per_sec * (run.seconds + warmup as f64)).max(1.0);
+        let cpu = EtcdCpu {
+            load_generator_us: (client_cpu? - client_before?) * 1e6 / answered,
+            members_us: (after?.cpu_seconds - before?.cpu_seconds) * 1e6 / answered,
+        };
+        println!(
+            "  CPU per put: {:.0} µs = load generator {:.0} + the three members {:.0}",
+            cpu.load_generator_us + cpu.members_us,
+            cpu.load_generator_us,
+            cpu.members_us
+        );
+        Ok::<_, anyhow::Error>((run.ops_per_sec, cpu))
     }
     .await;
     if let Err(e) = std::fs::remove_dir_all(&root) {
@@ -600,6 +698,7 @@ async fn throughput(
             .await
             .map_err(|s| anyhow::anyhow!("warm-up call: {s}"))?;
     }
+    let cpu_before = cpu_snapshot(cluster)?;
     let end = Instant::now() + Duration::from_secs(args.duration);
     let mut tasks = Vec::new();
     for client_index in 0..args.clients {
@@ -633,6 +732,7 @@ async fn throughput(
         histogram.add(task.await?)?;
     }
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    let cpu_after = cpu_snapshot(cluster)?;
     let calls = calls.load(Ordering::Relaxed);
     Ok(Throughput {
         action: action.to_string(),
@@ -640,6 +740,7 @@ async fn throughput(
         errors: errors.load(Ordering::Relaxed),
         calls_per_sec: calls as f64 / seconds,
         latency: latency(&histogram),
+        cpu: CallCpu::between(&cpu_before, &cpu_after, calls),
     })
 }
 
@@ -775,3 +876,7 @@ async fn memory(cluster: &BenchCluster, actors: usize, result: &mut ActorBenchRe
     result.runtime_rss_bytes_per_actor = Some(owner - others);
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "actors_test.rs"]
+mod actors_test;

@@ -152,6 +152,32 @@ pub fn parse_cpu_seconds(stat: &str) -> Option<f64> {
     Some((utime + stime) / USER_HZ)
 }
 
+/// CPU seconds (user and system) of the threads of process `pid` whose name is `thread`, and of
+/// all its threads, from `/proc/<pid>/task/*/stat`. A thread that ends between the listing and
+/// its read is skipped (its time is then in neither figure).
+pub fn thread_cpu_seconds(pid: u32, thread: &str) -> anyhow::Result<(f64, f64)> {
+    let tasks = format!("/proc/{pid}/task");
+    let entries = std::fs::read_dir(&tasks).map_err(|e| anyhow::anyhow!("list {tasks}: {e}"))?;
+    let (mut named, mut all) = (0.0, 0.0);
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(seconds) = parse_cpu_seconds(&stat) else { continue };
+        all += seconds;
+        if parse_comm(&stat) == Some(thread) {
+            named += seconds;
+        }
+    }
+    Ok((named, all))
+}
+
+/// The command (thread) name of a `/proc/<pid>/stat` line: field 2, between the first `(` and
+/// the last `)`.
+pub fn parse_comm(stat: &str) -> Option<&str> {
+    let start = stat.find('(')? + 1;
+    let end = stat.rfind(')')?;
+    stat.get(start..end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +207,48 @@ mod tests {
         assert_eq!(parse_cpu_seconds(stat), Some(3.0));
         assert_eq!(parse_cpu_seconds("garbage"), None);
         assert!(cpu_seconds(std::process::id()).is_ok());
+    }
+
+    #[test]
+    fn a_thread_name_is_read_from_between_the_outer_parentheses() {
+        let stat = "1234 (my (odd) cmd) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 1000";
+        assert_eq!(parse_comm(stat), Some("my (odd) cmd"));
+        assert_eq!(parse_comm("1234 (mortar-epoxy-dr) S 1"), Some("mortar-epoxy-dr"));
+        assert_eq!(parse_comm("garbage"), None);
+    }
+
+    #[test]
+    fn a_named_thread_counts_in_its_share_and_in_the_whole() {
+        let name = "mortar-cpu-test";
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let spinning = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                // Burn about 0.3 s of CPU (bounded by a 10 s wall clock).
+                let mut x = 0u64;
+                while !spinning.load(std::sync::atomic::Ordering::Relaxed)
+                    && started.elapsed() < Duration::from_secs(10)
+                {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    std::hint::black_box(x);
+                }
+            })
+            .expect("spawn");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let (named, all) = loop {
+            let (named, all) = thread_cpu_seconds(std::process::id(), name).expect("read");
+            if named >= 0.3 || std::time::Instant::now() > deadline {
+                break (named, all);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        thread.join().expect("join");
+        assert!(named >= 0.3, "the spinning thread's CPU time is counted under its name: {named}");
+        assert!(all >= named, "the whole holds the named share: {all} < {named}");
+        let (other, _) = thread_cpu_seconds(std::process::id(), "no-such-thread").expect("read");
+        assert_eq!(other, 0.0);
     }
 }
