@@ -150,6 +150,7 @@ impl Replica {
             all_equal: false,
             ticks: 0,
             resends: 0,
+            asked_on_reply: false,
         };
         let instance = Instance {
             ballot,

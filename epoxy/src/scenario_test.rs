@@ -390,6 +390,16 @@ fn survivors_writing_the_key_recover_a_dead_leaders_instance_while_f_are_down() 
     }
 }
 
+/// Five replicas, warmed up, then cut as in chaos seed 9191's window (a majorities ring with two
+/// replicas paused): only the links 1–3 and 1–4 carry messages.
+fn ring_with_two_paused(seed: u64) -> Sim {
+    let mut sim = seeded_sim(5, seed);
+    warm_up(&mut sim);
+    let link = |a: u32, b: u32| matches!((a.min(b), a.max(b)), (1, 3) | (1, 4));
+    sim.set_filter(move |from, to, _| link(from.0, to.0));
+    sim
+}
+
 /// A majorities-ring partition with two replicas paused (chaos seed 9191's window): replica 3
 /// reaches only replica 1, replica 4 only replica 1, and replica 1 reaches both, the one live
 /// majority. The instances of 3 and 4 get one vote each (1's), never a quorum; replica 1, asked
@@ -399,10 +409,7 @@ fn survivors_writing_the_key_recover_a_dead_leaders_instance_while_f_are_down() 
 fn a_leader_without_a_quorum_has_a_replica_that_answered_recover_its_instance() {
     let n = 5;
     for seed in 0..10 {
-        let mut sim = seeded_sim(n, seed);
-        warm_up(&mut sim);
-        let link = |a: u32, b: u32| matches!((a.min(b), a.max(b)), (1, 3) | (1, 4));
-        sim.set_filter(move |from, to, _| link(from.0, to.0));
+        let mut sim = ring_with_two_paused(seed);
         let start = sim.step();
         let ids = [sim.propose_at(2, KEY), sim.propose_at(3, KEY)];
         let config = crate::Config::new(ReplicaId(1), (1..=n as u32).map(ReplicaId).collect()).unwrap();
@@ -414,5 +421,49 @@ fn a_leader_without_a_quorum_has_a_replica_that_answered_recover_its_instance() 
         assert_executed(&sim, &[0, 2, 3], &ids, &format!("seed {seed}, before any stall timer"));
         sim.clear_filter();
         check("a leader without a quorum has a replica that answered recover its instance", n, sim);
+    }
+}
+
+/// The same ring, but the replicas replica 3 cannot reach have been silent for more than two
+/// progress exchanges when it proposes: the first reply (replica 1's) shows that no resend will
+/// bring a quorum, so replica 3 asks replica 1 to recover the instance at once
+/// (`Replica::take_over_when_out_of_reach`), and it is executed before the first resend would
+/// even have been sent.
+#[test]
+fn a_leader_whose_missing_replicas_are_long_silent_asks_for_a_take_over_on_the_first_reply() {
+    let n = 5;
+    for seed in 0..10 {
+        let mut sim = ring_with_two_paused(seed);
+        let config = crate::Config::new(ReplicaId(3), (1..=n as u32).map(ReplicaId).collect()).unwrap();
+        let steps_per_tick = SimConfig::default().steps_per_tick;
+        sim.steps(u64::from(2 * config.progress_ticks() + 2) * steps_per_tick);
+        let start = sim.step();
+        let id = sim.propose_at(2, KEY);
+        let first_resend = u64::from(config.retry_ticks) * steps_per_tick;
+        while sim.step() < start + first_resend && !(sim.executed_at(0, id) && sim.executed_at(2, id)) {
+            sim.steps(1);
+        }
+        assert_executed(&sim, &[0, 2], &[id], &format!("seed {seed}, before the first resend"));
+        sim.clear_filter();
+        check("a leader whose missing replicas are long silent asks on the first reply", n, sim);
+    }
+}
+
+/// An idle cluster without faults: the progress exchanges keep every replica heard from, so a
+/// proposal after a long quiet spell asks nobody to take it over (it commits on the fast path).
+#[test]
+fn a_quiet_spell_alone_asks_for_no_take_over() {
+    for n in [5, 7] {
+        for seed in 0..5 {
+            let mut sim = seeded_sim(n, seed);
+            warm_up(&mut sim);
+            let config = crate::Config::new(ReplicaId(3), (1..=n as u32).map(ReplicaId).collect()).unwrap();
+            sim.steps(u64::from(10 * config.progress_ticks()) * SimConfig::default().steps_per_tick);
+            let ids = [sim.propose_at(2, KEY), sim.propose_at(0, KEY)];
+            sim.steps(200);
+            assert_executed(&sim, &(0..n).collect::<Vec<_>>(), &ids, &format!("N={n} seed {seed}"));
+            let report = check("a quiet spell alone asks for no take-over", n, sim);
+            assert_eq!(report.counters.take_overs_asked, 0, "N={n} seed {seed}: {:?}", report.counters);
+        }
     }
 }

@@ -1168,4 +1168,5 @@ fn add_counters(total: &mut Counters, c: Counters) {
     total.recovered_no_op += c.recovered_no_op;
     total.execution_steps += c.execution_steps;
     total.keys_forgotten += c.keys_forgotten;
+    total.take_overs_asked += c.take_overs_asked;
 }

@@ -32,5 +32,6 @@ impl Replica {
         }
         instance.attrs.union(&attrs);
         self.check_pre_accept_quorum(id);
+        self.take_over_when_out_of_reach(id);
     }
 }
