@@ -58,13 +58,19 @@ async fn passes_large_data_in_order_and_follows_delay_changes() {
 
 #[tokio::test]
 async fn closes_when_the_target_is_down() {
-    // Bind then drop: nothing listens on this port any more.
-    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    // A socket bound but never listening: a connect to its port is refused, and holding it keeps
+    // the port from going to another test's listener (a listener bound then dropped freed its
+    // port, which a test running beside this one could take: the proxy then connected to it and
+    // this read waited out its timeout).
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let dead = reserved.local_addr().unwrap();
     let proxy = proxy(dead, Delay::default()).await;
     let mut stream = TcpStream::connect(proxy).await.unwrap();
     let mut buf = [0u8; 1];
     let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap_or(0);
     assert_eq!(n, 0, "the proxy closes a connection it cannot forward");
+    drop(reserved);
 }
 
 #[test]

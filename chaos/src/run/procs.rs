@@ -703,7 +703,10 @@ mod tests {
             .await
             .unwrap_err();
         assert!(error.to_string().contains("404"), "{error:#}");
-        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        // Bound, never listening: refused, and held so no other test's listener takes the port.
+        let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+        reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let closed = reserved.local_addr().unwrap();
         assert!(
             fetch_to_file(Command::new("curl"), &format!("http://{closed}/metrics"), &path).await.is_err()
         );

@@ -634,7 +634,10 @@ mod tests {
             stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n").await.unwrap();
         });
         assert_eq!(http_status(address, "/healthz").await, Some(503));
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        // Bound, never listening: refused, and held so no other test's listener takes the port.
+        let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+        reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let closed = reserved.local_addr().unwrap();
         assert_eq!(http_status(closed, "/healthz").await, None);
     }
 }
