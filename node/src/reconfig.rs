@@ -152,7 +152,10 @@ impl Follower {
                             local_epoch = local.epoch,
                             group_epoch = group.epoch,
                             "this node missed an epoch switch and cannot finish its epoch from its peers: \
-                             replace it (`mortar admin replace {} --with <new node>`) or remove it",
+                             stop it and start a new node in its place (`mortar node --join <member> \
+                             --replace {}` with an empty data directory), or remove it (`mortar admin \
+                             remove {}`)",
+                            self.me,
                             self.me
                         );
                     }
