@@ -198,7 +198,10 @@ fn cpu_snapshot(cluster: &BenchCluster) -> anyhow::Result<Vec<(f64, f64)>> {
     let mut snapshot = vec![(0.0, super::metrics::cpu_seconds(std::process::id())?)];
     for id in 1..=BENCH_NODES {
         let pid = cluster.pid(id).with_context(|| format!("node {id} is not running"))?;
-        snapshot.push(super::metrics::thread_cpu_seconds(pid, DRIVER_THREAD)?);
+        snapshot.push((
+            super::metrics::thread_cpu_seconds(pid, DRIVER_THREAD)?,
+            super::metrics::cpu_seconds(pid)?,
+        ));
     }
     Ok(snapshot)
 }
@@ -647,19 +650,19 @@ async fn etcd_puts(args: &ActorBenchArgs) -> anyhow::Result<(f64, EtcdCpu)> {
         cluster.stop().await;
         let run = run?;
         println!("etcd, same clients: {}", run.line());
-        // The counters' change spans the warm-up too: divide by the puts answered in both.
-        let answered = (run.ops_per_sec * (run.seconds + warmup as f64)).max(1.0);
-        let cpu = EtcdCpu {
-            load_generator_us: (client_cpu? - client_before?) * 1e6 / answered,
-            members_us: (after?.cpu_seconds - before?.cpu_seconds) * 1e6 / answered,
-        };
+        let puts_per_sec = run.ops_per_sec;
+        // Per answered put, warm-up included, as `bench compare` counts it.
+        let costs =
+            super::compare::SystemRun::new(run, after? - before?, client_cpu? - client_before?, warmup);
+        let cpu =
+            EtcdCpu { load_generator_us: costs.client_cpu_us_per_op, members_us: costs.server_cpu_us_per_op };
         println!(
             "  CPU per put: {:.0} µs = load generator {:.0} + the three members {:.0}",
             cpu.load_generator_us + cpu.members_us,
             cpu.load_generator_us,
             cpu.members_us
         );
-        Ok::<_, anyhow::Error>((run.ops_per_sec, cpu))
+        Ok::<_, anyhow::Error>((puts_per_sec, cpu))
     }
     .await;
     if let Err(e) = std::fs::remove_dir_all(&root) {

@@ -152,22 +152,20 @@ pub fn parse_cpu_seconds(stat: &str) -> Option<f64> {
     Some((utime + stime) / USER_HZ)
 }
 
-/// CPU seconds (user and system) of the threads of process `pid` whose name is `thread`, and of
-/// all its threads, from `/proc/<pid>/task/*/stat`. A thread that ends between the listing and
-/// its read is skipped (its time is then in neither figure).
-pub fn thread_cpu_seconds(pid: u32, thread: &str) -> anyhow::Result<(f64, f64)> {
+/// CPU seconds (user and system) of the threads of process `pid` whose name is `thread`, from
+/// `/proc/<pid>/task/*/stat` (the whole process is [`cpu_seconds`]). A thread that ends between
+/// the listing and its read is skipped.
+pub fn thread_cpu_seconds(pid: u32, thread: &str) -> anyhow::Result<f64> {
     let tasks = format!("/proc/{pid}/task");
     let entries = std::fs::read_dir(&tasks).map_err(|e| anyhow::anyhow!("list {tasks}: {e}"))?;
-    let (mut named, mut all) = (0.0, 0.0);
+    let mut named = 0.0;
     for entry in entries.flatten() {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let Some(seconds) = parse_cpu_seconds(&stat) else { continue };
-        all += seconds;
         if parse_comm(&stat) == Some(thread) {
-            named += seconds;
+            named += parse_cpu_seconds(&stat).unwrap_or(0.0);
         }
     }
-    Ok((named, all))
+    Ok(named)
 }
 
 /// The command (thread) name of a `/proc/<pid>/stat` line: field 2, between the first `(` and
@@ -238,7 +236,8 @@ mod tests {
             .expect("spawn");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let (named, all) = loop {
-            let (named, all) = thread_cpu_seconds(std::process::id(), name).expect("read");
+            let named = thread_cpu_seconds(std::process::id(), name).expect("read");
+            let all = cpu_seconds(std::process::id()).expect("read");
             if named >= 0.3 || std::time::Instant::now() > deadline {
                 break (named, all);
             }
@@ -248,7 +247,7 @@ mod tests {
         thread.join().expect("join");
         assert!(named >= 0.3, "the spinning thread's CPU time is counted under its name: {named}");
         assert!(all >= named, "the whole holds the named share: {all} < {named}");
-        let (other, _) = thread_cpu_seconds(std::process::id(), "no-such-thread").expect("read");
+        let other = thread_cpu_seconds(std::process::id(), "no-such-thread").expect("read");
         assert_eq!(other, 0.0);
     }
 }
