@@ -109,6 +109,8 @@ pub struct NodeConfig {
     pub actor_idle_timeout: Duration,
     /// How long an actor's owner answers reads from memory after confirming its ownership.
     pub actor_lease: Duration,
+    /// Whether the node holds one lease for reads of all its actors (`--actor-node-lease`).
+    pub actor_node_lease: bool,
 }
 
 /// How a node started with `--join` enters a running cluster.
@@ -342,6 +344,7 @@ impl NodeConfig {
             otlp: args.otlp_endpoint.is_some(),
             actor_idle_timeout,
             actor_lease,
+            actor_node_lease: args.actor_node_lease.or(file.actor_node_lease).unwrap_or(true),
         })
     }
 }
@@ -489,6 +492,12 @@ pub struct NodeArgs {
     #[arg(long, env = "MORTAR_ACTOR_LEASE_MS", value_name = "MS")]
     pub actor_lease_ms: Option<u64>,
 
+    /// Renew one lease for all of this node's actors every third of a lease, so that reads need
+    /// no per-actor ownership check once an actor's own lease lapsed; `false` confirms per actor
+    /// (for comparison) [default: true].
+    #[arg(long, env = "MORTAR_ACTOR_NODE_LEASE", value_name = "BOOL")]
+    pub actor_node_lease: Option<bool>,
+
     /// Send a span of every client request to this OpenTelemetry collector (OTLP over gRPC,
     /// e.g. http://otel-collector:4317) [default: none]. Flag or environment only.
     #[arg(long, env = "MORTAR_OTLP_ENDPOINT", value_name = "URL")]
@@ -497,7 +506,8 @@ pub struct NodeArgs {
     /// TOML file with any of: id, listen, http, data_dir, initial_cluster, region,
     /// request_timeout_ms, value_bytes_max, gossip_listen, gossip_advertise, gossip_seeds,
     /// gossip_key_file, connections_max, auth_token_file, admin_token_file, tls_cert, tls_key,
-    /// tls_ca, actor_idle_timeout_ms, actor_lease_ms. Flags and environment variables override it.
+    /// tls_ca, actor_idle_timeout_ms, actor_lease_ms, actor_node_lease. Flags and environment
+    /// variables override it.
     #[arg(long, env = "MORTAR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -547,6 +557,7 @@ pub struct FileConfig {
     pub tls_ca: Option<PathBuf>,
     pub actor_idle_timeout_ms: Option<u64>,
     pub actor_lease_ms: Option<u64>,
+    pub actor_node_lease: Option<bool>,
 }
 
 impl FileConfig {
@@ -1063,6 +1074,11 @@ mod tests {
         assert_eq!(config.gossip_seeds, ["127.0.0.1:7100", "127.0.0.1:7102"]);
         assert_eq!(config.actor_idle_timeout, Duration::from_secs(60));
         assert_eq!(config.actor_lease, Duration::from_millis(300));
+        assert!(config.actor_node_lease, "node leases are on by default");
+        let off = FileConfig { actor_node_lease: Some(false), ..FileConfig::default() };
+        assert!(!NodeConfig::from_layers(args(2), off.clone()).unwrap().actor_node_lease);
+        let on = NodeArgs { actor_node_lease: Some(true), ..args(2) };
+        assert!(NodeConfig::from_layers(on, off).unwrap().actor_node_lease, "the flag overrides the file");
         let config = NodeConfig::from_layers(
             NodeArgs {
                 gossip_listen: Some("0.0.0.0:7946".into()),

@@ -10,7 +10,7 @@
 //! proposed through this node and unanswered at once. A caller beyond it waits up to
 //! [`ADMISSION_WAIT_MAX`], then is refused with [`ProposeError::Overloaded`] (nothing proposed).
 
-use crate::actor::keys::ACTOR_KEY_PREFIX;
+use crate::actor::keys::{ACTOR_KEY_PREFIX, NODE_LEASE_KEY_PREFIX};
 use crate::actor::op::ActorOutcome;
 use crate::actor::recent::RecentOps;
 use crate::boot::BootMarker;
@@ -623,8 +623,13 @@ impl Driver {
             let mut outcomes = Vec::with_capacity(executed.commands.len());
             for command in &executed.commands {
                 let mut outcome = state_machine::apply(&command.key, &command.payload, &mut view)?;
-                if command.key.starts_with(ACTOR_KEY_PREFIX) {
-                    if let Ok(Outcome::Actor(ActorOutcome::Activated { last_op_bound, .. })) = &mut outcome {
+                if command.key.starts_with(ACTOR_KEY_PREFIX) || command.key.starts_with(NODE_LEASE_KEY_PREFIX)
+                {
+                    if let Ok(Outcome::Actor(
+                        ActorOutcome::Activated { last_op_bound, .. }
+                        | ActorOutcome::FenceSet { last_op_bound },
+                    )) = &mut outcome
+                    {
                         *last_op_bound = Some(self.recent_actor_ops.last_op_bound(&command.key, now));
                     }
                     self.recent_actor_ops.record(&command.key, now);

@@ -216,6 +216,7 @@ pub async fn run_on(
     let (placement, placement_task) = placement_view::spawn(membership.subscribe(), metadata.clone());
     let mut runtime_config = RuntimeConfig::new(config.id);
     runtime_config.lease = config.actor_lease;
+    runtime_config.node_lease = config.actor_node_lease;
     runtime_config.idle_timeout = config.actor_idle_timeout;
     // Room for a failover (detection, then activation on the new owner) within one call.
     runtime_config.call_timeout = 2 * config.request_timeout;

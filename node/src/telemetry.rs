@@ -132,6 +132,14 @@ pub fn describe() {
         "mortar_node_actor_fenced_total",
         "Actor writes refused because another owner took over."
     );
+    describe_counter!(
+        "mortar_node_actor_lease_renewals_total",
+        "Renewals of this node's lease for reads of its actors, by result (ok, failed)."
+    );
+    describe_counter!(
+        "mortar_node_actor_read_confirms_total",
+        "Reads that confirmed their actor's ownership through a quorum first (no lease held)."
+    );
     describe_histogram!(
         "mortar_node_actor_alarm_lateness_seconds",
         Unit::Seconds,

@@ -1,11 +1,13 @@
 //! One activation: an active actor's in-memory state, and the task that runs its calls one at a
 //! time while it has any.
 //!
-//! 1. **Activate**: commit [`ActorOp::Activate`] on the actor's interference key. Once it has
+//! 1. **Activate**: commit [`ActorOp::Take`] on the actor's interference key (after an
+//!    [`ActorOp::Fence`] on the previous owner's node lease, if that was another node). Once it has
 //!    executed here, this replica holds every committed write of the actor (the activation
 //!    barrier), and the outcome carries the stored state: no remote read.
 //! 2. **Serve** the calls queued in the runtime's table, in order. An action that changed nothing
-//!    is answered from memory while the [`Lease`] holds, after a [`ActorOp::Confirm`] otherwise.
+//!    is answered from memory while the [`Lease`] or the node lease holds, after a
+//!    [`ActorOp::Confirm`] otherwise.
 //!    An action that changed the state or the key-value space is committed as one
 //!    [`ActorOp::Write`] with this activation's generation; the caller hears the answer once it
 //!    is committed, durable and executed, and the action's events are published then. When no
@@ -39,7 +41,9 @@ use super::context::{
 use super::error::CallError;
 use super::keys::{self, ActorId};
 use super::lease::{Lease, Moment, handover_wait};
-use super::op::{ActorOp, ActorOutcome, AlarmRecord, Commit, OwnerRecord, QueueMeta, QueuedMessage};
+use super::op::{
+    ActorOp, ActorOutcome, AlarmRecord, Commit, OwnerRecord, QueueMeta, QueuedMessage, read_fence,
+};
 use super::registry::{ActorKind, Kind, call_error};
 use super::runtime::{
     Call, CallKind, Parked, QUEUE_LENGTH_MAX, RUN_LOOP_ABORT_GRACE, RUN_LOOP_RESTART_DELAY, Reply, Shared,
@@ -266,9 +270,36 @@ impl<A: Actor> Activation<A> {
     async fn activate(kind: &Kind<A>, shared: &Shared, id: &ActorId) -> Result<Self, CallError> {
         let me = shared.config.node_id;
         let key = id.interference_key();
-        let sent = Instant::now();
-        let outcome =
-            shared.driver.execute(key.clone(), Op::Actor(ActorOp::Activate { node: me }).encode()).await;
+        // The owner this node's replica knows of: fenced first if it is another node, and the
+        // take applies only if it is still the owner. A replica that lags learns the owner from
+        // the refusal and tries again with it.
+        let mut expect = stored_owner(shared, &key).map_err(CallError::Internal)?;
+        let mut fence_bound = None;
+        let mut attempt = 1;
+        let (sent, outcome) = loop {
+            if let Some(OwnerRecord { node, generation }) = expect
+                && node != me
+            {
+                fence_bound = Some(fence(shared, id, &key, node, generation).await?);
+            }
+            let sent = Instant::now();
+            let op = Op::Actor(ActorOp::Take { node: me, expect });
+            let outcome = shared.driver.execute(key.clone(), op.encode()).await;
+            match outcome {
+                Ok(Outcome::Actor(ActorOutcome::Fenced { current })) if attempt < TAKE_ATTEMPTS_MAX => {
+                    expect = current;
+                    fence_bound = None;
+                    attempt += 1;
+                }
+                Ok(Outcome::Actor(ActorOutcome::Fenced { current })) => {
+                    return Err(CallError::Retry(format!(
+                        "could not activate actor {id}: its owner changed {TAKE_ATTEMPTS_MAX} times while \
+                         this node took it over (now {current:?})"
+                    )));
+                }
+                outcome => break (sent, outcome),
+            }
+        };
         let executed = Instant::now();
         let (generation, previous, stored, destroyed, last_op_bound) = match outcome {
             Ok(Outcome::Actor(ActorOutcome::Activated {
@@ -279,16 +310,12 @@ impl<A: Actor> Activation<A> {
                 last_op_bound,
             })) => (generation, previous, state, destroyed, last_op_bound),
             Ok(other) => return Err(CallError::Internal(format!("activation of {id} answered {other:?}"))),
-            Err(ProposeError::Unavailable(why) | ProposeError::Aborted(why)) => {
-                return Err(CallError::Retry(format!("could not activate actor {id}: {why}")));
-            }
-            Err(ProposeError::Overloaded(why)) => {
-                return Err(CallError::Overloaded(format!("could not activate actor {id}: {why}")));
-            }
-            Err(ProposeError::Invalid(why) | ProposeError::Internal(why)) => {
-                return Err(CallError::Internal(format!("could not activate actor {id}: {why}")));
-            }
+            Err(e) => return Err(propose_failed(e, format!("could not activate actor {id}"))),
         };
+        assert_eq!(
+            previous, expect,
+            "a take applied over another owner than the expected one: actor={id} generation={generation}"
+        );
         let exists = stored.is_some();
         let state = decode_state::<A>(id, stored.as_deref())?;
         let mut lease = Lease::default();
@@ -302,6 +329,10 @@ impl<A: Actor> Activation<A> {
         let executed = shared.moment(executed);
         let acks_not_before = match previous {
             Some(OwnerRecord { node, .. }) if node != me => {
+                // The previous owner's node lease likewise, from its last renewal ordered before
+                // our fence (see [`lease`](super::lease)).
+                let fenced = fence_bound.expect("another node's ownership is fenced before it is taken");
+                let since = since.max(fenced);
                 shared.moment(since).after(handover_wait(shared.config.lease))
             }
             _ => executed,
@@ -774,9 +805,11 @@ impl<A: Actor> Activation<A> {
         shared: &Shared,
         id: &ActorId,
     ) -> Result<(), (Result<Reply, CallError>, Option<String>)> {
-        if self.lease.is_valid(shared.moment(Instant::now())) {
+        let now = shared.moment(Instant::now());
+        if self.lease.is_valid(now) || self.under_node_lease(shared, id, now) {
             return Ok(());
         }
+        metrics::counter!("mortar_node_actor_read_confirms_total").increment(1);
         let sent = Instant::now();
         let op = Op::Actor(ActorOp::Confirm { generation: self.generation });
         match shared.driver.execute(id.interference_key(), op.encode()).await {
@@ -792,6 +825,24 @@ impl<A: Actor> Activation<A> {
             // Nothing was written: the read is simply not answered.
             Err(e) => {
                 Err((Err(CallError::Retry(format!("could not confirm ownership of actor {id}: {e}"))), None))
+            }
+        }
+    }
+
+    /// Whether the node lease lets this activation answer a read at `now`: it holds, and no
+    /// fence on this node covers this generation (read from this node's store, where the driver
+    /// wrote every fence ordered before the renewal that granted the lease).
+    fn under_node_lease(&self, shared: &Shared, id: &ActorId, now: Moment) -> bool {
+        if !shared.config.node_lease || !shared.node_lease.is_valid(now) {
+            return false;
+        }
+        let fence_key = keys::fence_key(shared.config.node_id, &id.interference_key());
+        match shared.storage.get_kv(&fence_key) {
+            Ok(record) => read_fence(record.as_deref()) < self.generation,
+            // Confirm instead: the quorum answers what the store could not.
+            Err(e) => {
+                tracing::warn!(actor = %id, error = %e, "could not read this node's fence; confirming instead");
+                false
             }
         }
     }
@@ -1354,6 +1405,56 @@ impl<A: Actor> Activation<A> {
         };
         metrics::counter!("mortar_node_actor_fenced_total").increment(1);
         (Err(CallError::Retry(reason.clone())), Some(reason))
+    }
+}
+
+/// How many times an activation takes an actor over whose owner changed under it before it gives
+/// up (each time it learns the new owner from the refusal).
+const TAKE_ATTEMPTS_MAX: u32 = 4;
+
+/// The owner record of the actor with interference key `key` in this node's store.
+fn stored_owner(shared: &Shared, key: &[u8]) -> Result<Option<OwnerRecord>, String> {
+    match shared.storage.get_kv(&keys::owner_key(key)) {
+        Ok(None) => Ok(None),
+        Ok(Some(bytes)) => OwnerRecord::decode(&bytes)
+            .map(Some)
+            .map_err(|e| format!("the owner record of {key:?} does not decode: {e}")),
+        Err(e) => Err(format!("could not read the owner record of {key:?}: {e}")),
+    }
+}
+
+/// Fences node `node`'s reads of generations up to `generation` of actor `id` (interference key
+/// `key`) under its node lease; answers an instant no earlier than the execution here of that
+/// node's last renewal ordered before the fence.
+async fn fence(
+    shared: &Shared,
+    id: &ActorId,
+    key: &Bytes,
+    node: u32,
+    generation: u64,
+) -> Result<Instant, CallError> {
+    let op = Op::Actor(ActorOp::Fence { node, actor: key.clone(), generation });
+    match shared.driver.execute(keys::node_lease_key(node), op.encode()).await {
+        Ok(Outcome::Actor(ActorOutcome::FenceSet { last_op_bound })) => {
+            let executed = Instant::now();
+            // Without a bound (it is always set), the fence itself: no earlier than the truth.
+            Ok(last_op_bound.map_or(executed, |at| at.clamp(shared.started, executed)))
+        }
+        Ok(other) => Err(CallError::Internal(format!("the fence of node {node} on {id} answered {other:?}"))),
+        Err(e) => Err(propose_failed(e, format!("could not fence node {node}'s reads of actor {id}"))),
+    }
+}
+
+/// The call error for a proposal of this runtime that failed: `what` it was for, and why.
+fn propose_failed(error: ProposeError, what: String) -> CallError {
+    match error {
+        ProposeError::Unavailable(why) | ProposeError::Aborted(why) => {
+            CallError::Retry(format!("{what}: {why}"))
+        }
+        ProposeError::Overloaded(why) => CallError::Overloaded(format!("{what}: {why}")),
+        ProposeError::Invalid(why) | ProposeError::Internal(why) => {
+            CallError::Internal(format!("{what}: {why}"))
+        }
     }
 }
 

@@ -343,6 +343,34 @@ fn parse_interference_key_prefix(bytes: &[u8]) -> Option<(ActorId, &[u8])> {
     Some((id, rest))
 }
 
+/// Interference-key prefix of the node leases: `n/<node id>` orders one node's lease renewals
+/// and the fences other nodes set on it ([`ActorOp::Renew`](super::op::ActorOp::Renew),
+/// [`ActorOp::Fence`](super::op::ActorOp::Fence)).
+pub const NODE_LEASE_KEY_PREFIX: &[u8] = b"n/";
+const FENCE_INFIX: &[u8] = b"/f/";
+
+/// The interference key of node `node`'s lease.
+pub fn node_lease_key(node: u32) -> Bytes {
+    [NODE_LEASE_KEY_PREFIX, node.to_string().as_bytes()].concat().into()
+}
+
+/// The node whose lease key `key` is, if it is one (`n/` and the node id in decimal, no leading
+/// zero).
+pub fn parse_node_lease_key(key: &[u8]) -> Option<u32> {
+    let digits = std::str::from_utf8(key.strip_prefix(NODE_LEASE_KEY_PREFIX)?).ok()?;
+    if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+        return None;
+    }
+    digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok()).flatten()
+}
+
+/// Storage key of the fence set on node `node` for the actor with interference key `actor`: the
+/// highest generation of that actor node `node` may no longer answer reads for under its node
+/// lease (8 bytes, big-endian).
+pub fn fence_key(node: u32, actor: &[u8]) -> Bytes {
+    [&node_lease_key(node)[..], FENCE_INFIX, actor].concat().into()
+}
+
 /// Storage key of the owner record of the actor with interference key `actor`.
 pub fn owner_key(actor: &[u8]) -> Bytes {
     [actor, OWNER_SUFFIX].concat().into()
@@ -367,6 +395,20 @@ pub fn kv_key(actor: &[u8], kv_key: &[u8]) -> Bytes {
 mod tests {
     use super::*;
     use std::hash::BuildHasher as _;
+
+    #[test]
+    fn node_lease_keys_round_trip_and_fence_keys_stay_under_their_node() {
+        assert_eq!(&node_lease_key(7)[..], b"n/7");
+        assert_eq!(parse_node_lease_key(&node_lease_key(7)), Some(7));
+        assert_eq!(parse_node_lease_key(&node_lease_key(u32::MAX)), Some(u32::MAX));
+        for bad in [&b"n/"[..], b"n/07", b"n/1x", b"n/-1", b"k/1", b"n/99999999999", b"n/1/f/a"] {
+            assert_eq!(parse_node_lease_key(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+        let actor = ActorId::new("counter", "a").interference_key();
+        assert!(fence_key(1, &actor).starts_with(b"n/1/f/"));
+        assert!(!fence_key(12, &actor).starts_with(b"n/1/"), "one node's fences are not another's");
+        assert!(parse_interference_key(&node_lease_key(1)).is_none(), "not an actor key");
+    }
 
     #[test]
     fn interference_key_is_readable_and_parses_back() {

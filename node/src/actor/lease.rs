@@ -20,6 +20,26 @@
 //! delayed.) An owner that died stopped sending ops when it died, and gossip takes longer than a
 //! handover wait to declare it dead: its actors' new owners write at once.
 //!
+//! Node leases: answering a read under an actor's own lease needs a `Confirm` per actor once it
+//! has lapsed, one consensus round per actor every lease on a node serving reads. Each node
+//! therefore also holds one [`NodeLease`] for all its activations: every third of a lease it
+//! commits an [`ActorOp::Renew`](super::op::ActorOp::Renew) on its node lease key, and the lease
+//! holds for [`RuntimeConfig::lease`](super::RuntimeConfig) from when the renewal was sent. An
+//! activation may answer a read from memory while its own lease or the node lease holds, the
+//! latter unless a fence on this node covers its generation. Why that is safe: a node takes an
+//! actor over from another node `P` only by first committing an
+//! [`ActorOp::Fence`](super::op::ActorOp::Fence) on `P`'s lease key for the generation it saw
+//! `P` hold, then an [`ActorOp::Take`](super::op::ActorOp::Take) that applies only if the owner
+//! record is still that one (so every owner that is superseded by another node was fenced
+//! before). `P`'s renewals and the fence are ordered on `P`'s lease key. A renewal ordered
+//! before the fence executed on the new owner no later than the fence's `last_op_bound`, and
+//! the new owner acknowledges no write until [`handover_wait`] after that bound: that renewal's
+//! lease is over by then. A renewal ordered after the fence executes on `P` after the fence,
+//! which `P` has written to its store before it hears the renewal committed; `P` reads its
+//! fence record before it answers under the node lease and, fenced, confirms instead (which
+//! fails). The fence record is read from the store at each read under the node lease; it needs
+//! no bookkeeping of activations in flight, and survives restarts.
+//!
 //! Clocks: each node measures its leases with its own monotonic clock (`Instant`; on Linux
 //! `CLOCK_MONOTONIC`, which keeps running while a process is stopped). No synchronised wall
 //! clocks are needed. The assumption is that monotonic clocks of different nodes advance at rates
@@ -35,6 +55,7 @@
 //! executed on the new owner (when the actor moves away from a live owner, about one wait after
 //! the activation); reads on it are not delayed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The largest rate difference, in percent, assumed between two nodes' monotonic clocks.
@@ -93,6 +114,28 @@ impl Lease {
     }
 }
 
+/// The node lease of one runtime: like a [`Lease`], but shared by all its activations and renewed
+/// by [`ActorOp::Renew`](super::op::ActorOp::Renew) (see the module documentation).
+#[derive(Debug, Default)]
+pub struct NodeLease {
+    /// The [`Moment`] (nanoseconds) until which it holds; 0 until the first renewal.
+    valid_until: AtomicU64,
+}
+
+impl NodeLease {
+    /// A renewal sent at `sent_at` committed: the lease holds until `sent_at + duration` (never
+    /// shortened by an older renewal). Release: a reader that sees the new bound also sees what
+    /// the driver wrote before it answered the renewal (the fences ordered before it).
+    pub fn confirmed(&self, sent_at: Moment, duration: Duration) {
+        self.valid_until.fetch_max(sent_at.after(duration).0, Ordering::AcqRel);
+    }
+
+    /// Whether reads may be answered under it at `now` (the caller still checks its fences).
+    pub fn is_valid(&self, now: Moment) -> bool {
+        now.0 < self.valid_until.load(Ordering::Acquire)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +159,21 @@ mod tests {
         lease.confirmed(ms(10), duration);
         assert!(lease.is_valid(ms(409)));
         assert!(!lease.is_valid(ms(410)));
+    }
+
+    #[test]
+    fn a_node_lease_runs_from_when_the_renewal_was_sent_and_never_shrinks() {
+        let duration = Duration::from_millis(300);
+        let lease = NodeLease::default();
+        assert!(!lease.is_valid(Moment::START), "no node lease before a renewal");
+        lease.confirmed(ms(100), duration);
+        assert!(lease.is_valid(ms(399)));
+        assert!(!lease.is_valid(ms(400)));
+        lease.confirmed(ms(50), duration);
+        assert!(!lease.is_valid(ms(400)), "an older renewal does not move it");
+        lease.confirmed(ms(200), duration);
+        assert!(lease.is_valid(ms(499)));
+        assert!(!lease.is_valid(ms(500)));
     }
 
     #[test]

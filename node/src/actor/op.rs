@@ -11,6 +11,16 @@
 //!   answers [`ActorOutcome::Fenced`].
 //! * [`ActorOp::Confirm`] writes nothing; it tells an owner whether it still owns the actor (for
 //!   read leases).
+//! * [`ActorOp::Take`] is the activation nodes send: an [`ActorOp::Activate`] that applies only if
+//!   the owner record is still the one the proposer expected (and fenced, below).
+//!
+//! Two ops are on a node's lease key ([`keys::node_lease_key`]) instead, ordered with each other
+//! and with nothing else (see [`lease`](super::lease) for how they make node-wide read leases
+//! safe):
+//!
+//! * [`ActorOp::Renew`] writes nothing; its commit renews the node lease of its proposer.
+//! * [`ActorOp::Fence`] records, on every replica, that node `node` may no longer answer reads
+//!   of one actor's generations up to `generation` under its node lease.
 
 use super::keys;
 use crate::driver::ProposeError;
@@ -32,6 +42,15 @@ pub enum ActorOp {
     /// A write that also schedules, cancels or fires alarms, queues or consumes messages, or
     /// destroys the actor (the plain [`ActorOp::Write`] keeps its encoding for older nodes).
     Commit(Box<Commit>),
+    /// On node `node`'s lease key: renews its node lease.
+    Renew { node: u32 },
+    /// On node `node`'s lease key: node `node` may no longer answer reads of the actor with
+    /// interference key `actor`, generations up to `generation`, under its node lease.
+    Fence { node: u32, actor: Bytes, generation: u64 },
+    /// Node `node` becomes the owner with the next generation if the owner record is `expect`
+    /// (the previous owner, fenced by the proposer if it was another node); otherwise nothing
+    /// is written and the answer is [`ActorOutcome::Fenced`] with the owner record as it is.
+    Take { node: u32, expect: Option<OwnerRecord> },
 }
 
 /// The changes of one action, run-loop turn, alarm or send by the activation of `generation`
@@ -128,8 +147,15 @@ pub enum ActorOutcome {
     Written,
     /// The generation is still the owner's.
     Confirmed,
-    /// Rejected, nothing written: the generation is not the owner's; `current` is the owner now.
+    /// Rejected, nothing written: the generation is not the owner's (for a [`ActorOp::Take`]:
+    /// the owner is not the expected one); `current` is the owner now.
     Fenced { current: Option<OwnerRecord> },
+    /// The node lease's renewal committed.
+    Renewed,
+    /// The fence is set. `last_op_bound`, like [`ActorOutcome::Activated`]'s, is set by the
+    /// driver of the node that executed it: an instant no earlier than the execution there of the
+    /// latest earlier op on the node's lease key (its last renewal before the fence).
+    FenceSet { last_op_bound: Option<std::time::Instant> },
 }
 
 /// Applies one actor op to the actor whose interference key is `actor`.
@@ -141,6 +167,9 @@ pub fn apply(
     op: ActorOp,
     view: &mut View,
 ) -> Result<Result<ActorOutcome, ProposeError>, StorageError> {
+    if let ActorOp::Renew { node } | ActorOp::Fence { node, .. } = &op {
+        return apply_to_node_lease(actor, *node, op, view);
+    }
     if keys::parse_interference_key(actor).is_none() {
         return Ok(Err(ProposeError::Invalid(format!(
             "actor op on {:?}, which is not an actor key",
@@ -163,7 +192,10 @@ pub fn apply(
     };
     let owns = |generation: u64| owner.is_some_and(|o| o.generation == generation);
     let outcome = match op {
-        ActorOp::Activate { node } => {
+        ActorOp::Take { expect, .. } if owner != expect => {
+            return Ok(Ok(ActorOutcome::Fenced { current: owner }));
+        }
+        ActorOp::Activate { node } | ActorOp::Take { node, .. } => {
             let generation = owner.map_or(0, |o| o.generation) + 1;
             view.put(owner_key, Some(OwnerRecord { generation, node }.encode()));
             let state = view.get(&keys::state_key(actor))?;
@@ -237,8 +269,52 @@ pub fn apply(
             }
             ActorOutcome::Confirmed
         }
+        ActorOp::Renew { .. } | ActorOp::Fence { .. } => unreachable!("node lease ops return above"),
     };
     Ok(Ok(outcome))
+}
+
+/// Applies a node lease op ([`ActorOp::Renew`], [`ActorOp::Fence`]) on key `key`, which must be
+/// the lease key of the op's node.
+fn apply_to_node_lease(
+    key: &Bytes,
+    node: u32,
+    op: ActorOp,
+    view: &mut View,
+) -> Result<Result<ActorOutcome, ProposeError>, StorageError> {
+    if keys::parse_node_lease_key(key) != Some(node) {
+        return Ok(Err(ProposeError::Invalid(format!(
+            "node lease op of node {node} on {:?}, which is not its lease key",
+            String::from_utf8_lossy(key)
+        ))));
+    }
+    match op {
+        ActorOp::Renew { .. } => Ok(Ok(ActorOutcome::Renewed)),
+        ActorOp::Fence { actor, generation, .. } => {
+            if keys::parse_interference_key(&actor).is_none() {
+                return Ok(Err(ProposeError::Invalid(format!(
+                    "fence for {:?}, which is not an actor key",
+                    String::from_utf8_lossy(&actor)
+                ))));
+            }
+            let fence_key = keys::fence_key(node, &actor);
+            // Fences only rise: a late fence for an older generation leaves a newer one.
+            let generation = generation.max(read_fence(view.get(&fence_key)?.as_deref()));
+            view.put(fence_key, Some(Bytes::copy_from_slice(&generation.to_be_bytes())));
+            Ok(Ok(ActorOutcome::FenceSet { last_op_bound: None }))
+        }
+        other => unreachable!("not a node lease op: {other:?}"),
+    }
+}
+
+/// The generation a stored fence record holds (0, fencing nothing, when there is none). A record
+/// of another length than 8 bytes is read as fencing every generation: such a record is never
+/// written, so it is damage, and a node must not trust its lease over damage.
+pub fn read_fence(record: Option<&[u8]>) -> u64 {
+    match record {
+        None => 0,
+        Some(bytes) => bytes.try_into().map_or(u64::MAX, u64::from_be_bytes),
+    }
 }
 
 /// Removes the alarm stored under `key` and its index entry, if it exists.

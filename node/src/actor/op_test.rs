@@ -141,7 +141,17 @@ fn ops_on_non_actor_keys_or_corrupt_owner_records_are_errors_for_the_client() {
 
 #[test]
 fn ops_round_trip_through_the_command_encoding() {
-    for op in [ActorOp::Activate { node: 3 }, write(7, "s"), ActorOp::Confirm { generation: 9 }] {
+    let take = ActorOp::Take { node: 2, expect: Some(OwnerRecord { generation: 4, node: 1 }) };
+    let fence = ActorOp::Fence { node: 1, actor: b("a/1:c/1:x"), generation: 4 };
+    for op in [
+        ActorOp::Activate { node: 3 },
+        write(7, "s"),
+        ActorOp::Confirm { generation: 9 },
+        ActorOp::Renew { node: 5 },
+        fence,
+        take,
+        ActorOp::Take { node: 1, expect: None },
+    ] {
         assert_eq!(Op::decode(&Op::Actor(op.clone()).encode()).unwrap(), Op::Actor(op));
     }
 }
@@ -234,4 +244,79 @@ fn destruction_removes_everything_but_the_owner_record_and_leaves_a_tombstone() 
     let again = Commit { generation: 2, recreate: true, state: Some(b("s0")), ..Commit::default() };
     run(&storage, &actor, ActorOp::Commit(Box::new(again))).unwrap();
     assert!(storage.get_kv(&keys::tombstone_key(&actor)).unwrap().is_none());
+}
+
+#[test]
+fn a_take_applies_only_over_the_expected_owner() {
+    let storage = MemStorage::new();
+    let actor = ActorId::new("counter", "t").interference_key();
+    assert_eq!(run(&storage, &actor, ActorOp::Take { node: 1, expect: None }).unwrap(), first_activation());
+    assert_eq!(run(&storage, &actor, write(1, "s1")).unwrap(), ActorOutcome::Written);
+    let owner = Some(OwnerRecord { generation: 1, node: 1 });
+    let before = snapshot(&storage, &actor);
+    // Expecting no owner, or another one, writes nothing and answers the owner as it is.
+    for wrong in
+        [None, Some(OwnerRecord { generation: 1, node: 3 }), Some(OwnerRecord { generation: 0, node: 1 })]
+    {
+        assert_eq!(
+            run(&storage, &actor, ActorOp::Take { node: 2, expect: wrong }).unwrap(),
+            ActorOutcome::Fenced { current: owner }
+        );
+        assert_eq!(snapshot(&storage, &actor), before, "a refused take wrote something");
+    }
+    assert_eq!(
+        run(&storage, &actor, ActorOp::Take { node: 2, expect: owner }).unwrap(),
+        ActorOutcome::Activated {
+            generation: 2,
+            previous: owner,
+            state: Some(b("s1")),
+            destroyed: false,
+            last_op_bound: None,
+        }
+    );
+    assert_eq!(
+        run(&storage, &actor, write(1, "stale")).unwrap(),
+        ActorOutcome::Fenced { current: Some(OwnerRecord { generation: 2, node: 2 }) }
+    );
+}
+
+#[test]
+fn renewals_write_nothing_and_fences_only_rise() {
+    let storage = MemStorage::new();
+    let node = keys::node_lease_key(1);
+    let actor = ActorId::new("counter", "f").interference_key();
+    assert_eq!(run(&storage, &node, ActorOp::Renew { node: 1 }).unwrap(), ActorOutcome::Renewed);
+    assert!(storage.scan_kv_prefix(b"n/", None, 10).unwrap().is_empty(), "a renewal wrote something");
+    let fence = |generation| ActorOp::Fence { node: 1, actor: actor.clone(), generation };
+    let stored = || read_fence(storage.get_kv(&keys::fence_key(1, &actor)).unwrap().as_deref());
+    assert_eq!(stored(), 0, "no fence: nothing fenced");
+    assert_eq!(run(&storage, &node, fence(3)).unwrap(), ActorOutcome::FenceSet { last_op_bound: None });
+    assert_eq!(stored(), 3);
+    run(&storage, &node, fence(2)).unwrap();
+    assert_eq!(stored(), 3, "a late fence for an older generation lowered a newer one");
+    run(&storage, &node, fence(5)).unwrap();
+    assert_eq!(stored(), 5);
+    assert_eq!(read_fence(storage.get_kv(&keys::fence_key(2, &actor)).unwrap().as_deref()), 0);
+    assert_eq!(read_fence(Some(b"\x01")), u64::MAX, "a damaged record fences everything");
+}
+
+#[test]
+fn node_lease_ops_must_be_on_their_nodes_lease_key_and_name_an_actor() {
+    let storage = MemStorage::new();
+    let actor = ActorId::new("counter", "f").interference_key();
+    for (key, op) in [
+        (keys::node_lease_key(2), ActorOp::Renew { node: 1 }),
+        (actor.clone(), ActorOp::Renew { node: 1 }),
+        (b("k/x"), ActorOp::Renew { node: 1 }),
+        (keys::node_lease_key(2), ActorOp::Fence { node: 1, actor: actor.clone(), generation: 1 }),
+        (keys::node_lease_key(1), ActorOp::Fence { node: 1, actor: b("k/x"), generation: 1 }),
+        (keys::node_lease_key(1), ActorOp::Take { node: 1, expect: None }),
+        (keys::node_lease_key(1), ActorOp::Confirm { generation: 1 }),
+    ] {
+        assert!(
+            matches!(run(&storage, &key, op.clone()), Err(ProposeError::Invalid(_))),
+            "{op:?} on {key:?}"
+        );
+    }
+    assert!(storage.scan_kv_prefix(b"", None, 10).unwrap().is_empty(), "a refused op wrote something");
 }

@@ -30,16 +30,22 @@ use super::client::Client;
 use super::context::ConnId;
 use super::error::CallError;
 use super::events::EventHub;
+use super::keys;
 use super::keys::ActorId;
-use super::lease::Moment;
+use super::lease::{Moment, NodeLease};
+use super::op::{ActorOp, ActorOutcome};
 use super::registry::{ActorKind, Registry};
 use super::table::{Node, Table};
 use crate::driver::DriverHandle;
+use crate::state_machine::{Op, Outcome};
 
 /// Default [`RuntimeConfig::idle_timeout`].
 pub const IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);
 /// Default [`RuntimeConfig::lease`].
 pub const LEASE_DEFAULT: Duration = Duration::from_millis(300);
+/// Node lease renewals per lease: a renewal may take up to two thirds of a lease to commit
+/// before reads fall back to per-actor confirmation.
+pub const NODE_LEASE_RENEWALS_PER_LEASE: u32 = 3;
 /// Calls queued for one actor before callers are told to retry later.
 pub const MAILBOX_CALLS_MAX: usize = 1024;
 /// Active actors on one node before new activations are refused.
@@ -89,6 +95,10 @@ pub struct RuntimeConfig {
     /// How long a confirmed ownership lets reads be answered from memory (see
     /// [`lease`](super::lease)).
     pub lease: Duration,
+    /// Whether this node renews a node lease and answers reads under it (see
+    /// [`lease`](super::lease)); without it, a read after an activation's own lease lapsed
+    /// confirms that actor's ownership first.
+    pub node_lease: bool,
     /// An activation without calls for this long sleeps.
     pub idle_timeout: Duration,
     /// Bound on a call when the caller gives no deadline.
@@ -104,6 +114,7 @@ impl RuntimeConfig {
         Self {
             node_id,
             lease: LEASE_DEFAULT,
+            node_lease: true,
             idle_timeout: IDLE_TIMEOUT_DEFAULT,
             call_timeout: crate::config::REQUEST_TIMEOUT_DEFAULT,
             peer_token: None,
@@ -290,6 +301,8 @@ pub(crate) struct Shared {
     pub storage: Arc<dyn Storage>,
     pub hub: EventHub,
     pub started: Instant,
+    /// This node's lease for all its activations (see [`lease`](super::lease)).
+    pub node_lease: NodeLease,
     activations: Mutex<Table<Entry>>,
     client: OnceLock<Client>,
     /// Told when an activation scheduled alarms (the alarm scheduler looks again).
@@ -495,6 +508,43 @@ async fn sweep_idle(shared: Weak<Shared>, interval: Duration) {
     }
 }
 
+/// Renews the node lease every third of a lease while actors are active here, until the runtime
+/// is dropped. A renewal that fails is not retried: the next one follows on schedule, and in
+/// between reads confirm per actor once their own leases lapse.
+async fn renew_node_lease(shared: Weak<Shared>) {
+    let Some(interval) = shared.upgrade().map(|s| s.config.lease / NODE_LEASE_RENEWALS_PER_LEASE) else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(shared) = shared.upgrade() else { return };
+        if shared.table().len() == 0 {
+            continue;
+        }
+        let me = shared.config.node_id;
+        let sent = Instant::now();
+        let op = Op::Actor(ActorOp::Renew { node: me }).encode();
+        match shared.driver.execute(keys::node_lease_key(me), op).await {
+            Ok(Outcome::Actor(ActorOutcome::Renewed)) => {
+                shared.node_lease.confirmed(shared.moment(sent), shared.config.lease);
+                metrics::counter!("mortar_node_actor_lease_renewals_total", "result" => "ok").increment(1);
+            }
+            Ok(other) => {
+                tracing::error!(answer = ?other, "node lease renewal answered something else; reads confirm per actor");
+                metrics::counter!("mortar_node_actor_lease_renewals_total", "result" => "failed")
+                    .increment(1);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "node lease renewal did not commit");
+                metrics::counter!("mortar_node_actor_lease_renewals_total", "result" => "failed")
+                    .increment(1);
+            }
+        }
+    }
+}
+
 /// The actor runtime of one node. Cheap to clone.
 #[derive(Clone)]
 pub struct Runtime {
@@ -517,6 +567,7 @@ impl Runtime {
             storage,
             hub: EventHub::new(),
             started: Instant::now(),
+            node_lease: NodeLease::default(),
             activations: Mutex::new(Table::default()),
             client: OnceLock::new(),
             alarms_changed: tokio::sync::Notify::new(),
@@ -528,6 +579,9 @@ impl Runtime {
             ),
         });
         tokio::spawn(sweep_idle(Arc::downgrade(&shared), sweep_interval));
+        if shared.config.node_lease {
+            tokio::spawn(renew_node_lease(Arc::downgrade(&shared)));
+        }
         Self { shared }
     }
 

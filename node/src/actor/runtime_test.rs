@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 use crate::actor::examples::{self, ChatMessage, Counter, GetCount, Increment};
 use crate::actor::lease;
-use crate::actor::op::{ActorOp, ActorOutcome};
+use crate::actor::op::{ActorOp, ActorOutcome, OwnerRecord};
 use crate::actor::router::{self, Router};
 use crate::actor::{Action, Actor, ActorError, Context, Handles};
 use crate::driver::{self, DriverHandle, Peers};
@@ -51,6 +51,12 @@ fn node() -> Node {
     node_with(RuntimeConfig::new(ME))
 }
 
+fn node_with_lease(lease: Duration) -> Node {
+    let mut config = RuntimeConfig::new(ME);
+    config.lease = lease;
+    node_with(config)
+}
+
 fn deadline() -> Instant {
     Instant::now() + Duration::from_secs(5)
 }
@@ -78,14 +84,38 @@ impl Node {
             .await
     }
 
-    /// What another node's activation would commit.
+    /// What another node's activation would commit: a fence on the owner's node lease if that
+    /// is a node other than `node`, then the take.
     async fn activate_elsewhere(&self, actor: &str, key: &str, node: u32) -> u64 {
+        use mortar_storage::Storage as _;
         let key = ActorId::new(actor, key).interference_key();
-        let op = Op::Actor(ActorOp::Activate { node }).encode();
+        let expect = self
+            .storage
+            .get_kv(&crate::actor::keys::owner_key(&key))
+            .unwrap()
+            .map(|bytes| OwnerRecord::decode(&bytes).unwrap());
+        if let Some(owner) = expect
+            && owner.node != node
+        {
+            let fence = ActorOp::Fence { node: owner.node, actor: key.clone(), generation: owner.generation };
+            let fence_key = crate::actor::keys::node_lease_key(owner.node);
+            match self.driver.execute(fence_key, Op::Actor(fence).encode()).await.unwrap() {
+                Outcome::Actor(ActorOutcome::FenceSet { .. }) => {}
+                other => panic!("fence answered {other:?}"),
+            }
+        }
+        let op = Op::Actor(ActorOp::Take { node, expect }).encode();
         match self.driver.execute(key, op).await.unwrap() {
             Outcome::Actor(ActorOutcome::Activated { generation, .. }) => generation,
             other => panic!("activation answered {other:?}"),
         }
+    }
+
+    /// What node `node` commits to renew its node lease.
+    async fn renew_elsewhere(&self, node: u32) {
+        let op = Op::Actor(ActorOp::Renew { node }).encode();
+        let outcome = self.driver.execute(crate::actor::keys::node_lease_key(node), op).await.unwrap();
+        assert_eq!(outcome, Outcome::Actor(ActorOutcome::Renewed));
     }
 
     fn stored_state(&self, actor: &str, key: &str) -> Option<String> {
@@ -492,9 +522,7 @@ async fn a_deposed_activation_is_fenced_and_the_next_call_reactivates() {
 
 #[tokio::test]
 async fn reads_after_the_lease_confirm_ownership_first() {
-    let mut config = RuntimeConfig::new(ME);
-    config.lease = Duration::from_millis(100);
-    let node = node_with(config);
+    let node = node_with_lease(Duration::from_millis(100));
     node.call_local("counter", "l", "increment", "").await.unwrap();
     node.activate_elsewhere("counter", "l", 2).await;
     // Within the lease the owner answers from memory (the new owner would not have acknowledged a
@@ -507,9 +535,7 @@ async fn reads_after_the_lease_confirm_ownership_first() {
 
 #[tokio::test]
 async fn a_new_owner_waits_out_the_old_lease_before_acknowledging_a_write() {
-    let mut config = RuntimeConfig::new(ME);
-    config.lease = Duration::from_millis(200);
-    let node = node_with(config);
+    let node = node_with_lease(Duration::from_millis(200));
     // The wait runs from the old owner's last op here: its activation, which executed after this.
     let before = Instant::now();
     node.activate_elsewhere("counter", "h", 2).await;
@@ -523,9 +549,7 @@ async fn a_new_owner_waits_out_the_old_lease_before_acknowledging_a_write() {
 
 #[tokio::test]
 async fn a_new_owner_of_an_actor_whose_old_owner_went_quiet_writes_at_once() {
-    let mut config = RuntimeConfig::new(ME);
-    config.lease = Duration::from_millis(1000);
-    let node = node_with(config);
+    let node = node_with_lease(Duration::from_millis(1000));
     node.activate_elsewhere("counter", "quiet", 2).await;
     // The old owner does nothing more (it died): once its lease is surely over, which gossip
     // takes longer than to declare it dead, a new owner's first write is not held back.
@@ -534,6 +558,60 @@ async fn a_new_owner_of_an_actor_whose_old_owner_went_quiet_writes_at_once() {
     let reply = node.call_local("counter", "quiet", "increment", "").await.unwrap();
     assert_eq!((reply.result_json.as_str(), reply.generation), ("1", 2));
     assert!(started.elapsed() < Duration::from_millis(1000), "held back {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn reads_after_the_actors_own_lease_lapsed_are_answered_under_the_node_lease() {
+    for node_lease in [true, false] {
+        let mut config = RuntimeConfig::new(ME);
+        config.lease = Duration::from_millis(300);
+        config.node_lease = node_lease;
+        let node = node_with(config);
+        node.call_local("counter", "n", "increment", "").await.unwrap();
+        // The activation's own lease lapses; the node lease was renewed every 100 ms meanwhile.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        // Nothing can be committed any more: a read that needed a confirmation would fail.
+        node.driver.hold();
+        let read = node.call_local("counter", "n", "getCount", "").await;
+        if node_lease {
+            assert_eq!(read.unwrap().result_json, "1", "the node lease answers the read");
+        } else {
+            let e = read.unwrap_err();
+            assert!(matches!(e, CallError::Retry(_)), "without a node lease the read confirms: {e:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_fenced_activation_does_not_answer_under_the_node_lease() {
+    let node = node_with_lease(Duration::from_millis(300));
+    node.call_local("counter", "r", "increment", "").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    node.activate_elsewhere("counter", "r", 2).await;
+    // The activation's own lease lapsed and its node lease is renewed, but the fence covers its
+    // generation: it confirms, finds itself deposed, and does not answer.
+    let e = node.call_local("counter", "r", "getCount", "").await.unwrap_err();
+    assert!(matches!(&e, CallError::Retry(m) if m.contains("node 2")), "{e:?}");
+    assert_eq!(node.router.runtime().active_count(), 0, "a deposed activation deactivates");
+}
+
+#[tokio::test]
+async fn a_new_owner_waits_out_the_old_owners_node_lease_from_its_last_renewal() {
+    let lease = Duration::from_millis(200);
+    let node = node_with_lease(lease);
+    node.activate_elsewhere("counter", "w", 2).await;
+    // Long after node 2's last op on the actor (its activation), it renews its node lease: it may
+    // answer reads of the actor from memory until `lease` after the renewal was sent.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let renewed = Instant::now();
+    node.renew_elsewhere(2).await;
+    let reply = node.call_local("counter", "w", "increment", "").await.unwrap();
+    assert_eq!((reply.result_json.as_str(), reply.generation), ("1", 2));
+    assert!(
+        renewed.elapsed() >= lease::handover_wait(lease),
+        "the first write was acknowledged {:?} after the old owner's renewal",
+        renewed.elapsed()
+    );
 }
 
 #[tokio::test]
