@@ -33,6 +33,8 @@ pub struct AdminService {
 const BEGIN_UNKNOWN_WAIT: Duration = Duration::from_secs(5);
 /// How long `Remove` (and the other switches) waits for the switch to commit.
 const SWITCH_WAIT: Duration = Duration::from_secs(60);
+/// How long a committed switch's answer waits for the continuing members to run the new epoch.
+const BEHIND_WAIT: Duration = Duration::from_secs(5);
 /// How long a replace waits for gossip to declare the node it replaces down (detection takes
 /// about `probe_period + suspect_to_down_after`, well under a second).
 const REPLACE_DEAD_WAIT: Duration = Duration::from_secs(5);
@@ -328,6 +330,24 @@ impl AdminService {
             progress.push(format!("sealed epoch {}: cut {:?}", epoch - 1, last.cut));
         }
         progress.push(format!("committed epoch {epoch}: members {:?}", group.members));
+        // Until every continuing member runs the new epoch no further switch begins: wait a
+        // little for them, so that the next command is not refused for a member about to report.
+        let mut watch = self.metadata.clone();
+        let switched = watch.wait_for(|m| {
+            m.groups.get(&GroupId::FIRST).is_none_or(|g| g.epoch != epoch)
+                || !m.behind.contains_key(&GroupId::FIRST)
+        });
+        let behind = match tokio::time::timeout(BEHIND_WAIT, switched).await {
+            Ok(Ok(_)) => None,
+            _ => self.metadata.borrow().behind.get(&GroupId::FIRST).cloned(),
+        };
+        match behind {
+            None => progress.push(format!("every member runs epoch {epoch}")),
+            Some(nodes) => progress.push(format!(
+                "members {nodes:?} do not run epoch {epoch} yet (cut off or down): no further switch \
+                 begins until they do, or are removed or replaced"
+            )),
+        }
         Ok(ReconfigResponse { epoch, members: group.members.clone(), attempt, progress })
     }
 

@@ -227,9 +227,11 @@ impl Follower {
         }
         self.follow_as_control_leader(metadata).await;
         if group.epoch == local.epoch && group.members.contains(&self.me) {
-            if !group.ready.contains(&self.me) && self.reported != local.epoch {
+            let behind = metadata.behind.get(&group.id).is_some_and(|b| b.contains(&self.me));
+            if (!group.ready.contains(&self.me) || behind) && self.reported != local.epoch {
                 // A new member: it holds the data of the epoch (copied before its replica
-                // started), so it may lead and own actors.
+                // started), so it may lead and own actors. A continuing one: it runs the epoch,
+                // so the next switch need not wait for it.
                 let report =
                     Command::ReportReady { group: GroupId::FIRST, epoch: local.epoch, node: self.me };
                 match metadata::change(&self.control, &report).await {

@@ -45,6 +45,7 @@ fn initialize_makes_every_node_an_active_ready_member_at_epoch_1() {
         )]),
         control_voters: BTreeSet::from([1, 2, 3]),
         initial: (1..=3).map(initial_node).collect(),
+        behind: BTreeMap::new(),
     };
     assert_eq!(meta, want);
 }

@@ -59,6 +59,9 @@ pub(super) fn check(meta: &ClusterMetadata) -> Result<(), String> {
             return Err(format!("control voter {voter} is not in the directory"));
         }
     }
+    if let Some(gid) = meta.behind.keys().find(|g| !meta.groups.contains_key(g)) {
+        return Err(format!("members behind are kept for group {gid}, which does not exist"));
+    }
     for (&gid, group) in &meta.groups {
         let name = format!("group {gid} epoch {}", group.epoch);
         if group.id != gid || group.epoch == 0 {
@@ -67,6 +70,14 @@ pub(super) fn check(meta: &ClusterMetadata) -> Result<(), String> {
         check_members(&meta.nodes, &group.members, true).map_err(|why| format!("{name} members: {why}"))?;
         if let Some(stray) = group.ready.iter().find(|r| group.members.binary_search(r).is_err()) {
             return Err(format!("{name}: ready node {stray} is not a member"));
+        }
+        if let Some(behind) = meta.behind.get(&gid) {
+            if behind.is_empty() {
+                return Err(format!("{name}: an empty set of members behind is kept"));
+            }
+            if let Some(stray) = behind.iter().find(|b| !group.ready.contains(b)) {
+                return Err(format!("{name}: node {stray} is behind but not a ready member"));
+            }
         }
         let last_attempt = group.last_commit.as_ref().map_or(0, |l| l.attempt);
         if let Some(last) = &group.last_commit

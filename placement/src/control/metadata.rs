@@ -218,6 +218,12 @@ pub struct ClusterMetadata {
     pub control_voters: BTreeSet<NodeId>,
     /// The `Initialize` the cluster started from (sorted by id), so a repeat can be recognised.
     pub initial: Vec<InitialNode>,
+    /// Per group, the members that continued from the previous epoch and have not yet reported
+    /// running the current one (`ReportReady`): cut off or down during the switch. A member two
+    /// switches behind cannot finish its epoch from its peers, so no switch begins while a member
+    /// that stays is in here. No entry: none behind. (Last, so that snapshots of format 1, which
+    /// end before it, still read.)
+    pub behind: BTreeMap<GroupId, BTreeSet<NodeId>>,
 }
 
 impl Default for ClusterMetadata {
@@ -237,6 +243,7 @@ impl ClusterMetadata {
             groups: BTreeMap::new(),
             control_voters: BTreeSet::new(),
             initial: Vec::new(),
+            behind: BTreeMap::new(),
         }
     }
 

@@ -2,8 +2,8 @@
 //!
 //! Checked in this order, so that the first refusal names the most basic problem: the epoch the
 //! driver planned from, the driver, the nodes the kind names, the group's size bounds, the
-//! control plane's last voter, then whether the switch can finish (the staying members ready, a
-//! majority of the old epoch and of the new one reachable).
+//! control plane's last voter, then whether the switch can finish (the staying members ready and
+//! not behind, a majority of the old epoch and of the new one reachable).
 
 use super::metadata::{ClusterMetadata, Group, NodeEntry, ReconfigKind};
 use super::refusal::{Action, Refusal};
@@ -96,6 +96,14 @@ impl ClusterMetadata {
         let not_ready: Vec<NodeId> = staying().filter(|m| !group.ready.contains(m)).collect();
         if !not_ready.is_empty() {
             return Err(Refusal::MembersNotReady { group: group.id, epoch: group.epoch, nodes: not_ready });
+        }
+        // A member that has not switched to this epoch yet would be two switches behind after
+        // this one, and could not finish its epoch from its peers: wait for it (removing or
+        // replacing it is allowed, it does not stay).
+        let behind = self.behind.get(&group.id);
+        let behind: Vec<NodeId> = staying().filter(|m| behind.is_some_and(|b| b.contains(m))).collect();
+        if !behind.is_empty() {
+            return Err(Refusal::MembersBehind { group: group.id, epoch: group.epoch, nodes: behind });
         }
         let mut to: Vec<NodeId> = staying().chain(kind.joining()).collect();
         to.sort_unstable();

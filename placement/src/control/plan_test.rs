@@ -220,3 +220,49 @@ fn members_not_ready_are_refused_unless_they_are_the_one_leaving() {
     // A member that died before it became ready can still be replaced.
     accept(&mut meta, &begin(ReconfigKind::Replace { dead: 3, with: 4 }, &[1, 2]));
 }
+
+/// `BeginReconfig` of group 0 from its current epoch, driven by node 1.
+fn begin_now(meta: &ClusterMetadata, kind: ReconfigKind, reachable: &[NodeId]) -> Command {
+    Command::BeginReconfig {
+        group: G,
+        from_epoch: meta.groups[&G].epoch,
+        kind,
+        driver: 1,
+        reachable: reachable.to_vec(),
+    }
+}
+
+/// Commits the pending switch of group 0 (any cut naming its members).
+fn commit(meta: &mut ClusterMetadata) {
+    let attempt = meta.groups[&G].pending.as_ref().expect("a pending switch").attempt;
+    let cut = meta.groups[&G].members.iter().map(|&m| (m, 1)).collect();
+    accept(meta, &Command::CommitReconfig { group: G, attempt, cut });
+}
+
+#[test]
+fn a_member_that_missed_the_last_switch_holds_the_next_one_back_unless_it_leaves() {
+    // Five members; node 5 is cut off while node 3 is removed (a majority seals without it).
+    let mut meta = cluster(5);
+    accept(&mut meta, &begin(ReconfigKind::Remove { node: 3 }, &[1, 2, 3, 4]));
+    commit(&mut meta);
+    assert_eq!(meta.behind[&G], [1, 2, 4, 5].into(), "every continuing member is behind until it reports");
+    for node in [1, 2, 4] {
+        accept(&mut meta, &Command::ReportReady { group: G, epoch: 2, node });
+    }
+    assert_eq!(meta.behind[&G], [5].into());
+    // Joining again now would leave node 5 two switches behind: refused until it reports.
+    accept(&mut meta, &register_command(6));
+    let join = begin_now(&meta, ReconfigKind::Add { node: 6 }, &[1, 2, 4, 5, 6]);
+    let refusal = refuse(&mut meta, &join);
+    assert_eq!(refusal, Refusal::MembersBehind { group: G, epoch: 2, nodes: vec![5] });
+    assert!(refusal.is_retryable());
+    // Removing (or replacing) the member that is behind is not held back by it.
+    let mut without = meta.clone();
+    accept(&mut without, &begin_now(&meta, ReconfigKind::Remove { node: 5 }, &[1, 2, 4]));
+    // Once it reports running epoch 2, the join goes ahead.
+    accept(&mut meta, &Command::ReportReady { group: G, epoch: 2, node: 5 });
+    assert!(!meta.behind.contains_key(&G), "no member behind: no entry");
+    accept(&mut meta, &join);
+    commit(&mut meta);
+    assert_eq!(meta.behind[&G], [1, 2, 4, 5].into(), "a new member is not behind: it was not there");
+}

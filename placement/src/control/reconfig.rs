@@ -86,12 +86,20 @@ impl ClusterMetadata {
         let old: BTreeSet<NodeId> = group.members.iter().copied().collect();
         let epoch = group.epoch + 1;
         let group = self.groups.get_mut(&group_id).expect("looked up above");
-        // Continuing members executed the cut themselves; new ones install it first.
+        // Continuing members hold the data up to the cut (they execute it themselves, from their
+        // peers if they were cut off); new ones install it first. Until each continuing member
+        // reports running the new epoch, it is behind.
         group.ready = pending.to.iter().copied().filter(|m| old.contains(m)).collect();
+        let behind = group.ready.clone();
         group.members = pending.to;
         group.epoch = epoch;
         group.pending = None;
         group.last_commit = Some(LastCommit { attempt, epoch, cut });
+        if behind.is_empty() {
+            self.behind.remove(&group_id);
+        } else {
+            self.behind.insert(group_id, behind);
+        }
         if let Some(joining) = pending.kind.joining()
             && self.nodes[&joining].state == NodeState::Joining
         {
@@ -148,6 +156,12 @@ impl ClusterMetadata {
             return Err(Refusal::NotMember { group: group_id, node });
         }
         self.groups.get_mut(&group_id).expect("looked up above").ready.insert(node);
+        if let Some(behind) = self.behind.get_mut(&group_id) {
+            behind.remove(&node);
+            if behind.is_empty() {
+                self.behind.remove(&group_id);
+            }
+        }
         Ok(Outcome::Ready { group: group_id, epoch, node })
     }
 }

@@ -178,6 +178,12 @@ pub enum Refusal {
     LastActiveMember { group: GroupId, node: NodeId },
     #[error("the control plane has 1 to {max} voters, not {count}")]
     ControlVotersSize { count: usize, max: usize },
+    #[error(
+        "members {nodes:?} of group {group} have not switched to epoch {epoch} yet (cut off or down \
+         during the last switch), and a member two switches behind cannot catch up from its peers: \
+         wait until they report running epoch {epoch}, then retry (or remove or replace them)"
+    )]
+    MembersBehind { group: GroupId, epoch: u64, nodes: Vec<NodeId> },
 }
 
 impl Refusal {
@@ -192,6 +198,7 @@ impl Refusal {
                 | Refusal::StaleEpoch { .. }
                 | Refusal::NoSurvivingQuorum { .. }
                 | Refusal::MembersNotReady { .. }
+                | Refusal::MembersBehind { .. }
         )
     }
 }

@@ -10,6 +10,7 @@ fn refusals_say_whether_waiting_can_help() {
         Refusal::StaleEpoch { group: g, epoch: 2, from_epoch: 1 },
         Refusal::NoSurvivingQuorum { group: g, epoch: 1, reachable: 1, members: 3, needed: 2 },
         Refusal::MembersNotReady { group: g, epoch: 1, nodes: vec![3] },
+        Refusal::MembersBehind { group: g, epoch: 2, nodes: vec![4] },
     ];
     for refusal in wait {
         assert!(refusal.is_retryable(), "{refusal}");

@@ -4,13 +4,48 @@
 //! size before decoding and every invariant after: bytes from a disk or a peer never panic and
 //! never yield a state the commands could not have reached.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
 use super::SNAPSHOT_BYTES_MAX;
+use super::command::InitialNode;
 use super::invariants;
-use super::metadata::ClusterMetadata;
+use super::metadata::{ClusterMetadata, Group, GroupId, NodeEntry};
+use crate::ring::NodeId;
 
 /// Format of the bytes [`ClusterMetadata::snapshot`] writes. A release that changes the encoding
-/// writes a new number and still reads the old ones.
-const SNAPSHOT_FORMAT: u32 = 1;
+/// writes a new number and still reads the old ones: format 1 lacks
+/// [`ClusterMetadata::behind`] (read as no member behind).
+const SNAPSHOT_FORMAT: u32 = 2;
+
+/// [`ClusterMetadata`] as format 1 wrote it: every field but the last, `behind`.
+#[derive(Deserialize)]
+struct MetadataV1 {
+    cluster_id: u64,
+    version: u64,
+    next_node_id: NodeId,
+    nodes: BTreeMap<NodeId, NodeEntry>,
+    groups: BTreeMap<GroupId, Group>,
+    control_voters: BTreeSet<NodeId>,
+    initial: Vec<InitialNode>,
+}
+
+impl From<MetadataV1> for ClusterMetadata {
+    fn from(v1: MetadataV1) -> Self {
+        let MetadataV1 { cluster_id, version, next_node_id, nodes, groups, control_voters, initial } = v1;
+        ClusterMetadata {
+            cluster_id,
+            version,
+            next_node_id,
+            nodes,
+            groups,
+            control_voters,
+            initial,
+            behind: BTreeMap::new(),
+        }
+    }
+}
 
 /// Bytes that are not a snapshot of valid metadata. Retrying with the same bytes cannot help:
 /// fetch the snapshot again from a healthy control-plane node.
@@ -49,10 +84,12 @@ impl ClusterMetadata {
         }
         let malformed = |e: postcard::Error| SnapshotError::Malformed { reason: e.to_string() };
         let (format, rest) = postcard::take_from_bytes::<u32>(bytes).map_err(malformed)?;
-        if format != SNAPSHOT_FORMAT {
-            return Err(SnapshotError::UnknownFormat { format, known: SNAPSHOT_FORMAT });
+        let (metadata, rest) = match format {
+            1 => postcard::take_from_bytes::<MetadataV1>(rest).map(|(m, rest)| (m.into(), rest)),
+            SNAPSHOT_FORMAT => postcard::take_from_bytes::<ClusterMetadata>(rest),
+            _ => return Err(SnapshotError::UnknownFormat { format, known: SNAPSHOT_FORMAT }),
         }
-        let (metadata, rest) = postcard::take_from_bytes::<ClusterMetadata>(rest).map_err(malformed)?;
+        .map_err(malformed)?;
         if !rest.is_empty() {
             return Err(SnapshotError::Malformed {
                 reason: format!("{} bytes after the snapshot", rest.len()),

@@ -17,16 +17,29 @@ fn busy() -> ClusterMetadata {
         driver: 2,
         reachable: vec![1, 2, 4],
     };
-    accept(&mut meta, &Command::ReportReady { group: GroupId::FIRST, epoch: 2, node: 4 });
+    for node in [4, 1, 2] {
+        accept(&mut meta, &Command::ReportReady { group: GroupId::FIRST, epoch: 2, node });
+    }
     accept(&mut meta, &Command::Drain { node: 1 });
     accept(&mut meta, &begin);
     assert!(meta.groups[&GroupId::FIRST].pending.is_some());
     meta
 }
 
+/// A switch committed, and its continuing members not reported running the new epoch yet.
+fn behind() -> ClusterMetadata {
+    let mut meta = cluster(3);
+    accept(&mut meta, &register_command(4));
+    accept(&mut meta, &begin_by(1, ReconfigKind::Add { node: 4 }, &[1, 2, 3, 4]));
+    let cut = vec![(1, 7), (2, 8), (3, 9)];
+    accept(&mut meta, &Command::CommitReconfig { group: GroupId::FIRST, attempt: 1, cut });
+    assert!(!meta.behind.is_empty());
+    meta
+}
+
 #[test]
 fn snapshot_then_restore_gives_the_same_metadata() {
-    for meta in [ClusterMetadata::new(), cluster(7), busy()] {
+    for meta in [ClusterMetadata::new(), cluster(7), busy(), behind()] {
         assert_eq!(ClusterMetadata::restore(&meta.snapshot()), Ok(meta));
     }
 }
@@ -67,4 +80,18 @@ fn a_snapshot_that_breaks_an_invariant_is_refused() {
     meta.next_node_id = 2;
     let result = ClusterMetadata::restore(&meta.snapshot());
     assert!(matches!(result, Err(SnapshotError::Invalid { .. })), "{result:?}");
+}
+
+#[test]
+fn a_format_1_snapshot_reads_as_no_member_behind() {
+    // Format 1 wrote every field but the last one, `behind`, which it did not have.
+    let meta = busy();
+    assert!(meta.behind.is_empty());
+    let v2 = meta.snapshot();
+    let mut v1 = postcard::to_stdvec(&1u32).unwrap();
+    let body = &v2[postcard::to_stdvec(&SNAPSHOT_FORMAT).unwrap().len()..];
+    let empty_behind = postcard::to_stdvec(&std::collections::BTreeMap::<u32, u32>::new()).unwrap();
+    assert!(body.ends_with(&empty_behind));
+    v1.extend_from_slice(&body[..body.len() - empty_behind.len()]);
+    assert_eq!(ClusterMetadata::restore(&v1), Ok(meta));
 }
