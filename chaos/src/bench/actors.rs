@@ -14,7 +14,12 @@
 //!   replicate the activations) before and after; and over the second half of the actors
 //!   alone, what one more actor costs once the storage engine's bounded buffers are full.
 //!
-//! Those four run by default. The durable parts run only when named in `--parts` (see
+//! Those four run by default. **ceilings** (only when named) measures what bounds the calls/s
+//! runs through node 1, with the same clients, keys and duration: `increment` and `getCount` on
+//! counters that node 1 owns itself (no call is forwarded), and plain KV puts through node 1 (the
+//! write an `increment` is built on). With `--etcd`, each is printed as a ratio to etcd's puts/s.
+//!
+//! The durable parts run only when named in `--parts` (see
 //! [`super::actors_durable`]):
 //!
 //! * **alarms**: lateness (fired minus due) of reminders on a quiet cluster, and of reminders
@@ -68,7 +73,7 @@ pub const FILL_CONCURRENCY: usize = 64;
 /// so that the memory part measures idle actors, not sleeping ones.
 pub const IDLE_TIMEOUT_MS: u64 = 3_600_000;
 /// The parts run on the main cluster, in this order; the first four are the default.
-pub const PARTS: [&str; 6] = ["calls", "activation", "failover", "memory", "alarms", "queue"];
+pub const PARTS: [&str; 7] = ["calls", "ceilings", "activation", "failover", "memory", "alarms", "queue"];
 /// The parts run on a cluster of their own (its nodes put idle actors to sleep quickly).
 pub const PART_ALARM_MEMORY: &str = "alarm-memory";
 pub const PART_SLEEP_MEMORY: &str = "sleep-memory";
@@ -76,7 +81,7 @@ pub const PART_SLEEP_MEMORY: &str = "sleep-memory";
 #[derive(clap::Args, Debug, Clone)]
 pub struct ActorBenchArgs {
     /// Parts to run, comma-separated: calls, activation, failover, memory (the default), and
-    /// alarms (alarm lateness, quiet and across a failover of the owner), queue (queue messages
+    /// ceilings (what bounds the calls part: calls on counters node 1 owns, KV puts), alarms (alarm lateness, quiet and across a failover of the owner), queue (queue messages
     /// sent and handled per second), alarm-memory (memory per sleeping actor with an alarm, on a
     /// cluster of its own), sleep-memory (memory per sleeping counter, on a cluster of its own).
     #[arg(long, value_delimiter = ',', default_value = "calls,activation,failover,memory")]
@@ -103,7 +108,7 @@ pub struct ActorBenchArgs {
     /// The mortar binary to run as nodes [default: `mortar` beside this program].
     #[arg(long, value_name = "PATH")]
     pub bin: Option<PathBuf>,
-    /// With the calls part: after the Mortar cluster has stopped, start a three-member etcd
+    /// With the calls or ceilings part: after the Mortar cluster has stopped, start a three-member etcd
     /// cluster on loopback and measure its puts/s with the same clients, `--duration` and keys
     /// per client, through all members (etcd's best case), then print the ratios of
     /// `increment` and `getCount` calls/s to etcd puts/s (issue 21's targets: 1.5 and 4).
@@ -128,7 +133,11 @@ pub struct Latency {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Throughput {
+    /// `increment`, `getCount`, or `kv put` (a ceiling).
     pub action: String,
+    /// Which counters: `spread` (over the three owners, as `--keys` counters) or `node 1's` (all
+    /// owned by node 1: no call is forwarded); `-` for KV puts.
+    pub counters: String,
     pub calls: u64,
     pub errors: u64,
     pub calls_per_sec: f64,
@@ -534,7 +543,7 @@ pub async fn run(args: ActorBenchArgs) -> anyhow::Result<()> {
         run_parts(&mut cluster, &args, &mut result).await?;
         // Dropped here: its nodes stop before another cluster starts.
     }
-    if args.etcd && wants("calls") {
+    if args.etcd && (wants("calls") || wants("ceilings")) {
         let (puts, cpu) = etcd_puts(&args).await?;
         result.etcd_puts_per_sec = Some(puts);
         result.etcd_cpu = Some(cpu);
@@ -564,22 +573,28 @@ async fn run_parts(
 ) -> anyhow::Result<()> {
     let wants = |part: &str| args.parts.iter().any(|p| p == part);
     if wants("calls") {
-        for (action, args_json) in [("increment", r#"{"amount":1}"#), ("getCount", "")] {
-            let run = throughput(cluster, args, action, args_json).await?;
-            println!(
-                "calls/s through node 1, {action}: {:.0} ({} calls, {} errors; p50 {:.2} ms, p99 {:.2} ms; \
-                 {} clients over {} counters)",
-                run.calls_per_sec,
-                run.calls,
-                run.errors,
-                run.latency.p50_ms,
-                run.latency.p99_ms,
-                args.clients,
-                args.keys
-            );
-            println!("  {}", run.cpu.line());
+        let keys: Vec<String> = (0..args.keys).map(|k| format!("load-{k}")).collect();
+        for (action, args_json) in ACTIONS {
+            let run = throughput(cluster, args, action, args_json, SPREAD, &keys).await?;
+            print_throughput(&run, args);
             result.throughput.push(run);
         }
+    }
+    if wants("ceilings") {
+        let keys = keys_owned_by(1, "counter", "local", args.keys as usize);
+        for (action, args_json) in ACTIONS {
+            let run = throughput(cluster, args, action, args_json, NODE1_OWNS, &keys).await?;
+            print_throughput(&run, args);
+            result.throughput.push(run);
+        }
+        let run = kv_puts(cluster, args).await?;
+        println!(
+            "KV puts/s through node 1 (the write an increment is built on): {:.0} ({} puts, {} errors; p50 \
+             {:.2} ms, p99 {:.2} ms; {} clients)",
+            run.calls_per_sec, run.calls, run.errors, run.latency.p50_ms, run.latency.p99_ms, args.clients
+        );
+        println!("  {}", run.cpu.line());
+        result.throughput.push(run);
     }
     if wants("activation") {
         let mut client = cluster.client(1).await?;
@@ -671,36 +686,106 @@ async fn etcd_puts(args: &ActorBenchArgs) -> anyhow::Result<(f64, EtcdCpu)> {
     measured
 }
 
-/// Prints each calls/s run of the calls part against etcd's puts/s.
+/// Prints each calls/s run of the calls and ceilings parts against etcd's puts/s.
 fn print_ratios(result: &ActorBenchResult, etcd_puts: f64, clients: u64) {
-    for run in &result.throughput {
-        let target = if run.action == "increment" { 1.5 } else { 4.0 };
-        println!(
-            "{} calls/s ÷ etcd puts/s at {clients} clients: {:.2} ({:.0} / {:.0}; issue 21's target ≥ {target})",
-            run.action,
-            run.calls_per_sec / etcd_puts.max(1e-9),
-            run.calls_per_sec,
-            etcd_puts
-        );
+    for line in ratio_lines(&result.throughput, etcd_puts, clients) {
+        println!("{line}");
     }
 }
 
+/// One line per run: its rate over etcd's puts/s, with issue 21's target for the calls part's
+/// runs (the ceilings bound them: a ceiling below a target shows the target out of reach until
+/// what the ceiling measures gets faster).
+fn ratio_lines(runs: &[Throughput], etcd_puts: f64, clients: u64) -> Vec<String> {
+    runs.iter()
+        .map(|run| {
+            let ratio = run.calls_per_sec / etcd_puts.max(1e-9);
+            let what = match (run.action.as_str(), run.counters.as_str()) {
+                (KV_PUT, _) => "ceiling of increment".to_string(),
+                ("increment", SPREAD) => "issue 21's target ≥ 1.5".to_string(),
+                (_, SPREAD) => "issue 21's target ≥ 4".to_string(),
+                _ => "ceiling: nothing forwarded".to_string(),
+            };
+            let unit = if run.action == KV_PUT { "puts/s" } else { "calls/s" };
+            let which = if run.counters == NODE1_OWNS { " (node 1's counters)" } else { "" };
+            format!(
+                "{}{which} {unit} ÷ etcd puts/s at {clients} clients: {ratio:.2} ({:.0} / {etcd_puts:.0}; {what})",
+                run.action, run.calls_per_sec
+            )
+        })
+        .collect()
+}
+
+/// The calls of the calls/s runs, with their arguments.
+const ACTIONS: [(&str, &str); 2] = [("increment", r#"{"amount":1}"#), ("getCount", "")];
+/// [`Throughput::counters`]: spread over the three owners, or all owned by node 1.
+const SPREAD: &str = "spread";
+const NODE1_OWNS: &str = "node 1's";
+const KV_PUT: &str = "kv put";
+
+fn print_throughput(run: &Throughput, args: &ActorBenchArgs) {
+    let which = if run.counters == NODE1_OWNS { ", all owned by node 1 (none forwarded)" } else { "" };
+    println!(
+        "calls/s through node 1, {}: {:.0} ({} calls, {} errors; p50 {:.2} ms, p99 {:.2} ms; {} clients over \
+         {} counters{which})",
+        run.action,
+        run.calls_per_sec,
+        run.calls,
+        run.errors,
+        run.latency.p50_ms,
+        run.latency.p99_ms,
+        args.clients,
+        args.keys
+    );
+    println!("  {}", run.cpu.line());
+}
+
+/// Ceiling: KV puts through node 1 with the calls part's clients, duration and keys per client,
+/// and their CPU per put (no warm-up: the connections are open before the clock starts).
+async fn kv_puts(cluster: &BenchCluster, args: &ActorBenchArgs) -> anyhow::Result<Throughput> {
+    let kv_args = mortar_node::bench::KvBenchArgs {
+        clients: args.clients,
+        duration: args.duration,
+        keys: args.keys,
+        warmup: 0,
+        ..mortar_node::bench::KvBenchArgs::new(
+            mortar_node::bench::Target::Mortar,
+            vec![cluster.node(1).grpc.to_string()],
+        )
+    };
+    let before = cpu_snapshot(cluster)?;
+    let run = super::target::run_kv(kv_args).await?;
+    let after = cpu_snapshot(cluster)?;
+    Ok(Throughput {
+        action: KV_PUT.to_string(),
+        counters: "-".to_string(),
+        calls: run.ops,
+        errors: run.errors,
+        calls_per_sec: run.ops_per_sec,
+        latency: Latency { count: run.ops, p50_ms: run.p50_ms, p99_ms: run.p99_ms, max_ms: run.max_ms },
+        cpu: CallCpu::between(&before, &after, run.ops),
+    })
+}
+
+/// Calls `action` on `keys` (counters) through node 1 from `--clients` callers for `--duration`.
 async fn throughput(
     cluster: &BenchCluster,
     args: &ActorBenchArgs,
     action: &str,
     args_json: &str,
+    counters: &str,
+    keys: &[String],
 ) -> anyhow::Result<Throughput> {
+    anyhow::ensure!(!keys.is_empty(), "no counters to call");
     let client = cluster.client(1).await?;
     let calls = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     // Warm up: activate every counter first.
-    for k in 0..args.keys {
+    for key in keys {
         let mut c = client.clone();
-        call(&mut c, &format!("load-{k}"), "getCount", "")
-            .await
-            .map_err(|s| anyhow::anyhow!("warm-up call: {s}"))?;
+        call(&mut c, key, "getCount", "").await.map_err(|s| anyhow::anyhow!("warm-up call: {s}"))?;
     }
+    let keys: Arc<Vec<String>> = Arc::new(keys.to_vec());
     let cpu_before = cpu_snapshot(cluster)?;
     let end = Instant::now() + Duration::from_secs(args.duration);
     let mut tasks = Vec::new();
@@ -708,15 +793,15 @@ async fn throughput(
         let mut client = client.clone();
         let (calls, errors) = (calls.clone(), errors.clone());
         let (action, args_json, keys, clients) =
-            (action.to_string(), args_json.to_string(), args.keys, args.clients);
+            (action.to_string(), args_json.to_string(), keys.clone(), args.clients as usize);
         tasks.push(tokio::spawn(async move {
             let mut histogram = new_histogram();
-            let mut k = client_index;
+            let mut k = client_index as usize;
             while Instant::now() < end {
-                let key = format!("load-{}", k % keys);
+                let key = &keys[k % keys.len()];
                 k += clients;
                 let started = Instant::now();
-                match call(&mut client, &key, &action, &args_json).await {
+                match call(&mut client, key, &action, &args_json).await {
                     Ok(_) => {
                         let _ = histogram.record(started.elapsed().as_micros() as u64);
                         calls.fetch_add(1, Ordering::Relaxed);
@@ -739,6 +824,7 @@ async fn throughput(
     let calls = calls.load(Ordering::Relaxed);
     Ok(Throughput {
         action: action.to_string(),
+        counters: counters.to_string(),
         calls,
         errors: errors.load(Ordering::Relaxed),
         calls_per_sec: calls as f64 / seconds,

@@ -28,3 +28,45 @@ fn no_calls_divide_by_one_not_zero() {
     assert!(cpu.load_generator_us.is_finite());
     assert_eq!(cpu.node1_us, 0.0);
 }
+
+fn run(action: &str, counters: &str, calls_per_sec: f64) -> Throughput {
+    Throughput {
+        action: action.into(),
+        counters: counters.into(),
+        calls: 0,
+        errors: 0,
+        calls_per_sec,
+        latency: Latency { count: 0, p50_ms: 0.0, p99_ms: 0.0, max_ms: 0.0 },
+        cpu: CallCpu::default(),
+    }
+}
+
+#[test]
+fn ratios_name_the_target_of_each_calls_run_and_mark_the_ceilings() {
+    let runs = [
+        run("increment", SPREAD, 5_000.0),
+        run("getCount", SPREAD, 20_000.0),
+        run("getCount", NODE1_OWNS, 30_000.0),
+        run(KV_PUT, "-", 15_000.0),
+    ];
+    let lines = ratio_lines(&runs, 10_000.0, 32);
+    assert_eq!(
+        lines[0],
+        "increment calls/s ÷ etcd puts/s at 32 clients: 0.50 (5000 / 10000; issue 21's target ≥ 1.5)"
+    );
+    assert!(lines[1].ends_with("2.00 (20000 / 10000; issue 21's target ≥ 4)"), "{}", lines[1]);
+    assert!(lines[2].starts_with("getCount (node 1's counters) calls/s"), "{}", lines[2]);
+    assert!(lines[2].ends_with("3.00 (30000 / 10000; ceiling: nothing forwarded)"), "{}", lines[2]);
+    assert!(lines[3].starts_with("kv put puts/s"), "{}", lines[3]);
+    assert!(lines[3].ends_with("1.50 (15000 / 10000; ceiling of increment)"), "{}", lines[3]);
+}
+
+#[test]
+fn the_ceilings_part_is_a_part_but_not_a_default_one() {
+    assert!(PARTS.contains(&"ceilings"));
+    let args = <ActorBenchArgs as clap::FromArgMatches>::from_arg_matches(
+        &<ActorBenchArgs as clap::Args>::augment_args(clap::Command::new("t")).get_matches_from(["t"]),
+    )
+    .unwrap();
+    assert!(!args.parts.iter().any(|p| p == "ceilings"), "{:?}", args.parts);
+}
