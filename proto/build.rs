@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/mortar/v1/actors.proto",
         "proto/mortar/internal/v1/epoxy.proto",
         "proto/mortar/internal/v1/control.proto",
+        "proto/mortar/internal/v1/forward.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

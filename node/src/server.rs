@@ -27,6 +27,7 @@ use mortar_epoxy::{Config as EpoxyConfig, Cut, InstanceId, Recovered, Replica, R
 use mortar_placement::View;
 use mortar_placement::control::{ClusterMetadata, Command, InitialNode};
 use mortar_placement::{Membership, MembershipConfig};
+use mortar_proto::internal::v1::actor_forward_server::ActorForwardServer;
 use mortar_proto::internal::v1::epoxy_client::EpoxyClient;
 use mortar_proto::internal::v1::epoxy_server::EpoxyServer;
 use mortar_proto::v1::actor_admin_server::ActorAdminServer;
@@ -282,6 +283,7 @@ pub async fn run_on(
     let epoxy =
         EpoxyService { cluster_id, me: config.id, driver: driver.clone(), local, transfer: checkpoints };
     let actors = ActorsService { router: router.clone() };
+    let forward = crate::actor::forward::ForwardService { router: router.clone() };
     let actor_admin = ActorAdminService { router };
     let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
     let tokens = Arc::new(config.tokens.clone());
@@ -309,9 +311,19 @@ pub async fn run_on(
         .add_service(InterceptedService::new(AdminServer::new(admin), admin_check.clone()))
         .add_service(InterceptedService::new(
             ActorsServer::new(actors).max_decoding_message_size(max).max_encoding_message_size(max),
-            client_check,
+            client_check.clone(),
         ))
         .add_service(InterceptedService::new(ActorAdminServer::new(actor_admin), admin_check))
+        // Forwarded calls: a node certificate (with TLS) and the token `Actors` needs.
+        .add_service(InterceptedService::new(
+            InterceptedService::new(
+                ActorForwardServer::new(forward)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+                client_check,
+            ),
+            peer_check,
+        ))
         .add_service(InterceptedService::new(
             EpoxyServer::new(epoxy).max_decoding_message_size(max).max_encoding_message_size(max),
             peer_check,

@@ -133,6 +133,7 @@ mod errors_test;
 pub mod events;
 pub mod examples;
 pub mod examples_work;
+pub mod forward;
 pub mod inspect;
 pub mod keys;
 pub mod lease;

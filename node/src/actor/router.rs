@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures::Stream;
 use mortar_placement::{Member, View};
+use mortar_proto::internal::v1::actor_forward_client::ActorForwardClient;
 use mortar_proto::v1::actors_client::ActorsClient;
 use mortar_proto::v1::{ActorCallRequest, ActorEvent, ActorSubscribeRequest};
 use tokio::sync::{broadcast, watch};
@@ -27,6 +28,7 @@ use tonic::transport::Channel;
 
 use super::error::CallError;
 use super::events::Published;
+use super::forward::Forwarder;
 use super::keys::ActorId;
 use super::runtime::{Reply, Runtime};
 
@@ -48,6 +50,8 @@ pub struct Router {
     runtime: Runtime,
     view: watch::Receiver<View>,
     channels: Mutex<HashMap<String, Channel>>,
+    /// The stream of forwarded calls to each owner, by address ([`super::forward`]).
+    forwarders: Mutex<HashMap<String, Arc<Forwarder>>>,
 }
 
 /// The owner of an actor, as this node sees it.
@@ -62,7 +66,13 @@ impl Router {
     /// `runtime` call other actors through it.
     pub fn new(runtime: Runtime, view: watch::Receiver<View>) -> Arc<Self> {
         let me = runtime.config().node_id;
-        let router = Arc::new(Self { me, runtime, view, channels: Mutex::new(HashMap::new()) });
+        let router = Arc::new(Self {
+            me,
+            runtime,
+            view,
+            channels: Mutex::new(HashMap::new()),
+            forwarders: Mutex::new(HashMap::new()),
+        });
         let timeout = router.runtime.config().call_timeout;
         router.runtime.set_client(super::Client::local(Arc::downgrade(&router)).with_timeout(timeout));
         router
@@ -209,6 +219,23 @@ impl Router {
         }
     }
 
+    /// The forwarder of calls to `owner`, started on first use.
+    fn forwarder(&self, owner: &Owner) -> Result<Arc<Forwarder>, CallError> {
+        if let Some(forwarder) = self.forwarders.lock().expect("forwarders lock").get(&owner.address) {
+            return Ok(forwarder.clone());
+        }
+        let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
+        let channel =
+            crate::auth::with_token(self.channel(&owner.address)?, self.runtime.config().peer_token.clone());
+        let client =
+            ActorForwardClient::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
+        let mut forwarders = self.forwarders.lock().expect("forwarders lock");
+        let forwarder = forwarders
+            .entry(owner.address.clone())
+            .or_insert_with(|| Arc::new(Forwarder::spawn(owner.node, client)));
+        Ok(forwarder.clone())
+    }
+
     async fn forward_call(
         &self,
         owner: &Owner,
@@ -218,36 +245,19 @@ impl Router {
         input_json: Option<&str>,
         deadline: Instant,
     ) -> Result<Reply, CallError> {
-        let mut client = self.actors_client(owner)?;
-        let mut request = tonic::Request::new(ActorCallRequest {
+        let forwarder = self.forwarder(owner)?;
+        let call = ActorCallRequest {
             actor: id.name().to_string(),
             key: id.key().to_string(),
             action: action.to_string(),
             args_json: args_json.to_string(),
             forwarded: true,
             input_json: input_json.unwrap_or_default().to_string(),
-        });
+        };
         let remaining = deadline.saturating_duration_since(Instant::now());
-        request.set_timeout(remaining.saturating_sub(FORWARD_DEADLINE_MARGIN).max(Duration::from_millis(1)));
+        let timeout = remaining.saturating_sub(FORWARD_DEADLINE_MARGIN).max(Duration::from_millis(1));
         tokio::select! {
-            response = client.call(request) => match response {
-                Ok(response) => {
-                    let response = response.into_inner();
-                    Ok(Reply {
-                        result_json: response.result_json,
-                        generation: response.generation,
-                        served_by: response.served_by,
-                    })
-                }
-                Err(status) => Err(match CallError::from_status(&status) {
-                    // The owner's own refusals are clear; a broken connection needs saying whose.
-                    CallError::Unavailable(why) => CallError::Unavailable(format!(
-                        "node {} (the owner of actor {id}) did not answer: {why}; the outcome is unknown",
-                        owner.node
-                    )),
-                    e => e,
-                }),
-            },
+            result = forwarder.call(call, timeout) => result,
             () = self.owner_changed(id, owner.node) => Err(CallError::Unavailable(format!(
                 "node {} stopped owning actor {id} (declared down?) while it had the call; the outcome \
                  is unknown",

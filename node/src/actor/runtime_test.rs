@@ -131,6 +131,9 @@ mod durable;
 #[path = "connection_test.rs"]
 mod conn_tests;
 
+#[path = "forward_test.rs"]
+mod forward_tests;
+
 /// A test actor: exercises failures, panics and the key-value space.
 struct Probe;
 
