@@ -137,34 +137,39 @@ impl From<CallError> for Status {
 /// `code` (`None`: not ASCII). Details that do not decode are a bug of the sender: an internal
 /// error that says so.
 fn user_from_status(code: Option<&str>, status: &Status, message: String) -> CallError {
-    let code = match code.map(|code| (code, check_error_code(code))) {
-        Some((code, Ok(()))) => code.to_string(),
-        Some((_, Err(why))) => {
-            return CallError::Internal(format!("a user error came with a bad code ({why}): {message}"));
-        }
-        None => {
-            return CallError::Internal(format!(
-                "a user error came with a code that is not ASCII: {message}"
-            ));
-        }
+    let Some(code) = code else {
+        return CallError::Internal(format!("a user error came with a code that is not ASCII: {message}"));
     };
     let metadata = match status.metadata().get_bin(ERROR_METADATA_METADATA).map(|v| v.to_bytes()) {
-        None => serde_json::Value::Null,
-        Some(Ok(bytes)) => match serde_json::from_slice(&bytes) {
-            Ok(metadata) => metadata,
-            Err(e) => {
-                return CallError::Internal(format!(
-                    "user error {code} came with metadata that is not JSON ({e}): {message}"
-                ));
-            }
-        },
-        Some(Err(e)) => {
+        // A bad code is told first, as `user_error` tells it.
+        Some(Err(e)) if check_error_code(code).is_ok() => {
             return CallError::Internal(format!(
                 "user error {code} came with metadata that is not base64 ({e}): {message}"
             ));
         }
+        Some(Ok(bytes)) => Some(bytes),
+        _ => None,
     };
-    CallError::User { code, message, metadata }
+    user_error(code, message, metadata.as_deref())
+}
+
+/// The [`CallError::User`] of `code`, `message` and metadata as JSON (`None`: `null`), as a
+/// sender gave them (a status's metadata, a forwarded call's failure); a bad code or metadata
+/// that is not JSON is the sender's bug: an internal error that says so.
+pub fn user_error(code: &str, message: String, metadata_json: Option<&[u8]>) -> CallError {
+    if let Err(why) = check_error_code(code) {
+        return CallError::Internal(format!("a user error came with a bad code ({why}): {message}"));
+    }
+    let metadata = match metadata_json.map(serde_json::from_slice) {
+        None => serde_json::Value::Null,
+        Some(Ok(metadata)) => metadata,
+        Some(Err(e)) => {
+            return CallError::Internal(format!(
+                "user error {code} came with metadata that is not JSON ({e}): {message}"
+            ));
+        }
+    };
+    CallError::User { code: code.to_string(), message, metadata }
 }
 
 /// The status of a [`CallError::User`]. A code that [`check_error_code`] refuses (the runtime

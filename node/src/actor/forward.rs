@@ -248,22 +248,8 @@ pub fn failure_to_error(failure: CallFailure) -> CallError {
         Ok(Kind::InvalidArgument) => CallError::InvalidArgument(message),
         Ok(Kind::Rejected) => CallError::Rejected(message),
         Ok(Kind::User) => {
-            if let Err(why) = super::error::check_error_code(&user_code) {
-                return CallError::Internal(format!("a user error came with a bad code ({why}): {message}"));
-            }
-            let metadata = if user_metadata_json.is_empty() {
-                serde_json::Value::Null
-            } else {
-                match serde_json::from_str(&user_metadata_json) {
-                    Ok(metadata) => metadata,
-                    Err(e) => {
-                        return CallError::Internal(format!(
-                            "user error {user_code} came with metadata that is not JSON ({e}): {message}"
-                        ));
-                    }
-                }
-            };
-            CallError::User { code: user_code, message, metadata }
+            let metadata = (!user_metadata_json.is_empty()).then_some(user_metadata_json.as_bytes());
+            super::error::user_error(&user_code, message, metadata)
         }
         Ok(Kind::Retry) => CallError::Retry(message),
         Ok(Kind::Unavailable) => CallError::Unavailable(message),
