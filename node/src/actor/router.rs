@@ -200,14 +200,19 @@ impl Router {
         Ok(channel)
     }
 
+    /// The channel to `owner`, presenting this node's token.
+    fn peer_channel(&self, owner: &Owner) -> Result<crate::auth::AuthChannel, CallError> {
+        Ok(crate::auth::with_token(self.channel(&owner.address)?, self.runtime.config().peer_token.clone()))
+    }
+
     pub(crate) fn actors_client(
         &self,
         owner: &Owner,
     ) -> Result<ActorsClient<crate::auth::AuthChannel>, CallError> {
         let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
-        let channel =
-            crate::auth::with_token(self.channel(&owner.address)?, self.runtime.config().peer_token.clone());
-        Ok(ActorsClient::new(channel).max_decoding_message_size(max).max_encoding_message_size(max))
+        Ok(ActorsClient::new(self.peer_channel(owner)?)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max))
     }
 
     /// Resolves when `owner` no longer owns `id` in this node's view (it was declared dead, or the
@@ -225,10 +230,9 @@ impl Router {
             return Ok(forwarder.clone());
         }
         let max = mortar_proto::GRPC_MESSAGE_BYTES_MAX;
-        let channel =
-            crate::auth::with_token(self.channel(&owner.address)?, self.runtime.config().peer_token.clone());
-        let client =
-            ActorForwardClient::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
+        let client = ActorForwardClient::new(self.peer_channel(owner)?)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
         let mut forwarders = self.forwarders.lock().expect("forwarders lock");
         let forwarder = forwarders
             .entry(owner.address.clone())
