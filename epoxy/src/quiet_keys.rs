@@ -57,17 +57,33 @@ impl QuietKeys {
 const BUCKETS: usize = 16_384;
 
 /// Per bucket of keys and replica, the highest slot of that replica a dropped record of a key in
-/// the bucket named (see the module documentation). Allocated at the first drop.
+/// the bucket named (see the module documentation); and per bucket, the highest `seq_max` of
+/// those records. Allocated at the first drop.
+///
+/// The seq keeps a vote on a key without a record equal to one on the key's record: a replica
+/// that still holds the record answers at least `seq_max + 1`, so a leader that dropped it
+/// proposes that too, or the two differ and the instance takes the slow path (measured: 30% of
+/// the instances of `increment`s spread over three leaders did, before). A higher seq is always
+/// a valid proposal or answer; this one only makes them agree.
 #[derive(Debug, Default)]
 pub(crate) struct DroppedSlots {
     replicas: usize,
     /// `BUCKETS * replicas` slots, bucket-major; empty until a record is dropped.
     slots: Vec<u64>,
+    /// `BUCKETS` seqs; empty until a record is dropped.
+    seqs: Vec<u64>,
 }
 
 impl DroppedSlots {
     pub(crate) fn new(replicas: usize) -> Self {
-        Self { replicas, slots: Vec::new() }
+        Self { replicas, slots: Vec::new(), seqs: Vec::new() }
+    }
+
+    /// The record of `key`, whose highest seq was `seq_max`, was dropped.
+    pub(crate) fn dropped_record(&mut self, key: &[u8], seq_max: u64) {
+        self.allocate();
+        let cell = &mut self.seqs[bucket(key)];
+        *cell = (*cell).max(seq_max);
     }
 
     /// A record of `key` naming slot `slot` of the replica at index `at` was dropped.
@@ -75,11 +91,24 @@ impl DroppedSlots {
         if at >= self.replicas {
             return;
         }
+        self.allocate();
+        let cell = &mut self.slots[bucket(key) * self.replicas + at];
+        *cell = (*cell).max(slot);
+    }
+
+    fn allocate(&mut self) {
         if self.slots.is_empty() {
             self.slots = vec![0; BUCKETS * self.replicas];
         }
-        let cell = &mut self.slots[bucket(key) * self.replicas + at];
-        *cell = (*cell).max(slot);
+        if self.seqs.is_empty() {
+            self.seqs = vec![0; BUCKETS];
+        }
+    }
+
+    /// The highest seq a dropped record of `key`'s bucket had (0: none, or not known since a
+    /// restart: then votes may differ, which costs a slow path and nothing else).
+    pub(crate) fn seq_of(&self, key: &[u8]) -> u64 {
+        self.seqs.get(bucket(key)).copied().unwrap_or(0)
     }
 
     /// After a restart the dropped records are not known: every bucket takes the forgotten floors,
@@ -132,6 +161,9 @@ mod tests {
     fn dropped_slots_keep_the_highest_slot_per_bucket_and_replica() {
         let mut dropped = DroppedSlots::new(3);
         assert_eq!(dropped.of(b"a"), None, "nothing dropped yet");
+        assert_eq!(dropped.seq_of(b"a"), 0);
+        dropped.dropped_record(b"a", 9);
+        dropped.dropped_record(b"a", 4);
         dropped.dropped(b"a", 1, 7);
         dropped.dropped(b"a", 1, 5);
         dropped.dropped(b"a", 2, 3);
@@ -139,6 +171,8 @@ mod tests {
         assert_eq!(dropped.of(b"a"), Some(&[0, 7, 3][..]));
         let other = (0..).map(|i| format!("k{i}")).find(|k| bucket(k.as_bytes()) != bucket(b"a")).unwrap();
         assert_eq!(dropped.of(other.as_bytes()), Some(&[0, 0, 0][..]));
+        assert_eq!(dropped.seq_of(b"a"), 9, "the highest seq of the bucket's dropped records");
+        assert_eq!(dropped.seq_of(other.as_bytes()), 0);
         dropped.restarted(&[4, 0, 2]);
         assert_eq!(dropped.of(b"a"), Some(&[4, 0, 2][..]), "a restart takes the floors");
         assert_eq!(dropped.of(other.as_bytes()), Some(&[4, 0, 2][..]));

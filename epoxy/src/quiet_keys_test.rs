@@ -64,9 +64,10 @@ fn a_key_whose_instances_are_all_forgotten_leaves_memory_and_disk() {
     assert!(forgets_key(&persisted, "x"), "{persisted:?}");
     assert!(!forgets_key(&persisted, "y"), "{persisted:?}");
     assert_eq!((r.counters().keys_held, r.counters().keys_forgotten), (1, 1));
-    // A new instance on `x` names the dropped record's slot (forgotten: nothing waits on it);
-    // one on `y` still follows 2.2.
-    assert_eq!(proposed_attrs(&mut r, "x"), attrs(1, &[I21]));
+    // A new instance on `x` names the dropped record's slot (forgotten: nothing waits on it) and
+    // a seq above the record's, as a replica still holding the record would; one on `y` still
+    // follows 2.2.
+    assert_eq!(proposed_attrs(&mut r, "x"), attrs(2, &[I21]));
     assert_eq!(proposed_attrs(&mut r, "y"), attrs(2, &[I22]));
 }
 
@@ -100,10 +101,35 @@ fn a_vote_on_a_dropped_key_still_names_what_its_record_named() {
         assert_eq!(r.counters().keys_held, 0);
         r
     };
-    assert_eq!(vote_on_x(&mut dropped_x(), attrs(1, &[])), attrs(1, &[I21]), "a proposal that misses it");
+    assert_eq!(vote_on_x(&mut dropped_x(), attrs(1, &[])), attrs(2, &[I21]), "a proposal that misses it");
     // A leader that dropped the record alike proposed it: the vote is the proposal, a fast path.
-    assert_eq!(vote_on_x(&mut dropped_x(), attrs(1, &[I21])), attrs(1, &[I21]));
-    assert_eq!(vote_on_x(&mut dropped_x(), attrs(1, &[I22])), attrs(1, &[I22]), "a later slot covers it");
+    assert_eq!(vote_on_x(&mut dropped_x(), attrs(2, &[I21])), attrs(2, &[I21]));
+    assert_eq!(vote_on_x(&mut dropped_x(), attrs(2, &[I22])), attrs(2, &[I22]), "a later slot covers it");
+}
+
+#[test]
+fn a_leader_that_dropped_a_record_proposes_what_a_replica_holding_it_votes() {
+    // Forgetting is learned at different times: the leader may have dropped `x`'s record while
+    // an acceptor still holds it. Both must give 3.1 the same attributes, or it takes the slow
+    // path for nothing.
+    let mut leader = replica(R3, 3);
+    commit(&mut leader, I21, attrs(1, &[]), "x");
+    every_peer_executed(&mut leader, &[0, 1, 0]);
+    assert_eq!(leader.counters().keys_held, 0, "the leader dropped the record");
+    let proposed = proposed_attrs(&mut leader, "x");
+    let mut holder = replica(R1, 3);
+    commit(&mut holder, I21, attrs(1, &[]), "x");
+    assert_eq!(holder.counters().keys_held, 1, "the acceptor holds it");
+    assert_eq!(vote_on_x(&mut holder, proposed.clone()), proposed);
+}
+
+#[test]
+fn a_vote_that_names_an_earlier_instance_of_a_named_replica_is_the_proposal() {
+    // The acceptor's record of `x` names 2.1; the proposal names 2.2 (of another key), which
+    // stands for 2.1: the vote adds nothing, so the instance keeps its fast path.
+    let mut holder = replica(R1, 3);
+    commit(&mut holder, I21, attrs(1, &[]), "x");
+    assert_eq!(vote_on_x(&mut holder, attrs(2, &[I22])), attrs(2, &[I22]));
 }
 
 #[test]

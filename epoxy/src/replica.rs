@@ -719,6 +719,7 @@ impl Replica {
         for key in self.quiet_keys.due(at, through) {
             let Some(record) = self.keys.get(&key) else { continue }; // dropped already
             if self.key_is_quiet(record) {
+                self.dropped.dropped_record(&key, record.seq_max);
                 for latest in &record.latest {
                     if let Some(at) = self.config.index_of(latest.replica) {
                         self.dropped.dropped(&key, at, latest.slot);
@@ -790,13 +791,18 @@ impl Replica {
     }
 
     /// For the keys of `commands` without a record: the slots their dropped records named, unless
-    /// `attrs` covers them already (see `quiet_keys`). Forgotten, so nothing waits on them.
+    /// `attrs` covers them already, and a seq above theirs (see `quiet_keys`). Forgotten, so
+    /// nothing waits on them.
     fn merge_dropped(&self, id: InstanceId, commands: &[Command], attrs: &mut Attributes) {
         for c in commands {
             if self.keys.contains_key(&c.key) {
                 continue;
             }
             let Some(slots) = self.dropped.of(&c.key) else { return };
+            let seq = self.dropped.seq_of(&c.key);
+            if seq > 0 {
+                attrs.seq = attrs.seq.max(seq + 1);
+            }
             for (at, &slot) in slots.iter().enumerate() {
                 let replica = self.config.replicas[at];
                 // An instance's own leader's earlier slots are all it can follow of that replica.
