@@ -62,9 +62,10 @@ const BUCKETS: usize = 16_384;
 ///
 /// The seq keeps a vote on a key without a record equal to one on the key's record: a replica
 /// that still holds the record answers at least `seq_max + 1`, so a leader that dropped it
-/// proposes that too, or the two differ and the instance takes the slow path (measured: 30% of
-/// the instances of `increment`s spread over three leaders did, before). A higher seq is always
-/// a valid proposal or answer; this one only makes them agree.
+/// proposes that too, or the two differ and the instance takes the slow path (with the deps
+/// rule of `Attributes::normalize`, this took `increment`s spread over three leaders from 13-30%
+/// of instances on the slow path to 4-7%). A higher seq is always a valid proposal or answer;
+/// this one only makes them agree.
 #[derive(Debug, Default)]
 pub(crate) struct DroppedSlots {
     replicas: usize,
