@@ -41,12 +41,17 @@ pub struct Config {
     /// The configuration's number: 1 for the first, one more with each reconfiguration. Replicas
     /// of different epochs never act on each other's protocol messages.
     pub epoch: u64,
-    /// Ticks a command leader waits for a phase's replies before resending to the silent ones.
+    /// Ticks a command leader waits for a phase's replies before resending to the silent ones,
+    /// until it has timed phases of its own (then see [`crate::resend_timer`]); also the resend
+    /// interval of recoveries and seals.
     pub retry_ticks: u32,
+    /// The least a command leader's learned resend timeout may be (see [`crate::resend_timer`]).
+    pub resend_ticks_min: u32,
     /// Ticks a command leader waits for a fast quorum before settling for the slow path with a
     /// majority of replies.
     pub fast_path_wait_ticks: u32,
-    /// Ticks the executor waits on an instance it has not seen committed before asking peers.
+    /// Ticks the executor waits on an instance it has not seen committed before asking peers (or
+    /// the leader's learned resend timeout, when shorter: a commit is as late as a lost reply).
     pub commit_request_ticks: u32,
     /// Ticks an instance may stay uncommitted here (while this replica does not lead it) before
     /// this replica recovers it; each wait adds a random 0..recovery_ticks so that competing
@@ -79,6 +84,7 @@ impl Config {
             replicas,
             epoch: 1,
             retry_ticks: 10,
+            resend_ticks_min: 5,
             fast_path_wait_ticks: 5,
             commit_request_ticks: 10,
             recovery_ticks: 30,
@@ -113,6 +119,7 @@ impl Config {
             return Err(ConfigError::NotAMember(self.id));
         }
         if self.retry_ticks == 0
+            || self.resend_ticks_min == 0
             || self.fast_path_wait_ticks == 0
             || self.commit_request_ticks == 0
             || self.recovery_ticks == 0

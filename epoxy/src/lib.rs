@@ -55,6 +55,7 @@ pub mod record;
 mod recoverer;
 pub mod recovery;
 mod replica;
+pub mod resend_timer;
 pub mod rng;
 #[cfg(test)]
 mod scenario_test;
@@ -62,6 +63,8 @@ pub mod seal;
 pub mod sim;
 #[cfg(test)]
 mod sim_test;
+#[cfg(test)]
+mod timers_test;
 mod try_outcome;
 pub mod types;
 

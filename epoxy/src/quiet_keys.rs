@@ -106,12 +106,6 @@ impl DroppedSlots {
         }
     }
 
-    /// The highest seq a dropped record of `key`'s bucket had (0: none, or not known since a
-    /// restart: then votes may differ, which costs a slow path and nothing else).
-    pub(crate) fn seq_of(&self, key: &[u8]) -> u64 {
-        self.seqs.get(bucket(key)).copied().unwrap_or(0)
-    }
-
     /// After a restart the dropped records are not known: every bucket takes the forgotten floors,
     /// above every slot a record dropped before could have named.
     pub(crate) fn restarted(&mut self, forgotten: &[u64]) {
@@ -120,13 +114,17 @@ impl DroppedSlots {
         }
     }
 
-    /// Per replica index, the highest slot a dropped record of `key`'s bucket named (0: none).
-    pub(crate) fn of(&self, key: &[u8]) -> Option<&[u64]> {
+    /// What the dropped records of `key`'s bucket named: per replica index the highest slot
+    /// (0: none), and the highest seq (0: none, or not known since a restart: then votes may
+    /// differ, which costs a slow path and nothing else). None while nothing was dropped.
+    pub(crate) fn of(&self, key: &[u8]) -> Option<(&[u64], u64)> {
         if self.slots.is_empty() {
             return None;
         }
-        let from = bucket(key) * self.replicas;
-        Some(&self.slots[from..from + self.replicas])
+        let bucket = bucket(key);
+        let from = bucket * self.replicas;
+        let seq = self.seqs.get(bucket).copied().unwrap_or(0);
+        Some((&self.slots[from..from + self.replicas], seq))
     }
 }
 
@@ -162,20 +160,18 @@ mod tests {
     fn dropped_slots_keep_the_highest_slot_per_bucket_and_replica() {
         let mut dropped = DroppedSlots::new(3);
         assert_eq!(dropped.of(b"a"), None, "nothing dropped yet");
-        assert_eq!(dropped.seq_of(b"a"), 0);
         dropped.dropped_record(b"a", 9);
         dropped.dropped_record(b"a", 4);
         dropped.dropped(b"a", 1, 7);
         dropped.dropped(b"a", 1, 5);
         dropped.dropped(b"a", 2, 3);
         dropped.dropped(b"a", 9, 3);
-        assert_eq!(dropped.of(b"a"), Some(&[0, 7, 3][..]));
+        assert_eq!(dropped.of(b"a"), Some((&[0, 7, 3][..], 9)), "the highest slots and seq of the bucket");
         let other = (0..).map(|i| format!("k{i}")).find(|k| bucket(k.as_bytes()) != bucket(b"a")).unwrap();
-        assert_eq!(dropped.of(other.as_bytes()), Some(&[0, 0, 0][..]));
-        assert_eq!(dropped.seq_of(b"a"), 9, "the highest seq of the bucket's dropped records");
-        assert_eq!(dropped.seq_of(other.as_bytes()), 0);
-        dropped.restarted(&[4, 0, 2]);
-        assert_eq!(dropped.of(b"a"), Some(&[4, 0, 2][..]), "a restart takes the floors");
-        assert_eq!(dropped.of(other.as_bytes()), Some(&[4, 0, 2][..]));
+        assert_eq!(dropped.of(other.as_bytes()), Some((&[0, 0, 0][..], 0)));
+        let mut restarted = DroppedSlots::new(3);
+        restarted.restarted(&[4, 0, 2]);
+        assert_eq!(restarted.of(b"a"), Some((&[4, 0, 2][..], 0)), "a restart takes the floors, no seq");
+        assert_eq!(restarted.of(other.as_bytes()), Some((&[4, 0, 2][..], 0)));
     }
 }

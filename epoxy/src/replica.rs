@@ -11,6 +11,7 @@ use crate::message::{Message, Vote};
 use crate::quiet_keys::{DroppedSlots, QuietKeys};
 use crate::ready::{Outbound, Ready};
 use crate::record::{InstanceRecord, KeyRecord, Record, Recovered};
+use crate::resend_timer::ResendTimer;
 use crate::rng::Rng;
 use crate::types::{Attributes, Ballot, Command, InstanceId, ReplicaId, Status};
 use bytes::Bytes;
@@ -189,6 +190,8 @@ pub struct Replica {
     pub(crate) restart_gap: BTreeSet<InstanceId>,
     /// Per replica index: ticks since a message from it last arrived (0 for this replica).
     pub(crate) silent_ticks: Vec<u32>,
+    /// This replica's phases' times to a quorum: when to resend (see [`crate::resend_timer`]).
+    pub(crate) resend_timer: ResendTimer,
     /// Each peer's last reported executed watermarks (`Message::Progress`).
     pub(crate) peer_executed: HashMap<ReplicaId, Vec<u64>>,
     /// `peer_executed` as it was at the last progress exchange: slots a peer executed a whole
@@ -249,6 +252,7 @@ impl Replica {
             restart_gap: BTreeSet::new(),
             executed_keys: ExecutedKeys::default(),
             silent_ticks: vec![0; config.replicas.len()],
+            resend_timer: ResendTimer::default(),
             peer_executed: HashMap::new(),
             peer_executed_before: HashMap::new(),
             forgotten: vec![0; config.replicas.len()],
@@ -547,6 +551,7 @@ impl Replica {
                 *silent = silent.saturating_add(1);
             }
         }
+        let resend_after = self.resend_timer.timeout(self.config.resend_ticks_min, self.config.retry_ticks);
         let leading: Vec<InstanceId> = self.leading.iter().copied().collect();
         for id in leading {
             let (phase, ticks, replied) = {
@@ -565,7 +570,7 @@ impl Replica {
                 self.start_accept(id);
                 continue;
             }
-            if ticks >= self.config.retry_ticks {
+            if ticks >= resend_after {
                 let instance = self.instances.get_mut(&id).expect("leading instance in memory");
                 let lead = instance.lead.as_mut().expect("lead");
                 lead.ticks = 0;
@@ -578,7 +583,7 @@ impl Replica {
             }
         }
         // Dependencies the executor waits on: any peer may have them committed.
-        let due = self.executor.tick(self.config.commit_request_ticks);
+        let due = self.executor.tick(self.config.commit_request_ticks.min(resend_after));
         for chunk in due.chunks(COMMIT_REQUEST_IDS_MAX) {
             for &peer in &self.config.replicas {
                 if peer != self.config.id {
@@ -798,8 +803,7 @@ impl Replica {
             if self.keys.contains_key(&c.key) {
                 continue;
             }
-            let Some(slots) = self.dropped.of(&c.key) else { return };
-            let seq = self.dropped.seq_of(&c.key);
+            let Some((slots, seq)) = self.dropped.of(&c.key) else { return };
             if seq > 0 {
                 attrs.seq = attrs.seq.max(seq + 1);
             }
@@ -1077,6 +1081,9 @@ impl Replica {
         }
         let mut due = Vec::new();
         for (id, left) in self.stalled.iter_mut() {
+            if let Some(cap) = silent_leader_wait(&self.config, &self.silent_ticks, &self.instances, *id) {
+                *left = (*left).min(cap);
+            }
             *left = left.saturating_sub(1);
             if *left == 0 {
                 due.push(*id);
@@ -1120,6 +1127,41 @@ impl Replica {
             self.try_again(id);
         }
     }
+}
+
+/// Ticks between the turns of the survivors in [`silent_leader_wait`].
+const SILENT_LEADER_TURN_TICKS: u32 = 2;
+
+/// How long at most a stalled instance `id` still waits here before this replica recovers it,
+/// when its leader has gone silent: nothing heard from it for a whole progress interval, in
+/// which every live, connected replica sends each peer at least a `Progress` (so it is down or
+/// cut off from here), and no recoverer has come forward (the instance is held at the leader's
+/// ballot 0, or not at all). Without this, a crashed leader's instance waited out its whole stall
+/// timeout (`recovery_ticks` plus up to as much again: 300-600 ms) before any survivor began,
+/// and a survivor's proposal that depended on it waited that long and the recovery on top
+/// (pair_kill: the N = 7 runs' slowest, near 1 s). The survivors take turns in ring order after
+/// the leader, [`SILENT_LEADER_TURN_TICKS`] apart, so that the first usually finishes before the
+/// next would compete; one that promises a recoverer's ballot waits a whole stall timeout as
+/// before. Recovering early is always safe, only wasteful when the leader lives, and a leader
+/// silent for a progress interval would have been recovered after its stall timeout anyway.
+/// None: the normal stall timeout applies.
+fn silent_leader_wait(
+    config: &Config,
+    silent_ticks: &[u32],
+    instances: &HashMap<InstanceId, Instance>,
+    id: InstanceId,
+) -> Option<u32> {
+    let n = config.replicas.len();
+    let leader_at = config.index_of(id.replica)?;
+    let me_at = config.index_of(config.id)?;
+    if leader_at == me_at || silent_ticks[leader_at] < config.progress_ticks() {
+        return None;
+    }
+    if instances.get(&id).is_some_and(|i| i.ballot.round > 0) {
+        return None; // a recoverer came forward (perhaps this replica): its turn runs
+    }
+    let turn = ((me_at + n - leader_at) % n) as u32; // 1..n-1
+    Some(1 + turn * SILENT_LEADER_TURN_TICKS)
 }
 
 /// The durable form of an instance.

@@ -21,6 +21,9 @@ impl Replica {
         }
         lead.replied |= 1 << at;
         if lead.replied.count_ones() as usize >= self.config.slow_quorum() {
+            if lead.resends == 0 {
+                self.resend_timer.sample(lead.ticks);
+            }
             self.commit(id, false);
         }
     }

@@ -27,6 +27,9 @@ impl Replica {
             return; // a duplicate or late reply
         }
         lead.replied |= 1 << at;
+        if lead.resends == 0 && lead.replied.count_ones() as usize == self.config.slow_quorum() {
+            self.resend_timer.sample(lead.ticks);
+        }
         if attrs != lead.original {
             lead.all_equal = false;
         }
