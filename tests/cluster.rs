@@ -730,6 +730,10 @@ async fn http_endpoints_answer() {
         let steps = value(&body, "mortar_epoxy_execution_search_steps_total")
             .unwrap_or_else(|| panic!("no mortar_epoxy_execution_search_steps_total in the metrics: {body}"));
         assert!(steps >= 1, "{steps} search steps after an executed put");
+        // The resend timeout the node uses: the initial one, or one learned from its phases.
+        let timeout = value(&body, "mortar_epoxy_resend_timeout_ticks")
+            .unwrap_or_else(|| panic!("no mortar_epoxy_resend_timeout_ticks in the metrics: {body}"));
+        assert!((1..=100).contains(&timeout), "resend timeout {timeout} ticks");
     })
     .await;
 }

@@ -148,6 +148,10 @@ pub struct Counters {
     pub keys_forgotten: u64,
     /// Own instances a peer was asked to recover because no quorum answered a resend.
     pub take_overs_asked: u64,
+    /// Phases this replica resent as a command leader, to the replicas that had not answered.
+    pub resends: u64,
+    /// The resend timeout it uses now, in ticks (see [`crate::resend_timer`]).
+    pub resend_timeout_ticks: u64,
 }
 
 pub struct Replica {
@@ -552,6 +556,7 @@ impl Replica {
             }
         }
         let resend_after = self.resend_timer.timeout(self.config.resend_ticks_min, self.config.retry_ticks);
+        self.counters.resend_timeout_ticks = u64::from(resend_after);
         let leading: Vec<InstanceId> = self.leading.iter().copied().collect();
         for id in leading {
             let (phase, ticks, replied) = {
@@ -575,6 +580,7 @@ impl Replica {
                 let lead = instance.lead.as_mut().expect("lead");
                 lead.ticks = 0;
                 lead.resends += 1;
+                self.counters.resends += 1;
                 let (after_persist, resends) = (lead.phase == Phase::Accept, lead.resends);
                 self.broadcast_phase(id, Some(replied), after_persist);
                 if resends >= TAKE_OVER_AFTER_RESENDS || !self.quorum_within_reach(replied) {

@@ -1169,4 +1169,5 @@ fn add_counters(total: &mut Counters, c: Counters) {
     total.execution_steps += c.execution_steps;
     total.keys_forgotten += c.keys_forgotten;
     total.take_overs_asked += c.take_overs_asked;
+    total.resends += c.resends;
 }

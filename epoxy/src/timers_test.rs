@@ -115,4 +115,6 @@ fn a_leader_without_samples_resends_after_the_initial_timeout() {
     let id = r1.propose(vec![cmd("a")]).unwrap();
     r1.ready();
     assert_eq!(ticks_to_resend(&mut r1, id, 2 * config.retry_ticks), Some(config.retry_ticks));
+    let counters = r1.counters();
+    assert_eq!((counters.resends, counters.resend_timeout_ticks), (1, u64::from(config.retry_ticks)));
 }

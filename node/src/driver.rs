@@ -499,6 +499,8 @@ impl Driver {
         // The executor's work: a few steps per executed instance; far more means it searches
         // dependency graphs it cannot execute yet.
         metrics::counter!("mortar_epoxy_execution_search_steps_total").absolute(counters.execution_steps);
+        metrics::counter!("mortar_epoxy_phase_resends_total").absolute(counters.resends);
+        metrics::gauge!("mortar_epoxy_resend_timeout_ticks").set(counters.resend_timeout_ticks as f64);
     }
 
     /// Logs, at most every [`DIAGNOSIS_INTERVAL`], what keeps this replica from executing or

@@ -55,6 +55,14 @@ pub fn describe() {
         "mortar_epoxy_keys_forgotten_total",
         "Conflict records dropped because every instance they named executed on every replica."
     );
+    describe_counter!(
+        "mortar_epoxy_phase_resends_total",
+        "Phases this node resent as a command leader to the replicas that had not answered."
+    );
+    describe_gauge!(
+        "mortar_epoxy_resend_timeout_ticks",
+        "The resend timeout this node learned from its own phases, in ticks (--tick-interval, 10 ms by default)."
+    );
     describe_gauge!(
         "mortar_epoxy_instances_in_flight",
         "Instances this replica leads that are not yet committed."
