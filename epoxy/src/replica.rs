@@ -557,6 +557,7 @@ impl Replica {
         }
         let resend_after = self.resend_timer.timeout(self.config.resend_ticks_min, self.config.retry_ticks);
         self.counters.resend_timeout_ticks = u64::from(resend_after);
+        let mut resent = false;
         let leading: Vec<InstanceId> = self.leading.iter().copied().collect();
         for id in leading {
             let (phase, ticks, replied) = {
@@ -581,12 +582,16 @@ impl Replica {
                 lead.ticks = 0;
                 lead.resends += 1;
                 self.counters.resends += 1;
+                resent = true;
                 let (after_persist, resends) = (lead.phase == Phase::Accept, lead.resends);
                 self.broadcast_phase(id, Some(replied), after_persist);
                 if resends >= TAKE_OVER_AFTER_RESENDS || !self.quorum_within_reach(replied) {
                     self.ask_take_over(id, replied);
                 }
             }
+        }
+        if resent {
+            self.resend_timer.backed_off();
         }
         // Dependencies the executor waits on: any peer may have them committed.
         let due = self.executor.tick(self.config.commit_request_ticks.min(resend_after));

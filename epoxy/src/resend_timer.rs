@@ -12,13 +12,21 @@
 //! resending instead of adding to the load.
 //!
 //! A sample is the ticks from a phase's first send to the reply that completed its slow quorum;
-//! phases that were resent give none (Karn's rule: the reply may answer either send).
+//! phases that were resent give none (Karn's rule: the reply may answer either send). So a tick in
+//! which phases were resent doubles the timeout (TCP's backoff) until the next sample: otherwise
+//! a leader whose round trip is longer than its timeout would resend every phase and never learn
+//! (bench wan's region c, 140 ms from its nearest quorum, resent all of them at 100 ms).
 
 /// The timeout never exceeds this many ticks, however slow the samples.
 pub const RESEND_TICKS_MAX: u32 = 50;
 
 /// Fixed point: the estimates are kept in eighths of a tick.
 const SCALE: u32 = 8;
+/// Most doublings of the backoff: enough to pass the cap from one tick.
+const BACKOFF_DOUBLINGS_MAX: u32 = 6;
+const _: () = assert!(1 << BACKOFF_DOUBLINGS_MAX >= RESEND_TICKS_MAX);
+// The largest estimate, doubled as often as it may be, stays within u32.
+const _: () = assert!(((RESEND_TICKS_MAX * SCALE * 6) as u64) << BACKOFF_DOUBLINGS_MAX < u32::MAX as u64);
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ResendTimer {
@@ -26,11 +34,14 @@ pub(crate) struct ResendTimer {
     srtt: Option<u32>,
     /// Mean deviation of the samples, in eighths.
     rttvar: u32,
+    /// Doublings of the timeout since the last sample (ticks in which phases were resent).
+    backoff: u32,
 }
 
 impl ResendTimer {
     /// A phase that was not resent reached its quorum `ticks` ticks after it was sent.
     pub(crate) fn sample(&mut self, ticks: u32) {
+        self.backoff = 0;
         let r = ticks.min(RESEND_TICKS_MAX) * SCALE;
         match self.srtt {
             None => {
@@ -44,12 +55,20 @@ impl ResendTimer {
         }
     }
 
+    /// Phases were resent in this tick: the timeout doubles until the next sample.
+    pub(crate) fn backed_off(&mut self) {
+        self.backoff = (self.backoff + 1).min(BACKOFF_DOUBLINGS_MAX);
+    }
+
     /// Ticks to wait before resending: `initial` before any sample, then the smoothed time plus
-    /// four deviations (at least one tick of them), within `min..=max(RESEND_TICKS_MAX, min)`.
+    /// four deviations (at least one tick of them); doubled once per backoff; within
+    /// `min..=max(RESEND_TICKS_MAX, min)`.
     pub(crate) fn timeout(&self, min: u32, initial: u32) -> u32 {
-        let Some(srtt) = self.srtt else { return initial };
-        let rto = (srtt + (4 * self.rttvar).max(SCALE)).div_ceil(SCALE);
-        rto.clamp(min, RESEND_TICKS_MAX.max(min))
+        let base = match self.srtt {
+            None => initial,
+            Some(srtt) => (srtt + (4 * self.rttvar).max(SCALE)).div_ceil(SCALE),
+        };
+        (base << self.backoff).clamp(min, RESEND_TICKS_MAX.max(min))
     }
 }
 
@@ -81,6 +100,24 @@ mod tests {
         }
         let timeout = timer.timeout(5, 10);
         assert!((15..=20).contains(&timeout), "{timeout}");
+    }
+
+    #[test]
+    fn resends_double_the_timeout_until_the_next_sample() {
+        let mut timer = ResendTimer::default();
+        timer.backed_off();
+        assert_eq!(timer.timeout(5, 10), 20, "no sample yet: the initial timeout, doubled");
+        timer.backed_off();
+        assert_eq!(timer.timeout(5, 10), 40);
+        timer.backed_off();
+        assert_eq!(timer.timeout(5, 10), RESEND_TICKS_MAX, "never past the cap");
+        timer.sample(14); // the first phase that was not resent: 140 ms
+        let learned = timer.timeout(5, 10);
+        assert!(learned > 14, "above the round trip it learned: {learned}");
+        for _ in 0..40 {
+            timer.sample(14);
+        }
+        assert!((15..=20).contains(&timer.timeout(5, 10)));
     }
 
     #[test]

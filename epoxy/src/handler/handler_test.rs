@@ -361,8 +361,9 @@ fn unanswered_pre_accept_is_resent_to_the_silent_replicas_only() {
     let resent = |to| (to, "pre_accept");
     assert_eq!(sent, vec![resent(R3), resent(ReplicaId(4)), resent(ReplicaId(5))]);
     // Still two of five after a second resend, no quorum: the one peer that answered is asked to
-    // recover it.
-    let sent = sent_after_resend_intervals(&mut r1, 1);
+    // recover it. (The first resend doubled the resend timeout: the second comes two intervals
+    // later.)
+    let sent = sent_after_resend_intervals(&mut r1, 2);
     let expected = vec![resent(R3), resent(ReplicaId(4)), resent(ReplicaId(5)), (R2, "take_over")];
     assert_eq!(sent, expected);
 }
