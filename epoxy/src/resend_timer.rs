@@ -25,8 +25,6 @@ const SCALE: u32 = 8;
 /// Most doublings of the backoff: enough to pass the cap from one tick.
 const BACKOFF_DOUBLINGS_MAX: u32 = 6;
 const _: () = assert!(1 << BACKOFF_DOUBLINGS_MAX >= RESEND_TICKS_MAX);
-// The largest estimate, doubled as often as it may be, stays within u32.
-const _: () = assert!(((RESEND_TICKS_MAX * SCALE * 6) as u64) << BACKOFF_DOUBLINGS_MAX < u32::MAX as u64);
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ResendTimer {
@@ -68,7 +66,7 @@ impl ResendTimer {
             None => initial,
             Some(srtt) => (srtt + (4 * self.rttvar).max(SCALE)).div_ceil(SCALE),
         };
-        (base << self.backoff).clamp(min, RESEND_TICKS_MAX.max(min))
+        base.saturating_mul(1 << self.backoff).clamp(min, RESEND_TICKS_MAX.max(min))
     }
 }
 
@@ -111,6 +109,10 @@ mod tests {
         assert_eq!(timer.timeout(5, 10), 40);
         timer.backed_off();
         assert_eq!(timer.timeout(5, 10), RESEND_TICKS_MAX, "never past the cap");
+        for _ in 0..BACKOFF_DOUBLINGS_MAX {
+            timer.backed_off();
+        }
+        assert_eq!(timer.timeout(5, 1 << 27), RESEND_TICKS_MAX, "a huge initial timeout, doubled, saturates");
         timer.sample(14); // the first phase that was not resent: 140 ms
         let learned = timer.timeout(5, 10);
         assert!(learned > 14, "above the round trip it learned: {learned}");
