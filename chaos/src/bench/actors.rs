@@ -56,6 +56,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::transport::{Channel, Endpoint};
 
 use super::actors_durable;
+use super::metrics::Sample;
 
 /// Nodes of the benchmark cluster.
 pub const BENCH_NODES: u32 = 3;
@@ -146,6 +147,57 @@ pub struct Throughput {
     pub latency: Latency,
     /// Where the CPU went, per call.
     pub cpu: CallCpu,
+    /// What the three nodes' epoxy did for it.
+    pub epoxy: EpoxyCost,
+}
+
+/// The epoxy work behind a calls/s run, from the three nodes' `/metrics` before and after it:
+/// how many commands the instances carried (a node batches the commands it proposes in one round
+/// into one instance), synced writes per call and their mean time, and the share of instances
+/// committed on the slow path (an Accept round more).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct EpoxyCost {
+    pub commands_per_instance: Option<f64>,
+    pub syncs_per_call: f64,
+    pub sync_ms_mean: f64,
+    pub slow_path_fraction: Option<f64>,
+}
+
+impl EpoxyCost {
+    /// From the nodes' summed counters over a run (`delta`, after minus before) of `calls` calls.
+    pub fn of(delta: &Sample, calls: u64) -> EpoxyCost {
+        let committed = delta.fast_path + delta.slow_path;
+        EpoxyCost {
+            commands_per_instance: (delta.batches > 0.0).then(|| delta.batch_commands / delta.batches),
+            syncs_per_call: delta.syncs / calls.max(1) as f64,
+            sync_ms_mean: if delta.syncs > 0.0 { delta.sync_seconds / delta.syncs * 1e3 } else { 0.0 },
+            slow_path_fraction: (committed > 0.0).then(|| delta.slow_path / committed),
+        }
+    }
+
+    /// One line for the report.
+    pub fn line(&self) -> String {
+        let or_dash = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or_else(|| "-".to_string(), f);
+        format!(
+            "epoxy: {} commands per instance, {:.2} synced writes per call ({:.2} ms each), {} of instances on the slow path",
+            or_dash(self.commands_per_instance, &|c| format!("{c:.1}")),
+            self.syncs_per_call,
+            self.sync_ms_mean,
+            or_dash(self.slow_path_fraction, &|f| format!("{:.0}%", f * 100.0)),
+        )
+    }
+}
+
+/// The three nodes' epoxy and storage counters, summed.
+async fn epoxy_sample(cluster: &BenchCluster) -> anyhow::Result<Sample> {
+    let mut sum = Sample::default();
+    for id in 1..=3 {
+        let text = super::metrics::http_get(cluster.http(id), "/metrics")
+            .await
+            .with_context(|| format!("read node {id}'s /metrics"))?;
+        sum = sum + Sample::from_mortar(&text);
+    }
+    Ok(sum)
 }
 
 /// The node's epoxy driver thread, as `/proc` names it (thread names are cut to 15 bytes).
@@ -596,6 +648,7 @@ async fn run_parts(
             run.calls_per_sec, run.calls, run.errors, run.latency.p50_ms, run.latency.p99_ms, args.clients
         );
         println!("  {}", run.cpu.line());
+        println!("  {}", run.epoxy.line());
         result.throughput.push(run);
     }
     if wants("activation") {
@@ -740,6 +793,7 @@ fn print_throughput(run: &Throughput, args: &ActorBenchArgs) {
         args.keys
     );
     println!("  {}", run.cpu.line());
+    println!("  {}", run.epoxy.line());
 }
 
 /// Ceiling: KV puts through node 1 with the calls part's clients, duration and keys per client,
@@ -755,9 +809,11 @@ async fn kv_puts(cluster: &BenchCluster, args: &ActorBenchArgs) -> anyhow::Resul
             vec![cluster.node(1).grpc.to_string()],
         )
     };
+    let epoxy_before = epoxy_sample(cluster).await?;
     let before = cpu_snapshot(cluster)?;
     let run = super::target::run_kv(kv_args).await?;
     let after = cpu_snapshot(cluster)?;
+    let epoxy_after = epoxy_sample(cluster).await?;
     Ok(Throughput {
         action: KV_PUT.to_string(),
         counters: "-".to_string(),
@@ -766,6 +822,7 @@ async fn kv_puts(cluster: &BenchCluster, args: &ActorBenchArgs) -> anyhow::Resul
         calls_per_sec: run.ops_per_sec,
         latency: Latency { count: run.ops, p50_ms: run.p50_ms, p99_ms: run.p99_ms, max_ms: run.max_ms },
         cpu: CallCpu::between(&before, &after, run.ops),
+        epoxy: EpoxyCost::of(&(epoxy_after - epoxy_before), run.ops),
     })
 }
 
@@ -788,6 +845,7 @@ async fn throughput(
         call(&mut c, key, "getCount", "").await.map_err(|s| anyhow::anyhow!("warm-up call: {s}"))?;
     }
     let keys: Arc<Vec<String>> = Arc::new(keys.to_vec());
+    let epoxy_before = epoxy_sample(cluster).await?;
     let cpu_before = cpu_snapshot(cluster)?;
     let end = Instant::now() + Duration::from_secs(args.duration);
     let mut tasks = Vec::new();
@@ -823,6 +881,7 @@ async fn throughput(
     }
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
     let cpu_after = cpu_snapshot(cluster)?;
+    let epoxy_after = epoxy_sample(cluster).await?;
     let calls = calls.load(Ordering::Relaxed);
     Ok(Throughput {
         action: action.to_string(),
@@ -832,6 +891,7 @@ async fn throughput(
         calls_per_sec: calls as f64 / seconds,
         latency: latency(&histogram),
         cpu: CallCpu::between(&cpu_before, &cpu_after, calls),
+        epoxy: EpoxyCost::of(&(epoxy_after - epoxy_before), calls),
     })
 }
 

@@ -38,6 +38,7 @@ fn run(action: &str, counters: &str, calls_per_sec: f64) -> Throughput {
         calls_per_sec,
         latency: Latency { count: 0, p50_ms: 0.0, p99_ms: 0.0, max_ms: 0.0 },
         cpu: CallCpu::default(),
+        epoxy: EpoxyCost::default(),
     }
 }
 
@@ -69,4 +70,32 @@ fn the_ceilings_part_is_a_part_but_not_a_default_one() {
     )
     .unwrap();
     assert!(!args.parts.iter().any(|p| p == "ceilings"), "{:?}", args.parts);
+}
+
+#[test]
+fn epoxy_cost_divides_the_nodes_counters_by_calls_and_instances() {
+    let delta = Sample {
+        syncs: 500.0,
+        sync_seconds: 0.25,
+        batches: 200.0,
+        batch_commands: 600.0,
+        fast_path: 570.0,
+        slow_path: 30.0,
+        ..Sample::default()
+    };
+    let cost = EpoxyCost::of(&delta, 1000);
+    assert_eq!(cost.commands_per_instance, Some(3.0));
+    assert_eq!(cost.syncs_per_call, 0.5);
+    assert_eq!(cost.sync_ms_mean, 0.5);
+    assert_eq!(cost.slow_path_fraction, Some(0.05));
+    assert_eq!(
+        cost.line(),
+        "epoxy: 3.0 commands per instance, 0.50 synced writes per call (0.50 ms each), 5% of instances on the slow path"
+    );
+    // A run that proposed nothing (reads under the lease) prints dashes, not NaN.
+    let idle = EpoxyCost::of(&Sample::default(), 1000);
+    assert_eq!(
+        idle.line(),
+        "epoxy: - commands per instance, 0.00 synced writes per call (0.00 ms each), - of instances on the slow path"
+    );
 }
