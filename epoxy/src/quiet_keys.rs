@@ -129,7 +129,7 @@ impl DroppedSlots {
 }
 
 /// FNV-1a: the same bucket on every replica (a leader and its acceptors fold alike).
-fn bucket(key: &[u8]) -> usize {
+pub(crate) fn bucket(key: &[u8]) -> usize {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for &byte in key {
         hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);

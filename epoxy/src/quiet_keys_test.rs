@@ -21,16 +21,23 @@ fn commit(r: &mut Replica, id: InstanceId, a: Attributes, key: &str) {
     r.ready();
 }
 
-/// Every peer of `r` reports `executed` as its executed watermarks, and a progress interval
-/// passes: `r` forgets what all of them and it executed. The records it persisted meanwhile.
+/// Every peer of `r` reports `executed` as its executed watermarks, and enough progress intervals
+/// pass for `r` to drop the records of what all of them and it executed (its floors are those of
+/// `DROP_LAG_EXCHANGES` exchanges ago). The records it persisted meanwhile.
 fn every_peer_executed(r: &mut Replica, executed: &[u64]) -> Vec<Record> {
+    exchanges_after_reports(r, executed, 1 + crate::replica::DROP_LAG_EXCHANGES as u32)
+}
+
+/// Every peer of `r` reports `executed`, then `exchanges` progress intervals pass. The records `r`
+/// persisted meanwhile.
+fn exchanges_after_reports(r: &mut Replica, executed: &[u64], exchanges: u32) -> Vec<Record> {
     let me = r.config().id;
     let peers: Vec<ReplicaId> = r.config().replicas.iter().copied().filter(|p| *p != me).collect();
     for peer in peers {
         r.step(peer, Message::Progress { committed_up_to: 0, executed_up_to: executed.to_vec() });
     }
     let mut persisted = r.ready().persist;
-    for _ in 0..r.config().progress_ticks() {
+    for _ in 0..r.config().progress_ticks() * exchanges {
         r.tick();
         persisted.extend(r.ready().persist);
     }
@@ -191,4 +198,44 @@ fn try_pre_accept_is_not_refused_by_a_forgotten_instance() {
     assert_eq!(r.status(I22), Some(Status::Committed), "waits for 1.1");
     let ballot = Ballot { round: 1, replica: ReplicaId(4) };
     assert_eq!(try_pre_accept_i11(&mut r), vec![Message::TryPreAcceptOk { id: I11, ballot }]);
+}
+
+/// A key other than `x` in `x`'s bucket of dropped records.
+fn bucket_mate_of_x() -> String {
+    let x = crate::quiet_keys::bucket(b"x");
+    (0..).map(|n| format!("k{n}")).find(|k| crate::quiet_keys::bucket(k.as_bytes()) == x).expect("a mate")
+}
+
+#[test]
+fn a_leader_still_holding_a_bucket_mate_s_record_proposes_what_an_acceptor_that_dropped_it_votes() {
+    // 2.1 on `mate` executed everywhere. The acceptor dropped `mate`'s record, so its votes on `x`
+    // (same bucket) name 2.1; the leader learned at its last exchange that 2.1 is forgotten, but
+    // drops records only at the floors of earlier exchanges, so it still holds `mate`'s record and
+    // `x`'s bucket holds nothing dropped. Before, it proposed 3.1 on `x` without 2.1, the vote
+    // added it, and 3.1 took the slow path.
+    let mate = bucket_mate_of_x();
+    let mut acceptor = replica(R1, 3);
+    commit(&mut acceptor, I21, attrs(1, &[]), &mate);
+    every_peer_executed(&mut acceptor, &[0, 1, 0]);
+    assert_eq!(acceptor.counters().keys_held, 0, "the acceptor dropped the record");
+    let mut leader = replica(R3, 3);
+    commit(&mut leader, I21, attrs(1, &[]), &mate);
+    exchanges_after_reports(&mut leader, &[0, 1, 0], 1);
+    assert_eq!(leader.forgotten_through(R2), 1, "the leader forgot 2.1");
+    assert_eq!(leader.counters().keys_held, 1, "the leader still holds the record");
+    let proposed = proposed_attrs(&mut leader, "x");
+    assert_eq!(proposed, attrs(2, &[I21]), "forgotten, 2.1 waits on nothing");
+    assert_eq!(vote_on_x(&mut acceptor, proposed.clone()), proposed, "the vote is the proposal: a fast path");
+}
+
+#[test]
+fn a_record_is_dropped_only_at_the_floor_of_earlier_exchanges() {
+    let mut r = replica(R1, 3);
+    commit(&mut r, I21, attrs(1, &[]), "x");
+    let mut persisted =
+        exchanges_after_reports(&mut r, &[0, 1, 0], crate::replica::DROP_LAG_EXCHANGES as u32);
+    assert_eq!(r.forgotten_through(R2), 1);
+    assert!(!forgets_key(&persisted, "x"), "dropped at the floor of the exchange that learned it");
+    persisted = exchanges_after_reports(&mut r, &[0, 1, 0], 1);
+    assert!(forgets_key(&persisted, "x"), "{persisted:?}");
 }
