@@ -97,6 +97,19 @@ impl DroppedSlots {
         *cell = (*cell).max(slot);
     }
 
+    /// A record of `key` named slot `slot` of the replica at index `at` with seq `seq` (for the
+    /// summary of every record seen, `Replica::seen`): `dropped` and `dropped_record` in one.
+    pub(crate) fn saw(&mut self, key: &[u8], at: Option<usize>, slot: u64, seq: u64) {
+        self.allocate();
+        let bucket = bucket(key);
+        if let Some(at) = at.filter(|&at| at < self.replicas) {
+            let cell = &mut self.slots[bucket * self.replicas + at];
+            *cell = (*cell).max(slot);
+        }
+        let cell = &mut self.seqs[bucket];
+        *cell = (*cell).max(seq);
+    }
+
     fn allocate(&mut self) {
         if self.slots.is_empty() {
             self.slots = vec![0; BUCKETS * self.replicas];

@@ -850,20 +850,34 @@ impl Replica {
                 continue;
             }
             let Some((slots, seq)) = self.dropped.of(&c.key) else { return };
-            if seq > 0 {
-                attrs.seq = attrs.seq.max(seq + 1);
+            self.merge_bucket(id, slots, seq, None, attrs);
+        }
+    }
+
+    /// Adds a bucket's summary to `attrs` (see `quiet_keys`): a seq above `seq`, and per replica
+    /// index the slot in `slots` (at most `ceiling`'s, when given) unless `attrs` covers it.
+    fn merge_bucket(
+        &self,
+        id: InstanceId,
+        slots: &[u64],
+        seq: u64,
+        ceiling: Option<&[u64]>,
+        attrs: &mut Attributes,
+    ) {
+        if seq > 0 {
+            attrs.seq = attrs.seq.max(seq + 1);
+        }
+        for (at, &slot) in slots.iter().enumerate() {
+            let replica = self.config.replicas[at];
+            let slot = ceiling.map_or(slot, |c| slot.min(c[at]));
+            // An instance's own leader's earlier slots are all it can follow of that replica.
+            let slot = if replica == id.replica { slot.min(id.slot.saturating_sub(1)) } else { slot };
+            if slot == 0 {
+                continue;
             }
-            for (at, &slot) in slots.iter().enumerate() {
-                let replica = self.config.replicas[at];
-                // An instance's own leader's earlier slots are all it can follow of that replica.
-                let slot = if replica == id.replica { slot.min(id.slot.saturating_sub(1)) } else { slot };
-                if slot == 0 {
-                    continue;
-                }
-                let Some(dep) = self.clamp_to_cut(InstanceId { replica, slot }) else { continue };
-                if !crate::handler::covers(&attrs.deps, dep) {
-                    attrs.deps.push(dep);
-                }
+            let Some(dep) = self.clamp_to_cut(InstanceId { replica, slot }) else { continue };
+            if !crate::handler::covers(&attrs.deps, dep) {
+                attrs.deps.push(dep);
             }
         }
     }
@@ -880,21 +894,7 @@ impl Replica {
     fn merge_seen(&self, id: InstanceId, commands: &[Command], attrs: &mut Attributes) {
         for c in commands {
             let Some((slots, seq)) = self.seen.of(&c.key) else { return };
-            attrs.seq = attrs.seq.max(seq + 1);
-            for (at, &slot) in slots.iter().enumerate() {
-                let replica = self.config.replicas[at];
-                let mut slot = slot.min(self.forgotten[at]);
-                if replica == id.replica {
-                    slot = slot.min(id.slot.saturating_sub(1));
-                }
-                if slot == 0 {
-                    continue;
-                }
-                let Some(dep) = self.clamp_to_cut(InstanceId { replica, slot }) else { continue };
-                if !crate::handler::covers(&attrs.deps, dep) {
-                    attrs.deps.push(dep);
-                }
-            }
+            self.merge_bucket(id, slots, seq, Some(&self.forgotten), attrs);
         }
         attrs.normalize();
     }
@@ -928,10 +928,7 @@ impl Replica {
         keys.dedup();
         let at = self.config.index_of(id.replica);
         for key in keys {
-            if let Some(at) = at {
-                self.seen.dropped(key, at, id.slot);
-            }
-            self.seen.dropped_record(key, seq);
+            self.seen.saw(key, at, id.slot, seq);
             let record = self.keys.entry(key.clone()).or_default();
             if record.observe(id, seq) {
                 self.ready.persist.push(Record::Key { key: key.clone(), record: record.clone() });
