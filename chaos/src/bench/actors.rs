@@ -166,12 +166,11 @@ pub struct EpoxyCost {
 impl EpoxyCost {
     /// From the nodes' summed counters over a run (`delta`, after minus before) of `calls` calls.
     pub fn of(delta: &Sample, calls: u64) -> EpoxyCost {
-        let committed = delta.fast_path + delta.slow_path;
         EpoxyCost {
-            commands_per_instance: (delta.batches > 0.0).then(|| delta.batch_commands / delta.batches),
+            commands_per_instance: delta.commands_per_instance(),
             syncs_per_call: delta.syncs / calls.max(1) as f64,
-            sync_ms_mean: if delta.syncs > 0.0 { delta.sync_seconds / delta.syncs * 1e3 } else { 0.0 },
-            slow_path_fraction: (committed > 0.0).then(|| delta.slow_path / committed),
+            sync_ms_mean: delta.sync_ms_mean(),
+            slow_path_fraction: delta.slow_path_fraction(),
         }
     }
 

@@ -101,11 +101,9 @@ impl SystemRun {
             server_cpu_us_per_op: per(server.cpu_seconds) * 1e6,
             client_cpu_us_per_op: per(client_cpu_seconds) * 1e6,
             syncs_per_op: per(server.syncs),
-            sync_ms_mean: if server.syncs > 0.0 { server.sync_seconds / server.syncs * 1e3 } else { 0.0 },
-            commands_per_instance: (mortar && server.batches > 0.0)
-                .then(|| server.batch_commands / server.batches),
-            slow_path_fraction: (mortar && server.fast_path + server.slow_path > 0.0)
-                .then(|| server.slow_path / (server.fast_path + server.slow_path)),
+            sync_ms_mean: server.sync_ms_mean(),
+            commands_per_instance: server.commands_per_instance().filter(|_| mortar),
+            slow_path_fraction: server.slow_path_fraction().filter(|_| mortar),
             ops_per_sec_runs: vec![result.ops_per_sec],
             result,
         }

@@ -66,6 +66,22 @@ impl std::ops::Add for Sample {
 }
 
 impl Sample {
+    /// Mean time of a synced write, in milliseconds (0 without any).
+    pub fn sync_ms_mean(&self) -> f64 {
+        if self.syncs > 0.0 { self.sync_seconds / self.syncs * 1e3 } else { 0.0 }
+    }
+
+    /// Commands per proposed instance (Mortar); None when nothing was proposed.
+    pub fn commands_per_instance(&self) -> Option<f64> {
+        (self.batches > 0.0).then(|| self.batch_commands / self.batches)
+    }
+
+    /// Share of committed instances that took the slow path (Mortar); None when none committed.
+    pub fn slow_path_fraction(&self) -> Option<f64> {
+        let committed = self.fast_path + self.slow_path;
+        (committed > 0.0).then(|| self.slow_path / committed)
+    }
+
     /// Reads the counters of one Mortar node from its `/metrics` text.
     pub fn from_mortar(text: &str) -> Sample {
         Sample {
