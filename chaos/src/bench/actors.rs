@@ -216,6 +216,11 @@ pub struct CallCpu {
     /// Nodes 2 and 3 together: owners of the calls node 1 forwards, and replicas of every write.
     pub others_us: f64,
     pub others_driver_us: f64,
+    /// The share of the run the machine's CPUs were idle (or waiting for I/O), everything on it
+    /// counted: near 0, calls/s is CPU per call's to tell; well above, the calls waited on
+    /// something else.
+    pub machine_idle: f64,
+    pub machine_cpus: usize,
 }
 
 impl CallCpu {
@@ -223,40 +228,59 @@ impl CallCpu {
         self.load_generator_us + self.node1_us + self.others_us
     }
 
-    /// The CPU per call between two snapshots (`[this process, node 1, node 2, node 3]`, each
-    /// `(driver thread, whole process)` seconds) over `calls` calls.
-    pub fn between(before: &[(f64, f64)], after: &[(f64, f64)], calls: u64) -> CallCpu {
+    /// The CPU per call between two snapshots (processes `[this process, node 1, node 2, node
+    /// 3]`, each `(driver thread, whole process)` seconds) over `calls` calls.
+    pub fn between(before: &CpuSnapshot, after: &CpuSnapshot, calls: u64) -> CallCpu {
+        let (b, a) = (&before.processes, &after.processes);
         let per = |seconds: f64| seconds * 1e6 / calls.max(1) as f64;
-        let delta = |i: usize| (after[i].0 - before[i].0, after[i].1 - before[i].1);
-        let others =
-            (2..before.len().min(after.len())).map(delta).fold((0.0, 0.0), |a, d| (a.0 + d.0, a.1 + d.1));
+        let delta = |i: usize| (a[i].0 - b[i].0, a[i].1 - b[i].1);
+        let others = (2..b.len().min(a.len())).map(delta).fold((0.0, 0.0), |s, d| (s.0 + d.0, s.1 + d.1));
         CallCpu {
             load_generator_us: per(delta(0).1),
             node1_us: per(delta(1).1),
             node1_driver_us: per(delta(1).0),
             others_us: per(others.1),
             others_driver_us: per(others.0),
+            machine_idle: before.machine.idle_share_until(&after.machine),
+            machine_cpus: after.machine.cpus,
         }
     }
 
     /// One line for the report.
     pub fn line(&self) -> String {
+        // Below this idle share the run used the CPUs whole; above it, something other than CPU
+        // (synced writes, round trips) held the calls back.
+        const BOUND_BY_CPU_IDLE_MAX: f64 = 0.10;
+        let bound = if self.machine_idle <= BOUND_BY_CPU_IDLE_MAX {
+            "bound by CPU: calls/s ≈ cores ÷ CPU per call"
+        } else {
+            "not bound by CPU alone"
+        };
         format!(
             "CPU per call: {:.0} µs = load generator {:.0} + node 1 {:.0} (epoxy driver {:.0}) + nodes 2-3 {:.0} \
-             (epoxy drivers {:.0})",
+             (epoxy drivers {:.0}); the machine's {} CPUs {:.0}% idle ({bound})",
             self.total_us(),
             self.load_generator_us,
             self.node1_us,
             self.node1_driver_us,
             self.others_us,
-            self.others_driver_us
+            self.others_driver_us,
+            self.machine_cpus,
+            self.machine_idle * 100.0,
         )
     }
 }
 
-/// CPU seconds so far of this process and of each node, `(driver thread, whole process)`, for
-/// [`CallCpu::between`].
-fn cpu_snapshot(cluster: &BenchCluster) -> anyhow::Result<Vec<(f64, f64)>> {
+/// CPU time so far: of this process and of each node, `(driver thread, whole process)` seconds,
+/// and of the whole machine; for [`CallCpu::between`].
+#[derive(Debug, Clone, Default)]
+pub struct CpuSnapshot {
+    pub processes: Vec<(f64, f64)>,
+    pub machine: super::metrics::MachineCpu,
+}
+
+/// The CPU time so far of this process, each node and the machine.
+fn cpu_snapshot(cluster: &BenchCluster) -> anyhow::Result<CpuSnapshot> {
     let mut snapshot = vec![(0.0, super::metrics::cpu_seconds(std::process::id())?)];
     for id in 1..=BENCH_NODES {
         let pid = cluster.pid(id).with_context(|| format!("node {id} is not running"))?;
@@ -265,7 +289,7 @@ fn cpu_snapshot(cluster: &BenchCluster) -> anyhow::Result<Vec<(f64, f64)>> {
             super::metrics::cpu_seconds(pid)?,
         ));
     }
-    Ok(snapshot)
+    Ok(CpuSnapshot { processes: snapshot, machine: super::metrics::machine_cpu()? })
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -315,6 +339,8 @@ pub struct ActorBenchResult {
 pub struct EtcdCpu {
     pub load_generator_us: f64,
     pub members_us: f64,
+    /// As [`CallCpu::machine_idle`], over the run (warm-up included).
+    pub machine_idle: f64,
 }
 
 /// One node process of the benchmark cluster.
@@ -713,7 +739,9 @@ async fn etcd_puts(args: &ActorBenchArgs) -> anyhow::Result<(f64, EtcdCpu)> {
         let warmup = kv_args.warmup;
         let before = cluster.sample().await;
         let client_before = super::metrics::cpu_seconds(std::process::id());
+        let machine_before = super::metrics::machine_cpu()?;
         let run = super::target::run_kv(kv_args).await;
+        let machine_after = super::metrics::machine_cpu()?;
         let client_cpu = super::metrics::cpu_seconds(std::process::id());
         let after = cluster.sample().await;
         cluster.stop().await;
@@ -723,13 +751,18 @@ async fn etcd_puts(args: &ActorBenchArgs) -> anyhow::Result<(f64, EtcdCpu)> {
         // Per answered put, warm-up included, as `bench compare` counts it.
         let costs =
             super::compare::SystemRun::new(run, after? - before?, client_cpu? - client_before?, warmup);
-        let cpu =
-            EtcdCpu { load_generator_us: costs.client_cpu_us_per_op, members_us: costs.server_cpu_us_per_op };
+        let cpu = EtcdCpu {
+            load_generator_us: costs.client_cpu_us_per_op,
+            members_us: costs.server_cpu_us_per_op,
+            machine_idle: machine_before.idle_share_until(&machine_after),
+        };
         println!(
-            "  CPU per put: {:.0} µs = load generator {:.0} + the three members {:.0}",
+            "  CPU per put: {:.0} µs = load generator {:.0} + the three members {:.0}; the machine's {} CPUs {:.0}% idle",
             cpu.load_generator_us + cpu.members_us,
             cpu.load_generator_us,
-            cpu.members_us
+            cpu.members_us,
+            machine_after.cpus,
+            cpu.machine_idle * 100.0
         );
         Ok::<_, anyhow::Error>((puts_per_sec, cpu))
     }

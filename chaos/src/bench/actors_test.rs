@@ -1,10 +1,18 @@
 use super::*;
+use crate::bench::metrics::MachineCpu;
 
 #[test]
 fn cpu_per_call_is_each_process_s_growth_over_the_calls() {
     // [this process, node 1, node 2, node 3], each (driver thread, whole process) in seconds.
-    let before = [(0.0, 10.0), (1.0, 5.0), (2.0, 6.0), (3.0, 7.0)];
-    let after = [(0.0, 10.2), (1.1, 5.4), (2.2, 6.3), (3.1, 7.3)];
+    let machine = |idle_seconds, total_seconds| MachineCpu { idle_seconds, total_seconds, cpus: 2 };
+    let before = CpuSnapshot {
+        processes: vec![(0.0, 10.0), (1.0, 5.0), (2.0, 6.0), (3.0, 7.0)],
+        machine: machine(100.0, 400.0),
+    };
+    let after = CpuSnapshot {
+        processes: vec![(0.0, 10.2), (1.1, 5.4), (2.2, 6.3), (3.1, 7.3)],
+        machine: machine(100.5, 402.0),
+    };
     let cpu = CallCpu::between(&before, &after, 10_000);
     let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
     assert!(close(cpu.load_generator_us, 20.0), "{cpu:?}");
@@ -18,12 +26,23 @@ fn cpu_per_call_is_each_process_s_growth_over_the_calls() {
         line.starts_with("CPU per call: 120 µs = load generator 20 + node 1 40 (epoxy driver 10)"),
         "{line}"
     );
+    assert!((cpu.machine_idle - 0.25).abs() < 1e-9, "{cpu:?}");
+    assert!(line.ends_with("the machine's 2 CPUs 25% idle (not bound by CPU alone)"), "{line}");
+    let busy = CallCpu::between(&before, &CpuSnapshot { machine: machine(100.1, 402.0), ..after }, 10_000);
+    assert!(
+        busy.line().ends_with("5% idle (bound by CPU: calls/s ≈ cores ÷ CPU per call)"),
+        "{}",
+        busy.line()
+    );
 }
 
 #[test]
 fn no_calls_divide_by_one_not_zero() {
-    let snapshot = [(0.0, 1.0), (0.0, 1.0), (0.0, 1.0), (0.0, 1.0)];
-    let later = [(0.0, 1.5), (0.0, 1.0), (0.0, 1.0), (0.0, 1.0)];
+    let snapshot = CpuSnapshot { processes: vec![(0.0, 1.0); 4], ..CpuSnapshot::default() };
+    let later = CpuSnapshot {
+        processes: vec![(0.0, 1.5), (0.0, 1.0), (0.0, 1.0), (0.0, 1.0)],
+        ..CpuSnapshot::default()
+    };
     let cpu = CallCpu::between(&snapshot, &later, 0);
     assert!(cpu.load_generator_us.is_finite());
     assert_eq!(cpu.node1_us, 0.0);

@@ -192,9 +192,72 @@ pub fn parse_comm(stat: &str) -> Option<&str> {
     stat.get(start..end)
 }
 
+/// The whole machine's CPU time so far, from the first line of `/proc/stat`, in seconds summed
+/// over its CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MachineCpu {
+    /// Spent idle or waiting for I/O (`idle` + `iowait`).
+    pub idle_seconds: f64,
+    /// Everything: `user` through `steal` (guest time is inside `user`).
+    pub total_seconds: f64,
+    /// CPUs counted (the `cpuN` lines).
+    pub cpus: usize,
+}
+
+impl MachineCpu {
+    /// The share of the time between `self` and `later` that the machine's CPUs were idle.
+    pub fn idle_share_until(&self, later: &MachineCpu) -> f64 {
+        let total = later.total_seconds - self.total_seconds;
+        if total <= 0.0 { 0.0 } else { ((later.idle_seconds - self.idle_seconds) / total).clamp(0.0, 1.0) }
+    }
+}
+
+/// The machine's CPU time now ([`parse_machine_cpu`] of `/proc/stat`).
+pub fn machine_cpu() -> anyhow::Result<MachineCpu> {
+    let stat = std::fs::read_to_string("/proc/stat").map_err(|e| anyhow::anyhow!("read /proc/stat: {e}"))?;
+    parse_machine_cpu(&stat).ok_or_else(|| anyhow::anyhow!("/proc/stat has no readable `cpu` line"))
+}
+
+/// [`MachineCpu`] of a `/proc/stat` text: its `cpu` line (user nice system idle iowait irq
+/// softirq steal ..., in `USER_HZ` ticks) and the number of `cpuN` lines.
+pub fn parse_machine_cpu(stat: &str) -> Option<MachineCpu> {
+    let line = stat.lines().find(|l| l.split_whitespace().next() == Some("cpu"))?;
+    let ticks: Vec<f64> =
+        line.split_whitespace().skip(1).take(8).map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    if ticks.len() < 5 {
+        return None;
+    }
+    let cpus = stat
+        .lines()
+        .filter(|l| l.split_whitespace().next().is_some_and(|w| w.len() > 3 && w.starts_with("cpu")))
+        .count();
+    Some(MachineCpu {
+        idle_seconds: (ticks[3] + ticks[4]) / USER_HZ,
+        total_seconds: ticks.iter().sum::<f64>() / USER_HZ,
+        cpus,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_machine_s_idle_share_counts_iowait_as_idle() {
+        let before = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n\
+            cpu1 50 0 25 400 25 0 0 0 0 0\nintr 1 2 3\nctxt 99\n";
+        let after = "cpu  250 10 100 1000 100 20 20 0 0 0\ncpu0 1 1 1 1 1 1 1 1\ncpu1 1 1 1 1 1 1 1 1\n";
+        let (a, b) = (parse_machine_cpu(before).unwrap(), parse_machine_cpu(after).unwrap());
+        assert_eq!(a.cpus, 2);
+        assert_eq!(a.total_seconds, 10.0);
+        assert_eq!(a.idle_seconds, 8.5);
+        // 500 ticks passed, 250 of them idle or waiting for I/O.
+        assert!((a.idle_share_until(&b) - 0.5).abs() < 1e-9, "{}", a.idle_share_until(&b));
+        assert_eq!(b.idle_share_until(&a), 0.0, "time does not run backwards");
+        assert_eq!(parse_machine_cpu("intr 1 2\n"), None);
+        assert_eq!(parse_machine_cpu("cpu  1 2 x 4 5\n"), None);
+        assert!(machine_cpu().unwrap().cpus >= 1);
+    }
 
     #[test]
     fn metric_sum_adds_every_series_of_one_name() {
