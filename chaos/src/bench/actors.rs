@@ -739,9 +739,9 @@ async fn etcd_puts(args: &ActorBenchArgs) -> anyhow::Result<(f64, EtcdCpu)> {
         let warmup = kv_args.warmup;
         let before = cluster.sample().await;
         let client_before = super::metrics::cpu_seconds(std::process::id());
-        let machine_before = super::metrics::machine_cpu()?;
+        let machine_before = super::metrics::machine_cpu();
         let run = super::target::run_kv(kv_args).await;
-        let machine_after = super::metrics::machine_cpu()?;
+        let machine_after = super::metrics::machine_cpu();
         let client_cpu = super::metrics::cpu_seconds(std::process::id());
         let after = cluster.sample().await;
         cluster.stop().await;
@@ -751,10 +751,11 @@ async fn etcd_puts(args: &ActorBenchArgs) -> anyhow::Result<(f64, EtcdCpu)> {
         // Per answered put, warm-up included, as `bench compare` counts it.
         let costs =
             super::compare::SystemRun::new(run, after? - before?, client_cpu? - client_before?, warmup);
+        let machine_after = machine_after?;
         let cpu = EtcdCpu {
             load_generator_us: costs.client_cpu_us_per_op,
             members_us: costs.server_cpu_us_per_op,
-            machine_idle: machine_before.idle_share_until(&machine_after),
+            machine_idle: machine_before?.idle_share_until(&machine_after),
         };
         println!(
             "  CPU per put: {:.0} µs = load generator {:.0} + the three members {:.0}; the machine's {} CPUs {:.0}% idle",
