@@ -258,15 +258,14 @@ impl CallCpu {
         };
         format!(
             "CPU per call: {:.0} µs = load generator {:.0} + node 1 {:.0} (epoxy driver {:.0}) + nodes 2-3 {:.0} \
-             (epoxy drivers {:.0}); the machine's {} CPUs {:.0}% idle ({bound})",
+             (epoxy drivers {:.0}); {} ({bound})",
             self.total_us(),
             self.load_generator_us,
             self.node1_us,
             self.node1_driver_us,
             self.others_us,
             self.others_driver_us,
-            self.machine_cpus,
-            self.machine_idle * 100.0,
+            super::metrics::idle_words(self.machine_idle, self.machine_cpus),
         )
     }
 }
@@ -758,12 +757,11 @@ async fn etcd_puts(args: &ActorBenchArgs) -> anyhow::Result<(f64, EtcdCpu)> {
             machine_idle: machine_before?.idle_share_until(&machine_after),
         };
         println!(
-            "  CPU per put: {:.0} µs = load generator {:.0} + the three members {:.0}; the machine's {} CPUs {:.0}% idle",
+            "  CPU per put: {:.0} µs = load generator {:.0} + the three members {:.0}; {}",
             cpu.load_generator_us + cpu.members_us,
             cpu.load_generator_us,
             cpu.members_us,
-            machine_after.cpus,
-            cpu.machine_idle * 100.0
+            super::metrics::idle_words(cpu.machine_idle, machine_after.cpus)
         );
         Ok::<_, anyhow::Error>((puts_per_sec, cpu))
     }

@@ -212,6 +212,11 @@ impl MachineCpu {
     }
 }
 
+/// How a report says the machine's CPUs were `idle_share` idle: "the machine's 2 CPUs 5% idle".
+pub fn idle_words(idle_share: f64, cpus: usize) -> String {
+    format!("the machine's {cpus} CPUs {:.0}% idle", idle_share * 100.0)
+}
+
 /// The machine's CPU time now ([`parse_machine_cpu`] of `/proc/stat`).
 pub fn machine_cpu() -> anyhow::Result<MachineCpu> {
     let stat = std::fs::read_to_string("/proc/stat").map_err(|e| anyhow::anyhow!("read /proc/stat: {e}"))?;
