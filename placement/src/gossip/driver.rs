@@ -229,6 +229,13 @@ impl Driver {
             self.chores(Instant::now());
             self.flush().await;
             let event = self.next_event().await;
+            // A directory set while this event waited applies to it: once `set_directory` has
+            // returned, no datagram is read or answered under the previous one. (The select picks
+            // among ready branches at random: it took a datagram before a directory set earlier,
+            // and foca answered an identity the directory excludes.)
+            if self.directory_rx.has_changed().unwrap_or(false) {
+                self.on_directory();
+            }
             match event {
                 Event::Datagram(received) => self.on_datagram(received),
                 Event::Deadline => {}
