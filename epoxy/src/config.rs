@@ -100,6 +100,14 @@ impl Config {
         2 * self.commit_request_ticks
     }
 
+    /// The longest a replica waits on a stalled instance before recovering it, however slowly its
+    /// leader's instances have been committing here (see `Replica::stall_wait`): ten stall
+    /// timeouts. A leader that is down or cut off is recovered sooner (its silence is noticed
+    /// within a progress interval), and one that gets no quorum asks for a take-over.
+    pub fn stall_ticks_max(&self) -> u32 {
+        10 * self.recovery_ticks
+    }
+
     /// Ticks a recovery attempt runs before it gives up (the stall timer starts the next, at a
     /// higher ballot): eight resends of its current phase.
     pub fn recovery_give_up_ticks(&self) -> u32 {

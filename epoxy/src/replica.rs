@@ -208,6 +208,14 @@ pub struct Replica {
     pub(crate) silent_ticks: Vec<u32>,
     /// This replica's phases' times to a quorum: when to resend (see [`crate::resend_timer`]).
     pub(crate) resend_timer: ResendTimer,
+    /// Per replica index: how long its instances take to commit here, from this replica's vote
+    /// to the commit; the stall timeout of its instances follows it (see [`Replica::stall_wait`]).
+    pub(crate) commit_delays: Vec<ResendTimer>,
+    /// Instances of other leaders this replica voted for at the leader's ballot: the tick of the
+    /// vote, for [`Replica::commit_delays`] when the leader's commit arrives.
+    pub(crate) voted_at: HashMap<InstanceId, u64>,
+    /// Ticks since this replica started.
+    pub(crate) ticks: u64,
     /// Each peer's last reported executed watermarks (`Message::Progress`).
     pub(crate) peer_executed: HashMap<ReplicaId, Vec<u64>>,
     /// `peer_executed` as it was at the last progress exchange: slots a peer executed a whole
@@ -272,6 +280,9 @@ impl Replica {
             executed_keys: ExecutedKeys::default(),
             silent_ticks: vec![0; config.replicas.len()],
             resend_timer: ResendTimer::default(),
+            commit_delays: vec![ResendTimer::with_max(config.stall_ticks_max()); config.replicas.len()],
+            voted_at: HashMap::new(),
+            ticks: 0,
             peer_executed: HashMap::new(),
             peer_executed_before: HashMap::new(),
             forgotten: vec![0; config.replicas.len()],
@@ -360,7 +371,7 @@ impl Replica {
                 }
                 replica.executor.on_committed(id);
             } else {
-                let wait = replica.jittered_wait();
+                let wait = replica.stall_wait(id);
                 replica.stalled.insert(id, wait);
             }
             replica.instances.insert(id, instance);
@@ -566,6 +577,7 @@ impl Replica {
     /// Advances time by one tick: resends unanswered phases, settles for the slow path when a fast
     /// quorum does not answer in time, and asks peers for commits the executor waits on.
     pub fn tick(&mut self) {
+        self.ticks += 1;
         self.prune_restart_gap();
         let me = self.me_bit;
         for (at, silent) in self.silent_ticks.iter_mut().enumerate() {
@@ -946,10 +958,29 @@ impl Replica {
     }
 
     /// Records an acceptor's vote: persisted, held, and watched so it is recovered if it stalls.
+    /// A first vote at the leader's own ballot starts a sample of its commit delay.
     pub(crate) fn record_vote(&mut self, id: InstanceId, instance: Instance) {
+        if id.replica != self.config.id && instance.ballot == Ballot::initial(id.replica) {
+            self.voted_at.entry(id).or_insert(self.ticks);
+        }
         self.persist_instance(id, &instance);
         self.instances.insert(id, instance);
         self.watch_stall(id);
+    }
+
+    /// The commit of `id`, held here at `ballot`, arrived from its leader's round: the ticks since
+    /// this replica's vote are a sample of the leader's commit delay. Only the leader's ballot
+    /// gives one: a recovery's commit came after a stall timeout, and sampling it would let the
+    /// timeout raise itself (Karn's rule, as for resends).
+    pub(crate) fn sample_commit_delay(&mut self, id: InstanceId, ballot: Ballot) {
+        let Some(voted) = self.voted_at.remove(&id) else { return };
+        if ballot != Ballot::initial(id.replica) {
+            return;
+        }
+        if let Some(at) = self.config.index_of(id.replica) {
+            let ticks = u32::try_from(self.ticks - voted).unwrap_or(u32::MAX);
+            self.commit_delays[at].sample(ticks);
+        }
     }
 
     /// Sends the leader's current phase message for `id` to every peer not in `skip`.
@@ -1090,16 +1121,41 @@ impl Replica {
         self.ask_take_over(id, replied);
     }
 
-    /// A random wait before recovering a stalled instance.
-    pub(crate) fn jittered_wait(&mut self) -> u32 {
+    /// Per replica index: how long it must stay silent before its stalled instances are
+    /// recovered at once ([`silent_leader_wait`]): a progress interval, or as long as its instances
+    /// take to commit here when that is longer. Under load a live leader's messages arrive in
+    /// bursts with gaps longer than a progress interval (its queues hold seconds of large values),
+    /// and a fixed interval took it for down and recovered its instances.
+    fn silence_ticks(&self) -> Vec<u32> {
+        let progress = self.config.progress_ticks();
+        self.commit_delays.iter().map(|delays| delays.timeout(progress, progress)).collect()
+    }
+
+    /// A random wait before recovering stalled instance `id`: the stall timeout of its leader
+    /// plus up to `recovery_ticks` of jitter, so that competing recoverers rarely collide.
+    ///
+    /// The timeout is `recovery_ticks` while the leader's instances commit here promptly, and
+    /// follows their commit delay (smoothed, plus four deviations, as TCP's retransmission
+    /// timeout) when they do not, up to [`Config::stall_ticks_max`]. A fixed timeout turned load
+    /// into a recovery storm: 1 MiB values from 1,000 clients delayed commits past 300-600 ms,
+    /// both followers recovered nearly every instance of the live leader (about 150 each within
+    /// seconds), the leader answered each Prepare with the whole committed instance, and those
+    /// answers filled its queues and delayed the next commits further; a put took 10-30 s after
+    /// the load had ended. A leader that is down is recovered as soon as its silence shows
+    /// ([`silent_leader_wait`]), whatever its timeout.
+    pub(crate) fn stall_wait(&mut self, id: InstanceId) -> u32 {
         let base = self.config.recovery_ticks;
-        base + self.rng.below(u64::from(base)) as u32
+        let timeout = match self.config.index_of(id.replica) {
+            Some(at) if id.replica != self.config.id => self.commit_delays[at].timeout(base, base),
+            _ => base,
+        };
+        timeout + self.rng.below(u64::from(base)) as u32
     }
 
     /// Notes an uncommitted instance this replica does not lead, so it is recovered if it stalls.
     pub(crate) fn watch_stall(&mut self, id: InstanceId) {
         if !self.leading.contains(&id) && !self.stalled.contains_key(&id) {
-            let wait = self.jittered_wait();
+            let wait = self.stall_wait(id);
             self.stalled.insert(id, wait);
         }
     }
@@ -1108,6 +1164,7 @@ impl Replica {
         self.recoveries.remove(&id);
         self.stalled.remove(&id);
         self.min_round.remove(&id);
+        self.voted_at.remove(&id);
     }
 
     /// What this replica holds for an instance, as a vote for a recoverer.
@@ -1159,18 +1216,35 @@ impl Replica {
             }
         }
         let mut due = Vec::new();
+        // Per replica index: a stall timeout ran out on an instance of that leader (or its
+        // silence did). If the leader lives, its instances commit slower than the timeout; if it
+        // is down, a longer timeout costs nothing (its silence keeps growing past it).
+        let mut timed_out = 0u64;
+        let silence = self.silence_ticks();
         for (id, left) in self.stalled.iter_mut() {
-            if let Some(cap) = silent_leader_wait(&self.config, &self.silent_ticks, &self.instances, *id) {
+            let silent = silent_leader_wait(&self.config, &self.silent_ticks, &silence, &self.instances, *id);
+            if let Some(cap) = silent {
                 *left = (*left).min(cap);
             }
             *left = left.saturating_sub(1);
             if *left == 0 {
                 due.push(*id);
+                if id.replica != self.config.id
+                    && let Some(at) = self.config.index_of(id.replica)
+                {
+                    timed_out |= 1 << at;
+                }
+            }
+        }
+        // Once per tick, as the resend timer: the leader's timeout doubles until its next sample.
+        for (at, delays) in self.commit_delays.iter_mut().enumerate() {
+            if timed_out & (1 << at) != 0 {
+                delays.backed_off();
             }
         }
         due.sort_unstable();
         for id in due {
-            let wait = self.jittered_wait();
+            let wait = self.stall_wait(id);
             self.stalled.insert(id, wait);
             if !self.recoveries.contains_key(&id) {
                 self.start_recovery(id);
@@ -1212,28 +1286,31 @@ impl Replica {
 const SILENT_LEADER_TURN_TICKS: u32 = 2;
 
 /// How long at most a stalled instance `id` still waits here before this replica recovers it,
-/// when its leader has gone silent: nothing heard from it for a whole progress interval, in
-/// which every live, connected replica sends each peer at least a `Progress` (so it is down or
-/// cut off from here), and no recoverer has come forward (the instance is held at the leader's
+/// when its leader has gone silent: nothing heard from it for `silence[leader]` ticks (a whole
+/// progress interval, in which every live, connected replica sends each peer at least a
+/// `Progress`, so it is down or cut off from here; longer while its instances take longer than
+/// that to commit here, see `Replica::silence_ticks`), and no recoverer has come forward (the instance is held at the leader's
 /// ballot 0, or not at all). Without this, a crashed leader's instance waited out its whole stall
 /// timeout (`recovery_ticks` plus up to as much again: 300-600 ms) before any survivor began,
 /// and a survivor's proposal that depended on it waited that long and the recovery on top
 /// (pair_kill: the N = 7 runs' slowest, near 1 s). The survivors take turns in ring order after
 /// the leader, [`SILENT_LEADER_TURN_TICKS`] apart, so that the first usually finishes before the
 /// next would compete; one that promises a recoverer's ballot waits a whole stall timeout as
-/// before. Recovering early is always safe, only wasteful when the leader lives, and a leader
-/// silent for a progress interval would have been recovered after its stall timeout anyway.
+/// before. Recovering early is always safe, only wasteful when the leader lives (under load,
+/// ruinous: see `Replica::stall_wait`), and a leader silent that long would have been recovered
+/// after its stall timeout anyway.
 /// None: the normal stall timeout applies.
 fn silent_leader_wait(
     config: &Config,
     silent_ticks: &[u32],
+    silence: &[u32],
     instances: &HashMap<InstanceId, Instance>,
     id: InstanceId,
 ) -> Option<u32> {
     let n = config.replicas.len();
     let leader_at = config.index_of(id.replica)?;
     let me_at = config.index_of(config.id)?;
-    if leader_at == me_at || silent_ticks[leader_at] < config.progress_ticks() {
+    if leader_at == me_at || silent_ticks[leader_at] < silence[leader_at] {
         return None;
     }
     if instances.get(&id).is_some_and(|i| i.ballot.round > 0) {

@@ -26,7 +26,7 @@ const SCALE: u32 = 8;
 const BACKOFF_DOUBLINGS_MAX: u32 = 6;
 const _: () = assert!(1 << BACKOFF_DOUBLINGS_MAX >= RESEND_TICKS_MAX);
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct ResendTimer {
     /// Smoothed ticks to a quorum, in eighths; None before the first sample.
     srtt: Option<u32>,
@@ -34,13 +34,28 @@ pub(crate) struct ResendTimer {
     rttvar: u32,
     /// Doublings of the timeout since the last sample (ticks in which phases were resent).
     backoff: u32,
+    /// Samples and timeouts never exceed this many ticks ([`RESEND_TICKS_MAX`] for phases).
+    max: u32,
+}
+
+impl Default for ResendTimer {
+    fn default() -> Self {
+        Self::with_max(RESEND_TICKS_MAX)
+    }
 }
 
 impl ResendTimer {
+    /// A timer whose samples and timeouts are capped at `max` ticks (the same estimator serves
+    /// the stall timers of `crate::replica`, whose waits are longer than a phase's).
+    pub(crate) fn with_max(max: u32) -> Self {
+        assert!(max <= u32::MAX / SCALE, "the estimates are kept in eighths of a tick");
+        Self { srtt: None, rttvar: 0, backoff: 0, max }
+    }
+
     /// A phase that was not resent reached its quorum `ticks` ticks after it was sent.
     pub(crate) fn sample(&mut self, ticks: u32) {
         self.backoff = 0;
-        let r = ticks.min(RESEND_TICKS_MAX) * SCALE;
+        let r = ticks.min(self.max) * SCALE;
         match self.srtt {
             None => {
                 self.srtt = Some(r);
@@ -60,13 +75,13 @@ impl ResendTimer {
 
     /// Ticks to wait before resending: `initial` before any sample, then the smoothed time plus
     /// four deviations (at least one tick of them); doubled once per backoff; within
-    /// `min..=max(RESEND_TICKS_MAX, min)`.
+    /// `min..=max(cap, min)` (the cap is [`RESEND_TICKS_MAX`] unless built [`Self::with_max`]).
     pub(crate) fn timeout(&self, min: u32, initial: u32) -> u32 {
         let base = match self.srtt {
             None => initial,
             Some(srtt) => (srtt + (4 * self.rttvar).max(SCALE)).div_ceil(SCALE),
         };
-        base.saturating_mul(1 << self.backoff).clamp(min, RESEND_TICKS_MAX.max(min))
+        base.saturating_mul(1 << self.backoff).clamp(min, self.max.max(min))
     }
 }
 

@@ -1,6 +1,7 @@
 //! When a replica acts on silence: a crashed leader's instance recovered once the leader missed a
-//! progress exchange (`silent_leader_wait` in replica.rs), and a leader's resends after the
-//! timeout learned from its own phases (`crate::resend_timer`).
+//! progress exchange (`silent_leader_wait` in replica.rs), a live leader's instances waited for as
+//! long as they take to commit (`Replica::stall_wait`), and a leader's resends after the timeout
+//! learned from its own phases (`crate::resend_timer`).
 
 use crate::handler::handler_test::{attrs, cmd, replica};
 use crate::message::Message;
@@ -117,4 +118,77 @@ fn a_leader_without_samples_resends_after_the_initial_timeout() {
     assert_eq!(ticks_to_resend(&mut r1, id, 2 * config.retry_ticks), Some(config.retry_ticks));
     let counters = r1.counters();
     assert_eq!((counters.resends, counters.resend_timeout_ticks), (1, u64::from(config.retry_ticks)));
+}
+
+/// Replica 2 of 3 votes for `count` instances of replica 1, one after another, each committed
+/// `delay` ticks after its PreAccept; replica 1's progress exchange arrives every interval (it is
+/// live and heard from). Per instance: whether replica 2 began recovering it.
+fn recovered_of_late_commits(r2: &mut Replica, first_slot: u64, count: u64, delay: u32) -> Vec<bool> {
+    let progress = Message::Progress { committed_up_to: 0, executed_up_to: vec![0; 3] };
+    let every = r2.config().progress_ticks() - 1;
+    let mut tick = 0u32;
+    let mut recovered = Vec::new();
+    for slot in first_slot..first_slot + count {
+        let id = InstanceId::new(1, slot);
+        let key = format!("k{slot}");
+        r2.step(R1, Message::PreAccept { id, ballot: B1, attrs: attrs(1, &[]), commands: vec![cmd(&key)] });
+        r2.ready();
+        let mut prepared = false;
+        for _ in 0..delay {
+            tick += 1;
+            if tick.is_multiple_of(every) {
+                r2.step(R1, progress.clone());
+            }
+            r2.tick();
+            let sent = r2.ready();
+            prepared |= sent
+                .messages
+                .iter()
+                .chain(&sent.messages_after_persist)
+                .any(|m| matches!(m.message, Message::Prepare { id: i, .. } if i == id));
+        }
+        r2.step(R1, Message::Commit { id, attrs: attrs(1, &[]), commands: vec![cmd(&key)] });
+        r2.ready();
+        recovered.push(prepared);
+    }
+    recovered
+}
+
+#[test]
+fn a_live_leader_whose_commits_arrive_late_is_given_as_long_as_they_take() {
+    let mut r2 = replica(R2, 3);
+    let config = r2.config().clone();
+    // Each commit takes three stall timeouts (a leader whose queues hold seconds of large values).
+    let delay = 3 * config.recovery_ticks;
+    assert!(delay < config.stall_ticks_max(), "a delay the stall timeout may learn");
+    let recovered = recovered_of_late_commits(&mut r2, 1, 12, delay);
+    // The first ones may be recovered (nothing learned yet, then the timeout backs off); once a
+    // commit arrives before the timeout, the delay is learned and no later instance is.
+    let last = recovered.iter().rposition(|&r| r).map_or(0, |at| at + 1);
+    assert!(last <= 4, "replica 2 still recovered instance {last} of 12: {recovered:?}");
+    assert!(recovered[4..].iter().all(|&r| !r), "{recovered:?}");
+}
+
+#[test]
+fn once_commits_are_prompt_again_a_silent_leader_is_recovered_after_a_progress_interval() {
+    let mut r2 = replica(R2, 3);
+    let config = r2.config().clone();
+    recovered_of_late_commits(&mut r2, 1, 8, 3 * config.recovery_ticks);
+    // Commits within a tick again, for a while.
+    let recovered = recovered_of_late_commits(&mut r2, 9, 40, 1);
+    assert!(recovered.iter().all(|&r| !r));
+    // Then replica 1 goes silent with an instance pre-accepted here.
+    let id = InstanceId::new(1, 49);
+    r2.step(R1, Message::PreAccept { id, ballot: B1, attrs: attrs(1, &[]), commands: vec![cmd("last")] });
+    r2.ready();
+    let silent = config.progress_ticks();
+    let at = (1..=config.recovery_ticks).find(|_| {
+        r2.tick();
+        r2.ready()
+            .messages_after_persist
+            .iter()
+            .any(|m| matches!(m.message, Message::Prepare { id: i, .. } if i == id))
+    });
+    let at = at.expect("recovered before its stall timeout");
+    assert!(at <= silent + 3, "recovered at tick {at}, a progress interval is {silent}");
 }

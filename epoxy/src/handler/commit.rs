@@ -20,6 +20,7 @@ impl Replica {
             Some(instance) => instance.ballot,
             None => Ballot::initial(id.replica),
         };
+        self.sample_commit_delay(id, ballot);
         self.abandon_lead(id);
         self.observe_keys(id, &commands, attrs.seq);
         let instance = Instance {

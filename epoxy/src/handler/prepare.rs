@@ -35,7 +35,7 @@ impl Replica {
         self.recovery_is_current(id); // a recovery of its own at a lower ballot stops here
         // Another replica is recovering it: give that recovery a whole wait before competing
         // (a recovery started meanwhile would take its ballot and undo its progress).
-        let wait = self.jittered_wait();
+        let wait = self.stall_wait(id);
         self.stalled.insert(id, wait);
         let reply = Message::PrepareOk { id, ballot, state };
         self.ready.messages_after_persist.push(Outbound { to: from, message: reply });

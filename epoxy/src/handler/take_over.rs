@@ -17,7 +17,7 @@ impl Replica {
             return;
         }
         // The stall timer restarts, so it does not start a second attempt at once.
-        let wait = self.jittered_wait();
+        let wait = self.stall_wait(id);
         self.stalled.insert(id, wait);
         self.start_recovery(id);
     }
