@@ -38,8 +38,19 @@ fn decode<'a, T: serde::Deserialize<'a>>(what: &'static str, bytes: &'a [u8]) ->
     postcard::from_bytes(bytes).map_err(|e| DecodeError::Malformed { what, reason: e.to_string() })
 }
 
+/// Encodes into a buffer of the exact size: growing one as it fills copied a large value's bytes
+/// about twice more (a 1 MiB command passes 1, 2, 4, ... MiB buffers).
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    postcard::to_stdvec(value).expect("encoding into a Vec cannot fail")
+    let len = encoded_len(value);
+    let encoded =
+        postcard::to_extend(value, Vec::with_capacity(len)).expect("encoding into a Vec cannot fail");
+    debug_assert_eq!(encoded.len(), len, "postcard's size walk and its encoding agree");
+    encoded
+}
+
+/// The length of `value` encoded, without encoding it (lengths are summed, no bytes copied).
+fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
+    postcard::experimental::serialized_size(value).expect("sizing an encoding cannot fail")
 }
 
 fn check(what: &'static str, ok: bool, reason: impl FnOnce() -> String) -> Result<(), DecodeError> {
@@ -86,6 +97,12 @@ pub fn decode_cut(bytes: &[u8]) -> Result<Cut, DecodeError> {
 /// [`crate::Replica::step_in_epoch`]).
 pub fn encode_message(epoch: u64, message: &Message) -> Vec<u8> {
     encode(&(epoch, message))
+}
+
+/// The length of [`encode_message`]'s output, without encoding: a sender whose queue has no room
+/// for it drops the message without copying its commands.
+pub fn encoded_message_len(epoch: u64, message: &Message) -> usize {
+    encoded_len(&(epoch, message))
 }
 
 /// The sender's epoch and the message.

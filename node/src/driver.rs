@@ -18,7 +18,9 @@ use crate::epoch::{EpochRecord, EpochStatus};
 use crate::state_machine::{self, Outcome, View};
 use bytes::Bytes;
 use mortar_epoxy::codec::ENCODED_BYTES_MAX;
-use mortar_epoxy::codec::{decode_instance, encode_cut, encode_instance, encode_key_record, encode_message};
+use mortar_epoxy::codec::{
+    decode_instance, encode_cut, encode_instance, encode_key_record, encode_message, encoded_message_len,
+};
 use mortar_epoxy::config::{BATCH_BYTES_MAX, BATCH_COMMANDS_MAX};
 use mortar_epoxy::{
     Command, Counters, Cut, InstanceId, Message, Outbound, Ready, Record, Replica, ReplicaId,
@@ -94,7 +96,26 @@ pub enum ProposeError {
     Internal(String),
 }
 
-type Waiter = oneshot::Sender<Result<Outcome, ProposeError>>;
+/// Where a proposed command's outcome goes. It holds the command's share of
+/// [`REQUEST_BYTES_INFLIGHT_MAX`] until it is answered or dropped: a caller that stops waiting
+/// (its request timed out) leaves the command in epoxy, and its bytes stay counted until the
+/// command is executed or abandoned. Giving them back when the caller left let a node under
+/// more load than it commits admit another 64 MiB every request timeout, and the backlog
+/// grew far past the bound (hundreds of MiB of 1 MiB puts, still committing long after the load).
+pub struct Waiter {
+    reply: oneshot::Sender<Result<Outcome, ProposeError>>,
+    _admitted: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Waiter {
+    fn send(self, outcome: Result<Outcome, ProposeError>) {
+        let _ = self.reply.send(outcome);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
 
 pub enum Input {
     Propose {
@@ -168,9 +189,10 @@ impl DriverHandle {
             ));
         }
         let command = Command { key, payload };
-        // Held until the command is answered (or this call gives up on it).
-        let _admitted = self.admit(command.bytes()).await?;
+        // Held by the driver until the command is answered, even when this call gives up first.
+        let admitted = self.admit(command.bytes()).await?;
         let (reply, rx) = oneshot::channel();
+        let reply = Waiter { reply, _admitted: admitted };
         let wait = async {
             self.tx
                 .send(Input::Propose { command, reply })
@@ -189,10 +211,10 @@ impl DriverHandle {
 
     /// Waits up to [`ADMISSION_WAIT_MAX`] for room for `bytes` under
     /// [`REQUEST_BYTES_INFLIGHT_MAX`].
-    async fn admit(&self, bytes: usize) -> Result<tokio::sync::SemaphorePermit<'_>, ProposeError> {
+    async fn admit(&self, bytes: usize) -> Result<tokio::sync::OwnedSemaphorePermit, ProposeError> {
         let permits = bytes.min(REQUEST_BYTES_INFLIGHT_MAX) as u32;
         let wait = ADMISSION_WAIT_MAX.min(self.request_timeout);
-        match tokio::time::timeout(wait, self.admission.acquire_many(permits)).await {
+        match tokio::time::timeout(wait, self.admission.clone().acquire_many_owned(permits)).await {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) => Err(ProposeError::Unavailable("the node is shutting down".into())),
             Err(_) => {
@@ -566,7 +588,7 @@ impl Driver {
                     ProposeError::Invalid(e.to_string())
                 };
                 for w in waiters {
-                    let _ = w.send(Err(error.clone()));
+                    w.send(Err(error.clone()));
                 }
             }
         }
@@ -574,7 +596,13 @@ impl Driver {
 
     fn send(&self, out: Outbound) {
         let Some(queue) = self.peers.get(&out.to) else { return };
-        if !queue.try_push(encode_message(self.replica.epoch(), &out.message).into()) {
+        let epoch = self.replica.epoch();
+        // Under load a peer's queue is often full; a message it cannot take is not encoded.
+        if !queue.has_room(encoded_message_len(epoch, &out.message)) {
+            metrics::counter!("mortar_node_peer_messages_dropped_total").increment(1);
+            return;
+        }
+        if !queue.try_push(encode_message(epoch, &out.message).into()) {
             metrics::counter!("mortar_node_peer_messages_dropped_total").increment(1);
         }
     }
@@ -665,7 +693,7 @@ impl Driver {
             for waiter in self.pending.remove(&id).unwrap_or_default() {
                 let error =
                     "the replica set is being reconfigured and the write did not take effect; retry it";
-                let _ = waiter.send(Err(ProposeError::Aborted(error.into())));
+                waiter.send(Err(ProposeError::Aborted(error.into())));
             }
         }
         if let Some(cut) = &ready.cut {
@@ -676,7 +704,7 @@ impl Driver {
         }
         for (waiters, outcomes) in replies {
             for (waiter, outcome) in waiters.into_iter().zip(outcomes) {
-                let _ = waiter.send(outcome);
+                waiter.send(outcome);
             }
         }
         for load in ready.load_requests {
@@ -757,7 +785,7 @@ impl Driver {
         for (_, waiters) in self.pending.drain() {
             for waiter in waiters {
                 let error = "the replica set was reconfigured and the write did not take effect; retry it";
-                let _ = waiter.send(Err(ProposeError::Aborted(error.into())));
+                waiter.send(Err(ProposeError::Aborted(error.into())));
             }
         }
         info!(epoch = next.epoch, members = ?next.members, "switched to the next epoch");

@@ -1,6 +1,7 @@
 //! The driver's round on one replica over in-memory storage: however much a round executes, its
 //! writes reach storage in batches within storage's limit, and a synced round syncs even when it
-//! has nothing left to write.
+//! has nothing left to write; and a command counts against the node's request bytes until it is
+//! answered.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -106,4 +107,31 @@ fn a_synced_round_with_nothing_to_write_still_syncs() {
     assert_eq!(storage.hook().synced.load(Ordering::Relaxed), 1, "one synced write");
     storage.inner().crash();
     assert!(storage.get_kv(b"k/earlier").expect("get").is_some(), "the sync made it durable");
+}
+
+/// A command counts against the node's request bytes until the driver answers or drops it, not
+/// until its caller stops waiting: before, each request timeout let another 64 MiB in while the
+/// commands already proposed were still in epoxy, and under more load than the cluster commits
+/// the backlog grew without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_whose_caller_gave_up_holds_its_bytes_until_the_driver_lets_it_go() {
+    // One replica of three, and no peers: nothing it proposes commits.
+    let replica =
+        Replica::new(Config::new(ReplicaId(1), vec![ReplicaId(1), ReplicaId(2), ReplicaId(3)]).unwrap());
+    let storage: Arc<dyn Storage> = Arc::new(mortar_storage::MemStorage::new());
+    let timeout = Duration::from_millis(50);
+    let (handle, thread) =
+        start(replica, storage, Peers::new(), timeout, None, EpochOptions::default()).expect("start");
+    let payload = Bytes::from(vec![7u8; 1024 * 1024]);
+    let command_bytes = Command { key: Bytes::from_static(b"k"), payload: payload.clone() }.bytes();
+    let result = handle.execute(Bytes::from_static(b"k"), payload).await;
+    assert!(matches!(result, Err(ProposeError::Unavailable(_))), "{result:?}");
+    assert_eq!(
+        handle.admission.available_permits(),
+        REQUEST_BYTES_INFLIGHT_MAX - command_bytes,
+        "the timed-out command is still in epoxy, and still counted"
+    );
+    handle.stop().await;
+    tokio::task::spawn_blocking(move || thread.join()).await.unwrap().expect("the driver ends");
+    assert_eq!(handle.admission.available_permits(), REQUEST_BYTES_INFLIGHT_MAX, "dropped with the driver");
 }

@@ -82,6 +82,12 @@ pub struct PeerQueue {
 }
 
 impl PeerQueue {
+    /// Whether a message of `len` bytes would be queued now (by count and by bytes). The answer
+    /// may be stale by the time [`Self::try_push`] runs, which checks again.
+    pub fn has_room(&self, len: usize) -> bool {
+        self.queued_bytes.load(Ordering::Acquire) + len <= PEER_QUEUE_BYTES_MAX && self.tx.capacity() > 0
+    }
+
     /// Queues an encoded message; false when the queue is full (by count or by bytes) or closed,
     /// and the message is dropped.
     pub fn try_push(&self, message: Bytes) -> bool {
