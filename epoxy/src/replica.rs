@@ -1140,8 +1140,8 @@ impl Replica {
     /// into a recovery storm: 1 MiB values from 1,000 clients delayed commits past 300-600 ms,
     /// both followers recovered nearly every instance of the live leader (about 150 each within
     /// seconds), the leader answered each Prepare with the whole committed instance, and those
-    /// answers filled its queues and delayed the next commits further; a put took 10-30 s after
-    /// the load had ended. A leader that is down is recovered as soon as its silence shows
+    /// answers filled its queues and delayed the next commits further; a put took 6-15 s after
+    /// the load had ended (over 30 s once in CI). A leader that is down is recovered as soon as its silence shows
     /// ([`silent_leader_wait`]), whatever its timeout.
     pub(crate) fn stall_wait(&mut self, id: InstanceId) -> u32 {
         let base = self.config.recovery_ticks;
@@ -1289,8 +1289,8 @@ const SILENT_LEADER_TURN_TICKS: u32 = 2;
 /// when its leader has gone silent: nothing heard from it for `silence[leader]` ticks (a whole
 /// progress interval, in which every live, connected replica sends each peer at least a
 /// `Progress`, so it is down or cut off from here; longer while its instances take longer than
-/// that to commit here, see `Replica::silence_ticks`), and no recoverer has come forward (the instance is held at the leader's
-/// ballot 0, or not at all). Without this, a crashed leader's instance waited out its whole stall
+/// that to commit here, see `Replica::silence_ticks`), and no recoverer has come forward (the
+/// instance is held at the leader's ballot 0, or not at all). Without this, a crashed leader's instance waited out its whole stall
 /// timeout (`recovery_ticks` plus up to as much again: 300-600 ms) before any survivor began,
 /// and a survivor's proposal that depended on it waited that long and the recovery on top
 /// (pair_kill: the N = 7 runs' slowest, near 1 s). The survivors take turns in ring order after
