@@ -41,7 +41,11 @@ fn decode<'a, T: serde::Deserialize<'a>>(what: &'static str, bytes: &'a [u8]) ->
 /// Encodes into a buffer of the exact size: growing one as it fills copied a large value's bytes
 /// about twice more (a 1 MiB command passes 1, 2, 4, ... MiB buffers).
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    let len = encoded_len(value);
+    encode_sized(value, encoded_len(value))
+}
+
+/// [`encode`] when the length is known already (from [`encoded_len`] of the same value).
+fn encode_sized<T: serde::Serialize>(value: &T, len: usize) -> Vec<u8> {
     let encoded =
         postcard::to_extend(value, Vec::with_capacity(len)).expect("encoding into a Vec cannot fail");
     debug_assert_eq!(encoded.len(), len, "postcard's size walk and its encoding agree");
@@ -96,13 +100,34 @@ pub fn decode_cut(bytes: &[u8]) -> Result<Cut, DecodeError> {
 /// A message as it travels between replicas: the sender's epoch, then the message (see
 /// [`crate::Replica::step_in_epoch`]).
 pub fn encode_message(epoch: u64, message: &Message) -> Vec<u8> {
-    encode(&(epoch, message))
+    MessageEncoding::new(epoch, message).encode()
 }
 
-/// The length of [`encode_message`]'s output, without encoding: a sender whose queue has no room
-/// for it drops the message without copying its commands.
-pub fn encoded_message_len(epoch: u64, message: &Message) -> usize {
-    encoded_len(&(epoch, message))
+/// A message about to be encoded, with its encoded length known (summed, no bytes copied): a
+/// sender whose queue has no room for it drops it without copying its commands, and one that
+/// encodes it does not size it again.
+pub struct MessageEncoding<'a> {
+    value: (u64, &'a Message),
+    len: usize,
+}
+
+impl<'a> MessageEncoding<'a> {
+    /// `message`, sent in `epoch`, sized for [`Self::encode`].
+    pub fn new(epoch: u64, message: &'a Message) -> Self {
+        let value = (epoch, message);
+        let len = encoded_len(&value);
+        Self { value, len }
+    }
+
+    /// The length of [`Self::encode`]'s output.
+    pub fn encoded_len(&self) -> usize {
+        self.len
+    }
+
+    /// The same bytes as [`encode_message`].
+    pub fn encode(&self) -> Vec<u8> {
+        encode_sized(&self.value, self.len)
+    }
 }
 
 /// The sender's epoch and the message.

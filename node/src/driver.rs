@@ -19,7 +19,7 @@ use crate::state_machine::{self, Outcome, View};
 use bytes::Bytes;
 use mortar_epoxy::codec::ENCODED_BYTES_MAX;
 use mortar_epoxy::codec::{
-    decode_instance, encode_cut, encode_instance, encode_key_record, encode_message, encoded_message_len,
+    MessageEncoding, decode_instance, encode_cut, encode_instance, encode_key_record, encode_message,
 };
 use mortar_epoxy::config::{BATCH_BYTES_MAX, BATCH_COMMANDS_MAX};
 use mortar_epoxy::{
@@ -596,13 +596,9 @@ impl Driver {
 
     fn send(&self, out: Outbound) {
         let Some(queue) = self.peers.get(&out.to) else { return };
-        let epoch = self.replica.epoch();
+        let message = MessageEncoding::new(self.replica.epoch(), &out.message);
         // Under load a peer's queue is often full; a message it cannot take is not encoded.
-        if !queue.has_room(encoded_message_len(epoch, &out.message)) {
-            metrics::counter!("mortar_node_peer_messages_dropped_total").increment(1);
-            return;
-        }
-        if !queue.try_push(encode_message(epoch, &out.message).into()) {
+        if !(queue.has_room(message.encoded_len()) && queue.try_push(message.encode().into())) {
             metrics::counter!("mortar_node_peer_messages_dropped_total").increment(1);
         }
     }
