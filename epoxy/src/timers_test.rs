@@ -22,9 +22,10 @@ fn holding_a_pre_accept_of_1(me: ReplicaId) -> Replica {
     r
 }
 
-/// Ticks `r` until it sends a Prepare for I11 (at most `ticks_max`); the tick it did, if any.
+/// Ticks `r` until it sends a Prepare for `id` (at most `ticks_max`); the tick it did, if any.
 fn ticks_to_prepare(
     r: &mut Replica,
+    id: InstanceId,
     ticks_max: u32,
     mut each_tick: impl FnMut(u32, &mut Replica),
 ) -> Option<u32> {
@@ -32,7 +33,7 @@ fn ticks_to_prepare(
         each_tick(tick, r);
         r.tick();
         let sent = r.ready().messages_after_persist;
-        if sent.iter().any(|m| matches!(m.message, Message::Prepare { id: I11, .. })) {
+        if sent.iter().any(|m| matches!(m.message, Message::Prepare { id: i, .. } if i == id)) {
             return Some(tick);
         }
     }
@@ -54,10 +55,10 @@ fn a_leader_silent_for_a_progress_interval_has_its_instance_recovered_in_ring_or
     let silent = config.progress_ticks();
     assert!(silent + 5 < config.recovery_ticks, "the test tells the two waits apart");
     // Replica 2 comes first after replica 1 in ring order, replica 3 a turn later.
-    let at = ticks_to_prepare(&mut r2, config.recovery_ticks, |_, _| {}).expect("recovered early");
+    let at = ticks_to_prepare(&mut r2, I11, config.recovery_ticks, |_, _| {}).expect("recovered early");
     assert!((silent..=silent + 3).contains(&at), "replica 2 recovered at tick {at}");
     let mut r3 = holding_a_pre_accept_of_1(R3);
-    let at3 = ticks_to_prepare(&mut r3, config.recovery_ticks, |_, _| {}).expect("recovered early");
+    let at3 = ticks_to_prepare(&mut r3, I11, config.recovery_ticks, |_, _| {}).expect("recovered early");
     assert!(at3 > at && at3 <= silent + 5, "replica 3 recovered at tick {at3}, replica 2 at {at}");
 }
 
@@ -68,7 +69,7 @@ fn a_leader_heard_from_lately_is_given_its_whole_stall_timeout() {
     let progress = Message::Progress { committed_up_to: 0, executed_up_to: vec![0; 5] };
     // The leader's progress exchange arrives every interval, a tick early: never a silent interval.
     let every = config.progress_ticks() - 1;
-    let at = ticks_to_prepare(&mut r2, 3 * config.recovery_ticks, |tick, r| {
+    let at = ticks_to_prepare(&mut r2, I11, 3 * config.recovery_ticks, |tick, r| {
         if tick % every == 0 {
             r.step(R1, progress.clone());
         }
@@ -82,7 +83,7 @@ fn a_recoverer_that_came_forward_is_given_a_whole_stall_timeout_though_the_leade
     let mut r3 = holding_a_pre_accept_of_1(R3);
     let config = r3.config().clone();
     // Replica 2 began recovering I11 before replica 3's turn: replica 3 promises its ballot.
-    let at = ticks_to_prepare(&mut r3, 3 * config.recovery_ticks, |tick, r| {
+    let at = ticks_to_prepare(&mut r3, I11, 3 * config.recovery_ticks, |tick, r| {
         if tick == config.progress_ticks() {
             r.step(R2, Message::Prepare { id: I11, ballot: Ballot { round: 1, replica: R2 } });
         }
@@ -182,13 +183,7 @@ fn once_commits_are_prompt_again_a_silent_leader_is_recovered_after_a_progress_i
     r2.step(R1, Message::PreAccept { id, ballot: B1, attrs: attrs(1, &[]), commands: vec![cmd("last")] });
     r2.ready();
     let silent = config.progress_ticks();
-    let at = (1..=config.recovery_ticks).find(|_| {
-        r2.tick();
-        r2.ready()
-            .messages_after_persist
-            .iter()
-            .any(|m| matches!(m.message, Message::Prepare { id: i, .. } if i == id))
-    });
+    let at = ticks_to_prepare(&mut r2, id, config.recovery_ticks, |_, _| {});
     let at = at.expect("recovered before its stall timeout");
     assert!(at <= silent + 3, "recovered at tick {at}, a progress interval is {silent}");
 }
