@@ -16,8 +16,10 @@
 //!
 //! Those four run by default. **ceilings** (only when named) measures what bounds the calls/s
 //! runs through node 1, with the same clients, keys and duration: `increment` and `getCount` on
-//! counters that node 1 owns itself (no call is forwarded), and plain KV puts through node 1 (the
-//! write an `increment` is built on). With `--etcd`, each is printed as a ratio to etcd's puts/s.
+//! counters that node 1 owns itself (no call is forwarded), plain KV puts through node 1 (the
+//! write an `increment` is built on), and KV puts through all three nodes (three leaders, as the
+//! spread counters have, without the forwarding hop). With `--etcd`, each is printed as a ratio to
+//! etcd's puts/s.
 //!
 //! The durable parts run only when named in `--parts` (see
 //! [`super::actors_durable`]):
@@ -139,7 +141,8 @@ pub struct Throughput {
     /// `increment`, `getCount`, or `kv put` (a ceiling).
     pub action: String,
     /// Which counters: `spread` (over the three owners, as `--keys` counters) or `node 1's` (all
-    /// owned by node 1: no call is forwarded); `-` for KV puts.
+    /// owned by node 1: no call is forwarded); for KV puts, the nodes put through: `node 1` or
+    /// `all nodes`.
     pub counters: String,
     pub calls: u64,
     pub errors: u64,
@@ -665,15 +668,26 @@ async fn run_parts(
             print_throughput(&run, args);
             result.throughput.push(run);
         }
-        let run = kv_puts(cluster, args).await?;
-        println!(
-            "KV puts/s through node 1 (the write an increment is built on): {:.0} ({} puts, {} errors; p50 \
-             {:.2} ms, p99 {:.2} ms; {} clients)",
-            run.calls_per_sec, run.calls, run.errors, run.latency.p50_ms, run.latency.p99_ms, args.clients
-        );
-        println!("  {}", run.cpu.line());
-        println!("  {}", run.epoxy.line());
-        result.throughput.push(run);
+        for through in [KV_NODE1, KV_ALL_NODES] {
+            let run = kv_puts(cluster, args, through).await?;
+            let what = if through == KV_NODE1 {
+                "through node 1 (the write an increment is built on)"
+            } else {
+                "through all three nodes (three leaders, as the spread counters' owners; nothing forwarded)"
+            };
+            println!(
+                "KV puts/s {what}: {:.0} ({} puts, {} errors; p50 {:.2} ms, p99 {:.2} ms; {} clients)",
+                run.calls_per_sec,
+                run.calls,
+                run.errors,
+                run.latency.p50_ms,
+                run.latency.p99_ms,
+                args.clients
+            );
+            println!("  {}", run.cpu.line());
+            println!("  {}", run.epoxy.line());
+            result.throughput.push(run);
+        }
     }
     if wants("activation") {
         let mut client = cluster.client(1).await?;
@@ -787,13 +801,18 @@ fn ratio_lines(runs: &[Throughput], etcd_puts: f64, clients: u64) -> Vec<String>
         .map(|run| {
             let ratio = run.calls_per_sec / etcd_puts.max(1e-9);
             let what = match (run.action.as_str(), run.counters.as_str()) {
+                (KV_PUT, KV_ALL_NODES) => "three leaders, nothing forwarded".to_string(),
                 (KV_PUT, _) => "ceiling of increment".to_string(),
                 ("increment", SPREAD) => "issue 21's target ≥ 1.5".to_string(),
                 (_, SPREAD) => "issue 21's target ≥ 4".to_string(),
                 _ => "ceiling: nothing forwarded".to_string(),
             };
             let unit = if run.action == KV_PUT { "puts/s" } else { "calls/s" };
-            let which = if run.counters == NODE1_OWNS { " (node 1's counters)" } else { "" };
+            let which = match run.counters.as_str() {
+                NODE1_OWNS => " (node 1's counters)",
+                KV_ALL_NODES => " (all three nodes)",
+                _ => "",
+            };
             format!(
                 "{}{which} {unit} ÷ etcd puts/s at {clients} clients: {ratio:.2} ({:.0} / {etcd_puts:.0}; {what})",
                 run.action, run.calls_per_sec
@@ -808,6 +827,9 @@ const ACTIONS: [(&str, &str); 2] = [("increment", r#"{"amount":1}"#), ("getCount
 const SPREAD: &str = "spread";
 const NODE1_OWNS: &str = "node 1's";
 const KV_PUT: &str = "kv put";
+/// [`Throughput::counters`] of KV puts: the nodes the clients put through.
+const KV_NODE1: &str = "node 1";
+const KV_ALL_NODES: &str = "all nodes";
 
 fn print_throughput(run: &Throughput, args: &ActorBenchArgs) {
     let which = if run.counters == NODE1_OWNS { ", all owned by node 1 (none forwarded)" } else { "" };
@@ -827,9 +849,13 @@ fn print_throughput(run: &Throughput, args: &ActorBenchArgs) {
     println!("  {}", run.epoxy.line());
 }
 
-/// Ceiling: KV puts through node 1 with the calls part's clients, duration and keys per client,
-/// and their CPU per put (no warm-up: the connections are open before the clock starts).
-async fn kv_puts(cluster: &BenchCluster, args: &ActorBenchArgs) -> anyhow::Result<Throughput> {
+/// Ceiling: KV puts with the calls part's clients, duration and keys per client, and their CPU per
+/// put (no warm-up: the connections are open before the clock starts). `through` is [`KV_NODE1`]
+/// (node 1 leads every put, as it owns every counter of the node-1 runs) or [`KV_ALL_NODES`] (the
+/// clients spread over the three nodes, each leading its clients' puts, as the three owners lead
+/// the spread counters' writes, without the forwarding hop).
+async fn kv_puts(cluster: &BenchCluster, args: &ActorBenchArgs, through: &str) -> anyhow::Result<Throughput> {
+    let nodes: &[u32] = if through == KV_NODE1 { &[1] } else { &[1, 2, 3] };
     let kv_args = mortar_node::bench::KvBenchArgs {
         clients: args.clients,
         duration: args.duration,
@@ -837,7 +863,7 @@ async fn kv_puts(cluster: &BenchCluster, args: &ActorBenchArgs) -> anyhow::Resul
         warmup: 0,
         ..mortar_node::bench::KvBenchArgs::new(
             mortar_node::bench::Target::Mortar,
-            vec![cluster.node(1).grpc.to_string()],
+            nodes.iter().map(|&id| cluster.node(id).grpc.to_string()).collect(),
         )
     };
     let epoxy_before = epoxy_sample(cluster).await?;
@@ -847,7 +873,7 @@ async fn kv_puts(cluster: &BenchCluster, args: &ActorBenchArgs) -> anyhow::Resul
     let epoxy_after = epoxy_sample(cluster).await?;
     Ok(Throughput {
         action: KV_PUT.to_string(),
-        counters: "-".to_string(),
+        counters: through.to_string(),
         calls: run.ops,
         errors: run.errors,
         calls_per_sec: run.ops_per_sec,

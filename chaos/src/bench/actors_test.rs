@@ -67,7 +67,8 @@ fn ratios_name_the_target_of_each_calls_run_and_mark_the_ceilings() {
         run("increment", SPREAD, 5_000.0),
         run("getCount", SPREAD, 20_000.0),
         run("getCount", NODE1_OWNS, 30_000.0),
-        run(KV_PUT, "-", 15_000.0),
+        run(KV_PUT, KV_NODE1, 15_000.0),
+        run(KV_PUT, KV_ALL_NODES, 16_000.0),
     ];
     let lines = ratio_lines(&runs, 10_000.0, 32);
     assert_eq!(
@@ -79,6 +80,8 @@ fn ratios_name_the_target_of_each_calls_run_and_mark_the_ceilings() {
     assert!(lines[2].ends_with("3.00 (30000 / 10000; ceiling: nothing forwarded)"), "{}", lines[2]);
     assert!(lines[3].starts_with("kv put puts/s"), "{}", lines[3]);
     assert!(lines[3].ends_with("1.50 (15000 / 10000; ceiling of increment)"), "{}", lines[3]);
+    assert!(lines[4].starts_with("kv put (all three nodes) puts/s"), "{}", lines[4]);
+    assert!(lines[4].ends_with("1.60 (16000 / 10000; three leaders, nothing forwarded)"), "{}", lines[4]);
 }
 
 #[test]
