@@ -668,13 +668,8 @@ async fn run_parts(
             print_throughput(&run, args);
             result.throughput.push(run);
         }
-        for through in [KV_NODE1, KV_ALL_NODES] {
-            let run = kv_puts(cluster, args, through).await?;
-            let what = if through == KV_NODE1 {
-                "through node 1 (the write an increment is built on)"
-            } else {
-                "through all three nodes (three leaders, as the spread counters' owners; nothing forwarded)"
-            };
+        for (through, nodes, what) in KV_CEILINGS {
+            let run = kv_puts(cluster, args, through, nodes).await?;
             println!(
                 "KV puts/s {what}: {:.0} ({} puts, {} errors; p50 {:.2} ms, p99 {:.2} ms; {} clients)",
                 run.calls_per_sec,
@@ -830,6 +825,16 @@ const KV_PUT: &str = "kv put";
 /// [`Throughput::counters`] of KV puts: the nodes the clients put through.
 const KV_NODE1: &str = "node 1";
 const KV_ALL_NODES: &str = "all nodes";
+/// The KV runs of the ceilings part: their [`Throughput::counters`], the nodes the clients put
+/// through, and what the run stands for.
+const KV_CEILINGS: [(&str, &[u32], &str); 2] = [
+    (KV_NODE1, &[1], "through node 1 (the write an increment is built on)"),
+    (
+        KV_ALL_NODES,
+        &[1, 2, 3],
+        "through all three nodes (three leaders, as the spread counters' owners; nothing forwarded)",
+    ),
+];
 
 fn print_throughput(run: &Throughput, args: &ActorBenchArgs) {
     let which = if run.counters == NODE1_OWNS { ", all owned by node 1 (none forwarded)" } else { "" };
@@ -849,13 +854,15 @@ fn print_throughput(run: &Throughput, args: &ActorBenchArgs) {
     println!("  {}", run.epoxy.line());
 }
 
-/// Ceiling: KV puts with the calls part's clients, duration and keys per client, and their CPU per
-/// put (no warm-up: the connections are open before the clock starts). `through` is [`KV_NODE1`]
-/// (node 1 leads every put, as it owns every counter of the node-1 runs) or [`KV_ALL_NODES`] (the
-/// clients spread over the three nodes, each leading its clients' puts, as the three owners lead
-/// the spread counters' writes, without the forwarding hop).
-async fn kv_puts(cluster: &BenchCluster, args: &ActorBenchArgs, through: &str) -> anyhow::Result<Throughput> {
-    let nodes: &[u32] = if through == KV_NODE1 { &[1] } else { &[1, 2, 3] };
+/// Ceiling: KV puts with the calls part's clients, duration and keys per client, spread over
+/// `nodes` (each leads its clients' puts), and their CPU per put (no warm-up: the connections are
+/// open before the clock starts). `through` names the run (see [`KV_CEILINGS`]).
+async fn kv_puts(
+    cluster: &BenchCluster,
+    args: &ActorBenchArgs,
+    through: &str,
+    nodes: &[u32],
+) -> anyhow::Result<Throughput> {
     let kv_args = mortar_node::bench::KvBenchArgs {
         clients: args.clients,
         duration: args.duration,
